@@ -1,0 +1,51 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary>Liveness and readiness probes.</summary>
+public static class SystemApi
+{
+    /// <summary>Tag of the checks that decide readiness.</summary>
+    public const string ReadyTag = "ready";
+
+    /// <summary>Maps <c>/healthz</c> and <c>/readyz</c>.</summary>
+    public static IEndpointRouteBuilder MapSystemApi(this IEndpointRouteBuilder app)
+    {
+        var probes = app.MapGroup("").WithTags("System").AllowAnonymous();
+        probes.MapGet("/healthz", Liveness)
+            .WithName("Liveness")
+            .WithSummary("Liveness: the process is up and serving HTTP.");
+        probes.MapGet("/readyz", ReadinessAsync)
+            .WithName("Readiness")
+            .WithSummary("Readiness: Postgres and Redis answer; 503 with the failing checks otherwise.");
+        return app;
+    }
+
+    private static Ok<HealthReportResponse> Liveness() =>
+        TypedResults.Ok(new HealthReportResponse("Healthy", []));
+
+    private static async Task<Results<Ok<HealthReportResponse>, JsonHttpResult<HealthReportResponse>>> ReadinessAsync(
+        HealthCheckService health, CancellationToken cancellationToken)
+    {
+        var report = await health.CheckHealthAsync(check => check.Tags.Contains(ReadyTag), cancellationToken);
+        var body = new HealthReportResponse(
+            report.Status.ToString(),
+            report.Entries.Select(e => new HealthCheckEntry(e.Key, e.Value.Status.ToString(), e.Value.Description, e.Value.Duration.TotalMilliseconds)).ToList());
+        return report.Status == HealthStatus.Healthy
+            ? TypedResults.Ok(body)
+            : TypedResults.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+}
+
+/// <summary>Result of a health probe.</summary>
+/// <param name="Status"><c>Healthy</c>, <c>Degraded</c> or <c>Unhealthy</c>.</param>
+/// <param name="Checks">Each dependency checked.</param>
+public sealed record HealthReportResponse(string Status, IReadOnlyList<HealthCheckEntry> Checks);
+
+/// <summary>One dependency's state.</summary>
+/// <param name="Name">Dependency name (<c>postgres</c>, <c>redis</c>).</param>
+/// <param name="Status">Its status.</param>
+/// <param name="Description">Why, when it is not healthy.</param>
+/// <param name="DurationMs">How long the check took.</param>
+public sealed record HealthCheckEntry(string Name, string Status, string? Description, double DurationMs);

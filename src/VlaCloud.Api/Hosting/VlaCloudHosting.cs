@@ -1,0 +1,101 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.OpenApi;
+using StackExchange.Redis;
+using VlaCloud.Api.Apis;
+using VlaCloud.Api.Auth;
+using VlaCloud.Api.Health;
+using VlaCloud.Registry;
+
+namespace VlaCloud.Api.Hosting;
+
+/// <summary>Composition root: what <c>Program.cs</c> calls.</summary>
+public static class VlaCloudHosting
+{
+    /// <summary>Name of the Redis connection string in configuration.</summary>
+    public const string RedisConnectionStringName = "Redis";
+
+    /// <summary>Registers every VlaCloud service on the builder.</summary>
+    public static WebApplicationBuilder AddVlaCloud(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<VlaCloudOptions>().BindConfiguration(VlaCloudOptions.Section);
+        services.AddProblemDetails();
+        services.AddHttpContextAccessor();
+
+        services.AddRegistry();
+        services.AddSingleton<IConnectionMultiplexer>(sp => ConnectRedis(sp.GetRequiredService<IConfiguration>()));
+
+        // The initializer is the first hosted service: migrations and seed data exist before anything else starts.
+        services.AddHostedService<DatabaseInitializer>();
+        services.AddVlaCloudHangfire();
+
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddAuthorization(options => options.AddScopePolicies());
+        services.AddScoped<CurrentTenant>();
+
+        services.AddHealthChecks()
+            .AddCheck<PostgresReadinessCheck>("postgres", tags: [SystemApi.ReadyTag])
+            .AddCheck<RedisReadinessCheck>("redis", tags: [SystemApi.ReadyTag]);
+
+        services.AddEndpointsApiExplorer();
+        services.AddSwaggerGen(swagger =>
+        {
+            swagger.SwaggerDoc(OpenApiDocumentName, new OpenApiInfo
+            {
+                Title = "VlaCloud API",
+                Version = "v1",
+                Description = "Multi-tenant policy API for robot vision-language-action models (ST4VLA): " +
+                              "actions over REST and WebSocket, datasets, fine-tuning, and a versioned checkpoint registry.",
+            });
+            swagger.AddSecurityDefinition(ApiKeyAuthenticationHandler.SchemeName, new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.Http,
+                Scheme = "bearer",
+                BearerFormat = "vlc_<prefix>_<secret>",
+                Description = "A tenant API key: 'Authorization: Bearer vlc_...'.",
+            });
+            swagger.AddSecurityRequirement(document => new OpenApiSecurityRequirement
+            {
+                [new OpenApiSecuritySchemeReference(ApiKeyAuthenticationHandler.SchemeName, document)] = [],
+            });
+        });
+        return builder;
+    }
+
+    /// <summary>Name of the OpenAPI document, served at <c>/swagger/v1/swagger.json</c>.</summary>
+    public const string OpenApiDocumentName = "v1";
+
+    /// <summary>Adds the middleware and maps every endpoint group.</summary>
+    public static WebApplication MapVlaCloud(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseAuthorization();
+
+        app.UseSwagger();
+        app.UseSwaggerUI(ui =>
+        {
+            ui.SwaggerEndpoint($"/swagger/{OpenApiDocumentName}/swagger.json", "VlaCloud API v1");
+            ui.DocumentTitle = "VlaCloud API";
+        });
+
+        app.MapSystemApi();
+        app.MapHangfireDashboard();
+        return app;
+    }
+
+    private static ConnectionMultiplexer ConnectRedis(IConfiguration configuration)
+    {
+        var connectionString = configuration.GetConnectionString(RedisConnectionStringName) is { Length: > 0 } value
+            ? value
+            : throw new InvalidOperationException(
+                $"ConnectionStrings:{RedisConnectionStringName} is not set. Start the local services with `bash .ci/services start`.");
+        var options = ConfigurationOptions.Parse(connectionString);
+        // Start even when Redis is down: readiness reports it, and the client reconnects by itself.
+        options.AbortOnConnectFail = false;
+        options.ConnectTimeout = 2000;
+        return ConnectionMultiplexer.Connect(options);
+    }
+}

@@ -1,0 +1,85 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Microsoft.EntityFrameworkCore;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Entities;
+using VlaCloud.Testing;
+
+namespace VlaCloud.Api.Tests;
+
+[Collection(HostCollection.Name)]
+public sealed class HostTests(ServicesFixture services)
+{
+    [Fact]
+    public async Task Starting_twice_on_one_database_migrates_once_and_seeds_one_demo_tenant_with_one_key()
+    {
+        var database = await services.CreateDatabaseAsync();
+        var keyFile = Path.Combine(Path.GetTempPath(), $"vlacloud-demo-key-{Guid.NewGuid():N}");
+        var settings = new Dictionary<string, string?> { ["VlaCloud:SeedDemo"] = "true", ["VlaCloud:DemoKeyFile"] = keyFile };
+        try
+        {
+            for (var start = 0; start < 2; start++)
+            {
+                await using var app = new VlaCloudAppFactory(database, services.RedisConnectionString, services.RedisPrefix, settings);
+                Assert.Equal(HttpStatusCode.OK, (await app.CreateClient().GetAsync("/readyz")).StatusCode);
+                var (tenants, keys, pending) = await app.WithDbAsync(async db => (
+                    await db.Tenants.CountAsync(t => t.Name == "demo"),
+                    await db.ApiKeys.CountAsync(),
+                    (await db.Database.GetPendingMigrationsAsync()).Count()));
+                Assert.Equal((1, 1, 0), (tenants, keys, pending));
+            }
+
+            var demoKey = (await File.ReadAllTextAsync(keyFile)).Trim();
+            Assert.NotNull(ApiKeyFormat.TryGetPrefix(demoKey));
+            if (OperatingSystem.IsLinux()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
+
+    [Fact]
+    public async Task The_job_dashboard_asks_for_basic_credentials_and_opens_for_an_admin_key()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var client = app.CreateClient();
+
+        var anonymous = await client.GetAsync("/hangfire");
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.StartsWith("Basic", anonymous.Headers.WwwAuthenticate.ToString());
+
+        var (_, adminKey) = await app.CreateTenantAsync(scopes: ApiScopes.Admin);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"admin:{adminKey}")));
+        var dashboard = await client.GetAsync("/hangfire");
+        Assert.Equal(HttpStatusCode.OK, dashboard.StatusCode);
+        Assert.Contains("VlaCloud jobs", await dashboard.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task The_job_dashboard_refuses_a_key_without_the_admin_scope_with_problem_details()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var (_, key) = await app.CreateTenantAsync(scopes: ApiScopes.Inference);
+        var response = await app.CreateClient(key).GetAsync("/hangfire");
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task A_revoked_or_malformed_key_is_refused_with_401_problem_details()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var (tenant, key) = await app.CreateTenantAsync(scopes: ApiScopes.Admin);
+        await app.WithDbAsync(db => db.ApiKeys.Where(k => k.TenantId == tenant.Id)
+            .ExecuteUpdateAsync(k => k.SetProperty(x => x.RevokedAt, DateTimeOffset.UtcNow)));
+
+        foreach (var presented in new[] { key, "vlc_not-a-key", "" })
+        {
+            var response = await app.CreateClient(presented.Length > 0 ? presented : "x").GetAsync("/hangfire");
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+    }
+}
