@@ -1,0 +1,166 @@
+namespace VlaCloud.Sim;
+
+/// <summary>How an evaluation runs.</summary>
+/// <param name="EpisodesPerSplit">Episodes per split (episode i uses the split's seed <c>SeedBase + i</c>).</param>
+/// <param name="ParallelEnvs">Environments stepped in lockstep; the controller gets up to this many observations per call.</param>
+/// <param name="ExecuteSteps">Actions of each returned chunk executed before the controller is asked again.</param>
+/// <param name="Tasks">Task kinds, alternated by episode index.</param>
+/// <param name="Embodiment">Robot description (cameras, step limit).</param>
+public sealed record EvaluationOptions(
+    int EpisodesPerSplit = 50,
+    int ParallelEnvs = 8,
+    int ExecuteSteps = 8,
+    IReadOnlyList<TaskKind>? Tasks = null,
+    SimEmbodiment? Embodiment = null)
+{
+    internal IReadOnlyList<TaskKind> TaskKinds => Tasks is { Count: > 0 } ? Tasks : [TaskKind.PickPlace, TaskKind.Push];
+
+    internal SimEmbodiment Robot => Embodiment ?? SimEmbodiment.Tabletop;
+}
+
+/// <summary>Progress of an evaluation, reported after every finished episode.</summary>
+public sealed record EvaluationProgress(string Split, int Done, int Total, int Successes);
+
+/// <summary>A success rate with its 95 % Wilson score interval.</summary>
+public sealed record SuccessRate(int Successes, int Episodes)
+{
+    /// <summary>Successes / episodes (0 when there are none).</summary>
+    public double Rate => Episodes == 0 ? 0 : (double)Successes / Episodes;
+
+    /// <summary>Lower end of the 95 % Wilson interval.</summary>
+    public double Low => Wilson.Interval(Successes, Episodes).Low;
+
+    /// <summary>Upper end of the 95 % Wilson interval.</summary>
+    public double High => Wilson.Interval(Successes, Episodes).High;
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Rate:P1} [{Low:P1}, {High:P1}] ({Successes}/{Episodes})";
+}
+
+/// <summary>The outcome of one split.</summary>
+/// <param name="Split">Split name.</param>
+/// <param name="Overall">Success over all episodes.</param>
+/// <param name="ByTask">Success per task kind.</param>
+/// <param name="MeanSteps">Mean episode length in steps.</param>
+/// <param name="ControllerCalls">Calls to the controller (batched).</param>
+public sealed record SplitResult(string Split, SuccessRate Overall, IReadOnlyDictionary<TaskKind, SuccessRate> ByTask, double MeanSteps, int ControllerCalls);
+
+/// <summary>The Wilson score interval for a binomial proportion.</summary>
+public static class Wilson
+{
+    /// <summary>The interval for <paramref name="successes"/> of <paramref name="n"/> at <paramref name="z"/> (1.96 for 95 %).</summary>
+    public static (double Low, double High) Interval(int successes, int n, double z = 1.959964)
+    {
+        if (n <= 0) return (0, 1);
+        var p = (double)successes / n;
+        var z2 = z * z;
+        var denominator = 1 + z2 / n;
+        var center = (p + z2 / (2 * n)) / denominator;
+        var half = z * Math.Sqrt(p * (1 - p) / n + z2 / (4.0 * n * n)) / denominator;
+        return (Math.Max(0, center - half), Math.Min(1, center + half));
+    }
+}
+
+/// <summary>
+/// Closed-loop evaluation of any <see cref="IActionController"/>: runs episodes of each split in
+/// <see cref="EvaluationOptions.ParallelEnvs"/> environments in lockstep, asks the controller for all
+/// environments that ran out of actions in one batched call, and counts successes.
+/// </summary>
+public static class Evaluator
+{
+    /// <summary>Evaluates <paramref name="controller"/> on each split in turn.</summary>
+    public static IReadOnlyList<SplitResult> Evaluate(
+        IActionController controller,
+        IEnumerable<SimSplit> splits,
+        EvaluationOptions options,
+        IProgress<EvaluationProgress>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        [.. splits.Select(s => EvaluateSplit(controller, s, options, progress, cancellationToken))];
+
+    /// <summary>Evaluates <paramref name="controller"/> on one split.</summary>
+    public static SplitResult EvaluateSplit(
+        IActionController controller,
+        SimSplit split,
+        EvaluationOptions options,
+        IProgress<EvaluationProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.EpisodesPerSplit, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.ParallelEnvs, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.ExecuteSteps, 1);
+        var robot = options.Robot;
+        var total = options.EpisodesPerSplit;
+        var slots = new Slot?[Math.Min(options.ParallelEnvs, total)];
+        var renderers = new Renderer?[slots.Length];
+        var outcomes = new List<(TaskKind Kind, bool Success, int Steps)>();
+        var nextEpisode = 0;
+        var calls = 0;
+        try
+        {
+            for (var i = 0; i < slots.Length; i++) slots[i] = Start(split, nextEpisode++, options);
+            while (slots.Any(s => s is not null))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var needing = Enumerable.Range(0, slots.Length).Where(i => slots[i] is { Pending.Count: 0 }).ToArray();
+                if (needing.Length > 0)
+                {
+                    var observations = new SimObservation[needing.Length];
+                    Parallel.For(0, needing.Length, j =>
+                    {
+                        var i = needing[j];
+                        var slot = slots[i]!;
+                        var state = slot.World.Snapshot();
+                        IReadOnlyDictionary<string, byte[]> images = controller.NeedsImages
+                            ? (renderers[i] ??= new Renderer(robot.Cameras[0].Width)).RenderAll(state, robot)
+                            : new Dictionary<string, byte[]>();
+                        observations[j] = new SimObservation(slot.EpisodeId, slot.World.Step, slot.World.Scene.Task.Instruction, slot.World.State(), images, state);
+                    });
+                    var chunks = controller.Act(observations);
+                    calls++;
+                    if (chunks.Count != observations.Length)
+                        throw new InvalidOperationException($"the controller returned {chunks.Count} chunks for {observations.Length} observations");
+                    for (var j = 0; j < needing.Length; j++)
+                    {
+                        var chunk = chunks[j];
+                        if (chunk.Length == 0) throw new InvalidOperationException("the controller returned an empty action chunk");
+                        foreach (var action in chunk.Take(options.ExecuteSteps)) slots[needing[j]]!.Pending.Enqueue(action);
+                    }
+                }
+
+                for (var i = 0; i < slots.Length; i++)
+                {
+                    var slot = slots[i];
+                    if (slot is null) continue;
+                    slot.World.Apply(slot.Pending.Dequeue());
+                    var success = slot.World.IsSuccess;
+                    if (!success && slot.World.Step < robot.MaxEpisodeSteps) continue;
+                    outcomes.Add((slot.World.Scene.Task.Kind, success, slot.World.Step));
+                    progress?.Report(new EvaluationProgress(split.Name, outcomes.Count, total, outcomes.Count(o => o.Success)));
+                    slots[i] = nextEpisode < total ? Start(split, nextEpisode++, options) : null;
+                }
+            }
+        }
+        finally
+        {
+            foreach (var r in renderers) r?.Dispose();
+        }
+
+        var byTask = outcomes.GroupBy(o => o.Kind).ToDictionary(g => g.Key, g => new SuccessRate(g.Count(o => o.Success), g.Count()));
+        return new SplitResult(split.Name, new SuccessRate(outcomes.Count(o => o.Success), outcomes.Count), byTask,
+            outcomes.Average(o => o.Steps), calls);
+    }
+
+    private static Slot Start(SimSplit split, int episode, EvaluationOptions options)
+    {
+        var scene = SceneGenerator.ForEpisode(split, episode, SceneGenerator.KindOf(episode, options.TaskKinds));
+        // Episode ids are unique across splits too, so a controller keeping per-episode history never mixes two.
+        return new Slot(new TabletopWorld(scene), (long)split.SeedBase + episode);
+    }
+
+    private sealed class Slot(TabletopWorld world, long episodeId)
+    {
+        public TabletopWorld World { get; } = world;
+        public long EpisodeId { get; } = episodeId;
+        public Queue<float[]> Pending { get; } = new();
+    }
+}

@@ -1,0 +1,99 @@
+using VlaCloud.Sim;
+
+namespace VlaCloud.Sim.Tests;
+
+public sealed class ExpertAndDeterminismTests
+{
+    [Fact]
+    public void The_same_seed_gives_the_same_scene_and_the_same_rollout()
+    {
+        var a = SceneGenerator.Generate(SimSplits.Train, 1234, TaskKind.Push);
+        var b = SceneGenerator.Generate(SimSplits.Train, 1234, TaskKind.Push);
+        var c = SceneGenerator.Generate(SimSplits.Train, 1235, TaskKind.Push);
+
+        Assert.Equal(a.Objects, b.Objects);
+        Assert.Equal(a.ObjectPositions, b.ObjectPositions);
+        Assert.Equal(a.Destinations, b.Destinations);
+        Assert.Equal(a.Task, b.Task);
+        Assert.NotEqual(a.ObjectPositions, c.ObjectPositions);
+
+        using var renderer = new Renderer(64);
+        var ra = EpisodeRecorder.RecordExpert(a, SimEmbodiment.Tabletop, renderer);
+        var rb = EpisodeRecorder.RecordExpert(b, SimEmbodiment.Tabletop, renderer);
+        Assert.Equal(ra.Frames.Count, rb.Frames.Count);
+        for (var t = 0; t < ra.Frames.Count; t++)
+        {
+            Assert.Equal(ra.Frames[t].Action, rb.Frames[t].Action);
+            Assert.Equal(ra.Frames[t].State, rb.Frames[t].State);
+            Assert.Equal(ra.Frames[t].Images["main"], rb.Frames[t].Images["main"]);
+            Assert.Equal(ra.Frames[t].Images["wrist"], rb.Frames[t].Images["wrist"]);
+        }
+    }
+
+    [Theory]
+    [InlineData(TaskKind.PickPlace)]
+    [InlineData(TaskKind.Push)]
+    public void The_scripted_expert_succeeds_in_at_least_95_percent_of_120_episodes(TaskKind kind)
+    {
+        var result = Evaluator.EvaluateSplit(new ScriptedExpert(), SimSplits.Train,
+            new EvaluationOptions(EpisodesPerSplit: 120, ParallelEnvs: 16, Tasks: [kind]));
+
+        Assert.Equal(120, result.Overall.Episodes);
+        Assert.True(result.Overall.Rate >= 0.95, $"expert success on {kind}: {result.Overall}");
+        Assert.InRange(result.MeanSteps, 3, SimEmbodiment.Tabletop.MaxEpisodeSteps);
+    }
+
+    [Fact]
+    public void The_expert_succeeds_on_every_evaluation_split()
+    {
+        var results = Evaluator.Evaluate(new ScriptedExpert(), SimSplits.Evaluation, new EvaluationOptions(EpisodesPerSplit: 40));
+
+        Assert.All(results, r => Assert.True(r.Overall.Rate >= 0.95, $"{r.Split}: {r.Overall}"));
+    }
+
+    [Fact]
+    public void A_controller_that_never_moves_fails_and_its_interval_excludes_success()
+    {
+        var result = Evaluator.EvaluateSplit(new StandStill(), SimSplits.Seen, new EvaluationOptions(EpisodesPerSplit: 20, ParallelEnvs: 4));
+
+        Assert.Equal(0, result.Overall.Successes);
+        Assert.Equal(SimEmbodiment.Tabletop.MaxEpisodeSteps, result.MeanSteps);
+        Assert.True(result.Overall.High < 0.2);
+        // Chunks of 8 executed in full: 60 steps need ceil(60 / 8) = 8 calls per wave of 4 environments, 5 waves.
+        Assert.Equal(40, result.ControllerCalls);
+    }
+
+    [Fact]
+    public void The_evaluator_batches_observations_with_images_for_controllers_that_need_them()
+    {
+        var recorder = new StandStill();
+        Evaluator.EvaluateSplit(recorder, SimSplits.Seen, new EvaluationOptions(EpisodesPerSplit: 6, ParallelEnvs: 3));
+
+        Assert.Equal(3, recorder.LargestBatch);
+        Assert.Equal(64 * 64 * 3, recorder.LastImages!["main"].Length);
+        Assert.Equal(64 * 64 * 3, recorder.LastImages!["wrist"].Length);
+    }
+
+    [Fact]
+    public void Wilson_intervals_match_published_values()
+    {
+        // 81/100 → [0.7222, 0.8749] (Wilson 1927, as tabulated by Newcombe 1998).
+        var (low, high) = Wilson.Interval(81, 100);
+        Assert.Equal(0.7222, low, 3);
+        Assert.Equal(0.8749, high, 3);
+        Assert.Equal((0.0, 0.1611), (Wilson.Interval(0, 20).Low, Math.Round(Wilson.Interval(0, 20).High, 4)));
+    }
+
+    private sealed class StandStill : IActionController
+    {
+        public int LargestBatch { get; private set; }
+        public IReadOnlyDictionary<string, byte[]>? LastImages { get; private set; }
+
+        public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch)
+        {
+            LargestBatch = Math.Max(LargestBatch, batch.Count);
+            LastImages = batch[^1].Images;
+            return [.. batch.Select(_ => Enumerable.Range(0, 8).Select(_ => new[] { 0f, 0f, 0f }).ToArray())];
+        }
+    }
+}
