@@ -1,0 +1,114 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace VlaCloud.Policy.Checkpoint;
+
+/// <summary>One tensor's entry in a safetensors header.</summary>
+internal sealed record SafetensorEntry(string Name, string Dtype, long[] Shape, long Begin, long End);
+
+/// <summary>
+/// The safetensors file format, read and written here: an 8-byte little-endian header length, a JSON
+/// header <c>{name: {dtype, shape, data_offsets}}</c> padded with spaces to 8 bytes, then the raw
+/// little-endian data. Written tensors are F32; F32, BF16 and F16 are read.
+/// </summary>
+internal static class Safetensors
+{
+    public static void Write(string path, IEnumerable<(string Name, long[] Shape, float[] Data)> tensors)
+    {
+        var list = tensors.OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+        var header = new JsonObject();
+        long offset = 0;
+        foreach (var (name, shape, data) in list)
+        {
+            if (shape.Aggregate(1L, (a, b) => a * b) != data.Length) throw new ArgumentException($"tensor '{name}': shape and data length disagree");
+            var bytes = 4L * data.Length;
+            header[name] = new JsonObject
+            {
+                ["dtype"] = "F32",
+                ["shape"] = new JsonArray(shape.Select(s => (JsonNode)s!).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes),
+            };
+            offset += bytes;
+        }
+        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        var padded = (json.Length + 7) / 8 * 8;
+        using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+        Span<byte> len = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)padded);
+        file.Write(len);
+        file.Write(json);
+        for (var i = json.Length; i < padded; i++) file.WriteByte((byte)' ');
+        foreach (var (_, _, data) in list)
+        {
+            if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
+            file.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+        }
+    }
+
+    /// <summary>Reads and checks the header: offsets contiguous and inside the file.</summary>
+    public static (Dictionary<string, SafetensorEntry> Entries, long DataStart) ReadHeader(FileStream file, string fileName)
+    {
+        Span<byte> len = stackalloc byte[8];
+        if (file.Read(len) != 8) throw new CheckpointException($"{fileName}: too short to be a safetensors file");
+        var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(len);
+        if (headerLength == 0 || headerLength > 100_000_000 || (long)headerLength > file.Length - 8)
+            throw new CheckpointException($"{fileName}: header length {headerLength} is not valid");
+        var headerBytes = new byte[headerLength];
+        file.ReadExactly(headerBytes);
+        JsonObject header;
+        try { header = JsonNode.Parse(headerBytes) as JsonObject ?? throw new JsonException("not an object"); }
+        catch (JsonException e) { throw new CheckpointException($"{fileName}: header is not valid JSON ({e.Message})"); }
+        var dataStart = 8 + (long)headerLength;
+        var entries = new Dictionary<string, SafetensorEntry>();
+        foreach (var (name, node) in header)
+        {
+            if (name == "__metadata__") continue;
+            try
+            {
+                var dtype = (string)node!["dtype"]!;
+                var shape = node["shape"]!.AsArray().Select(n => (long)n!).ToArray();
+                var offsets = node["data_offsets"]!.AsArray().Select(n => (long)n!).ToArray();
+                var elementSize = dtype switch { "F32" => 4, "BF16" or "F16" => 2, _ => throw new CheckpointException($"{fileName}: tensor '{name}' has unsupported dtype {dtype}") };
+                var count = shape.Aggregate(1L, (a, b) => a * b);
+                if (offsets.Length != 2 || offsets[1] - offsets[0] != count * elementSize || offsets[0] < 0 || dataStart + offsets[1] > file.Length)
+                    throw new CheckpointException($"{fileName}: tensor '{name}' has data offsets that do not fit its shape or the file");
+                entries[name] = new SafetensorEntry(name, dtype, shape, offsets[0], offsets[1]);
+            }
+            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException)
+            {
+                throw new CheckpointException($"{fileName}: tensor '{name}' has a malformed header entry");
+            }
+        }
+        return (entries, dataStart);
+    }
+
+    /// <summary>Reads one tensor's data as float32.</summary>
+    public static float[] ReadFloats(FileStream file, long dataStart, SafetensorEntry e)
+    {
+        var bytes = new byte[e.End - e.Begin];
+        file.Position = dataStart + e.Begin;
+        file.ReadExactly(bytes);
+        switch (e.Dtype)
+        {
+            case "F32":
+                return MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+            case "BF16":
+            {
+                var halves = MemoryMarshal.Cast<byte, ushort>(bytes);
+                var result = new float[halves.Length];
+                for (var i = 0; i < halves.Length; i++) result[i] = BitConverter.Int32BitsToSingle(halves[i] << 16);
+                return result;
+            }
+            default:
+            {
+                var halves = MemoryMarshal.Cast<byte, Half>(bytes);
+                var result = new float[halves.Length];
+                for (var i = 0; i < halves.Length; i++) result[i] = (float)halves[i];
+                return result;
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace VlaCloud.Policy.Modules;
+
+/// <summary>Root-mean-square layer norm (no mean subtraction, no bias), as in Llama/Qwen.</summary>
+internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;
+    private readonly double eps;
+
+    public RmsNorm(string name, long dim, double eps = 1e-6) : base(name)
+    {
+        weight = nn.Parameter(ones(dim));
+        this.eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var rms = (x.pow(2).mean([-1], keepdim: true) + eps).rsqrt();
+        return (x * rms * weight).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Gated MLP: down(silu(gate(x)) * up(x)).</summary>
+internal sealed class SwiGlu : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear gate, up, down;
+
+    public SwiGlu(string name, long dim, long hidden) : base(name)
+    {
+        gate = nn.Linear(dim, hidden, hasBias: false);
+        up = nn.Linear(dim, hidden, hasBias: false);
+        down = nn.Linear(hidden, dim, hasBias: false);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => down.call(nn.functional.silu(gate.call(x)) * up.call(x));
+}
+
+/// <summary>Two-layer GELU MLP of the ViT, the bridge and the DiT.</summary>
+internal sealed class GeluMlp : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear fc1, fc2;
+
+    public GeluMlp(string name, long dim, long hidden) : base(name)
+    {
+        fc1 = nn.Linear(dim, hidden);
+        fc2 = nn.Linear(hidden, dim);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => fc2.call(nn.functional.gelu(fc1.call(x)));
+}
+
+/// <summary>
+/// Multi-head attention of queries <c>x</c> over a context (itself for self-attention), without
+/// positions: the ViT, the bridge and the DiT use learned absolute positions instead.
+/// </summary>
+internal sealed class Attention : nn.Module<Tensor, Tensor, Tensor?, Tensor>
+{
+    private readonly Linear q, kv, proj;
+    private readonly long heads;
+
+    public Attention(string name, long dim, long heads, long? contextDim = null) : base(name)
+    {
+        if (dim % heads != 0) throw new ArgumentException($"width {dim} is not divisible by {heads} heads");
+        q = nn.Linear(dim, dim);
+        kv = nn.Linear(contextDim ?? dim, 2 * dim);
+        proj = nn.Linear(dim, dim);
+        this.heads = heads;
+        RegisterComponents();
+    }
+
+    /// <param name="x">(B, T, D) queries.</param>
+    /// <param name="context">(B, S, Dc) keys/values.</param>
+    /// <param name="mask">optional additive mask broadcastable to (B, h, T, S).</param>
+    public override Tensor forward(Tensor x, Tensor context, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        var (b, t, d) = (x.shape[0], x.shape[1], x.shape[2]);
+        var s = context.shape[1];
+        var hd = d / heads;
+        var qh = q.call(x).view(b, t, heads, hd).transpose(1, 2);            // (B, h, T, hd)
+        var kvh = kv.call(context).view(b, s, 2, heads, hd).permute(2, 0, 3, 1, 4); // (2, B, h, S, hd)
+        var y = nn.functional.scaled_dot_product_attention(qh, kvh[0], kvh[1], mask); // (B, h, T, hd)
+        return proj.call(y.transpose(1, 2).reshape(b, t, d)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Rotary position embedding (RoPE) for per-sample integer positions.</summary>
+internal static class Rotary
+{
+    /// <summary>cos/sin tables of shape (B, 1, T, hd) for positions (B, T).</summary>
+    public static (Tensor Cos, Tensor Sin) Tables(Tensor positions, long headDim, double theta, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var inv = pow(theta, -arange(0, headDim, 2, dtype: float32, device: positions.device) / headDim); // (hd/2)
+        var angles = positions.to(float32).unsqueeze(-1) * inv;                 // (B, T, hd/2)
+        var full = cat([angles, angles], -1).unsqueeze(1);                       // (B, 1, T, hd)
+        return (full.cos().to(dtype).MoveToOuterDisposeScope(), full.sin().to(dtype).MoveToOuterDisposeScope());
+    }
+
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        var half = x.shape[^1] / 2;
+        var x1 = x[.., .., .., ..(int)half];
+        var x2 = x[.., .., .., (int)half..];
+        return x * cos + cat([-x2, x1], -1) * sin;
+    }
+}
+
+/// <summary>
+/// Per-layer key/value cache for greedy decoding. Its tensors leave the (nested) dispose scopes of the
+/// layers that fill it and are freed by <see cref="Dispose"/>.
+/// </summary>
+internal sealed class KvCache(int layers) : IDisposable
+{
+    private readonly Tensor?[] keys = new Tensor?[layers], values = new Tensor?[layers];
+
+    /// <summary>Appends (B, h, T, hd) keys/values of one layer and returns the whole cache.</summary>
+    public (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v)
+    {
+        var (oldK, oldV) = (keys[layer], values[layer]);
+        var newK = (oldK is null ? k.alias() : cat([oldK, k], 2)).DetachFromDisposeScope();
+        var newV = (oldV is null ? v.alias() : cat([oldV, v], 2)).DetachFromDisposeScope();
+        oldK?.Dispose();
+        oldV?.Dispose();
+        (keys[layer], values[layer]) = (newK, newV);
+        return (newK, newV);
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in keys.Concat(values)) t?.Dispose();
+    }
+}
+
+/// <summary>Identity forward, gradient × factor backward (the paper's gradient decay into the VLM).</summary>
+internal static class GradientScale
+{
+    public static Tensor Apply(Tensor x, double factor)
+    {
+        if (factor == 1.0) return x;
+        var frozen = x.detach();
+        // (x - x.detach()) is exactly zero forward, so the forward value is x bit for bit.
+        return frozen + (x - frozen) * factor;
+    }
+}

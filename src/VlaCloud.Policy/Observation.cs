@@ -1,0 +1,76 @@
+namespace VlaCloud.Policy;
+
+/// <summary>One camera image: RGB, 8 bits per channel, rows top to bottom, pixels as R,G,B (HWC).</summary>
+public sealed record CameraImage(byte[] Rgb, int Width, int Height)
+{
+    /// <summary>Throws when the byte count does not match the size.</summary>
+    public void Validate()
+    {
+        if (Width <= 0 || Height <= 0) throw new ArgumentException($"image size {Width}×{Height} is not positive");
+        if (Rgb.Length != Width * Height * 3)
+            throw new ArgumentException($"image of {Width}×{Height} needs {Width * Height * 3} RGB bytes, got {Rgb.Length}");
+    }
+}
+
+/// <summary>
+/// What the robot sees and is told at one control step. <see cref="State"/> is in the embodiment's
+/// units and is ignored by configs without state; <see cref="Embodiment"/> names the normalisation
+/// statistics to use (null: the policy's only embodiment).
+/// </summary>
+public sealed record Observation(IReadOnlyList<CameraImage> Images, string Instruction, float[]? State = null, string? Embodiment = null);
+
+/// <summary>
+/// A demonstration sample for the action loss: the observation and the next <c>H</c> actions
+/// (<c>[H, action_dim]</c>, embodiment units). <see cref="Valid"/> marks real steps (false past an
+/// episode's end); null means all valid.
+/// </summary>
+public sealed record ActionSample(Observation Observation, float[,] Actions, bool[]? Valid = null);
+
+/// <summary>Kinds of spatial answer: a point (x,y), a box (x1,y1,x2,y2) or a trajectory (list of points).</summary>
+public enum SpatialKind
+{
+    /// <summary>One point.</summary>
+    Point,
+    /// <summary>One bounding box.</summary>
+    Box,
+    /// <summary>A list of points.</summary>
+    Trajectory,
+}
+
+/// <summary>
+/// A spatial grounding sample: images, a question (see <see cref="SpatialPrompts.Question"/>) and the
+/// answer's coordinates in pixels of the first image as x,y pairs (2 for a point, 4 for a box, 2·n for
+/// a trajectory).
+/// </summary>
+public sealed record SpatialSample(IReadOnlyList<CameraImage> Images, string Question, SpatialKind Kind, float[] Coordinates);
+
+/// <summary>A training batch mixing action and spatial samples (either list may be empty).</summary>
+public sealed record TrainingBatch(IReadOnlyList<ActionSample> Actions, IReadOnlyList<SpatialSample> Spatial);
+
+/// <summary>A decoded spatial answer: coordinates in pixels of the first image as x,y pairs.</summary>
+public sealed record SpatialPrediction(SpatialKind Kind, float[] Coordinates, int[] Tokens)
+{
+    /// <summary>The coordinates as (x, y) points.</summary>
+    public IEnumerable<(float X, float Y)> Points() =>
+        Enumerable.Range(0, Coordinates.Length / 2).Select(i => (Coordinates[2 * i], Coordinates[2 * i + 1]));
+}
+
+/// <summary>The texts that ask for spatial answers, shared by training data and inference.</summary>
+public static class SpatialPrompts
+{
+    /// <summary>The spatial prompt appended to instructions in action training (the paper's CoT prompt).</summary>
+    public static string ForAction(string instruction) =>
+        $"Your task is {instruction.Trim().TrimEnd('.')}. To identify the key objects for your task. Locate their bounding boxes in [x1,y1,x2,y2] format.";
+
+    /// <summary>The question of a spatial sample of the given kind about an instruction.</summary>
+    public static string Question(SpatialKind kind, string instruction)
+    {
+        var task = instruction.Trim().TrimEnd('.');
+        return kind switch
+        {
+            SpatialKind.Point => $"Your task is {task}. Locate the key point in [x,y] format.",
+            SpatialKind.Box => $"Your task is {task}. Locate the key object bounding box in [x1,y1,x2,y2] format.",
+            _ => $"Your task is {task}. Predict the gripper trajectory as a list of [x,y] points.",
+        };
+    }
+}

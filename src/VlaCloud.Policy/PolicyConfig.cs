@@ -1,0 +1,172 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace VlaCloud.Policy;
+
+/// <summary>
+/// Every size and switch of the ST4VLA model; saved as <c>config.json</c> inside each checkpoint.
+/// Use <see cref="Tiny"/>, <see cref="Small"/> or <see cref="Base"/> and change fields with <c>with</c>.
+/// </summary>
+public sealed record PolicyConfig
+{
+    /// <summary>Name of the preset this config came from (informational).</summary>
+    public string Name { get; init; } = "tiny";
+
+    // System 2: vision
+    /// <summary>Square side in pixels that every camera image is resized to.</summary>
+    public int ImageSize { get; init; } = 64;
+    /// <summary>ViT patch side in pixels; (ImageSize / PatchSize)² tokens per camera.</summary>
+    public int PatchSize { get; init; } = 8;
+    /// <summary>Maximum number of cameras per observation.</summary>
+    public int MaxCameras { get; init; } = 2;
+    /// <summary>ViT width.</summary>
+    public int VisionWidth { get; init; } = 64;
+    /// <summary>ViT depth.</summary>
+    public int VisionLayers { get; init; } = 2;
+    /// <summary>ViT heads.</summary>
+    public int VisionHeads { get; init; } = 4;
+
+    // System 2: language model
+    /// <summary>Decoder width.</summary>
+    public int LmWidth { get; init; } = 96;
+    /// <summary>Decoder depth.</summary>
+    public int LmLayers { get; init; } = 2;
+    /// <summary>Decoder heads.</summary>
+    public int LmHeads { get; init; } = 4;
+    /// <summary>SwiGLU hidden width.</summary>
+    public int LmMlpWidth { get; init; } = 256;
+    /// <summary>Rotary base.</summary>
+    public double RopeTheta { get; init; } = 10000;
+    /// <summary>Text vocabulary size (including special tokens), without coordinate tokens.</summary>
+    public int TextVocabSize { get; init; } = PolicyTokenizer.BuiltInWordCount;
+    /// <summary>Number of quantised coordinate tokens <c>&lt;loc_0&gt;…</c> per axis.</summary>
+    public int LocationBins { get; init; } = 64;
+    /// <summary><c>words</c> (built-in vocabulary) or <c>hf</c> (a Hugging Face tokenizer.json).</summary>
+    public string Tokenizer { get; init; } = "words";
+    /// <summary>Instruction (plus spatial prompt) tokens beyond this are cut.</summary>
+    public int MaxTextTokens { get; init; } = 64;
+    /// <summary>Maximum points of a generated trajectory.</summary>
+    public int MaxTrajectoryPoints { get; init; } = 8;
+
+    // Bridge
+    /// <summary>Learnable latent queries appended to the VLM input.</summary>
+    public int LatentQueries { get; init; } = 8;
+    /// <summary>Querying transformer width.</summary>
+    public int BridgeWidth { get; init; } = 64;
+    /// <summary>Querying transformer depth.</summary>
+    public int BridgeLayers { get; init; } = 1;
+    /// <summary>Querying transformer heads.</summary>
+    public int BridgeHeads { get; init; } = 4;
+
+    // System 1
+    /// <summary>DiT width.</summary>
+    public int ExpertWidth { get; init; } = 64;
+    /// <summary>DiT depth.</summary>
+    public int ExpertLayers { get; init; } = 2;
+    /// <summary>DiT heads.</summary>
+    public int ExpertHeads { get; init; } = 4;
+    /// <summary>Action chunk length H.</summary>
+    public int ChunkLength { get; init; } = 8;
+    /// <summary>Largest action dimension of any embodiment; smaller ones are padded and masked.</summary>
+    public int MaxActionDim { get; init; } = 8;
+    /// <summary>Largest state dimension of any embodiment; smaller ones are padded and masked.</summary>
+    public int MaxStateDim { get; init; } = 8;
+    /// <summary>Whether the proprioceptive state is an input (the released models use none).</summary>
+    public bool UseState { get; init; } = true;
+    /// <summary>Default number of Euler steps of <c>SampleActions</c>.</summary>
+    public int InferenceSteps { get; init; } = 10;
+
+    // Training
+    /// <summary>Factor on the action loss's gradient into the VLM (identity forward). Paper: 0.5.</summary>
+    public double GradientDecay { get; init; } = 0.5;
+    /// <summary>Weight of the spatial cross-entropy in the total loss. Paper: 0.1.</summary>
+    public double SpatialLossWeight { get; init; } = 0.1;
+    /// <summary>Vanilla VLA: no spatial loss and no spatial prompt (the paper's baseline).</summary>
+    public bool Vanilla { get; init; }
+
+    /// <summary>Image tokens per camera.</summary>
+    [JsonIgnore] public int PatchesPerImage => (ImageSize / PatchSize) * (ImageSize / PatchSize);
+    /// <summary>Text plus coordinate tokens.</summary>
+    [JsonIgnore] public int VocabSize => TextVocabSize + LocationBins;
+
+    /// <summary>Trains on 2 CPU cores in minutes: 64×64 images, 2-layer ViT/LM/DiT, widths 64–96.</summary>
+    public static PolicyConfig Tiny { get; } = new();
+
+    /// <summary>A mid-size model for longer CPU runs or one small GPU.</summary>
+    public static PolicyConfig Small { get; } = new()
+    {
+        Name = "small", ImageSize = 128, PatchSize = 16, VisionWidth = 192, VisionLayers = 4, VisionHeads = 6,
+        LmWidth = 384, LmLayers = 6, LmHeads = 6, LmMlpWidth = 1024, LocationBins = 128,
+        LatentQueries = 16, BridgeWidth = 192, BridgeLayers = 2, BridgeHeads = 6,
+        ExpertWidth = 256, ExpertLayers = 6, ExpertHeads = 8, ChunkLength = 16, MaxActionDim = 14, MaxStateDim = 14,
+    };
+
+    /// <summary>
+    /// Paper scale: a Qwen2.5-VL-3B-sized decoder (2048 wide, 36 layers, 16 heads, SwiGLU 11008,
+    /// 151,936-token vocabulary from its tokenizer.json plus 1,024 coordinate tokens), a ViT-L/28 over
+    /// 224×224 images (64 tokens per camera), 64 latent queries through a 768-wide 2-block bridge and a
+    /// DiT-B action expert (12 blocks, 768, 12 heads) over 16-step chunks of up to 32 dims.
+    /// <see cref="EstimateParameters"/> gives ≈ 3.81 B in total: ViT 0.32 B, decoder 3.28 B, bridge 0.02 B,
+    /// action expert 0.19 B (the DiT-B carries cross-attention and adaLN, hence above the paper's 86 M).
+    /// The decoder uses full multi-head attention, not Qwen's grouped KV heads.
+    /// </summary>
+    public static PolicyConfig Base { get; } = new()
+    {
+        Name = "base", ImageSize = 224, PatchSize = 28, MaxCameras = 3, VisionWidth = 1024, VisionLayers = 24, VisionHeads = 16,
+        LmWidth = 2048, LmLayers = 36, LmHeads = 16, LmMlpWidth = 11008, RopeTheta = 1000000,
+        TextVocabSize = 151936, LocationBins = 1024, Tokenizer = "hf", MaxTextTokens = 256, MaxTrajectoryPoints = 16,
+        LatentQueries = 64, BridgeWidth = 768, BridgeLayers = 2, BridgeHeads = 8,
+        ExpertWidth = 768, ExpertLayers = 12, ExpertHeads = 12, ChunkLength = 16, MaxActionDim = 32, MaxStateDim = 32,
+        UseState = false,
+    };
+
+    /// <summary>Parameter counts per part, computed from the shapes (equals the built model's count).</summary>
+    public ParameterCounts EstimateParameters()
+    {
+        static long Linear(long i, long o, bool bias = true) => i * o + (bias ? o : 0);
+        static long Ln(long d) => 2 * d;
+        static long Encoder(long d) => Ln(d) + Linear(d, d) + Linear(d, 2 * d) + Linear(d, d) + Ln(d) + Linear(d, 4 * d) + Linear(4 * d, d);
+
+        long vision = 3L * VisionWidth * PatchSize * PatchSize + VisionWidth + (long)PatchesPerImage * VisionWidth
+            + VisionLayers * Encoder(VisionWidth) + Ln(VisionWidth) + Linear(VisionWidth, LmWidth) + (long)MaxCameras * LmWidth;
+        long lmBlock = LmWidth + Linear(LmWidth, 3L * LmWidth, false) + Linear(LmWidth, LmWidth, false)
+            + LmWidth + 3 * Linear(LmWidth, LmMlpWidth, false);
+        long language = (long)VocabSize * LmWidth + LmLayers * lmBlock + LmWidth;
+        long b = BridgeWidth;
+        long bridgeBlock = Ln(b) + Linear(b, b) + Linear(b, 2 * b) + Linear(b, b) + Ln(b) + Linear(b, 4 * b) + Linear(4 * b, b);
+        long bridge = (long)LatentQueries * LmWidth + 2 * Linear(LmWidth, b) + BridgeLayers * bridgeBlock + Ln(b) + Linear(b, ExpertWidth);
+        long e = ExpertWidth;
+        long ditBlock = 2 * (Linear(e, e) + Linear(e, 2 * e) + Linear(e, e)) + Ln(e) + Linear(e, 4 * e) + Linear(4 * e, e) + Linear(e, 6 * e);
+        long expert = Linear(MaxActionDim, e) + Linear(2L * MaxStateDim, e) + 2 * Linear(e, e) + (ChunkLength + 1L) * e
+            + ExpertLayers * ditBlock + Linear(e, 2 * e) + Linear(e, MaxActionDim);
+        return new ParameterCounts(vision, language, bridge, expert);
+    }
+
+    /// <summary>Serialises to indented JSON (the checkpoint's config.json).</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>Reads a config written by <see cref="ToJson"/>.</summary>
+    public static PolicyConfig FromJson(string json) =>
+        JsonSerializer.Deserialize<PolicyConfig>(json, JsonOptions) ?? throw new InvalidDataException("config.json is empty");
+
+    /// <summary>Checks the sizes fit together; throws <see cref="ArgumentException"/> naming the field.</summary>
+    public void Validate()
+    {
+        if (ImageSize % PatchSize != 0) throw new ArgumentException($"ImageSize {ImageSize} is not a multiple of PatchSize {PatchSize}");
+        if (VisionWidth % VisionHeads != 0 || LmWidth % LmHeads != 0 || BridgeWidth % BridgeHeads != 0 || ExpertWidth % ExpertHeads != 0)
+            throw new ArgumentException("every width must be divisible by its head count");
+        if ((LmWidth / LmHeads) % 2 != 0) throw new ArgumentException("rotary positions need an even head dimension");
+        if (ExpertWidth % 2 != 0) throw new ArgumentException("ExpertWidth must be even");
+        if (ChunkLength < 1 || MaxActionDim < 1 || MaxStateDim < 1 || LatentQueries < 1 || LocationBins < 2 || MaxCameras < 1)
+            throw new ArgumentException("ChunkLength, MaxActionDim, MaxStateDim, LatentQueries, MaxCameras must be ≥ 1 and LocationBins ≥ 2");
+    }
+
+    internal static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+}
+
+/// <summary>Parameter counts of the four parts of the model.</summary>
+public sealed record ParameterCounts(long Vision, long Language, long Bridge, long ActionExpert)
+{
+    /// <summary>All parameters.</summary>
+    public long Total => Vision + Language + Bridge + ActionExpert;
+}

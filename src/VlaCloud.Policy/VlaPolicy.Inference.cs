@@ -1,0 +1,122 @@
+using TorchSharp;
+using VlaCloud.Policy.Modules;
+using static TorchSharp.torch;
+
+namespace VlaCloud.Policy;
+
+public sealed partial class VlaPolicy
+{
+    /// <summary>
+    /// Action chunks for a batch of observations, each <c>[H, action_dim]</c> in its embodiment's units.
+    /// Each sample's noise comes from its own seed, so a sample's result does not depend on the batch
+    /// it was served in (up to float rounding). <paramref name="steps"/> Euler steps (default from the config).
+    /// </summary>
+    public float[][,] SampleActions(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null)
+    {
+        if (observations.Count == 0) return [];
+        if (seeds.Count != observations.Count) throw new ArgumentException($"{observations.Count} observations but {seeds.Count} seeds");
+        var k = steps ?? Config.InferenceSteps;
+        if (k < 1) throw new ArgumentOutOfRangeException(nameof(steps), "at least one Euler step");
+        var stats = observations.Select(o => StatsFor(o.Embodiment)).ToArray();
+        var (h, a) = (Config.ChunkLength, Config.MaxActionDim);
+
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        model.eval();
+        var cond = Condition(observations, 1.0);                                           // (B, Q, De)
+        var state = States(observations);                                                  // (B, 2S) or null
+        var x = stack(seeds.Select(s => Noise(s, h, a)).ToArray()).to(DType, Device);      // (B, H, A)
+        var b = observations.Count;
+        for (var i = 0; i < k; i++)
+        {
+            // x_t = t·noise + (1 − t)·action, integrated from t = 1 down to 0 by Euler steps of the velocity.
+            var t = full(b, 1.0 - (double)i / k, DType, Device);
+            x = x - Model.Expert.Forward(x, t, state, cond) * (1.0 / k);
+        }
+        var flat = x.to(float32).cpu().data<float>().ToArray();
+
+        var result = new float[b][,];
+        for (var i = 0; i < b; i++)
+        {
+            var dim = stats[i].ActionDim;
+            var chunk = new float[h, dim];
+            for (var step = 0; step < h; step++)
+            {
+                var row = stats[i].UnnormalizeAction(flat.AsSpan((i * h + step) * a, dim));
+                for (var d = 0; d < dim; d++) chunk[step, d] = row[d];
+            }
+            result[i] = chunk;
+        }
+        return result;
+    }
+
+    /// <summary>One observation's action chunk <c>[H, action_dim]</c>.</summary>
+    public float[,] SampleActions(Observation observation, long seed, int? steps = null) => SampleActions([observation], [seed], steps)[0];
+
+    /// <summary>Standard normal noise of one sample from its own generator.</summary>
+    internal static Tensor Noise(long seed, long h, long a)
+    {
+        using var generator = new Generator((ulong)seed);
+        return randn([h, a], float32, CPU, generator: generator);
+    }
+
+    /// <summary>
+    /// Asks the VLM for a point, box or trajectory about each observation's instruction and decodes
+    /// greedily with a KV cache, allowing only coordinate tokens (and the end token where a trajectory may end),
+    /// so every answer parses. Coordinates are pixels of each observation's first image.
+    /// </summary>
+    public SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind)
+    {
+        if (observations.Count == 0) return [];
+        var b = observations.Count;
+        var maxTokens = kind switch { SpatialKind.Point => 2, SpatialKind.Box => 4, _ => 2 * Config.MaxTrajectoryPoints };
+        var tokens = Enumerable.Range(0, b).Select(_ => new List<int>()).ToArray();
+        var done = new bool[b];
+
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        using var cache = new KvCache(Config.LmLayers);
+        model.eval();
+        var images = Images(observations.Select(o => o.Images).ToList(), out _);
+        var text = observations.Select(o => TextIds(SpatialPrompts.Question(kind, o.Instruction))).ToList();
+        var seq = Sequence(images, observations.Select(o => o.Images.Count).ToArray(), text, withQueries: false);
+        var hidden = Model.Lm.Forward(seq.Embeds, seq.Positions, seq.Mask, cache);          // (B, T, D)
+        var keyMask = seq.KeyMask;                                                           // (B, 1, 1, T)
+        var next = seq.Positions[.., -1] + 1;                                                // (B)
+        var last = hidden[.., -1];                                                           // (B, D)
+
+        var (textVocab, vocab) = (Tokenizer.TextVocabSize, Tokenizer.VocabSize);
+        for (var step = 0; step < maxTokens && !done.All(d => d); step++)
+        {
+            var logits = Model.Lm.Logits(last).to(float32).cpu().data<float>().ToArray();  // (B, V)
+            var chosen = new long[b];
+            for (var i = 0; i < b; i++)
+            {
+                if (done[i]) { chosen[i] = Tokenizer.PadId; continue; }
+                var count = tokens[i].Count;
+                var mayEnd = kind == SpatialKind.Trajectory && count >= 2 && count % 2 == 0;
+                var best = mayEnd ? Tokenizer.EosId : -1;
+                var bestScore = mayEnd ? logits[i * vocab + Tokenizer.EosId] : float.NegativeInfinity;
+                for (var v = textVocab; v < vocab; v++)
+                    if (logits[i * vocab + v] > bestScore) (best, bestScore) = (v, logits[i * vocab + v]);
+                chosen[i] = best;
+                if (best == Tokenizer.EosId) done[i] = true;
+                else tokens[i].Add(best);
+            }
+            if (step == maxTokens - 1 || done.All(d => d)) break;
+            var x = Model.Lm.Embed(tensor(chosen, device: Device).unsqueeze(1));              // (B, 1, D)
+            keyMask = cat([keyMask, zeros([b, 1, 1, 1], DType, Device)], -1);
+            var h = Model.Lm.Forward(x, next.unsqueeze(1), keyMask, cache);                 // (B, 1, D)
+            last = h[.., -1];
+            next = next + 1;
+        }
+
+        return observations.Select((o, i) =>
+        {
+            var ids = tokens[i].ToArray();
+            if (kind == SpatialKind.Trajectory && ids.Length % 2 == 1) ids = ids[..^1];
+            var first = o.Images[0];
+            return new SpatialPrediction(kind, Tokenizer.DecodeCoordinates(ids, first.Width, first.Height), ids);
+        }).ToArray();
+    }
+}

@@ -1,0 +1,123 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using VlaCloud.Policy.Checkpoint;
+using VlaCloud.Policy.Modules;
+using static TorchSharp.torch;
+
+namespace VlaCloud.Policy;
+
+/// <summary>The losses of one batch; tensors live in the caller's dispose scope.</summary>
+/// <param name="Total">What to call <c>backward()</c> on: action loss + SpatialLossWeight × spatial loss.</param>
+/// <param name="Action">Flow-matching MSE over valid steps and dims, or null without action samples.</param>
+/// <param name="Spatial">Cross-entropy over answer tokens, or null without spatial samples or in vanilla mode.</param>
+public sealed record PolicyLoss(Tensor Total, Tensor? Action, Tensor? Spatial);
+
+/// <summary>Parameters by part, for per-part learning rates.</summary>
+public sealed record PolicyParameterGroups(IReadOnlyList<Parameter> Vlm, IReadOnlyList<Parameter> ActionExpert, IReadOnlyList<Parameter> Rest);
+
+/// <summary>
+/// The ST4VLA policy: two verbs, <see cref="ComputeLoss"/> and <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?)"/>,
+/// plus <see cref="GenerateSpatial"/>, saving and loading. Inputs and outputs are plain data.
+/// Not thread-safe: one thread (an inference worker or a training loop) uses an instance at a time.
+/// </summary>
+public sealed partial class VlaPolicy : IDisposable
+{
+    private readonly St4VlaModel model;
+    private readonly Dictionary<string, NormalizationStats> normalization;
+
+    private VlaPolicy(PolicyConfig config, PolicyTokenizer tokenizer, IReadOnlyDictionary<string, NormalizationStats> stats, St4VlaModel model, Device device, ScalarType dtype)
+    {
+        Config = config;
+        Tokenizer = tokenizer;
+        this.model = model;
+        Device = device;
+        DType = dtype;
+        normalization = new Dictionary<string, NormalizationStats>(stats);
+        foreach (var (name, s) in normalization) s.Validate(config, name);
+    }
+
+    /// <summary>The model's sizes and switches.</summary>
+    public PolicyConfig Config { get; }
+    /// <summary>Text and coordinate tokens.</summary>
+    public PolicyTokenizer Tokenizer { get; }
+    /// <summary>Where the weights live.</summary>
+    public Device Device { get; }
+    /// <summary>float32 or bfloat16.</summary>
+    public ScalarType DType { get; }
+    /// <summary>Normalisation statistics per embodiment name.</summary>
+    public IReadOnlyDictionary<string, NormalizationStats> Normalization => normalization;
+    /// <summary>Number of parameters.</summary>
+    public long ParameterCount => model.parameters().Sum(p => p.numel());
+    internal St4VlaModel Model => model;
+
+    /// <summary>
+    /// A freshly initialised policy. <paramref name="seed"/> fixes the initial weights;
+    /// <paramref name="tokenizerJson"/> is required for configs with an <c>hf</c> tokenizer.
+    /// </summary>
+    public static VlaPolicy Create(PolicyConfig config, IReadOnlyDictionary<string, NormalizationStats> normalization,
+        long seed = 0, string device = "cpu", string dtype = "fp32", string? tokenizerJson = null)
+    {
+        config.Validate();
+        var tokenizer = PolicyTokenizer.ForConfig(config, tokenizerJson);
+        St4VlaModel model;
+        lock (InitLock)
+        {
+            // The global generator is shared by the process; initialisation must not interleave with another's.
+            random.manual_seed(seed);
+            model = new St4VlaModel(config);
+        }
+        var (dev, type) = (ParseDevice(device), ParseDtype(dtype));
+        model.to(dev, type);
+        return new VlaPolicy(config, tokenizer, normalization, model, dev, type);
+    }
+
+    /// <summary>Adds or replaces an embodiment's statistics (e.g. before fine-tuning on a new robot).</summary>
+    public void SetNormalization(string embodiment, NormalizationStats stats)
+    {
+        stats.Validate(Config, embodiment);
+        normalization[embodiment] = stats;
+    }
+
+    /// <summary>Parameters split into the VLM (ViT + decoder), the action expert and the rest (latent queries + bridge).</summary>
+    public PolicyParameterGroups ParameterGroups() => new(
+        model.Vision.parameters().Concat(model.Lm.parameters()).ToList(),
+        model.Expert.parameters().ToList(),
+        model.Bridge.parameters().Prepend(model.Queries).ToList());
+
+    /// <summary>All trainable parameters.</summary>
+    public IEnumerable<Parameter> Parameters() => model.parameters();
+
+    /// <summary>
+    /// AdamW with one group per part; the defaults are the paper's post-training values
+    /// (lr 1e-5 VLM, 1e-4 action expert, 5e-5 rest, β (0.9, 0.95), weight decay 1e-8).
+    /// </summary>
+    public optim.Optimizer CreateOptimizer(double vlmLr = 1e-5, double expertLr = 1e-4, double restLr = 5e-5, double weightDecay = 1e-8, double beta1 = 0.9, double beta2 = 0.95)
+    {
+        var groups = ParameterGroups();
+        return optim.AdamW(
+        [
+            new AdamW.ParamGroup(groups.Vlm, new AdamW.Options { LearningRate = vlmLr }),
+            new AdamW.ParamGroup(groups.ActionExpert, new AdamW.Options { LearningRate = expertLr }),
+            new AdamW.ParamGroup(groups.Rest, new AdamW.Options { LearningRate = restLr }),
+        ], lr: restLr, beta1: beta1, beta2: beta2, weight_decay: weightDecay);
+    }
+
+    /// <summary>Frees the weights.</summary>
+    public void Dispose() => model.Dispose();
+
+    private static readonly object InitLock = new();
+
+    internal static Device ParseDevice(string device) => device switch
+    {
+        "cpu" => CPU,
+        _ when device.StartsWith("cuda", StringComparison.Ordinal) => cuda.is_available() ? torch.device(device) : throw new ArgumentException($"device '{device}' asked for but CUDA is not available"),
+        _ => throw new ArgumentException($"device '{device}' is not cpu or cuda[:n]"),
+    };
+
+    internal static ScalarType ParseDtype(string dtype) => dtype.ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => ScalarType.Float32,
+        "bf16" or "bfloat16" => ScalarType.BFloat16,
+        _ => throw new ArgumentException($"dtype '{dtype}' is not fp32 or bf16"),
+    };
+}

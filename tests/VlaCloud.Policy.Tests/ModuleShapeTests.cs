@@ -1,0 +1,89 @@
+using VlaCloud.Policy.Modules;
+using static TorchSharp.torch;
+
+namespace VlaCloud.Policy.Tests;
+
+public sealed class ModuleShapeTests
+{
+    private static readonly PolicyConfig C = PolicyConfig.Tiny;
+
+    [Fact]
+    public void The_vision_encoder_gives_patch_tokens_per_camera_in_the_language_width()
+    {
+        using var scope = NewDisposeScope();
+        using var vision = new VisionEncoder("v", C);
+        var y = vision.call(randn([3, 2, 3, C.ImageSize, C.ImageSize]));
+        Assert.Equal(new long[] { 3, 2 * C.PatchesPerImage, C.LmWidth }, y.shape);
+    }
+
+    [Fact]
+    public void The_language_model_keeps_the_sequence_shape_and_its_head_spans_the_vocabulary()
+    {
+        using var scope = NewDisposeScope();
+        using var lm = new LanguageModel("lm", C);
+        var x = lm.Embed(randint(0, C.VocabSize, [2, 5]));
+        var mask = zeros(2, 1, 5, 5);
+        var h = lm.Forward(x, arange(5).unsqueeze(0).expand(2, 5), mask);
+        Assert.Equal(new long[] { 2, 5, C.LmWidth }, h.shape);
+        Assert.Equal(new long[] { 2, 5, C.VocabSize }, lm.Logits(h).shape);
+    }
+
+    [Fact]
+    public void The_bridge_turns_latent_query_states_into_conditioning_tokens_of_the_expert_width()
+    {
+        using var scope = NewDisposeScope();
+        using var bridge = new Bridge("b", C);
+        var y = bridge.Forward(randn(2, C.LatentQueries, C.LmWidth), randn(2, 30, C.LmWidth), zeros(2, 1, 1, 30));
+        Assert.Equal(new long[] { 2, C.LatentQueries, C.ExpertWidth }, y.shape);
+    }
+
+    [Fact]
+    public void The_action_expert_predicts_a_velocity_of_the_chunk_shape_with_and_without_state()
+    {
+        using var scope = NewDisposeScope();
+        using var expert = new ActionExpert("e", C);
+        var cond = randn(4, C.LatentQueries, C.ExpertWidth);
+        var noisy = randn(4, C.ChunkLength, C.MaxActionDim);
+        Assert.Equal(noisy.shape, expert.Forward(noisy, rand(4), randn(4, 2 * C.MaxStateDim), cond).shape);
+        Assert.Equal(noisy.shape, expert.Forward(noisy, rand(4), null, cond).shape);
+    }
+
+    [Fact]
+    public void The_vlm_sequence_holds_images_left_padded_text_and_latent_queries()
+    {
+        using var policy = TestData.Tiny();
+        using var scope = NewDisposeScope();
+        var observations = new[] { TestData.Observation(0), TestData.Observation(1) };
+        var images = policy.Images(observations.Select(o => o.Images).ToList(), out var cameras);
+        Assert.Equal(new long[] { 2, 2, 3, C.ImageSize, C.ImageSize }, images.shape);
+        var text = new[] { new[] { 5, 6, 7 }, new[] { 8 } };
+        var seq = policy.Sequence(images, [2, 1], text, withQueries: true);
+        var total = 2 * C.PatchesPerImage + 3 + C.LatentQueries;
+        Assert.Equal(new long[] { 2, total, C.LmWidth }, seq.Embeds.shape);
+        Assert.Equal(new long[] { 2, 1, total, total }, seq.Mask.shape);
+        Assert.Equal(new long[] { 2, 1, 1, total }, seq.KeyMask.shape);
+        Assert.False(seq.Valid[1, C.PatchesPerImage]);                  // sample 1 has one camera
+        Assert.False(seq.Valid[1, 2 * C.PatchesPerImage]);              // and one text token, left-padded
+        Assert.True(seq.Valid[1, 2 * C.PatchesPerImage + 2]);
+        // Positions count valid tokens only, so padding does not shift the text.
+        Assert.Equal(C.PatchesPerImage, seq.Positions[1, 2 * C.PatchesPerImage + 2].item<long>());
+    }
+
+    [Fact]
+    public void The_built_model_has_exactly_the_estimated_parameter_count()
+    {
+        using var policy = TestData.Tiny();
+        Assert.Equal(C.EstimateParameters().Total, policy.ParameterCount);
+        var groups = policy.ParameterGroups();
+        Assert.Equal(policy.ParameterCount, groups.Vlm.Concat(groups.ActionExpert).Concat(groups.Rest).Sum(p => p.numel()));
+    }
+
+    [Fact]
+    public void The_base_config_is_paper_scale()
+    {
+        var counts = PolicyConfig.Base.EstimateParameters();
+        Assert.InRange(counts.Total, 3_000_000_000, 5_000_000_000);
+        Assert.InRange(counts.ActionExpert, 80_000_000, 250_000_000);
+        Assert.Equal(64, PolicyConfig.Base.PatchesPerImage);
+    }
+}
