@@ -1,0 +1,66 @@
+namespace VlaCloud.Sim;
+
+/// <summary>What to generate.</summary>
+/// <param name="Episodes">Successful episodes to write.</param>
+/// <param name="Split">Split the scenes come from (<c>train</c> for demonstrations, <c>grounding</c> for spatial data).</param>
+/// <param name="Tasks">Task kinds, alternated by episode.</param>
+/// <param name="ImageSize">Camera image side in pixels.</param>
+public sealed record DatasetOptions(int Episodes, SimSplit Split, IReadOnlyList<TaskKind> Tasks, int ImageSize = 64);
+
+/// <summary>What was generated.</summary>
+/// <param name="Episodes">Episodes written.</param>
+/// <param name="Frames">Frames written.</param>
+/// <param name="Tasks">Distinct instructions.</param>
+/// <param name="Attempted">Expert episodes run (failures are not written).</param>
+public sealed record DatasetSummary(int Episodes, int Frames, int Tasks, int Attempted);
+
+/// <summary>Generates LeRobot v2.1 demonstration datasets by recording the scripted expert.</summary>
+public static class DatasetGenerator
+{
+    /// <summary>
+    /// Records expert episodes of <paramref name="options"/>'s split (episode i from the split's seed
+    /// <c>SeedBase + i</c>, skipping the rare failure) and writes them to <paramref name="root"/>.
+    /// Rendering runs in parallel; writing is sequential, so the dataset is the same on any machine.
+    /// </summary>
+    public static async Task<DatasetSummary> GenerateAsync(
+        string root,
+        DatasetOptions options,
+        IProgress<int>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Episodes, 1);
+        var embodiment = SimEmbodiment.Create(options.ImageSize);
+        var writer = new LeRobotWriter(root, embodiment);
+        var batch = Math.Max(1, Environment.ProcessorCount);
+        var next = 0;
+        using var renderers = new ThreadLocal<Renderer>(() => new Renderer(options.ImageSize), trackAllValues: true);
+        try
+        {
+            while (writer.Episodes < options.Episodes)
+            {
+                var indices = Enumerable.Range(next, batch).ToArray();
+                next += batch;
+                var recorded = new RecordedEpisode[indices.Length];
+                Parallel.For(0, indices.Length, new ParallelOptions { CancellationToken = cancellationToken }, j =>
+                {
+                    var i = indices[j];
+                    var scene = SceneGenerator.ForEpisode(options.Split, i, SceneGenerator.KindOf(i, options.Tasks));
+                    recorded[j] = EpisodeRecorder.RecordExpert(scene, embodiment, renderers.Value!);
+                });
+                foreach (var episode in recorded.Where(e => e.Success))
+                {
+                    if (writer.Episodes == options.Episodes) break;
+                    await writer.AddEpisodeAsync(episode, cancellationToken);
+                    progress?.Report(writer.Episodes);
+                }
+            }
+            await writer.CompleteAsync(cancellationToken);
+        }
+        finally
+        {
+            foreach (var r in renderers.Values) r.Dispose();
+        }
+        var tasks = File.ReadLines(Path.Combine(root, "meta", "tasks.jsonl")).Count();
+        return new DatasetSummary(writer.Episodes, writer.Frames, tasks, next);
+    }
+}
