@@ -1,3 +1,9 @@
-// The command line grows with the API (datasets, jobs, checkpoints, act, stream); until then it says so.
-Console.Error.WriteLine("vlacloud: no commands yet. See README.md for the HTTP API.");
-return 2;
+using System.CommandLine;
+using VlaCloud.Cli.Commands;
+
+// One command group per file under Commands/; the API groups (datasets, jobs, checkpoints, act) join here.
+var root = new RootCommand("vlacloud: the VlaCloud command line")
+{
+    SimCommands.Create(),
+};
+return await root.Parse(args).InvokeAsync();

@@ -127,7 +127,7 @@ public sealed class Renderer : IDisposable
         const float fingerHalfWidth = 0.008f, fingerHalfLength = 0.025f;
         _canvas.DrawRect(x - spread - fingerHalfWidth, y - fingerHalfLength, 2 * fingerHalfWidth, 2 * fingerHalfLength, _fill);
         _canvas.DrawRect(x + spread - fingerHalfWidth, y - fingerHalfLength, 2 * fingerHalfWidth, 2 * fingerHalfLength, _fill);
-        _canvas.DrawRect(x - spread, y - fingerHalfLength - 0.01f, 2 * spread, 0.01f, _fill);
+        _canvas.DrawRect(x - spread, y - fingerHalfLength - 0.02f, 2 * spread, 0.02f, _fill);
     }
 
     private byte[] ToRgb()

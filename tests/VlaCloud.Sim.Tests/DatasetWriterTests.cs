@@ -92,6 +92,17 @@ public sealed class DatasetWriterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_projects_dataset_reader_accepts_the_dataset_with_its_annotations()
+    {
+        var inspection = await VlaCloud.Datasets.LeRobotDataset.InspectAsync(_root, null, CancellationToken.None);
+
+        Assert.True(inspection.IsValid, string.Join("; ", inspection.Issues));
+        Assert.Equal(6, inspection.Dataset!.Episodes.Count);
+        Assert.Equal(_summary.Frames, inspection.Dataset.TotalFrames);
+        Assert.Equal(_summary.Frames, inspection.SpatialAnnotationCount);
+    }
+
+    [Fact]
     public void The_spatial_annotations_have_one_line_per_frame_in_image_bounds()
     {
         var lines = File.ReadAllLines(Path.Combine(_root, "meta", "spatial_annotations.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToArray();

@@ -1,0 +1,190 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using VlaCloud.Sim;
+
+namespace VlaCloud.Cli.Commands;
+
+/// <summary><c>vlacloud sim …</c>: the built-in tabletop simulator (datasets, rollouts, evaluation).</summary>
+internal static class SimCommands
+{
+    private static readonly Option<string> TasksOption = new("--tasks")
+    {
+        Description = "Task kinds: pick_place, push, or both (alternated by episode)",
+        DefaultValueFactory = _ => "both",
+    };
+
+    private static readonly Option<int> ImageSizeOption = new("--image-size")
+    {
+        Description = "Camera image side in pixels",
+        DefaultValueFactory = _ => 64,
+    };
+
+    /// <summary>The <c>sim</c> command group.</summary>
+    public static Command Create() => new("sim", "Built-in tabletop simulator: generate datasets, roll out and evaluate")
+    {
+        Generate(),
+        Rollout(),
+        Evaluate(),
+    };
+
+    private static Command Generate()
+    {
+        var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Dataset folder (created; must be empty)", Required = true };
+        var episodes = new Option<int>("--episodes", "-n") { Description = "Successful expert episodes to write", DefaultValueFactory = _ => 100 };
+        var split = new Option<string>("--split") { Description = "Split the scenes come from (train, grounding, seen, unseen, ...)", DefaultValueFactory = _ => "train" };
+        var command = new Command("generate", "Record scripted-expert episodes as a LeRobot v2.1 dataset with spatial annotations")
+        {
+            output, episodes, split, TasksOption, ImageSizeOption,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var options = new DatasetOptions(parse.GetValue(episodes), SimSplits.Named(parse.GetValue(split)!),
+                ParseTasks(parse.GetValue(TasksOption)!), parse.GetValue(ImageSizeOption));
+            var root = parse.GetValue(output)!.FullName;
+            DatasetSummary? summary = null;
+            await AnsiConsole.Progress().Columns(ProgressColumns()).StartAsync(async ctx =>
+            {
+                var bar = ctx.AddTask($"episodes ({options.Split.Name})", maxValue: options.Episodes);
+                summary = await DatasetGenerator.GenerateAsync(root, options, new InlineProgress<int>(n => bar.Value = n), cancellationToken);
+            });
+            var table = new Table().AddColumns("dataset", "episodes", "frames", "tasks", "expert runs", "split");
+            table.AddRow(Markup.Escape(root), Num(summary!.Episodes), Num(summary.Frames), Num(summary.Tasks), Num(summary.Attempted), options.Split.Name);
+            AnsiConsole.Write(table);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Rollout()
+    {
+        var split = new Option<string>("--split") { Description = "Split of the scene", DefaultValueFactory = _ => "seen" };
+        var episode = new Option<int>("--episode") { Description = "Episode index within the split (its seed is the split's base + index)", DefaultValueFactory = _ => 0 };
+        var task = new Option<string>("--task") { Description = "pick_place or push", DefaultValueFactory = _ => "pick_place" };
+        var frames = new Option<DirectoryInfo?>("--frames") { Description = "Folder to save every frame of both cameras as PNG" };
+        var command = new Command("rollout", "Run one scripted-expert episode and print each step")
+        {
+            split, episode, task, frames, ImageSizeOption,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var kind = ParseTasks(parse.GetValue(task)!) is [var single] ? single : throw new ArgumentException("--task takes one kind");
+            var scene = SceneGenerator.ForEpisode(SimSplits.Named(parse.GetValue(split)!), parse.GetValue(episode), kind);
+            var embodiment = SimEmbodiment.Create(parse.GetValue(ImageSizeOption));
+            using var renderer = new Renderer(embodiment.Cameras[0].Width);
+            var recorded = EpisodeRecorder.RecordExpert(scene, embodiment, renderer);
+
+            AnsiConsole.MarkupLine($"[bold]{Markup.Escape(scene.Task.Instruction)}[/]  (split {scene.Split}, seed {scene.Seed}, objects: {Markup.Escape(string.Join(", ", scene.Objects))})");
+            var table = new Table().AddColumns("step", "x", "y", "gripper", "dx", "dy", "close", "target box", "trajectory (next points)");
+            for (var t = 0; t < recorded.Frames.Count; t++)
+            {
+                var f = recorded.Frames[t];
+                var labels = recorded.Labels[t];
+                table.AddRow(Num(t), F(f.State[0]), F(f.State[1]), F(f.State[2]), F(f.Action[0]), F(f.Action[1]), F(f.Action[2]),
+                    $"[[{string.Join(",", labels.Target.Box)}]]",
+                    string.Join(" ", labels.Trajectory.Take(3).Select(p => $"({p[0]},{p[1]})")));
+            }
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine(recorded.Success ? $"[green]success[/] after {recorded.Frames.Count} steps" : $"[red]failed[/] after {recorded.Frames.Count} steps");
+
+            if (parse.GetValue(frames) is { } folder)
+            {
+                folder.Create();
+                for (var t = 0; t < recorded.Frames.Count; t++)
+                    foreach (var camera in embodiment.Cameras)
+                        await File.WriteAllBytesAsync(Path.Combine(folder.FullName, $"{camera.Name}_{t:000}.png"),
+                            ImageCodec.EncodePng(recorded.Frames[t].Images[camera.Name], camera.Width, camera.Height), cancellationToken);
+                AnsiConsole.MarkupLine($"frames saved to {Markup.Escape(folder.FullName)}");
+            }
+            return recorded.Success ? 0 : 1;
+        });
+        return command;
+    }
+
+    private static Command Evaluate()
+    {
+        var episodes = new Option<int>("--episodes", "-n") { Description = "Episodes per split", DefaultValueFactory = _ => 100 };
+        var splits = new Option<string[]>("--splits")
+        {
+            Description = "Splits to evaluate",
+            DefaultValueFactory = _ => [.. SimSplits.Evaluation.Select(s => s.Name)],
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var envs = new Option<int>("--envs") { Description = "Environments run in parallel (the controller's batch size)", DefaultValueFactory = _ => 8 };
+        var execute = new Option<int>("--execute-steps") { Description = "Actions executed from each chunk before asking again", DefaultValueFactory = _ => 8 };
+        var controller = new Option<string>("--controller") { Description = "Who acts: expert (a trained checkpoint comes with the model)", DefaultValueFactory = _ => "expert" };
+        controller.AcceptOnlyFromAmong("expert");
+        var command = new Command("evaluate", "Closed-loop evaluation: success rate per split with a 95% Wilson interval")
+        {
+            episodes, splits, envs, execute, controller, TasksOption, ImageSizeOption,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var chosen = parse.GetValue(splits)!.Select(SimSplits.Named).ToArray();
+            var options = new EvaluationOptions(parse.GetValue(episodes), parse.GetValue(envs), parse.GetValue(execute),
+                ParseTasks(parse.GetValue(TasksOption)!), SimEmbodiment.Create(parse.GetValue(ImageSizeOption)));
+            IActionController policy = new ScriptedExpert();
+            var results = new List<SplitResult>();
+            await AnsiConsole.Progress().Columns(ProgressColumns()).StartAsync(async ctx =>
+            {
+                var bars = chosen.ToDictionary(s => s.Name, s => ctx.AddTask(s.Name, autoStart: false, maxValue: options.EpisodesPerSplit));
+                foreach (var split in chosen)
+                {
+                    var bar = bars[split.Name];
+                    bar.StartTask();
+                    var progress = new InlineProgress<EvaluationProgress>(p =>
+                    {
+                        bar.Value = p.Done;
+                        bar.Description = $"{p.Split} {p.Successes}/{p.Done}";
+                    });
+                    results.Add(await Task.Run(() => Evaluator.EvaluateSplit(policy, split, options, progress, cancellationToken), cancellationToken));
+                }
+            });
+            AnsiConsole.Write(ResultTable(results, options.TaskKinds()));
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>The final table: one row per split.</summary>
+    internal static Table ResultTable(IReadOnlyList<SplitResult> results, IReadOnlyList<TaskKind> kinds)
+    {
+        var table = new Table().AddColumns("split", "episodes", "success", "95% interval");
+        foreach (var kind in kinds) table.AddColumn(TaskName(kind));
+        table.AddColumns("mean steps", "controller calls");
+        foreach (var r in results)
+        {
+            var row = new List<string>
+            {
+                r.Split, Num(r.Overall.Episodes), Pct(r.Overall.Rate), $"[[{Pct(r.Overall.Low)}, {Pct(r.Overall.High)}]]",
+            };
+            row.AddRange(kinds.Select(k => r.ByTask.TryGetValue(k, out var s) ? $"{Pct(s.Rate)} ({s.Successes}/{s.Episodes})" : "-"));
+            row.Add(r.MeanSteps.ToString("F1", CultureInfo.InvariantCulture));
+            row.Add(Num(r.ControllerCalls));
+            table.AddRow([.. row]);
+        }
+        return table;
+    }
+
+    private static IReadOnlyList<TaskKind> TaskKinds(this EvaluationOptions options) =>
+        options.Tasks is { Count: > 0 } tasks ? tasks : [TaskKind.PickPlace, TaskKind.Push];
+
+    internal static IReadOnlyList<TaskKind> ParseTasks(string value) => value switch
+    {
+        "both" => [TaskKind.PickPlace, TaskKind.Push],
+        "pick_place" => [TaskKind.PickPlace],
+        "push" => [TaskKind.Push],
+        _ => throw new ArgumentException($"unknown task '{value}'; use pick_place, push or both"),
+    };
+
+    private static string TaskName(TaskKind kind) => kind == TaskKind.PickPlace ? "pick_place" : "push";
+
+    private static ProgressColumn[] ProgressColumns() =>
+        [new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn()];
+
+    private static string Num(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string F(float value) => value.ToString("F3", CultureInfo.InvariantCulture);
+
+    private static string Pct(double value) => (value * 100).ToString("F1", CultureInfo.InvariantCulture) + "%";
+}
