@@ -1,0 +1,98 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace VlaCloud.Policy.Tests;
+
+public sealed class SampleActionsTests : IDisposable
+{
+    private readonly VlaPolicy policy = TestData.Tiny();
+
+    public void Dispose() => policy.Dispose();
+
+    [Fact]
+    public void Each_sample_gets_a_chunk_of_its_own_embodiments_action_dimension_in_its_units()
+    {
+        var chunks = policy.SampleActions([TestData.Observation(0), TestData.Observation(1, TestData.Gripper)], [1, 2], steps: 4);
+        Assert.Equal([PolicyConfig.Tiny.ChunkLength, 7], new[] { chunks[0].GetLength(0), chunks[0].GetLength(1) });
+        Assert.Equal([PolicyConfig.Tiny.ChunkLength, 3], new[] { chunks[1].GetLength(0), chunks[1].GetLength(1) });
+        for (var s = 0; s < PolicyConfig.Tiny.ChunkLength; s++)
+        {
+            Assert.Contains(chunks[0][s, 6], new[] { 0f, 1f });                    // the binary gripper
+            for (var d = 0; d < 3; d++) Assert.InRange(chunks[0][s, d], -1f, 1f);  // q01..q99 of the arm
+            for (var d = 0; d < 3; d++) Assert.InRange(chunks[1][s, d], -0.5f, 0.5f);
+        }
+    }
+
+    [Fact]
+    public void A_batch_gives_the_same_actions_as_each_sample_alone()
+    {
+        var observations = Enumerable.Range(0, 5).Select(i => TestData.Observation(i, i == 3 ? TestData.Gripper : TestData.Arm)).ToArray();
+        long[] seeds = [11, 22, 33, 44, 55];
+        var batched = policy.SampleActions(observations, seeds, steps: 5);
+        for (var i = 0; i < observations.Length; i++)
+        {
+            var alone = policy.SampleActions(observations[i], seeds[i], steps: 5);
+            Assert.Equal(alone.Length, batched[i].Length);
+            foreach (var (a, b) in alone.Cast<float>().Zip(batched[i].Cast<float>())) Assert.Equal(a, b, 1e-4f);
+        }
+    }
+
+    [Fact]
+    public void The_same_seed_gives_the_same_actions_and_another_seed_others()
+    {
+        var o = TestData.Observation(2);
+        var first = policy.SampleActions(o, 7, steps: 3);
+        var again = policy.SampleActions(o, 7, steps: 3);
+        var other = policy.SampleActions(o, 8, steps: 3);
+        Assert.Equal(first.Cast<float>(), again.Cast<float>());
+        Assert.NotEqual(first.Cast<float>().Take(6), other.Cast<float>().Take(6));
+    }
+
+    [Fact]
+    public void An_unknown_embodiment_or_too_many_cameras_is_refused_with_a_clear_message()
+    {
+        var e = Assert.Throws<ArgumentException>(() => policy.SampleActions(TestData.Observation(0, "ufo"), 1));
+        Assert.Contains("unknown embodiment 'ufo'", e.Message);
+        var o = TestData.Observation(0);
+        var three = o with { Images = [o.Images[0], o.Images[0], o.Images[0]] };
+        Assert.Contains("at most 2", Assert.Throws<ArgumentException>(() => policy.SampleActions(three, 1)).Message);
+    }
+
+    [Fact]
+    public void Live_tensors_stay_flat_over_500_calls()
+    {
+        var o = TestData.Observation(0);
+        var observations = new[] { o with { Images = [o.Images[0]] } };
+        policy.SampleActions(observations, [1], steps: 1); // warm-up
+        var stats = DisposeScopeManager.Statistics;
+        var before = stats.TensorStatistics.ThreadTotalLiveCount;
+        for (var i = 0; i < 500; i++) policy.SampleActions(observations, [i], steps: 1);
+        Assert.Equal(before, stats.TensorStatistics.ThreadTotalLiveCount);
+        // Spatial decoding (with its KV cache) is leak-free too.
+        policy.GenerateSpatial(observations, SpatialKind.Trajectory);
+        Assert.Equal(before, stats.TensorStatistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
+    public void Spatial_generation_returns_well_formed_coordinates_inside_the_first_image()
+    {
+        var observations = new[] { TestData.Observation(0), TestData.Observation(1) with { Images = [TestData.Image(3, 3, TestData.Red, size: 48)] } };
+        foreach (var kind in Enum.GetValues<SpatialKind>())
+        {
+            var predictions = policy.GenerateSpatial(observations, kind);
+            Assert.Equal(2, predictions.Length);
+            for (var i = 0; i < 2; i++)
+            {
+                var p = predictions[i];
+                Assert.Equal(kind, p.Kind);
+                if (kind == SpatialKind.Point) Assert.Equal(2, p.Coordinates.Length);
+                else if (kind == SpatialKind.Box) Assert.Equal(4, p.Coordinates.Length);
+                else Assert.InRange(p.Coordinates.Length, 2, 2 * PolicyConfig.Tiny.MaxTrajectoryPoints);
+                Assert.Equal(0, p.Coordinates.Length % 2);
+                var size = observations[i].Images[0].Width;
+                Assert.All(p.Coordinates, c => Assert.InRange(c, 0f, size));
+                Assert.All(p.Tokens, t => Assert.True(policy.Tokenizer.IsLocation(t)));
+            }
+        }
+    }
+}
