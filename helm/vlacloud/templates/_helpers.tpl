@@ -182,7 +182,7 @@ prometheus.io/path: /metrics
 
 {{/* Settings that are not secret, as environment variables; shared by the release ConfigMap and the migration hook. */}}
 {{- define "vlacloud.configData" -}}
-ASPNETCORE_URLS: {{ printf "http://+:8080;http://+:%v" .Values.observability.metricsPort | quote }}
+ASPNETCORE_HTTP_PORTS: {{ printf "8080;%v" .Values.observability.metricsPort | quote }}
 # In the cluster the migration hook migrates, and tenants are created by an admin, not seeded.
 VlaCloud__MigrateOnStart: "false"
 VlaCloud__SeedDemo: "false"

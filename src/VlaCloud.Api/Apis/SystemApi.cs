@@ -18,7 +18,8 @@ public static class SystemApi
             .WithSummary("Liveness: the process is up and serving HTTP.");
         probes.MapGet("/readyz", ReadinessAsync)
             .WithName("Readiness")
-            .WithSummary("Readiness: Postgres and Redis answer; 503 with the failing checks otherwise.");
+            .WithSummary("Readiness: Postgres and Redis answer; 503 with the failing checks otherwise.")
+            .Produces<HealthReportResponse>(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 

@@ -4,6 +4,7 @@ using StackExchange.Redis;
 using VlaCloud.Api.Apis;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.Health;
+using VlaCloud.Api.Observability;
 using VlaCloud.Registry;
 
 namespace VlaCloud.Api.Hosting;
@@ -21,6 +22,7 @@ public static class VlaCloudHosting
         services.AddOptions<VlaCloudOptions>().BindConfiguration(VlaCloudOptions.Section);
         services.AddProblemDetails();
         services.AddHttpContextAccessor();
+        builder.AddVlaCloudObservability();
 
         services.AddRegistry();
         services.AddSingleton<IConnectionMultiplexer>(sp => ConnectRedis(sp.GetRequiredService<IConfiguration>()));
@@ -41,6 +43,7 @@ public static class VlaCloudHosting
         services.AddEndpointsApiExplorer();
         services.AddSwaggerGen(swagger =>
         {
+            swagger.AddVlaCloudConventions();
             swagger.SwaggerDoc(OpenApiDocumentName, new OpenApiInfo
             {
                 Title = "VlaCloud API",
@@ -69,9 +72,11 @@ public static class VlaCloudHosting
     /// <summary>Adds the middleware and maps every endpoint group.</summary>
     public static WebApplication MapVlaCloud(this WebApplication app)
     {
+        app.UseVlaCloudMetrics();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAuthentication();
+        app.UseTenantLogScope();
         app.UseAuthorization();
 
         app.UseSwagger();
