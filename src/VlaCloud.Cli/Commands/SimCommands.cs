@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 using VlaCloud.Sim;
+using VlaCloud.Training;
 
 namespace VlaCloud.Cli.Commands;
 
@@ -25,6 +26,7 @@ internal static class SimCommands
     {
         Generate(),
         Rollout(),
+        SimTrainCommands.Train(),
         Evaluate(),
     };
 
@@ -112,18 +114,23 @@ internal static class SimCommands
         };
         var envs = new Option<int>("--envs") { Description = "Environments run in parallel (the controller's batch size)", DefaultValueFactory = _ => 8 };
         var execute = new Option<int>("--execute-steps") { Description = "Actions executed from each chunk before asking again", DefaultValueFactory = _ => 8 };
-        var controller = new Option<string>("--controller") { Description = "Who acts: expert (a trained checkpoint comes with the model)", DefaultValueFactory = _ => "expert" };
-        controller.AcceptOnlyFromAmong("expert");
+        var controller = new Option<string>("--controller") { Description = "Who acts: expert, or the policy given by --checkpoint", DefaultValueFactory = _ => "expert" };
+        controller.AcceptOnlyFromAmong("expert", "policy");
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "A trained policy (run folder, policy folder or .tar); implies --controller policy" };
+        var inferenceSteps = new Option<int?>("--inference-steps") { Description = "Euler steps per action chunk (default: the policy's config)" };
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file" };
         var command = new Command("evaluate", "Closed-loop evaluation: success rate per split with a 95% Wilson interval")
         {
-            episodes, splits, envs, execute, controller, TasksOption, ImageSizeOption,
+            episodes, splits, envs, execute, controller, checkpoint, inferenceSteps, json, TasksOption, ImageSizeOption,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var chosen = parse.GetValue(splits)!.Select(SimSplits.Named).ToArray();
             var options = new EvaluationOptions(parse.GetValue(episodes), parse.GetValue(envs), parse.GetValue(execute),
                 ParseTasks(parse.GetValue(TasksOption)!), SimEmbodiment.Create(parse.GetValue(ImageSizeOption)));
-            IActionController policy = new ScriptedExpert();
+            using var model = parse.GetValue(checkpoint) is { } path ? SimTrainCommands.LoadCheckpoint(path)
+                : parse.GetValue(controller) == "policy" ? throw new ArgumentException("--controller policy needs --checkpoint") : null;
+            IActionController policy = model is null ? new ScriptedExpert() : new PolicyController(model, options.Robot(), parse.GetValue(inferenceSteps));
             var results = new List<SplitResult>();
             await AnsiConsole.Progress().Columns(ProgressColumns()).StartAsync(async ctx =>
             {
@@ -141,6 +148,12 @@ internal static class SimCommands
                 }
             });
             AnsiConsole.Write(ResultTable(results, options.TaskKinds()));
+            if (parse.GetValue(json) is { } file)
+                await File.WriteAllTextAsync(file.FullName, System.Text.Json.JsonSerializer.Serialize(results.Select(r => new
+                {
+                    split = r.Split, successes = r.Overall.Successes, episodes = r.Overall.Episodes, rate = r.Overall.Rate, low = r.Overall.Low, high = r.Overall.High,
+                    by_task = r.ByTask.ToDictionary(kv => TaskName(kv.Key), kv => new { kv.Value.Successes, kv.Value.Episodes }), mean_steps = r.MeanSteps,
+                }), new System.Text.Json.JsonSerializerOptions { WriteIndented = true }), cancellationToken);
             return 0;
         });
         return command;
@@ -165,6 +178,8 @@ internal static class SimCommands
         }
         return table;
     }
+
+    private static SimEmbodiment Robot(this EvaluationOptions options) => options.Embodiment ?? SimEmbodiment.Tabletop;
 
     private static IReadOnlyList<TaskKind> TaskKinds(this EvaluationOptions options) =>
         options.Tasks is { Count: > 0 } tasks ? tasks : [TaskKind.PickPlace, TaskKind.Push];

@@ -1,0 +1,122 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using VlaCloud.Policy;
+using VlaCloud.Sim;
+using VlaCloud.Training;
+
+namespace VlaCloud.Cli.Commands;
+
+/// <summary><c>vlacloud sim train</c> and the model side of <c>vlacloud sim evaluate</c>: the co-training loop on simulator data.</summary>
+internal static class SimTrainCommands
+{
+    /// <summary><c>sim train</c>: train a policy on generated simulator data, resumably, with a progress bar.</summary>
+    public static Command Train()
+    {
+        var mode = new Option<string>("--mode") { Description = "st4vla (spatial co-training + prompt) or vanilla (action loss only)", DefaultValueFactory = _ => "st4vla" };
+        mode.AcceptOnlyFromAmong("st4vla", "vanilla");
+        var config = new Option<string>("--config") { Description = "Model size: tiny or small", DefaultValueFactory = _ => "tiny" };
+        config.AcceptOnlyFromAmong("tiny", "small");
+        var steps = new Option<int>("--steps") { Description = "Optimizer steps", DefaultValueFactory = _ => 1000 };
+        var seed = new Option<long>("--seed") { Description = "Seed of weights, data order and noise", DefaultValueFactory = _ => 0 };
+        var output = new Option<DirectoryInfo>("--out", "-o") { Description = "Run folder: checkpoints/ (resumable), policy/ and policy.tar, metrics.jsonl", Required = true };
+        var data = new Option<DirectoryInfo>("--data") { Description = "Demonstrations (LeRobot); generated from the train split when missing", DefaultValueFactory = _ => new DirectoryInfo("data/sim-train") };
+        var episodes = new Option<int>("--episodes") { Description = "Episodes to generate when --data is missing", DefaultValueFactory = _ => 200 };
+        var grounding = new Option<DirectoryInfo>("--grounding") { Description = "Spatial grounding data (st4vla); generated from the grounding split when missing", DefaultValueFactory = _ => new DirectoryInfo("data/sim-grounding") };
+        var groundingEpisodes = new Option<int>("--grounding-episodes") { Description = "Episodes to generate when --grounding is missing", DefaultValueFactory = _ => 200 };
+        var batch = new Option<int>("--batch-size") { Description = "Action samples per step", DefaultValueFactory = _ => new CoTrainingOptions().BatchSize };
+        var ratio = new Option<double>("--spatial-ratio") { Description = "Spatial samples per action sample (st4vla)", DefaultValueFactory = _ => new CoTrainingOptions().SpatialRatio };
+        var decay = new Option<double>("--gradient-decay") { Description = "Scale of the action gradient into the VLM", DefaultValueFactory = _ => new CoTrainingOptions().GradientDecay };
+        var spatialWeight = new Option<double>("--spatial-loss-weight") { Description = "Weight of the spatial cross-entropy", DefaultValueFactory = _ => new CoTrainingOptions().SpatialLossWeight };
+        var lr = new Option<double>("--lr-scale") { Description = "Multiplies every default learning rate", DefaultValueFactory = _ => 1.0 };
+        var warmup = new Option<int>("--warmup") { Description = "Warm-up steps", DefaultValueFactory = _ => new CoTrainingOptions().WarmupSteps };
+        var patch = new Option<int?>("--patch-size") { Description = "ViT patch side (default: the config's); 16 on 64×64 images makes steps ~3× cheaper" };
+        var interval = new Option<int>("--checkpoint-interval") { Description = "Steps between resumable checkpoints", DefaultValueFactory = _ => new CoTrainingOptions().CheckpointInterval };
+        var command = new Command("train", "Train a policy on simulator demonstrations (st4vla co-training or the vanilla baseline); re-running resumes")
+        {
+            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, decay, spatialWeight, lr, warmup, interval, patch,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var isVanilla = parse.GetValue(mode) == "vanilla";
+            var defaults = new CoTrainingOptions();
+            var scale = parse.GetValue(lr);
+            var options = new CoTrainingOptions
+            {
+                Steps = parse.GetValue(steps), Seed = parse.GetValue(seed), BatchSize = parse.GetValue(batch),
+                SpatialRatio = parse.GetValue(ratio), GradientDecay = parse.GetValue(decay), SpatialLossWeight = parse.GetValue(spatialWeight),
+                VlmLearningRate = defaults.VlmLearningRate * scale, ExpertLearningRate = defaults.ExpertLearningRate * scale,
+                RestLearningRate = defaults.RestLearningRate * scale, WarmupSteps = parse.GetValue(warmup),
+                CheckpointInterval = parse.GetValue(interval),
+            };
+            if (isVanilla) options = options.AsVanilla();
+            var policyConfig = parse.GetValue(config) == "small" ? PolicyConfig.Small : PolicyConfig.Tiny;
+            if (parse.GetValue(patch) is { } patchSize) policyConfig = policyConfig with { PatchSize = patchSize };
+            var run = parse.GetValue(output)!.FullName;
+            Directory.CreateDirectory(run);
+
+            var trainFolder = parse.GetValue(data)!.FullName;
+            var groundingFolder = parse.GetValue(grounding)!.FullName;
+            var prepare = System.Diagnostics.Stopwatch.StartNew();
+            await AnsiConsole.Status().StartAsync("preparing data", async ctx =>
+            {
+                ctx.Status($"demonstrations: {Markup.Escape(trainFolder)}");
+                await SimTrainingSets.EnsureAsync(trainFolder, SimSplits.Train, parse.GetValue(episodes), cancellationToken: cancellationToken);
+                if (!isVanilla)
+                {
+                    ctx.Status($"grounding: {Markup.Escape(groundingFolder)}");
+                    await SimTrainingSets.EnsureAsync(groundingFolder, SimSplits.Grounding, parse.GetValue(groundingEpisodes), cancellationToken: cancellationToken);
+                }
+            });
+            var trainingData = await SimTrainingSets.LoadAsync(trainFolder, isVanilla ? null : groundingFolder, options.Mode, cancellationToken);
+            AnsiConsole.MarkupLine($"{trainingData.Episodes.Count} demonstrations ({trainingData.Frames} frames), {trainingData.Spatial.Count} spatial records, ready in {prepare.Elapsed.TotalSeconds:F1} s");
+
+            using var initial = CoTrainer.CreatePolicy(policyConfig, trainingData, options);
+            var checkpoints = Path.Combine(run, "checkpoints");
+            if (CoTrainer.Latest(checkpoints) is { } latest) AnsiConsole.MarkupLine($"resuming from step {latest.Step}");
+            await using var metrics = new StreamWriter(Path.Combine(run, "metrics.jsonl"), append: true);
+            CoTrainingResult? result = null;
+            await AnsiConsole.Progress().Columns(
+                [new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn()])
+                .StartAsync(async ctx =>
+                {
+                    var bar = ctx.AddTask($"{options.Mode.ToString().ToLowerInvariant()} seed {options.Seed}", maxValue: options.Steps);
+                    var progress = new InlineProgress<TrainingProgress>(p =>
+                    {
+                        bar.Value = p.Step;
+                        bar.Description = string.Create(CultureInfo.InvariantCulture,
+                            $"step {p.Step} loss {p.Loss:F3} (act {p.ActionLoss:F3}{(p.SpatialLoss is { } s ? $", sp {s:F3}" : "")}) lr {p.ExpertLearningRate:E1} {p.StepsPerSecond:F2} steps/s");
+                        if (p.Step % 10 == 0 || p.Step == p.TotalSteps) metrics.WriteLine(JsonSerializer.Serialize(p, MetricsJson));
+                    });
+                    result = await Task.Run(() => CoTrainer.Train(initial, trainingData, options, checkpoints, progress, cancellationToken), cancellationToken);
+                });
+            using var policy = result!.Policy;
+            policy.Save(Path.Combine(run, "policy"));
+            await using (var tar = File.Create(Path.Combine(run, "policy.tar"))) policy.SaveTar(tar);
+            var table = new Table().AddColumns("mode", "seed", "steps", "final loss", "action", "spatial", "train time", "steps/s", "policy");
+            table.AddRow(options.Mode.ToString().ToLowerInvariant(), options.Seed.ToString(CultureInfo.InvariantCulture), $"{result.StartStep}→{result.Steps}",
+                F(result.Final?.Loss), F(result.Final?.ActionLoss), F(result.Final?.SpatialLoss),
+                $"{result.Elapsed.TotalSeconds:F0} s", F(result.Final?.StepsPerSecond), Markup.Escape(Path.Combine(run, "policy.tar")));
+            AnsiConsole.Write(table);
+            await File.WriteAllTextAsync(Path.Combine(run, "summary.json"), JsonSerializer.Serialize(new
+            {
+                mode = options.Mode.ToString().ToLowerInvariant(), seed = options.Seed, steps = options.Steps, start_step = result.StartStep,
+                train_seconds = result.Elapsed.TotalSeconds, final = result.Final, options, frames = trainingData.Frames, spatial_records = trainingData.Spatial.Count,
+            }, MetricsJson), cancellationToken);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>Loads a checkpoint for evaluation: a run folder (its policy/), a policy folder or a tar.</summary>
+    public static VlaPolicy LoadCheckpoint(string path)
+    {
+        var runPolicy = Path.Combine(path, "policy");
+        return VlaPolicy.Load(Directory.Exists(runPolicy) ? runPolicy : path);
+    }
+
+    private static string F(double? value) => value is { } v ? v.ToString("F3", CultureInfo.InvariantCulture) : "-";
+
+    private static readonly JsonSerializerOptions MetricsJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+}

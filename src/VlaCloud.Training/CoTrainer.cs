@@ -1,0 +1,214 @@
+using System.Diagnostics;
+using System.Text.Json;
+using TorchSharp;
+using TorchSharp.Modules;
+using VlaCloud.Policy;
+using static TorchSharp.torch;
+
+namespace VlaCloud.Training;
+
+/// <summary>Metrics after one optimizer step.</summary>
+/// <param name="Step">Steps done (1 after the first step).</param>
+/// <param name="TotalSteps">Steps of the whole run.</param>
+/// <param name="Loss">Total loss of the step.</param>
+/// <param name="ActionLoss">Flow-matching loss of the step.</param>
+/// <param name="SpatialLoss">Spatial cross-entropy of the step, null without spatial samples.</param>
+/// <param name="VlmLearningRate">VLM group's learning rate used in the step.</param>
+/// <param name="ExpertLearningRate">Action expert group's learning rate used in the step.</param>
+/// <param name="RestLearningRate">Queries and bridge group's learning rate used in the step.</param>
+/// <param name="GradientNorm">Global gradient norm before clipping.</param>
+/// <param name="SpatialSamples">Spatial samples in the step's batch.</param>
+/// <param name="StepsPerSecond">Steps per second of this process since it started or resumed.</param>
+/// <param name="Elapsed">Wall time of this process's part of the run.</param>
+public sealed record TrainingProgress(
+    int Step, int TotalSteps, double Loss, double? ActionLoss, double? SpatialLoss,
+    double VlmLearningRate, double ExpertLearningRate, double RestLearningRate, double GradientNorm,
+    int SpatialSamples, double StepsPerSecond, TimeSpan Elapsed);
+
+/// <summary>A resumable checkpoint that was written.</summary>
+/// <param name="Step">Steps done when it was saved.</param>
+/// <param name="Directory">Its folder: <c>policy/</c> (a policy checkpoint), <c>optimizer.bin</c>, <c>options.json</c>, <c>trainer.json</c> (written last).</param>
+public sealed record TrainingCheckpoint(int Step, string Directory)
+{
+    /// <summary>The policy checkpoint folder inside (loadable with <see cref="VlaPolicy.Load"/>).</summary>
+    public string PolicyDirectory => Path.Combine(Directory, "policy");
+}
+
+/// <summary>The outcome of a run.</summary>
+/// <param name="Policy">The trained policy; the caller disposes it.</param>
+/// <param name="StartStep">Step the run started from (0, or the resumed checkpoint's step).</param>
+/// <param name="Steps">Steps done at the end (= the options' steps).</param>
+/// <param name="Elapsed">Wall time of this process's part of the run.</param>
+/// <param name="Final">Metrics of the last step, null when the run resumed at its end.</param>
+/// <param name="Checkpoints">Checkpoints written by this process.</param>
+public sealed record CoTrainingResult(VlaPolicy Policy, int StartStep, int Steps, TimeSpan Elapsed, TrainingProgress? Final, IReadOnlyList<TrainingCheckpoint> Checkpoints);
+
+/// <summary>
+/// The spatially guided co-training loop (ST4VLA post-training) as a library: each step draws one
+/// batch of action samples plus spatial questions at the configured ratio, computes the policy's
+/// losses, clips the gradient norm and steps AdamW with per-part learning rates on a warm-up +
+/// cosine schedule. Deterministic given the options' seed; resumable from its checkpoints with the
+/// same result as an uninterrupted run (up to float rounding). Runs on the calling thread.
+/// </summary>
+public static class CoTrainer
+{
+    private const string TrainerFile = "trainer.json";
+    private const string OptimizerFile = "optimizer.bin";
+    private const string OptionsFile = "options.json";
+    private const int KeptCheckpoints = 2;
+
+    /// <summary>
+    /// A freshly initialised policy for a run: <paramref name="config"/> with the options' mode, gradient
+    /// decay and spatial loss weight, weights from the options' seed, the data's normalisation statistics.
+    /// </summary>
+    public static VlaPolicy CreatePolicy(PolicyConfig config, TrainingData data, CoTrainingOptions options, string device = "cpu") =>
+        VlaPolicy.Create(ConfigFor(config, options), new Dictionary<string, NormalizationStats> { [data.Embodiment] = data.Normalization }, options.Seed, device);
+
+    /// <summary>
+    /// Trains <paramref name="initial"/> (a base checkpoint or <see cref="CreatePolicy"/>'s result) on
+    /// <paramref name="data"/>. With <paramref name="checkpointDirectory"/>, a checkpoint with optimizer
+    /// state is written every <see cref="CoTrainingOptions.CheckpointInterval"/> steps and at the end, and a
+    /// run finding one there resumes from the latest instead of starting from <paramref name="initial"/>
+    /// (its options must be the saved ones). Cancellation is honoured between steps
+    /// (<see cref="OperationCanceledException"/>). The returned policy is a new instance unless
+    /// <paramref name="initial"/> already had the options' switches and the run did not resume.
+    /// </summary>
+    public static CoTrainingResult Train(
+        VlaPolicy initial,
+        TrainingData data,
+        CoTrainingOptions options,
+        string? checkpointDirectory = null,
+        IProgress<TrainingProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        var resume = checkpointDirectory is null ? null : Latest(checkpointDirectory);
+        VlaPolicy policy;
+        if (resume is not null)
+        {
+            var saved = CoTrainingOptions.FromJson(File.ReadAllText(Path.Combine(resume.Directory, OptionsFile)));
+            if (saved.ToJson() != options.ToJson())
+                throw new ArgumentException($"{resume.Directory} was saved with other training options; resume with the same options");
+            policy = VlaPolicy.Load(resume.PolicyDirectory, initial.Device.type == DeviceType.CPU ? "cpu" : initial.Device.ToString(), DTypeName(initial));
+        }
+        else
+        {
+            policy = WithSwitches(initial, options);
+        }
+        policy.SetNormalization(data.Embodiment, data.Normalization);
+
+        var checkpoints = new List<TrainingCheckpoint>();
+        var startStep = resume?.Step ?? 0;
+        var clock = Stopwatch.StartNew();
+        TrainingProgress? last = null;
+        try
+        {
+            using var optimizer = policy.CreateOptimizer(options.VlmLearningRate, options.ExpertLearningRate, options.RestLearningRate,
+                options.WeightDecay, options.Beta1, options.Beta2);
+            var helper = (OptimizerHelper)optimizer;
+            if (resume is not null)
+            {
+                using var reader = new BinaryReader(File.OpenRead(Path.Combine(resume.Directory, OptimizerFile)));
+                helper.load_state_dict(reader);
+            }
+            var groups = optimizer.ParamGroups.ToArray();
+            var peaks = new[] { options.VlmLearningRate, options.ExpertLearningRate, options.RestLearningRate };
+            var parameters = policy.Parameters().ToArray();
+            var sampler = new BatchSampler(data, options, policy.Config.ChunkLength);
+
+            for (var step = startStep; step < options.Steps; step++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var rates = peaks.Select(p => LearningRateSchedule.At(step, p, options)).ToArray();
+                for (var g = 0; g < groups.Length; g++) groups[g].LearningRate = rates[g];
+                var batch = sampler.Sample(step);
+
+                double total, gradNorm;
+                double? action, spatial;
+                using (NewDisposeScope())
+                {
+                    // Noise and flow times come from the global generator: seed it per step so a resumed run draws the same ones.
+                    random.manual_seed(BatchSampler.StepSeed(options.Seed, step, 0xf10));
+                    optimizer.zero_grad();
+                    var loss = policy.ComputeLoss(batch);
+                    loss.Total.backward();
+                    gradNorm = nn.utils.clip_grad_norm_(parameters, options.GradientClip);
+                    optimizer.step();
+                    total = loss.Total.item<float>();
+                    action = loss.Action?.item<float>();
+                    spatial = loss.Spatial?.item<float>();
+                }
+                if (!double.IsFinite(total)) throw new InvalidOperationException($"the loss became {total} at step {step + 1}; lower the learning rates");
+
+                var done = step + 1;
+                var elapsed = clock.Elapsed;
+                last = new TrainingProgress(done, options.Steps, total, action, spatial, rates[0], rates[1], rates[2], gradNorm,
+                    batch.Spatial.Count, (done - startStep) / Math.Max(elapsed.TotalSeconds, 1e-9), elapsed);
+                progress?.Report(last);
+
+                var due = options.CheckpointInterval > 0 && done % options.CheckpointInterval == 0;
+                if (checkpointDirectory is not null && (due || done == options.Steps))
+                    checkpoints.Add(Save(checkpointDirectory, done, policy, helper, options, last));
+            }
+        }
+        catch
+        {
+            if (!ReferenceEquals(policy, initial)) policy.Dispose();
+            throw;
+        }
+        return new CoTrainingResult(policy, startStep, options.Steps, clock.Elapsed, last, checkpoints);
+    }
+
+    /// <summary>The latest complete checkpoint in <paramref name="checkpointDirectory"/>, or null.</summary>
+    public static TrainingCheckpoint? Latest(string checkpointDirectory)
+    {
+        if (!Directory.Exists(checkpointDirectory)) return null;
+        return Directory.EnumerateDirectories(checkpointDirectory, "step-*")
+            .Where(d => File.Exists(Path.Combine(d, TrainerFile)))
+            .Select(d => int.TryParse(Path.GetFileName(d)["step-".Length..], out var s) ? new TrainingCheckpoint(s, d) : null)
+            .OfType<TrainingCheckpoint>()
+            .MaxBy(c => c.Step);
+    }
+
+    /// <summary>The config a run's options call for: mode, gradient decay and spatial loss weight applied.</summary>
+    public static PolicyConfig ConfigFor(PolicyConfig config, CoTrainingOptions options) => config with
+    {
+        Vanilla = options.Mode == TrainingMode.Vanilla,
+        GradientDecay = options.GradientDecay,
+        SpatialLossWeight = options.SpatialLossWeight,
+    };
+
+    /// <summary>The policy itself when its switches match the options, else a copy with the options' switches and the same weights.</summary>
+    private static VlaPolicy WithSwitches(VlaPolicy initial, CoTrainingOptions options)
+    {
+        var config = ConfigFor(initial.Config, options);
+        if (config == initial.Config) return initial;
+        var copy = VlaPolicy.Create(config, initial.Normalization, options.Seed, initial.Device.type == DeviceType.CPU ? "cpu" : initial.Device.ToString(), DTypeName(initial),
+            config.Tokenizer == "words" ? null : initial.Tokenizer.Json);
+        using (no_grad())
+        {
+            foreach (var (to, from) in copy.Parameters().Zip(initial.Parameters())) to.copy_(from);
+        }
+        return copy;
+    }
+
+    private static string DTypeName(VlaPolicy policy) => policy.DType == ScalarType.BFloat16 ? "bf16" : "fp32";
+
+    private static TrainingCheckpoint Save(string root, int step, VlaPolicy policy, OptimizerHelper optimizer, CoTrainingOptions options, TrainingProgress metrics)
+    {
+        Directory.CreateDirectory(root);
+        var final = Path.Combine(root, $"step-{step:D8}");
+        var temp = Path.Combine(root, $".tmp-step-{step:D8}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        policy.Save(Path.Combine(temp, "policy"));
+        using (var writer = new BinaryWriter(File.Create(Path.Combine(temp, OptimizerFile)))) optimizer.save_state_dict(writer);
+        File.WriteAllText(Path.Combine(temp, OptionsFile), options.ToJson());
+        // trainer.json last: its presence marks a complete checkpoint.
+        File.WriteAllText(Path.Combine(temp, TrainerFile), JsonSerializer.Serialize(new { step, metrics }, CoTrainingOptions.JsonOptions));
+        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        Directory.Move(temp, final);
+        foreach (var old in Directory.EnumerateDirectories(root, "step-*").Order(StringComparer.Ordinal).SkipLast(KeptCheckpoints))
+            Directory.Delete(old, recursive: true);
+        return new TrainingCheckpoint(step, final);
+    }
+}

@@ -1,0 +1,50 @@
+using VlaCloud.Policy;
+using VlaCloud.Sim;
+
+namespace VlaCloud.Training;
+
+/// <summary>
+/// Drives the simulator with a <see cref="VlaPolicy"/>: every environment that needs actions is
+/// served by one batched <see cref="VlaPolicy.SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?)"/>
+/// call. The evaluator executes the first <see cref="EvaluationOptions.ExecuteSteps"/> actions of each chunk.
+/// It lives here rather than in VlaCloud.Sim so the simulator (used by the CLI's dataset commands and the
+/// API's sim embodiment) needs no TorchSharp, while training and evaluation of checkpoints sit together.
+/// </summary>
+public sealed class PolicyController : IActionController
+{
+    private readonly VlaPolicy policy;
+    private readonly SimEmbodiment embodiment;
+    private readonly int? inferenceSteps;
+    private readonly long seed;
+
+    /// <summary>A controller over <paramref name="policy"/> for <paramref name="embodiment"/>; noise per call from <paramref name="seed"/>, episode and step.</summary>
+    public PolicyController(VlaPolicy policy, SimEmbodiment embodiment, int? inferenceSteps = null, long seed = 0)
+    {
+        if (!policy.Normalization.ContainsKey(embodiment.Name))
+            throw new ArgumentException($"the policy has no statistics for embodiment '{embodiment.Name}'; it knows {string.Join(", ", policy.Normalization.Keys)}");
+        this.policy = policy;
+        this.embodiment = embodiment;
+        this.inferenceSteps = inferenceSteps;
+        this.seed = seed;
+    }
+
+    /// <summary>Forward passes made (one per <see cref="Act"/> call).</summary>
+    public int Calls { get; private set; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch)
+    {
+        var observations = batch.Select(ToObservation).ToArray();
+        var seeds = batch.Select(o => (long)BatchSampler.StepSeed(seed, o.EpisodeId, o.Step)).ToArray();
+        var chunks = policy.SampleActions(observations, seeds, inferenceSteps);
+        Calls++;
+        return [.. chunks.Select(c => Enumerable.Range(0, c.GetLength(0))
+            .Select(t => Enumerable.Range(0, c.GetLength(1)).Select(d => c[t, d]).ToArray()).ToArray())];
+    }
+
+    /// <summary>The model's view of a simulator observation: cameras in the embodiment's order, state, instruction.</summary>
+    public Observation ToObservation(SimObservation o) => new(
+        [.. embodiment.Cameras.Select(c => new CameraImage(
+            o.Images.TryGetValue(c.Name, out var rgb) ? rgb : throw new ArgumentException($"observation lacks camera '{c.Name}'"), c.Width, c.Height))],
+        o.Instruction, o.State, embodiment.Name);
+}
