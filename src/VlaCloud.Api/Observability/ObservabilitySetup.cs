@@ -13,12 +13,14 @@ public static class ObservabilitySetup
     /// <summary>
     /// Console logs as JSON with scopes (request id, trace id, tenant id) unless configured otherwise,
     /// metrics of ASP.NET Core, HttpClient, the runtime and <see cref="VlaCloudTelemetry"/> for Prometheus,
-    /// and traces exported over OTLP when an endpoint is configured.
+    /// traces exported over OTLP when an endpoint is configured, and the trace carried from a request into the
+    /// background jobs it enqueues.
     /// </summary>
     public static WebApplicationBuilder AddVlaCloudObservability(this WebApplicationBuilder builder)
     {
         var options = builder.Configuration.GetSection(ObservabilityOptions.Section).Get<ObservabilityOptions>() ?? new();
         builder.Services.AddOptions<ObservabilityOptions>().BindConfiguration(ObservabilityOptions.Section);
+        JobTracingFilter.Register();
 
         if (options.LogFormat.Equals("simple", StringComparison.OrdinalIgnoreCase))
         {
