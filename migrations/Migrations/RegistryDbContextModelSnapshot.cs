@@ -22,6 +22,59 @@ namespace VlaCloud.Migrations.Migrations
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("VlaCloud.Registry.Entities.AliasMove", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Alias")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("alias");
+
+                    b.Property<Guid?>("FromCheckpointId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("from_checkpoint_id");
+
+                    b.Property<string>("ModelName")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("model_name");
+
+                    b.Property<DateTimeOffset>("MovedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("moved_at");
+
+                    b.Property<Guid?>("MovedByKeyId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("moved_by_key_id");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("reason");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<Guid?>("ToCheckpointId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("to_checkpoint_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_alias_moves");
+
+                    b.HasIndex("TenantId", "ModelName", "Alias", "Id")
+                        .HasDatabaseName("ix_alias_moves_tenant_id_model_name_alias_id");
+
+                    b.ToTable("alias_moves", (string)null);
+                });
+
             modelBuilder.Entity("VlaCloud.Registry.Entities.ApiKey", b =>
                 {
                     b.Property<Guid>("Id")
@@ -58,6 +111,12 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("revoked_at");
 
+                    b.Property<uint>("RowVersion")
+                        .IsConcurrencyToken()
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("xid")
+                        .HasColumnName("xmin");
+
                     b.PrimitiveCollection<string[]>("Scopes")
                         .IsRequired()
                         .HasColumnType("text[]")
@@ -80,7 +139,7 @@ namespace VlaCloud.Migrations.Migrations
                     b.ToTable("api_keys", (string)null);
                 });
 
-            modelBuilder.Entity("VlaCloud.Registry.Entities.Tenant", b =>
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Artifact", b =>
                 {
                     b.Property<Guid>("Id")
                         .ValueGeneratedOnAdd()
@@ -91,16 +150,338 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
 
-                    b.Property<string>("DisplayName")
-                        .HasMaxLength(200)
-                        .HasColumnType("character varying(200)")
-                        .HasColumnName("display_name");
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("kind");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character(64)")
+                        .HasColumnName("sha256")
+                        .IsFixedLength();
+
+                    b.Property<long>("SizeBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("size_bytes");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Uri")
+                        .IsRequired()
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("uri");
+
+                    b.HasKey("Id")
+                        .HasName("pk_artifacts");
+
+                    b.HasIndex("TenantId", "Sha256")
+                        .IsUnique()
+                        .HasDatabaseName("ix_artifacts_tenant_id_sha256");
+
+                    NpgsqlIndexBuilderExtensions.AreNullsDistinct(b.HasIndex("TenantId", "Sha256"), false);
+
+                    b.ToTable("artifacts", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Checkpoint", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ArtifactUri")
+                        .IsRequired()
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("artifact_uri");
+
+                    b.Property<string>("Config")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("config");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<Guid?>("CreatedByKeyId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("created_by_key_id");
+
+                    b.Property<Guid?>("DatasetId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("dataset_id");
+
+                    b.Property<Guid>("EmbodimentId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("embodiment_id");
+
+                    b.Property<Guid?>("FineTuningJobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("fine_tuning_job_id");
+
+                    b.Property<string>("Metrics")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("metrics");
+
+                    b.Property<string>("ModelName")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("model_name");
+
+                    b.Property<string>("NormalizationStats")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("normalization_stats");
+
+                    b.Property<Guid?>("ParentCheckpointId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("parent_checkpoint_id");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character(64)")
+                        .HasColumnName("sha256")
+                        .IsFixedLength();
+
+                    b.Property<long>("SizeBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("size_bytes");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("integer")
+                        .HasColumnName("version");
+
+                    b.HasKey("Id")
+                        .HasName("pk_checkpoints");
+
+                    b.HasIndex("DatasetId")
+                        .HasDatabaseName("ix_checkpoints_dataset_id");
+
+                    b.HasIndex("EmbodimentId")
+                        .HasDatabaseName("ix_checkpoints_embodiment_id");
+
+                    b.HasIndex("FineTuningJobId")
+                        .HasDatabaseName("ix_checkpoints_fine_tuning_job_id");
+
+                    b.HasIndex("ParentCheckpointId")
+                        .HasDatabaseName("ix_checkpoints_parent_checkpoint_id");
+
+                    b.HasIndex("TenantId", "ModelName")
+                        .HasDatabaseName("ix_checkpoints_tenant_id_model_name");
+
+                    b.HasIndex("TenantId", "EmbodimentId", "ModelName", "Version")
+                        .IsUnique()
+                        .HasDatabaseName("ix_checkpoints_tenant_id_embodiment_id_model_name_version");
+
+                    NpgsqlIndexBuilderExtensions.AreNullsDistinct(b.HasIndex("TenantId", "EmbodimentId", "ModelName", "Version"), false);
+
+                    b.ToTable("checkpoints", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.CheckpointAlias", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<Guid>("CheckpointId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("checkpoint_id");
+
+                    b.Property<string>("ModelName")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("model_name");
 
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)")
                         .HasColumnName("name");
+
+                    b.Property<uint>("RowVersion")
+                        .IsConcurrencyToken()
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("xid")
+                        .HasColumnName("xmin");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_aliases");
+
+                    b.HasIndex("CheckpointId")
+                        .HasDatabaseName("ix_aliases_checkpoint_id");
+
+                    b.HasIndex("TenantId", "ModelName", "Name")
+                        .IsUnique()
+                        .HasDatabaseName("ix_aliases_tenant_id_model_name_name");
+
+                    NpgsqlIndexBuilderExtensions.AreNullsDistinct(b.HasIndex("TenantId", "ModelName", "Name"), false);
+
+                    b.ToTable("aliases", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Embodiment", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<int>("ActionDim")
+                        .HasColumnType("integer")
+                        .HasColumnName("action_dim");
+
+                    b.PrimitiveCollection<string[]>("ActionNames")
+                        .IsRequired()
+                        .HasColumnType("text[]")
+                        .HasColumnName("action_names");
+
+                    b.Property<string>("ActionSpace")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("action_space");
+
+                    b.Property<int>("ChunkLength")
+                        .HasColumnType("integer")
+                        .HasColumnName("chunk_length");
+
+                    b.Property<double>("ControlHz")
+                        .HasColumnType("double precision")
+                        .HasColumnName("control_hz");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Description")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("description");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("name");
+
+                    b.Property<int>("StateDim")
+                        .HasColumnType("integer")
+                        .HasColumnName("state_dim");
+
+                    b.PrimitiveCollection<string[]>("StateNames")
+                        .IsRequired()
+                        .HasColumnType("text[]")
+                        .HasColumnName("state_names");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_embodiments");
+
+                    b.HasIndex("TenantId", "Name")
+                        .IsUnique()
+                        .HasDatabaseName("ix_embodiments_tenant_id_name");
+
+                    NpgsqlIndexBuilderExtensions.AreNullsDistinct(b.HasIndex("TenantId", "Name"), false);
+
+                    b.ToTable("embodiments", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.ModelVersionCounter", b =>
+                {
+                    b.Property<Guid>("OwnerId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("owner_id");
+
+                    b.Property<Guid>("EmbodimentId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("embodiment_id");
+
+                    b.Property<string>("ModelName")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("model_name");
+
+                    b.Property<int>("LastVersion")
+                        .HasColumnType("integer")
+                        .HasColumnName("last_version");
+
+                    b.HasKey("OwnerId", "EmbodimentId", "ModelName")
+                        .HasName("pk_model_version_counters");
+
+                    b.ToTable("model_version_counters", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Tenant", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<int?>("Burst")
+                        .HasColumnType("integer")
+                        .HasColumnName("burst");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("DisplayName")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("display_name");
+
+                    b.Property<int?>("MaxConcurrentStreams")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_concurrent_streams");
+
+                    b.Property<long?>("MonthlyComputeMsQuota")
+                        .HasColumnType("bigint")
+                        .HasColumnName("monthly_compute_ms_quota");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("name");
+
+                    b.Property<double?>("RequestsPerSecond")
+                        .HasColumnType("double precision")
+                        .HasColumnName("requests_per_second");
+
+                    b.Property<uint>("RowVersion")
+                        .IsConcurrencyToken()
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("xid")
+                        .HasColumnName("xmin");
 
                     b.HasKey("Id")
                         .HasName("pk_tenants");
@@ -110,6 +491,47 @@ namespace VlaCloud.Migrations.Migrations
                         .HasDatabaseName("ix_tenants_name");
 
                     b.ToTable("tenants", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.UsageDay", b =>
+                {
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateOnly>("Day")
+                        .HasColumnType("date")
+                        .HasColumnName("day");
+
+                    b.Property<Guid>("CheckpointId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("checkpoint_id");
+
+                    b.Property<long>("Actions")
+                        .HasColumnType("bigint")
+                        .HasColumnName("actions");
+
+                    b.Property<long>("ComputeMs")
+                        .HasColumnType("bigint")
+                        .HasColumnName("compute_ms");
+
+                    b.Property<long>("Requests")
+                        .HasColumnType("bigint")
+                        .HasColumnName("requests");
+
+                    b.HasKey("TenantId", "Day", "CheckpointId")
+                        .HasName("pk_usage_days");
+
+                    b.ToTable("usage_days", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.AliasMove", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_alias_moves_tenants_tenant_id");
                 });
 
             modelBuilder.Entity("VlaCloud.Registry.Entities.ApiKey", b =>
@@ -122,6 +544,105 @@ namespace VlaCloud.Migrations.Migrations
                         .HasConstraintName("fk_api_keys_tenants_tenant_id");
 
                     b.Navigation("Tenant");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Artifact", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_artifacts_tenants_tenant_id");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Checkpoint", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Embodiment", "Embodiment")
+                        .WithMany()
+                        .HasForeignKey("EmbodimentId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_checkpoints_embodiments_embodiment_id");
+
+                    b.HasOne("VlaCloud.Registry.Entities.Checkpoint", null)
+                        .WithMany()
+                        .HasForeignKey("ParentCheckpointId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_checkpoints_checkpoints_parent_checkpoint_id");
+
+                    b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_checkpoints_tenants_tenant_id");
+
+                    b.Navigation("Embodiment");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.CheckpointAlias", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Checkpoint", "Checkpoint")
+                        .WithMany()
+                        .HasForeignKey("CheckpointId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_aliases_checkpoints_checkpoint_id");
+
+                    b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_aliases_tenants_tenant_id");
+
+                    b.Navigation("Checkpoint");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Embodiment", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_embodiments_tenants_tenant_id");
+
+                    b.OwnsMany("VlaCloud.Registry.Entities.EmbodimentCamera", "Cameras", b1 =>
+                        {
+                            b1.Property<Guid>("EmbodimentId");
+
+                            b1.Property<int>("__synthesizedOrdinal")
+                                .ValueGeneratedOnAdd();
+
+                            b1.Property<int>("Height");
+
+                            b1.Property<string>("Name")
+                                .IsRequired();
+
+                            b1.Property<int>("Width");
+
+                            b1.HasKey("EmbodimentId", "__synthesizedOrdinal");
+
+                            b1.ToTable("embodiments");
+
+                            b1
+                                .ToJson("cameras")
+                                .HasColumnType("jsonb");
+
+                            b1.WithOwner()
+                                .HasForeignKey("EmbodimentId")
+                                .HasConstraintName("fk_embodiments_embodiments_embodiment_id");
+                        });
+
+                    b.Navigation("Cameras");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.UsageDay", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_usage_days_tenants_tenant_id");
                 });
 
             modelBuilder.Entity("VlaCloud.Registry.Entities.Tenant", b =>

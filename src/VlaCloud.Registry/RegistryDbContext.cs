@@ -3,17 +3,44 @@ using VlaCloud.Registry.Entities;
 
 namespace VlaCloud.Registry;
 
-/// <summary>The registry database: the source of truth for tenants, keys and checkpoints.</summary>
-public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> options) : DbContext(options)
+/// <summary>
+/// The registry database: the source of truth for tenants, keys and checkpoints. Tenant isolation lives
+/// here and nowhere else: every tenant-owned set is filtered to the current tenant's rows plus public ones.
+/// </summary>
+public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> options, ITenantAccessor? tenant = null) : DbContext(options)
 {
     /// <summary>Name of the assembly that holds the migrations (the <c>migrations/</c> project).</summary>
     public const string MigrationsAssembly = "VlaCloud.Migrations";
+
+    /// <summary>The tenant whose rows this context sees (with public rows), or null for public rows only.</summary>
+    public Guid? CurrentTenantId => tenant?.TenantId;
 
     /// <summary>Tenants.</summary>
     public DbSet<Tenant> Tenants => Set<Tenant>();
 
     /// <summary>API keys.</summary>
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+
+    /// <summary>Embodiments (filtered to the current tenant's and public ones).</summary>
+    public DbSet<Embodiment> Embodiments => Set<Embodiment>();
+
+    /// <summary>Checkpoints (filtered to the current tenant's and public ones).</summary>
+    public DbSet<Checkpoint> Checkpoints => Set<Checkpoint>();
+
+    /// <summary>Artifacts the current tenant may register (its own and public ones).</summary>
+    public DbSet<Artifact> Artifacts => Set<Artifact>();
+
+    /// <summary>Aliases (filtered to the current tenant's and public ones).</summary>
+    public DbSet<CheckpointAlias> Aliases => Set<CheckpointAlias>();
+
+    /// <summary>The history of alias moves (filtered like aliases).</summary>
+    public DbSet<AliasMove> AliasMoves => Set<AliasMove>();
+
+    /// <summary>Version counters; only the checkpoint registry touches them, with SQL.</summary>
+    public DbSet<ModelVersionCounter> ModelVersionCounters => Set<ModelVersionCounter>();
+
+    /// <summary>Daily usage (filtered to the current tenant).</summary>
+    public DbSet<UsageDay> UsageDays => Set<UsageDay>();
 
     /// <inheritdoc />
     protected override void OnModelCreating(ModelBuilder model)
@@ -23,6 +50,7 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
             tenant.Property(t => t.Name).HasMaxLength(64);
             tenant.HasIndex(t => t.Name).IsUnique();
             tenant.Property(t => t.DisplayName).HasMaxLength(200);
+            tenant.Property(t => t.RowVersion).IsRowVersion();
         });
 
         model.Entity<ApiKey>(key =>
@@ -32,6 +60,107 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
             key.HasIndex(k => k.Prefix).IsUnique();
             key.HasIndex(k => k.TenantId);
             key.HasOne(k => k.Tenant).WithMany(t => t.ApiKeys).HasForeignKey(k => k.TenantId).OnDelete(DeleteBehavior.Cascade);
+            key.Property(k => k.RowVersion).IsRowVersion();
         });
+
+        model.Entity<Embodiment>(embodiment =>
+        {
+            embodiment.Property(e => e.Name).HasMaxLength(100);
+            embodiment.Property(e => e.Description).HasMaxLength(1000);
+            embodiment.Property(e => e.ActionSpace).HasMaxLength(100);
+            // Public rows have no tenant; NULLS NOT DISTINCT keeps their names unique too.
+            embodiment.HasIndex(e => new { e.TenantId, e.Name }).IsUnique().AreNullsDistinct(false);
+            embodiment.HasOne<Tenant>().WithMany().HasForeignKey(e => e.TenantId).OnDelete(DeleteBehavior.Cascade);
+            embodiment.OwnsMany(e => e.Cameras, camera => camera.ToJson());
+            embodiment.HasQueryFilter(e => e.TenantId == null || e.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<Checkpoint>(checkpoint =>
+        {
+            checkpoint.Property(c => c.ModelName).HasMaxLength(100);
+            checkpoint.Property(c => c.ArtifactUri).HasMaxLength(1000);
+            checkpoint.Property(c => c.Sha256).HasMaxLength(64).IsFixedLength();
+            checkpoint.Property(c => c.Config).HasColumnType("jsonb");
+            checkpoint.Property(c => c.NormalizationStats).HasColumnType("jsonb");
+            checkpoint.Property(c => c.Metrics).HasColumnType("jsonb");
+            checkpoint.HasIndex(c => new { c.TenantId, c.EmbodimentId, c.ModelName, c.Version }).IsUnique().AreNullsDistinct(false);
+            checkpoint.HasIndex(c => new { c.TenantId, c.ModelName });
+            checkpoint.HasIndex(c => c.ParentCheckpointId);
+            checkpoint.HasIndex(c => c.DatasetId);
+            checkpoint.HasIndex(c => c.FineTuningJobId);
+            checkpoint.HasOne(c => c.Embodiment).WithMany().HasForeignKey(c => c.EmbodimentId).OnDelete(DeleteBehavior.Restrict);
+            checkpoint.HasOne<Checkpoint>().WithMany().HasForeignKey(c => c.ParentCheckpointId).OnDelete(DeleteBehavior.Restrict);
+            checkpoint.HasOne<Tenant>().WithMany().HasForeignKey(c => c.TenantId).OnDelete(DeleteBehavior.Cascade);
+            checkpoint.HasQueryFilter(c => c.TenantId == null || c.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<Artifact>(artifact =>
+        {
+            artifact.Property(a => a.Sha256).HasMaxLength(64).IsFixedLength();
+            artifact.Property(a => a.Uri).HasMaxLength(1000);
+            artifact.Property(a => a.Kind).HasMaxLength(32);
+            artifact.HasIndex(a => new { a.TenantId, a.Sha256 }).IsUnique().AreNullsDistinct(false);
+            artifact.HasOne<Tenant>().WithMany().HasForeignKey(a => a.TenantId).OnDelete(DeleteBehavior.Cascade);
+            artifact.HasQueryFilter(a => a.TenantId == null || a.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<CheckpointAlias>(alias =>
+        {
+            alias.Property(a => a.ModelName).HasMaxLength(100);
+            alias.Property(a => a.Name).HasMaxLength(64);
+            alias.HasIndex(a => new { a.TenantId, a.ModelName, a.Name }).IsUnique().AreNullsDistinct(false);
+            alias.HasIndex(a => a.CheckpointId);
+            alias.HasOne(a => a.Checkpoint).WithMany().HasForeignKey(a => a.CheckpointId).OnDelete(DeleteBehavior.Restrict);
+            alias.HasOne<Tenant>().WithMany().HasForeignKey(a => a.TenantId).OnDelete(DeleteBehavior.Cascade);
+            alias.Property(a => a.RowVersion).IsRowVersion();
+            alias.HasQueryFilter(a => a.TenantId == null || a.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<AliasMove>(move =>
+        {
+            move.Property(m => m.ModelName).HasMaxLength(100);
+            move.Property(m => m.Alias).HasMaxLength(64);
+            move.Property(m => m.Reason).HasMaxLength(500);
+            move.HasIndex(m => new { m.TenantId, m.ModelName, m.Alias, m.Id });
+            move.HasOne<Tenant>().WithMany().HasForeignKey(m => m.TenantId).OnDelete(DeleteBehavior.Cascade);
+            move.HasQueryFilter(m => m.TenantId == null || m.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<ModelVersionCounter>(counter =>
+        {
+            counter.HasKey(c => new { c.OwnerId, c.EmbodimentId, c.ModelName });
+            counter.Property(c => c.ModelName).HasMaxLength(100);
+        });
+
+        model.Entity<UsageDay>(usage =>
+        {
+            usage.HasKey(u => new { u.TenantId, u.Day, u.CheckpointId });
+            usage.HasOne<Tenant>().WithMany().HasForeignKey(u => u.TenantId).OnDelete(DeleteBehavior.Cascade);
+            usage.HasQueryFilter(u => u.TenantId == CurrentTenantId);
+        });
+    }
+
+    /// <inheritdoc />
+    public override int SaveChanges(bool acceptAllChangesOnSuccess)
+    {
+        RefuseChangesToImmutableRows();
+        return base.SaveChanges(acceptAllChangesOnSuccess);
+    }
+
+    /// <inheritdoc />
+    public override Task<int> SaveChangesAsync(bool acceptAllChangesOnSuccess, CancellationToken cancellationToken = default)
+    {
+        RefuseChangesToImmutableRows();
+        return base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+    }
+
+    // Checkpoints are what a robot runs: changing one in place would change behaviour behind a version number.
+    private void RefuseChangesToImmutableRows()
+    {
+        foreach (var entry in ChangeTracker.Entries())
+        {
+            if (entry.State is EntityState.Modified && entry.Entity is Checkpoint or AliasMove or Artifact)
+                throw new InvalidOperationException($"{entry.Entity.GetType().Name} rows are immutable once registered.");
+        }
     }
 }

@@ -1,19 +1,30 @@
+using Amazon.Runtime;
+using Amazon.S3;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using VlaCloud.Registry.Artifacts;
+using VlaCloud.Registry.Checkpoints;
+using VlaCloud.Registry.Keys;
+using VlaCloud.Registry.Limits;
+using VlaCloud.Registry.Usage;
 
 namespace VlaCloud.Registry;
 
-/// <summary>Registers the registry database.</summary>
+/// <summary>Registers the registry database and its services.</summary>
 public static class RegistryServiceCollectionExtensions
 {
     /// <summary>Name of the Postgres connection string in configuration.</summary>
     public const string ConnectionStringName = "Registry";
 
     /// <summary>
-    /// Adds <see cref="RegistryDbContext"/> on Npgsql with snake_case names. The connection string
-    /// is read when the first context is created, so hosts and tests can set it late.
+    /// Adds <see cref="RegistryDbContext"/> on Npgsql with snake_case names, the checkpoint registry, the
+    /// artifact store, the key cache, limits and metering. The connection string is read when the first
+    /// context is created, so hosts and tests can set it late. The host provides an
+    /// <see cref="ITenantAccessor"/>, a <see cref="RedisKeyspace"/> and an <c>IConnectionMultiplexer</c>.
     /// </summary>
     public static IServiceCollection AddRegistry(this IServiceCollection services)
     {
@@ -21,8 +32,45 @@ public static class RegistryServiceCollectionExtensions
             ConfigureNpgsql(options, RequireConnectionString(sp.GetRequiredService<IConfiguration>())));
         services.AddScoped<ApiKeyLookup>();
         services.AddScoped<ApiKeyIssuer>();
+        services.AddScoped<CheckpointRegistry>();
+        services.AddScoped<AliasService>();
+        services.AddScoped<IUsageMeter, UsageMeter>();
+        services.AddSingleton<ApiKeyCache>();
+        services.AddSingleton<RequestRateLimiter>();
+        services.AddSingleton<StreamSlots>();
+        services.AddOptions<LimitsOptions>().BindConfiguration(LimitsOptions.Section);
+        services.AddOptions<ArtifactStoreOptions>().BindConfiguration(ArtifactStoreOptions.Section)
+            .Configure<IConfiguration>((options, configuration) =>
+            {
+                // VlaCloud:ArtifactsPath is the short setting the start script uses.
+                if (configuration["VlaCloud:ArtifactsPath"] is { Length: > 0 } path) options.Path = path;
+            });
+        services.AddSingleton<IArtifactStore>(CreateArtifactStore);
         services.TryAddSingleton(TimeProvider.System);
         return services;
+    }
+
+    private static IArtifactStore CreateArtifactStore(IServiceProvider sp)
+    {
+        var options = sp.GetRequiredService<IOptions<ArtifactStoreOptions>>().Value;
+        if (options.Store.Equals("s3", StringComparison.OrdinalIgnoreCase))
+        {
+            if (string.IsNullOrEmpty(options.Bucket))
+                throw new InvalidOperationException("VlaCloud:Artifacts:Store is s3 but VlaCloud:Artifacts:Bucket is not set.");
+            var config = new AmazonS3Config { ForcePathStyle = options.ForcePathStyle, AuthenticationRegion = options.Region };
+            if (options.ServiceUrl is { Length: > 0 } url) config.ServiceURL = url;
+            else config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(options.Region);
+            var client = options.AccessKey is { Length: > 0 } accessKey
+                ? new AmazonS3Client(new BasicAWSCredentials(accessKey, options.SecretKey), config)
+                : new AmazonS3Client(config);
+            return new S3ArtifactStore(client, options.Bucket, options.Prefix);
+        }
+        if (!options.Store.Equals("filesystem", StringComparison.OrdinalIgnoreCase))
+            throw new InvalidOperationException($"VlaCloud:Artifacts:Store '{options.Store}' is unknown; use filesystem or s3.");
+        var root = Path.IsPathRooted(options.Path)
+            ? options.Path
+            : Path.Combine(sp.GetService<IHostEnvironment>()?.ContentRootPath ?? Directory.GetCurrentDirectory(), options.Path);
+        return new FileSystemArtifactStore(root);
     }
 
     /// <summary>Applies the registry's provider settings to <paramref name="options"/>.</summary>

@@ -5,6 +5,7 @@ using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 using VlaCloud.Registry;
+using VlaCloud.Registry.Keys;
 
 namespace VlaCloud.Api.Auth;
 
@@ -17,8 +18,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    ApiKeyLookup lookup,
-    TimeProvider clock)
+    ApiKeyCache keys)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -31,8 +31,9 @@ internal sealed class ApiKeyAuthenticationHandler(
         var presented = ReadPresentedKey(Request);
         if (presented is null) return AuthenticateResult.NoResult();
 
-        var key = await lookup.FindActiveAsync(presented, clock.GetUtcNow(), Context.RequestAborted);
+        var key = await keys.FindActiveAsync(presented, Context.RequestAborted);
         if (key is null) return AuthenticateResult.Fail("The API key is unknown, expired or revoked.");
+        Context.Features.Set(key);
 
         var claims = new List<Claim>
         {

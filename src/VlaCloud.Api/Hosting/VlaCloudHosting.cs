@@ -1,9 +1,11 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.OpenApi;
+using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using VlaCloud.Api.Apis;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.Health;
+using VlaCloud.Api.Idempotency;
 using VlaCloud.Api.Observability;
 using VlaCloud.Registry;
 
@@ -35,6 +37,8 @@ public static class VlaCloudHosting
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorization(options => options.AddScopePolicies());
         services.AddScoped<CurrentTenant>();
+        services.AddScoped<ITenantAccessor>(sp => sp.GetRequiredService<CurrentTenant>());
+        services.AddSingleton(sp => new RedisKeyspace(sp.GetRequiredService<IOptions<VlaCloudOptions>>().Value.RedisPrefix));
 
         services.AddHealthChecks()
             .AddCheck<PostgresReadinessCheck>("postgres", tags: [SystemApi.ReadyTag])
@@ -78,6 +82,7 @@ public static class VlaCloudHosting
         app.UseAuthentication();
         app.UseTenantLogScope();
         app.UseAuthorization();
+        app.UseMiddleware<IdempotencyMiddleware>();
 
         app.UseSwagger();
         app.UseSwaggerUI(ui =>
@@ -87,6 +92,11 @@ public static class VlaCloudHosting
         });
 
         app.MapSystemApi();
+        app.MapEmbodimentsApi();
+        app.MapCheckpointsApi();
+        app.MapModelsApi();
+        app.MapUsageApi();
+        app.MapAdminApi();
         app.MapHangfireDashboard();
         return app;
     }

@@ -24,6 +24,9 @@ public sealed class VlaCloudOptions
     /// <summary>Prefix of every Redis key and channel this deployment uses, so deployments can share a Redis.</summary>
     public string RedisPrefix { get; set; } = "vlacloud:";
 
+    /// <summary>How long an <c>Idempotency-Key</c> and its stored response are kept (at least 24 h, as Stripe).</summary>
+    public TimeSpan IdempotencyKeyLifetime { get; set; } = TimeSpan.FromHours(24);
+
     /// <summary>Hangfire workers of a trainer process: one per training device.</summary>
     public int TrainerWorkers { get; set; } = 1;
 

@@ -24,7 +24,19 @@ internal static class HangfireSetup
             .UsePostgreSqlStorage(
                 storage => storage.UseNpgsqlConnection(
                     RegistryServiceCollectionExtensions.RequireConnectionString(sp.GetRequiredService<IConfiguration>())),
-                new PostgreSqlStorageOptions { SchemaName = "hangfire", PrepareSchemaIfNecessary = true }));
+                new PostgreSqlStorageOptions
+                {
+                    SchemaName = "hangfire",
+                    PrepareSchemaIfNecessary = true,
+                    // The default retries the first connection with back-off for ~31 s (1+2+4+8+16), blocking start-up
+                    // and disposal while Postgres is down; readiness should say 503 at once instead. One quick retry,
+                    // then degraded mode: the storage initializes itself on first use once Postgres answers.
+                    // (Zero retries would turn resilient start-up off and make the host fail to start.)
+                    StartupConnectionMaxRetries = 1,
+                    StartupConnectionBaseDelay = TimeSpan.FromMilliseconds(200),
+                    StartupConnectionMaxDelay = TimeSpan.FromSeconds(1),
+                    AllowDegradedModeWithoutStorage = true,
+                }));
         services.AddHostedService<HangfireServerHost>();
         return services;
     }

@@ -36,6 +36,9 @@ public sealed class ApiKey
     /// <summary>When the key was revoked; a revoked key is refused at once.</summary>
     public DateTimeOffset? RevokedAt { get; set; }
 
+    /// <summary>Postgres <c>xmin</c>, so a revocation and another edit cannot overwrite each other.</summary>
+    public uint RowVersion { get; set; }
+
     /// <summary>Whether the key may be used at <paramref name="now"/>.</summary>
     public bool IsActiveAt(DateTimeOffset now) => RevokedAt is null && (ExpiresAt is null || ExpiresAt > now);
 }

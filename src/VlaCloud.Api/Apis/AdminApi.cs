@@ -1,0 +1,206 @@
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using VlaCloud.Api.RateLimiting;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Checkpoints;
+using VlaCloud.Registry.Entities;
+using VlaCloud.Registry.Keys;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary>
+/// <c>/v1/admin</c>: tenants and their API keys, for operators holding a key with the <c>admin</c> scope.
+/// These routes act across tenants by design, so they read without the tenant filter.
+/// </summary>
+public static class AdminApi
+{
+    /// <summary>Maps the group.</summary>
+    public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/admin/tenants").WithTags("Admin").RequireAuthorization(ApiScopes.Admin).RequireTenantRateLimit();
+        group.MapPost("", CreateTenantAsync).WithName("CreateTenant").WithSummary("Creates a tenant.");
+        group.MapGet("", ListTenantsAsync).WithName("ListTenants").WithSummary("Lists tenants, newest first.");
+        group.MapGet("/{id:guid}", GetTenantAsync).WithName("GetTenant").WithSummary("Gets a tenant.");
+        group.MapPatch("/{id:guid}", UpdateTenantAsync).WithName("UpdateTenant")
+            .WithSummary("Changes a tenant's display name or limits; takes effect on every replica at once.");
+        group.MapPost("/{id:guid}/api-keys", CreateKeyAsync).WithName("CreateApiKey")
+            .WithSummary("Creates an API key for the tenant. The key is in this response only; store it.");
+        group.MapGet("/{id:guid}/api-keys", ListKeysAsync).WithName("ListApiKeys").WithSummary("Lists the tenant's keys (never the secrets).");
+        group.MapDelete("/{id:guid}/api-keys/{keyId:guid}", RevokeKeyAsync).WithName("RevokeApiKey")
+            .WithSummary("Revokes a key; every replica refuses it from the next request on.");
+        return app;
+    }
+
+    private static async Task<Results<Created<TenantResponse>, ValidationProblem, ProblemHttpResult>> CreateTenantAsync(
+        CreateTenantRequest request, RegistryDbContext db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (!Names.IsSlug(request.Name, 64)) return ApiResults.Invalid("name", "name must be 1-64 characters of a-z, 0-9, '.', '_' or '-'.");
+        if (request.Limits?.Validate() is { } invalid) return invalid;
+        var tenant = new Tenant { Name = request.Name, DisplayName = request.DisplayName, CreatedAt = clock.GetUtcNow() };
+        request.Limits?.ApplyTo(tenant);
+        db.Tenants.Add(tenant);
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: $"A tenant named '{request.Name}' already exists.");
+        }
+        return TypedResults.Created($"/v1/admin/tenants/{tenant.Id}", TenantResponse.From(tenant));
+    }
+
+    private static async Task<Results<Ok<ListPage<TenantResponse>>, ValidationProblem>> ListTenantsAsync(
+        Guid? after, int? limit, RegistryDbContext db, CancellationToken cancellationToken)
+    {
+        if (ApiResults.CheckLimit(limit, out var take) is { } invalid) return invalid;
+        var query = db.Tenants.AsNoTracking();
+        if (after is { } cursor) query = query.Where(t => t.Id < cursor);
+        var rows = await query.OrderByDescending(t => t.Id).Take(take + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ApiResults.Page(rows, take, t => t.Id, TenantResponse.From));
+    }
+
+    private static async Task<Results<Ok<TenantResponse>, ProblemHttpResult>> GetTenantAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
+        await db.Tenants.AsNoTracking().FirstOrDefaultAsync(t => t.Id == id, cancellationToken) is { } tenant
+            ? TypedResults.Ok(TenantResponse.From(tenant))
+            : ApiResults.NotFound($"Tenant {id}");
+
+    private static async Task<Results<Ok<TenantResponse>, ValidationProblem, ProblemHttpResult>> UpdateTenantAsync(
+        Guid id, UpdateTenantRequest request, RegistryDbContext db, ApiKeyCache keys, CancellationToken cancellationToken)
+    {
+        if (request.Limits?.Validate() is { } invalid) return invalid;
+        if (await db.Tenants.FirstOrDefaultAsync(t => t.Id == id, cancellationToken) is not { } tenant) return ApiResults.NotFound($"Tenant {id}");
+        if (request.DisplayName is not null) tenant.DisplayName = request.DisplayName;
+        request.Limits?.ApplyTo(tenant);
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: "The tenant was changed concurrently; read it again and retry.");
+        }
+        // Limits travel with the cached key identity: drop the tenant's cached keys everywhere.
+        await keys.PublishTenantChangedAsync(id);
+        return TypedResults.Ok(TenantResponse.From(tenant));
+    }
+
+    private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateKeyAsync(
+        Guid id, CreateApiKeyRequest request, RegistryDbContext db, ApiKeyIssuer issuer, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (!await db.Tenants.AnyAsync(t => t.Id == id, cancellationToken)) return ApiResults.NotFound($"Tenant {id}");
+        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 100) return ApiResults.Invalid("name", "name is required (at most 100 characters).");
+        if (request.ExpiresAt is { } expires && expires <= clock.GetUtcNow()) return ApiResults.Invalid("expires_at", "expires_at must be in the future.");
+        try
+        {
+            var (key, plain) = await issuer.IssueAsync(id, request.Name, request.Scopes ?? [], request.ExpiresAt, cancellationToken);
+            return TypedResults.Created($"/v1/admin/tenants/{id}/api-keys/{key.Id}", new CreatedApiKeyResponse(ApiKeyResponse.From(key), plain));
+        }
+        catch (ArgumentException e)
+        {
+            return ApiResults.Invalid("scopes", e.Message);
+        }
+    }
+
+    private static async Task<Results<Ok<ListPage<ApiKeyResponse>>, ProblemHttpResult>> ListKeysAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
+    {
+        if (!await db.Tenants.AnyAsync(t => t.Id == id, cancellationToken)) return ApiResults.NotFound($"Tenant {id}");
+        var rows = await db.ApiKeys.AsNoTracking().Where(k => k.TenantId == id).OrderByDescending(k => k.Id).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ApiResults.Page(rows, int.MaxValue, k => k.Id, ApiKeyResponse.From));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeKeyAsync(
+        Guid id, Guid keyId, RegistryDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (await db.ApiKeys.FirstOrDefaultAsync(k => k.Id == keyId && k.TenantId == id, cancellationToken) is not { } key)
+            return ApiResults.NotFound($"API key {keyId}");
+        if (key.RevokedAt is null)
+        {
+            key.RevokedAt = clock.GetUtcNow();
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+            }
+            catch (DbUpdateConcurrencyException)
+            {
+                return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: "The key was changed concurrently; retry.");
+            }
+        }
+        await keys.PublishKeyChangedAsync(key.Prefix);
+        return TypedResults.NoContent();
+    }
+}
+
+/// <summary>Optional per-tenant limits; absent fields keep their value (null on create means the default).</summary>
+public sealed record TenantLimitsDto(
+    [property: JsonPropertyName("requests_per_second")] double? RequestsPerSecond = null,
+    int? Burst = null,
+    [property: JsonPropertyName("max_concurrent_streams")] int? MaxConcurrentStreams = null,
+    [property: JsonPropertyName("monthly_compute_ms_quota")] long? MonthlyComputeMsQuota = null)
+{
+    internal ValidationProblem? Validate()
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (RequestsPerSecond is { } rps && !(rps > 0 && rps <= 100_000)) errors["limits.requests_per_second"] = ["must be in (0, 100000]."];
+        if (Burst is < 1 or > 1_000_000) errors["limits.burst"] = ["must be between 1 and 1000000."];
+        if (MaxConcurrentStreams is < 0 or > 10_000) errors["limits.max_concurrent_streams"] = ["must be between 0 and 10000."];
+        if (MonthlyComputeMsQuota is < 0) errors["limits.monthly_compute_ms_quota"] = ["must not be negative."];
+        return errors.Count > 0 ? TypedResults.ValidationProblem(errors) : null;
+    }
+
+    internal void ApplyTo(Tenant tenant)
+    {
+        if (RequestsPerSecond is not null) tenant.RequestsPerSecond = RequestsPerSecond;
+        if (Burst is not null) tenant.Burst = Burst;
+        if (MaxConcurrentStreams is not null) tenant.MaxConcurrentStreams = MaxConcurrentStreams;
+        if (MonthlyComputeMsQuota is not null) tenant.MonthlyComputeMsQuota = MonthlyComputeMsQuota;
+    }
+}
+
+/// <summary>Body of <c>POST /v1/admin/tenants</c>.</summary>
+public sealed record CreateTenantRequest(
+    string Name,
+    [property: JsonPropertyName("display_name")] string? DisplayName = null,
+    TenantLimitsDto? Limits = null);
+
+/// <summary>Body of <c>PATCH /v1/admin/tenants/{id}</c>.</summary>
+public sealed record UpdateTenantRequest(
+    [property: JsonPropertyName("display_name")] string? DisplayName = null,
+    TenantLimitsDto? Limits = null);
+
+/// <summary>A tenant.</summary>
+public sealed record TenantResponse(
+    Guid Id,
+    string Name,
+    [property: JsonPropertyName("display_name")] string? DisplayName,
+    TenantLimitsDto Limits,
+    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt)
+{
+    internal static TenantResponse From(Tenant t) => new(t.Id, t.Name, t.DisplayName,
+        new TenantLimitsDto(t.RequestsPerSecond, t.Burst, t.MaxConcurrentStreams, t.MonthlyComputeMsQuota), t.CreatedAt);
+}
+
+/// <summary>Body of <c>POST /v1/admin/tenants/{id}/api-keys</c>.</summary>
+public sealed record CreateApiKeyRequest(
+    string Name,
+    IReadOnlyList<string>? Scopes,
+    [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt = null);
+
+/// <summary>An API key, without its secret.</summary>
+public sealed record ApiKeyResponse(
+    Guid Id,
+    [property: JsonPropertyName("tenant_id")] Guid TenantId,
+    string Name,
+    string Prefix,
+    IReadOnlyList<string> Scopes,
+    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
+    [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt,
+    [property: JsonPropertyName("revoked_at")] DateTimeOffset? RevokedAt)
+{
+    internal static ApiKeyResponse From(ApiKey k) => new(k.Id, k.TenantId, k.Name, k.Prefix, k.Scopes, k.CreatedAt, k.ExpiresAt, k.RevokedAt);
+}
+
+/// <summary>A new key: the only time its secret is shown.</summary>
+public sealed record CreatedApiKeyResponse(ApiKeyResponse Key, [property: JsonPropertyName("api_key")] string PlainKey);

@@ -1,0 +1,63 @@
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using VlaCloud.Registry;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary>One page of a list, OpenAI style: pass <c>last_id</c> as <c>after</c> for the next page.</summary>
+/// <typeparam name="T">Item type.</typeparam>
+/// <param name="Data">The items, newest first.</param>
+/// <param name="FirstId">Id of the first item.</param>
+/// <param name="LastId">Id of the last item.</param>
+/// <param name="HasMore">Whether a next page exists.</param>
+public sealed record ListPage<T>(
+    [property: JsonPropertyName("data")] IReadOnlyList<T> Data,
+    [property: JsonPropertyName("first_id")] string? FirstId,
+    [property: JsonPropertyName("last_id")] string? LastId,
+    [property: JsonPropertyName("has_more")] bool HasMore)
+{
+    [JsonPropertyName("object")]
+    public string Object => "list";
+}
+
+/// <summary>Helpers shared by the endpoint groups.</summary>
+internal static class ApiResults
+{
+    public const int DefaultLimit = 20;
+    public const int MaxLimit = 100;
+
+    /// <summary>A page from up to <c>limit + 1</c> rows fetched newest first.</summary>
+    public static ListPage<TOut> Page<TIn, TOut>(IReadOnlyList<TIn> rows, int limit, Func<TIn, Guid> id, Func<TIn, TOut> map)
+    {
+        var page = rows.Take(limit).ToList();
+        return new ListPage<TOut>(page.Select(map).ToList(),
+            page.Count > 0 ? id(page[0]).ToString() : null,
+            page.Count > 0 ? id(page[^1]).ToString() : null,
+            rows.Count > limit);
+    }
+
+    /// <summary>Checks <c>limit</c>; null when valid, else the validation problem.</summary>
+    public static ValidationProblem? CheckLimit(int? limit, out int value)
+    {
+        value = limit ?? DefaultLimit;
+        return value is < 1 or > MaxLimit
+            ? TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = [$"limit must be between 1 and {MaxLimit}."] })
+            : null;
+    }
+
+    /// <summary>The problem for a registry refusal: 404, 400 or 409.</summary>
+    public static ProblemHttpResult Problem(RegistryException e) => e.Kind switch
+    {
+        RegistryErrorKind.NotFound => TypedResults.Problem(statusCode: 404, title: "Not found", detail: e.Message),
+        RegistryErrorKind.Conflict => TypedResults.Problem(statusCode: 409, title: "Conflict", detail: e.Message),
+        _ => TypedResults.Problem(statusCode: 400, title: "Invalid request", detail: e.Message),
+    };
+
+    /// <summary>A 404 problem that reveals nothing about other tenants.</summary>
+    public static ProblemHttpResult NotFound(string what) =>
+        TypedResults.Problem(statusCode: 404, title: "Not found", detail: $"{what} was not found.");
+
+    /// <summary>A validation problem for one field.</summary>
+    public static ValidationProblem Invalid(string field, string message) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] });
+}

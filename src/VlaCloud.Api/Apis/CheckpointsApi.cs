@@ -1,0 +1,180 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using VlaCloud.Api.Auth;
+using VlaCloud.Api.Idempotency;
+using VlaCloud.Api.RateLimiting;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Artifacts;
+using VlaCloud.Registry.Checkpoints;
+using VlaCloud.Registry.Entities;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary>
+/// <c>/v1/checkpoints</c>: put an artifact, register it as a new version, list, get and resolve.
+/// </summary>
+public static class CheckpointsApi
+{
+    /// <summary>Largest artifact a single put accepts (larger ones go through uploads in parts).</summary>
+    public const long MaxArtifactBytes = 20L << 30;
+
+    /// <summary>Maps the group.</summary>
+    public static IEndpointRouteBuilder MapCheckpointsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/checkpoints").WithTags("Checkpoints").RequireTenantRateLimit();
+        var read = group.MapGroup("").RequireAuthorization(ApiScopes.RegistryRead);
+        var write = group.MapGroup("").RequireAuthorization(ApiScopes.RegistryWrite);
+
+        read.MapGet("", ListAsync).WithName("ListCheckpoints")
+            .WithSummary("Lists visible checkpoints (the caller's and public ones), newest first, filtered by model and embodiment.");
+        read.MapGet("/{id:guid}", GetAsync).WithName("GetCheckpoint")
+            .WithSummary("Gets one checkpoint by id.");
+        read.MapGet("/resolve", ResolveAsync).WithName("ResolveCheckpoint")
+            .WithSummary("Resolves a reference (id, model@vN or model@alias) to a checkpoint, as inference does.");
+        write.MapPost("/artifacts", PutArtifactAsync).WithName("PutCheckpointArtifact")
+            .WithSummary("Stores a checkpoint file (the request body) by its SHA-256; register it with POST /v1/checkpoints.")
+            .Accepts<Stream>("application/octet-stream")
+            .WithMetadata(new SkipIdempotencyAttribute(), new RequestSizeLimitAttribute(MaxArtifactBytes));
+        write.MapPost("", RegisterAsync).WithName("RegisterCheckpoint")
+            .WithSummary("Registers a stored artifact as the next version of a model for an embodiment.");
+        return app;
+    }
+
+    private static async Task<Results<Ok<ListPage<CheckpointResponse>>, ValidationProblem, ProblemHttpResult>> ListAsync(
+        RegistryDbContext db, CheckpointRegistry registry, string? model, string? embodiment, Guid? after, int? limit, CancellationToken cancellationToken)
+    {
+        if (ApiResults.CheckLimit(limit, out var take) is { } invalid) return invalid;
+        var query = db.Checkpoints.AsNoTracking().Include(c => c.Embodiment).AsQueryable();
+        if (model is not null) query = query.Where(c => c.ModelName == model);
+        if (embodiment is not null)
+        {
+            if (await registry.FindEmbodimentAsync(embodiment, cancellationToken) is not { } target)
+                return ApiResults.NotFound($"Embodiment '{embodiment}'");
+            query = query.Where(c => c.EmbodimentId == target.Id);
+        }
+        if (after is { } cursor) query = query.Where(c => c.Id < cursor);
+        var rows = await query.OrderByDescending(c => c.Id).Take(take + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ApiResults.Page(rows, take, c => c.Id, CheckpointResponse.From));
+    }
+
+    private static async Task<Results<Ok<CheckpointResponse>, ProblemHttpResult>> GetAsync(
+        Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
+        await db.Checkpoints.AsNoTracking().Include(c => c.Embodiment).FirstOrDefaultAsync(c => c.Id == id, cancellationToken) is { } checkpoint
+            ? TypedResults.Ok(CheckpointResponse.From(checkpoint))
+            : ApiResults.NotFound($"Checkpoint {id}");
+
+    private static async Task<Results<Ok<CheckpointResponse>, ProblemHttpResult>> ResolveAsync(
+        [FromQuery(Name = "ref")] string reference, string? embodiment, CheckpointRegistry registry, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return TypedResults.Ok(CheckpointResponse.From(await registry.ResolveAsync(reference, embodiment, cancellationToken)));
+        }
+        catch (RegistryException e)
+        {
+            return ApiResults.Problem(e);
+        }
+    }
+
+    private static async Task<Results<Created<ArtifactResponse>, ProblemHttpResult>> PutArtifactAsync(
+        HttpRequest request, IArtifactStore store, RegistryDbContext db, CurrentTenant tenant, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength == 0)
+            return TypedResults.Problem(statusCode: 400, title: "Empty artifact", detail: "Send the checkpoint file as the request body.");
+        var info = await store.PutAsync(request.Body, cancellationToken);
+        if (info.SizeBytes == 0)
+            return TypedResults.Problem(statusCode: 400, title: "Empty artifact", detail: "Send the checkpoint file as the request body.");
+        var owner = tenant.TenantId;
+        if (!await db.Artifacts.AnyAsync(a => a.TenantId == owner && a.Sha256 == info.Sha256, cancellationToken))
+        {
+            db.Artifacts.Add(new Artifact { TenantId = owner, Sha256 = info.Sha256, SizeBytes = info.SizeBytes, Uri = info.Uri, Kind = "checkpoint", CreatedAt = clock.GetUtcNow() });
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+            }
+            catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+            {
+                // The same tenant put the same bytes concurrently: one row is enough.
+            }
+        }
+        return TypedResults.Created($"/v1/checkpoints/artifacts/{info.Sha256}", new ArtifactResponse(info.Sha256, info.SizeBytes, info.Uri));
+    }
+
+    private static async Task<Results<Created<CheckpointResponse>, ValidationProblem, ProblemHttpResult>> RegisterAsync(
+        RegisterCheckpointRequest request, CheckpointRegistry registry, CurrentTenant tenant, CancellationToken cancellationToken)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (!Sha256Hex.IsValid(request.ArtifactSha256)) errors["artifact_sha256"] = ["artifact_sha256 must be 64 hex characters."];
+        if (string.IsNullOrEmpty(request.Embodiment)) errors["embodiment"] = ["embodiment (id or name) is required."];
+        if (request.Config.ValueKind != JsonValueKind.Object) errors["config"] = ["config must be a JSON object."];
+        if (request.NormalizationStats.ValueKind != JsonValueKind.Object) errors["normalization_stats"] = ["normalization_stats must be a JSON object."];
+        if (request.Metrics is { } metrics && metrics.ValueKind is not (JsonValueKind.Object or JsonValueKind.Null or JsonValueKind.Undefined))
+            errors["metrics"] = ["metrics must be a JSON object."];
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+        try
+        {
+            var checkpoint = await registry.RegisterAsync(new CheckpointRegistration(
+                request.Embodiment, request.Model, request.ArtifactSha256, request.Config.GetRawText(), request.NormalizationStats.GetRawText(),
+                request.Metrics is { ValueKind: JsonValueKind.Object } m ? m.GetRawText() : null,
+                request.ParentCheckpointId, request.DatasetId, request.FineTuningJobId, tenant.KeyId), cancellationToken);
+            return TypedResults.Created($"/v1/checkpoints/{checkpoint.Id}", CheckpointResponse.From(checkpoint));
+        }
+        catch (RegistryException e)
+        {
+            return ApiResults.Problem(e);
+        }
+    }
+}
+
+/// <summary>A stored artifact.</summary>
+public sealed record ArtifactResponse(
+    string Sha256,
+    [property: JsonPropertyName("size_bytes")] long SizeBytes,
+    string Uri);
+
+/// <summary>Body of <c>POST /v1/checkpoints</c>.</summary>
+public sealed record RegisterCheckpointRequest(
+    string Model,
+    string Embodiment,
+    [property: JsonPropertyName("artifact_sha256")] string ArtifactSha256,
+    JsonElement Config,
+    [property: JsonPropertyName("normalization_stats")] JsonElement NormalizationStats,
+    JsonElement? Metrics = null,
+    [property: JsonPropertyName("parent_checkpoint_id")] Guid? ParentCheckpointId = null,
+    [property: JsonPropertyName("dataset_id")] Guid? DatasetId = null,
+    [property: JsonPropertyName("fine_tuning_job_id")] Guid? FineTuningJobId = null);
+
+/// <summary>A registered checkpoint.</summary>
+public sealed record CheckpointResponse(
+    Guid Id,
+    string Model,
+    int Version,
+    [property: JsonPropertyName("public")] bool IsPublic,
+    [property: JsonPropertyName("embodiment_id")] Guid EmbodimentId,
+    string? Embodiment,
+    [property: JsonPropertyName("artifact_uri")] string ArtifactUri,
+    string Sha256,
+    [property: JsonPropertyName("size_bytes")] long SizeBytes,
+    JsonElement Config,
+    [property: JsonPropertyName("normalization_stats")] JsonElement NormalizationStats,
+    JsonElement? Metrics,
+    [property: JsonPropertyName("parent_checkpoint_id")] Guid? ParentCheckpointId,
+    [property: JsonPropertyName("dataset_id")] Guid? DatasetId,
+    [property: JsonPropertyName("fine_tuning_job_id")] Guid? FineTuningJobId,
+    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt)
+{
+    internal static CheckpointResponse From(Checkpoint c) => new(
+        c.Id, c.ModelName, c.Version, c.TenantId is null, c.EmbodimentId, c.Embodiment?.Name, c.ArtifactUri, c.Sha256, c.SizeBytes,
+        Parse(c.Config), Parse(c.NormalizationStats), c.Metrics is null ? null : Parse(c.Metrics),
+        c.ParentCheckpointId, c.DatasetId, c.FineTuningJobId, c.CreatedAt);
+
+    private static JsonElement Parse(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.Clone();
+    }
+}

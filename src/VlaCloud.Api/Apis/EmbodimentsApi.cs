@@ -1,0 +1,136 @@
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using VlaCloud.Api.Auth;
+using VlaCloud.Api.RateLimiting;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Checkpoints;
+using VlaCloud.Registry.Entities;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary><c>/v1/embodiments</c>: the robot bodies checkpoints drive.</summary>
+public static class EmbodimentsApi
+{
+    /// <summary>Maps the group.</summary>
+    public static IEndpointRouteBuilder MapEmbodimentsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/embodiments").WithTags("Embodiments").RequireTenantRateLimit();
+        var read = group.MapGroup("").RequireAuthorization(ApiScopes.RegistryRead);
+        var write = group.MapGroup("").RequireAuthorization(ApiScopes.RegistryWrite);
+
+        read.MapGet("", ListAsync).WithName("ListEmbodiments")
+            .WithSummary("Lists the caller's embodiments and the public ones, newest first.");
+        read.MapGet("/{id:guid}", GetAsync).WithName("GetEmbodiment")
+            .WithSummary("Gets one embodiment.");
+        write.MapPost("", CreateAsync).WithName("CreateEmbodiment")
+            .WithSummary("Creates an embodiment owned by the caller's tenant.");
+        return app;
+    }
+
+    private static async Task<Results<Ok<ListPage<EmbodimentResponse>>, ValidationProblem>> ListAsync(
+        RegistryDbContext db, Guid? after, int? limit, CancellationToken cancellationToken)
+    {
+        if (ApiResults.CheckLimit(limit, out var take) is { } invalid) return invalid;
+        var query = db.Embodiments.AsNoTracking();
+        if (after is { } cursor) query = query.Where(e => e.Id < cursor);
+        var rows = await query.OrderByDescending(e => e.Id).Take(take + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ApiResults.Page(rows, take, e => e.Id, EmbodimentResponse.From));
+    }
+
+    private static async Task<Results<Ok<EmbodimentResponse>, ProblemHttpResult>> GetAsync(
+        Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
+        await db.Embodiments.AsNoTracking().FirstOrDefaultAsync(e => e.Id == id, cancellationToken) is { } embodiment
+            ? TypedResults.Ok(EmbodimentResponse.From(embodiment))
+            : ApiResults.NotFound($"Embodiment {id}");
+
+    private static async Task<Results<Created<EmbodimentResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
+        CreateEmbodimentRequest request, RegistryDbContext db, CurrentTenant tenant, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (request.Validate() is { Count: > 0 } errors) return TypedResults.ValidationProblem(errors);
+        var embodiment = new Embodiment
+        {
+            TenantId = tenant.TenantId,
+            Name = request.Name,
+            Description = request.Description,
+            ActionDim = request.ActionDim,
+            StateDim = request.StateDim,
+            ActionSpace = request.ActionSpace,
+            ActionNames = request.ActionNames ?? [],
+            StateNames = request.StateNames ?? [],
+            Cameras = request.Cameras.Select(c => new EmbodimentCamera { Name = c.Name, Width = c.Width, Height = c.Height }).ToList(),
+            ControlHz = request.ControlHz,
+            ChunkLength = request.ChunkLength,
+            CreatedAt = clock.GetUtcNow(),
+        };
+        db.Embodiments.Add(embodiment);
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: $"An embodiment named '{request.Name}' already exists.");
+        }
+        return TypedResults.Created($"/v1/embodiments/{embodiment.Id}", EmbodimentResponse.From(embodiment));
+    }
+}
+
+/// <summary>A camera of an embodiment.</summary>
+/// <param name="Name">Observation key, e.g. <c>wrist</c>.</param>
+/// <param name="Width">Image width.</param>
+/// <param name="Height">Image height.</param>
+public sealed record CameraDto(string Name, int Width, int Height);
+
+/// <summary>Body of <c>POST /v1/embodiments</c>.</summary>
+public sealed record CreateEmbodimentRequest(
+    string Name,
+    [property: JsonPropertyName("action_dim")] int ActionDim,
+    [property: JsonPropertyName("state_dim")] int StateDim,
+    [property: JsonPropertyName("action_space")] string ActionSpace,
+    IReadOnlyList<CameraDto> Cameras,
+    [property: JsonPropertyName("control_hz")] double ControlHz,
+    [property: JsonPropertyName("chunk_length")] int ChunkLength,
+    [property: JsonPropertyName("action_names")] string[]? ActionNames = null,
+    [property: JsonPropertyName("state_names")] string[]? StateNames = null,
+    string? Description = null)
+{
+    internal Dictionary<string, string[]> Validate()
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (!Names.IsSlug(Name, 100)) errors["name"] = ["name must be 1-100 characters of a-z, 0-9, '.', '_' or '-'."];
+        if (ActionDim is < 1 or > 64) errors["action_dim"] = ["action_dim must be between 1 and 64."];
+        if (StateDim is < 0 or > 256) errors["state_dim"] = ["state_dim must be between 0 and 256."];
+        if (string.IsNullOrWhiteSpace(ActionSpace) || ActionSpace.Length > 100) errors["action_space"] = ["action_space is required (at most 100 characters)."];
+        if (Cameras is null || Cameras.Count == 0 || Cameras.Any(c => string.IsNullOrWhiteSpace(c.Name) || c.Width is < 1 or > 4096 || c.Height is < 1 or > 4096))
+            errors["cameras"] = ["at least one camera with a name and a size of 1-4096 pixels is required."];
+        else if (Cameras.Select(c => c.Name).Distinct().Count() != Cameras.Count) errors["cameras"] = ["camera names must be unique."];
+        if (!(ControlHz > 0 && ControlHz <= 1000)) errors["control_hz"] = ["control_hz must be in (0, 1000]."];
+        if (ChunkLength is < 1 or > 256) errors["chunk_length"] = ["chunk_length must be between 1 and 256."];
+        if (ActionNames is { Length: > 0 } a && a.Length != ActionDim) errors["action_names"] = ["action_names needs one name per action dimension."];
+        if (StateNames is { Length: > 0 } s && s.Length != StateDim) errors["state_names"] = ["state_names needs one name per state dimension."];
+        return errors;
+    }
+}
+
+/// <summary>An embodiment.</summary>
+public sealed record EmbodimentResponse(
+    Guid Id,
+    string Name,
+    [property: JsonPropertyName("public")] bool IsPublic,
+    string? Description,
+    [property: JsonPropertyName("action_dim")] int ActionDim,
+    [property: JsonPropertyName("state_dim")] int StateDim,
+    [property: JsonPropertyName("action_space")] string ActionSpace,
+    [property: JsonPropertyName("action_names")] IReadOnlyList<string> ActionNames,
+    [property: JsonPropertyName("state_names")] IReadOnlyList<string> StateNames,
+    IReadOnlyList<CameraDto> Cameras,
+    [property: JsonPropertyName("control_hz")] double ControlHz,
+    [property: JsonPropertyName("chunk_length")] int ChunkLength,
+    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt)
+{
+    internal static EmbodimentResponse From(Embodiment e) => new(
+        e.Id, e.Name, e.TenantId is null, e.Description, e.ActionDim, e.StateDim, e.ActionSpace, e.ActionNames, e.StateNames,
+        e.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height)).ToList(), e.ControlHz, e.ChunkLength, e.CreatedAt);
+}

@@ -1,0 +1,146 @@
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using VlaCloud.Api.Auth;
+using VlaCloud.Api.RateLimiting;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Checkpoints;
+using VlaCloud.Registry.Entities;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary>
+/// <c>/v1/models/{model}/aliases</c>: movable names for a model's versions. Promotion sets or moves an alias;
+/// rollback moves it back; every change is in the alias's history.
+/// </summary>
+public static class ModelsApi
+{
+    /// <summary>Maps the group.</summary>
+    public static IEndpointRouteBuilder MapModelsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/models/{model}/aliases").WithTags("Models").RequireTenantRateLimit();
+        var read = group.MapGroup("").RequireAuthorization(ApiScopes.RegistryRead);
+        var write = group.MapGroup("").RequireAuthorization(ApiScopes.RegistryWrite);
+
+        read.MapGet("", ListAsync).WithName("ListAliases").WithSummary("Lists the aliases of a model.");
+        read.MapGet("/{alias}", GetAsync).WithName("GetAlias").WithSummary("Gets an alias and the checkpoint it points at.");
+        read.MapGet("/{alias}/history", HistoryAsync).WithName("GetAliasHistory")
+            .WithSummary("The moves of an alias, newest first: who moved it, when, from which checkpoint to which.");
+        write.MapPut("/{alias}", SetAsync).WithName("SetAlias")
+            .WithSummary("Creates or moves an alias to a checkpoint (promotion).");
+        write.MapPost("/{alias}/rollback", RollbackAsync).WithName("RollbackAlias")
+            .WithSummary("Moves an alias back to the checkpoint it pointed at before its last move.");
+        write.MapDelete("/{alias}", DeleteAsync).WithName("DeleteAlias").WithSummary("Deletes an alias (recorded in its history).");
+        return app;
+    }
+
+    private static async Task<Ok<ListPage<AliasResponse>>> ListAsync(string model, RegistryDbContext db, CancellationToken cancellationToken)
+    {
+        var rows = await db.Aliases.AsNoTracking().Include(a => a.Checkpoint)
+            .Where(a => a.ModelName == model).OrderByDescending(a => a.Id).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ApiResults.Page(rows, int.MaxValue, a => a.Id, AliasResponse.From));
+    }
+
+    private static async Task<Results<Ok<AliasResponse>, ProblemHttpResult>> GetAsync(
+        string model, string alias, RegistryDbContext db, CancellationToken cancellationToken) =>
+        await db.Aliases.AsNoTracking().Include(a => a.Checkpoint)
+                .Where(a => a.ModelName == model && a.Name == alias).OrderBy(a => a.TenantId == null)
+                .FirstOrDefaultAsync(cancellationToken) is { } found
+            ? TypedResults.Ok(AliasResponse.From(found))
+            : ApiResults.NotFound($"Alias {model}@{alias}");
+
+    private static async Task<Results<Ok<ListPage<AliasMoveResponse>>, ValidationProblem, ProblemHttpResult>> HistoryAsync(
+        string model, string alias, Guid? after, int? limit, RegistryDbContext db, CancellationToken cancellationToken)
+    {
+        if (ApiResults.CheckLimit(limit, out var take) is { } invalid) return invalid;
+        var query = db.AliasMoves.AsNoTracking().Where(m => m.ModelName == model && m.Alias == alias);
+        if (after is { } cursor) query = query.Where(m => m.Id < cursor);
+        var rows = await query.OrderByDescending(m => m.Id).Take(take + 1).ToListAsync(cancellationToken);
+        if (rows.Count == 0 && after is null) return ApiResults.NotFound($"Alias {model}@{alias}");
+        return TypedResults.Ok(ApiResults.Page(rows, take, m => m.Id, AliasMoveResponse.From));
+    }
+
+    private static async Task<Results<Ok<AliasResponse>, ValidationProblem, ProblemHttpResult>> SetAsync(
+        string model, string alias, SetAliasRequest request, AliasService aliases, RegistryDbContext db, CurrentTenant tenant, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(request.Checkpoint)) return ApiResults.Invalid("checkpoint", "checkpoint (id, model@vN or model@alias) is required.");
+        try
+        {
+            var moved = await aliases.SetAsync(model, alias, request.Checkpoint, request.Reason, tenant.KeyId, cancellationToken);
+            return TypedResults.Ok(await ReloadAsync(db, moved.Id, cancellationToken));
+        }
+        catch (RegistryException e)
+        {
+            return ApiResults.Problem(e);
+        }
+    }
+
+    private static async Task<Results<Ok<AliasResponse>, ProblemHttpResult>> RollbackAsync(
+        string model, string alias, RollbackAliasRequest? request, AliasService aliases, RegistryDbContext db, CurrentTenant tenant, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var moved = await aliases.RollbackAsync(model, alias, request?.Reason, tenant.KeyId, cancellationToken);
+            return TypedResults.Ok(await ReloadAsync(db, moved.Id, cancellationToken));
+        }
+        catch (RegistryException e)
+        {
+            return ApiResults.Problem(e);
+        }
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
+        string model, string alias, AliasService aliases, CurrentTenant tenant, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await aliases.DeleteAsync(model, alias, null, tenant.KeyId, cancellationToken);
+            return TypedResults.NoContent();
+        }
+        catch (RegistryException e)
+        {
+            return ApiResults.Problem(e);
+        }
+    }
+
+    private static async Task<AliasResponse> ReloadAsync(RegistryDbContext db, Guid id, CancellationToken cancellationToken) =>
+        AliasResponse.From(await db.Aliases.AsNoTracking().Include(a => a.Checkpoint).SingleAsync(a => a.Id == id, cancellationToken));
+}
+
+/// <summary>Body of <c>PUT /v1/models/{model}/aliases/{alias}</c>.</summary>
+/// <param name="Checkpoint">The target: an id, <c>model@vN</c> or another alias <c>model@alias</c>.</param>
+/// <param name="Reason">Why, kept in the history.</param>
+public sealed record SetAliasRequest(string Checkpoint, string? Reason = null);
+
+/// <summary>Body of <c>POST …/rollback</c>.</summary>
+/// <param name="Reason">Why, kept in the history.</param>
+public sealed record RollbackAliasRequest(string? Reason = null);
+
+/// <summary>An alias.</summary>
+public sealed record AliasResponse(
+    Guid Id,
+    string Model,
+    string Alias,
+    [property: JsonPropertyName("public")] bool IsPublic,
+    [property: JsonPropertyName("checkpoint_id")] Guid CheckpointId,
+    int? Version,
+    [property: JsonPropertyName("updated_at")] DateTimeOffset UpdatedAt)
+{
+    internal static AliasResponse From(CheckpointAlias a) =>
+        new(a.Id, a.ModelName, a.Name, a.TenantId is null, a.CheckpointId, a.Checkpoint?.Version, a.UpdatedAt);
+}
+
+/// <summary>One move of an alias.</summary>
+public sealed record AliasMoveResponse(
+    Guid Id,
+    string Model,
+    string Alias,
+    [property: JsonPropertyName("from_checkpoint_id")] Guid? FromCheckpointId,
+    [property: JsonPropertyName("to_checkpoint_id")] Guid? ToCheckpointId,
+    [property: JsonPropertyName("moved_by_key_id")] Guid? MovedByKeyId,
+    [property: JsonPropertyName("moved_at")] DateTimeOffset MovedAt,
+    string? Reason)
+{
+    internal static AliasMoveResponse From(AliasMove m) =>
+        new(m.Id, m.ModelName, m.Alias, m.FromCheckpointId, m.ToCheckpointId, m.MovedByKeyId, m.MovedAt, m.Reason);
+}

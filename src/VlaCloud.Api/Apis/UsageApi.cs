@@ -1,0 +1,71 @@
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using VlaCloud.Api.Auth;
+using VlaCloud.Api.RateLimiting;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Usage;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary><c>/v1/usage</c>: the caller's metered use per day, and its monthly compute quota.</summary>
+public static class UsageApi
+{
+    /// <summary>Longest range one request may ask for.</summary>
+    public const int MaxDays = 366;
+
+    /// <summary>Maps the group.</summary>
+    public static IEndpointRouteBuilder MapUsageApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/usage").WithTags("Usage").RequireTenantRateLimit().RequireAuthorization();
+        group.MapGet("", GetAsync).WithName("GetUsage")
+            .WithSummary("Usage per UTC day and checkpoint between from and to (inclusive; default: this month), with the compute quota.");
+        return app;
+    }
+
+    private static async Task<Results<Ok<UsageResponse>, ValidationProblem>> GetAsync(
+        DateOnly? from, DateOnly? to, RegistryDbContext db, IUsageMeter meter, CurrentTenant tenant, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var today = DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime);
+        var first = from ?? new DateOnly(today.Year, today.Month, 1);
+        var last = to ?? today;
+        if (last < first) return ApiResults.Invalid("to", "to must not be before from.");
+        if (last.DayNumber - first.DayNumber >= MaxDays) return ApiResults.Invalid("from", $"ask for at most {MaxDays} days at once.");
+
+        var rows = await db.UsageDays.AsNoTracking()
+            .Where(u => u.Day >= first && u.Day <= last)
+            .OrderBy(u => u.Day).ThenBy(u => u.CheckpointId)
+            .ToListAsync(cancellationToken);
+        var quota = await meter.CheckComputeQuotaAsync(tenant.TenantId!.Value, tenant.Limits, cancellationToken);
+        return TypedResults.Ok(new UsageResponse(
+            first, last,
+            rows.Select(u => new UsageDayResponse(u.Day, u.CheckpointId == Guid.Empty ? null : u.CheckpointId, u.Requests, u.Actions, u.ComputeMs)).ToList(),
+            rows.Sum(u => u.Requests), rows.Sum(u => u.Actions), rows.Sum(u => u.ComputeMs),
+            new QuotaResponse(quota.Limit, quota.Limit - quota.Remaining, quota.Remaining, DateTimeOffset.UtcNow + quota.ResetAfter)));
+    }
+}
+
+/// <summary>Usage over a range of days.</summary>
+public sealed record UsageResponse(
+    DateOnly From,
+    DateOnly To,
+    IReadOnlyList<UsageDayResponse> Data,
+    [property: JsonPropertyName("total_requests")] long TotalRequests,
+    [property: JsonPropertyName("total_actions")] long TotalActions,
+    [property: JsonPropertyName("total_compute_ms")] long TotalComputeMs,
+    [property: JsonPropertyName("compute_quota")] QuotaResponse ComputeQuota);
+
+/// <summary>One day's use of one checkpoint.</summary>
+public sealed record UsageDayResponse(
+    DateOnly Day,
+    [property: JsonPropertyName("checkpoint_id")] Guid? CheckpointId,
+    long Requests,
+    long Actions,
+    [property: JsonPropertyName("compute_ms")] long ComputeMs);
+
+/// <summary>The monthly compute quota.</summary>
+public sealed record QuotaResponse(
+    [property: JsonPropertyName("limit_ms")] long LimitMs,
+    [property: JsonPropertyName("used_ms")] long UsedMs,
+    [property: JsonPropertyName("remaining_ms")] long RemainingMs,
+    [property: JsonPropertyName("resets_at")] DateTimeOffset ResetsAt);

@@ -1,0 +1,51 @@
+using System.Globalization;
+using VlaCloud.Api.Auth;
+using VlaCloud.Registry.Limits;
+
+namespace VlaCloud.Api.RateLimiting;
+
+/// <summary>
+/// Takes a token from the caller's tenant and key buckets before the handler runs; on refusal answers 429
+/// with <c>Retry-After</c>. Every answer carries <c>RateLimit-Limit</c>, <c>RateLimit-Remaining</c> and
+/// <c>RateLimit-Reset</c> (seconds), as in the IETF RateLimit header draft.
+/// </summary>
+internal sealed class TenantRateLimitFilter(RequestRateLimiter limiter, CurrentTenant tenant) : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        if (tenant.Identity is not { } identity) return await next(context);
+        var decision = await limiter.TryAcquireAsync(identity.TenantId, identity.KeyId, tenant.Limits);
+        var response = context.HttpContext.Response;
+        WriteHeaders(response, decision);
+        if (decision.Allowed) return await next(context);
+        return TooManyRequests(response, decision);
+    }
+
+    /// <summary>Writes the <c>RateLimit-*</c> headers of <paramref name="decision"/>.</summary>
+    public static void WriteHeaders(HttpResponse response, LimitDecision decision)
+    {
+        response.Headers["RateLimit-Limit"] = decision.Limit.ToString(CultureInfo.InvariantCulture);
+        response.Headers["RateLimit-Remaining"] = decision.Remaining.ToString(CultureInfo.InvariantCulture);
+        response.Headers["RateLimit-Reset"] = Seconds(decision.ResetAfter).ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The 429 problem for a refused <paramref name="decision"/>, with <c>Retry-After</c> set.</summary>
+    public static IResult TooManyRequests(HttpResponse response, LimitDecision decision)
+    {
+        response.Headers.RetryAfter = Math.Max(1, Seconds(decision.RetryAfter)).ToString(CultureInfo.InvariantCulture);
+        return TypedResults.Problem(
+            statusCode: StatusCodes.Status429TooManyRequests,
+            title: "Too many requests",
+            detail: $"The {decision.Reason ?? "rate"} limit is reached; retry after {Math.Max(1, Seconds(decision.RetryAfter))} s.");
+    }
+
+    private static long Seconds(TimeSpan span) => (long)Math.Ceiling(Math.Max(0, span.TotalSeconds));
+}
+
+/// <summary>Applies the tenant rate limit to a route group.</summary>
+public static class TenantRateLimitExtensions
+{
+    /// <summary>Limits every endpoint of <paramref name="builder"/> by the caller's tenant and key buckets.</summary>
+    public static TBuilder RequireTenantRateLimit<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
+        builder.AddEndpointFilter<TBuilder, TenantRateLimitFilter>();
+}

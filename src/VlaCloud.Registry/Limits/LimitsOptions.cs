@@ -1,0 +1,57 @@
+namespace VlaCloud.Registry.Limits;
+
+/// <summary>Deployment defaults for tenant limits, section <c>VlaCloud:Limits</c>; a tenant row may override each.</summary>
+public sealed class LimitsOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "VlaCloud:Limits";
+
+    /// <summary>Requests per second for all of a tenant's keys together.</summary>
+    public double TenantRequestsPerSecond { get; set; } = 50;
+
+    /// <summary>Tenant burst (bucket size).</summary>
+    public int TenantBurst { get; set; } = 100;
+
+    /// <summary>Requests per second for one key, so one runaway client cannot use the whole tenant's rate.</summary>
+    public double KeyRequestsPerSecond { get; set; } = 25;
+
+    /// <summary>Key burst (bucket size).</summary>
+    public int KeyBurst { get; set; } = 50;
+
+    /// <summary>Streams a tenant may hold open at once.</summary>
+    public int MaxConcurrentStreams { get; set; } = 4;
+
+    /// <summary>How long a stream slot lives without renewal, so a crashed replica's slots come back.</summary>
+    public TimeSpan StreamSlotLease { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Compute milliseconds per tenant per UTC month (default 100 hours).</summary>
+    public long MonthlyComputeMsQuota { get; set; } = 100L * 3600 * 1000;
+
+    /// <summary>The limits in force for a tenant with these overrides.</summary>
+    public TenantLimits For(TenantLimitOverrides overrides) => new(
+        overrides.RequestsPerSecond ?? TenantRequestsPerSecond,
+        overrides.Burst ?? TenantBurst,
+        Math.Min(KeyRequestsPerSecond, overrides.RequestsPerSecond ?? double.MaxValue),
+        Math.Min(KeyBurst, overrides.Burst ?? int.MaxValue),
+        overrides.MaxConcurrentStreams ?? MaxConcurrentStreams,
+        overrides.MonthlyComputeMsQuota ?? MonthlyComputeMsQuota);
+}
+
+/// <summary>The limits in force for one tenant.</summary>
+/// <param name="RequestsPerSecond">Tenant request rate.</param>
+/// <param name="Burst">Tenant bucket size.</param>
+/// <param name="KeyRequestsPerSecond">Per-key request rate (never above the tenant's).</param>
+/// <param name="KeyBurst">Per-key bucket size (never above the tenant's).</param>
+/// <param name="MaxConcurrentStreams">Streams at once.</param>
+/// <param name="MonthlyComputeMsQuota">Compute milliseconds per UTC month.</param>
+public sealed record TenantLimits(
+    double RequestsPerSecond, int Burst, double KeyRequestsPerSecond, int KeyBurst, int MaxConcurrentStreams, long MonthlyComputeMsQuota);
+
+/// <summary>The outcome of a limit check, with what the <c>RateLimit-*</c> headers report.</summary>
+/// <param name="Allowed">Whether the request may proceed.</param>
+/// <param name="Limit">The bucket size (or quota) of the tightest limit.</param>
+/// <param name="Remaining">What is left of it after this request.</param>
+/// <param name="ResetAfter">When it is full again (or the quota period ends).</param>
+/// <param name="RetryAfter">When to retry, for a refusal.</param>
+/// <param name="Reason">Which limit refused, for the problem detail.</param>
+public sealed record LimitDecision(bool Allowed, long Limit, long Remaining, TimeSpan ResetAfter, TimeSpan RetryAfter, string? Reason = null);

@@ -1,0 +1,97 @@
+using System.Net;
+using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using VlaCloud.Api.Apis;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Limits;
+using VlaCloud.Registry.Usage;
+using VlaCloud.Testing;
+
+namespace VlaCloud.Api.Tests.Registry;
+
+[Collection(LimitsCollection.Name)]
+public sealed class LimitsTests(ServicesFixture services)
+{
+    [Fact]
+    public async Task Requests_beyond_the_tenant_burst_get_429_with_retry_after_and_ratelimit_headers()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var (_, adminKey) = await app.CreateTenantAsync(scopes: ApiScopes.Admin);
+        var admin = app.CreateClient(adminKey);
+        var tenant = await (await admin.PostAsJsonAsync("/v1/admin/tenants",
+            new CreateTenantRequest($"slow-{Guid.NewGuid():N}"[..16], Limits: new TenantLimitsDto(RequestsPerSecond: 0.2, Burst: 3)))).Content.ReadFromJsonAsync<TenantResponse>();
+        var key = await (await admin.PostAsJsonAsync($"/v1/admin/tenants/{tenant!.Id}/api-keys", new CreateApiKeyRequest("k", [ApiScopes.RegistryRead])))
+            .Content.ReadFromJsonAsync<CreatedApiKeyResponse>();
+        var client = app.CreateClient(key!.PlainKey);
+
+        var remaining = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var ok = await client.GetAsync("/v1/embodiments");
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            Assert.Equal("3", ok.Headers.GetValues("RateLimit-Limit").Single());
+            remaining.Add(ok.Headers.GetValues("RateLimit-Remaining").Single());
+            Assert.True(int.Parse(ok.Headers.GetValues("RateLimit-Reset").Single()) > 0);
+        }
+        Assert.Equal(["2", "1", "0"], remaining);
+
+        var refused = await client.GetAsync("/v1/embodiments");
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+        var retryAfter = int.Parse(refused.Headers.GetValues("Retry-After").Single());
+        Assert.InRange(retryAfter, 1, 6);
+        Assert.Equal("0", refused.Headers.GetValues("RateLimit-Remaining").Single());
+
+        // Another tenant's bucket is untouched.
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync("/v1/admin/tenants")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Stream_slots_stop_at_the_tenant_limit_and_come_back_when_released()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var slots = app.Services.GetRequiredService<StreamSlots>();
+        var tenant = Guid.NewGuid();
+        var limits = new LimitsOptions { MaxConcurrentStreams = 2 }.For(TenantLimitOverrides.None);
+
+        var (first, slot1) = await slots.TryAcquireAsync(tenant, limits, TimeSpan.FromMinutes(1));
+        var (_, slot2) = await slots.TryAcquireAsync(tenant, limits, TimeSpan.FromMinutes(1));
+        var (third, slot3) = await slots.TryAcquireAsync(tenant, limits, TimeSpan.FromMinutes(1));
+        Assert.True(first.Allowed);
+        Assert.NotNull(slot2);
+        Assert.False(third.Allowed);
+        Assert.Null(slot3);
+        Assert.Equal(2, await slots.CountAsync(tenant));
+
+        await slot1!.DisposeAsync();
+        var (fourth, slot4) = await slots.TryAcquireAsync(tenant, limits, TimeSpan.FromMinutes(1));
+        Assert.True(fourth.Allowed);
+        Assert.True(await slot4!.RenewAsync());
+        Assert.False(await slot1.RenewAsync());
+    }
+
+    [Fact]
+    public async Task Metered_usage_rolls_up_per_day_shows_in_usage_and_exhausts_the_monthly_quota()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var (tenant, key) = await app.CreateTenantAsync();
+        var checkpoint = Guid.NewGuid();
+        using (var scope = app.Services.CreateScope())
+        {
+            var meter = scope.ServiceProvider.GetRequiredService<IUsageMeter>();
+            var limits = new LimitsOptions { MonthlyComputeMsQuota = 1000 }.For(TenantLimitOverrides.None);
+            Assert.True((await meter.CheckComputeQuotaAsync(tenant.Id, limits, CancellationToken.None)).Allowed);
+            await meter.RecordAsync(new UsageRecord(tenant.Id, checkpoint, 1, 16, 600), CancellationToken.None);
+            await meter.RecordAsync(new UsageRecord(tenant.Id, checkpoint, 1, 16, 500), CancellationToken.None);
+            var after = await meter.CheckComputeQuotaAsync(tenant.Id, limits, CancellationToken.None);
+            Assert.False(after.Allowed);
+            Assert.Equal(0, after.Remaining);
+            Assert.True(after.RetryAfter > TimeSpan.Zero);
+        }
+
+        var usage = await app.CreateClient(key).GetFromJsonAsync<UsageResponse>("/v1/usage");
+        var day = Assert.Single(usage!.Data);
+        Assert.Equal((checkpoint, 2L, 32L, 1100L), (day.CheckpointId!.Value, day.Requests, day.Actions, day.ComputeMs));
+        Assert.Equal(1100, usage.ComputeQuota.UsedMs);
+    }
+}

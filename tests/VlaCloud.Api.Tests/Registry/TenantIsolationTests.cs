@@ -1,0 +1,125 @@
+using System.Net;
+using System.Net.Http.Json;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using VlaCloud.Api.Apis;
+using VlaCloud.Registry.Usage;
+using VlaCloud.Testing;
+
+namespace VlaCloud.Api.Tests.Registry;
+
+[Collection(RegistryCollection.Name)]
+public sealed class TenantIsolationTests(ServicesFixture services)
+{
+    /// <summary>Routes that act on no tenant's resources, with the reason.</summary>
+    private static readonly Dictionary<string, string> Exempt = new()
+    {
+        ["GET /healthz"] = "probe, anonymous",
+        ["GET /readyz"] = "probe, anonymous",
+        ["GET /metrics"] = "operator metrics, no tenant data",
+        ["POST /v1/admin/tenants"] = "platform admin, cross-tenant by design",
+        ["GET /v1/admin/tenants"] = "platform admin",
+        ["GET /v1/admin/tenants/{id:guid}"] = "platform admin",
+        ["PATCH /v1/admin/tenants/{id:guid}"] = "platform admin",
+        ["POST /v1/admin/tenants/{id:guid}/api-keys"] = "platform admin",
+        ["GET /v1/admin/tenants/{id:guid}/api-keys"] = "platform admin",
+        ["DELETE /v1/admin/tenants/{id:guid}/api-keys/{keyId:guid}"] = "platform admin",
+    };
+
+    /// <summary>For each tenant route: tenant B's request aimed at tenant A's resources, and what must hold.</summary>
+    private static readonly Dictionary<string, Func<TenantWorld, HttpClient, Task>> Probes = new()
+    {
+        ["GET /v1/embodiments"] = async (a, b) => Assert.DoesNotContain(a.Embodiment.Id.ToString(), await b.GetStringAsync("/v1/embodiments?limit=100")),
+        ["GET /v1/embodiments/{id:guid}"] = async (a, b) => await Expect404(b.GetAsync($"/v1/embodiments/{a.Embodiment.Id}")),
+        // Names are per tenant: reusing A's name must work and so reveal nothing.
+        ["POST /v1/embodiments"] = async (a, b) => await b.CreateEmbodimentAsync(a.Embodiment.Name),
+        ["GET /v1/checkpoints"] = async (a, b) =>
+        {
+            var page = await b.GetFromJsonAsync<ListPage<CheckpointResponse>>($"/v1/checkpoints?model={a.Model}");
+            Assert.Empty(page!.Data);
+        },
+        ["GET /v1/checkpoints/{id:guid}"] = async (a, b) => await Expect404(b.GetAsync($"/v1/checkpoints/{a.V1.Id}")),
+        ["GET /v1/checkpoints/resolve"] = async (a, b) =>
+        {
+            await Expect404(b.GetAsync($"/v1/checkpoints/resolve?ref={a.V1.Id}"));
+            await Expect404(b.GetAsync($"/v1/checkpoints/resolve?ref={a.Model}@v1"));
+            await Expect404(b.GetAsync($"/v1/checkpoints/resolve?ref={a.Model}@production"));
+        },
+        ["POST /v1/checkpoints/artifacts"] = async (_, b) => await b.PutArtifactAsync(),
+        ["POST /v1/checkpoints"] = async (a, b) =>
+        {
+            var own = await b.CreateEmbodimentAsync();
+            var ownArtifact = await b.PutArtifactAsync();
+            await Expect404(b.PostRegistrationAsync(a.Model, own.Name, a.Artifact.Sha256));
+            await Expect404(b.PostRegistrationAsync(a.Model, a.Embodiment.Id.ToString(), ownArtifact.Sha256));
+            await Expect404(b.PostRegistrationAsync(a.Model, own.Name, ownArtifact.Sha256, a.V1.Id));
+        },
+        ["GET /v1/models/{model}/aliases"] = async (a, b) =>
+        {
+            var page = await b.GetFromJsonAsync<ListPage<AliasResponse>>($"/v1/models/{a.Model}/aliases");
+            Assert.Empty(page!.Data);
+        },
+        ["GET /v1/models/{model}/aliases/{alias}"] = async (a, b) => await Expect404(b.GetAsync($"/v1/models/{a.Model}/aliases/production")),
+        ["GET /v1/models/{model}/aliases/{alias}/history"] = async (a, b) => await Expect404(b.GetAsync($"/v1/models/{a.Model}/aliases/production/history")),
+        ["PUT /v1/models/{model}/aliases/{alias}"] = async (a, b) =>
+            await Expect404(b.PutAsJsonAsync($"/v1/models/{a.Model}/aliases/production", new SetAliasRequest(a.V2.Id.ToString()))),
+        ["POST /v1/models/{model}/aliases/{alias}/rollback"] = async (a, b) =>
+            await Expect404(b.PostAsJsonAsync($"/v1/models/{a.Model}/aliases/production/rollback", new RollbackAliasRequest())),
+        ["DELETE /v1/models/{model}/aliases/{alias}"] = async (a, b) => await Expect404(b.DeleteAsync($"/v1/models/{a.Model}/aliases/production")),
+        ["GET /v1/usage"] = async (_, b) =>
+        {
+            var usage = await b.GetFromJsonAsync<UsageResponse>("/v1/usage");
+            Assert.Equal((0, 0, 0), (usage!.TotalRequests, usage.TotalActions, usage.TotalComputeMs));
+        },
+    };
+
+    [Fact]
+    public async Task Every_tenant_route_answers_tenant_b_about_tenant_a_resources_as_if_they_did_not_exist()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var a = await RegistryClient.CreateWorldAsync(app);
+        using (var scope = app.Services.CreateScope())
+            await scope.ServiceProvider.GetRequiredService<IUsageMeter>().RecordAsync(new UsageRecord(a.TenantId, a.V1.Id, 1, 16, 120), CancellationToken.None);
+        var (_, keyB) = await app.CreateTenantAsync();
+        var b = app.CreateClient(keyB);
+
+        var routes = app.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
+            .SelectMany(e => (e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["*"]).Select(m => $"{m} {Normalize(e.RoutePattern.RawText)}"))
+            .Where(route => !route.Contains("/hangfire", StringComparison.Ordinal))
+            .Distinct()
+            .ToList();
+        var unprobed = routes.Where(r => !Probes.ContainsKey(r) && !Exempt.ContainsKey(r)).ToList();
+        Assert.True(unprobed.Count == 0,
+            "Routes without a tenant-isolation probe (add one to TenantIsolationTests.Probes, or to Exempt with a reason):\n  " +
+            string.Join("\n  ", unprobed));
+
+        foreach (var route in routes.Where(Probes.ContainsKey))
+        {
+            try
+            {
+                await Probes[route](a, b);
+            }
+            catch (Exception e) when (e is Xunit.Sdk.XunitException)
+            {
+                throw new Xunit.Sdk.XunitException($"{route}: {e.Message}");
+            }
+        }
+
+        // Nothing B did touched A's resources.
+        var alias = await a.Client.GetFromJsonAsync<AliasResponse>($"/v1/models/{a.Model}/aliases/production");
+        Assert.Equal(a.V1.Id, alias!.CheckpointId);
+        var usageA = await a.Client.GetFromJsonAsync<UsageResponse>("/v1/usage");
+        Assert.Equal(120, usageA!.TotalComputeMs);
+    }
+
+    // A group route mapped at "" ends in a slash ("/v1/usage/"); requests match it either way.
+    private static string Normalize(string? pattern) => pattern is { Length: > 1 } p ? p.TrimEnd('/') : pattern ?? "";
+
+    private static async Task Expect404(Task<HttpResponseMessage> request)
+    {
+        var response = await request;
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"expected 404, got {(int)response.StatusCode}: {body}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+}
