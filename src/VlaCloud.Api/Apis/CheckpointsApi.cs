@@ -112,14 +112,14 @@ public static class CheckpointsApi
         if (string.IsNullOrEmpty(request.Embodiment)) errors["embodiment"] = ["embodiment (id or name) is required."];
         if (request.Config.ValueKind != JsonValueKind.Object) errors["config"] = ["config must be a JSON object."];
         if (request.NormalizationStats.ValueKind != JsonValueKind.Object) errors["normalization_stats"] = ["normalization_stats must be a JSON object."];
-        if (request.Metrics is { } metrics && metrics.ValueKind is not (JsonValueKind.Object or JsonValueKind.Null or JsonValueKind.Undefined))
+        if (request.Metrics.ValueKind is not (JsonValueKind.Object or JsonValueKind.Null or JsonValueKind.Undefined))
             errors["metrics"] = ["metrics must be a JSON object."];
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
         try
         {
             var checkpoint = await registry.RegisterAsync(new CheckpointRegistration(
                 request.Embodiment, request.Model, request.ArtifactSha256, request.Config.GetRawText(), request.NormalizationStats.GetRawText(),
-                request.Metrics is { ValueKind: JsonValueKind.Object } m ? m.GetRawText() : null,
+                request.Metrics.ValueKind == JsonValueKind.Object ? request.Metrics.GetRawText() : null,
                 request.ParentCheckpointId, request.DatasetId, request.FineTuningJobId, tenant.KeyId), cancellationToken);
             return TypedResults.Created($"/v1/checkpoints/{checkpoint.Id}", CheckpointResponse.From(checkpoint));
         }
@@ -143,7 +143,7 @@ public sealed record RegisterCheckpointRequest(
     [property: JsonPropertyName("artifact_sha256")] string ArtifactSha256,
     JsonElement Config,
     [property: JsonPropertyName("normalization_stats")] JsonElement NormalizationStats,
-    JsonElement? Metrics = null,
+    JsonElement Metrics = default,
     [property: JsonPropertyName("parent_checkpoint_id")] Guid? ParentCheckpointId = null,
     [property: JsonPropertyName("dataset_id")] Guid? DatasetId = null,
     [property: JsonPropertyName("fine_tuning_job_id")] Guid? FineTuningJobId = null);
@@ -161,7 +161,7 @@ public sealed record CheckpointResponse(
     [property: JsonPropertyName("size_bytes")] long SizeBytes,
     JsonElement Config,
     [property: JsonPropertyName("normalization_stats")] JsonElement NormalizationStats,
-    JsonElement? Metrics,
+    JsonElement Metrics,
     [property: JsonPropertyName("parent_checkpoint_id")] Guid? ParentCheckpointId,
     [property: JsonPropertyName("dataset_id")] Guid? DatasetId,
     [property: JsonPropertyName("fine_tuning_job_id")] Guid? FineTuningJobId,
@@ -169,7 +169,7 @@ public sealed record CheckpointResponse(
 {
     internal static CheckpointResponse From(Checkpoint c) => new(
         c.Id, c.ModelName, c.Version, c.TenantId is null, c.EmbodimentId, c.Embodiment?.Name, c.ArtifactUri, c.Sha256, c.SizeBytes,
-        Parse(c.Config), Parse(c.NormalizationStats), c.Metrics is null ? null : Parse(c.Metrics),
+        Parse(c.Config), Parse(c.NormalizationStats), Parse(c.Metrics ?? "{}"),
         c.ParentCheckpointId, c.DatasetId, c.FineTuningJobId, c.CreatedAt);
 
     private static JsonElement Parse(string json)

@@ -50,7 +50,7 @@ public sealed class CheckpointTests(ServicesFixture services)
         var got = await a.Client.GetFromJsonAsync<CheckpointResponse>($"/v1/checkpoints/{a.V2.Id}");
         Assert.Equal((a.Model, 2, a.V1.Id, a.Artifact.Sha256, 4096L), (got!.Model, got.Version, got.ParentCheckpointId, got.Sha256, got.SizeBytes));
         Assert.Equal("tiny", got.Config.GetProperty("preset").GetString());
-        Assert.Equal(0.5, got.Metrics!.Value.GetProperty("success_rate").GetDouble());
+        Assert.Equal(0.5, got.Metrics.GetProperty("success_rate").GetDouble());
 
         foreach (var (reference, expected) in new[] { (a.V2.Id.ToString(), a.V2.Id), ($"{a.Model}@v2", a.V2.Id), ($"{a.Model}@production", a.V1.Id) })
         {
