@@ -79,6 +79,8 @@ public sealed record PolicyConfig
     // Training
     /// <summary>Factor on the action loss's gradient into the VLM (identity forward). Paper: 0.5.</summary>
     public double GradientDecay { get; init; } = 0.5;
+    /// <summary>Fresh noise/time draws per action sample in one loss (the VLM runs once). Paper: 4.</summary>
+    public int ActionRepeats { get; init; } = 4;
     /// <summary>Weight of the spatial cross-entropy in the total loss. Paper: 0.1.</summary>
     public double SpatialLossWeight { get; init; } = 0.1;
     /// <summary>Vanilla VLA: no spatial loss and no spatial prompt (the paper's baseline).</summary>
@@ -106,8 +108,9 @@ public sealed record PolicyConfig
     /// 151,936-token vocabulary from its tokenizer.json plus 1,024 coordinate tokens), a ViT-L/28 over
     /// 224×224 images (64 tokens per camera), 64 latent queries through a 768-wide 2-block bridge and a
     /// DiT-B action expert (12 blocks, 768, 12 heads) over 16-step chunks of up to 32 dims.
-    /// <see cref="EstimateParameters"/> gives ≈ 3.81 B in total: ViT 0.32 B, decoder 3.28 B, bridge 0.02 B,
-    /// action expert 0.19 B (the DiT-B carries cross-attention and adaLN, hence above the paper's 86 M).
+    /// <see cref="EstimateParameters"/> gives 3.84 B in total: ViT 0.31 B, decoder 3.35 B, bridge 0.018 B,
+    /// action expert 0.158 B (the DiT-B carries cross-attention and adaLN, hence above the paper's 86 M;
+    /// the paper's whole model is ≈ 4.1 B with Qwen's 0.67 B ViT and DINOv2).
     /// The decoder uses full multi-head attention, not Qwen's grouped KV heads.
     /// </summary>
     public static PolicyConfig Base { get; } = new()

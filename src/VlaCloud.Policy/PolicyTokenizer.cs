@@ -89,12 +89,18 @@ public sealed partial class PolicyTokenizer
         var special = new Dictionary<string, int>();
         foreach (var t in root["added_tokens"]?.AsArray() ?? [])
             special[(string)t!["content"]!] = (int)t["id"]!;
-        using var vocabStream = new MemoryStream(Encoding.UTF8.GetBytes(vocab));
+        // CodeGenTokenizer's unknown/begin/end token is <|endoftext|> (GPT-2 and Qwen both have it).
+        const string eosText = "<|endoftext|>";
+        if (!special.ContainsKey(eosText)) throw new InvalidDataException("tokenizer.json has no <|endoftext|> added token to end answers with");
+        // Added (special) tokens live outside model.vocab in Hugging Face files; the BPE needs them inside.
+        var fullVocab = JsonNode.Parse(vocab)!.AsObject();
+        foreach (var (content, id) in special) fullVocab[content] = id;
+        using var vocabStream = new MemoryStream(Encoding.UTF8.GetBytes(fullVocab.ToJsonString()));
         using var mergesStream = new MemoryStream(Encoding.UTF8.GetBytes(merges.ToString()));
         var bpe = CodeGenTokenizer.Create(vocabStream, mergesStream, addPrefixSpace: false, addBeginOfSentence: false, addEndOfSentence: false);
-        var eos = special.TryGetValue("<|endoftext|>", out var e) ? e : special.TryGetValue("</s>", out e) ? e : special.Values.DefaultIfEmpty(0).Max();
+        var eos = special[eosText];
         var pad = special.TryGetValue("<|pad|>", out var p) ? p : eos;
-        var maxId = Math.Max(JsonNode.Parse(vocab)!.AsObject().Max(kv => (int)kv.Value!), special.Values.DefaultIfEmpty(0).Max());
+        var maxId = fullVocab.Max(kv => (int)kv.Value!);
         if (maxId >= config.TextVocabSize) throw new InvalidDataException($"tokenizer.json uses id {maxId} but the config's TextVocabSize is {config.TextVocabSize}");
         return new PolicyTokenizer(json, config.TextVocabSize, config.LocationBins, null, bpe, pad, eos, pad);
     }

@@ -56,10 +56,13 @@ public sealed partial class VlaPolicy
             }
         }
         var observations = samples.Select(s => s.Observation).ToList();
-        var cond = Condition(observations, Config.GradientDecay);                             // (B, Q, De)
-        var state = States(observations);
-        var actions = tensor(target, device: Device).to(DType);                               // (B, H, A)
-        var mask = tensor(weight, device: Device).to(DType);
+        // Each sample's VLM pass is shared by ActionRepeats noise/time draws.
+        var r = Math.Max(1, Config.ActionRepeats);
+        var cond = Condition(observations, Config.GradientDecay).repeat_interleave(r, 0);    // (B·r, Q, De)
+        var state = States(observations)?.repeat_interleave(r, 0);
+        var actions = tensor(target, device: Device).to(DType).repeat_interleave(r, 0);       // (B·r, H, A)
+        var mask = tensor(weight, device: Device).to(DType).repeat_interleave(r, 0);
+        b *= r;
         var noise = randn_like(actions);
         // Flow times from Beta(1.5, 1) (as π0): more weight on noisy times, where the velocity is learnable.
         var t = (rand(b, DType, Device).pow(1 / 1.5) * 0.999 + 0.001).view(b, 1, 1);            // (B, 1, 1)

@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using VlaCloud.Policy;
+using static TorchSharp.torch;
+
+namespace VlaCloud.Benchmarks;
+
+/// <summary>The tiny ST4VLA policy on this machine: size, SampleActions latency per batch size, training step time.</summary>
+internal sealed class ModelSuite : IBenchmarkSuite
+{
+    public string Name => "model";
+
+    public string Description => "tiny ST4VLA policy: parameters, SampleActions latency at batch 1/8/32, batch32_gain, training step";
+
+    public Task RunAsync(Report report, string[] args, CancellationToken cancellationToken)
+    {
+        var config = PolicyConfig.Tiny;
+        var stats = new Dictionary<string, NormalizationStats>
+        {
+            ["arm"] = new(new FeatureStats(new float[7], Ones(7), Ones(7, -1), Ones(7)), new FeatureStats(new float[8], Ones(8), Ones(8, -1), Ones(8)), BinaryActionDims: [6]),
+        };
+        using var policy = VlaPolicy.Create(config, stats, seed: 1);
+        report.Add("config", config.Name);
+        report.Add("parameters", policy.ParameterCount);
+        var counts = config.EstimateParameters();
+        report.Add("parameters_vision", counts.Vision);
+        report.Add("parameters_language", counts.Language);
+        report.Add("parameters_bridge", counts.Bridge);
+        report.Add("parameters_action_expert", counts.ActionExpert);
+        report.Add("base_parameters", PolicyConfig.Base.EstimateParameters().Total);
+        report.Add("torch_threads", get_num_threads());
+        report.Add("euler_steps", config.InferenceSteps);
+
+        var random = new Random(7);
+        Observation MakeObservation(int i)
+        {
+            var rgb = new byte[config.ImageSize * config.ImageSize * 3];
+            random.NextBytes(rgb);
+            return new Observation([new CameraImage(rgb, config.ImageSize, config.ImageSize)],
+                "pick the red cube and place it in the blue bowl", Enumerable.Range(0, 8).Select(d => (float)Math.Sin(i + d)).ToArray(), "arm");
+        }
+
+        var perSample = new Dictionary<int, double>();
+        foreach (var batch in new[] { 1, 8, 32 })
+        {
+            var observations = Enumerable.Range(0, batch).Select(MakeObservation).ToArray();
+            var seeds = Enumerable.Range(0, batch).Select(i => (long)i).ToArray();
+            policy.SampleActions(observations, seeds); // warm-up
+            var repeats = batch == 32 ? 5 : batch == 8 ? 9 : 21;
+            var times = new List<double>();
+            for (var r = 0; r < repeats && !cancellationToken.IsCancellationRequested; r++)
+            {
+                var watch = Stopwatch.StartNew();
+                policy.SampleActions(observations, seeds);
+                times.Add(watch.Elapsed.TotalMilliseconds);
+            }
+            var median = times.Order().ElementAt(times.Count / 2);
+            perSample[batch] = median / batch;
+            report.Add($"sample_actions_batch{batch}_ms", median);
+            report.Add($"sample_actions_batch{batch}_per_sample_ms", median / batch);
+        }
+        report.Add("batch32_gain", perSample[1] / perSample[32]);
+
+        var trainBatch = new TrainingBatch(
+            Enumerable.Range(0, 8).Select(i => new ActionSample(MakeObservation(i), new float[config.ChunkLength, 7])).ToList(),
+            Enumerable.Range(0, 8).Select(i => new SpatialSample(MakeObservation(i).Images, SpatialPrompts.Question(SpatialKind.Box, "pick the red cube"), SpatialKind.Box, [10, 10, 30, 30])).ToList());
+        using var optimizer = policy.CreateOptimizer();
+        var stepTimes = new List<double>();
+        for (var step = 0; step < 11 && !cancellationToken.IsCancellationRequested; step++)
+        {
+            var watch = Stopwatch.StartNew();
+            using (var scope = NewDisposeScope())
+            {
+                optimizer.zero_grad();
+                policy.ComputeLoss(trainBatch).Total.backward();
+                optimizer.step();
+            }
+            if (step > 0) stepTimes.Add(watch.Elapsed.TotalMilliseconds); // step 0 is warm-up
+        }
+        report.Add("train_step_batch_8_actions_8_spatial_ms", stepTimes.Order().ElementAt(stepTimes.Count / 2));
+        return Task.CompletedTask;
+    }
+
+    private static float[] Ones(int n, float value = 1) => Enumerable.Repeat(value, n).ToArray();
+}
