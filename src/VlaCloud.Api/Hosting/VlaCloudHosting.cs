@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.OpenApi;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
+using VlaCloud.Api.Acting;
 using VlaCloud.Api.Apis;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.Health;
@@ -32,6 +33,7 @@ public static class VlaCloudHosting
         // The initializer is the first hosted service: migrations and seed data exist before anything else starts.
         services.AddHostedService<DatabaseInitializer>();
         services.AddVlaCloudHangfire();
+        services.AddVlaCloudInference();
 
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
@@ -79,6 +81,7 @@ public static class VlaCloudHosting
         app.UseVlaCloudMetrics();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = InferenceSetup.WebSocketKeepAlive });
         app.UseAuthentication();
         app.UseTenantLogScope();
         app.UseAuthorization();
@@ -96,6 +99,8 @@ public static class VlaCloudHosting
         app.MapCheckpointsApi();
         app.MapModelsApi();
         app.MapUsageApi();
+        app.MapActApi();
+        app.MapStreamApi();
         app.MapAdminApi();
         app.MapHangfireDashboard();
         return app;

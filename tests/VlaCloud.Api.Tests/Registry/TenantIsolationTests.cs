@@ -66,6 +66,14 @@ public sealed class TenantIsolationTests(ServicesFixture services)
         ["POST /v1/models/{model}/aliases/{alias}/rollback"] = async (a, b) =>
             await Expect404(b.PostAsJsonAsync($"/v1/models/{a.Model}/aliases/production/rollback", new RollbackAliasRequest())),
         ["DELETE /v1/models/{model}/aliases/{alias}"] = async (a, b) => await Expect404(b.DeleteAsync($"/v1/models/{a.Model}/aliases/production")),
+        ["POST /v1/act"] = async (a, b) =>
+        {
+            foreach (var reference in new[] { a.V1.Id.ToString(), $"{a.Model}@v1", $"{a.Model}@production" })
+                await Expect404(b.PostAsJsonAsync("/v1/act", new { checkpoint = reference, observation = new { images = new { }, instruction = "x" } }));
+        },
+        // Streams resolve their checkpoint before the upgrade, so a plain GET shows what an upgrade would get.
+        ["GET /v1/stream"] = async (a, b) => await Expect404(b.GetAsync($"/v1/stream?checkpoint={a.Model}@production")),
+        ["GET /v1/openpi/{**checkpoint}"] = async (a, b) => await Expect404(b.GetAsync($"/v1/openpi/{a.V1.Id}")),
         ["GET /v1/usage"] = async (_, b) =>
         {
             var usage = await b.GetFromJsonAsync<UsageResponse>("/v1/usage");

@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using VlaCloud.Api.Auth;
+using VlaCloud.Client.Contracts;
+using VlaCloud.Inference;
+using VlaCloud.Policy;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Checkpoints;
+using VlaCloud.Registry.Entities;
+using VlaCloud.Registry.Limits;
+using VlaCloud.Registry.Usage;
+using Microsoft.Extensions.Options;
+
+namespace VlaCloud.Api.Acting;
+
+/// <summary>A checkpoint resolved for a caller, with what inference needs to know about it.</summary>
+/// <param name="Checkpoint">The registry row.</param>
+/// <param name="Embodiment">Its embodiment.</param>
+/// <param name="NormalizationKey">Which of the checkpoint's normalisation statistics serve this embodiment.</param>
+public sealed record BoundCheckpoint(Checkpoint Checkpoint, Embodiment Embodiment, string NormalizationKey)
+{
+    /// <summary>The wire description of the checkpoint.</summary>
+    public ResolvedCheckpoint Describe() => new(Checkpoint.Id, Checkpoint.ModelName, Checkpoint.Version, Embodiment.Name);
+}
+
+/// <summary>How an action request ended, for each surface to answer in its own way.</summary>
+public abstract record ActOutcome
+{
+    private ActOutcome() { }
+
+    /// <summary>Actions computed.</summary>
+    public sealed record Success(ActResponse Response) : ActOutcome;
+
+    /// <summary>The input does not fit the checkpoint's embodiment (400).</summary>
+    public sealed record Invalid(Dictionary<string, string[]> Errors) : ActOutcome;
+
+    /// <summary>The queue is full (503 + Retry-After, or a <c>busy</c> stream message).</summary>
+    public sealed record Busy(TimeSpan RetryAfter) : ActOutcome;
+
+    /// <summary>The deadline passed before compute (504).</summary>
+    public sealed record DeadlineExceeded(string Detail) : ActOutcome;
+
+    /// <summary>The tenant's monthly compute quota is used up (429).</summary>
+    public sealed record QuotaExceeded(LimitDecision Decision) : ActOutcome;
+
+    /// <summary>The checkpoint cannot be served (its artifact is missing, corrupt or not a policy).</summary>
+    public sealed record Unavailable(string Detail) : ActOutcome;
+}
+
+/// <summary>
+/// The one path from an observation to actions, shared by REST, the WebSocket streams and the openpi
+/// endpoint: resolve the checkpoint for the caller's tenant, validate, check the compute quota, run it
+/// through the batching engine, meter it.
+/// </summary>
+public sealed class ActionService(
+    CheckpointRegistry registry,
+    InferenceEngine engine,
+    IUsageMeter usage,
+    UsageBuffer buffer,
+    CurrentTenant tenant,
+    IOptions<InferenceOptions> options)
+{
+    /// <summary>Resolves <paramref name="reference"/> for the caller.</summary>
+    /// <exception cref="RegistryException">Not a reference, or no such checkpoint visible to the caller.</exception>
+    public async Task<BoundCheckpoint> ResolveAsync(string reference, string? embodiment, CancellationToken cancellationToken)
+    {
+        var checkpoint = await registry.ResolveAsync(reference, embodiment, cancellationToken);
+        var target = checkpoint.Embodiment ?? await registry.FindEmbodimentAsync(checkpoint.EmbodimentId.ToString(), cancellationToken)
+                     ?? throw new InvalidOperationException($"Checkpoint {checkpoint.Id} has no embodiment.");
+        using var stats = JsonDocument.Parse(checkpoint.NormalizationStats);
+        var keys = stats.RootElement.ValueKind == JsonValueKind.Object ? stats.RootElement.EnumerateObject().Select(p => p.Name).ToList() : [];
+        var key = keys.Contains(target.Name) ? target.Name : keys.Count == 1 ? keys[0] : target.Name;
+        return new BoundCheckpoint(checkpoint, target, key);
+    }
+
+    /// <summary>Computes one action chunk.</summary>
+    public async Task<ActOutcome> ActAsync(BoundCheckpoint bound, ObservationInput? input, ActOptions? actOptions, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var errors = new Dictionary<string, string[]>();
+        var observation = ObservationBinder.Bind(input, bound.Embodiment, bound.NormalizationKey, errors);
+        var spatial = ObservationBinder.BindOptions(actOptions, errors);
+        if (observation is null || errors.Count > 0) return new ActOutcome.Invalid(errors);
+
+        var identity = tenant.Identity ?? throw new InvalidOperationException("Acting needs an authenticated caller.");
+        var quota = await usage.CheckComputeQuotaAsync(identity.TenantId, tenant.Limits, cancellationToken);
+        if (!quota.Allowed) return new ActOutcome.QuotaExceeded(quota);
+
+        var seed = actOptions?.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue);
+        var timeout = actOptions?.TimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Value.DefaultTimeout;
+        var request = new InferenceRequest(bound.Checkpoint.Id.ToString(), observation, seed, actOptions?.Steps, spatial, DateTimeOffset.UtcNow + timeout);
+        InferenceResult result;
+        try
+        {
+            result = await engine.RunAsync(request, cancellationToken);
+        }
+        catch (EngineBusyException busy)
+        {
+            return new ActOutcome.Busy(busy.RetryAfter);
+        }
+        catch (DeadlineExceededException e)
+        {
+            return new ActOutcome.DeadlineExceeded(e.Message);
+        }
+        catch (ModelLoadException e)
+        {
+            return new ActOutcome.Unavailable(e.Message);
+        }
+
+        buffer.Add(new UsageRecord(identity.TenantId, bound.Checkpoint.Id, 1, result.Actions.GetLength(0), (long)Math.Ceiling(result.ComputeTime.TotalMilliseconds / result.BatchSize)));
+        var response = new ActResponse(
+            bound.Describe(),
+            Rows(result.Actions),
+            result.Spatial is { } answer ? new SpatialOutput(answer.Kind.ToString().ToLowerInvariant(), answer.Points().Select(p => new[] { p.X, p.Y }).ToArray()) : null,
+            seed,
+            new ActTiming(result.QueueTime.TotalMilliseconds, result.ComputeTime.TotalMilliseconds, Stopwatch.GetElapsedTime(started).TotalMilliseconds, result.BatchSize));
+        return new ActOutcome.Success(response);
+    }
+
+    private static float[][] Rows(float[,] chunk)
+    {
+        var rows = new float[chunk.GetLength(0)][];
+        for (var i = 0; i < rows.Length; i++)
+        {
+            rows[i] = new float[chunk.GetLength(1)];
+            for (var d = 0; d < rows[i].Length; d++) rows[i][d] = chunk[i, d];
+        }
+        return rows;
+    }
+}

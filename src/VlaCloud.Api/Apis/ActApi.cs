@@ -1,0 +1,66 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using VlaCloud.Api.Acting;
+using VlaCloud.Api.RateLimiting;
+using VlaCloud.Client.Contracts;
+using VlaCloud.Registry;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary><c>POST /v1/act</c>: one observation in, one action chunk out.</summary>
+public static class ActApi
+{
+    /// <summary>Maps the group.</summary>
+    public static IEndpointRouteBuilder MapActApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1").WithTags("Inference").RequireAuthorization(ApiScopes.Inference).RequireTenantRateLimit();
+        group.MapPost("/act", ActAsync)
+            .WithName("Act")
+            .WithSummary("Computes an action chunk for one observation with a checkpoint (id, model@vN or model@alias), batched with other requests.")
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
+        return app;
+    }
+
+    private static async Task<Results<Ok<ActResponse>, ValidationProblem, ProblemHttpResult>> ActAsync(
+        ActRequest request, ActionService actions, HttpResponse response, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(request.Checkpoint))
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["checkpoint"] = ["The checkpoint reference is required."] });
+        BoundCheckpoint bound;
+        try
+        {
+            bound = await actions.ResolveAsync(request.Checkpoint, request.Embodiment, cancellationToken);
+        }
+        catch (RegistryException e)
+        {
+            return ApiResults.Problem(e);
+        }
+        return ToHttp(await actions.ActAsync(bound, request.Observation, request.Options, cancellationToken), response);
+    }
+
+    /// <summary>The HTTP answer of an outcome.</summary>
+    internal static Results<Ok<ActResponse>, ValidationProblem, ProblemHttpResult> ToHttp(ActOutcome outcome, HttpResponse response)
+    {
+        switch (outcome)
+        {
+            case ActOutcome.Success success:
+                return TypedResults.Ok(success.Response);
+            case ActOutcome.Invalid invalid:
+                return TypedResults.ValidationProblem(invalid.Errors, title: "The observation does not fit the checkpoint's embodiment.");
+            case ActOutcome.Busy busy:
+                response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(busy.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Inference is busy",
+                    detail: "Every inference queue is full; retry after the Retry-After delay.");
+            case ActOutcome.DeadlineExceeded deadline:
+                return TypedResults.Problem(statusCode: StatusCodes.Status504GatewayTimeout, title: "Deadline exceeded", detail: deadline.Detail);
+            case ActOutcome.QuotaExceeded quota:
+                TenantRateLimitFilter.WriteHeaders(response, quota.Decision);
+                return (ProblemHttpResult)TenantRateLimitFilter.TooManyRequests(response, quota.Decision);
+            case ActOutcome.Unavailable unavailable:
+                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Checkpoint unavailable", detail: unavailable.Detail);
+            default:
+                throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}.");
+        }
+    }
+}

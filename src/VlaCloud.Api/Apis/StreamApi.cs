@@ -1,0 +1,431 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net.WebSockets;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using VlaCloud.Api.Acting;
+using VlaCloud.Api.Auth;
+using VlaCloud.Api.RateLimiting;
+using VlaCloud.Client.Contracts;
+using VlaCloud.Client.Wire;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Limits;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary>
+/// Closed-loop control over WebSocket: <c>/v1/stream</c> (VlaCloud's protocol, JSON or MessagePack) and
+/// <c>/v1/openpi/{checkpoint}</c> (the wire protocol of openpi's <c>WebsocketClientPolicy</c>). A session is
+/// bound to one checkpoint and takes one of the tenant's concurrent-stream slots; everything that can be
+/// refused before the upgrade (no key, unknown checkpoint, no free slot) is answered as plain HTTP problem
+/// details, and what goes wrong later closes the socket with a documented code (see <see cref="StreamMessages"/>).
+/// </summary>
+public static class StreamApi
+{
+    /// <summary>Maps both endpoints.</summary>
+    public static IEndpointRouteBuilder MapStreamApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1").WithTags("Inference").RequireAuthorization(ApiScopes.Inference).RequireTenantRateLimit();
+        group.MapGet("/stream", StreamAsync)
+            .WithName("Stream")
+            .WithSummary("WebSocket control session (upgrade): session metadata first, then observation → actions per message; JSON text or MessagePack binary frames.");
+        group.MapGet("/openpi/{**checkpoint}", OpenPiAsync)
+            .WithName("OpenPiStream")
+            .WithSummary("WebSocket endpoint for openpi's WebsocketClientPolicy (msgpack-numpy): metadata on connect, observation dict in, {actions, timings} out.");
+        return app;
+    }
+
+    private static async Task<Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>> StreamAsync(
+        HttpContext context, ActionService actions, StreamSlots slots, CurrentTenant tenant, IOptions<LimitsOptions> limits, ILoggerFactory loggers,
+        string? checkpoint, string? embodiment, string? encoding, string? mode, int? replanEvery, bool? ensemble, CancellationToken cancellationToken)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (string.IsNullOrWhiteSpace(checkpoint)) errors["checkpoint"] = ["The checkpoint query parameter is required."];
+        var binary = encoding switch { null or "json" => false, "msgpack" => true, _ => Invalid(errors, "encoding", "encoding must be json or msgpack.") };
+        var broker = mode switch { null or "chunk" => false, "broker" => true, _ => Invalid(errors, "mode", "mode must be chunk or broker.") };
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+
+        // The checkpoint is resolved before anything else is said, so another tenant's checkpoint is a 404
+        // whether or not the request is an upgrade.
+        var resolved = await ResolveAsync(actions, checkpoint!, embodiment, cancellationToken);
+        if (resolved.Refusal is { } notFound) return notFound;
+        var bound = resolved.Bound!;
+        var chunkLength = bound.Embodiment.ChunkLength;
+        var every = replanEvery ?? Math.Max(1, chunkLength / 2);
+        if (broker && (every < 1 || every > chunkLength)) errors["replanEvery"] = [$"replanEvery must be 1..{chunkLength}."];
+        if (!context.WebSockets.IsWebSocketRequest) errors["upgrade"] = ["This endpoint needs a WebSocket upgrade request."];
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+
+        var (slot, refusal) = await AcquireSlotAsync(slots, tenant, limits.Value.StreamSlotLease);
+        if (refusal is not null) return refusal;
+        await using var _ = slot;
+        using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        var session = new StreamSession(socket, actions, bound, binary, broker ? new ChunkBroker(chunkLength, every, ensemble ?? true) : null,
+            slot!, loggers.CreateLogger("VlaCloud.Stream"));
+        await session.RunAsync(context.RequestAborted);
+        return TypedResults.Empty;
+    }
+
+    private static async Task<Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>> OpenPiAsync(
+        HttpContext context, ActionService actions, StreamSlots slots, CurrentTenant tenant, IOptions<LimitsOptions> limits, ILoggerFactory loggers,
+        string checkpoint, string? embodiment, CancellationToken cancellationToken)
+    {
+        var resolved = await ResolveAsync(actions, checkpoint, embodiment, cancellationToken);
+        if (resolved.Refusal is { } notFound) return notFound;
+        if (!context.WebSockets.IsWebSocketRequest)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["upgrade"] = ["This endpoint needs a WebSocket upgrade request."] });
+        var (slot, refusal) = await AcquireSlotAsync(slots, tenant, limits.Value.StreamSlotLease);
+        if (refusal is not null) return refusal;
+        await using var _ = slot;
+        using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        await new OpenPiSession(socket, actions, resolved.Bound!, slot!, loggers.CreateLogger("VlaCloud.OpenPi")).RunAsync(context.RequestAborted);
+        return TypedResults.Empty;
+    }
+
+    private static async Task<(BoundCheckpoint? Bound, Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>? Refusal)> ResolveAsync(
+        ActionService actions, string checkpoint, string? embodiment, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await actions.ResolveAsync(checkpoint, embodiment, cancellationToken), null);
+        }
+        catch (RegistryException e)
+        {
+            return (null, ApiResults.Problem(e));
+        }
+    }
+
+    private static async Task<(StreamSlot? Slot, Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>? Refusal)> AcquireSlotAsync(
+        StreamSlots slots, CurrentTenant tenant, TimeSpan lease)
+    {
+        var (decision, slot) = await slots.TryAcquireAsync(tenant.Identity!.TenantId, tenant.Limits, lease);
+        return slot is not null
+            ? (slot, null)
+            : (null, TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many streams",
+                detail: $"The tenant already has {decision.Limit} concurrent streams open; close one first."));
+    }
+
+    private static bool Invalid(Dictionary<string, string[]> errors, string key, string message)
+    {
+        errors[key] = [message];
+        return false;
+    }
+}
+
+/// <summary>Reads whole messages from a socket, up to a size limit.</summary>
+internal static class WebSocketFrames
+{
+    public static async Task<(byte[]? Message, WebSocketMessageType Type, bool TooBig)> ReceiveAsync(WebSocket socket, CancellationToken cancellationToken)
+    {
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        while (true)
+        {
+            var memory = buffer.GetMemory(64 * 1024);
+            var result = await socket.ReceiveAsync(memory, cancellationToken);
+            if (result.MessageType == WebSocketMessageType.Close) return (null, result.MessageType, false);
+            buffer.Advance(result.Count);
+            if (buffer.WrittenCount > StreamMessages.MaxMessageBytes) return (null, result.MessageType, true);
+            if (result.EndOfMessage) return (buffer.WrittenSpan.ToArray(), result.MessageType, false);
+        }
+    }
+
+    public static Task CloseAsync(WebSocket socket, int code, string reason) =>
+        socket.State is WebSocketState.Open or WebSocketState.CloseReceived
+            ? socket.CloseAsync((WebSocketCloseStatus)code, reason, CancellationToken.None)
+            : Task.CompletedTask;
+}
+
+/// <summary>One <c>/v1/stream</c> session: its own broker state, its checkpoint, its encoding.</summary>
+internal sealed class StreamSession(WebSocket socket, ActionService actions, BoundCheckpoint bound, bool binary, ChunkBroker? broker, StreamSlot slot, ILogger logger)
+{
+    private readonly string sessionId = Guid.NewGuid().ToString("N");
+
+    public async Task RunAsync(CancellationToken aborted)
+    {
+        var embodiment = bound.Embodiment;
+        await SendAsync(new Dictionary<string, object?>
+        {
+            ["type"] = "session",
+            ["session_id"] = sessionId,
+            ["checkpoint"] = Describe(bound.Describe()),
+            ["embodiment"] = new Dictionary<string, object?>
+            {
+                ["name"] = embodiment.Name,
+                ["action_dim"] = embodiment.ActionDim,
+                ["state_dim"] = embodiment.StateDim,
+                ["action_names"] = embodiment.ActionNames,
+                ["cameras"] = embodiment.Cameras.Select(c => new Dictionary<string, object?> { ["name"] = c.Name, ["width"] = c.Width, ["height"] = c.Height }).ToList(),
+                ["control_hz"] = embodiment.ControlHz,
+                ["chunk_length"] = embodiment.ChunkLength,
+            },
+            ["encoding"] = binary ? "msgpack" : "json",
+            ["mode"] = broker is null ? "chunk" : "broker",
+        }, aborted);
+
+        var lastRenew = Stopwatch.GetTimestamp();
+        try
+        {
+            while (socket.State == WebSocketState.Open)
+            {
+                var (frame, type, tooBig) = await WebSocketFrames.ReceiveAsync(socket, aborted);
+                if (type == WebSocketMessageType.Close) break;
+                if (tooBig)
+                {
+                    await WebSocketFrames.CloseAsync(socket, StreamMessages.MessageTooBig, $"Messages are limited to {StreamMessages.MaxMessageBytes} bytes.");
+                    return;
+                }
+                if ((type == WebSocketMessageType.Binary) != binary)
+                {
+                    await WebSocketFrames.CloseAsync(socket, StreamMessages.UnsupportedData, binary ? "This session speaks MessagePack in binary frames." : "This session speaks JSON in text frames.");
+                    return;
+                }
+                var message = StreamMessages.Decode(frame, binary, out var error);
+                if (message is null)
+                {
+                    await WebSocketFrames.CloseAsync(socket, StreamMessages.InvalidPayload, Truncate(error!));
+                    return;
+                }
+                if (Stopwatch.GetElapsedTime(lastRenew) > TimeSpan.FromSeconds(20))
+                {
+                    await slot.RenewAsync();
+                    lastRenew = Stopwatch.GetTimestamp();
+                }
+                if (!await HandleAsync(message, aborted)) return;
+            }
+            await WebSocketFrames.CloseAsync(socket, (int)WebSocketCloseStatus.NormalClosure, "bye");
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+        }
+        catch (WebSocketException e)
+        {
+            logger.LogInformation("Stream {Session} ended: {Reason}", sessionId, e.Message);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Stream {Session} failed", sessionId);
+            await WebSocketFrames.CloseAsync(socket, StreamMessages.InternalError, "Internal server error.");
+        }
+    }
+
+    /// <summary>Handles one message; false when the session must end.</summary>
+    private async Task<bool> HandleAsync(Dictionary<string, object?> message, CancellationToken aborted)
+    {
+        var id = message.GetValueOrDefault("id");
+        switch (message.GetValueOrDefault("type") as string)
+        {
+            case "ping":
+                await SendAsync(new() { ["type"] = "pong", ["id"] = id }, aborted);
+                return true;
+            case "reset":
+                broker?.Reset();
+                await SendAsync(new() { ["type"] = "reset", ["id"] = id, ["ok"] = true }, aborted);
+                return true;
+            case "close":
+                await WebSocketFrames.CloseAsync(socket, (int)WebSocketCloseStatus.NormalClosure, "closed by the client");
+                return false;
+            case "observation":
+                return await ObserveAsync(message, id, aborted);
+            default:
+                await SendAsync(Error(id, StatusCodes.Status400BadRequest, "Unknown message type",
+                    new() { ["type"] = ["type must be observation, ping, reset or close."] }), aborted);
+                return true;
+        }
+    }
+
+    private async Task<bool> ObserveAsync(Dictionary<string, object?> message, object? id, CancellationToken aborted)
+    {
+        var errors = new Dictionary<string, string[]>();
+        var (observation, options) = StreamMessages.ReadObservation(message, errors);
+        if (errors.Count > 0)
+        {
+            await SendAsync(Error(id, StatusCodes.Status400BadRequest, "Invalid observation", errors), aborted);
+            return true;
+        }
+
+        if (broker is not null && !broker.NeedsPlan)
+        {
+            await SendAsync(new() { ["type"] = "action", ["id"] = id, ["step"] = broker.Step, ["replanned"] = false, ["action"] = broker.NextAction() }, aborted);
+            return true;
+        }
+
+        var outcome = await actions.ActAsync(bound, observation, options, aborted);
+        switch (outcome)
+        {
+            case ActOutcome.Success { Response: var response }:
+                var timing = new Dictionary<string, object?>
+                {
+                    ["queue_ms"] = response.Timing.QueueMs, ["compute_ms"] = response.Timing.ComputeMs,
+                    ["total_ms"] = response.Timing.TotalMs, ["batch_size"] = response.Timing.BatchSize,
+                };
+                if (broker is null)
+                {
+                    var reply = new Dictionary<string, object?> { ["type"] = "actions", ["id"] = id, ["actions"] = response.Actions, ["seed"] = response.Seed, ["timing"] = timing };
+                    if (response.Spatial is { } spatial) reply["spatial"] = new Dictionary<string, object?> { ["kind"] = spatial.Kind, ["points"] = spatial.Points };
+                    await SendAsync(reply, aborted);
+                }
+                else
+                {
+                    broker.AddChunk(ToChunk(response.Actions));
+                    var step = broker.Step;
+                    await SendAsync(new() { ["type"] = "action", ["id"] = id, ["step"] = step, ["replanned"] = true, ["action"] = broker.NextAction(), ["timing"] = timing }, aborted);
+                }
+                return true;
+            case ActOutcome.Invalid invalid:
+                await SendAsync(Error(id, StatusCodes.Status400BadRequest, "The observation does not fit the checkpoint's embodiment.", invalid.Errors), aborted);
+                return true;
+            case ActOutcome.Busy busy:
+                await SendAsync(new() { ["type"] = "busy", ["id"] = id, ["retry_after_ms"] = (long)busy.RetryAfter.TotalMilliseconds }, aborted);
+                return true;
+            case ActOutcome.DeadlineExceeded deadline:
+                await SendAsync(Error(id, StatusCodes.Status504GatewayTimeout, "Deadline exceeded", null, deadline.Detail), aborted);
+                return true;
+            case ActOutcome.Unavailable unavailable:
+                await SendAsync(Error(id, StatusCodes.Status503ServiceUnavailable, "Checkpoint unavailable", null, unavailable.Detail), aborted);
+                return true;
+            case ActOutcome.QuotaExceeded:
+                await WebSocketFrames.CloseAsync(socket, StreamMessages.QuotaExhausted, "The monthly compute quota is used up.");
+                return false;
+            default:
+                throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}.");
+        }
+    }
+
+    private static float[,] ToChunk(float[][] rows)
+    {
+        var chunk = new float[rows.Length, rows.Length == 0 ? 0 : rows[0].Length];
+        for (var i = 0; i < rows.Length; i++)
+            for (var d = 0; d < rows[i].Length; d++) chunk[i, d] = rows[i][d];
+        return chunk;
+    }
+
+    private static Dictionary<string, object?> Error(object? id, int status, string title, Dictionary<string, string[]>? errors, string? detail = null)
+    {
+        var error = new Dictionary<string, object?> { ["type"] = "error", ["id"] = id, ["status"] = status, ["title"] = title };
+        if (detail is not null) error["detail"] = detail;
+        if (errors is not null) error["errors"] = errors.ToDictionary(e => e.Key, e => (object?)e.Value);
+        return error;
+    }
+
+    internal static Dictionary<string, object?> Describe(ResolvedCheckpoint checkpoint) => new()
+    {
+        ["id"] = checkpoint.Id.ToString(), ["model"] = checkpoint.Model, ["version"] = checkpoint.Version, ["embodiment"] = checkpoint.Embodiment,
+    };
+
+    private Task SendAsync(Dictionary<string, object?> message, CancellationToken cancellationToken) =>
+        socket.SendAsync(StreamMessages.Encode(message, binary), binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, cancellationToken);
+
+    internal static string Truncate(string reason) => reason.Length <= 120 ? reason : reason[..120];
+}
+
+/// <summary>
+/// One openpi session, as <c>openpi_client.WebsocketClientPolicy</c> expects: a msgpack metadata map on
+/// connect; then per binary frame an observation dict (msgpack-numpy) in and
+/// <c>{"actions": ndarray [H, D] float32, "policy_timing": {...}, "server_timing": {...}}</c> out. A failure
+/// sends the error as a text frame and closes with 1011, as openpi's server does; its client raises it.
+/// </summary>
+internal sealed class OpenPiSession(WebSocket socket, ActionService actions, BoundCheckpoint bound, StreamSlot slot, ILogger logger)
+{
+    public async Task RunAsync(CancellationToken aborted)
+    {
+        var embodiment = bound.Embodiment;
+        await SendAsync(new Dictionary<string, object?>
+        {
+            ["checkpoint"] = $"{bound.Checkpoint.ModelName}@v{bound.Checkpoint.Version}",
+            ["checkpoint_id"] = bound.Checkpoint.Id.ToString(),
+            ["embodiment"] = embodiment.Name,
+            ["action_dim"] = embodiment.ActionDim,
+            ["action_horizon"] = embodiment.ChunkLength,
+            ["state_dim"] = embodiment.StateDim,
+            ["cameras"] = embodiment.Cameras.Select(c => c.Name).ToList(),
+        }, aborted);
+
+        double? previousTotalMs = null;
+        var lastRenew = Stopwatch.GetTimestamp();
+        try
+        {
+            while (socket.State == WebSocketState.Open)
+            {
+                var (frame, type, tooBig) = await WebSocketFrames.ReceiveAsync(socket, aborted);
+                if (type == WebSocketMessageType.Close) break;
+                var started = Stopwatch.GetTimestamp();
+                if (tooBig || type != WebSocketMessageType.Binary || frame is null)
+                {
+                    await FailAsync(tooBig ? $"Messages are limited to {StreamMessages.MaxMessageBytes} bytes." : "openpi frames are msgpack in binary frames.");
+                    return;
+                }
+                if (Stopwatch.GetElapsedTime(lastRenew) > TimeSpan.FromSeconds(20))
+                {
+                    await slot.RenewAsync();
+                    lastRenew = Stopwatch.GetTimestamp();
+                }
+
+                Dictionary<object, object?> observation;
+                try
+                {
+                    observation = NumpyArray.FromWireTree(MsgPack.Deserialize(frame)) as Dictionary<object, object?>
+                                  ?? throw new FormatException("The observation must be a dict.");
+                }
+                catch (FormatException e)
+                {
+                    await FailAsync($"Invalid observation: {e.Message}");
+                    return;
+                }
+
+                if (observation.TryGetValue("__ctrl__", out var control))
+                {
+                    // Episode markers of newer openpi clients: acknowledged, nothing to compute.
+                    await SendAsync(new Dictionary<string, object?> { ["__ack__"] = control as string ?? "ignored" }, aborted);
+                    continue;
+                }
+
+                var errors = new Dictionary<string, string[]>();
+                var input = OpenPiObservationMapper.Map(observation, embodiment, errors);
+                var outcome = input is null ? new ActOutcome.Invalid(errors) : await actions.ActAsync(bound, input, null, aborted);
+                if (outcome is not ActOutcome.Success { Response: var response })
+                {
+                    await FailAsync(Describe(outcome));
+                    return;
+                }
+
+                var serverTiming = new Dictionary<string, object?> { ["infer_ms"] = response.Timing.TotalMs };
+                if (previousTotalMs is { } previous) serverTiming["prev_total_ms"] = previous;
+                await SendAsync(new Dictionary<string, object?>
+                {
+                    ["actions"] = NumpyArray.FromFloats(response.Actions.SelectMany(r => r).ToArray(), response.Actions.Length, response.Actions.Length == 0 ? 0 : response.Actions[0].Length),
+                    ["policy_timing"] = new Dictionary<string, object?> { ["infer_ms"] = response.Timing.ComputeMs },
+                    ["server_timing"] = serverTiming,
+                }, aborted);
+                previousTotalMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            }
+            await WebSocketFrames.CloseAsync(socket, (int)WebSocketCloseStatus.NormalClosure, "bye");
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+        }
+        catch (WebSocketException e)
+        {
+            logger.LogInformation("openpi session ended: {Reason}", e.Message);
+        }
+    }
+
+    private static string Describe(ActOutcome outcome) => outcome switch
+    {
+        ActOutcome.Invalid invalid => "Invalid observation:\n" + string.Join("\n", invalid.Errors.Select(e => $"  {e.Key}: {string.Join(" ", e.Value)}")),
+        ActOutcome.Busy busy => $"Server busy: every inference queue is full; retry in {busy.RetryAfter.TotalSeconds:0.#} s.",
+        ActOutcome.DeadlineExceeded deadline => deadline.Detail,
+        ActOutcome.QuotaExceeded => "The tenant's monthly compute quota is used up.",
+        ActOutcome.Unavailable unavailable => unavailable.Detail,
+        _ => outcome.ToString(),
+    };
+
+    private async Task FailAsync(string message)
+    {
+        if (socket.State != WebSocketState.Open) return;
+        await socket.SendAsync(System.Text.Encoding.UTF8.GetBytes(message), WebSocketMessageType.Text, true, CancellationToken.None);
+        await WebSocketFrames.CloseAsync(socket, StreamMessages.InternalError, "Error in inference server. Details in the previous frame.");
+    }
+
+    private Task SendAsync(Dictionary<string, object?> message, CancellationToken cancellationToken) =>
+        socket.SendAsync(MsgPack.Serialize(NumpyArray.ToWireTree(message)), WebSocketMessageType.Binary, true, cancellationToken);
+}

@@ -1,0 +1,214 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using VlaCloud.Policy;
+using VlaCloud.Registry.Telemetry;
+
+namespace VlaCloud.Inference;
+
+/// <summary>A request waiting for, or in, a batch.</summary>
+internal sealed class WorkItem(InferenceRequest request, ModelCache.ModelLease lease, long enqueuedAt, ActivityContext parent)
+{
+    public InferenceRequest Request { get; } = request;
+    public ModelCache.ModelLease Lease { get; } = lease;
+    public long EnqueuedAt { get; } = enqueuedAt;
+    public ActivityContext Parent { get; } = parent;
+    public TaskCompletionSource<InferenceResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Requests batch together only with the same model and the same number of Euler steps.</summary>
+    public (string Checkpoint, int? Steps) BatchKey => (Request.Checkpoint, Request.Steps);
+}
+
+/// <summary>
+/// One device's dedicated thread: it owns the device's models and runs one batch at a time. The thread
+/// never awaits, so tensors never cross threads; only plain arrays leave <see cref="Execute"/>.
+/// </summary>
+internal sealed class DeviceWorker : IDisposable
+{
+    private readonly object gate = new();
+    private readonly List<WorkItem> pending = [];
+    private readonly InferenceOptions options;
+    private readonly Action<int> onDequeued;
+    private readonly ILogger logger;
+    private readonly Thread thread;
+    private bool stopping;
+
+    public DeviceWorker(string device, InferenceOptions options, ModelCache cache, Action<int> onDequeued, ILogger logger)
+    {
+        Device = device;
+        Cache = cache;
+        this.options = options;
+        this.onDequeued = onDequeued;
+        this.logger = logger;
+        thread = new Thread(Run) { IsBackground = true, Name = $"vlacloud-inference-{device}" };
+        thread.Start();
+    }
+
+    public string Device { get; }
+
+    public ModelCache Cache { get; }
+
+    /// <summary>Requests that went through a forward pass on this device.</summary>
+    public long Computed => Interlocked.Read(ref computed);
+
+    private long computed;
+
+    /// <summary>Tensors alive on the worker thread after its last batch (a leak shows as growth).</summary>
+    public long LiveTensors => Interlocked.Read(ref liveTensors);
+
+    private long liveTensors;
+
+    public int Pending
+    {
+        get { lock (gate) return pending.Count; }
+    }
+
+    public void Enqueue(WorkItem item)
+    {
+        lock (gate)
+        {
+            pending.Add(item);
+            Monitor.Pulse(gate);
+        }
+    }
+
+    private void Run()
+    {
+        while (TakeBatch() is { } batch)
+        {
+            try
+            {
+                Execute(batch);
+            }
+            finally
+            {
+                foreach (var item in batch) item.Lease.Dispose();
+                Interlocked.Exchange(ref liveTensors, TorchSharp.DisposeScopeManager.Statistics.TensorStatistics.ThreadTotalLiveCount);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Waits for work, lets a lone request wait up to <see cref="InferenceOptions.MaxQueueDelay"/> for company,
+    /// drops expired and cancelled requests, then takes the batch of the request with the earliest deadline:
+    /// up to <see cref="InferenceOptions.MaxBatchSize"/> requests of its model, earliest deadlines first.
+    /// </summary>
+    private List<WorkItem>? TakeBatch()
+    {
+        List<WorkItem> dropped = [];
+        List<WorkItem> batch;
+        lock (gate)
+        {
+            while (true)
+            {
+                while (pending.Count == 0 && !stopping) Monitor.Wait(gate);
+                if (stopping) return null;
+
+                var oldest = pending.Min(i => i.EnqueuedAt);
+                while (pending.Count < options.MaxBatchSize && !stopping)
+                {
+                    var remaining = options.MaxQueueDelay - Stopwatch.GetElapsedTime(oldest);
+                    if (remaining <= TimeSpan.Zero) break;
+                    Monitor.Wait(gate, remaining);
+                }
+
+                var now = DateTimeOffset.UtcNow;
+                dropped.AddRange(pending.Where(i => i.Completion.Task.IsCompleted || i.Request.Deadline <= now));
+                pending.RemoveAll(dropped.Contains);
+                if (pending.Count > 0) break;
+                if (dropped.Count > 0) break;
+            }
+
+            if (pending.Count == 0)
+            {
+                batch = [];
+            }
+            else
+            {
+                var first = pending.MinBy(i => i.Request.Deadline)!;
+                batch = pending.Where(i => i.BatchKey == first.BatchKey)
+                    .OrderBy(i => i.Request.Deadline)
+                    .Take(options.MaxBatchSize)
+                    .ToList();
+                pending.RemoveAll(batch.Contains);
+            }
+        }
+
+        onDequeued(dropped.Count + batch.Count);
+        foreach (var item in dropped)
+        {
+            // Cancelled ones are already completed; the rest expired before compute.
+            if (item.Completion.TrySetException(new DeadlineExceededException(Stopwatch.GetElapsedTime(item.EnqueuedAt))))
+                VlaCloudTelemetry.InferenceRequests.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, "timeout"));
+            item.Lease.Dispose();
+        }
+        return batch;
+    }
+
+    private void Execute(List<WorkItem> batch)
+    {
+        if (batch.Count == 0) return;
+        var started = Stopwatch.GetTimestamp();
+        var policy = batch[0].Lease.Policy;
+        using var activity = VlaCloudTelemetry.ActivitySource.StartActivity(
+            "inference.batch", ActivityKind.Internal, parentContext: default,
+            links: batch.Select(i => new ActivityLink(i.Parent)));
+        activity?.SetTag(VlaCloudTelemetry.Tags.Device, Device);
+        activity?.SetTag(VlaCloudTelemetry.Tags.Checkpoint, batch[0].Request.Checkpoint);
+        activity?.SetTag("vlacloud.batch.size", batch.Count);
+        try
+        {
+            Interlocked.Add(ref computed, batch.Count);
+            var actions = policy.SampleActions(
+                batch.Select(i => i.Request.Observation).ToList(),
+                batch.Select(i => i.Request.Seed).ToList(),
+                batch[0].Request.Steps);
+            var spatial = new SpatialPrediction?[batch.Count];
+            foreach (var group in Enumerable.Range(0, batch.Count).Where(i => batch[i].Request.Spatial is not null).GroupBy(i => batch[i].Request.Spatial!.Value))
+            {
+                var indices = group.ToList();
+                var answers = policy.GenerateSpatial(indices.Select(i => batch[i].Request.Observation).ToList(), group.Key);
+                for (var j = 0; j < indices.Count; j++) spatial[indices[j]] = answers[j];
+            }
+
+            var compute = Stopwatch.GetElapsedTime(started);
+            VlaCloudTelemetry.InferenceBatchSize.Record(batch.Count, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Device, Device));
+            VlaCloudTelemetry.InferenceBatchDuration.Record(compute.TotalSeconds, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Device, Device));
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var queued = TimeSpan.FromTicks((long)((started - batch[i].EnqueuedAt) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
+                VlaCloudTelemetry.InferenceQueueWait.Record(queued.TotalSeconds);
+                if (batch[i].Completion.TrySetResult(new InferenceResult(actions[i], spatial[i], queued, compute, batch.Count, Device)))
+                    VlaCloudTelemetry.InferenceRequests.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, "ok"));
+            }
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Inference batch of {Count} on {Device} failed", batch.Count, Device);
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            foreach (var item in batch)
+                if (item.Completion.TrySetException(e))
+                    VlaCloudTelemetry.InferenceRequests.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, "error"));
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            stopping = true;
+            Monitor.PulseAll(gate);
+        }
+        thread.Join();
+        lock (gate)
+        {
+            foreach (var item in pending)
+            {
+                item.Completion.TrySetCanceled();
+                item.Lease.Dispose();
+            }
+            onDequeued(pending.Count);
+            pending.Clear();
+        }
+        Cache.Dispose();
+    }
+}

@@ -1,0 +1,35 @@
+namespace VlaCloud.Inference;
+
+/// <summary>How the engine batches and where it runs; bound from <c>VlaCloud:Inference</c>.</summary>
+public sealed class InferenceOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "VlaCloud:Inference";
+
+    /// <summary>Devices with one worker thread each: <c>cpu</c>, <c>cuda:0</c>, <c>cuda:1</c>… Empty: every CUDA device, else the CPU.</summary>
+    public string[] Devices { get; set; } = [];
+
+    /// <summary>Weights dtype on the devices: <c>fp32</c> or <c>bf16</c>.</summary>
+    public string DType { get; set; } = "fp32";
+
+    /// <summary>Most requests in one forward pass.</summary>
+    public int MaxBatchSize { get; set; } = 32;
+
+    /// <summary>
+    /// How long a worker that is idle waits for more requests after the first one arrives. Under load the
+    /// queue refills while a batch computes, so this only costs latency to a lone request; keep it small.
+    /// </summary>
+    public TimeSpan MaxQueueDelay { get; set; } = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>Most requests waiting over all devices; past it callers get <see cref="EngineBusyException"/> at once.</summary>
+    public int QueueCapacity { get; set; } = 512;
+
+    /// <summary>Deadline of a request that names none.</summary>
+    public TimeSpan DefaultTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Where checkpoint artifacts are unpacked (one folder per artifact SHA-256); a cache, safe to delete.</summary>
+    public string CheckpointCachePath { get; set; } = Path.Combine(Path.GetTempPath(), "vlacloud-checkpoints");
+
+    /// <summary>Bytes of model weights one device may hold; least recently used models are evicted past it.</summary>
+    public long ModelMemoryBudgetBytes { get; set; } = 4L << 30;
+}

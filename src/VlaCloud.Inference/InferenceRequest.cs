@@ -1,0 +1,51 @@
+using VlaCloud.Policy;
+
+namespace VlaCloud.Inference;
+
+/// <summary>One request for an action chunk.</summary>
+/// <param name="Checkpoint">The resolved checkpoint to run (its id, as the model cache keys it).</param>
+/// <param name="Observation">What the robot sees and is told.</param>
+/// <param name="Seed">Seed of this request's noise: the same seed gives the same actions, whatever the batch.</param>
+/// <param name="Steps">Euler steps, or null for the checkpoint's default.</param>
+/// <param name="Spatial">Also decode a spatial answer of this kind (points, box, trajectory), or null.</param>
+/// <param name="Deadline">After this instant the request is dropped, before compute if it has not started.</param>
+public sealed record InferenceRequest(string Checkpoint, Observation Observation, long Seed, int? Steps, SpatialKind? Spatial, DateTimeOffset Deadline);
+
+/// <summary>The answer to an <see cref="InferenceRequest"/>, as plain arrays.</summary>
+/// <param name="Actions">The action chunk <c>[H, action_dim]</c> in the embodiment's units.</param>
+/// <param name="Spatial">The spatial answer, when one was asked for.</param>
+/// <param name="QueueTime">From submission to the start of its batch.</param>
+/// <param name="ComputeTime">The batch's compute time.</param>
+/// <param name="BatchSize">Requests in the batch that served it.</param>
+/// <param name="Device">The device that computed it.</param>
+public sealed record InferenceResult(float[,] Actions, SpatialPrediction? Spatial, TimeSpan QueueTime, TimeSpan ComputeTime, int BatchSize, string Device);
+
+/// <summary>The queue is full: retry after <see cref="RetryAfter"/>. Nothing was computed.</summary>
+public sealed class EngineBusyException(TimeSpan retryAfter)
+    : Exception($"The inference queue is full; retry in {retryAfter.TotalSeconds:0.#} s.")
+{
+    /// <summary>A fair wait before retrying.</summary>
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>The request's deadline passed before its batch started; it was not computed.</summary>
+public sealed class DeadlineExceededException(TimeSpan waited)
+    : TimeoutException($"The request's deadline passed after {waited.TotalMilliseconds:0} ms in the queue; it was not computed.");
+
+/// <summary>The checkpoint could not be loaded (missing, corrupt, or not a VlaCloud policy).</summary>
+public sealed class ModelLoadException(string checkpoint, string reason, Exception? inner = null)
+    : Exception($"Checkpoint {checkpoint} could not be loaded: {reason}", inner)
+{
+    /// <summary>The checkpoint that failed.</summary>
+    public string Checkpoint { get; } = checkpoint;
+}
+
+/// <summary>
+/// Where the engine gets a checkpoint's files: a local directory holding an unpacked, verified policy
+/// checkpoint (the host implements it over the artifact store).
+/// </summary>
+public interface ICheckpointSource
+{
+    /// <summary>A local directory with the checkpoint's files, fetched and verified if needed.</summary>
+    Task<string> GetDirectoryAsync(string checkpoint, CancellationToken cancellationToken);
+}

@@ -1,0 +1,176 @@
+using System.Net;
+using System.Net.Http.Json;
+using VlaCloud.Client.Contracts;
+using VlaCloud.Registry.Entities;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using VlaCloud.Testing;
+
+namespace VlaCloud.Api.Tests.Inference;
+
+[Collection(InferenceCollection.Name)]
+public sealed class ActApiTests(ServicesFixture services)
+{
+    private VlaCloudAppFactory App(params (string Key, string Value)[] settings) =>
+        new(services, settings.ToDictionary(s => s.Key, s => (string?)s.Value));
+
+    [Fact]
+    public async Task Concurrent_clients_batched_together_each_get_the_actions_they_would_get_alone()
+    {
+        await using var app = App(("VlaCloud:Inference:MaxQueueDelay", "00:00:00.200"));
+        using var world = await InferenceWorld.CreateAsync(app);
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(v => world.Client.PostAsJsonAsync("/v1/act", world.Request(v, seed: 100 + v))));
+        var results = new List<ActResponse>();
+        foreach (var response in responses)
+        {
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            results.Add((await response.Content.ReadFromJsonAsync<ActResponse>())!);
+        }
+
+        Assert.Contains(results, r => r.Timing.BatchSize > 1);
+        for (var v = 0; v < 8; v++)
+        {
+            var expected = world.Expected(v, 100 + v);
+            Assert.Equal(expected.GetLength(0), results[v].Actions.Length);
+            for (var step = 0; step < expected.GetLength(0); step++)
+            {
+                Assert.Equal(InferenceWorld.ActionDim, results[v].Actions[step].Length);
+                for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], results[v].Actions[step][d], 3);
+            }
+            Assert.Equal((world.Checkpoint.Id, 1, world.Embodiment), (results[v].Checkpoint.Id, results[v].Checkpoint.Version, results[v].Checkpoint.Embodiment));
+            Assert.Equal(100 + v, results[v].Seed);
+        }
+    }
+
+    [Fact]
+    public async Task Png_images_and_a_spatial_answer_are_served()
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+        var png = Png(64, 64);
+        var request = new ActRequest(world.Checkpoint.Id.ToString(),
+            new ObservationInput(InferenceWorld.Cameras.ToDictionary(c => c, _ => new ImageInput("png", png)), [0, 0, 0], "pick the red cube"),
+            new ActOptions(Seed: 5, Spatial: "box"));
+
+        var response = await world.Client.PostAsJsonAsync("/v1/act", request);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var result = (await response.Content.ReadFromJsonAsync<ActResponse>())!;
+        Assert.Equal("box", result.Spatial!.Kind);
+        Assert.Equal(2, result.Spatial.Points.Length);
+        Assert.All(result.Spatial.Points.SelectMany(p => p), c => Assert.InRange(c, 0, 64));
+    }
+
+    public static TheoryData<string, Func<InferenceWorld, ActRequest>> InvalidRequests => new()
+    {
+        { "observation.state", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { State = [1, 2] } } },
+        { "observation.images.wrist", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { Images = new Dictionary<string, ImageInput> { ["front"] = new("raw", InferenceWorld.Pixels(0), [64, 64, 3]) } } } },
+        { "observation.images.top", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { Images = InferenceWorld.Observation(0).Images.Append(new("top", new ImageInput("raw", InferenceWorld.Pixels(0), [64, 64, 3]))).ToDictionary() } } },
+        { "observation.images.front", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { Images = new Dictionary<string, ImageInput> { ["front"] = new("png", [1, 2, 3]), ["wrist"] = new("raw", InferenceWorld.Pixels(0), [64, 64, 3]) } } } },
+        { "observation.images.wrist", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { Images = new Dictionary<string, ImageInput> { ["front"] = new("raw", InferenceWorld.Pixels(0), [64, 64, 3]), ["wrist"] = new("raw", new byte[10], [64, 64, 3]) } } } },
+        { "observation.images.front", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { Images = new Dictionary<string, ImageInput> { ["front"] = new("raw", new byte[4 * 4 * 3], [4, 4, 3]), ["wrist"] = new("raw", InferenceWorld.Pixels(0), [64, 64, 3]) } } } },
+        { "observation.instruction", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { Instruction = " " } } },
+        { "options.steps", w => w.Request(0, options: new ActOptions(Steps: 0)) },
+        { "options.spatial", w => w.Request(0, options: new ActOptions(Spatial: "circle")) },
+        { "options.timeout_ms", w => w.Request(0, options: new ActOptions(TimeoutMs: 0)) },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidRequests))]
+    public async Task Input_that_does_not_fit_the_embodiment_is_a_400_naming_the_field(string field, Func<InferenceWorld, ActRequest> request)
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+        var response = await world.Client.PostAsJsonAsync("/v1/act", request(world));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.Content.ReadFromJsonAsync<ValidationProblem>();
+        Assert.Contains(field, problem!.Errors.Keys);
+    }
+
+    [Fact]
+    public async Task A_malformed_body_or_reference_is_a_400_and_an_unknown_checkpoint_a_404()
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+
+        var broken = await world.Client.PostAsync("/v1/act", new StringContent("{\"checkpoint\": ", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
+        var badReference = await world.Client.PostAsJsonAsync("/v1/act", world.Request(0) with { Checkpoint = "not a reference!" });
+        Assert.Equal(HttpStatusCode.BadRequest, badReference.StatusCode);
+        var unknown = await world.Client.PostAsJsonAsync("/v1/act", world.Request(0) with { Checkpoint = $"{world.Model}@v9" });
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal("application/problem+json", unknown.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task Another_tenants_checkpoint_is_not_found_and_a_key_without_the_inference_scope_is_forbidden()
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+        var (_, otherKey) = await app.CreateTenantAsync();
+        var other = app.CreateClient(otherKey);
+        foreach (var reference in new[] { world.Checkpoint.Id.ToString(), $"{world.Model}@v1" })
+            Assert.Equal(HttpStatusCode.NotFound, (await other.PostAsJsonAsync("/v1/act", world.Request(0) with { Checkpoint = reference })).StatusCode);
+
+        var (_, readOnly) = await app.CreateTenantAsync(scopes: VlaCloud.Registry.ApiScopes.RegistryRead);
+        Assert.Equal(HttpStatusCode.Forbidden, (await app.CreateClient(readOnly).PostAsJsonAsync("/v1/act", world.Request(0))).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_full_queue_answers_503_at_once_with_retry_after()
+    {
+        await using var app = App(("VlaCloud:Inference:QueueCapacity", "1"), ("VlaCloud:Inference:MaxBatchSize", "64"), ("VlaCloud:Inference:MaxQueueDelay", "00:00:03"));
+        using var world = await InferenceWorld.CreateAsync(app);
+
+        var waiting = world.Client.PostAsJsonAsync("/v1/act", world.Request(0));
+        var engine = app.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
+        while (engine.QueueDepth < 1) await Task.Delay(10);
+        var started = DateTime.UtcNow;
+        var refused = await world.Client.PostAsJsonAsync("/v1/act", world.Request(1));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.True(refused.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(2.5), "the refusal must not wait for the queue");
+        Assert.Equal(HttpStatusCode.OK, (await waiting).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_request_whose_deadline_passes_in_the_queue_is_a_504_and_never_computed()
+    {
+        await using var app = App(("VlaCloud:Inference:MaxBatchSize", "64"), ("VlaCloud:Inference:MaxQueueDelay", "00:00:00.800"));
+        using var world = await InferenceWorld.CreateAsync(app);
+        Assert.Equal(HttpStatusCode.OK, (await world.Client.PostAsJsonAsync("/v1/act", world.Request(0))).StatusCode);
+        var engine = app.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
+        var computed = engine.ComputedRequests;
+
+        var late = await world.Client.PostAsJsonAsync("/v1/act", world.Request(1, options: new ActOptions(Steps: 4, TimeoutMs: 100)));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, late.StatusCode);
+        Assert.Equal(computed, engine.ComputedRequests);
+    }
+
+    [Fact]
+    public async Task Served_requests_are_metered_per_tenant()
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+        for (var i = 0; i < 3; i++) Assert.Equal(HttpStatusCode.OK, (await world.Client.PostAsJsonAsync("/v1/act", world.Request(i))).StatusCode);
+        await app.Services.GetRequiredService<VlaCloud.Api.Acting.UsageBuffer>().FlushAsync(CancellationToken.None);
+
+        var usage = await app.WithDbAsync(db => db.Set<UsageDay>().IgnoreQueryFilters().Where(u => u.CheckpointId == world.Checkpoint.Id).ToListAsync());
+        var day = Assert.Single(usage);
+        Assert.Equal(3, day.Requests);
+        Assert.Equal(3 * VlaCloud.Policy.PolicyConfig.Tiny.ChunkLength, day.Actions);
+    }
+
+    internal static byte[] Png(int width, int height)
+    {
+        using var bitmap = new SkiaSharp.SKBitmap(width, height);
+        bitmap.Erase(new SkiaSharp.SKColor(200, 30, 30));
+        using var data = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100);
+        return data.ToArray();
+    }
+
+    private sealed record ValidationProblem(Dictionary<string, string[]> Errors);
+}
