@@ -27,7 +27,8 @@ internal static class ExternalTools
 
     /// <summary>Runs a program to its end and returns its exit code and combined output.</summary>
     public static async Task<(int ExitCode, string Output)> RunAsync(
-        string fileName, IEnumerable<string> arguments, string? workingDirectory = null, TimeSpan? timeout = null)
+        string fileName, IEnumerable<string> arguments, string? workingDirectory = null, TimeSpan? timeout = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(fileName, arguments)
         {
@@ -39,6 +40,8 @@ internal static class ExternalTools
         // Colour codes would get in the way of assertions on the text.
         start.Environment["NO_COLOR"] = "1";
         start.Environment["FORCE_COLOR"] = "0";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[name] = value;
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"{fileName} did not start.");
         var output = new StringBuilder();
         var stdout = process.StandardOutput.ReadToEndAsync();
