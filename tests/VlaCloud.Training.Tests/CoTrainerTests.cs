@@ -1,0 +1,187 @@
+using VlaCloud.Policy;
+
+namespace VlaCloud.Training.Tests;
+
+[Collection(SimDataCollection.Name)]
+public sealed class CoTrainerTests(SimDataFixture fixture)
+{
+    private static List<TrainingProgress> Run(VlaPolicy initial, TrainingData data, CoTrainingOptions options, string? dir = null, CancellationToken token = default)
+    {
+        var reports = new List<TrainingProgress>();
+        using var result = CoTrainer.Train(initial, data, options, dir, new Collect(reports), token).Policy;
+        return reports;
+    }
+
+    [Fact]
+    public void The_action_loss_goes_down_on_a_small_generated_dataset()
+    {
+        var options = SimDataFixture.Options(40) with { BatchSize = 8, ExpertLearningRate = 3e-3, RestLearningRate = 1e-3 };
+        // A fixed held batch and fixed noise, so before and after differ only by the training.
+        var held = new BatchSampler(fixture.Data, options with { Seed = 99 }, SimDataFixture.Micro.ChunkLength).Sample(0);
+        using var policy = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options);
+        var before = HeldLoss(policy, held);
+        var result = CoTrainer.Train(policy, fixture.Data, options);
+        using var trained = result.Policy;
+        var after = HeldLoss(trained, held);
+        Assert.True(after.Action < 0.9 * before.Action, $"action loss {before.Action:F3} → {after.Action:F3}");
+        Assert.True(after.Spatial < 0.9 * before.Spatial, $"spatial loss {before.Spatial:F3} → {after.Spatial:F3}");
+    }
+
+    [Fact]
+    public void The_schedule_warms_up_linearly_then_follows_a_cosine_down_to_the_minimum()
+    {
+        var options = new CoTrainingOptions { Steps = 101, WarmupSteps = 10, MinLearningRate = 1e-5 };
+        const double peak = 1e-3;
+        var rates = Enumerable.Range(0, 101).Select(s => LearningRateSchedule.At(s, peak, options)).ToArray();
+        for (var s = 0; s < 10; s++) Assert.Equal(peak * (s + 1) / 10, rates[s], 12);
+        Assert.Equal(peak, rates[10], 12);
+        for (var s = 11; s < 101; s++) Assert.True(rates[s] < rates[s - 1], $"step {s}: {rates[s]} ≥ {rates[s - 1]}");
+        Assert.Equal(1e-5, rates[100], 12);
+        // Halfway through the decay (90 steps from 10 to 100) the cosine is at the midpoint between peak and minimum.
+        Assert.Equal((peak + 1e-5) / 2, rates[55], 12);
+        // A group whose peak is below the minimum stays at its peak.
+        Assert.Equal(1e-6, LearningRateSchedule.At(100, 1e-6, options), 12);
+    }
+
+    [Fact]
+    public void Each_step_trains_with_the_scheduled_learning_rate_of_each_part()
+    {
+        var options = SimDataFixture.Options(6) with { WarmupSteps = 3 };
+        using var policy = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options);
+        var reports = Run(policy, fixture.Data, options);
+        for (var s = 0; s < 6; s++)
+        {
+            Assert.Equal(LearningRateSchedule.At(s, options.VlmLearningRate, options), reports[s].VlmLearningRate, 12);
+            Assert.Equal(LearningRateSchedule.At(s, options.ExpertLearningRate, options), reports[s].ExpertLearningRate, 12);
+            Assert.Equal(LearningRateSchedule.At(s, options.RestLearningRate, options), reports[s].RestLearningRate, 12);
+        }
+    }
+
+    [Theory]
+    [InlineData(0.5, 4, 2, 2)]
+    [InlineData(0.25, 4, 1, 1)]
+    [InlineData(0.3, 4, 1, 2)]
+    public void The_spatial_ratio_is_honoured_exactly_over_the_run(double ratio, int batch, int min, int max)
+    {
+        var options = new CoTrainingOptions { Steps = 50, BatchSize = batch, SpatialRatio = ratio };
+        var counts = Enumerable.Range(0, 50).Select(options.SpatialSamplesAt).ToArray();
+        Assert.Equal((int)Math.Floor(50 * batch * ratio + 1e-9), counts.Sum());
+        Assert.All(counts, c => Assert.InRange(c, min, max));
+    }
+
+    [Fact]
+    public void Batches_carry_the_spatial_samples_the_ratio_asks_for()
+    {
+        var options = SimDataFixture.Options(4) with { SpatialRatio = 0.75 };
+        using var policy = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options);
+        var reports = Run(policy, fixture.Data, options);
+        Assert.All(reports, r => Assert.Equal(3, r.SpatialSamples));
+        Assert.All(reports, r => Assert.NotNull(r.SpatialLoss));
+    }
+
+    [Fact]
+    public void Vanilla_mode_trains_without_spatial_loss_even_when_the_data_has_spatial_records()
+    {
+        var options = SimDataFixture.Options(3).AsVanilla();
+        Assert.NotEmpty(fixture.Data.Spatial);
+        using var policy = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options);
+        Assert.True(policy.Config.Vanilla);
+        var reports = Run(policy, fixture.Data, options);
+        Assert.All(reports, r =>
+        {
+            Assert.Null(r.SpatialLoss);
+            Assert.Equal(0, r.SpatialSamples);
+            Assert.Equal(r.ActionLoss!.Value, r.Loss, 6);
+        });
+    }
+
+    [Fact]
+    public void A_run_resumed_from_its_mid_run_checkpoint_ends_where_the_uninterrupted_run_ends()
+    {
+        var options = SimDataFixture.Options(8) with { CheckpointInterval = 4 };
+        float[] Weights(VlaPolicy p) => [.. p.Parameters().SelectMany(x => x.detach().cpu().data<float>().ToArray())];
+
+        float[] straight;
+        using (var initial = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options))
+        {
+            using var result = CoTrainer.Train(initial, fixture.Data, options, fixture.NewFolder("straight")).Policy;
+            straight = Weights(result);
+        }
+
+        // The interrupted run stops after step 4 (as a crashed worker would, its checkpoint already written).
+        var dir = fixture.NewFolder("resumed");
+        using var cancel = new CancellationTokenSource();
+        using (var initial = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options))
+        {
+            Assert.Throws<OperationCanceledException>(() => CoTrainer.Train(initial, fixture.Data, options, dir,
+                new Collect([], p => { if (p.Step == 4) cancel.Cancel(); }), cancel.Token));
+        }
+        Assert.Equal(4, CoTrainer.Latest(dir)!.Step);
+
+        // The restarted run gets a fresh initial policy, as a new process would; the checkpoint wins.
+        using var fresh = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options with { });
+        var steps = new List<TrainingProgress>();
+        var resumed = CoTrainer.Train(fresh, fixture.Data, options, dir, new Collect(steps));
+        using var resumedPolicy = resumed.Policy;
+        Assert.Equal(4, resumed.StartStep);
+        Assert.Equal([5, 6, 7, 8], steps.Select(s => s.Step));
+        Assert.Equal(8, CoTrainer.Latest(dir)!.Step);
+        var after = Weights(resumed.Policy);
+        Assert.Equal(straight.Length, after.Length);
+        var worst = straight.Zip(after, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(worst < 1e-4, $"largest weight difference {worst}");
+    }
+
+    [Fact]
+    public void Resuming_with_other_options_is_refused()
+    {
+        var options = SimDataFixture.Options(2) with { CheckpointInterval = 1 };
+        var dir = fixture.NewFolder("other-options");
+        using (var initial = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options))
+        using (CoTrainer.Train(initial, fixture.Data, options, dir).Policy) { }
+        using var again = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options);
+        var error = Assert.Throws<ArgumentException>(() => CoTrainer.Train(again, fixture.Data, options with { Steps = 3 }, dir));
+        Assert.Contains("other training options", error.Message);
+    }
+
+    [Fact]
+    public void Cancellation_stops_the_run_between_steps()
+    {
+        var options = SimDataFixture.Options(50);
+        using var cancel = new CancellationTokenSource();
+        var reports = new List<TrainingProgress>();
+        using var policy = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options);
+        Assert.Throws<OperationCanceledException>(() => CoTrainer.Train(policy, fixture.Data, options, null,
+            new Collect(reports, p => { if (p.Step == 2) cancel.Cancel(); }), cancel.Token));
+        Assert.Equal(2, reports.Count);
+    }
+
+    [Fact]
+    public void The_trained_policy_carries_the_datasets_statistics_for_the_embodiment()
+    {
+        var options = SimDataFixture.Options(1);
+        using var policy = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options);
+        using var trained = CoTrainer.Train(policy, fixture.Data, options).Policy;
+        var stats = trained.Normalization[SimTrainingSets.Embodiment];
+        Assert.Equal(fixture.Data.Normalization.Action.Q01, stats.Action.Q01);
+        Assert.Equal(fixture.Data.Normalization.Action.Q99, stats.Action.Q99);
+    }
+
+    private static (double Action, double Spatial) HeldLoss(VlaPolicy policy, TrainingBatch batch)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var noGrad = TorchSharp.torch.no_grad();
+        TorchSharp.torch.random.manual_seed(1234);
+        var loss = policy.ComputeLoss(batch);
+        return (loss.Action!.item<float>(), loss.Spatial!.item<float>());
+    }
+
+    private sealed class Collect(List<TrainingProgress> into, Action<TrainingProgress>? also = null) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            into.Add(value);
+            also?.Invoke(value);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+using VlaCloud.Policy;
+using VlaCloud.Sim;
+
+namespace VlaCloud.Training.Tests;
+
+[Collection(SimDataCollection.Name)]
+public sealed class TrainingDataTests(SimDataFixture fixture)
+{
+    [Fact]
+    public void Demonstrations_are_decoded_into_memory_with_both_cameras_and_the_datasets_q01_q99()
+    {
+        var data = fixture.Data;
+        Assert.Equal(6, data.Episodes.Count);
+        var first = data.Episodes[0].Observations[0];
+        Assert.Equal(2, first.Images.Count);
+        Assert.All(first.Images, i => Assert.Equal(64 * 64 * 3, i.Rgb.Length));
+        Assert.Equal(SimTrainingSets.Embodiment, first.Embodiment);
+        Assert.Equal(3, data.Normalization.ActionDim);
+        // The expert moves at full speed, so the step quantiles sit near ±MaxStep.
+        Assert.InRange(data.Normalization.Action.Q99[0], 0.02f, (float)Physics.MaxStep + 1e-6f);
+        Assert.Equal([2], data.Normalization.BinaryActionDims!);
+    }
+
+    [Fact]
+    public void Action_chunks_near_an_episodes_end_are_masked_past_it()
+    {
+        var data = fixture.Data;
+        var sampler = new BatchSampler(data, SimDataFixture.Options(1), chunkLength: 8);
+        var episode = data.Episodes[0];
+        var lastFrame = episode.Length - 1;
+        var sample = sampler.ActionAt(lastFrame);
+        Assert.Equal([true, false, false, false, false, false, false, false], sample.Valid!);
+        Assert.Equal(episode.Actions[lastFrame][0], sample.Actions[0, 0]);
+        var full = sampler.ActionAt(0);
+        Assert.All(full.Valid!, Assert.True);
+        Assert.Equal(episode.Actions[7][1], full.Actions[7, 1]);
+    }
+
+    [Fact]
+    public void Grounding_records_cover_objects_held_out_of_the_demonstrations()
+    {
+        var data = fixture.Data;
+        var demoInstructions = data.Episodes.SelectMany(e => e.Observations.Select(o => o.Instruction)).ToHashSet();
+        Assert.DoesNotContain(demoInstructions, i => SimSplits.HeldOutKinds.Any(k => i.Contains(k, StringComparison.Ordinal)));
+        var grounding = data.Spatial.Where(r => r.Source == "grounding").ToList();
+        Assert.NotEmpty(grounding);
+        Assert.Contains(data.Spatial, r => r.Source == "train");
+        Assert.All(grounding, r =>
+        {
+            Assert.Equal(2, r.Point.Length);
+            Assert.Equal(4, r.Box.Length);
+            Assert.True(r.Trajectory.Length >= 2 && r.Trajectory.Length % 2 == 0);
+        });
+        Assert.Contains(grounding, r => SimSplits.HeldOutKinds.Any(k => r.Instruction.Contains(k, StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void Spatial_questions_are_points_boxes_and_trajectories_in_the_policys_prompts()
+    {
+        var record = fixture.Data.Spatial[0];
+        var box = BatchSampler.Question(record, SpatialKind.Box);
+        Assert.Equal(SpatialPrompts.Question(SpatialKind.Box, record.Instruction), box.Question);
+        Assert.Equal(record.Box, box.Coordinates);
+        Assert.Equal(record.Trajectory, BatchSampler.Question(record, SpatialKind.Trajectory).Coordinates);
+    }
+}
