@@ -57,16 +57,12 @@ public sealed partial class DockerfileTests
             Assert.True(File.Exists(Path.Combine(publishTo, "VlaCloud.Migrations.dll")), "the migrations (for --migrate) are missing");
             Assert.False(File.Exists(Path.Combine(publishTo, "VlaCloud.Api")), "UseAppHost=false should leave no native launcher");
 
-            // The host carries libtorch from the moment it references the model (through Inference);
-            // then the CPU runtime's native files must be next to it.
-            var deps = await File.ReadAllTextAsync(Path.Combine(publishTo, "VlaCloud.Api.deps.json"));
-            if (deps.Contains("\"TorchSharp/", StringComparison.Ordinal))
-            {
-                var natives = Directory.EnumerateFiles(publishTo, "*.so", SearchOption.AllDirectories).Select(Path.GetFileName).ToHashSet();
-                Assert.Contains("libLibTorchSharp.so", natives);
-                Assert.Contains("libtorch_cpu.so", natives);
-                Assert.Contains("TorchSharp.dll", Directory.EnumerateFiles(publishTo).Select(Path.GetFileName));
-            }
+            // The host runs the model (through Inference): the CPU libtorch runtime must ship next to it.
+            var natives = Directory.EnumerateFiles(publishTo, "*.so", SearchOption.AllDirectories).Select(Path.GetFileName).ToHashSet();
+            Assert.Contains("libLibTorchSharp.so", natives);
+            Assert.Contains("libtorch_cpu.so", natives);
+            Assert.Contains("TorchSharp.dll", Directory.EnumerateFiles(publishTo).Select(Path.GetFileName));
+            Assert.Contains("\"libtorch-cpu-linux-x64/", await File.ReadAllTextAsync(Path.Combine(publishTo, "VlaCloud.Api.deps.json")));
         }
         finally
         {
