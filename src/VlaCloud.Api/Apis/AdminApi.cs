@@ -1,4 +1,3 @@
-using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
@@ -133,74 +132,38 @@ public static class AdminApi
     }
 }
 
-/// <summary>Optional per-tenant limits; absent fields keep their value (null on create means the default).</summary>
-public sealed record TenantLimitsDto(
-    [property: JsonPropertyName("requests_per_second")] double? RequestsPerSecond = null,
-    int? Burst = null,
-    [property: JsonPropertyName("max_concurrent_streams")] int? MaxConcurrentStreams = null,
-    [property: JsonPropertyName("monthly_compute_ms_quota")] long? MonthlyComputeMsQuota = null)
+/// <summary>Server-side behaviour of the admin contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+internal static class AdminContractExtensions
 {
-    internal ValidationProblem? Validate()
+    extension(TenantLimitsDto limits)
     {
-        var errors = new Dictionary<string, string[]>();
-        if (RequestsPerSecond is { } rps && !(rps > 0 && rps <= 100_000)) errors["limits.requests_per_second"] = ["must be in (0, 100000]."];
-        if (Burst is < 1 or > 1_000_000) errors["limits.burst"] = ["must be between 1 and 1000000."];
-        if (MaxConcurrentStreams is < 0 or > 10_000) errors["limits.max_concurrent_streams"] = ["must be between 0 and 10000."];
-        if (MonthlyComputeMsQuota is < 0) errors["limits.monthly_compute_ms_quota"] = ["must not be negative."];
-        return errors.Count > 0 ? TypedResults.ValidationProblem(errors) : null;
+        internal ValidationProblem? Validate()
+        {
+            var errors = new Dictionary<string, string[]>();
+            if (limits.RequestsPerSecond is { } rps && !(rps > 0 && rps <= 100_000)) errors["limits.requests_per_second"] = ["must be in (0, 100000]."];
+            if (limits.Burst is < 1 or > 1_000_000) errors["limits.burst"] = ["must be between 1 and 1000000."];
+            if (limits.MaxConcurrentStreams is < 0 or > 10_000) errors["limits.max_concurrent_streams"] = ["must be between 0 and 10000."];
+            if (limits.MonthlyComputeMsQuota is < 0) errors["limits.monthly_compute_ms_quota"] = ["must not be negative."];
+            return errors.Count > 0 ? TypedResults.ValidationProblem(errors) : null;
+        }
+
+        internal void ApplyTo(Tenant tenant)
+        {
+            if (limits.RequestsPerSecond is not null) tenant.RequestsPerSecond = limits.RequestsPerSecond;
+            if (limits.Burst is not null) tenant.Burst = limits.Burst;
+            if (limits.MaxConcurrentStreams is not null) tenant.MaxConcurrentStreams = limits.MaxConcurrentStreams;
+            if (limits.MonthlyComputeMsQuota is not null) tenant.MonthlyComputeMsQuota = limits.MonthlyComputeMsQuota;
+        }
     }
 
-    internal void ApplyTo(Tenant tenant)
+    extension(TenantResponse)
     {
-        if (RequestsPerSecond is not null) tenant.RequestsPerSecond = RequestsPerSecond;
-        if (Burst is not null) tenant.Burst = Burst;
-        if (MaxConcurrentStreams is not null) tenant.MaxConcurrentStreams = MaxConcurrentStreams;
-        if (MonthlyComputeMsQuota is not null) tenant.MonthlyComputeMsQuota = MonthlyComputeMsQuota;
+        internal static TenantResponse From(Tenant t) => new(t.Id, t.Name, t.DisplayName,
+            new TenantLimitsDto(t.RequestsPerSecond, t.Burst, t.MaxConcurrentStreams, t.MonthlyComputeMsQuota), t.CreatedAt);
+    }
+
+    extension(ApiKeyResponse)
+    {
+        internal static ApiKeyResponse From(ApiKey k) => new(k.Id, k.TenantId, k.Name, k.Prefix, k.Scopes, k.CreatedAt, k.ExpiresAt, k.RevokedAt);
     }
 }
-
-/// <summary>Body of <c>POST /v1/admin/tenants</c>.</summary>
-public sealed record CreateTenantRequest(
-    string Name,
-    [property: JsonPropertyName("display_name")] string? DisplayName = null,
-    TenantLimitsDto? Limits = null);
-
-/// <summary>Body of <c>PATCH /v1/admin/tenants/{id}</c>.</summary>
-public sealed record UpdateTenantRequest(
-    [property: JsonPropertyName("display_name")] string? DisplayName = null,
-    TenantLimitsDto? Limits = null);
-
-/// <summary>A tenant.</summary>
-public sealed record TenantResponse(
-    Guid Id,
-    string Name,
-    [property: JsonPropertyName("display_name")] string? DisplayName,
-    TenantLimitsDto Limits,
-    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt)
-{
-    internal static TenantResponse From(Tenant t) => new(t.Id, t.Name, t.DisplayName,
-        new TenantLimitsDto(t.RequestsPerSecond, t.Burst, t.MaxConcurrentStreams, t.MonthlyComputeMsQuota), t.CreatedAt);
-}
-
-/// <summary>Body of <c>POST /v1/admin/tenants/{id}/api-keys</c>.</summary>
-public sealed record CreateApiKeyRequest(
-    string Name,
-    IReadOnlyList<string>? Scopes,
-    [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt = null);
-
-/// <summary>An API key, without its secret.</summary>
-public sealed record ApiKeyResponse(
-    Guid Id,
-    [property: JsonPropertyName("tenant_id")] Guid TenantId,
-    string Name,
-    string Prefix,
-    IReadOnlyList<string> Scopes,
-    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
-    [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt,
-    [property: JsonPropertyName("revoked_at")] DateTimeOffset? RevokedAt)
-{
-    internal static ApiKeyResponse From(ApiKey k) => new(k.Id, k.TenantId, k.Name, k.Prefix, k.Scopes, k.CreatedAt, k.ExpiresAt, k.RevokedAt);
-}
-
-/// <summary>A new key: the only time its secret is shown.</summary>
-public sealed record CreatedApiKeyResponse(ApiKeyResponse Key, [property: JsonPropertyName("api_key")] string PlainKey);

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -130,47 +129,16 @@ public static class CheckpointsApi
     }
 }
 
-/// <summary>A stored artifact.</summary>
-public sealed record ArtifactResponse(
-    string Sha256,
-    [property: JsonPropertyName("size_bytes")] long SizeBytes,
-    string Uri);
-
-/// <summary>Body of <c>POST /v1/checkpoints</c>.</summary>
-public sealed record RegisterCheckpointRequest(
-    string Model,
-    string Embodiment,
-    [property: JsonPropertyName("artifact_sha256")] string ArtifactSha256,
-    JsonElement Config,
-    [property: JsonPropertyName("normalization_stats")] JsonElement NormalizationStats,
-    JsonElement Metrics = default,
-    [property: JsonPropertyName("parent_checkpoint_id")] Guid? ParentCheckpointId = null,
-    [property: JsonPropertyName("dataset_id")] Guid? DatasetId = null,
-    [property: JsonPropertyName("fine_tuning_job_id")] Guid? FineTuningJobId = null);
-
-/// <summary>A registered checkpoint.</summary>
-public sealed record CheckpointResponse(
-    Guid Id,
-    string Model,
-    int Version,
-    [property: JsonPropertyName("public")] bool IsPublic,
-    [property: JsonPropertyName("embodiment_id")] Guid EmbodimentId,
-    string? Embodiment,
-    [property: JsonPropertyName("artifact_uri")] string ArtifactUri,
-    string Sha256,
-    [property: JsonPropertyName("size_bytes")] long SizeBytes,
-    JsonElement Config,
-    [property: JsonPropertyName("normalization_stats")] JsonElement NormalizationStats,
-    JsonElement Metrics,
-    [property: JsonPropertyName("parent_checkpoint_id")] Guid? ParentCheckpointId,
-    [property: JsonPropertyName("dataset_id")] Guid? DatasetId,
-    [property: JsonPropertyName("fine_tuning_job_id")] Guid? FineTuningJobId,
-    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt)
+/// <summary>Server-side behaviour of the checkpoint contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+internal static class CheckpointContractExtensions
 {
-    internal static CheckpointResponse From(Checkpoint c) => new(
-        c.Id, c.ModelName, c.Version, c.TenantId is null, c.EmbodimentId, c.Embodiment?.Name, c.ArtifactUri, c.Sha256, c.SizeBytes,
-        Parse(c.Config), Parse(c.NormalizationStats), Parse(c.Metrics ?? "{}"),
-        c.ParentCheckpointId, c.DatasetId, c.FineTuningJobId, c.CreatedAt);
+    extension(CheckpointResponse)
+    {
+        internal static CheckpointResponse From(Checkpoint c) => new(
+            c.Id, c.ModelName, c.Version, c.TenantId is null, c.EmbodimentId, c.Embodiment?.Name, c.ArtifactUri, c.Sha256, c.SizeBytes,
+            Parse(c.Config), Parse(c.NormalizationStats), Parse(c.Metrics ?? "{}"),
+            c.ParentCheckpointId, c.DatasetId, c.FineTuningJobId, c.CreatedAt);
+    }
 
     private static JsonElement Parse(string json)
     {

@@ -1,4 +1,3 @@
-using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
@@ -77,60 +76,34 @@ public static class EmbodimentsApi
     }
 }
 
-/// <summary>A camera of an embodiment.</summary>
-/// <param name="Name">Observation key, e.g. <c>wrist</c>.</param>
-/// <param name="Width">Image width.</param>
-/// <param name="Height">Image height.</param>
-public sealed record CameraDto(string Name, int Width, int Height);
-
-/// <summary>Body of <c>POST /v1/embodiments</c>.</summary>
-public sealed record CreateEmbodimentRequest(
-    string Name,
-    [property: JsonPropertyName("action_dim")] int ActionDim,
-    [property: JsonPropertyName("state_dim")] int StateDim,
-    [property: JsonPropertyName("action_space")] string ActionSpace,
-    IReadOnlyList<CameraDto> Cameras,
-    [property: JsonPropertyName("control_hz")] double ControlHz,
-    [property: JsonPropertyName("chunk_length")] int ChunkLength,
-    [property: JsonPropertyName("action_names")] string[]? ActionNames = null,
-    [property: JsonPropertyName("state_names")] string[]? StateNames = null,
-    string? Description = null)
+/// <summary>Server-side behaviour of the embodiment contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+internal static class EmbodimentContractExtensions
 {
-    internal Dictionary<string, string[]> Validate()
+    extension(CreateEmbodimentRequest request)
     {
-        var errors = new Dictionary<string, string[]>();
-        if (!Names.IsSlug(Name, 100)) errors["name"] = ["name must be 1-100 characters of a-z, 0-9, '.', '_' or '-'."];
-        if (ActionDim is < 1 or > 64) errors["action_dim"] = ["action_dim must be between 1 and 64."];
-        if (StateDim is < 0 or > 256) errors["state_dim"] = ["state_dim must be between 0 and 256."];
-        if (string.IsNullOrWhiteSpace(ActionSpace) || ActionSpace.Length > 100) errors["action_space"] = ["action_space is required (at most 100 characters)."];
-        if (Cameras is null || Cameras.Count == 0 || Cameras.Any(c => string.IsNullOrWhiteSpace(c.Name) || c.Width is < 1 or > 4096 || c.Height is < 1 or > 4096))
-            errors["cameras"] = ["at least one camera with a name and a size of 1-4096 pixels is required."];
-        else if (Cameras.Select(c => c.Name).Distinct().Count() != Cameras.Count) errors["cameras"] = ["camera names must be unique."];
-        if (!(ControlHz > 0 && ControlHz <= 1000)) errors["control_hz"] = ["control_hz must be in (0, 1000]."];
-        if (ChunkLength is < 1 or > 256) errors["chunk_length"] = ["chunk_length must be between 1 and 256."];
-        if (ActionNames is { Length: > 0 } a && a.Length != ActionDim) errors["action_names"] = ["action_names needs one name per action dimension."];
-        if (StateNames is { Length: > 0 } s && s.Length != StateDim) errors["state_names"] = ["state_names needs one name per state dimension."];
-        return errors;
+        internal Dictionary<string, string[]> Validate()
+        {
+            var errors = new Dictionary<string, string[]>();
+            if (!Names.IsSlug(request.Name, 100)) errors["name"] = ["name must be 1-100 characters of a-z, 0-9, '.', '_' or '-'."];
+            if (request.ActionDim is < 1 or > 64) errors["action_dim"] = ["action_dim must be between 1 and 64."];
+            if (request.StateDim is < 0 or > 256) errors["state_dim"] = ["state_dim must be between 0 and 256."];
+            if (string.IsNullOrWhiteSpace(request.ActionSpace) || request.ActionSpace.Length > 100) errors["action_space"] = ["action_space is required (at most 100 characters)."];
+            var cameras = request.Cameras;
+            if (cameras is null || cameras.Count == 0 || cameras.Any(c => string.IsNullOrWhiteSpace(c.Name) || c.Width is < 1 or > 4096 || c.Height is < 1 or > 4096))
+                errors["cameras"] = ["at least one camera with a name and a size of 1-4096 pixels is required."];
+            else if (cameras.Select(c => c.Name).Distinct().Count() != cameras.Count) errors["cameras"] = ["camera names must be unique."];
+            if (!(request.ControlHz > 0 && request.ControlHz <= 1000)) errors["control_hz"] = ["control_hz must be in (0, 1000]."];
+            if (request.ChunkLength is < 1 or > 256) errors["chunk_length"] = ["chunk_length must be between 1 and 256."];
+            if (request.ActionNames is { Length: > 0 } a && a.Length != request.ActionDim) errors["action_names"] = ["action_names needs one name per action dimension."];
+            if (request.StateNames is { Length: > 0 } s && s.Length != request.StateDim) errors["state_names"] = ["state_names needs one name per state dimension."];
+            return errors;
+        }
     }
-}
 
-/// <summary>An embodiment.</summary>
-public sealed record EmbodimentResponse(
-    Guid Id,
-    string Name,
-    [property: JsonPropertyName("public")] bool IsPublic,
-    string? Description,
-    [property: JsonPropertyName("action_dim")] int ActionDim,
-    [property: JsonPropertyName("state_dim")] int StateDim,
-    [property: JsonPropertyName("action_space")] string ActionSpace,
-    [property: JsonPropertyName("action_names")] IReadOnlyList<string> ActionNames,
-    [property: JsonPropertyName("state_names")] IReadOnlyList<string> StateNames,
-    IReadOnlyList<CameraDto> Cameras,
-    [property: JsonPropertyName("control_hz")] double ControlHz,
-    [property: JsonPropertyName("chunk_length")] int ChunkLength,
-    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt)
-{
-    internal static EmbodimentResponse From(Embodiment e) => new(
-        e.Id, e.Name, e.TenantId is null, e.Description, e.ActionDim, e.StateDim, e.ActionSpace, e.ActionNames, e.StateNames,
-        e.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height)).ToList(), e.ControlHz, e.ChunkLength, e.CreatedAt);
+    extension(EmbodimentResponse)
+    {
+        internal static EmbodimentResponse From(Embodiment e) => new(
+            e.Id, e.Name, e.TenantId is null, e.Description, e.ActionDim, e.StateDim, e.ActionSpace, e.ActionNames, e.StateNames,
+            e.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height)).ToList(), e.ControlHz, e.ChunkLength, e.CreatedAt);
+    }
 }

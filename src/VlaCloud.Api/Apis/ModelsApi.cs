@@ -1,4 +1,3 @@
-using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using VlaCloud.Api.Auth;
@@ -107,40 +106,18 @@ public static class ModelsApi
         AliasResponse.From(await db.Aliases.AsNoTracking().Include(a => a.Checkpoint).SingleAsync(a => a.Id == id, cancellationToken));
 }
 
-/// <summary>Body of <c>PUT /v1/models/{model}/aliases/{alias}</c>.</summary>
-/// <param name="Checkpoint">The target: an id, <c>model@vN</c> or another alias <c>model@alias</c>.</param>
-/// <param name="Reason">Why, kept in the history.</param>
-public sealed record SetAliasRequest(string Checkpoint, string? Reason = null);
-
-/// <summary>Body of <c>POST …/rollback</c>.</summary>
-/// <param name="Reason">Why, kept in the history.</param>
-public sealed record RollbackAliasRequest(string? Reason = null);
-
-/// <summary>An alias.</summary>
-public sealed record AliasResponse(
-    Guid Id,
-    string Model,
-    string Alias,
-    [property: JsonPropertyName("public")] bool IsPublic,
-    [property: JsonPropertyName("checkpoint_id")] Guid CheckpointId,
-    int? Version,
-    [property: JsonPropertyName("updated_at")] DateTimeOffset UpdatedAt)
+/// <summary>Server-side behaviour of the alias contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+internal static class ModelContractExtensions
 {
-    internal static AliasResponse From(CheckpointAlias a) =>
-        new(a.Id, a.ModelName, a.Name, a.TenantId is null, a.CheckpointId, a.Checkpoint?.Version, a.UpdatedAt);
-}
+    extension(AliasResponse)
+    {
+        internal static AliasResponse From(CheckpointAlias a) =>
+            new(a.Id, a.ModelName, a.Name, a.TenantId is null, a.CheckpointId, a.Checkpoint?.Version, a.UpdatedAt);
+    }
 
-/// <summary>One move of an alias.</summary>
-public sealed record AliasMoveResponse(
-    Guid Id,
-    string Model,
-    string Alias,
-    [property: JsonPropertyName("from_checkpoint_id")] Guid? FromCheckpointId,
-    [property: JsonPropertyName("to_checkpoint_id")] Guid? ToCheckpointId,
-    [property: JsonPropertyName("moved_by_key_id")] Guid? MovedByKeyId,
-    [property: JsonPropertyName("moved_at")] DateTimeOffset MovedAt,
-    string? Reason)
-{
-    internal static AliasMoveResponse From(AliasMove m) =>
-        new(m.Id, m.ModelName, m.Alias, m.FromCheckpointId, m.ToCheckpointId, m.MovedByKeyId, m.MovedAt, m.Reason);
+    extension(AliasMoveResponse)
+    {
+        internal static AliasMoveResponse From(AliasMove m) =>
+            new(m.Id, m.ModelName, m.Alias, m.FromCheckpointId, m.ToCheckpointId, m.MovedByKeyId, m.MovedAt, m.Reason);
+    }
 }

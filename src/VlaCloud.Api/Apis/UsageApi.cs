@@ -1,4 +1,3 @@
-using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using VlaCloud.Api.Auth;
@@ -44,28 +43,3 @@ public static class UsageApi
             new QuotaResponse(quota.Limit, quota.Limit - quota.Remaining, quota.Remaining, DateTimeOffset.UtcNow + quota.ResetAfter)));
     }
 }
-
-/// <summary>Usage over a range of days.</summary>
-public sealed record UsageResponse(
-    DateOnly From,
-    DateOnly To,
-    IReadOnlyList<UsageDayResponse> Data,
-    [property: JsonPropertyName("total_requests")] long TotalRequests,
-    [property: JsonPropertyName("total_actions")] long TotalActions,
-    [property: JsonPropertyName("total_compute_ms")] long TotalComputeMs,
-    [property: JsonPropertyName("compute_quota")] QuotaResponse ComputeQuota);
-
-/// <summary>One day's use of one checkpoint.</summary>
-public sealed record UsageDayResponse(
-    DateOnly Day,
-    [property: JsonPropertyName("checkpoint_id")] Guid? CheckpointId,
-    long Requests,
-    long Actions,
-    [property: JsonPropertyName("compute_ms")] long ComputeMs);
-
-/// <summary>The monthly compute quota.</summary>
-public sealed record QuotaResponse(
-    [property: JsonPropertyName("limit_ms")] long LimitMs,
-    [property: JsonPropertyName("used_ms")] long UsedMs,
-    [property: JsonPropertyName("remaining_ms")] long RemainingMs,
-    [property: JsonPropertyName("resets_at")] DateTimeOffset ResetsAt);
