@@ -23,9 +23,9 @@ internal static class OpenApiConventions
         ["Models"] = "Models, their versions and aliases; promote and roll back.",
         ["Usage"] = "Per-tenant usage counters.",
         ["Admin"] = "Tenant and API key administration (admin scope).",
-        ["Inference"] = "Actions from observations over REST.",
-        ["Streams"] = "Closed-loop WebSocket sessions, including the openpi-compatible protocol.",
-        ["Datasets"] = "LeRobot datasets and resumable uploads.",
+        ["Inference"] = "Actions from observations: REST calls and closed-loop WebSocket sessions (including the openpi protocol).",
+        ["Datasets"] = "LeRobot datasets: register an uploaded archive, validate it, read its statistics.",
+        ["Uploads"] = "Resumable multi-part uploads of large files.",
         ["Fine-tuning"] = "Fine-tuning jobs, their events and checkpoints.",
     };
 
