@@ -1,0 +1,352 @@
+using System.Buffers;
+using System.Globalization;
+using System.Net;
+using System.Net.WebSockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VlaCloud.Client.Contracts;
+using VlaCloud.Client.Wire;
+
+namespace VlaCloud.Client;
+
+public sealed partial class VlaCloudClient
+{
+    /// <summary>
+    /// Opens a <c>/v1/stream</c> session and reads its <c>session</c> message. Refusals before the upgrade
+    /// (unknown checkpoint, no free stream slot) surface as <see cref="VlaCloudApiException"/>.
+    /// </summary>
+    public async Task<StreamSession> ConnectStreamAsync(StreamOptions stream, CancellationToken cancellationToken = default)
+    {
+        var path = "v1/stream" + Query(("checkpoint", stream.Checkpoint), ("embodiment", stream.Embodiment),
+            ("encoding", stream.Encoding == "json" ? null : stream.Encoding), ("mode", stream.Mode == "chunk" ? null : stream.Mode),
+            ("replanEvery", stream.ReplanEvery), ("ensemble", stream.Ensemble is { } blend ? (blend ? "true" : "false") : null));
+        var uri = new UriBuilder(new Uri(BaseUrl, path)) { Scheme = BaseUrl.Scheme == "https" ? "wss" : "ws" }.Uri;
+        var headers = new Dictionary<string, string>();
+        if (!string.IsNullOrEmpty(options.ApiKey)) headers["Authorization"] = $"Bearer {options.ApiKey}";
+        WebSocket socket;
+        try
+        {
+            socket = await (options.WebSocketConnector ?? ConnectClientWebSocketAsync)(uri, headers, cancellationToken);
+        }
+        catch (Exception e) when (e is WebSocketException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
+        {
+            throw await RefusalAsync(path, e, cancellationToken);
+        }
+        var session = new StreamSession(socket, stream.Encoding == "msgpack");
+        try
+        {
+            await session.ReadSessionAsync(cancellationToken);
+            return session;
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<WebSocket> ConnectClientWebSocketAsync(Uri uri, IReadOnlyDictionary<string, string> headers, CancellationToken cancellationToken)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        foreach (var (name, value) in headers) socket.Options.SetRequestHeader(name, value);
+        try
+        {
+            await socket.ConnectAsync(uri, cancellationToken);
+            return socket;
+        }
+        catch (WebSocketException e) when (socket.HttpStatusCode != 0)
+        {
+            var status = socket.HttpStatusCode;
+            socket.Dispose();
+            throw new WebSocketException(WebSocketError.NotAWebSocket, $"HTTP {(int)status}", new HttpRequestException(e.Message, e, status));
+        }
+    }
+
+    /// <summary>
+    /// Why an upgrade failed: the same URL asked without the upgrade answers with the problem details
+    /// (for a refused checkpoint or key); otherwise the status the upgrade got.
+    /// </summary>
+    private async Task<Exception> RefusalAsync(string path, Exception failure, CancellationToken cancellationToken)
+    {
+        var status = (failure.InnerException as HttpRequestException)?.StatusCode;
+        try
+        {
+            using var timeout = WithTimeout(cancellationToken);
+            using var response = await http.GetAsync(path, timeout.Token);
+            if (!response.IsSuccessStatusCode && (status is null || response.StatusCode == status))
+                return await ErrorAsync(response, timeout.Token);
+        }
+        catch (HttpRequestException)
+        {
+        }
+        return status is { } code
+            ? new VlaCloudApiException(code, new ApiProblem(null, code == HttpStatusCode.TooManyRequests ? "Too many streams" : code.ToString(), (int)code,
+                code == HttpStatusCode.TooManyRequests ? "The tenant's concurrent streams are all in use; close one first." : failure.Message), null, failure)
+            : failure;
+    }
+}
+
+/// <summary>
+/// A closed-loop control session over <c>/v1/stream</c>: send observations, receive action chunks (or single
+/// actions in broker mode), ping, reset, close. JSON or MessagePack frames. One reader and one writer at a time.
+/// </summary>
+public sealed class StreamSession : IAsyncDisposable, IDisposable
+{
+    private readonly WebSocket socket;
+    private readonly bool binary;
+    private long nextId;
+
+    internal StreamSession(WebSocket socket, bool binary)
+    {
+        this.socket = socket;
+        this.binary = binary;
+    }
+
+    /// <summary>The session's metadata: checkpoint, embodiment, encoding and mode.</summary>
+    public StreamSessionInfo Info { get; private set; } = null!;
+
+    /// <summary>Why the server closed the session (e.g. 4401 key revoked, 4429 quota used up), once it has.</summary>
+    public WebSocketCloseStatus? CloseStatus => socket.CloseStatus;
+
+    /// <summary>The server's reason for closing.</summary>
+    public string? CloseReason => socket.CloseStatusDescription;
+
+    /// <summary>Whether the socket is still open.</summary>
+    public bool IsOpen => socket.State == WebSocketState.Open;
+
+    internal async Task ReadSessionAsync(CancellationToken cancellationToken)
+    {
+        var message = await ReceiveMapAsync(cancellationToken) ?? throw Closed("before its session message");
+        if (message.GetValueOrDefault("type") as string != "session") throw new InvalidDataException("The server's first message was not a session message.");
+        var checkpoint = Map(message["checkpoint"]);
+        var embodiment = Map(message["embodiment"]);
+        Info = new StreamSessionInfo(
+            Text(message["session_id"]),
+            new ResolvedCheckpoint(Guid.Parse(Text(checkpoint["id"]), CultureInfo.InvariantCulture), Text(checkpoint["model"]), (int)Long(checkpoint["version"]), Text(checkpoint["embodiment"])),
+            new StreamEmbodiment(Text(embodiment["name"]), (int)Long(embodiment["action_dim"]), (int)Long(embodiment["state_dim"]),
+                List(embodiment.GetValueOrDefault("action_names")).Select(Text).ToList(),
+                List(embodiment["cameras"]).Select(Map).Select(c => new CameraDto(Text(c["name"]), (int)Long(c["width"]), (int)Long(c["height"]))).ToList(),
+                Double(embodiment["control_hz"]), (int)Long(embodiment["chunk_length"])),
+            Text(message["encoding"]), Text(message["mode"]));
+    }
+
+    /// <summary>Sends an observation; returns its message id. Read the answer with <see cref="ReceiveAsync"/>.</summary>
+    public async Task<long> SendObservationAsync(ObservationInput observation, ActOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var id = Interlocked.Increment(ref nextId);
+        var images = observation.Images.ToDictionary(i => i.Key, i =>
+        {
+            var image = new Dictionary<string, object?> { ["format"] = i.Value.Format, ["data"] = i.Value.Data };
+            if (i.Value.Shape is { } shape) image["shape"] = shape;
+            return (object?)image;
+        });
+        var message = new Dictionary<string, object?> { ["type"] = "observation", ["id"] = id, ["images"] = images, ["instruction"] = observation.Instruction };
+        if (observation.State is { } state) message["state"] = state;
+        if (options is not null)
+        {
+            var o = new Dictionary<string, object?>();
+            if (options.Steps is { } steps) o["steps"] = steps;
+            if (options.Seed is { } seed) o["seed"] = seed;
+            if (options.Spatial is { } spatial) o["spatial"] = spatial;
+            if (options.TimeoutMs is { } timeoutMs) o["timeout_ms"] = timeoutMs;
+            message["options"] = o;
+        }
+        await SendAsync(message, cancellationToken);
+        return id;
+    }
+
+    /// <summary>
+    /// Sends an observation and waits for its answer: <see cref="StreamActions"/> (chunk mode) or
+    /// <see cref="StreamAction"/> (broker mode). A refusal of the observation throws <see cref="VlaCloudApiException"/>.
+    /// </summary>
+    public async Task<StreamReply> ActAsync(ObservationInput observation, ActOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var id = await SendObservationAsync(observation, options, cancellationToken);
+        var reply = await ReceiveForAsync(id, cancellationToken);
+        return reply switch
+        {
+            StreamActions or StreamAction => reply,
+            StreamError error => throw new VlaCloudApiException((HttpStatusCode)error.Status, new ApiProblem(null, error.Title, error.Status, error.Detail, null, error.Errors)),
+            StreamBusy busy => throw new VlaCloudApiException(HttpStatusCode.ServiceUnavailable,
+                new ApiProblem(null, "Inference is busy", 503, "Every inference queue is full; retry after the delay."), busy.RetryAfter),
+            _ => throw new InvalidDataException($"Unexpected answer {reply.GetType().Name} to an observation."),
+        };
+    }
+
+    /// <summary>Pings the server and waits for the pong; returns the round-trip time.</summary>
+    public async Task<TimeSpan> PingAsync(CancellationToken cancellationToken = default)
+    {
+        var id = Interlocked.Increment(ref nextId);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        await SendAsync(new Dictionary<string, object?> { ["type"] = "ping", ["id"] = id }, cancellationToken);
+        await ReceiveForAsync(id, cancellationToken);
+        return System.Diagnostics.Stopwatch.GetElapsedTime(started);
+    }
+
+    /// <summary>Starts a new episode: broker mode forgets its chunks. Waits for the acknowledgement.</summary>
+    public async Task ResetAsync(CancellationToken cancellationToken = default)
+    {
+        var id = Interlocked.Increment(ref nextId);
+        await SendAsync(new Dictionary<string, object?> { ["type"] = "reset", ["id"] = id }, cancellationToken);
+        await ReceiveForAsync(id, cancellationToken);
+    }
+
+    /// <summary>The next message from the server; null once the server closed the session (see <see cref="CloseStatus"/>).</summary>
+    public async Task<StreamReply?> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        while (await ReceiveMapAsync(cancellationToken) is { } message)
+        {
+            var id = message.GetValueOrDefault("id") is { } rawId && rawId is long or double ? Long(rawId) : (long?)null;
+            switch (message.GetValueOrDefault("type") as string)
+            {
+                case "actions":
+                    SpatialOutput? spatial = null;
+                    if (message.GetValueOrDefault("spatial") is { } rawSpatial)
+                    {
+                        var s = Map(rawSpatial);
+                        spatial = new SpatialOutput(Text(s["kind"]), List(s["points"]).Select(Floats).ToArray());
+                    }
+                    return new StreamActions(id, List(message["actions"]).Select(Floats).ToArray(), Long(message["seed"]), Timing(message["timing"])!, spatial);
+                case "action":
+                    return new StreamAction(id, Long(message["step"]), message.GetValueOrDefault("replanned") is true, Floats(message["action"]), Timing(message.GetValueOrDefault("timing")));
+                case "busy":
+                    return new StreamBusy(id, TimeSpan.FromMilliseconds(Double(message["retry_after_ms"])));
+                case "error":
+                    var errors = message.GetValueOrDefault("errors") is { } rawErrors
+                        ? Map(rawErrors).ToDictionary(e => e.Key, e => List(e.Value).Select(Text).ToArray())
+                        : null;
+                    return new StreamError(id, (int)Long(message["status"]), Text(message["title"]), message.GetValueOrDefault("detail") as string, errors);
+                case "pong":
+                    return new StreamPong(id);
+                case "reset":
+                    return new StreamResetDone(id);
+                default:
+                    continue; // a newer server's message this client does not know
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Ends the session politely: sends <c>close</c> and waits for the server's close frame.</summary>
+    public async Task CloseAsync(CancellationToken cancellationToken = default)
+    {
+        if (socket.State != WebSocketState.Open) return;
+        await SendAsync(new Dictionary<string, object?> { ["type"] = "close" }, cancellationToken);
+        while (await ReceiveMapAsync(cancellationToken) is not null)
+        {
+        }
+    }
+
+    private async Task<StreamReply> ReceiveForAsync(long id, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var reply = await ReceiveAsync(cancellationToken) ?? throw Closed("while waiting for an answer");
+            if (reply.Id == id) return reply;
+        }
+    }
+
+    private VlaCloudApiException Closed(string when)
+    {
+        var code = (int?)socket.CloseStatus ?? 1006;
+        var status = code switch { 4401 => HttpStatusCode.Unauthorized, 4429 => HttpStatusCode.TooManyRequests, _ => HttpStatusCode.BadGateway };
+        return new VlaCloudApiException(status, new ApiProblem(null, "Stream closed", (int)status,
+            $"The server closed the session {when} (code {code}{(socket.CloseStatusDescription is { Length: > 0 } d ? $": {d}" : "")})."));
+    }
+
+    private Task SendAsync(Dictionary<string, object?> message, CancellationToken cancellationToken) =>
+        socket.SendAsync(binary ? MsgPack.Serialize(message) : JsonSerializer.SerializeToUtf8Bytes(message),
+            binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, cancellationToken);
+
+    /// <summary>The next whole message as a map with string keys; null when the socket closed.</summary>
+    private async Task<Dictionary<string, object?>?> ReceiveMapAsync(CancellationToken cancellationToken)
+    {
+        if (socket.State is not (WebSocketState.Open or WebSocketState.CloseSent)) return null;
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        while (true)
+        {
+            var result = await socket.ReceiveAsync(buffer.GetMemory(64 * 1024), cancellationToken);
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                if (socket.State == WebSocketState.CloseReceived)
+                    await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", cancellationToken);
+                return null;
+            }
+            buffer.Advance(result.Count);
+            if (!result.EndOfMessage) continue;
+            var value = result.MessageType == WebSocketMessageType.Binary ? MsgPack.Deserialize(buffer.WrittenSpan) : FromJson(JsonNode.Parse(buffer.WrittenSpan));
+            return Map(value);
+        }
+    }
+
+    private static ActTiming? Timing(object? value)
+    {
+        if (value is null) return null;
+        var t = Map(value);
+        return new ActTiming(Double(t["queue_ms"]), Double(t["compute_ms"]), Double(t["total_ms"]), (int)Long(t["batch_size"]));
+    }
+
+    private static Dictionary<string, object?> Map(object? value) => value switch
+    {
+        Dictionary<string, object?> map => map,
+        IDictionary<object, object?> map => map.Where(e => e.Key is string).ToDictionary(e => (string)e.Key, e => e.Value),
+        _ => throw new InvalidDataException("Expected a map in the server's message."),
+    };
+
+    private static List<object?> List(object? value) => value as List<object?> ?? throw new InvalidDataException("Expected a list in the server's message.");
+
+    private static float[] Floats(object? value) => List(value).Select(v => (float)Double(v)).ToArray();
+
+    private static string Text(object? value) => value as string ?? throw new InvalidDataException("Expected a string in the server's message.");
+
+    private static long Long(object? value) => value switch
+    {
+        long l => l,
+        double d => (long)d,
+        float f => (long)f,
+        ulong u => (long)u,
+        _ => throw new InvalidDataException("Expected an integer in the server's message."),
+    };
+
+    private static double Double(object? value) => value switch
+    {
+        double d => d,
+        float f => f,
+        long l => l,
+        ulong u => u,
+        _ => throw new InvalidDataException("Expected a number in the server's message."),
+    };
+
+    private static object? FromJson(JsonNode? node) => node switch
+    {
+        null => null,
+        JsonObject obj => obj.ToDictionary(p => p.Key, p => FromJson(p.Value)),
+        JsonArray array => array.Select(FromJson).ToList(),
+        JsonValue value when value.TryGetValue<string>(out var s) => s,
+        JsonValue value when value.TryGetValue<bool>(out var b) => b,
+        JsonValue value when value.TryGetValue<long>(out var l) => l,
+        JsonValue value when value.TryGetValue<double>(out var d) => d,
+        _ => node.ToJsonString(),
+    };
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (socket.State == WebSocketState.Open)
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await CloseAsync(timeout.Token);
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+        {
+        }
+        socket.Dispose();
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => socket.Dispose();
+}
