@@ -121,11 +121,12 @@ public sealed class ActApiTests(ServicesFixture services)
     [Fact]
     public async Task A_full_queue_answers_503_at_once_with_retry_after()
     {
-        // A long queue delay and a large batch keep the first request waiting in the queue.
-        await using var app = App(("VlaCloud:Inference:QueueCapacity", "1"), ("VlaCloud:Inference:MaxBatchSize", "64"), ("VlaCloud:Inference:MaxQueueDelay", "00:00:10"));
+        // A long queue delay and a large batch keep the first request waiting in the queue; its own deadline
+        // is far beyond that delay (the default one would race it).
+        await using var app = App(("VlaCloud:Inference:QueueCapacity", "1"), ("VlaCloud:Inference:MaxBatchSize", "64"), ("VlaCloud:Inference:MaxQueueDelay", "00:00:05"));
         using var world = await InferenceWorld.CreateAsync(app);
 
-        var waiting = world.Client.PostAsJsonAsync("/v1/act", world.Request(0));
+        var waiting = world.Client.PostAsJsonAsync("/v1/act", world.Request(0, options: new ActOptions(Steps: 4, TimeoutMs: 120_000)));
         var engine = app.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
         while (engine.QueueDepth < 1) await Task.Delay(10);
         var refused = await world.Client.PostAsJsonAsync("/v1/act", world.Request(1));
