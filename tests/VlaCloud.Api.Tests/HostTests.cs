@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
+using VlaCloud.Client.Contracts;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Entities;
 using VlaCloud.Testing;
@@ -12,7 +14,7 @@ namespace VlaCloud.Api.Tests;
 public sealed class HostTests(ServicesFixture services)
 {
     [Fact]
-    public async Task Starting_twice_on_one_database_migrates_once_and_seeds_one_demo_tenant_with_one_key()
+    public async Task Starting_twice_on_one_database_migrates_once_and_seeds_one_demo_tenant_key_and_checkpoint()
     {
         var database = await services.CreateDatabaseAsync();
         var keyFile = Path.Combine(Path.GetTempPath(), $"vlacloud-demo-key-{Guid.NewGuid():N}");
@@ -28,6 +30,22 @@ public sealed class HostTests(ServicesFixture services)
                     await db.ApiKeys.CountAsync(),
                     (await db.Database.GetPendingMigrationsAsync()).Count()));
                 Assert.Equal((1, 1, 0), (tenants, keys, pending));
+                Assert.Equal(1, await app.WithDbAsync(db => db.Checkpoints.IgnoreQueryFilters().CountAsync(c => c.ModelName == "sim-demo" && c.TenantId == null)));
+            }
+
+            // The demo key gets actions from the public demo checkpoint: one chunk of the sim embodiment.
+            await using (var app = new VlaCloudAppFactory(database, services.RedisConnectionString, services.RedisPrefix, settings))
+            {
+                var client = app.CreateClient((await File.ReadAllTextAsync(keyFile)).Trim());
+                var image = new ImageInput("raw", new byte[64 * 64 * 3], [64, 64, 3]);
+                var observation = new ObservationInput(new Dictionary<string, ImageInput> { ["main"] = image, ["wrist"] = image },
+                    [0.5f, 0.5f, 1f], "pick the red cube and place it in the blue bowl");
+                var response = await client.PostAsJsonAsync("/v1/act", new ActRequest("sim-demo@production", observation, new ActOptions(Seed: 1)));
+                Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+                var acted = (await response.Content.ReadFromJsonAsync<ActResponse>())!;
+                Assert.Equal(("sim-demo", 1, "sim-tabletop"), (acted.Checkpoint.Model, acted.Checkpoint.Version, acted.Checkpoint.Embodiment));
+                Assert.Equal(8, acted.Actions.Length);
+                Assert.All(acted.Actions, a => Assert.True(a.Length == 3 && a.All(float.IsFinite)));
             }
 
             var demoKey = (await File.ReadAllTextAsync(keyFile)).Trim();

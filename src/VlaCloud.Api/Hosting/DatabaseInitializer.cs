@@ -27,7 +27,10 @@ internal sealed class DatabaseInitializer(
                 (await db.Database.GetAppliedMigrationsAsync(cancellationToken)).LastOrDefault());
         }
         if (options.Value.SeedDemo)
+        {
             await SeedDemoAsync(db, scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>(), cancellationToken);
+            await ActivatorUtilities.CreateInstance<DemoSeeder>(scope.ServiceProvider).SeedAsync(cancellationToken);
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
