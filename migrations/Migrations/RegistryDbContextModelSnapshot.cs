@@ -275,6 +275,7 @@ namespace VlaCloud.Migrations.Migrations
                         .HasDatabaseName("ix_checkpoints_embodiment_id");
 
                     b.HasIndex("FineTuningJobId")
+                        .IsUnique()
                         .HasDatabaseName("ix_checkpoints_fine_tuning_job_id");
 
                     b.HasIndex("ParentCheckpointId")
@@ -342,6 +343,90 @@ namespace VlaCloud.Migrations.Migrations
                     NpgsqlIndexBuilderExtensions.AreNullsDistinct(b.HasIndex("TenantId", "ModelName", "Name"), false);
 
                     b.ToTable("aliases", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Dataset", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ArtifactSha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character(64)")
+                        .HasColumnName("artifact_sha256")
+                        .IsFixedLength();
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<Guid>("EmbodimentId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("embodiment_id");
+
+                    b.Property<int?>("Episodes")
+                        .HasColumnType("integer")
+                        .HasColumnName("episodes");
+
+                    b.Property<string>("Format")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("format");
+
+                    b.Property<int?>("Frames")
+                        .HasColumnType("integer")
+                        .HasColumnName("frames");
+
+                    b.Property<string>("Issues")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("issues");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)")
+                        .HasColumnName("name");
+
+                    b.Property<long>("SizeBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("size_bytes");
+
+                    b.Property<string>("Statistics")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("statistics");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<Guid?>("UploadId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("upload_id");
+
+                    b.Property<DateTimeOffset?>("ValidatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("validated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_datasets");
+
+                    b.HasIndex("EmbodimentId")
+                        .HasDatabaseName("ix_datasets_embodiment_id");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_datasets_tenant_id_id");
+
+                    b.ToTable("datasets", (string)null);
                 });
 
             modelBuilder.Entity("VlaCloud.Registry.Entities.Embodiment", b =>
@@ -412,6 +497,243 @@ namespace VlaCloud.Migrations.Migrations
                     NpgsqlIndexBuilderExtensions.AreNullsDistinct(b.HasIndex("TenantId", "Name"), false);
 
                     b.ToTable("embodiments", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.FineTuningJob", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempts");
+
+                    b.Property<string>("BackgroundJobId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("background_job_id");
+
+                    b.Property<Guid>("BaseCheckpointId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("base_checkpoint_id");
+
+                    b.Property<DateTimeOffset?>("CancelRequestedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("cancel_requested_at");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<Guid?>("CreatedByKeyId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("created_by_key_id");
+
+                    b.Property<Guid>("DatasetId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("dataset_id");
+
+                    b.Property<Guid>("EmbodimentId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("embodiment_id");
+
+                    b.Property<string>("Error")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)")
+                        .HasColumnName("error");
+
+                    b.Property<bool>("Evaluate")
+                        .HasColumnType("boolean")
+                        .HasColumnName("evaluate");
+
+                    b.Property<string>("Evaluation")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("evaluation");
+
+                    b.Property<DateTimeOffset?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("Hyperparameters")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("hyperparameters");
+
+                    b.Property<string>("Metrics")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("metrics");
+
+                    b.Property<string>("Model")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("model");
+
+                    b.Property<string>("PromoteTo")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("promote_to");
+
+                    b.Property<bool?>("Promoted")
+                        .HasColumnType("boolean")
+                        .HasColumnName("promoted");
+
+                    b.Property<Guid?>("ResultCheckpointId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("result_checkpoint_id");
+
+                    b.Property<string>("ResumeArtifactSha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("character(64)")
+                        .HasColumnName("resume_artifact_sha256")
+                        .IsFixedLength();
+
+                    b.Property<int>("ResumeStep")
+                        .HasColumnType("integer")
+                        .HasColumnName("resume_step");
+
+                    b.Property<DateTimeOffset?>("StartedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("started_at");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.Property<int>("Step")
+                        .HasColumnType("integer")
+                        .HasColumnName("step");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<int>("TotalSteps")
+                        .HasColumnType("integer")
+                        .HasColumnName("total_steps");
+
+                    b.HasKey("Id")
+                        .HasName("pk_fine_tuning_jobs");
+
+                    b.HasIndex("BaseCheckpointId")
+                        .HasDatabaseName("ix_fine_tuning_jobs_base_checkpoint_id");
+
+                    b.HasIndex("DatasetId")
+                        .HasDatabaseName("ix_fine_tuning_jobs_dataset_id");
+
+                    b.HasIndex("EmbodimentId")
+                        .HasDatabaseName("ix_fine_tuning_jobs_embodiment_id");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_fine_tuning_jobs_tenant_id_id");
+
+                    b.ToTable("fine_tuning_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.JobCheckpoint", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ArtifactSha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character(64)")
+                        .HasColumnName("artifact_sha256")
+                        .IsFixedLength();
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("job_id");
+
+                    b.Property<string>("Metrics")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("metrics");
+
+                    b.Property<long>("SizeBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("size_bytes");
+
+                    b.Property<int>("Step")
+                        .HasColumnType("integer")
+                        .HasColumnName("step");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_job_checkpoints");
+
+                    b.HasIndex("JobId", "Step")
+                        .IsUnique()
+                        .HasDatabaseName("ix_job_checkpoints_job_id_step");
+
+                    b.ToTable("job_checkpoints", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.JobEvent", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityAlwaysColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Data")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("data");
+
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("job_id");
+
+                    b.Property<string>("Level")
+                        .IsRequired()
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)")
+                        .HasColumnName("level");
+
+                    b.Property<string>("Message")
+                        .IsRequired()
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)")
+                        .HasColumnName("message");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("type");
+
+                    b.HasKey("Id")
+                        .HasName("pk_job_events");
+
+                    b.HasIndex("JobId", "Id")
+                        .HasDatabaseName("ix_job_events_job_id_id");
+
+                    b.ToTable("job_events", (string)null);
                 });
 
             modelBuilder.Entity("VlaCloud.Registry.Entities.ModelVersionCounter", b =>
@@ -493,6 +815,131 @@ namespace VlaCloud.Migrations.Migrations
                     b.ToTable("tenants", (string)null);
                 });
 
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Upload", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ArtifactSha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("character(64)")
+                        .HasColumnName("artifact_sha256")
+                        .IsFixedLength();
+
+                    b.Property<long>("Bytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("bytes");
+
+                    b.Property<DateTimeOffset?>("CompletedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("completed_at");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<Guid?>("CreatedByKeyId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("created_by_key_id");
+
+                    b.Property<Guid?>("DatasetId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("dataset_id");
+
+                    b.Property<string>("Embodiment")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("embodiment");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("expires_at");
+
+                    b.Property<string>("Filename")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)")
+                        .HasColumnName("filename");
+
+                    b.Property<string>("MimeType")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("mime_type");
+
+                    b.Property<string>("Purpose")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("purpose");
+
+                    b.Property<uint>("RowVersion")
+                        .IsConcurrencyToken()
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("xid")
+                        .HasColumnName("xmin");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character(64)")
+                        .HasColumnName("sha256")
+                        .IsFixedLength();
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_uploads");
+
+                    b.HasIndex("TenantId")
+                        .HasDatabaseName("ix_uploads_tenant_id");
+
+                    b.HasIndex("Status", "ExpiresAt")
+                        .HasDatabaseName("ix_uploads_status_expires_at");
+
+                    b.ToTable("uploads", (string)null);
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.UploadPart", b =>
+                {
+                    b.Property<Guid>("UploadId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("upload_id");
+
+                    b.Property<int>("PartNumber")
+                        .HasColumnType("integer")
+                        .HasColumnName("part_number");
+
+                    b.Property<DateTimeOffset>("ReceivedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("received_at");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character(64)")
+                        .HasColumnName("sha256")
+                        .IsFixedLength();
+
+                    b.Property<long>("SizeBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("size_bytes");
+
+                    b.HasKey("UploadId", "PartNumber")
+                        .HasName("pk_upload_parts");
+
+                    b.ToTable("upload_parts", (string)null);
+                });
+
             modelBuilder.Entity("VlaCloud.Registry.Entities.UsageDay", b =>
                 {
                     b.Property<Guid>("TenantId")
@@ -557,12 +1004,24 @@ namespace VlaCloud.Migrations.Migrations
 
             modelBuilder.Entity("VlaCloud.Registry.Entities.Checkpoint", b =>
                 {
+                    b.HasOne("VlaCloud.Registry.Entities.Dataset", null)
+                        .WithMany()
+                        .HasForeignKey("DatasetId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_checkpoints_datasets_dataset_id");
+
                     b.HasOne("VlaCloud.Registry.Entities.Embodiment", "Embodiment")
                         .WithMany()
                         .HasForeignKey("EmbodimentId")
                         .OnDelete(DeleteBehavior.Restrict)
                         .IsRequired()
                         .HasConstraintName("fk_checkpoints_embodiments_embodiment_id");
+
+                    b.HasOne("VlaCloud.Registry.Entities.FineTuningJob", null)
+                        .WithMany()
+                        .HasForeignKey("FineTuningJobId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_checkpoints_fine_tuning_jobs_fine_tuning_job_id");
 
                     b.HasOne("VlaCloud.Registry.Entities.Checkpoint", null)
                         .WithMany()
@@ -595,6 +1054,22 @@ namespace VlaCloud.Migrations.Migrations
                         .HasConstraintName("fk_aliases_tenants_tenant_id");
 
                     b.Navigation("Checkpoint");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Dataset", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Embodiment", null)
+                        .WithMany()
+                        .HasForeignKey("EmbodimentId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_datasets_embodiments_embodiment_id");
+
+                    b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_datasets_tenants_tenant_id");
                 });
 
             modelBuilder.Entity("VlaCloud.Registry.Entities.Embodiment", b =>
@@ -635,6 +1110,75 @@ namespace VlaCloud.Migrations.Migrations
                     b.Navigation("Cameras");
                 });
 
+            modelBuilder.Entity("VlaCloud.Registry.Entities.FineTuningJob", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Checkpoint", null)
+                        .WithMany()
+                        .HasForeignKey("BaseCheckpointId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_fine_tuning_jobs_checkpoints_base_checkpoint_id");
+
+                    b.HasOne("VlaCloud.Registry.Entities.Dataset", null)
+                        .WithMany()
+                        .HasForeignKey("DatasetId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_fine_tuning_jobs_datasets_dataset_id");
+
+                    b.HasOne("VlaCloud.Registry.Entities.Embodiment", null)
+                        .WithMany()
+                        .HasForeignKey("EmbodimentId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_fine_tuning_jobs_embodiments_embodiment_id");
+
+                    b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_fine_tuning_jobs_tenants_tenant_id");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.JobCheckpoint", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.FineTuningJob", null)
+                        .WithMany()
+                        .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_job_checkpoints_fine_tuning_jobs_job_id");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.JobEvent", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.FineTuningJob", null)
+                        .WithMany()
+                        .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_job_events_fine_tuning_jobs_job_id");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Upload", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_uploads_tenants_tenant_id");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.UploadPart", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Upload", null)
+                        .WithMany("Parts")
+                        .HasForeignKey("UploadId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_upload_parts_uploads_upload_id");
+                });
+
             modelBuilder.Entity("VlaCloud.Registry.Entities.UsageDay", b =>
                 {
                     b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
@@ -648,6 +1192,11 @@ namespace VlaCloud.Migrations.Migrations
             modelBuilder.Entity("VlaCloud.Registry.Entities.Tenant", b =>
                 {
                     b.Navigation("ApiKeys");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.Upload", b =>
+                {
+                    b.Navigation("Parts");
                 });
 #pragma warning restore 612, 618
         }

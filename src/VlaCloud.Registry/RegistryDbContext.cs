@@ -42,6 +42,24 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
     /// <summary>Daily usage (filtered to the current tenant).</summary>
     public DbSet<UsageDay> UsageDays => Set<UsageDay>();
 
+    /// <summary>Uploads in parts (filtered to the current tenant).</summary>
+    public DbSet<Upload> Uploads => Set<Upload>();
+
+    /// <summary>Received parts of uploads (reached through their upload).</summary>
+    public DbSet<UploadPart> UploadParts => Set<UploadPart>();
+
+    /// <summary>Datasets (filtered to the current tenant).</summary>
+    public DbSet<Dataset> Datasets => Set<Dataset>();
+
+    /// <summary>Fine-tuning jobs (filtered to the current tenant).</summary>
+    public DbSet<FineTuningJob> FineTuningJobs => Set<FineTuningJob>();
+
+    /// <summary>Job events (filtered to the current tenant).</summary>
+    public DbSet<JobEvent> JobEvents => Set<JobEvent>();
+
+    /// <summary>Training states saved by jobs (filtered to the current tenant).</summary>
+    public DbSet<JobCheckpoint> JobCheckpoints => Set<JobCheckpoint>();
+
     /// <inheritdoc />
     protected override void OnModelCreating(ModelBuilder model)
     {
@@ -87,7 +105,10 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
             checkpoint.HasIndex(c => new { c.TenantId, c.ModelName });
             checkpoint.HasIndex(c => c.ParentCheckpointId);
             checkpoint.HasIndex(c => c.DatasetId);
-            checkpoint.HasIndex(c => c.FineTuningJobId);
+            // One result per job: a job retried after a crash cannot register a second version.
+            checkpoint.HasIndex(c => c.FineTuningJobId).IsUnique();
+            checkpoint.HasOne<Dataset>().WithMany().HasForeignKey(c => c.DatasetId).OnDelete(DeleteBehavior.Restrict);
+            checkpoint.HasOne<FineTuningJob>().WithMany().HasForeignKey(c => c.FineTuningJobId).OnDelete(DeleteBehavior.Restrict);
             checkpoint.HasOne(c => c.Embodiment).WithMany().HasForeignKey(c => c.EmbodimentId).OnDelete(DeleteBehavior.Restrict);
             checkpoint.HasOne<Checkpoint>().WithMany().HasForeignKey(c => c.ParentCheckpointId).OnDelete(DeleteBehavior.Restrict);
             checkpoint.HasOne<Tenant>().WithMany().HasForeignKey(c => c.TenantId).OnDelete(DeleteBehavior.Cascade);
@@ -137,6 +158,83 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
             usage.HasKey(u => new { u.TenantId, u.Day, u.CheckpointId });
             usage.HasOne<Tenant>().WithMany().HasForeignKey(u => u.TenantId).OnDelete(DeleteBehavior.Cascade);
             usage.HasQueryFilter(u => u.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<Upload>(upload =>
+        {
+            upload.Property(u => u.Filename).HasMaxLength(255);
+            upload.Property(u => u.Sha256).HasMaxLength(64).IsFixedLength();
+            upload.Property(u => u.Purpose).HasMaxLength(16);
+            upload.Property(u => u.MimeType).HasMaxLength(100);
+            upload.Property(u => u.Embodiment).HasMaxLength(100);
+            upload.Property(u => u.Status).HasMaxLength(16);
+            upload.Property(u => u.ArtifactSha256).HasMaxLength(64).IsFixedLength();
+            upload.HasIndex(u => new { u.Status, u.ExpiresAt });
+            upload.HasIndex(u => u.TenantId);
+            upload.HasOne<Tenant>().WithMany().HasForeignKey(u => u.TenantId).OnDelete(DeleteBehavior.Cascade);
+            upload.HasMany(u => u.Parts).WithOne().HasForeignKey(p => p.UploadId).OnDelete(DeleteBehavior.Cascade);
+            upload.Property(u => u.RowVersion).IsRowVersion();
+            upload.HasQueryFilter(u => u.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<UploadPart>(part =>
+        {
+            part.HasKey(p => new { p.UploadId, p.PartNumber });
+            part.Property(p => p.Sha256).HasMaxLength(64).IsFixedLength();
+        });
+
+        model.Entity<Dataset>(dataset =>
+        {
+            dataset.Property(d => d.Name).HasMaxLength(255);
+            dataset.Property(d => d.ArtifactSha256).HasMaxLength(64).IsFixedLength();
+            dataset.Property(d => d.Status).HasMaxLength(16);
+            dataset.Property(d => d.Format).HasMaxLength(16);
+            dataset.Property(d => d.Issues).HasColumnType("jsonb");
+            dataset.Property(d => d.Statistics).HasColumnType("jsonb");
+            dataset.HasIndex(d => new { d.TenantId, d.Id });
+            dataset.HasOne<Tenant>().WithMany().HasForeignKey(d => d.TenantId).OnDelete(DeleteBehavior.Cascade);
+            dataset.HasOne<Embodiment>().WithMany().HasForeignKey(d => d.EmbodimentId).OnDelete(DeleteBehavior.Restrict);
+            dataset.HasQueryFilter(d => d.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<FineTuningJob>(job =>
+        {
+            job.Property(j => j.Model).HasMaxLength(100);
+            job.Property(j => j.Status).HasMaxLength(16);
+            job.Property(j => j.PromoteTo).HasMaxLength(64);
+            job.Property(j => j.Hyperparameters).HasColumnType("jsonb");
+            job.Property(j => j.Metrics).HasColumnType("jsonb");
+            job.Property(j => j.Evaluation).HasColumnType("jsonb");
+            job.Property(j => j.Error).HasMaxLength(2000);
+            job.Property(j => j.ResumeArtifactSha256).HasMaxLength(64).IsFixedLength();
+            job.Property(j => j.BackgroundJobId).HasMaxLength(64);
+            job.HasIndex(j => new { j.TenantId, j.Id });
+            job.HasOne<Tenant>().WithMany().HasForeignKey(j => j.TenantId).OnDelete(DeleteBehavior.Cascade);
+            job.HasOne<Checkpoint>().WithMany().HasForeignKey(j => j.BaseCheckpointId).OnDelete(DeleteBehavior.Restrict);
+            job.HasOne<Dataset>().WithMany().HasForeignKey(j => j.DatasetId).OnDelete(DeleteBehavior.Restrict);
+            job.HasOne<Embodiment>().WithMany().HasForeignKey(j => j.EmbodimentId).OnDelete(DeleteBehavior.Restrict);
+            job.HasQueryFilter(j => j.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<JobEvent>(e =>
+        {
+            e.Property(x => x.Id).UseIdentityAlwaysColumn();
+            e.Property(x => x.Level).HasMaxLength(8);
+            e.Property(x => x.Type).HasMaxLength(16);
+            e.Property(x => x.Message).HasMaxLength(2000);
+            e.Property(x => x.Data).HasColumnType("jsonb");
+            e.HasIndex(x => new { x.JobId, x.Id });
+            e.HasOne<FineTuningJob>().WithMany().HasForeignKey(x => x.JobId).OnDelete(DeleteBehavior.Cascade);
+            e.HasQueryFilter(x => x.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<JobCheckpoint>(c =>
+        {
+            c.Property(x => x.Metrics).HasColumnType("jsonb");
+            c.Property(x => x.ArtifactSha256).HasMaxLength(64).IsFixedLength();
+            c.HasIndex(x => new { x.JobId, x.Step }).IsUnique();
+            c.HasOne<FineTuningJob>().WithMany().HasForeignKey(x => x.JobId).OnDelete(DeleteBehavior.Cascade);
+            c.HasQueryFilter(x => x.TenantId == CurrentTenantId);
         });
     }
 

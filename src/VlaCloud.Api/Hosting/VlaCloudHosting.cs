@@ -33,6 +33,7 @@ public static class VlaCloudHosting
         // The initializer is the first hosted service: migrations and seed data exist before anything else starts.
         services.AddHostedService<DatabaseInitializer>();
         services.AddVlaCloudHangfire();
+        services.AddVlaCloudFineTuning();
         services.AddVlaCloudInference();
 
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
@@ -102,6 +103,9 @@ public static class VlaCloudHosting
         app.MapActApi();
         app.MapStreamApi();
         app.MapAdminApi();
+        app.MapUploadsApi();
+        app.MapDatasetsApi();
+        app.MapFineTuningApi();
         app.MapHangfireDashboard();
         return app;
     }

@@ -14,10 +14,12 @@ internal static class HangfireSetup
 {
     public const string DashboardPath = "/hangfire";
     public const string FineTuneQueue = "finetune";
+    public const string DefaultQueue = "default";
 
     public static IServiceCollection AddVlaCloudHangfire(this IServiceCollection services)
     {
         services.AddHangfire((sp, config) => config
+            .UseLogProvider(new HostLogProvider(sp.GetRequiredService<ILoggerFactory>()))
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings()
@@ -36,10 +38,19 @@ internal static class HangfireSetup
                     StartupConnectionBaseDelay = TimeSpan.FromMilliseconds(200),
                     StartupConnectionMaxDelay = TimeSpan.FromSeconds(1),
                     AllowDegradedModeWithoutStorage = true,
+                    // A job whose worker died (a killed trainer pod) becomes visible again after this long; the sliding
+                    // timeout keeps a live worker's long job invisible, so the timeout can be short.
+                    InvisibilityTimeout = JobSetting(sp, "InvisibilityTimeout", TimeSpan.FromMinutes(2)),
+                    UseSlidingInvisibilityTimeout = true,
+                    QueuePollInterval = JobSetting(sp, "QueuePollInterval", TimeSpan.FromSeconds(2)),
                 }));
         services.AddHostedService<HangfireServerHost>();
         return services;
     }
+
+    /// <summary>A <c>VlaCloud:Jobs:{name}</c> time span, or <paramref name="fallback"/>.</summary>
+    private static TimeSpan JobSetting(IServiceProvider sp, string name, TimeSpan fallback) =>
+        sp.GetRequiredService<IConfiguration>().GetValue<TimeSpan?>($"VlaCloud:Jobs:{name}") ?? fallback;
 
     public static void MapHangfireDashboard(this WebApplication app) =>
         app.MapHangfireDashboard(DashboardPath, new DashboardOptions
@@ -63,6 +74,7 @@ internal sealed class HangfireServerHost(
     ILogger<HangfireServerHost> logger) : IHostedService, IAsyncDisposable
 {
     private BackgroundJobServer? server;
+    private BackgroundJobServer? utilityServer;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -70,13 +82,21 @@ internal sealed class HangfireServerHost(
         var storage = services.GetRequiredService<JobStorage>();
         var serverOptions = new BackgroundJobServerOptions
         {
-            Queues = [HangfireSetup.FineTuneQueue, "default"],
+            Queues = [HangfireSetup.FineTuneQueue],
             // One training job per device: a second one would only halve the speed of both.
             WorkerCount = Math.Max(1, options.Value.TrainerWorkers),
             ServerName = $"{Environment.MachineName}:{Environment.ProcessId}",
             Activator = new AspNetCoreJobActivator(services.GetRequiredService<IServiceScopeFactory>()),
         };
         server = new BackgroundJobServer(serverOptions, storage);
+        // Dataset validation and cleanup get a worker of their own, so they never wait behind a long training job.
+        utilityServer = new BackgroundJobServer(new BackgroundJobServerOptions
+        {
+            Queues = [HangfireSetup.DefaultQueue],
+            WorkerCount = 1,
+            ServerName = $"{Environment.MachineName}:{Environment.ProcessId}:utility",
+            Activator = serverOptions.Activator,
+        }, storage);
         logger.LogInformation("Hangfire server started on queues {Queues} with {Workers} worker(s)", serverOptions.Queues, serverOptions.WorkerCount);
         return Task.CompletedTask;
     }
@@ -85,13 +105,47 @@ internal sealed class HangfireServerHost(
     {
         if (server is null) return;
         server.SendStop();
+        utilityServer?.SendStop();
         await server.WaitForShutdownAsync(cancellationToken);
+        if (utilityServer is not null) await utilityServer.WaitForShutdownAsync(cancellationToken);
     }
 
     public ValueTask DisposeAsync()
     {
         server?.Dispose();
         server = null;
+        utilityServer?.Dispose();
+        utilityServer = null;
         return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Hangfire's log provider is one static per process, so in a process that hosts several apps one after another (the
+/// test suite) it can outlive the logger factory of the app that set it; a logger asked of a disposed factory is then
+/// an <see cref="ObjectDisposedException"/> inside Hangfire (e.g. creating a job client). This provider logs through
+/// the host while it lives and drops Hangfire's messages after it is gone, instead of failing the caller.
+/// </summary>
+internal sealed class HostLogProvider(ILoggerFactory loggerFactory) : Hangfire.Logging.ILogProvider
+{
+    private readonly AspNetCoreLogProvider inner = new(loggerFactory);
+
+    public Hangfire.Logging.ILog GetLogger(string name)
+    {
+        try
+        {
+            return inner.GetLogger(name);
+        }
+        catch (ObjectDisposedException)
+        {
+            return Dropped.Instance;
+        }
+    }
+
+    private sealed class Dropped : Hangfire.Logging.ILog
+    {
+        public static readonly Dropped Instance = new();
+
+        public bool Log(Hangfire.Logging.LogLevel logLevel, Func<string>? messageFunc, Exception? exception = null) => false;
     }
 }

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using VlaCloud.Api.Apis;
+using VlaCloud.Registry.Entities;
 using VlaCloud.Registry.Usage;
 using VlaCloud.Testing;
 
@@ -74,6 +75,25 @@ public sealed class TenantIsolationTests(ServicesFixture services)
         // Streams resolve their checkpoint before the upgrade, so a plain GET shows what an upgrade would get.
         ["GET /v1/stream"] = async (a, b) => await Expect404(b.GetAsync($"/v1/stream?checkpoint={a.Model}@production")),
         ["GET /v1/openpi/{**checkpoint}"] = async (a, b) => await Expect404(b.GetAsync($"/v1/openpi/{a.V1.Id}")),
+        ["POST /v1/uploads"] = async (a, b) =>
+            await Expect404(b.PostAsJsonAsync("/v1/uploads", new CreateUploadRequest("x.tar", 10, new string('a', 64), "dataset", Embodiment: a.Embodiment.Id.ToString()))),
+        ["GET /v1/uploads/{id:guid}"] = async (_, b) => await Expect404(b.GetAsync($"/v1/uploads/{fineTuning!.UploadId}")),
+        ["PUT /v1/uploads/{id:guid}/parts/{n:int}"] = async (_, b) =>
+            await Expect404(b.PutAsync($"/v1/uploads/{fineTuning!.UploadId}/parts/1", new ByteArrayContent([1, 2, 3]))),
+        ["POST /v1/uploads/{id:guid}/complete"] = async (_, b) =>
+            await Expect404(b.PostAsJsonAsync($"/v1/uploads/{fineTuning!.UploadId}/complete", new CompleteUploadRequest())),
+        ["POST /v1/uploads/{id:guid}/cancel"] = async (_, b) => await Expect404(b.PostAsync($"/v1/uploads/{fineTuning!.UploadId}/cancel", null)),
+        ["GET /v1/datasets"] = async (_, b) => Assert.DoesNotContain(fineTuning!.DatasetId.ToString(), await b.GetStringAsync("/v1/datasets?limit=100")),
+        ["GET /v1/datasets/{id:guid}"] = async (_, b) => await Expect404(b.GetAsync($"/v1/datasets/{fineTuning!.DatasetId}")),
+        ["POST /v1/fine_tuning/jobs"] = async (a, b) =>
+            await Expect404(b.PostAsJsonAsync("/v1/fine_tuning/jobs", new { @base = a.V1.Id.ToString(), dataset = fineTuning!.DatasetId, model = a.Model })),
+        ["GET /v1/fine_tuning/jobs"] = async (_, b) => Assert.DoesNotContain(fineTuning!.JobId.ToString(), await b.GetStringAsync("/v1/fine_tuning/jobs?limit=100")),
+        ["GET /v1/fine_tuning/jobs/{id:guid}"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}")),
+        ["GET /v1/fine_tuning/jobs/{id:guid}/events"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/events")),
+        ["GET /v1/fine_tuning/jobs/{id:guid}/events/stream"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/events/stream")),
+        ["POST /v1/fine_tuning/jobs/{id:guid}/cancel"] = async (_, b) => await Expect404(b.PostAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/cancel", null)),
+        ["GET /v1/fine_tuning/jobs/{id:guid}/checkpoints"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/checkpoints")),
+        ["GET /v1/fine_tuning/jobs/{id:guid}/loss_curve"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/loss_curve")),
         ["GET /v1/usage"] = async (_, b) =>
         {
             var usage = await b.GetFromJsonAsync<UsageResponse>("/v1/usage");
@@ -88,6 +108,7 @@ public sealed class TenantIsolationTests(ServicesFixture services)
         var a = await RegistryClient.CreateWorldAsync(app);
         using (var scope = app.Services.CreateScope())
             await scope.ServiceProvider.GetRequiredService<IUsageMeter>().RecordAsync(new UsageRecord(a.TenantId, a.V1.Id, 1, 16, 120), CancellationToken.None);
+        fineTuning = await FineTuningResources.CreateAsync(app, a);
         var (_, keyB) = await app.CreateTenantAsync();
         var b = app.CreateClient(keyB);
 
@@ -118,6 +139,31 @@ public sealed class TenantIsolationTests(ServicesFixture services)
         Assert.Equal(a.V1.Id, alias!.CheckpointId);
         var usageA = await a.Client.GetFromJsonAsync<UsageResponse>("/v1/usage");
         Assert.Equal(120, usageA!.TotalComputeMs);
+    }
+
+    /// <summary>Tenant A's upload, dataset and job, made before the probes run.</summary>
+    private static FineTuningResources? fineTuning;
+
+    /// <summary>A pending upload and a ready dataset with a queued job, rows of tenant A (no trainer runs in this test).</summary>
+    private sealed record FineTuningResources(Guid UploadId, Guid DatasetId, Guid JobId)
+    {
+        public static async Task<FineTuningResources> CreateAsync(VlaCloudAppFactory app, TenantWorld a)
+        {
+            var created = await a.Client.PostAsJsonAsync("/v1/uploads", new CreateUploadRequest("x.tar", 10, new string('a', 64), "dataset", Embodiment: a.Embodiment.Name));
+            var upload = (await created.Content.ReadFromJsonAsync<UploadResponse>())!;
+            return await app.WithDbAsync(async db =>
+            {
+                var dataset = new Dataset { TenantId = a.TenantId, Name = "d.tar", EmbodimentId = a.Embodiment.Id, ArtifactSha256 = a.Artifact.Sha256, Status = DatasetStatus.Ready };
+                var job = new FineTuningJob
+                {
+                    TenantId = a.TenantId, Model = a.Model, BaseCheckpointId = a.V1.Id, DatasetId = dataset.Id, EmbodimentId = a.Embodiment.Id,
+                    Hyperparameters = "{}", TotalSteps = 1,
+                };
+                db.AddRange(dataset, job);
+                await db.SaveChangesAsync();
+                return new FineTuningResources(upload.Id, dataset.Id, job.Id);
+            });
+        }
     }
 
     // A group route mapped at "" ends in a slash ("/v1/usage/"); requests match it either way.

@@ -1,0 +1,89 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using VlaCloud.Api.RateLimiting;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Entities;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary>
+/// <c>/v1/datasets</c>: datasets made by completed dataset uploads, with their validation outcome
+/// (<c>validating → ready | failed</c>), the per-file problems and the statistics.
+/// </summary>
+public static class DatasetsApi
+{
+    /// <summary>Maps the group.</summary>
+    public static IEndpointRouteBuilder MapDatasetsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/datasets").WithTags("Datasets").RequireTenantRateLimit().RequireAuthorization(ApiScopes.Training);
+        group.MapGet("", ListAsync).WithName("ListDatasets").WithSummary("Lists the caller's datasets, newest first, optionally by status.");
+        group.MapGet("/{id:guid}", GetAsync).WithName("GetDataset").WithSummary("Gets a dataset with its validation problems and statistics.");
+        return app;
+    }
+
+    private static async Task<Results<Ok<ListPage<DatasetResponse>>, ValidationProblem>> ListAsync(
+        RegistryDbContext db, string? status, Guid? after, int? limit, CancellationToken cancellationToken)
+    {
+        if (ApiResults.CheckLimit(limit, out var take) is { } invalid) return invalid;
+        var query = db.Datasets.AsNoTracking();
+        if (status is not null) query = query.Where(d => d.Status == status);
+        if (after is { } cursor) query = query.Where(d => d.Id < cursor);
+        var rows = await query.OrderByDescending(d => d.Id).Take(take + 1).ToListAsync(cancellationToken);
+        var names = await EmbodimentNamesAsync(db, rows.Select(r => r.EmbodimentId), cancellationToken);
+        return TypedResults.Ok(ApiResults.Page(rows, take, d => d.Id, d => DatasetResponse.From(d, names.GetValueOrDefault(d.EmbodimentId))));
+    }
+
+    private static async Task<Results<Ok<DatasetResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
+    {
+        var dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id, cancellationToken);
+        if (dataset is null) return ApiResults.NotFound($"Dataset {id}");
+        var names = await EmbodimentNamesAsync(db, [dataset.EmbodimentId], cancellationToken);
+        return TypedResults.Ok(DatasetResponse.From(dataset, names.GetValueOrDefault(dataset.EmbodimentId)));
+    }
+
+    private static async Task<Dictionary<Guid, string>> EmbodimentNamesAsync(RegistryDbContext db, IEnumerable<Guid> ids, CancellationToken cancellationToken)
+    {
+        var wanted = ids.Distinct().ToList();
+        return await db.Embodiments.AsNoTracking().Where(e => wanted.Contains(e.Id)).ToDictionaryAsync(e => e.Id, e => e.Name, cancellationToken);
+    }
+}
+
+/// <summary>One problem found in a dataset.</summary>
+public sealed record DatasetIssueResponse(string File, string Message);
+
+/// <summary>A dataset.</summary>
+public sealed record DatasetResponse(
+    Guid Id,
+    string Name,
+    string Status,
+    [property: JsonPropertyName("embodiment_id")] Guid EmbodimentId,
+    string? Embodiment,
+    [property: JsonPropertyName("upload_id")] Guid? UploadId,
+    [property: JsonPropertyName("artifact_sha256")] string ArtifactSha256,
+    [property: JsonPropertyName("size_bytes")] long SizeBytes,
+    string? Format,
+    int? Episodes,
+    int? Frames,
+    IReadOnlyList<DatasetIssueResponse> Issues,
+    JsonElement Statistics,
+    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
+    [property: JsonPropertyName("validated_at")] DateTimeOffset? ValidatedAt)
+{
+    /// <summary>The object type.</summary>
+    [JsonPropertyName("object")] public string Object => "dataset";
+
+    internal static DatasetResponse From(Dataset d, string? embodiment) => new(
+        d.Id, d.Name, d.Status, d.EmbodimentId, embodiment, d.UploadId, d.ArtifactSha256, d.SizeBytes, d.Format, d.Episodes, d.Frames,
+        JsonSerializer.Deserialize<List<DatasetIssueResponse>>(d.Issues, Json) ?? [],
+        Parse(d.Statistics ?? "{}"), d.CreatedAt, d.ValidatedAt);
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private static JsonElement Parse(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.Clone();
+    }
+}

@@ -1,0 +1,325 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Hangfire;
+using Hangfire.States;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using StackExchange.Redis;
+using VlaCloud.Api.Auth;
+using VlaCloud.Api.RateLimiting;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Checkpoints;
+using VlaCloud.Registry.Entities;
+using VlaCloud.Training.Jobs;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary>
+/// <c>/v1/fine_tuning/jobs</c> (OpenAI's shape): create a job that trains a base checkpoint on a ready dataset
+/// into the next version of a model, follow its status, events (paged, or live as Server-Sent Events), saved
+/// training states and loss curve, and cancel it.
+/// </summary>
+public static class FineTuningApi
+{
+    /// <summary>Maps the group.</summary>
+    public static IEndpointRouteBuilder MapFineTuningApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/fine_tuning/jobs").WithTags("Fine-tuning").RequireTenantRateLimit().RequireAuthorization(ApiScopes.Training);
+        group.MapPost("", CreateAsync).WithName("CreateFineTuningJob")
+            .WithSummary("Creates a fine-tuning job: base checkpoint + ready dataset → the next version of a model; queued for a trainer.");
+        group.MapGet("", ListAsync).WithName("ListFineTuningJobs").WithSummary("Lists the caller's fine-tuning jobs, newest first.");
+        group.MapGet("/{id:guid}", GetAsync).WithName("GetFineTuningJob").WithSummary("Gets a job: status, progress, metrics, result.");
+        group.MapGet("/{id:guid}/events", EventsAsync).WithName("ListFineTuningJobEvents")
+            .WithSummary("Lists a job's events in order, after a sequence number.");
+        group.MapGet("/{id:guid}/events/stream", StreamEventsAsync).WithName("StreamFineTuningJobEvents")
+            .WithSummary("Streams a job's events as Server-Sent Events (after a sequence number) until the job ends.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapPost("/{id:guid}/cancel", CancelAsync).WithName("CancelFineTuningJob")
+            .WithSummary("Cancels a queued or running job; a running job stops within seconds and registers nothing.");
+        group.MapGet("/{id:guid}/checkpoints", CheckpointsAsync).WithName("ListFineTuningJobCheckpoints")
+            .WithSummary("Lists the training states a job saved (one per checkpoint interval), newest first, with their metrics.");
+        group.MapGet("/{id:guid}/loss_curve", LossCurveAsync).WithName("GetFineTuningJobLossCurve")
+            .WithSummary("The job's loss curves as an SVG image.")
+            .Produces<string>(StatusCodes.Status200OK, "image/svg+xml")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        return app;
+    }
+
+    private static async Task<Results<Created<FineTuningJobResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
+        CreateFineTuningJobRequest request, RegistryDbContext db, CheckpointRegistry registry, CurrentTenant tenant, IBackgroundJobClient jobs,
+        TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var options = (request.Hyperparameters ?? new FineTuningHyperparameters()).ToOptions(out var errors);
+        if (!Names.IsValidModelName(request.Model)) errors["model"] = ["model must be 1-100 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit."];
+        if (string.IsNullOrWhiteSpace(request.Base)) errors["base"] = ["base (a checkpoint id, model@vN or model@alias) is required."];
+        if (request.Dataset == Guid.Empty) errors["dataset"] = ["dataset (a dataset id) is required."];
+        if (request.PromoteTo is not null && !Names.IsValidAlias(request.PromoteTo)) errors["promote_to"] = ["promote_to must be a valid alias name."];
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+
+        var dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == request.Dataset, cancellationToken);
+        if (dataset is null) return ApiResults.NotFound($"Dataset {request.Dataset}");
+        if (dataset.Status != DatasetStatus.Ready)
+            return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: $"Dataset {dataset.Id} is {dataset.Status}; only a ready dataset can be trained on.");
+        var embodiment = await db.Embodiments.AsNoTracking().SingleAsync(e => e.Id == dataset.EmbodimentId, cancellationToken);
+        Checkpoint baseCheckpoint;
+        try
+        {
+            baseCheckpoint = await registry.ResolveAsync(request.Base, embodiment.Id.ToString(), cancellationToken);
+        }
+        catch (RegistryException e)
+        {
+            return ApiResults.Problem(e);
+        }
+        if (request.Evaluate && !FineTuneJob.IsSim(embodiment))
+            return ApiResults.Invalid("evaluate", $"evaluation runs in the built-in simulator; embodiment '{embodiment.Name}' is not a simulator embodiment.");
+
+        var job = new FineTuningJob
+        {
+            TenantId = tenant.TenantId, Model = request.Model, BaseCheckpointId = baseCheckpoint.Id, DatasetId = dataset.Id, EmbodimentId = embodiment.Id,
+            Hyperparameters = FineTuningHyperparameters.From(options).ToJson(), Evaluate = request.Evaluate, PromoteTo = request.PromoteTo,
+            TotalSteps = options.Steps, CreatedByKeyId = tenant.KeyId, CreatedAt = clock.GetUtcNow(),
+        };
+        db.FineTuningJobs.Add(job);
+        db.JobEvents.Add(new JobEvent { JobId = job.Id, TenantId = job.TenantId, Level = "info", Type = "message", Message = "Job created.", CreatedAt = job.CreatedAt });
+        await db.SaveChangesAsync(cancellationToken);
+        // Hangfire gets the id only; everything else is read from the job row when it runs.
+        job.BackgroundJobId = jobs.Create<FineTuneJob>(run => run.RunAsync(job.Id, CancellationToken.None), new EnqueuedState(HangfireSetup.FineTuneQueue));
+        await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.BackgroundJobId, job.BackgroundJobId), cancellationToken);
+        return TypedResults.Created($"/v1/fine_tuning/jobs/{job.Id}", FineTuningJobResponse.From(job));
+    }
+
+    private static async Task<Results<Ok<ListPage<FineTuningJobResponse>>, ValidationProblem>> ListAsync(
+        RegistryDbContext db, Guid? after, int? limit, CancellationToken cancellationToken)
+    {
+        if (ApiResults.CheckLimit(limit, out var take) is { } invalid) return invalid;
+        var query = db.FineTuningJobs.AsNoTracking();
+        if (after is { } cursor) query = query.Where(j => j.Id < cursor);
+        var rows = await query.OrderByDescending(j => j.Id).Take(take + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ApiResults.Page(rows, take, j => j.Id, FineTuningJobResponse.From));
+    }
+
+    private static async Task<Results<Ok<FineTuningJobResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
+        await db.FineTuningJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken) is { } job
+            ? TypedResults.Ok(FineTuningJobResponse.From(job))
+            : ApiResults.NotFound($"Fine-tuning job {id}");
+
+    private static async Task<Results<Ok<ListPage<JobEventResponse>>, ValidationProblem, ProblemHttpResult>> EventsAsync(
+        Guid id, long? after, int? limit, RegistryDbContext db, CancellationToken cancellationToken)
+    {
+        if (ApiResults.CheckLimit(limit, out var take) is { } invalid) return invalid;
+        if (!await db.FineTuningJobs.AnyAsync(j => j.Id == id, cancellationToken)) return ApiResults.NotFound($"Fine-tuning job {id}");
+        var rows = await EventsAfterAsync(db, id, after ?? 0, take + 1, cancellationToken);
+        var page = rows.Take(take).ToList();
+        return TypedResults.Ok(new ListPage<JobEventResponse>([.. page.Select(JobEventResponse.From)],
+            page.Count > 0 ? page[0].Id.ToString() : null, page.Count > 0 ? page[^1].Id.ToString() : null, rows.Count > take));
+    }
+
+    private static async Task<IResult> StreamEventsAsync(
+        Guid id, long? after, HttpContext context, RegistryDbContext db, IConnectionMultiplexer redis, RedisKeyspace keyspace, CancellationToken cancellationToken)
+    {
+        if (!await db.FineTuningJobs.AnyAsync(j => j.Id == id, cancellationToken)) return ApiResults.NotFound($"Fine-tuning job {id}");
+        var response = context.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+
+        // Redis only says "something new"; the events themselves come from Postgres in order, so a missed or
+        // duplicated message never reorders or loses one. A slow poll covers a Redis outage.
+        var nudge = new SemaphoreSlim(0);
+        var subscriber = redis.GetSubscriber();
+        var channel = JobEventSink.Channel(keyspace, id);
+        ChannelMessageQueue? queue = null;
+        try
+        {
+            queue = await subscriber.SubscribeAsync(channel);
+            queue.OnMessage(_ => nudge.Release());
+        }
+        catch (RedisException)
+        {
+        }
+        try
+        {
+            var last = after ?? 0;
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var status = await db.FineTuningJobs.AsNoTracking().Where(j => j.Id == id).Select(j => j.Status).SingleAsync(cancellationToken);
+                var events = await EventsAfterAsync(db, id, last, 500, cancellationToken);
+                foreach (var e in events)
+                {
+                    await response.WriteAsync($"id: {e.Id}\nevent: {e.Type}\ndata: {JsonSerializer.Serialize(JobEventResponse.From(e))}\n\n", cancellationToken);
+                    last = e.Id;
+                }
+                await response.Body.FlushAsync(cancellationToken);
+                if (events.Count == 500) continue;
+                if (FineTuningJobStatus.IsFinal(status))
+                {
+                    await response.WriteAsync($"event: done\ndata: {JsonSerializer.Serialize(new { status })}\n\n", cancellationToken);
+                    break;
+                }
+                await nudge.WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
+                while (nudge.CurrentCount > 0) await nudge.WaitAsync(cancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+        finally
+        {
+            if (queue is not null) await queue.UnsubscribeAsync();
+        }
+        return Results.Empty;
+    }
+
+    private static async Task<Results<Ok<FineTuningJobResponse>, ProblemHttpResult>> CancelAsync(
+        Guid id, RegistryDbContext db, IBackgroundJobClient jobs, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var job = await db.FineTuningJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null) return ApiResults.NotFound($"Fine-tuning job {id}");
+        if (FineTuningJobStatus.IsFinal(job.Status))
+            return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: $"The job is already {job.Status}.");
+        var now = clock.GetUtcNow();
+        await db.FineTuningJobs.Where(j => j.Id == id && j.CancelRequestedAt == null).ExecuteUpdateAsync(s => s.SetProperty(j => j.CancelRequestedAt, now), cancellationToken);
+        // A queued job is cancelled at once; a running one by its trainer, which polls for the request.
+        var cancelledNow = await db.FineTuningJobs.Where(j => j.Id == id && j.Status == FineTuningJobStatus.Queued)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, FineTuningJobStatus.Cancelled).SetProperty(j => j.FinishedAt, now), cancellationToken);
+        if (cancelledNow > 0)
+        {
+            db.JobEvents.Add(new JobEvent { JobId = id, TenantId = job.TenantId, Level = "info", Type = "message", Message = "Job cancelled before it started.", CreatedAt = now });
+            await db.SaveChangesAsync(cancellationToken);
+            if (job.BackgroundJobId is { } backgroundId) jobs.Delete(backgroundId);
+        }
+        else
+        {
+            db.JobEvents.Add(new JobEvent { JobId = id, TenantId = job.TenantId, Level = "info", Type = "message", Message = "Cancellation requested.", CreatedAt = now });
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        return TypedResults.Ok(FineTuningJobResponse.From(await db.FineTuningJobs.AsNoTracking().SingleAsync(j => j.Id == id, cancellationToken)));
+    }
+
+    private static async Task<Results<Ok<ListPage<JobCheckpointResponse>>, ValidationProblem, ProblemHttpResult>> CheckpointsAsync(
+        Guid id, Guid? after, int? limit, RegistryDbContext db, CancellationToken cancellationToken)
+    {
+        if (ApiResults.CheckLimit(limit, out var take) is { } invalid) return invalid;
+        if (!await db.FineTuningJobs.AnyAsync(j => j.Id == id, cancellationToken)) return ApiResults.NotFound($"Fine-tuning job {id}");
+        var query = db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == id);
+        if (after is { } cursor) query = query.Where(c => c.Id < cursor);
+        var rows = await query.OrderByDescending(c => c.Id).Take(take + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ApiResults.Page(rows, take, c => c.Id, JobCheckpointResponse.From));
+    }
+
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> LossCurveAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
+    {
+        var job = await db.FineTuningJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null) return ApiResults.NotFound($"Fine-tuning job {id}");
+        var data = await db.JobEvents.AsNoTracking().Where(e => e.JobId == id && e.Type == "metrics").OrderBy(e => e.Id).Select(e => e.Data).ToListAsync(cancellationToken);
+        var points = new SortedDictionary<int, LossPoint>();
+        foreach (var json in data.OfType<string>())
+        {
+            using var document = JsonDocument.Parse(json);
+            var root = document.RootElement;
+            if (!root.TryGetProperty("step", out var step) || !root.TryGetProperty("loss", out var loss) || loss.ValueKind != JsonValueKind.Number) continue;
+            // A resumed run repeats steps after its saved one; the latest value of a step wins.
+            points[step.GetInt32()] = new LossPoint(step.GetInt32(), loss.GetDouble(), Number(root, "action_loss"), Number(root, "spatial_loss"));
+        }
+        return TypedResults.Content(LossCurve.Svg($"{job.Model}: job {job.Id}", [.. points.Values]), "image/svg+xml");
+
+        static double? Number(JsonElement root, string name) =>
+            root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
+    }
+
+    private static Task<List<JobEvent>> EventsAfterAsync(RegistryDbContext db, Guid id, long after, int take, CancellationToken cancellationToken) =>
+        db.JobEvents.AsNoTracking().Where(e => e.JobId == id && e.Id > after).OrderBy(e => e.Id).Take(take).ToListAsync(cancellationToken);
+}
+
+/// <summary>Body of <c>POST /v1/fine_tuning/jobs</c>.</summary>
+/// <param name="Base">The checkpoint to start from: an id, <c>model@vN</c> or <c>model@alias</c>.</param>
+/// <param name="Dataset">A ready dataset's id.</param>
+/// <param name="Model">Name of the result model; the result is its next version for the dataset's embodiment.</param>
+/// <param name="Hyperparameters">Training options; omitted ones get defaults.</param>
+/// <param name="Evaluate">Evaluate the result in the built-in simulator (simulator embodiments only).</param>
+/// <param name="PromoteTo">Alias of the result model to move to the result when it beats the alias's current holder.</param>
+public sealed record CreateFineTuningJobRequest(
+    string Base,
+    Guid Dataset,
+    string Model,
+    FineTuningHyperparameters? Hyperparameters = null,
+    bool Evaluate = false,
+    [property: JsonPropertyName("promote_to")] string? PromoteTo = null);
+
+/// <summary>A fine-tuning job.</summary>
+public sealed record FineTuningJobResponse(
+    Guid Id,
+    string Model,
+    string Status,
+    [property: JsonPropertyName("base_checkpoint_id")] Guid BaseCheckpointId,
+    [property: JsonPropertyName("dataset_id")] Guid DatasetId,
+    [property: JsonPropertyName("embodiment_id")] Guid EmbodimentId,
+    FineTuningHyperparameters Hyperparameters,
+    bool Evaluate,
+    [property: JsonPropertyName("promote_to")] string? PromoteTo,
+    int Step,
+    [property: JsonPropertyName("total_steps")] int TotalSteps,
+    double Progress,
+    JsonElement Metrics,
+    JsonElement Evaluation,
+    string? Error,
+    [property: JsonPropertyName("resume_step")] int ResumeStep,
+    int Attempts,
+    [property: JsonPropertyName("result_checkpoint_id")] Guid? ResultCheckpointId,
+    bool? Promoted,
+    [property: JsonPropertyName("cancel_requested_at")] DateTimeOffset? CancelRequestedAt,
+    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
+    [property: JsonPropertyName("started_at")] DateTimeOffset? StartedAt,
+    [property: JsonPropertyName("finished_at")] DateTimeOffset? FinishedAt)
+{
+    /// <summary>The object type.</summary>
+    [JsonPropertyName("object")] public string Object => "fine_tuning.job";
+
+    internal static FineTuningJobResponse From(FineTuningJob j) => new(
+        j.Id, j.Model, j.Status, j.BaseCheckpointId, j.DatasetId, j.EmbodimentId, FineTuningHyperparameters.FromJson(j.Hyperparameters), j.Evaluate, j.PromoteTo,
+        j.Step, j.TotalSteps, j.TotalSteps == 0 ? 0 : Math.Round((double)j.Step / j.TotalSteps, 4), Json.Parse(j.Metrics), Json.Parse(j.Evaluation ?? "{}"),
+        j.Error, j.ResumeStep, j.Attempts, j.ResultCheckpointId, j.Promoted, j.CancelRequestedAt, j.CreatedAt, j.StartedAt, j.FinishedAt);
+}
+
+/// <summary>An event of a job; <c>id</c> is its sequence number (use it as <c>after</c>).</summary>
+public sealed record JobEventResponse(
+    long Id,
+    [property: JsonPropertyName("job_id")] Guid JobId,
+    string Level,
+    string Type,
+    string Message,
+    JsonElement Data,
+    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt)
+{
+    /// <summary>The object type.</summary>
+    [JsonPropertyName("object")] public string Object => "fine_tuning.job.event";
+
+    internal static JobEventResponse From(JobEvent e) => new(e.Id, e.JobId, e.Level, e.Type, e.Message, Json.Parse(e.Data ?? "{}"), e.CreatedAt);
+}
+
+/// <summary>A training state a job saved.</summary>
+public sealed record JobCheckpointResponse(
+    Guid Id,
+    [property: JsonPropertyName("job_id")] Guid JobId,
+    int Step,
+    JsonElement Metrics,
+    [property: JsonPropertyName("artifact_sha256")] string ArtifactSha256,
+    [property: JsonPropertyName("size_bytes")] long SizeBytes,
+    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt)
+{
+    /// <summary>The object type.</summary>
+    [JsonPropertyName("object")] public string Object => "fine_tuning.job.checkpoint";
+
+    internal static JobCheckpointResponse From(JobCheckpoint c) => new(c.Id, c.JobId, c.Step, Json.Parse(c.Metrics), c.ArtifactSha256, c.SizeBytes, c.CreatedAt);
+}
+
+internal static class Json
+{
+    public static JsonElement Parse(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.Clone();
+    }
+}

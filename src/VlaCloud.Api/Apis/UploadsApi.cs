@@ -1,0 +1,326 @@
+using System.Security.Cryptography;
+using System.Text.Json.Serialization;
+using Hangfire;
+using Hangfire.States;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using VlaCloud.Api.Auth;
+using VlaCloud.Api.Idempotency;
+using VlaCloud.Api.RateLimiting;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Artifacts;
+using VlaCloud.Registry.Checkpoints;
+using VlaCloud.Registry.Entities;
+using VlaCloud.Registry.Uploads;
+using VlaCloud.Training.Jobs;
+
+namespace VlaCloud.Api.Apis;
+
+/// <summary>
+/// <c>/v1/uploads</c> (OpenAI's Uploads shape): create with the file's size and SHA-256, send parts in any order
+/// (a retried part replaces the earlier one), complete. Completion assembles the parts in order, verifies size and
+/// hash, stores the file as an artifact and, for a dataset, creates it in <c>validating</c> and queues its validation.
+/// </summary>
+public static class UploadsApi
+{
+    /// <summary>Maps the group.</summary>
+    public static IEndpointRouteBuilder MapUploadsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/uploads").WithTags("Uploads").RequireTenantRateLimit().RequireAuthorization(ApiScopes.Training);
+        group.MapPost("", CreateAsync).WithName("CreateUpload")
+            .WithSummary("Creates an upload for a file of known size and SHA-256 (purpose dataset or checkpoint); it expires unless completed.");
+        group.MapGet("/{id:guid}", GetAsync).WithName("GetUpload").WithSummary("Gets an upload with the parts received so far.");
+        group.MapPut("/{id:guid}/parts/{n:int}", PutPartAsync).WithName("PutUploadPart")
+            .WithSummary("Stores part n (from 1) of an upload from the request body; sending a part again replaces it.")
+            .Accepts<Stream>("application/octet-stream")
+            .WithMetadata(new SkipIdempotencyAttribute(), new RequestSizeLimitAttribute(UploadOptionsDefaults.MaxPartRequestBytes));
+        group.MapPost("/{id:guid}/complete", CompleteAsync).WithName("CompleteUpload")
+            .WithSummary("Assembles the parts in order, verifies size and SHA-256 and stores the file; a dataset upload becomes a dataset in validation.");
+        group.MapPost("/{id:guid}/cancel", CancelAsync).WithName("CancelUpload").WithSummary("Cancels an incomplete upload and deletes its parts.");
+        return app;
+    }
+
+    private static async Task<Results<Created<UploadResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
+        CreateUploadRequest request, RegistryDbContext db, CheckpointRegistry registry, CurrentTenant tenant, IOptions<UploadOptions> options,
+        TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var limits = options.Value;
+        var errors = new Dictionary<string, string[]>();
+        if (string.IsNullOrWhiteSpace(request.Filename) || request.Filename.Length > 255) errors["filename"] = ["filename must be 1-255 characters."];
+        if (request.Bytes < 1 || request.Bytes > limits.MaxUploadBytes) errors["bytes"] = [$"bytes must be between 1 and {limits.MaxUploadBytes}."];
+        else if ((request.Bytes + limits.MaxPartBytes - 1) / limits.MaxPartBytes > limits.MaxParts)
+            errors["bytes"] = [$"a file of {request.Bytes} bytes needs more than {limits.MaxParts} parts of at most {limits.MaxPartBytes} bytes."];
+        if (!Sha256Hex.IsValid(request.Sha256)) errors["sha256"] = ["sha256 must be 64 hex characters."];
+        if (request.Purpose is not ("dataset" or "checkpoint")) errors["purpose"] = ["purpose must be dataset or checkpoint."];
+        if (request.MimeType is { Length: > 100 }) errors["mime_type"] = ["mime_type must be at most 100 characters."];
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+        if (request.Embodiment is { } embodiment && await registry.FindEmbodimentAsync(embodiment, cancellationToken) is null)
+            return ApiResults.NotFound($"Embodiment '{embodiment}'");
+
+        var now = clock.GetUtcNow();
+        var upload = new Upload
+        {
+            TenantId = tenant.TenantId, Filename = request.Filename, Bytes = request.Bytes, Sha256 = request.Sha256.ToLowerInvariant(),
+            Purpose = request.Purpose, MimeType = request.MimeType, Embodiment = request.Embodiment, CreatedByKeyId = tenant.KeyId,
+            CreatedAt = now, ExpiresAt = now + limits.Lifetime,
+        };
+        db.Uploads.Add(upload);
+        await db.SaveChangesAsync(cancellationToken);
+        return TypedResults.Created($"/v1/uploads/{upload.Id}", UploadResponse.From(upload));
+    }
+
+    private static async Task<Results<Ok<UploadResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
+        await db.Uploads.AsNoTracking().Include(u => u.Parts).FirstOrDefaultAsync(u => u.Id == id, cancellationToken) is { } upload
+            ? TypedResults.Ok(UploadResponse.From(upload))
+            : ApiResults.NotFound($"Upload {id}");
+
+    private static async Task<Results<Ok<UploadPartResponse>, ValidationProblem, ProblemHttpResult>> PutPartAsync(
+        Guid id, int n, HttpRequest request, RegistryDbContext db, UploadPartStore parts, IOptions<UploadOptions> options, TimeProvider clock,
+        CancellationToken cancellationToken)
+    {
+        var limits = options.Value;
+        var upload = await db.Uploads.AsNoTracking().FirstOrDefaultAsync(u => u.Id == id, cancellationToken);
+        if (upload is null) return ApiResults.NotFound($"Upload {id}");
+        if (Refusal(upload, clock) is { } refused) return refused;
+        if (n < 1 || n > limits.MaxParts) return ApiResults.Invalid("n", $"part numbers run from 1 to {limits.MaxParts}.");
+        if (request.ContentLength > limits.MaxPartBytes) return PartTooLarge(limits);
+
+        var written = await parts.WriteAsync(id, n, request.Body, limits.MaxPartBytes, cancellationToken);
+        if (written is not { } part) return PartTooLarge(limits);
+        if (part.Size == 0) return ApiResults.Invalid("body", "a part must not be empty.");
+        var now = clock.GetUtcNow();
+        // Upsert: a retried part replaces the earlier row as its file replaced the earlier bytes.
+        await db.Database.ExecuteSqlAsync($"""
+            INSERT INTO upload_parts (upload_id, part_number, size_bytes, sha256, received_at) VALUES ({id}, {n}, {part.Size}, {part.Sha256}, {now})
+            ON CONFLICT (upload_id, part_number) DO UPDATE SET size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256, received_at = EXCLUDED.received_at
+            """, cancellationToken);
+        return TypedResults.Ok(new UploadPartResponse(id, n, part.Size, part.Sha256, now));
+    }
+
+    private static async Task<Results<Ok<UploadResponse>, ValidationProblem, ProblemHttpResult>> CompleteAsync(
+        Guid id, CompleteUploadRequest? request, RegistryDbContext db, UploadPartStore parts, IArtifactStore store, CheckpointRegistry registry,
+        IBackgroundJobClient jobs, TimeProvider clock, ILogger<UploadPartStore> logger, CancellationToken cancellationToken)
+    {
+        var upload = await db.Uploads.Include(u => u.Parts).FirstOrDefaultAsync(u => u.Id == id, cancellationToken);
+        if (upload is null) return ApiResults.NotFound($"Upload {id}");
+        if (Refusal(upload, clock) is { } refused) return refused;
+
+        Embodiment? embodiment = null;
+        if (upload.Purpose == "dataset")
+        {
+            var name = request?.Embodiment ?? upload.Embodiment;
+            if (name is null) return ApiResults.Invalid("embodiment", "a dataset upload needs an embodiment (id or name), at creation or completion.");
+            embodiment = await registry.FindEmbodimentAsync(name, cancellationToken);
+            if (embodiment is null) return ApiResults.NotFound($"Embodiment '{name}'");
+        }
+
+        var ordered = upload.Parts.OrderBy(p => p.PartNumber).ToList();
+        if (request?.PartNumbers is { Count: > 0 } listed && !listed.SequenceEqual(ordered.Select(p => p.PartNumber)))
+            return ApiResults.Invalid("part_numbers", $"the parts received are [{string.Join(", ", ordered.Select(p => p.PartNumber))}], not the ones listed.");
+        if (ordered.Count == 0 || ordered[^1].PartNumber != ordered.Count)
+            return Conflict($"Parts must be numbered 1..N without gaps; received [{string.Join(", ", ordered.Select(p => p.PartNumber))}].");
+        var total = ordered.Sum(p => p.SizeBytes);
+        if (total != upload.Bytes)
+            return Conflict($"The parts add up to {total} bytes; the upload was created for {upload.Bytes}.");
+
+        // Hash first and put second, so a mismatch leaves nothing in the artifact store.
+        using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        {
+            await using var assembled = new ConcatenatedParts(parts, id, ordered.Select(p => p.PartNumber).ToList());
+            var buffer = new byte[1 << 16];
+            int read;
+            while ((read = await assembled.ReadAsync(buffer, cancellationToken)) > 0) hash.AppendData(buffer, 0, read);
+            var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (actual != upload.Sha256)
+                return Conflict($"The assembled file's SHA-256 is {actual}; the upload was created with {upload.Sha256}. Send the wrong parts again.");
+        }
+        ArtifactInfo info;
+        await using (var assembled = new ConcatenatedParts(parts, id, ordered.Select(p => p.PartNumber).ToList()))
+            info = await store.PutAsync(assembled, cancellationToken);
+
+        var now = clock.GetUtcNow();
+        if (!await db.Artifacts.AnyAsync(a => a.TenantId == upload.TenantId && a.Sha256 == info.Sha256, cancellationToken))
+            db.Artifacts.Add(new Artifact { TenantId = upload.TenantId, Sha256 = info.Sha256, SizeBytes = info.SizeBytes, Uri = info.Uri, Kind = upload.Purpose, CreatedAt = now });
+        Dataset? dataset = null;
+        if (embodiment is not null)
+        {
+            dataset = new Dataset
+            {
+                TenantId = upload.TenantId, Name = upload.Filename, EmbodimentId = embodiment.Id, UploadId = upload.Id,
+                ArtifactSha256 = info.Sha256, SizeBytes = info.SizeBytes, CreatedAt = now,
+            };
+            db.Datasets.Add(dataset);
+            upload.DatasetId = dataset.Id;
+        }
+        upload.Status = UploadStatus.Completed;
+        upload.CompletedAt = now;
+        upload.ArtifactSha256 = info.Sha256;
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            return Conflict("The upload was completed or cancelled concurrently.");
+        }
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            return Conflict("The upload was completed concurrently; get it again.");
+        }
+        if (dataset is not null)
+            jobs.Create<DatasetValidationJob>(job => job.RunAsync(dataset.Id, CancellationToken.None), new EnqueuedState(HangfireSetup.DefaultQueue));
+        try
+        {
+            parts.Delete(id);
+        }
+        catch (IOException e)
+        {
+            logger.LogWarning(e, "Could not delete the parts of upload {UploadId}; the cleanup job will", id);
+        }
+        return TypedResults.Ok(UploadResponse.From(upload));
+    }
+
+    private static async Task<Results<Ok<UploadResponse>, ProblemHttpResult>> CancelAsync(
+        Guid id, RegistryDbContext db, UploadPartStore parts, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var upload = await db.Uploads.Include(u => u.Parts).FirstOrDefaultAsync(u => u.Id == id, cancellationToken);
+        if (upload is null) return ApiResults.NotFound($"Upload {id}");
+        if (upload.Status != UploadStatus.Pending) return Conflict($"The upload is {upload.Status}.");
+        upload.Status = UploadStatus.Cancelled;
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            return Conflict("The upload was completed or cancelled concurrently.");
+        }
+        parts.Delete(id);
+        return TypedResults.Ok(UploadResponse.From(upload));
+    }
+
+    private static ProblemHttpResult? Refusal(Upload upload, TimeProvider clock)
+    {
+        if (upload.Status != UploadStatus.Pending) return Conflict($"The upload is {upload.Status}.");
+        if (upload.ExpiresAt <= clock.GetUtcNow()) return Conflict("The upload has expired; create a new one.");
+        return null;
+    }
+
+    private static ValidationProblem PartTooLarge(UploadOptions limits) =>
+        ApiResults.Invalid("body", $"a part must be at most {limits.MaxPartBytes} bytes.");
+
+    private static ProblemHttpResult Conflict(string detail) => TypedResults.Problem(statusCode: 409, title: "Conflict", detail: detail);
+
+    /// <summary>The parts of an upload read one after another, as one stream.</summary>
+    private sealed class ConcatenatedParts(UploadPartStore store, Guid uploadId, IReadOnlyList<int> numbers) : Stream
+    {
+        private int next;
+        private Stream? current;
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            while (true)
+            {
+                if (current is null)
+                {
+                    if (next == numbers.Count) return 0;
+                    current = store.OpenRead(uploadId, numbers[next++]);
+                }
+                var read = await current.ReadAsync(buffer, cancellationToken);
+                if (read > 0) return read;
+                await current.DisposeAsync();
+                current = null;
+            }
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
+
+        public override async ValueTask DisposeAsync()
+        {
+            if (current is not null) await current.DisposeAsync();
+            current = null;
+            await base.DisposeAsync();
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) current?.Dispose();
+            base.Dispose(disposing);
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
+
+internal static class UploadOptionsDefaults
+{
+    // The request limit sits a little above the part limit, so an oversized part gets the precise 400, not a bare 413.
+    public const long MaxPartRequestBytes = (64L << 20) + (1 << 20);
+}
+
+/// <summary>Body of <c>POST /v1/uploads</c>.</summary>
+public sealed record CreateUploadRequest(
+    string Filename,
+    long Bytes,
+    string Sha256,
+    string Purpose,
+    [property: JsonPropertyName("mime_type")] string? MimeType = null,
+    string? Embodiment = null);
+
+/// <summary>Body of <c>POST /v1/uploads/{id}/complete</c> (optional).</summary>
+public sealed record CompleteUploadRequest(
+    [property: JsonPropertyName("part_numbers")] IReadOnlyList<int>? PartNumbers = null,
+    string? Embodiment = null);
+
+/// <summary>A received part.</summary>
+public sealed record UploadPartResponse(
+    [property: JsonPropertyName("upload_id")] Guid UploadId,
+    [property: JsonPropertyName("part_number")] int PartNumber,
+    [property: JsonPropertyName("size_bytes")] long SizeBytes,
+    string Sha256,
+    [property: JsonPropertyName("received_at")] DateTimeOffset ReceivedAt)
+{
+    /// <summary>The object type.</summary>
+    [JsonPropertyName("object")] public string Object => "upload.part";
+}
+
+/// <summary>An upload.</summary>
+public sealed record UploadResponse(
+    Guid Id,
+    string Filename,
+    long Bytes,
+    string Sha256,
+    string Purpose,
+    [property: JsonPropertyName("mime_type")] string? MimeType,
+    string? Embodiment,
+    string Status,
+    [property: JsonPropertyName("received_bytes")] long ReceivedBytes,
+    IReadOnlyList<UploadPartResponse> Parts,
+    [property: JsonPropertyName("artifact_sha256")] string? ArtifactSha256,
+    [property: JsonPropertyName("dataset_id")] Guid? DatasetId,
+    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
+    [property: JsonPropertyName("expires_at")] DateTimeOffset ExpiresAt,
+    [property: JsonPropertyName("completed_at")] DateTimeOffset? CompletedAt)
+{
+    /// <summary>The object type.</summary>
+    [JsonPropertyName("object")] public string Object => "upload";
+
+    internal static UploadResponse From(Upload u) => new(
+        u.Id, u.Filename, u.Bytes, u.Sha256, u.Purpose, u.MimeType, u.Embodiment, u.Status, u.Parts.Sum(p => p.SizeBytes),
+        [.. u.Parts.OrderBy(p => p.PartNumber).Select(p => new UploadPartResponse(u.Id, p.PartNumber, p.SizeBytes, p.Sha256, p.ReceivedAt))],
+        u.ArtifactSha256, u.DatasetId, u.CreatedAt, u.ExpiresAt, u.CompletedAt);
+}

@@ -1,0 +1,57 @@
+using Hangfire;
+using Microsoft.Extensions.Options;
+using VlaCloud.Api.Auth;
+using VlaCloud.Registry.Uploads;
+using VlaCloud.Training.Jobs;
+
+namespace VlaCloud.Api;
+
+/// <summary>Uploads, datasets and fine-tuning: options, the part store, the job classes and the recurring cleanup.</summary>
+internal static class FineTuningSetup
+{
+    public const string UploadCleanupJobId = "upload-cleanup";
+
+    public static IServiceCollection AddVlaCloudFineTuning(this IServiceCollection services)
+    {
+        services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section);
+        services.AddOptions<FineTuningJobOptions>().BindConfiguration(FineTuningJobOptions.Section);
+        services.AddSingleton(sp =>
+        {
+            var path = sp.GetRequiredService<IOptions<UploadOptions>>().Value.Path;
+            return new UploadPartStore(Path.IsPathRooted(path) ? path : Path.Combine(sp.GetRequiredService<IHostEnvironment>().ContentRootPath, path));
+        });
+        services.AddScoped<IJobTenant, JobTenant>();
+        services.AddScoped<DatasetValidationJob>();
+        services.AddScoped<FineTuneJob>();
+        services.AddScoped<UploadCleanupJob>();
+        services.AddHostedService<RecurringJobsRegistrar>();
+        return services;
+    }
+
+    /// <summary>The host's tenant for a job's scope.</summary>
+    private sealed class JobTenant(CurrentTenant tenant) : IJobTenant
+    {
+        public void ActFor(Guid tenantId) => tenant.ActFor(tenantId);
+    }
+}
+
+/// <summary>Registers the recurring jobs once the database is ready (it starts after the database initializer).</summary>
+internal sealed class RecurringJobsRegistrar(IServiceProvider services, ILogger<RecurringJobsRegistrar> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            services.GetRequiredService<IRecurringJobManager>().AddOrUpdate<UploadCleanupJob>(
+                FineTuningSetup.UploadCleanupJobId, job => job.RunAsync(CancellationToken.None), "*/5 * * * *");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Postgres may be down at start: readiness says so, and the next start registers the job.
+            logger.LogWarning(e, "Could not register the recurring upload cleanup job");
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,420 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.Threading.Channels;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using StackExchange.Redis;
+using VlaCloud.Policy;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Artifacts;
+using VlaCloud.Registry.Checkpoints;
+using VlaCloud.Registry.Entities;
+using VlaCloud.Registry.Telemetry;
+using VlaCloud.Sim;
+
+namespace VlaCloud.Training.Jobs;
+
+/// <summary>
+/// Runs one fine-tuning job (a Hangfire job that takes the job id only) for the job's tenant: trains the base
+/// checkpoint on the dataset with <see cref="CoTrainer"/>, copies every interval's resumable training state to the
+/// artifact store (so a retry on another trainer resumes from it), optionally evaluates, registers the result as
+/// the model's next version with lineage (exactly once per job) and promotes it when it beats the alias holder.
+/// </summary>
+public sealed class FineTuneJob(
+    RegistryDbContext db,
+    DbContextOptions<RegistryDbContext> dbOptions,
+    IJobTenant tenant,
+    CheckpointRegistry registry,
+    AliasService aliases,
+    IArtifactStore store,
+    RedisKeyspace keyspace,
+    IConnectionMultiplexer redis,
+    IOptions<FineTuningJobOptions> options,
+    TimeProvider clock,
+    ILogger<FineTuneJob> logger)
+{
+    /// <summary>Artifact kind of saved training states.</summary>
+    public const string TrainingStateKind = "training_state";
+
+    private FineTuningJobOptions Settings => options.Value;
+
+    /// <summary>
+    /// Runs job <paramref name="jobId"/>. Returns normally when the job reached a final status (failures are recorded
+    /// on the job, not thrown, so Hangfire does not retry them); throws when <paramref name="cancellationToken"/> (the
+    /// trainer shutting down) stops it, so Hangfire runs it again and it resumes.
+    /// </summary>
+    public async Task RunAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        var owner = await db.FineTuningJobs.IgnoreQueryFilters().Where(j => j.Id == jobId).Select(j => j.TenantId).SingleOrDefaultAsync(cancellationToken);
+        if (owner is not { } tenantId) return;
+        tenant.ActFor(tenantId);
+        var job = await db.FineTuningJobs.AsNoTracking().SingleAsync(j => j.Id == jobId, cancellationToken);
+        if (FineTuningJobStatus.IsFinal(job.Status)) return;
+
+        var clockStart = Stopwatch.StartNew();
+        await using var sink = new JobEventSink(dbOptions, tenantId, jobId, redis, keyspace, Settings.PollInterval);
+        if (job.CancelRequestedAt is not null)
+        {
+            await FinishAsync(job, FineTuningJobStatus.Cancelled, sink, "Job cancelled before it started.");
+            return;
+        }
+        var attempt = job.Attempts + 1;
+        var started = await db.FineTuningJobs.Where(j => j.Id == jobId && (j.Status == FineTuningJobStatus.Queued || j.Status == FineTuningJobStatus.Running))
+            .ExecuteUpdateAsync(s => s
+            .SetProperty(j => j.Status, FineTuningJobStatus.Running)
+            .SetProperty(j => j.Attempts, attempt)
+            .SetProperty(j => j.StartedAt, j => j.StartedAt ?? clock.GetUtcNow()), cancellationToken);
+        if (started == 0) return;
+        sink.Message(attempt == 1 ? "Job started." : $"Job restarted (attempt {attempt}).");
+
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, sink.CancelRequested);
+        var work = Path.Combine(Settings.WorkPath, "jobs", jobId.ToString("N"));
+        string outcome = "failed";
+        try
+        {
+            var result = await db.Checkpoints.AsNoTracking().FirstOrDefaultAsync(c => c.FineTuningJobId == jobId, cancellationToken);
+            TrainingData? data = null;
+            PolicyScore? score = null;
+            if (result is not null)
+            {
+                sink.Message($"The result was registered by an earlier attempt as {result.ModelName}@v{result.Version}.");
+            }
+            else
+            {
+                (result, data, score) = await TrainAndRegisterAsync(job, work, sink, linked.Token);
+            }
+            var promoted = job.PromoteTo is null ? (bool?)null : await PromoteAsync(job, result, data, score, sink, cancellationToken);
+            await db.FineTuningJobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.ResultCheckpointId, result.Id)
+                .SetProperty(j => j.Promoted, promoted), CancellationToken.None);
+            await FinishAsync(job, FineTuningJobStatus.Succeeded, sink, $"Job succeeded: registered {result.ModelName}@v{result.Version} ({result.Id}).");
+            outcome = "succeeded";
+        }
+        catch (OperationCanceledException) when (sink.CancelRequested.IsCancellationRequested)
+        {
+            await FinishAsync(job, FineTuningJobStatus.Cancelled, sink, "Job cancelled; nothing was registered.");
+            outcome = "cancelled";
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            sink.Message("The trainer is stopping; the job will resume from its last saved step.", "warn");
+            outcome = "interrupted";
+            throw;
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Fine-tuning job {JobId} failed", jobId);
+            await db.FineTuningJobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.Error, Truncate(e.Message)), CancellationToken.None);
+            await FinishAsync(job, FineTuningJobStatus.Failed, sink, $"Job failed: {e.Message}", "error");
+        }
+        finally
+        {
+            VlaCloudTelemetry.JobsFinished.Add(1, new(VlaCloudTelemetry.Tags.JobKind, "finetune"), new(VlaCloudTelemetry.Tags.Outcome, outcome));
+            VlaCloudTelemetry.JobDuration.Record(clockStart.Elapsed.TotalSeconds, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.JobKind, "finetune"));
+            TryDelete(work);
+        }
+    }
+
+    private async Task<(Checkpoint Result, TrainingData Data, PolicyScore? Score)> TrainAndRegisterAsync(
+        FineTuningJob job, string work, JobEventSink sink, CancellationToken cancellationToken)
+    {
+        var embodiment = await db.Embodiments.AsNoTracking().SingleAsync(e => e.Id == job.EmbodimentId, cancellationToken);
+        var dataset = await db.Datasets.AsNoTracking().SingleAsync(d => d.Id == job.DatasetId, cancellationToken);
+        var baseCheckpoint = await db.Checkpoints.AsNoTracking().SingleAsync(c => c.Id == job.BaseCheckpointId, cancellationToken);
+        var trainingOptions = FineTuningHyperparameters.FromJson(job.Hyperparameters).ToOptions(out _);
+
+        var folder = await DatasetFiles.EnsureExtractedAsync(store, dataset.ArtifactSha256, Settings, cancellationToken);
+        var data = await TrainingData.LoadAsync(folder, [], DataOptionsFor(embodiment), cancellationToken);
+        sink.Message($"Loaded {data.Episodes.Count} episodes ({data.Frames} frames, {data.Spatial.Count} spatial records).");
+
+        // Each attempt starts from a clean folder holding only the state the job row points at: what this
+        // process may have left from an earlier attempt is not trusted.
+        TryDelete(work);
+        var states = Path.Combine(work, "states");
+        Directory.CreateDirectory(states);
+        var resumeStep = 0;
+        if (job.ResumeArtifactSha256 is { } stateSha && job.ResumeStep > 0)
+        {
+            await RestoreStateAsync(stateSha, Path.Combine(states, $"step-{job.ResumeStep:D8}"), cancellationToken);
+            resumeStep = job.ResumeStep;
+            sink.Message($"Resuming from step {resumeStep}.", data: new { resumed_from_step = resumeStep });
+        }
+
+        using var initial = await LoadCheckpointAsync(baseCheckpoint, cancellationToken);
+        var uploads = Channel.CreateUnbounded<(int Step, string Tar, TrainingProgress Metrics)>();
+        var uploader = Task.Run(() => UploadStatesAsync(job, uploads.Reader, sink, cancellationToken), CancellationToken.None);
+        var reporter = new TrainingReporter(sink, states, work, trainingOptions.CheckpointInterval, resumeStep, uploads.Writer);
+
+        CoTrainingResult run;
+        try
+        {
+            // The loop is synchronous and long: it gets a thread of its own, not one of the pool's.
+            run = await Task.Factory.StartNew(
+                () => CoTrainer.Train(initial, data, trainingOptions, states, reporter, cancellationToken),
+                cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+        finally
+        {
+            uploads.Writer.TryComplete();
+            await uploader;
+        }
+        using var policy = run.Policy;
+        VlaCloudTelemetry.TrainingSteps.Add(run.Steps - run.StartStep);
+
+        PolicyScore? score = null;
+        if (job.Evaluate || job.PromoteTo is not null)
+        {
+            sink.Message("Evaluating the result.");
+            score = await Task.Factory.StartNew(() => PolicyEvaluation.Score(policy, data, job.Evaluate && IsSim(embodiment),
+                Settings.EvaluationEpisodes, Settings.EvaluationInferenceSteps, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            sink.Message($"Evaluation: success rate {(score.SuccessRate is { } r ? r.ToString("P0") : "n/a")}, action MSE {score.ActionMse:G4}.", data: score.ToMetrics());
+        }
+
+        var metrics = System.Text.Json.JsonSerializer.Serialize(new
+        {
+            train = run.Final is { } f ? new { steps = f.Step, loss = f.Loss, action_loss = f.ActionLoss, spatial_loss = f.SpatialLoss } : null,
+            evaluation = score?.ToMetrics(),
+        });
+        if (job.Evaluate || job.PromoteTo is not null)
+            await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.Evaluation, metrics), CancellationToken.None);
+        // Past this point a cancel is too late: the result is registered whole or not at all.
+        var result = await RegisterAsync(job, embodiment, policy, metrics, work);
+        sink.Message($"Registered {result.ModelName}@v{result.Version}.", data: new { checkpoint_id = result.Id, version = result.Version });
+        return (result, data, score);
+    }
+
+    private async Task<Checkpoint> RegisterAsync(FineTuningJob job, Embodiment embodiment, VlaPolicy policy, string metrics, string work)
+    {
+        var tar = Path.Combine(work, "result.tar");
+        await using (var file = File.Create(tar)) policy.SaveTar(file);
+        ArtifactInfo info;
+        await using (var file = File.OpenRead(tar)) info = await store.PutAsync(file, CancellationToken.None);
+        await AddArtifactRowAsync(job.TenantId, info, "checkpoint");
+        try
+        {
+            return await registry.RegisterAsync(new CheckpointRegistration(
+                embodiment.Id.ToString(), job.Model, info.Sha256, policy.Config.ToJson(), NormalizationStats.ToJson(policy.Normalization), metrics,
+                job.BaseCheckpointId, job.DatasetId, job.Id, job.CreatedByKeyId), CancellationToken.None);
+        }
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            // Another run of the same job registered first (the unique index on fine_tuning_job_id): that one is the result.
+            db.ChangeTracker.Clear();
+            return await db.Checkpoints.AsNoTracking().SingleAsync(c => c.FineTuningJobId == job.Id);
+        }
+    }
+
+    private async Task<bool> PromoteAsync(FineTuningJob job, Checkpoint result, TrainingData? data, PolicyScore? score, JobEventSink sink, CancellationToken cancellationToken)
+    {
+        var alias = job.PromoteTo!;
+        var holder = await db.Aliases.AsNoTracking().Include(a => a.Checkpoint)
+            .Where(a => a.TenantId == job.TenantId && a.ModelName == job.Model && a.Name == alias).FirstOrDefaultAsync(cancellationToken);
+        string reason;
+        if (holder?.CheckpointId == result.Id)
+        {
+            sink.Message($"{job.Model}@{alias} already points at the result.");
+            return true;
+        }
+        if (holder is null)
+        {
+            reason = $"fine-tuning job {job.Id}: {job.Model}@{alias} was unset";
+        }
+        else if (data is null || score is null)
+        {
+            sink.Message($"Not promoted: the result of an earlier attempt cannot be compared with {job.Model}@{alias} any more.", "warn");
+            return false;
+        }
+        else
+        {
+            var embodiment = await db.Embodiments.AsNoTracking().SingleAsync(e => e.Id == job.EmbodimentId, cancellationToken);
+            PolicyScore? theirs = null;
+            try
+            {
+                using var current = await LoadCheckpointAsync(holder.Checkpoint!, cancellationToken);
+                theirs = await Task.Factory.StartNew(() => PolicyEvaluation.Score(current, data, score.SuccessRate is not null,
+                    Settings.EvaluationEpisodes, Settings.EvaluationInferenceSteps, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            }
+            catch (Exception e) when (e is ArgumentException or KeyNotFoundException or CheckpointException)
+            {
+                sink.Message($"The current holder of {job.Model}@{alias} cannot act for {embodiment.Name} ({e.Message}); it counts as beaten.", "warn");
+            }
+            var beats = theirs is null || score.Beats(theirs);
+            var summary = theirs is null ? "holder not scorable"
+                : $"success {Fmt(score.SuccessRate)} vs {Fmt(theirs.SuccessRate)}, action MSE {score.ActionMse:G4} vs {theirs.ActionMse:G4}";
+            sink.Message(beats ? $"The result beats {job.Model}@{alias} ({summary})." : $"Not promoted: the result does not beat {job.Model}@{alias} ({summary}).",
+                data: new { result = score.ToMetrics(), holder = theirs?.ToMetrics(), promoted = beats });
+            if (!beats) return false;
+            reason = $"fine-tuning job {job.Id}: {summary}";
+        }
+        try
+        {
+            await aliases.SetAsync(job.Model, alias, result.Id.ToString(), reason.Length > 500 ? reason[..500] : reason, job.CreatedByKeyId, cancellationToken);
+        }
+        catch (RegistryException e)
+        {
+            sink.Message($"Not promoted: {e.Message}", "warn");
+            return false;
+        }
+        sink.Message($"Promoted {job.Model}@{alias} to v{result.Version}.");
+        return true;
+
+        static string Fmt(double? rate) => rate is { } r ? r.ToString("P0") : "n/a";
+    }
+
+    private async Task UploadStatesAsync(FineTuningJob job, ChannelReader<(int Step, string Tar, TrainingProgress Metrics)> reader, JobEventSink sink, CancellationToken cancellationToken)
+    {
+        await foreach (var (step, tar, metrics) in reader.ReadAllAsync(CancellationToken.None))
+        {
+            try
+            {
+                ArtifactInfo info;
+                await using (var file = File.OpenRead(tar)) info = await store.PutAsync(file, cancellationToken);
+                await AddArtifactRowAsync(job.TenantId, info, TrainingStateKind);
+                await using var context = new RegistryDbContext(dbOptions, new FixedTenantAccessor(job.TenantId));
+                if (!await context.JobCheckpoints.AnyAsync(c => c.JobId == job.Id && c.Step == step, cancellationToken))
+                {
+                    context.JobCheckpoints.Add(new JobCheckpoint
+                    {
+                        JobId = job.Id, TenantId = job.TenantId, Step = step, ArtifactSha256 = info.Sha256, SizeBytes = info.SizeBytes,
+                        Metrics = TrainingReporter.MetricsJson(metrics), CreatedAt = clock.GetUtcNow(),
+                    });
+                    await context.SaveChangesAsync(cancellationToken);
+                }
+                // Only forward: a late upload of an older state never moves the resume point back.
+                await context.FineTuningJobs.Where(j => j.Id == job.Id && j.ResumeStep < step).ExecuteUpdateAsync(s => s
+                    .SetProperty(j => j.ResumeStep, step).SetProperty(j => j.ResumeArtifactSha256, info.Sha256), cancellationToken);
+                sink.Message($"Saved the training state at step {step}.", data: new { step, sha256 = info.Sha256 });
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                sink.Message($"Could not save the training state at step {step}: {e.Message}", "warn");
+            }
+            catch (OperationCanceledException)
+            {
+                // The run is stopping; the earlier state stays the resume point.
+            }
+            finally
+            {
+                File.Delete(tar);
+            }
+        }
+    }
+
+    private async Task AddArtifactRowAsync(Guid? tenantId, ArtifactInfo info, string kind)
+    {
+        await using var context = new RegistryDbContext(dbOptions, new FixedTenantAccessor(tenantId));
+        if (await context.Artifacts.AnyAsync(a => a.TenantId == tenantId && a.Sha256 == info.Sha256)) return;
+        context.Artifacts.Add(new Artifact { TenantId = tenantId, Sha256 = info.Sha256, SizeBytes = info.SizeBytes, Uri = info.Uri, Kind = kind, CreatedAt = clock.GetUtcNow() });
+        try
+        {
+            await context.SaveChangesAsync();
+        }
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            // Put concurrently by the same tenant: one row is enough.
+        }
+    }
+
+    private async Task RestoreStateAsync(string sha256, string folder, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(folder);
+        await using var source = await store.OpenReadAsync(sha256, cancellationToken);
+        await TarFile.ExtractToDirectoryAsync(source, folder, overwriteFiles: true, cancellationToken);
+    }
+
+    private async Task<VlaPolicy> LoadCheckpointAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"vlacloud-base-{Guid.NewGuid():N}.tar");
+        try
+        {
+            await using (var source = await store.OpenReadAsync(checkpoint.Sha256, cancellationToken))
+            await using (var target = File.Create(file))
+                await source.CopyToAsync(target, cancellationToken);
+            return VlaPolicy.Load(file, Settings.Device);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    private async Task FinishAsync(FineTuningJob job, string status, JobEventSink sink, string message, string level = "info")
+    {
+        sink.Message(message, level, new { status });
+        await sink.FlushAsync(CancellationToken.None);
+        await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s
+            .SetProperty(j => j.Status, status)
+            .SetProperty(j => j.FinishedAt, clock.GetUtcNow()), CancellationToken.None);
+        logger.LogInformation("Fine-tuning job {JobId} {Status}", job.Id, status);
+    }
+
+    /// <summary>Whether <paramref name="embodiment"/> is the built-in simulator's robot (so closed-loop evaluation applies).</summary>
+    public static bool IsSim(Embodiment embodiment) =>
+        embodiment.Name == SimEmbodiment.Tabletop.Name && embodiment.ActionDim == SimEmbodiment.Tabletop.ActionDim
+        && embodiment.StateDim == SimEmbodiment.Tabletop.StateDim
+        && SimEmbodiment.Tabletop.Cameras.All(c => embodiment.Cameras.Any(e => e.Name == c.Name && e.Width == c.Width && e.Height == c.Height));
+
+    /// <summary>How a dataset of <paramref name="embodiment"/> becomes training data: its cameras in order, a <c>gripper</c> action kept binary.</summary>
+    public static TrainingDataOptions DataOptionsFor(Embodiment embodiment)
+    {
+        var gripper = embodiment.ActionNames.Select((name, i) => (name, i)).Where(x => x.name.Contains("gripper", StringComparison.OrdinalIgnoreCase)).Select(x => x.i).ToArray();
+        if (IsSim(embodiment)) gripper = [.. SimTrainingSets.DataOptions.BinaryActionDims ?? []];
+        return new TrainingDataOptions(embodiment.Name, gripper.Length > 0 ? gripper : null,
+            [.. embodiment.Cameras.Select(c => $"observation.images.{c.Name}")]);
+    }
+
+    private static string Truncate(string text) => text.Length > 2000 ? text[..2000] : text;
+
+    private static void TryDelete(string folder)
+    {
+        try
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Scratch space: whatever is left is deleted by the next attempt.
+        }
+    }
+}
+
+/// <summary>
+/// Receives each step's metrics on the training thread: queues them as events, and when the step before was a
+/// save point, packs that training state (its folder is complete by then) for the uploader.
+/// </summary>
+internal sealed class TrainingReporter(
+    JobEventSink sink, string states, string work, int interval, int resumeStep,
+    ChannelWriter<(int Step, string Tar, TrainingProgress Metrics)> uploads) : IProgress<TrainingProgress>
+{
+    private TrainingProgress? previous;
+
+    public void Report(TrainingProgress value)
+    {
+        sink.Metrics(value.Step, $"Step {value.Step}/{value.TotalSteps}: loss {value.Loss:G4}", new
+        {
+            step = value.Step, total_steps = value.TotalSteps, loss = value.Loss, action_loss = value.ActionLoss, spatial_loss = value.SpatialLoss,
+            learning_rate = value.ExpertLearningRate, vlm_learning_rate = value.VlmLearningRate, gradient_norm = value.GradientNorm,
+            spatial_samples = value.SpatialSamples, steps_per_second = value.StepsPerSecond,
+        });
+        // CoTrainer saves after reporting a step, so the state of step s - 1 is complete when step s is reported.
+        var saved = value.Step - 1;
+        if (interval > 0 && saved > resumeStep && saved % interval == 0 && previous is not null)
+        {
+            var folder = Path.Combine(states, $"step-{saved:D8}");
+            if (Directory.Exists(folder))
+            {
+                var tar = Path.Combine(work, $"state-{saved:D8}.tar");
+                TarFile.CreateFromDirectory(folder, tar, includeBaseDirectory: false);
+                uploads.TryWrite((saved, tar, previous));
+            }
+        }
+        previous = value;
+    }
+
+    public static string MetricsJson(TrainingProgress p) => System.Text.Json.JsonSerializer.Serialize(new
+    {
+        step = p.Step, loss = p.Loss, action_loss = p.ActionLoss, spatial_loss = p.SpatialLoss, learning_rate = p.ExpertLearningRate,
+    });
+}

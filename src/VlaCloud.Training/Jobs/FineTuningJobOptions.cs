@@ -1,0 +1,29 @@
+namespace VlaCloud.Training.Jobs;
+
+/// <summary>Settings of trainer processes, section <c>VlaCloud:FineTuning</c>.</summary>
+public sealed class FineTuningJobOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "VlaCloud:FineTuning";
+
+    /// <summary>
+    /// Local scratch folder (extracted datasets, the running job's training states). Nothing here must survive the
+    /// process: resumable states are copied to the artifact store, which trainer pods share.
+    /// </summary>
+    public string WorkPath { get; set; } = Path.Combine(Path.GetTempPath(), "vlacloud-work");
+
+    /// <summary>Device training runs on (<c>cpu</c>, <c>cuda</c>).</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Episodes per closed-loop evaluation (seen objects, the train split).</summary>
+    public int EvaluationEpisodes { get; set; } = 4;
+
+    /// <summary>Denoising steps per action chunk in evaluation.</summary>
+    public int EvaluationInferenceSteps { get; set; } = 4;
+
+    /// <summary>How often a running job checks whether it was cancelled and flushes its events.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Largest extracted dataset.</summary>
+    public long MaxDatasetBytes { get; set; } = 20L << 30;
+}

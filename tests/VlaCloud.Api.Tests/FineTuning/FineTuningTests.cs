@@ -1,0 +1,313 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using VlaCloud.Api.Apis;
+using VlaCloud.Testing;
+
+namespace VlaCloud.Api.Tests.FineTuning;
+
+[Collection(FineTuningCollection.Name)]
+public sealed class FineTuningTests(ServicesFixture services) : IDisposable
+{
+    private readonly string root = Directory.CreateTempSubdirectory("vlacloud-ft-").FullName;
+
+    private static readonly object TinyRun = new { steps = 6, batch_size = 4, learning_rate = 1e-3, warmup_steps = 1, checkpoint_interval = 3, seed = 5 };
+
+    [Fact]
+    public async Task A_sim_dataset_uploaded_in_parts_trains_into_the_next_version_which_is_promoted_and_served()
+    {
+        await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: true));
+        var world = await FineTuningWorld.CreateAsync(app);
+        var tar = await FineTuningWorld.SimDatasetTar;
+
+        var upload = await world.UploadPartsAsync(tar, 3);
+        // Part 2 again, first with wrong bytes, then right: a retried part replaces the earlier one.
+        var size = (tar.Length + 2) / 3;
+        Assert.Equal(HttpStatusCode.OK, (await world.PutPartAsync(upload, 2, new byte[size])).StatusCode);
+        var wrong = await world.Client.PostAsJsonAsync($"/v1/uploads/{upload}/complete", new CompleteUploadRequest());
+        Assert.Equal(HttpStatusCode.Conflict, wrong.StatusCode);
+        Assert.Contains("SHA-256", await wrong.Content.ReadAsStringAsync());
+        Assert.Empty((await world.Client.GetFromJsonAsync<ListPage<DatasetResponse>>("/v1/datasets"))!.Data);
+        Assert.Equal(HttpStatusCode.OK, (await world.PutPartAsync(upload, 2, tar[size..(2 * size)])).StatusCode);
+
+        var dataset = await world.CompleteDatasetAsync(upload);
+        Assert.True(dataset.Status == "ready", string.Join("; ", dataset.Issues.Select(i => $"{i.File}: {i.Message}")));
+        Assert.Equal(4, dataset.Episodes);
+        Assert.Equal(FineTuningWorld.Sha(tar), dataset.ArtifactSha256);
+
+        var job = await world.CreateJobAsync(dataset.Id, TinyRun, evaluate: true, promoteTo: "production");
+        Assert.Equal("queued", job.Status);
+        job = await world.WaitForJobAsync(job.Id, j => j.Status == "succeeded", TimeSpan.FromMinutes(5), "job did not succeed");
+
+        var result = (await world.Client.GetFromJsonAsync<CheckpointResponse>($"/v1/checkpoints/{job.ResultCheckpointId}"))!;
+        Assert.Equal((world.Model, 2), (result.Model, result.Version));
+        Assert.Equal((world.BaseId, dataset.Id, job.Id), (result.ParentCheckpointId!.Value, result.DatasetId!.Value, result.FineTuningJobId!.Value));
+        Assert.True(result.Metrics.GetProperty("evaluation").GetProperty("episodes").GetInt32() == 2);
+        Assert.True(job.Promoted);
+        var alias = (await world.Client.GetFromJsonAsync<AliasResponse>($"/v1/models/{world.Model}/aliases/production"))!;
+        Assert.Equal(result.Id, alias.CheckpointId);
+
+        var states = (await world.Client.GetFromJsonAsync<ListPage<JobCheckpointResponse>>($"/v1/fine_tuning/jobs/{job.Id}/checkpoints"))!;
+        Assert.Equal([3], states.Data.Select(c => c.Step));
+        Assert.True(states.Data[0].Metrics.GetProperty("loss").GetDouble() > 0);
+
+        var events = await world.EventsAsync(job.Id);
+        Assert.Equal(6, events.Count(e => e.Type == "metrics"));
+        Assert.Equal(events.Select(e => e.Id).Order(), events.Select(e => e.Id));
+        var svg = await world.Client.GetAsync($"/v1/fine_tuning/jobs/{job.Id}/loss_curve");
+        Assert.Equal("image/svg+xml", svg.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("<polyline", await svg.Content.ReadAsStringAsync());
+
+        // The stream replays everything and ends with the final status.
+        var stream = await world.Client.GetStringAsync($"/v1/fine_tuning/jobs/{job.Id}/events/stream");
+        Assert.Equal(events.Count, stream.Split("\n\n").Count(block => block.StartsWith("id: ", StringComparison.Ordinal)));
+        Assert.Contains("event: done", stream);
+
+        var observation = new ObservationInput(
+            FineTuningWorld.Sim.Cameras.ToDictionary(c => c.Name, c => new ImageInput("raw", new byte[c.Width * c.Height * 3], [c.Height, c.Width, 3])),
+            [0.5f, 0.5f, 0f], "pick the red cube and place it in the blue bowl");
+        var act = await world.Client.PostAsJsonAsync("/v1/act", new ActRequest($"{world.Model}@production", observation, new ActOptions(Steps: 2, Seed: 1)));
+        Assert.True(act.StatusCode == HttpStatusCode.OK, await act.Content.ReadAsStringAsync());
+        var actions = (await act.Content.ReadFromJsonAsync<ActResponse>())!;
+        Assert.Equal((result.Id, 2), (actions.Checkpoint.Id, actions.Checkpoint.Version));
+        Assert.Equal(FineTuningWorld.Sim.ActionDim, actions.Actions[0].Length);
+    }
+
+    [Fact]
+    public async Task A_trainer_killed_mid_job_is_replaced_and_the_job_resumes_from_its_saved_step_with_one_result()
+    {
+        await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: false));
+        var world = await FineTuningWorld.CreateAsync(app);
+        var dataset = await ValidateWithTrainerAsync(world, "trainer-0");
+
+        var job = await world.CreateJobAsync(dataset.Id, new { steps = 40, batch_size = 4, learning_rate = 1e-3, warmup_steps = 2, checkpoint_interval = 5, seed = 9 });
+        int killedAfter;
+        using (var first = TrainerProcess.Start(services, root, "trainer-1"))
+        {
+            var running = await world.WaitForJobAsync(job.Id, j => j.ResumeStep >= 5 && j.Status == "running", TimeSpan.FromMinutes(4), "no state saved");
+            first.Kill();
+            killedAfter = (await world.GetJobAsync(job.Id))!.ResumeStep;
+            Assert.True(killedAfter >= running.ResumeStep);
+        }
+        Assert.Equal("running", (await world.GetJobAsync(job.Id))!.Status);
+
+        using (TrainerProcess.Start(services, root, "trainer-2"))
+        {
+            job = await world.WaitForJobAsync(job.Id, j => j.Status == "succeeded", TimeSpan.FromMinutes(5), "job did not finish after the restart");
+        }
+        Assert.Equal(2, job.Attempts);
+        var events = await world.EventsAsync(job.Id);
+        var resumed = Assert.Single(events, e => e.Message.StartsWith("Resuming from step", StringComparison.Ordinal));
+        Assert.Equal(killedAfter, resumed.Data.GetProperty("resumed_from_step").GetInt32());
+        // The second attempt trained only the steps after the saved one.
+        Assert.DoesNotContain(events.SkipWhile(e => e.Id != resumed.Id), e => e.Type == "metrics" && e.Data.GetProperty("step").GetInt32() <= killedAfter);
+        var results = (await world.Client.GetFromJsonAsync<ListPage<CheckpointResponse>>($"/v1/checkpoints?model={world.Model}"))!.Data
+            .Where(c => c.FineTuningJobId == job.Id).ToList();
+        Assert.Equal(job.ResultCheckpointId, Assert.Single(results).Id);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_running_job_stops_it_within_seconds_and_registers_nothing()
+    {
+        await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: true));
+        var world = await FineTuningWorld.CreateAsync(app);
+        var dataset = await world.CompleteDatasetAsync(await world.UploadPartsAsync(await FineTuningWorld.SimDatasetTar, 1));
+        var job = await world.CreateJobAsync(dataset.Id, new { steps = 100_000, batch_size = 2, checkpoint_interval = 1000 });
+        await world.WaitForJobAsync(job.Id, j => j.Status == "running" && j.Step >= 1, TimeSpan.FromMinutes(3), "job did not start");
+
+        var cancel = await world.Client.PostAsync($"/v1/fine_tuning/jobs/{job.Id}/cancel", null);
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        job = await world.WaitForJobAsync(job.Id, j => j.Status == "cancelled", TimeSpan.FromSeconds(30), "job not cancelled");
+        Assert.True(job.Step < 100_000);
+        Assert.Null(job.ResultCheckpointId);
+        var versions = (await world.Client.GetFromJsonAsync<ListPage<CheckpointResponse>>($"/v1/checkpoints?model={world.Model}"))!.Data;
+        Assert.Equal([1], versions.Select(v => v.Version));
+        Assert.Equal(HttpStatusCode.Conflict, (await world.Client.PostAsync($"/v1/fine_tuning/jobs/{job.Id}/cancel", null)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Broken_datasets_fail_validation_with_the_file_and_the_reason()
+    {
+        await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: true));
+        var world = await FineTuningWorld.CreateAsync(app);
+
+        var noInfo = await FineTuningWorld.TarOfAsync(async folder =>
+        {
+            await VlaCloud.Sim.DatasetGenerator.GenerateAsync(folder, new VlaCloud.Sim.DatasetOptions(1, VlaCloud.Sim.SimSplits.Train, [VlaCloud.Sim.TaskKind.Push]));
+            File.Delete(Path.Combine(folder, "meta", "info.json"));
+        });
+        var failed = await world.CompleteDatasetAsync(await world.UploadPartsAsync(noInfo, 2));
+        Assert.Equal("failed", failed.Status);
+        Assert.Contains(failed.Issues, i => i.File == "meta/info.json" && i.Message.Contains("not found", StringComparison.Ordinal));
+
+        var notArchive = "this is not an archive"u8.ToArray();
+        failed = await world.CompleteDatasetAsync(await world.UploadPartsAsync(notArchive, 1));
+        Assert.Equal("failed", failed.Status);
+        Assert.Contains(failed.Issues, i => i.Message.Contains("not a zip, tar or tar.gz", StringComparison.Ordinal));
+
+        // The right dataset for the wrong robot: an embodiment with 4 action values.
+        var arm = await world.Client.PostAsJsonAsync("/v1/embodiments", new CreateEmbodimentRequest(
+            "arm4", 4, 3, "delta_eef+gripper", [new CameraDto("main", 64, 64), new CameraDto("wrist", 64, 64)], 10, 8));
+        Assert.Equal(HttpStatusCode.Created, arm.StatusCode);
+        failed = await world.CompleteDatasetAsync(await world.UploadPartsAsync(await FineTuningWorld.SimDatasetTar, 2, embodiment: "arm4"));
+        Assert.Equal("failed", failed.Status);
+        Assert.Contains(failed.Issues, i => i.Message.Contains("action", StringComparison.OrdinalIgnoreCase) && i.Message.Contains('4'));
+
+        var refused = await world.Client.PostAsJsonAsync("/v1/fine_tuning/jobs", new { @base = $"{world.Model}@v1", dataset = failed.Id, model = world.Model });
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task Uploads_refuse_oversized_parts_wrong_sizes_and_missing_embodiments_and_keep_nothing()
+    {
+        await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: false)
+            .Concat(new Dictionary<string, string?> { ["VlaCloud:Uploads:MaxPartBytes"] = "1024" }).ToDictionary());
+        var world = await FineTuningWorld.CreateAsync(app);
+        var bytes = Enumerable.Range(0, 3000).Select(i => (byte)i).ToArray();
+
+        var created = await world.Client.PostAsJsonAsync("/v1/uploads", new CreateUploadRequest("x.tar", bytes.Length, FineTuningWorld.Sha(bytes), "dataset"));
+        var upload = (await created.Content.ReadFromJsonAsync<UploadResponse>())!;
+        var tooLarge = await world.PutPartAsync(upload.Id, 1, bytes[..2000]);
+        Assert.Equal(HttpStatusCode.BadRequest, tooLarge.StatusCode);
+        Assert.Equal("application/problem+json", tooLarge.Content.Headers.ContentType?.MediaType);
+        Assert.Empty((await world.Client.GetFromJsonAsync<UploadResponse>($"/v1/uploads/{upload.Id}"))!.Parts);
+
+        foreach (var (n, range) in new[] { (1, 0..1000), (3, 2000..3000) })
+            Assert.Equal(HttpStatusCode.OK, (await world.PutPartAsync(upload.Id, n, bytes[range])).StatusCode);
+        var gap = await world.Client.PostAsJsonAsync($"/v1/uploads/{upload.Id}/complete", new CompleteUploadRequest(Embodiment: "sim-tabletop"));
+        Assert.Equal(HttpStatusCode.Conflict, gap.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await world.PutPartAsync(upload.Id, 2, bytes[1000..2000])).StatusCode);
+        var noEmbodiment = await world.Client.PostAsJsonAsync($"/v1/uploads/{upload.Id}/complete", new CompleteUploadRequest());
+        Assert.Equal(HttpStatusCode.BadRequest, noEmbodiment.StatusCode);
+        Assert.Equal("pending", (await world.Client.GetFromJsonAsync<UploadResponse>($"/v1/uploads/{upload.Id}"))!.Status);
+
+        var invalid = await world.Client.PostAsJsonAsync("/v1/uploads", new CreateUploadRequest("x.tar", -1, "abc", "weights"));
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        var body = await invalid.Content.ReadAsStringAsync();
+        Assert.Contains("bytes", body);
+        Assert.Contains("sha256", body);
+        Assert.Contains("purpose", body);
+        Assert.Empty((await world.Client.GetFromJsonAsync<ListPage<DatasetResponse>>("/v1/datasets"))!.Data);
+    }
+
+    [Fact]
+    public async Task Expired_uploads_are_cleaned_with_their_parts()
+    {
+        await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: false)
+            .Concat(new Dictionary<string, string?> { ["VlaCloud:Uploads:Lifetime"] = "00:00:01" }).ToDictionary());
+        var world = await FineTuningWorld.CreateAsync(app);
+        var upload = await world.UploadPartsAsync([1, 2, 3, 4], 2);
+        Assert.True(Directory.Exists(Path.Combine(root, "uploads", upload.ToString("N"))));
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+
+        using (var scope = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.CreateScope(app.Services))
+        {
+            var cleanup = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<UploadCleanupJob>(scope.ServiceProvider);
+            Assert.True(await cleanup.RunAsync(CancellationToken.None) >= 1);
+        }
+        Assert.False(Directory.Exists(Path.Combine(root, "uploads", upload.ToString("N"))));
+        Assert.Equal("expired", (await world.Client.GetFromJsonAsync<UploadResponse>($"/v1/uploads/{upload}"))!.Status);
+        Assert.Equal(HttpStatusCode.Conflict, (await world.PutPartAsync(upload, 1, [1])).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_tenant_cannot_see_or_use_another_tenants_upload_dataset_or_job()
+    {
+        await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: true));
+        var a = await FineTuningWorld.CreateAsync(app);
+        var b = await FineTuningWorld.CreateAsync(app);
+        var upload = await a.UploadPartsAsync(await FineTuningWorld.SimDatasetTar, 1);
+        Assert.Equal(HttpStatusCode.NotFound, (await b.PutPartAsync(upload, 1, [1, 2])).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await b.Client.PostAsJsonAsync($"/v1/uploads/{upload}/complete", new CompleteUploadRequest())).StatusCode);
+        var dataset = await a.CompleteDatasetAsync(upload);
+
+        Assert.Equal(HttpStatusCode.NotFound, (await b.Client.GetAsync($"/v1/datasets/{dataset.Id}")).StatusCode);
+        Assert.Empty((await b.Client.GetFromJsonAsync<ListPage<DatasetResponse>>("/v1/datasets"))!.Data);
+        var stolen = await b.Client.PostAsJsonAsync("/v1/fine_tuning/jobs", new { @base = $"{b.Model}@v1", dataset = dataset.Id, model = b.Model });
+        Assert.Equal(HttpStatusCode.NotFound, stolen.StatusCode);
+
+        var job = await a.CreateJobAsync(dataset.Id, new { steps = 100_000, batch_size = 2 });
+        foreach (var path in new[] { "", "/events", "/checkpoints", "/loss_curve", "/events/stream" })
+            Assert.Equal(HttpStatusCode.NotFound, (await b.Client.GetAsync($"/v1/fine_tuning/jobs/{job.Id}{path}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await b.Client.PostAsync($"/v1/fine_tuning/jobs/{job.Id}/cancel", null)).StatusCode);
+        Assert.Empty((await b.Client.GetFromJsonAsync<ListPage<FineTuningJobResponse>>("/v1/fine_tuning/jobs"))!.Data);
+
+        Assert.Equal(HttpStatusCode.OK, (await a.Client.PostAsync($"/v1/fine_tuning/jobs/{job.Id}/cancel", null)).StatusCode);
+        await a.WaitForJobAsync(job.Id, j => j.Status == "cancelled", TimeSpan.FromMinutes(1), "job not cancelled");
+    }
+
+    /// <summary>Validates the sim dataset with a short-lived trainer process (the API host of this test runs no jobs).</summary>
+    private async Task<DatasetResponse> ValidateWithTrainerAsync(FineTuningWorld world, string name)
+    {
+        var upload = await world.UploadPartsAsync(await FineTuningWorld.SimDatasetTar, 2);
+        using var trainer = TrainerProcess.Start(services, root, name);
+        var dataset = await world.CompleteDatasetAsync(upload);
+        Assert.Equal("ready", dataset.Status);
+        return dataset;
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>
+/// A second host process: the built VlaCloud.Api.dll run with <c>dotnet</c> in the trainer role on the same
+/// database, Redis prefix and artifact folder, with a work folder of its own (as a separate pod would have).
+/// </summary>
+public sealed class TrainerProcess : IDisposable
+{
+    private readonly Process process;
+
+    private TrainerProcess(Process process) => this.process = process;
+
+    public static TrainerProcess Start(ServicesFixture services, string root, string name)
+    {
+        var dll = Path.Combine(RepositoryRoot.Path, "src", "VlaCloud.Api", "bin", "Release", "net10.0", "VlaCloud.Api.dll");
+        Assert.True(File.Exists(dll), $"{dll} is missing; build the solution in Release first");
+        var start = new ProcessStartInfo("dotnet", [dll])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
+        var settings = FineTuningWorld.Settings(root, trainer: true);
+        settings["VlaCloud:Roles"] = "trainer";
+        settings["VlaCloud:FineTuning:WorkPath"] = Path.Combine(root, $"work-{name}");
+        settings["VlaCloud:MigrateOnStart"] = "false";
+        settings["VlaCloud:SeedDemo"] = "false";
+        settings["VlaCloud:RedisPrefix"] = services.RedisPrefix;
+        settings["ConnectionStrings:Registry"] = services.PostgresConnectionString;
+        settings["ConnectionStrings:Redis"] = services.RedisConnectionString;
+        foreach (var (key, value) in settings) start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        start.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
+        var process = Process.Start(start)!;
+        // Drain the output so the child never blocks on a full pipe.
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new TrainerProcess(process);
+    }
+
+    /// <summary>Kills the process at once, as a crashed pod.</summary>
+    public void Kill()
+    {
+        process.Kill(entireProcessTree: true);
+        process.WaitForExit();
+    }
+
+    public void Dispose()
+    {
+        if (!process.HasExited) Kill();
+        process.Dispose();
+    }
+}
