@@ -20,8 +20,10 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /app .
 # Kubernetes runs migrations as a hook Job and creates tenants through the API: neither happens on start.
-# The NVIDIA variables let the container toolkit expose the GPUs to a cuda image (ignored on CPU).
+# The NVIDIA variables let the container toolkit expose the GPUs to a cuda image (ignored on CPU). Passive OpenMP
+# waiting keeps libtorch's idle CPU threads from spinning on cores the pod shares with request handling.
 ENV ASPNETCORE_HTTP_PORTS=8080 \
+    OMP_WAIT_POLICY=PASSIVE \
     VlaCloud__MigrateOnStart=false \
     VlaCloud__SeedDemo=false \
     VlaCloud__Observability__LogFormat=json \

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Formats.Tar;
 using System.Threading.Channels;
 using Microsoft.EntityFrameworkCore;
@@ -53,7 +52,6 @@ public sealed class FineTuneJob(
         var job = await db.FineTuningJobs.AsNoTracking().SingleAsync(j => j.Id == jobId, cancellationToken);
         if (FineTuningJobStatus.IsFinal(job.Status)) return;
 
-        var clockStart = Stopwatch.StartNew();
         await using var sink = new JobEventSink(dbOptions, tenantId, jobId, redis, keyspace, Settings.PollInterval);
         if (job.CancelRequestedAt is not null)
         {
@@ -112,7 +110,6 @@ public sealed class FineTuneJob(
         finally
         {
             VlaCloudTelemetry.JobsFinished.Add(1, new(VlaCloudTelemetry.Tags.JobKind, "finetune"), new(VlaCloudTelemetry.Tags.Outcome, outcome));
-            VlaCloudTelemetry.JobDuration.Record(clockStart.Elapsed.TotalSeconds, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.JobKind, "finetune"));
             TryDelete(work);
         }
     }

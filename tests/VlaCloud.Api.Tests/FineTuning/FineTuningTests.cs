@@ -91,9 +91,16 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
         }
         Assert.Equal("running", (await world.GetJobAsync(job.Id))!.Status);
 
-        using (TrainerProcess.Start(services, root, "trainer-2"))
+        using (var second = TrainerProcess.Start(services, root, "trainer-2"))
         {
-            job = await world.WaitForJobAsync(job.Id, j => j.Status == "succeeded", TimeSpan.FromMinutes(5), "job did not finish after the restart");
+            try
+            {
+                job = await world.WaitForJobAsync(job.Id, j => j.Status == "succeeded", TimeSpan.FromMinutes(5), "job did not finish after the restart");
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                throw new Xunit.Sdk.XunitException($"{e.Message}\n--- the second trainer's last output ---\n{second.OutputTail}");
+            }
         }
         Assert.Equal(2, job.Attempts);
         var events = await world.EventsAsync(job.Id);
@@ -290,12 +297,25 @@ public sealed class TrainerProcess : IDisposable
         start.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
         var process = Process.Start(start)!;
-        // Drain the output so the child never blocks on a full pipe.
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var trainer = new TrainerProcess(process);
+        // Drain the output so the child never blocks on a full pipe, keeping its tail for failure messages.
+        process.OutputDataReceived += (_, e) => trainer.Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => trainer.Keep(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new TrainerProcess(process);
+        return trainer;
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> tail = new();
+
+    /// <summary>The last lines the process wrote (stdout and stderr interleaved).</summary>
+    public string OutputTail => string.Join('\n', tail);
+
+    private void Keep(string? line)
+    {
+        if (line is null) return;
+        tail.Enqueue(line);
+        while (tail.Count > 60) tail.TryDequeue(out _);
     }
 
     /// <summary>Kills the process at once, as a crashed pod.</summary>
