@@ -116,7 +116,15 @@ public sealed partial class VlaPolicy
             var ids = tokens[i].ToArray();
             if (kind == SpatialKind.Trajectory && ids.Length % 2 == 1) ids = ids[..^1];
             var first = o.Images[0];
-            return new SpatialPrediction(kind, Tokenizer.DecodeCoordinates(ids, first.Width, first.Height), ids);
+            var coordinates = Tokenizer.DecodeCoordinates(ids, first.Width, first.Height);
+            return new SpatialPrediction(kind, kind == SpatialKind.Box ? OrderedBox(coordinates) : coordinates, ids);
         }).ToArray();
     }
+
+    /// <summary>
+    /// A decoded box as [x1, y1, x2, y2] with x1 ≤ x2 and y1 ≤ y2: the model picks each corner coordinate separately
+    /// and may give them in either order (an undertrained one often does), and callers expect a well-formed box.
+    /// </summary>
+    private static float[] OrderedBox(float[] c) =>
+        c.Length == 4 ? [MathF.Min(c[0], c[2]), MathF.Min(c[1], c[3]), MathF.Max(c[0], c[2]), MathF.Max(c[1], c[3])] : c;
 }

@@ -86,7 +86,11 @@ public sealed class SampleActionsTests : IDisposable
                 var p = predictions[i];
                 Assert.Equal(kind, p.Kind);
                 if (kind == SpatialKind.Point) Assert.Equal(2, p.Coordinates.Length);
-                else if (kind == SpatialKind.Box) Assert.Equal(4, p.Coordinates.Length);
+                else if (kind == SpatialKind.Box)
+                {
+                    Assert.Equal(4, p.Coordinates.Length);
+                    Assert.True(p.Coordinates[0] <= p.Coordinates[2] && p.Coordinates[1] <= p.Coordinates[3], "a box's first corner is its top-left");
+                }
                 else Assert.InRange(p.Coordinates.Length, 2, 2 * PolicyConfig.Tiny.MaxTrajectoryPoints);
                 Assert.Equal(0, p.Coordinates.Length % 2);
                 var size = observations[i].Images[0].Width;
