@@ -8,6 +8,8 @@ var root = new RootCommand("vlacloud: the VlaCloud command line")
     EmbodimentsCommands.Create(),
     CheckpointsCommands.Create(),
     ModelsCommands.Create(),
+    DatasetsCommands.Create(),
+    JobsCommands.Create(),
     UsageCommand.Create(),
     ActCommand.Create(),
     StreamCommand.Create(),

@@ -103,6 +103,10 @@ public sealed class CliTests(LiveHost host)
         Assert.True((int)streamed["steps"]! > 0);
         Assert.True((int)streamed["requests"]! >= 1);
         Assert.True((double)streamed["latency_p99_ms"]! >= (double)streamed["latency_p50_ms"]!);
+        var shown = await OkAsync(env, "stream", "--checkpoint", $"{model}@production", "--sim", "--episodes", "1", "--steps", "2", "--encoding", "json");
+        Assert.Contains("control rate", shown.Out);
+        Assert.Contains("p99", shown.Out);
+        Assert.Contains("success", shown.Out);
 
         // usage shows the metered requests
         var usage = Json(await OkAsync(env, "usage", "--json"));

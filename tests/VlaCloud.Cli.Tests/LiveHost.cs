@@ -9,7 +9,8 @@ namespace VlaCloud.Cli.Tests;
 /// <summary>
 /// The built host (<c>src/VlaCloud.Api/bin/Release/net10.0/VlaCloud.Api.dll</c>) as a child process on a free
 /// loopback port, on its own fresh database, Redis prefix and artifact folder. The demo seed is on because it is
-/// how a new user gets a key: the host writes it to <see cref="DemoKey"/>'s file, as <c>.ci/start</c> does.
+/// how a new user gets a key: the host writes it to <see cref="DemoKey"/>'s file, as <c>.ci/start</c> does. It is
+/// also a trainer (as on a laptop), polling Hangfire quickly, so uploaded datasets are validated and jobs run.
 /// </summary>
 public sealed class LiveHost : IAsyncLifetime
 {
@@ -59,7 +60,10 @@ public sealed class LiveHost : IAsyncLifetime
                 ["VlaCloud__MigrateOnStart"] = "true",
                 ["VlaCloud__SeedDemo"] = "true",
                 ["VlaCloud__DemoKeyFile"] = keyFile,
-                ["VlaCloud__Roles"] = "api",
+                ["VlaCloud__Roles"] = "api,trainer",
+                ["VlaCloud__Jobs__QueuePollInterval"] = "00:00:00.500",
+                ["VlaCloud__Uploads__Path"] = Path.Combine(Folder, "uploads"),
+                ["VlaCloud__FineTuning__WorkPath"] = Path.Combine(Folder, "fine-tuning"),
                 ["VlaCloud__Artifacts__Path"] = Path.Combine(Folder, "artifacts"),
                 ["VlaCloud__Inference__CheckpointCachePath"] = Path.Combine(Folder, "checkpoint-cache"),
                 ["VlaCloud__Observability__LogFormat"] = "simple",

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using VlaCloud.Api.RateLimiting;
@@ -50,36 +49,18 @@ public static class DatasetsApi
     }
 }
 
-/// <summary>One problem found in a dataset.</summary>
-public sealed record DatasetIssueResponse(string File, string Message);
-
-/// <summary>A dataset.</summary>
-public sealed record DatasetResponse(
-    Guid Id,
-    string Name,
-    string Status,
-    [property: JsonPropertyName("embodiment_id")] Guid EmbodimentId,
-    string? Embodiment,
-    [property: JsonPropertyName("upload_id")] Guid? UploadId,
-    [property: JsonPropertyName("artifact_sha256")] string ArtifactSha256,
-    [property: JsonPropertyName("size_bytes")] long SizeBytes,
-    string? Format,
-    int? Episodes,
-    int? Frames,
-    IReadOnlyList<DatasetIssueResponse> Issues,
-    JsonElement Statistics,
-    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
-    [property: JsonPropertyName("validated_at")] DateTimeOffset? ValidatedAt)
+/// <summary>Server-side behaviour of the dataset contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+internal static class DatasetContractExtensions
 {
-    /// <summary>The object type.</summary>
-    [JsonPropertyName("object")] public string Object => "dataset";
-
-    internal static DatasetResponse From(Dataset d, string? embodiment) => new(
-        d.Id, d.Name, d.Status, d.EmbodimentId, embodiment, d.UploadId, d.ArtifactSha256, d.SizeBytes, d.Format, d.Episodes, d.Frames,
-        JsonSerializer.Deserialize<List<DatasetIssueResponse>>(d.Issues, Json) ?? [],
-        Parse(d.Statistics ?? "{}"), d.CreatedAt, d.ValidatedAt);
-
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    extension(DatasetResponse)
+    {
+        internal static DatasetResponse From(Dataset d, string? embodiment) => new(
+            d.Id, d.Name, d.Status, d.EmbodimentId, embodiment, d.UploadId, d.ArtifactSha256, d.SizeBytes, d.Format, d.Episodes, d.Frames,
+            JsonSerializer.Deserialize<List<DatasetIssueResponse>>(d.Issues, Json) ?? [],
+            Parse(d.Statistics ?? "{}"), d.CreatedAt, d.ValidatedAt);
+    }
 
     private static JsonElement Parse(string json)
     {

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Hangfire;
 using Hangfire.States;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -11,6 +10,10 @@ using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
 using VlaCloud.Training.Jobs;
+// Two records of one JSON shape: the contract (shared with the SDK) and the training side's, which validates and
+// fills in defaults; VlaCloud.Training does not reference the SDK, so the API maps between them.
+using FineTuningHyperparameters = VlaCloud.Client.Contracts.FineTuningHyperparameters;
+using TrainingHyperparameters = VlaCloud.Training.Jobs.FineTuningHyperparameters;
 
 namespace VlaCloud.Api.Apis;
 
@@ -50,7 +53,7 @@ public static class FineTuningApi
         CreateFineTuningJobRequest request, RegistryDbContext db, CheckpointRegistry registry, CurrentTenant tenant, IBackgroundJobClient jobs,
         TimeProvider clock, CancellationToken cancellationToken)
     {
-        var options = (request.Hyperparameters ?? new FineTuningHyperparameters()).ToOptions(out var errors);
+        var options = (request.Hyperparameters ?? new FineTuningHyperparameters()).ToTraining().ToOptions(out var errors);
         if (!Names.IsValidModelName(request.Model)) errors["model"] = ["model must be 1-100 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit."];
         if (string.IsNullOrWhiteSpace(request.Base)) errors["base"] = ["base (a checkpoint id, model@vN or model@alias) is required."];
         if (request.Dataset == Guid.Empty) errors["dataset"] = ["dataset (a dataset id) is required."];
@@ -77,7 +80,7 @@ public static class FineTuningApi
         var job = new FineTuningJob
         {
             TenantId = tenant.TenantId, Model = request.Model, BaseCheckpointId = baseCheckpoint.Id, DatasetId = dataset.Id, EmbodimentId = embodiment.Id,
-            Hyperparameters = FineTuningHyperparameters.From(options).ToJson(), Evaluate = request.Evaluate, PromoteTo = request.PromoteTo,
+            Hyperparameters = TrainingHyperparameters.From(options).ToJson(), Evaluate = request.Evaluate, PromoteTo = request.PromoteTo,
             TotalSteps = options.Steps, CreatedByKeyId = tenant.KeyId, CreatedAt = clock.GetUtcNow(),
         };
         db.FineTuningJobs.Add(job);
@@ -120,6 +123,8 @@ public static class FineTuningApi
     {
         if (!await db.FineTuningJobs.AnyAsync(j => j.Id == id, cancellationToken)) return ApiResults.NotFound($"Fine-tuning job {id}");
         var response = context.Response;
+        // The events are written as the REST endpoints write them (the host's JSON options), so a client parses both alike.
+        var json = context.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no";
@@ -147,14 +152,14 @@ public static class FineTuningApi
                 var events = await EventsAfterAsync(db, id, last, 500, cancellationToken);
                 foreach (var e in events)
                 {
-                    await response.WriteAsync($"id: {e.Id}\nevent: {e.Type}\ndata: {JsonSerializer.Serialize(JobEventResponse.From(e))}\n\n", cancellationToken);
+                    await response.WriteAsync($"id: {e.Id}\nevent: {e.Type}\ndata: {JsonSerializer.Serialize(JobEventResponse.From(e), json)}\n\n", cancellationToken);
                     last = e.Id;
                 }
                 await response.Body.FlushAsync(cancellationToken);
                 if (events.Count == 500) continue;
                 if (FineTuningJobStatus.IsFinal(status))
                 {
-                    await response.WriteAsync($"event: done\ndata: {JsonSerializer.Serialize(new { status })}\n\n", cancellationToken);
+                    await response.WriteAsync($"event: done\ndata: {JsonSerializer.Serialize(new { status }, json)}\n\n", cancellationToken);
                     break;
                 }
                 await nudge.WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
@@ -233,86 +238,43 @@ public static class FineTuningApi
         db.JobEvents.AsNoTracking().Where(e => e.JobId == id && e.Id > after).OrderBy(e => e.Id).Take(take).ToListAsync(cancellationToken);
 }
 
-/// <summary>Body of <c>POST /v1/fine_tuning/jobs</c>.</summary>
-/// <param name="Base">The checkpoint to start from: an id, <c>model@vN</c> or <c>model@alias</c>.</param>
-/// <param name="Dataset">A ready dataset's id.</param>
-/// <param name="Model">Name of the result model; the result is its next version for the dataset's embodiment.</param>
-/// <param name="Hyperparameters">Training options; omitted ones get defaults.</param>
-/// <param name="Evaluate">Evaluate the result in the built-in simulator (simulator embodiments only).</param>
-/// <param name="PromoteTo">Alias of the result model to move to the result when it beats the alias's current holder.</param>
-public sealed record CreateFineTuningJobRequest(
-    string Base,
-    Guid Dataset,
-    string Model,
-    FineTuningHyperparameters? Hyperparameters = null,
-    bool Evaluate = false,
-    [property: JsonPropertyName("promote_to")] string? PromoteTo = null);
-
-/// <summary>A fine-tuning job.</summary>
-public sealed record FineTuningJobResponse(
-    Guid Id,
-    string Model,
-    string Status,
-    [property: JsonPropertyName("base_checkpoint_id")] Guid BaseCheckpointId,
-    [property: JsonPropertyName("dataset_id")] Guid DatasetId,
-    [property: JsonPropertyName("embodiment_id")] Guid EmbodimentId,
-    FineTuningHyperparameters Hyperparameters,
-    bool Evaluate,
-    [property: JsonPropertyName("promote_to")] string? PromoteTo,
-    int Step,
-    [property: JsonPropertyName("total_steps")] int TotalSteps,
-    double Progress,
-    JsonElement Metrics,
-    JsonElement Evaluation,
-    string? Error,
-    [property: JsonPropertyName("resume_step")] int ResumeStep,
-    int Attempts,
-    [property: JsonPropertyName("result_checkpoint_id")] Guid? ResultCheckpointId,
-    bool? Promoted,
-    [property: JsonPropertyName("cancel_requested_at")] DateTimeOffset? CancelRequestedAt,
-    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
-    [property: JsonPropertyName("started_at")] DateTimeOffset? StartedAt,
-    [property: JsonPropertyName("finished_at")] DateTimeOffset? FinishedAt)
+/// <summary>Server-side behaviour of the fine-tuning contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+internal static class FineTuningContractExtensions
 {
-    /// <summary>The object type.</summary>
-    [JsonPropertyName("object")] public string Object => "fine_tuning.job";
+    extension(FineTuningHyperparameters h)
+    {
+        /// <summary>The training side's record, which validates and fills in defaults (same fields, same JSON names).</summary>
+        internal TrainingHyperparameters ToTraining() => new()
+        {
+            Steps = h.Steps, BatchSize = h.BatchSize, LearningRate = h.LearningRate, WarmupSteps = h.WarmupSteps, SpatialRatio = h.SpatialRatio,
+            GradientDecay = h.GradientDecay, SpatialPrompt = h.SpatialPrompt, Seed = h.Seed, CheckpointInterval = h.CheckpointInterval, Mode = h.Mode,
+        };
 
-    internal static FineTuningJobResponse From(FineTuningJob j) => new(
-        j.Id, j.Model, j.Status, j.BaseCheckpointId, j.DatasetId, j.EmbodimentId, FineTuningHyperparameters.FromJson(j.Hyperparameters), j.Evaluate, j.PromoteTo,
-        j.Step, j.TotalSteps, j.TotalSteps == 0 ? 0 : Math.Round((double)j.Step / j.TotalSteps, 4), Json.Parse(j.Metrics), Json.Parse(j.Evaluation ?? "{}"),
-        j.Error, j.ResumeStep, j.Attempts, j.ResultCheckpointId, j.Promoted, j.CancelRequestedAt, j.CreatedAt, j.StartedAt, j.FinishedAt);
-}
+        internal static FineTuningHyperparameters From(TrainingHyperparameters t) => new()
+        {
+            Steps = t.Steps, BatchSize = t.BatchSize, LearningRate = t.LearningRate, WarmupSteps = t.WarmupSteps, SpatialRatio = t.SpatialRatio,
+            GradientDecay = t.GradientDecay, SpatialPrompt = t.SpatialPrompt, Seed = t.Seed, CheckpointInterval = t.CheckpointInterval, Mode = t.Mode,
+        };
+    }
 
-/// <summary>An event of a job; <c>id</c> is its sequence number (use it as <c>after</c>).</summary>
-public sealed record JobEventResponse(
-    long Id,
-    [property: JsonPropertyName("job_id")] Guid JobId,
-    string Level,
-    string Type,
-    string Message,
-    JsonElement Data,
-    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt)
-{
-    /// <summary>The object type.</summary>
-    [JsonPropertyName("object")] public string Object => "fine_tuning.job.event";
+    extension(FineTuningJobResponse)
+    {
+        internal static FineTuningJobResponse From(FineTuningJob j) => new(
+            j.Id, j.Model, j.Status, j.BaseCheckpointId, j.DatasetId, j.EmbodimentId, FineTuningHyperparameters.From(TrainingHyperparameters.FromJson(j.Hyperparameters)),
+            j.Evaluate, j.PromoteTo, j.Step, j.TotalSteps, j.TotalSteps == 0 ? 0 : Math.Round((double)j.Step / j.TotalSteps, 4), Json.Parse(j.Metrics),
+            Json.Parse(j.Evaluation ?? "{}"), j.Error, j.ResumeStep, j.Attempts, j.ResultCheckpointId, j.Promoted, j.CancelRequestedAt, j.CreatedAt, j.StartedAt,
+            j.FinishedAt);
+    }
 
-    internal static JobEventResponse From(JobEvent e) => new(e.Id, e.JobId, e.Level, e.Type, e.Message, Json.Parse(e.Data ?? "{}"), e.CreatedAt);
-}
+    extension(JobEventResponse)
+    {
+        internal static JobEventResponse From(JobEvent e) => new(e.Id, e.JobId, e.Level, e.Type, e.Message, Json.Parse(e.Data ?? "{}"), e.CreatedAt);
+    }
 
-/// <summary>A training state a job saved.</summary>
-public sealed record JobCheckpointResponse(
-    Guid Id,
-    [property: JsonPropertyName("job_id")] Guid JobId,
-    int Step,
-    JsonElement Metrics,
-    [property: JsonPropertyName("artifact_sha256")] string ArtifactSha256,
-    [property: JsonPropertyName("size_bytes")] long SizeBytes,
-    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt)
-{
-    /// <summary>The object type.</summary>
-    [JsonPropertyName("object")] public string Object => "fine_tuning.job.checkpoint";
-
-    internal static JobCheckpointResponse From(JobCheckpoint c) => new(c.Id, c.JobId, c.Step, Json.Parse(c.Metrics), c.ArtifactSha256, c.SizeBytes, c.CreatedAt);
+    extension(JobCheckpointResponse)
+    {
+        internal static JobCheckpointResponse From(JobCheckpoint c) => new(c.Id, c.JobId, c.Step, Json.Parse(c.Metrics), c.ArtifactSha256, c.SizeBytes, c.CreatedAt);
+    }
 }
 
 internal static class Json

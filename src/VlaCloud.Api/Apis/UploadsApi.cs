@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text.Json.Serialization;
 using Hangfire;
 using Hangfire.States;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -272,55 +271,14 @@ internal static class UploadOptionsDefaults
     public const long MaxPartRequestBytes = (64L << 20) + (1 << 20);
 }
 
-/// <summary>Body of <c>POST /v1/uploads</c>.</summary>
-public sealed record CreateUploadRequest(
-    string Filename,
-    long Bytes,
-    string Sha256,
-    string Purpose,
-    [property: JsonPropertyName("mime_type")] string? MimeType = null,
-    string? Embodiment = null);
-
-/// <summary>Body of <c>POST /v1/uploads/{id}/complete</c> (optional).</summary>
-public sealed record CompleteUploadRequest(
-    [property: JsonPropertyName("part_numbers")] IReadOnlyList<int>? PartNumbers = null,
-    string? Embodiment = null);
-
-/// <summary>A received part.</summary>
-public sealed record UploadPartResponse(
-    [property: JsonPropertyName("upload_id")] Guid UploadId,
-    [property: JsonPropertyName("part_number")] int PartNumber,
-    [property: JsonPropertyName("size_bytes")] long SizeBytes,
-    string Sha256,
-    [property: JsonPropertyName("received_at")] DateTimeOffset ReceivedAt)
+/// <summary>Server-side behaviour of the upload contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+internal static class UploadContractExtensions
 {
-    /// <summary>The object type.</summary>
-    [JsonPropertyName("object")] public string Object => "upload.part";
-}
-
-/// <summary>An upload.</summary>
-public sealed record UploadResponse(
-    Guid Id,
-    string Filename,
-    long Bytes,
-    string Sha256,
-    string Purpose,
-    [property: JsonPropertyName("mime_type")] string? MimeType,
-    string? Embodiment,
-    string Status,
-    [property: JsonPropertyName("received_bytes")] long ReceivedBytes,
-    IReadOnlyList<UploadPartResponse> Parts,
-    [property: JsonPropertyName("artifact_sha256")] string? ArtifactSha256,
-    [property: JsonPropertyName("dataset_id")] Guid? DatasetId,
-    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
-    [property: JsonPropertyName("expires_at")] DateTimeOffset ExpiresAt,
-    [property: JsonPropertyName("completed_at")] DateTimeOffset? CompletedAt)
-{
-    /// <summary>The object type.</summary>
-    [JsonPropertyName("object")] public string Object => "upload";
-
-    internal static UploadResponse From(Upload u) => new(
-        u.Id, u.Filename, u.Bytes, u.Sha256, u.Purpose, u.MimeType, u.Embodiment, u.Status, u.Parts.Sum(p => p.SizeBytes),
-        [.. u.Parts.OrderBy(p => p.PartNumber).Select(p => new UploadPartResponse(u.Id, p.PartNumber, p.SizeBytes, p.Sha256, p.ReceivedAt))],
-        u.ArtifactSha256, u.DatasetId, u.CreatedAt, u.ExpiresAt, u.CompletedAt);
+    extension(UploadResponse)
+    {
+        internal static UploadResponse From(Upload u) => new(
+            u.Id, u.Filename, u.Bytes, u.Sha256, u.Purpose, u.MimeType, u.Embodiment, u.Status, u.Parts.Sum(p => p.SizeBytes),
+            [.. u.Parts.OrderBy(p => p.PartNumber).Select(p => new UploadPartResponse(u.Id, p.PartNumber, p.SizeBytes, p.Sha256, p.ReceivedAt))],
+            u.ArtifactSha256, u.DatasetId, u.CreatedAt, u.ExpiresAt, u.CompletedAt);
+    }
 }

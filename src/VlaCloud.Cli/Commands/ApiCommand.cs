@@ -24,19 +24,25 @@ internal sealed class ApiContext(ParseResult parse, VlaCloudClient client, Resol
     public static void WriteJson<T>(T value) =>
         Console.Out.WriteLine(JsonSerializer.Serialize(value, PrettyJson));
 
+    /// <summary>Prints <paramref name="value"/> as one line of JSON (for streams of objects: JSON Lines).</summary>
+    public static void WriteJsonLine<T>(T value) =>
+        Console.Out.WriteLine(JsonSerializer.Serialize(value, VlaCloudClient.Json));
+
     private static readonly JsonSerializerOptions PrettyJson = new(VlaCloudClient.Json) { WriteIndented = true };
 }
 
 /// <summary>
 /// Shared plumbing of the commands that call the API: the recursive <c>--profile</c> and <c>--json</c> options,
 /// and one place that turns failures into readable messages and exit codes
-/// (1: the server refused, 2: a local mistake, 3: the server could not be reached).
+/// (1: the server refused, 2: a local mistake, 3: the server could not be reached, 4: accepted work ended
+/// unsuccessfully: a dataset failed validation, a followed job failed or was cancelled).
 /// </summary>
 internal static class ApiCommand
 {
     public const int Refused = 1;
     public const int LocalError = 2;
     public const int Unreachable = 3;
+    public const int Unsuccessful = 4;
 
     /// <summary><c>--profile NAME</c>: which saved server to use.</summary>
     public static readonly Option<string?> ProfileOption = new("--profile")
