@@ -1,0 +1,166 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using VlaCloud.Api.Hosting;
+using VlaCloud.Client.Contracts;
+using VlaCloud.Policy;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Entities;
+
+namespace VlaCloud.Benchmarks;
+
+/// <summary>
+/// What a suite that runs the real host needs around it: a database of its own on the local Postgres of
+/// <c>.ci/services</c> (dropped at the end), a Redis prefix of its own, and a temporary folder for artifacts and
+/// scratch files (deleted at the end). Hosts started from it share the database and the folder, so a suite can
+/// restart the host with other settings and find what it registered before.
+/// </summary>
+internal sealed class BenchmarkEnvironment : IAsyncDisposable
+{
+    private readonly string postgres;
+    private readonly string database;
+    private readonly Dictionary<string, string?> settings;
+
+    private BenchmarkEnvironment(string postgres, string database, string root, Dictionary<string, string?> settings)
+    {
+        this.postgres = postgres;
+        this.database = database;
+        this.settings = settings;
+        Root = root;
+    }
+
+    /// <summary>The temporary folder; artifacts are under <c>artifacts/</c>, the rest is free for the suite.</summary>
+    public string Root { get; }
+
+    /// <summary>Creates the database and the folder (connection strings from the environment, as <c>.ci/services env</c> prints them).</summary>
+    public static async Task<BenchmarkEnvironment> CreateAsync()
+    {
+        var postgres = Environment.GetEnvironmentVariable("ConnectionStrings__Registry") ?? "Host=127.0.0.1;Port=55432;Database=vlacloud;Username=vlacloud;Password=vlacloud";
+        var redis = Environment.GetEnvironmentVariable("ConnectionStrings__Redis") ?? "127.0.0.1:56379";
+        var database = $"vlacloud_bench_{Guid.NewGuid():N}";
+        await ExecuteAsync(postgres, $"CREATE DATABASE {database}");
+        var root = Directory.CreateTempSubdirectory("vlacloud-bench-").FullName;
+        var artifacts = Path.Combine(root, "artifacts");
+        // Rate limits are lifted so the limiter never is what a benchmark measures.
+        var settings = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:Registry"] = new NpgsqlConnectionStringBuilder(postgres) { Database = database }.ConnectionString,
+            ["ConnectionStrings:Redis"] = redis,
+            ["VlaCloud:RedisPrefix"] = $"bench-{Guid.NewGuid():N}:",
+            ["VlaCloud:MigrateOnStart"] = "true",
+            ["VlaCloud:SeedDemo"] = "false",
+            ["VlaCloud:Roles"] = "api",
+            ["VlaCloud:ArtifactsPath"] = artifacts,
+            ["VlaCloud:Artifacts:Path"] = artifacts,
+            ["VlaCloud:Inference:CheckpointCachePath"] = Path.Combine(artifacts, "cache"),
+            ["VlaCloud:Limits:TenantRequestsPerSecond"] = "1000000",
+            ["VlaCloud:Limits:TenantBurst"] = "1000000",
+            ["VlaCloud:Limits:KeyRequestsPerSecond"] = "1000000",
+            ["VlaCloud:Limits:KeyBurst"] = "1000000",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:Console:FormatterName"] = "simple",
+            ["VlaCloud:Observability:LogFormat"] = "simple",
+        };
+        return new BenchmarkEnvironment(postgres, database, root, settings);
+    }
+
+    /// <summary>
+    /// Starts the host (role <c>api</c> unless <paramref name="overrides"/> says otherwise) on a free loopback port;
+    /// <paramref name="overrides"/> replace or add settings.
+    /// </summary>
+    public async Task<BenchmarkHost> StartHostAsync(IReadOnlyDictionary<string, string?>? overrides, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Benchmark" });
+        builder.Configuration.AddInMemoryCollection(settings);
+        if (overrides is not null) builder.Configuration.AddInMemoryCollection(overrides);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.AddVlaCloud();
+        var app = builder.Build();
+        app.MapVlaCloud();
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+        return new BenchmarkHost(app, new Uri(app.Urls.First()));
+    }
+
+    /// <summary>Drops the database and deletes the folder; stop the hosts first.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await ExecuteAsync(postgres, $"DROP DATABASE IF EXISTS {database} WITH (FORCE)");
+        Directory.Delete(Root, recursive: true);
+    }
+
+    private static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Database = "postgres" }.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+}
+
+/// <summary>A running host of a <see cref="BenchmarkEnvironment"/>; disposing it stops it.</summary>
+internal sealed class BenchmarkHost(WebApplication app, Uri address) : IAsyncDisposable
+{
+    /// <summary>Its base address (<c>http://127.0.0.1:PORT/</c>).</summary>
+    public Uri Address => address;
+
+    /// <summary>Its services, for what the API does not expose (tenants, rows to read back).</summary>
+    public IServiceProvider Services => app.Services;
+
+    /// <summary>Creates a tenant with a key of every scope; returns the plain key.</summary>
+    public async Task<string> CreateTenantAsync()
+    {
+        using var scope = app.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<RegistryDbContext>();
+        var tenant = new Tenant { Name = $"bench-{Guid.NewGuid():N}"[..20] };
+        db.Tenants.Add(tenant);
+        await db.SaveChangesAsync();
+        var (_, key) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>().IssueAsync(tenant.Id, "bench", ApiScopes.All.ToArray(), null, CancellationToken.None);
+        return key;
+    }
+
+    /// <summary>A client of the host that sends <paramref name="key"/>, with enough connections for many concurrent callers.</summary>
+    public HttpClient CreateClient(string key)
+    {
+        var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = address };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return http;
+    }
+
+    /// <summary>Stores <paramref name="policy"/>'s checkpoint and registers it as the next version of <paramref name="model"/> for <paramref name="embodiment"/>.</summary>
+    public static async Task RegisterCheckpointAsync(HttpClient http, VlaPolicy policy, string model, string embodiment)
+    {
+        using var tar = new MemoryStream();
+        policy.SaveTar(tar);
+        using var content = new ByteArrayContent(tar.ToArray());
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        var put = await http.PostAsync("/v1/checkpoints/artifacts", content);
+        put.EnsureSuccessStatusCode();
+        var sha = (await put.Content.ReadFromJsonAsync<ArtifactResponse>())!.Sha256;
+        (await http.PostAsJsonAsync("/v1/checkpoints", new
+        {
+            model, embodiment, artifact_sha256 = sha,
+            config = JsonDocument.Parse(policy.Config.ToJson()).RootElement,
+            normalization_stats = JsonDocument.Parse(NormalizationStats.ToJson(policy.Normalization)).RootElement,
+        })).EnsureSuccessStatusCode();
+    }
+
+    /// <summary>Stops the host.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync(CancellationToken.None);
+        await app.DisposeAsync();
+    }
+}

@@ -1,0 +1,314 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using VlaCloud.Client.Contracts;
+using VlaCloud.Policy;
+using VlaCloud.Registry;
+using VlaCloud.Sim;
+using VlaCloud.Training;
+using VlaCloud.Training.Jobs;
+using TrainingHyperparameters = VlaCloud.Training.Jobs.FineTuningHyperparameters;
+
+namespace VlaCloud.Benchmarks;
+
+/// <summary>
+/// Fine-tuning end to end: starts the real host with the trainer role (the Hangfire <c>finetune</c> worker runs in
+/// this process), uploads a generated simulator dataset in parts, waits for its validation, registers a tiny base
+/// checkpoint and runs one fine-tuning job; in the same run it trains the same base on the same data with the same
+/// options through <see cref="CoTrainer.Train"/> directly, so <c>job_over_raw</c> is what the job machinery (events,
+/// state uploads, Hangfire, the database) costs the training loop.
+/// </summary>
+internal sealed class FineTuneSuite : IBenchmarkSuite
+{
+    private const int Episodes = 6;
+    private const int Parts = 4;
+    private static readonly SimEmbodiment Sim = SimEmbodiment.Tabletop;
+    private static readonly TimeSpan WaitLimit = TimeSpan.FromMinutes(15);
+
+    // Tiny but long enough that the loop, not start-up, dominates; the job saves (and uploads) a resumable
+    // state at step 40 and at the end, and the raw runs save the same states to a folder.
+    private static readonly TrainingHyperparameters Hyperparameters = new()
+    {
+        Steps = 80, BatchSize = 8, LearningRate = 1e-3, WarmupSteps = 8, CheckpointInterval = 40, Seed = 5,
+    };
+
+    public string Name => "finetune";
+
+    public string Description => "fine-tuning job steps/s (in-process trainer) vs the raw CoTrainer loop on the same data and options (job_over_raw)";
+
+    public async Task RunAsync(Report report, string[] args, CancellationToken cancellationToken)
+    {
+        // What the job trains with: the API stores the hyperparameters with defaults filled in and the job reads
+        // them back, so the raw runs take the same round trip.
+        var options = TrainingHyperparameters.FromJson(TrainingHyperparameters.From(Hyperparameters.ToOptions(out var errors)).ToJson()).ToOptions(out _);
+        if (errors.Count > 0) throw new InvalidOperationException(string.Join("; ", errors.SelectMany(e => e.Value)));
+        report.Note($"config tiny, steps {options.Steps}, batch {options.BatchSize}, checkpoint_interval {options.CheckpointInterval}, mode {options.Mode}");
+
+        await using var environment = await BenchmarkEnvironment.CreateAsync();
+        var datasetFolder = Path.Combine(environment.Root, "dataset");
+        var watch = Stopwatch.StartNew();
+        var summary = await DatasetGenerator.GenerateAsync(datasetFolder, new DatasetOptions(Episodes, SimSplits.Train, [TaskKind.PickPlace, TaskKind.Push], 64), cancellationToken: cancellationToken);
+        report.Add("dataset_generation_s", watch.Elapsed.TotalSeconds);
+        byte[] tar;
+        using (var stream = new MemoryStream())
+        {
+            await TarFile.CreateFromDirectoryAsync(datasetFolder, stream, includeBaseDirectory: false, cancellationToken);
+            tar = stream.ToArray();
+        }
+        report.Add("dataset_episodes", summary.Episodes);
+        report.Add("dataset_frames", summary.Frames);
+        report.Add("dataset_tar_bytes", tar.Length);
+
+        var baseTar = Path.Combine(environment.Root, "base.tar");
+        using (var basePolicy = VlaPolicy.Create(PolicyConfig.Tiny, BaseStats(), seed: 3))
+        await using (var file = File.Create(baseTar))
+            basePolicy.SaveTar(file);
+
+        await using var host = await environment.StartHostAsync(new Dictionary<string, string?>
+        {
+            ["VlaCloud:Roles"] = "api,trainer",
+            ["VlaCloud:Uploads:Path"] = Path.Combine(environment.Root, "uploads"),
+            ["VlaCloud:FineTuning:WorkPath"] = Path.Combine(environment.Root, "work"),
+            // Hangfire's default poll (15 s) would be most of a tiny job's queue wait.
+            ["VlaCloud:Jobs:QueuePollInterval"] = "00:00:00.500",
+        }, cancellationToken);
+        using var http = host.CreateClient(await host.CreateTenantAsync());
+        var model = await RegisterBaseAsync(http, baseTar);
+        var dataset = await UploadDatasetAsync(http, tar, report, cancellationToken);
+
+        TrainingData data;
+        using (var scope = host.Services.CreateScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<RegistryDbContext>();
+            var embodiment = await db.Embodiments.IgnoreQueryFilters().AsNoTracking().SingleAsync(e => e.Id == dataset.EmbodimentId, cancellationToken);
+            watch.Restart();
+            data = await TrainingData.LoadAsync(datasetFolder, [], FineTuneJob.DataOptionsFor(embodiment), cancellationToken);
+            report.Add("raw_data_load_s", watch.Elapsed.TotalSeconds);
+        }
+
+        // First-use costs (native libraries, allocator, JIT of the loop) would otherwise fall on raw_before only.
+        Train(baseTar, data, options with { Steps = 3, CheckpointInterval = 0 }, null, cancellationToken).Dispose();
+
+        // Raw is measured before and after the job, and the two averaged, so a machine whose load drifts
+        // during the run biases neither side of the ratios.
+        // Two torch threads on a shared two-core machine slow down many times over when the load average is
+        // high (the team's threads wait on each other), so each phase records the load it ran under.
+        report.Add("torch_threads", TorchSharp.torch.get_num_threads());
+        report.Add("raw_before_load_average", LoadAverage());
+        var before = MeasureRaw(baseTar, data, options, environment.Root, report, "raw_before_", cancellationToken);
+        report.Add("job_load_average", LoadAverage());
+        var job = await MeasureJobAsync(http, host, model, dataset.Id, options, report, cancellationToken);
+        report.Add("raw_after_load_average", LoadAverage());
+        var after = MeasureRaw(baseTar, data, options, environment.Root, report, "raw_after_", cancellationToken);
+        report.Add("end_load_average", LoadAverage());
+
+        var raw = new LoopRate((before.StepsPerSecond + after.StepsPerSecond) / 2, (before.SteadyStepsPerSecond + after.SteadyStepsPerSecond) / 2);
+        report.Add("raw_steps_per_s", raw.StepsPerSecond);
+        report.Add("raw_steady_steps_per_s", raw.SteadyStepsPerSecond);
+        report.Add("job_steps_per_s", job.Loop.StepsPerSecond);
+        report.Add("job_steady_steps_per_s", job.Loop.SteadyStepsPerSecond);
+        report.Add("job_end_to_end_steps_per_s", job.EndToEndStepsPerSecond);
+        report.Add("job_over_raw", job.Loop.StepsPerSecond / raw.StepsPerSecond);
+        report.Add("job_steady_over_raw", job.Loop.SteadyStepsPerSecond / raw.SteadyStepsPerSecond);
+        report.Add("job_end_to_end_over_raw", job.EndToEndStepsPerSecond / raw.StepsPerSecond);
+    }
+
+    /// <summary>
+    /// Training-loop rates measured the same way for the raw runs and the job: <see cref="StepsPerSecond"/> is the
+    /// loop's own figure at its last step (steps over the time since the loop started, first step included);
+    /// <see cref="SteadyStepsPerSecond"/> counts from the first step's report to the last one's.
+    /// </summary>
+    private sealed record LoopRate(double StepsPerSecond, double SteadyStepsPerSecond);
+
+    private sealed record JobRates(LoopRate Loop, double EndToEndStepsPerSecond);
+
+    private static LoopRate MeasureRaw(string baseTar, TrainingData data, CoTrainingOptions options, string root, Report report, string prefix, CancellationToken cancellationToken)
+    {
+        var states = Path.Combine(root, $"{prefix}states");
+        var steps = new StepTimes();
+        var watch = Stopwatch.StartNew();
+        // On a dedicated thread, as the job trains, so both sides schedule alike.
+        var thread = new Thread(() => Train(baseTar, data, options, states, cancellationToken, steps).Dispose()) { Name = "raw training" };
+        thread.Start();
+        thread.Join();
+        var wall = watch.Elapsed.TotalSeconds;
+        Directory.Delete(states, recursive: true);
+        var rate = new LoopRate(steps.Last!.StepsPerSecond, (steps.Last.Step - steps.First!.Step) / (steps.LastAt - steps.FirstAt).TotalSeconds);
+        report.Add($"{prefix}steps_per_s", rate.StepsPerSecond);
+        report.Add($"{prefix}steady_steps_per_s", rate.SteadyStepsPerSecond);
+        // Load of the base checkpoint and the final save: the parts of a run outside the loop's own clock.
+        report.Add($"{prefix}outside_loop_s", wall - steps.Last.Elapsed.TotalSeconds);
+        return rate;
+    }
+
+    /// <summary>Trains a fresh copy of the base checkpoint (the loop may train its initial policy in place); the caller disposes the result.</summary>
+    private static VlaPolicy Train(string baseTar, TrainingData data, CoTrainingOptions options, string? states, CancellationToken cancellationToken, IProgress<TrainingProgress>? progress = null)
+    {
+        var initial = VlaPolicy.Load(baseTar);
+        try
+        {
+            var run = CoTrainer.Train(initial, data, options, states, progress, cancellationToken);
+            if (!ReferenceEquals(run.Policy, initial)) initial.Dispose();
+            return run.Policy;
+        }
+        catch
+        {
+            initial.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<JobRates> MeasureJobAsync(
+        HttpClient http, BenchmarkHost host, string model, Guid dataset, CoTrainingOptions options, Report report, CancellationToken cancellationToken)
+    {
+        var created = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new { @base = $"{model}@v1", dataset, model, hyperparameters = Hyperparameters }, cancellationToken);
+        await EnsureAsync(created);
+        var id = (await created.Content.ReadFromJsonAsync<FineTuningJobResponse>(cancellationToken))!.Id;
+        await EnsureSameOptionsAsync(host, id, options, cancellationToken);
+
+        FineTuningJobResponse? job = null;
+        await WaitUntilAsync(async () =>
+        {
+            job = await http.GetFromJsonAsync<FineTuningJobResponse>($"/v1/fine_tuning/jobs/{id}", cancellationToken);
+            return job!.IsFinished;
+        }, $"job {id}", cancellationToken);
+        if (job!.Status != "succeeded") throw new InvalidOperationException($"job {id} {job.Status}: {job.Error}");
+
+        var events = await EventsAsync(http, id, cancellationToken);
+        var metrics = events.Where(e => e.Type == "metrics").ToList();
+        if (metrics.Count != options.Steps) throw new InvalidOperationException($"job {id} reported {metrics.Count} steps of {options.Steps}");
+        var (first, last) = (metrics[0], metrics[^1]);
+        var loopSeconds = last.Data.GetProperty("step").GetInt32() / last.Data.GetProperty("steps_per_second").GetDouble();
+        var loop = new LoopRate(last.Data.GetProperty("steps_per_second").GetDouble(),
+            (last.Data.GetProperty("step").GetInt32() - first.Data.GetProperty("step").GetInt32()) / (last.CreatedAt - first.CreatedAt).TotalSeconds);
+        var running = (job.FinishedAt!.Value - job.StartedAt!.Value).TotalSeconds;
+        var loaded = events.First(e => e.Message.StartsWith("Loaded ", StringComparison.Ordinal)).CreatedAt;
+
+        report.Add("job_queue_wait_s", (job.StartedAt.Value - job.CreatedAt).TotalSeconds);
+        report.Add("job_data_load_s", (loaded - job.StartedAt.Value).TotalSeconds);
+        // The loop's clock starts after the base checkpoint is loaded; what is left of the time to the first step.
+        report.Add("job_before_loop_s", (last.CreatedAt - job.StartedAt.Value).TotalSeconds - loopSeconds);
+        report.Add("job_loop_s", loopSeconds);
+        report.Add("job_after_loop_s", (job.FinishedAt.Value - last.CreatedAt).TotalSeconds);
+        report.Add("job_running_s", running);
+        report.Add("job_events", events.Count);
+        return new JobRates(loop, options.Steps / running);
+    }
+
+    /// <summary>Fails unless the job stored the options the raw runs train with (a default changing on one side only would skew the ratio).</summary>
+    private static async Task EnsureSameOptionsAsync(BenchmarkHost host, Guid job, CoTrainingOptions options, CancellationToken cancellationToken)
+    {
+        using var scope = host.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<RegistryDbContext>();
+        var stored = await db.FineTuningJobs.IgnoreQueryFilters().Where(j => j.Id == job).Select(j => j.Hyperparameters).SingleAsync(cancellationToken);
+        var theirs = TrainingHyperparameters.FromJson(stored).ToOptions(out _);
+        if (theirs.ToJson() != options.ToJson())
+            throw new InvalidOperationException($"the job trains with {theirs.ToJson()}, the raw runs with {options.ToJson()}");
+    }
+
+    private static async Task<string> RegisterBaseAsync(HttpClient http, string baseTar)
+    {
+        await EnsureAsync(await http.PostAsJsonAsync("/v1/embodiments", new CreateEmbodimentRequest(
+            Sim.Name, Sim.ActionDim, Sim.StateDim, "delta_eef+gripper", [.. Sim.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height))],
+            Sim.ControlHz, PolicyConfig.Tiny.ChunkLength, [.. Sim.ActionNames], [.. Sim.StateNames])));
+        using var policy = VlaPolicy.Load(baseTar);
+        const string model = "bench-ft";
+        await BenchmarkHost.RegisterCheckpointAsync(http, policy, model, Sim.Name);
+        return model;
+    }
+
+    /// <summary>Uploads <paramref name="tar"/> in parts, completes it and waits until its dataset is ready.</summary>
+    private static async Task<DatasetResponse> UploadDatasetAsync(HttpClient http, byte[] tar, Report report, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        var created = await http.PostAsJsonAsync("/v1/uploads",
+            new CreateUploadRequest("sim.tar", tar.Length, Convert.ToHexStringLower(SHA256.HashData(tar)), "dataset", "application/x-tar", Sim.Name), cancellationToken);
+        await EnsureAsync(created);
+        var upload = (await created.Content.ReadFromJsonAsync<UploadResponse>(cancellationToken))!;
+        var size = (tar.Length + Parts - 1) / Parts;
+        for (var n = 1; n <= Parts; n++)
+        {
+            using var content = new ByteArrayContent(tar, (n - 1) * size, Math.Min(size, tar.Length - (n - 1) * size));
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            await EnsureAsync(await http.PutAsync($"/v1/uploads/{upload.Id}/parts/{n}", content, cancellationToken));
+        }
+        var completed = await http.PostAsJsonAsync($"/v1/uploads/{upload.Id}/complete", new CompleteUploadRequest(), cancellationToken);
+        await EnsureAsync(completed);
+        var datasetId = (await completed.Content.ReadFromJsonAsync<UploadResponse>(cancellationToken))!.DatasetId!.Value;
+        report.Add("upload_s", watch.Elapsed.TotalSeconds);
+
+        watch.Restart();
+        DatasetResponse? dataset = null;
+        await WaitUntilAsync(async () =>
+        {
+            dataset = await http.GetFromJsonAsync<DatasetResponse>($"/v1/datasets/{datasetId}", cancellationToken);
+            return dataset!.Status != "validating";
+        }, $"dataset {datasetId}", cancellationToken);
+        if (dataset!.Status != "ready")
+            throw new InvalidOperationException($"dataset {datasetId} {dataset.Status}: {string.Join("; ", dataset.Issues.Select(i => $"{i.File}: {i.Message}"))}");
+        report.Add("dataset_ready_wait_s", watch.Elapsed.TotalSeconds);
+        report.Add("dataset_validation_s", (dataset.ValidatedAt!.Value - dataset.CreatedAt).TotalSeconds);
+        return dataset;
+    }
+
+    private static async Task<List<JobEventResponse>> EventsAsync(HttpClient http, Guid job, CancellationToken cancellationToken)
+    {
+        var all = new List<JobEventResponse>();
+        long after = 0;
+        while (true)
+        {
+            var page = (await http.GetFromJsonAsync<ListPage<JobEventResponse>>($"/v1/fine_tuning/jobs/{job}/events?after={after}&limit=100", cancellationToken))!;
+            all.AddRange(page.Data);
+            if (!page.HasMore) return all;
+            after = page.Data[^1].Id;
+        }
+    }
+
+    // Polled often: the wait is part of what dataset_ready_wait_s reports, and a request every 100 ms is noise.
+    private static async Task WaitUntilAsync(Func<Task<bool>> done, string what, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!await done())
+        {
+            if (deadline.Elapsed > WaitLimit) throw new TimeoutException($"{what} not done after {WaitLimit}");
+            await Task.Delay(100, cancellationToken);
+        }
+    }
+
+    private static async Task EnsureAsync(HttpResponseMessage response)
+    {
+        if (!response.IsSuccessStatusCode)
+            throw new HttpRequestException($"{response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.AbsolutePath}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+    }
+
+    /// <summary>The machine's one-minute load average (Linux), NaN elsewhere.</summary>
+    private static double LoadAverage() =>
+        File.Exists("/proc/loadavg") && double.TryParse(File.ReadAllText("/proc/loadavg").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture, out var load)
+            ? load : double.NaN;
+
+    private static Dictionary<string, NormalizationStats> BaseStats()
+    {
+        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(), Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
+        return new() { [Sim.Name] = new(Feature(Sim.ActionDim), Feature(Sim.StateDim), BinaryActionDims: [2]) };
+    }
+
+    /// <summary>Records the first and last step's report and when they came, on the training thread.</summary>
+    private sealed class StepTimes : IProgress<TrainingProgress>
+    {
+        public TrainingProgress? First { get; private set; }
+        public TrainingProgress? Last { get; private set; }
+        public TimeSpan FirstAt { get; private set; }
+        public TimeSpan LastAt { get; private set; }
+        private readonly Stopwatch clock = Stopwatch.StartNew();
+
+        public void Report(TrainingProgress value)
+        {
+            if (First is null) (First, FirstAt) = (value, clock.Elapsed);
+            (Last, LastAt) = (value, clock.Elapsed);
+        }
+    }
+}

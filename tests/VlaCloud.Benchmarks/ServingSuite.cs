@@ -1,0 +1,182 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text.Json;
+using VlaCloud.Client.Contracts;
+using VlaCloud.Policy;
+
+namespace VlaCloud.Benchmarks;
+
+/// <summary>
+/// The serving path end to end: starts the real host on a loopback port (on the local Postgres and Redis of
+/// <c>.ci/services</c>, in a database of its own), registers a tiny policy, and drives <c>/v1/act</c> with
+/// 1, 8 and 32 concurrent clients, with batching on and off, and one WebSocket control loop; in the same run it
+/// measures the raw batched <c>SampleActions</c> throughput of the same model, so the ratios compare like with like.
+/// </summary>
+internal sealed class ServingSuite : IBenchmarkSuite
+{
+    private const string Embodiment = "bench-arm";
+    private static readonly TimeSpan Window = TimeSpan.FromSeconds(8);
+
+    public string Name => "serving";
+
+    public string Description => "host over HTTP/WebSocket at 1/8/32 clients vs raw batched SampleActions (served_over_raw, overhead)";
+
+    public async Task RunAsync(Report report, string[] args, CancellationToken cancellationToken)
+    {
+        await using var environment = await BenchmarkEnvironment.CreateAsync();
+        var stats = new Dictionary<string, NormalizationStats> { [Embodiment] = Stats() };
+        using var policy = VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: 3);
+
+        // The raw model is measured before and after the host runs, and the two averaged, so a machine
+        // whose load drifts during the run biases neither side of the ratios.
+        var before = MeasureRaw(policy, report, "raw_before_", cancellationToken);
+        report.Note("batching on (max batch 32)");
+        var served = await MeasureHostAsync(environment, null, policy, report, "", [1, 8, 32], withStream: true, cancellationToken);
+        report.Note("batching off (max batch 1)");
+        var unbatched = await MeasureHostAsync(environment, new Dictionary<string, string?> { ["VlaCloud:Inference:MaxBatchSize"] = "1" },
+            policy, report, "nobatch_", [32], withStream: false, cancellationToken);
+        var after = MeasureRaw(policy, report, "raw_after_", cancellationToken);
+        var raw = ((before.Batch1Median + after.Batch1Median) / 2, (before.Batch32Throughput + after.Batch32Throughput) / 2);
+        report.Add("raw_batch1_p50_ms", raw.Item1);
+        report.Add("raw_batch32_samples_per_s", raw.Item2);
+
+        report.Add("served_over_raw", served[32].Throughput / raw.Item2);
+        report.Add("batching_gain_32_clients", served[32].Throughput / unbatched[32].Throughput);
+        report.Add("overhead_p50_ms", served[1].P50 - raw.Item1);
+    }
+
+    private static (double Batch1Median, double Batch32Throughput) MeasureRaw(VlaPolicy policy, Report report, string prefix, CancellationToken cancellationToken)
+    {
+        var one = new[] { Observation(0) };
+        var many = Enumerable.Range(0, 32).Select(Observation).ToArray();
+        var seeds = Enumerable.Range(0, 32).Select(i => (long)i).ToArray();
+        policy.SampleActions(one, [1]);
+        policy.SampleActions(many, seeds);
+        var single = new List<double>();
+        for (var i = 0; i < 30 && !cancellationToken.IsCancellationRequested; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            policy.SampleActions(one, [i]);
+            single.Add(watch.Elapsed.TotalMilliseconds);
+        }
+        var total = Stopwatch.StartNew();
+        var samples = 0;
+        while (total.Elapsed < Window && !cancellationToken.IsCancellationRequested)
+        {
+            policy.SampleActions(many, seeds);
+            samples += many.Length;
+        }
+        var batch1 = Median(single);
+        var throughput = samples / total.Elapsed.TotalSeconds;
+        report.Add($"{prefix}batch1_p50_ms", batch1);
+        report.Add($"{prefix}batch32_samples_per_s", throughput);
+        return (batch1, throughput);
+    }
+
+    private sealed record Load(double Throughput, double P50, double P99);
+
+    private static async Task<Dictionary<int, Load>> MeasureHostAsync(
+        BenchmarkEnvironment environment, IReadOnlyDictionary<string, string?>? overrides, VlaPolicy policy, Report report, string prefix, int[] clientCounts, bool withStream, CancellationToken cancellationToken)
+    {
+        await using var host = await environment.StartHostAsync(overrides, cancellationToken);
+        var address = host.Address;
+        var key = await host.CreateTenantAsync();
+        using var http = host.CreateClient(key);
+        var model = await RegisterAsync(http, policy);
+
+        var body = JsonSerializer.SerializeToUtf8Bytes(new ActRequest($"{model}@v1", Input(0), new ActOptions(Seed: 1)));
+        (await PostAsync(http, body)).Dispose(); // loads and warms the model
+        var results = new Dictionary<int, Load>();
+        foreach (var clients in clientCounts)
+        {
+            var latencies = new List<double>[clients];
+            var watch = Stopwatch.StartNew();
+            await Task.WhenAll(Enumerable.Range(0, clients).Select(async c =>
+            {
+                latencies[c] = [];
+                while (watch.Elapsed < Window && !cancellationToken.IsCancellationRequested)
+                {
+                    var started = Stopwatch.GetTimestamp();
+                    using var response = await PostAsync(http, body);
+                    response.EnsureSuccessStatusCode();
+                    latencies[c].Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                }
+            }));
+            var all = latencies.SelectMany(l => l).Order().ToList();
+            var load = new Load(all.Count / watch.Elapsed.TotalSeconds, all[all.Count / 2], all[Math.Min(all.Count - 1, (int)(all.Count * 0.99))]);
+            results[clients] = load;
+            report.Add($"{prefix}http_{clients}_clients_rps", load.Throughput);
+            report.Add($"{prefix}http_{clients}_clients_p50_ms", load.P50);
+            report.Add($"{prefix}http_{clients}_clients_p99_ms", load.P99);
+        }
+
+        if (withStream)
+        {
+            using var socket = new ClientWebSocket();
+            socket.Options.SetRequestHeader("Authorization", $"Bearer {key}");
+            await socket.ConnectAsync(new Uri($"ws://{address.Authority}/v1/stream?checkpoint={model}@v1"), cancellationToken);
+            var buffer = new byte[1 << 20];
+            await socket.ReceiveAsync(buffer, cancellationToken);
+            var message = JsonSerializer.SerializeToUtf8Bytes(new
+            {
+                type = "observation",
+                images = new { main = new { format = "raw", shape = new[] { 64, 64, 3 }, data = Convert.ToBase64String(Pixels(1)) } },
+                state = new[] { 0.1f, 0.2f, 1f },
+                instruction = "pick the red cube and place it in the blue bowl",
+            });
+            var watch = Stopwatch.StartNew();
+            var messages = 0;
+            while (watch.Elapsed < Window && !cancellationToken.IsCancellationRequested)
+            {
+                await socket.SendAsync(message, WebSocketMessageType.Text, true, cancellationToken);
+                WebSocketReceiveResult result;
+                do result = await socket.ReceiveAsync(buffer, cancellationToken); while (!result.EndOfMessage);
+                messages++;
+            }
+            report.Add("websocket_control_loop_hz", messages / watch.Elapsed.TotalSeconds);
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cancellationToken);
+        }
+        return results;
+    }
+
+    private static Task<HttpResponseMessage> PostAsync(HttpClient http, byte[] body)
+    {
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return http.PostAsync("/v1/act", content);
+    }
+
+    private static async Task<string> RegisterAsync(HttpClient http, VlaPolicy policy)
+    {
+        (await http.PostAsJsonAsync("/v1/embodiments", new
+        {
+            name = Embodiment, action_dim = 3, state_dim = 3, action_space = "delta_xy+gripper",
+            cameras = new[] { new { name = "main", width = 64, height = 64 } }, control_hz = 10, chunk_length = PolicyConfig.Tiny.ChunkLength,
+        })).EnsureSuccessStatusCode();
+        await BenchmarkHost.RegisterCheckpointAsync(http, policy, "bench", Embodiment);
+        return "bench";
+    }
+
+    private static ObservationInput Input(int variant) =>
+        new(new Dictionary<string, ImageInput> { ["main"] = new("raw", Pixels(variant), [64, 64, 3]) }, [0.1f, 0.2f, 1f], "pick the red cube and place it in the blue bowl");
+
+    private static Observation Observation(int variant) =>
+        new([new CameraImage(Pixels(variant), 64, 64)], "pick the red cube and place it in the blue bowl", [0.1f, 0.2f, 1f], Embodiment);
+
+    private static byte[] Pixels(int variant)
+    {
+        var pixels = new byte[64 * 64 * 3];
+        for (var i = 0; i < pixels.Length; i++) pixels[i] = (byte)((i * (variant + 3)) % 251);
+        return pixels;
+    }
+
+    private static NormalizationStats Stats()
+    {
+        static FeatureStats Feature() => new([0, 0, 0], [1, 1, 1], [-1, -1, -1], [1, 1, 1]);
+        return new NormalizationStats(Feature(), Feature(), BinaryActionDims: [2]);
+    }
+
+    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+}
