@@ -42,6 +42,10 @@ internal static class HangfireSetup
                     // timeout keeps a live worker's long job invisible, so the timeout can be short.
                     InvisibilityTimeout = JobSetting(sp, "InvisibilityTimeout", TimeSpan.FromMinutes(2)),
                     UseSlidingInvisibilityTimeout = true,
+                    // A worker killed inside a state change leaves its job's state lock behind, and the next worker to
+                    // fetch that job waits for the lock to expire (default 10 min), idle for everything else in its
+                    // queue. State changes take milliseconds, so a short expiry loses nothing.
+                    DistributedLockTimeout = JobSetting(sp, "DistributedLockTimeout", TimeSpan.FromMinutes(1)),
                     QueuePollInterval = JobSetting(sp, "QueuePollInterval", TimeSpan.FromSeconds(2)),
                 }));
         services.AddHostedService<HangfireServerHost>();

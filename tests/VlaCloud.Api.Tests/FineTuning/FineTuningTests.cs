@@ -325,9 +325,14 @@ public sealed class TrainerProcess : IDisposable
         process.WaitForExit();
     }
 
+    /// <summary>Stops the process as Kubernetes stops a pod: SIGTERM, then a kill if it has not exited after a grace period.</summary>
     public void Dispose()
     {
-        if (!process.HasExited) Kill();
+        if (!process.HasExited)
+        {
+            using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) term.WaitForExit();
+            if (!process.WaitForExit(TimeSpan.FromSeconds(30))) Kill();
+        }
         process.Dispose();
     }
 }

@@ -43,6 +43,7 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
         ["VlaCloud:FineTuning:EvaluationInferenceSteps"] = "2",
         ["VlaCloud:Jobs:QueuePollInterval"] = "00:00:00.500",
         ["VlaCloud:Jobs:InvisibilityTimeout"] = "00:00:08",
+        ["VlaCloud:Jobs:DistributedLockTimeout"] = "00:00:05",
     };
 
     public static async Task<FineTuningWorld> CreateAsync(VlaCloudAppFactory app)
