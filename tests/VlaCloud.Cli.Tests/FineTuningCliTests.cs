@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using VlaCloud.Sim;
 
 namespace VlaCloud.Cli.Tests;
 
@@ -23,7 +24,7 @@ public sealed class FineTuningCliTests(LiveHost host)
     private static string Plain(string text) => Regex.Replace(text, "\u001b\\[[0-9;]*m", "").ReplaceLineEndings(" ");
 
     [Fact]
-    public async Task A_user_uploads_a_dataset_fine_tunes_a_checkpoint_follows_the_job_and_saves_its_loss_curve()
+    public async Task A_user_uploads_a_dataset_fine_tunes_a_checkpoint_follows_the_job_saves_its_loss_curve_promotes_and_acts_on_the_result()
     {
         var env = Env("fine-tuning/config.json");
         var embodiment = $"tabletop-{Guid.NewGuid():N}"[..16];
@@ -87,6 +88,20 @@ public sealed class FineTuningCliTests(LiveHost host)
         var image = await File.ReadAllTextAsync(svg);
         Assert.StartsWith("<svg", image.TrimStart());
         Assert.Contains("<polyline", image);
+
+        // promote the result and act on it through the alias
+        await OkAsync(env, "models", "aliases", "set", model, "production", $"{model}@v2", "--reason", "fine-tuned");
+        var images = new List<string>();
+        foreach (var (camera, rgb) in SimPolicy.Frames())
+        {
+            var file = Path.Combine(host.Folder, $"{model}-{camera}.png");
+            await File.WriteAllBytesAsync(file, ImageCodec.EncodePng(rgb, 64, 64));
+            images.AddRange(["--image", $"{camera}={file}"]);
+        }
+        var acted = Json(await OkAsync(env, ["act", "--checkpoint", $"{model}@production", .. images, "--state", "0.5,0.5,1",
+            "--instruction", "pick the red cube and place it in the blue bowl", "--seed", "3", "--json"]));
+        Assert.Equal((string)v2["id"]!, (string)acted["checkpoint"]!["id"]!);
+        Assert.Equal(SimEmbodiment.Tabletop.ChunkLength, acted["actions"]!.AsArray().Count);
 
         // an ended job cannot be cancelled
         var cancel = await Vlacloud.RunAsync(env, "jobs", "cancel", jobId);
