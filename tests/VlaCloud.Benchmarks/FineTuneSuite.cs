@@ -11,7 +11,6 @@ using VlaCloud.Registry;
 using VlaCloud.Sim;
 using VlaCloud.Training;
 using VlaCloud.Training.Jobs;
-using TrainingHyperparameters = VlaCloud.Training.Jobs.FineTuningHyperparameters;
 
 namespace VlaCloud.Benchmarks;
 
@@ -31,7 +30,7 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
 
     // Tiny but long enough that the loop, not start-up, dominates; the job saves (and uploads) a resumable
     // state at step 40 and at the end, and the raw runs save the same states to a folder.
-    private static readonly TrainingHyperparameters Hyperparameters = new()
+    private static readonly FineTuningHyperparameters Hyperparameters = new()
     {
         Steps = 80, BatchSize = 8, LearningRate = 1e-3, WarmupSteps = 8, CheckpointInterval = 40, Seed = 5,
     };
@@ -44,7 +43,7 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
     {
         // What the job trains with: the API stores the hyperparameters with defaults filled in and the job reads
         // them back, so the raw runs take the same round trip.
-        var options = TrainingHyperparameters.FromJson(TrainingHyperparameters.From(Hyperparameters.ToOptions(out var errors)).ToJson()).ToOptions(out _);
+        var options = FineTuningHyperparameters.FromJson(FineTuningHyperparameters.From(Hyperparameters.ToOptions(out var errors)).ToJson()).ToOptions(out _);
         if (errors.Count > 0) throw new InvalidOperationException(string.Join("; ", errors.SelectMany(e => e.Value)));
         report.Note($"config tiny, steps {options.Steps}, batch {options.BatchSize}, checkpoint_interval {options.CheckpointInterval}, mode {options.Mode}");
 
@@ -205,7 +204,7 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
         using var scope = host.Services.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<RegistryDbContext>();
         var stored = await db.FineTuningJobs.IgnoreQueryFilters().Where(j => j.Id == job).Select(j => j.Hyperparameters).SingleAsync(cancellationToken);
-        var theirs = TrainingHyperparameters.FromJson(stored).ToOptions(out _);
+        var theirs = FineTuningHyperparameters.FromJson(stored).ToOptions(out _);
         if (theirs.ToJson() != options.ToJson())
             throw new InvalidOperationException($"the job trains with {theirs.ToJson()}, the raw runs with {options.ToJson()}");
     }

@@ -12,8 +12,6 @@ using VlaCloud.Registry.Entities;
 using VlaCloud.Training.Jobs;
 // Two records of one JSON shape: the contract (shared with the SDK) and the training side's, which validates and
 // fills in defaults; VlaCloud.Training does not reference the SDK, so the API maps between them.
-using FineTuningHyperparameters = VlaCloud.Client.Contracts.FineTuningHyperparameters;
-using TrainingHyperparameters = VlaCloud.Training.Jobs.FineTuningHyperparameters;
 
 namespace VlaCloud.Api.Apis;
 
@@ -53,7 +51,7 @@ public static class FineTuningApi
         CreateFineTuningJobRequest request, RegistryDbContext db, CheckpointRegistry registry, CurrentTenant tenant, IBackgroundJobClient jobs,
         TimeProvider clock, CancellationToken cancellationToken)
     {
-        var options = (request.Hyperparameters ?? new FineTuningHyperparameters()).ToTraining().ToOptions(out var errors);
+        var options = (request.Hyperparameters ?? new FineTuningHyperparameters()).ToOptions(out var errors);
         if (!Names.IsValidModelName(request.Model)) errors["model"] = ["model must be 1-100 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit."];
         if (string.IsNullOrWhiteSpace(request.Base)) errors["base"] = ["base (a checkpoint id, model@vN or model@alias) is required."];
         if (request.Dataset == Guid.Empty) errors["dataset"] = ["dataset (a dataset id) is required."];
@@ -80,7 +78,7 @@ public static class FineTuningApi
         var job = new FineTuningJob
         {
             TenantId = tenant.TenantId, Model = request.Model, BaseCheckpointId = baseCheckpoint.Id, DatasetId = dataset.Id, EmbodimentId = embodiment.Id,
-            Hyperparameters = TrainingHyperparameters.From(options).ToJson(), Evaluate = request.Evaluate, PromoteTo = request.PromoteTo,
+            Hyperparameters = FineTuningHyperparameters.From(options).ToJson(), Evaluate = request.Evaluate, PromoteTo = request.PromoteTo,
             TotalSteps = options.Steps, CreatedByKeyId = tenant.KeyId, CreatedAt = clock.GetUtcNow(),
         };
         db.FineTuningJobs.Add(job);
@@ -241,26 +239,10 @@ public static class FineTuningApi
 /// <summary>Server-side behaviour of the fine-tuning contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
 internal static class FineTuningContractExtensions
 {
-    extension(FineTuningHyperparameters h)
-    {
-        /// <summary>The training side's record, which validates and fills in defaults (same fields, same JSON names).</summary>
-        internal TrainingHyperparameters ToTraining() => new()
-        {
-            Steps = h.Steps, BatchSize = h.BatchSize, LearningRate = h.LearningRate, WarmupSteps = h.WarmupSteps, SpatialRatio = h.SpatialRatio,
-            GradientDecay = h.GradientDecay, SpatialPrompt = h.SpatialPrompt, Seed = h.Seed, CheckpointInterval = h.CheckpointInterval, Mode = h.Mode,
-        };
-
-        internal static FineTuningHyperparameters From(TrainingHyperparameters t) => new()
-        {
-            Steps = t.Steps, BatchSize = t.BatchSize, LearningRate = t.LearningRate, WarmupSteps = t.WarmupSteps, SpatialRatio = t.SpatialRatio,
-            GradientDecay = t.GradientDecay, SpatialPrompt = t.SpatialPrompt, Seed = t.Seed, CheckpointInterval = t.CheckpointInterval, Mode = t.Mode,
-        };
-    }
-
     extension(FineTuningJobResponse)
     {
         internal static FineTuningJobResponse From(FineTuningJob j) => new(
-            j.Id, j.Model, j.Status, j.BaseCheckpointId, j.DatasetId, j.EmbodimentId, FineTuningHyperparameters.From(TrainingHyperparameters.FromJson(j.Hyperparameters)),
+            j.Id, j.Model, j.Status, j.BaseCheckpointId, j.DatasetId, j.EmbodimentId, FineTuningHyperparameters.FromJson(j.Hyperparameters),
             j.Evaluate, j.PromoteTo, j.Step, j.TotalSteps, j.TotalSteps == 0 ? 0 : Math.Round((double)j.Step / j.TotalSteps, 4), Json.Parse(j.Metrics),
             Json.Parse(j.Evaluation ?? "{}"), j.Error, j.ResumeStep, j.Attempts, j.ResultCheckpointId, j.Promoted, j.CancelRequestedAt, j.CreatedAt, j.StartedAt,
             j.FinishedAt);
