@@ -114,6 +114,11 @@ internal static class SimCommands
         };
         var envs = new Option<int>("--envs") { Description = "Environments run in parallel (the controller's batch size)", DefaultValueFactory = _ => 8 };
         var execute = new Option<int>("--execute-steps") { Description = "Actions executed from each chunk before asking again", DefaultValueFactory = _ => 8 };
+        var ensemble = new Option<int>("--ensemble")
+        {
+            Description = "Ask the policy every step and execute the adaptive ensemble of its last N chunks (the paper's execution; 0: execute chunks open-loop)",
+            DefaultValueFactory = _ => 0,
+        };
         var controller = new Option<string>("--controller") { Description = "Who acts: expert, or the policy given by --checkpoint", DefaultValueFactory = _ => "expert" };
         controller.AcceptOnlyFromAmong("expert", "policy");
         var checkpoint = new Option<string?>("--checkpoint") { Description = "A trained policy (run folder, policy folder or .tar); implies --controller policy" };
@@ -121,7 +126,7 @@ internal static class SimCommands
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file" };
         var command = new Command("evaluate", "Closed-loop evaluation: success rate per split with a 95% Wilson interval")
         {
-            episodes, splits, envs, execute, controller, checkpoint, inferenceSteps, json, TasksOption, ImageSizeOption,
+            episodes, splits, envs, execute, ensemble, controller, checkpoint, inferenceSteps, json, TasksOption, ImageSizeOption,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -131,6 +136,7 @@ internal static class SimCommands
             using var model = parse.GetValue(checkpoint) is { } path ? SimTrainCommands.LoadCheckpoint(path)
                 : parse.GetValue(controller) == "policy" ? throw new ArgumentException("--controller policy needs --checkpoint") : null;
             IActionController policy = model is null ? new ScriptedExpert() : new PolicyController(model, options.Robot(), parse.GetValue(inferenceSteps));
+            if (parse.GetValue(ensemble) is > 0 and var horizon) policy = new TemporalEnsemble(policy, horizon);
             var results = new List<SplitResult>();
             await AnsiConsole.Progress().Columns(ProgressColumns()).StartAsync(async ctx =>
             {
