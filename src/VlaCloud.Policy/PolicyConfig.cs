@@ -19,6 +19,15 @@ public sealed record PolicyConfig
     public int PatchSize { get; init; } = 8;
     /// <summary>Maximum number of cameras per observation.</summary>
     public int MaxCameras { get; init; } = 2;
+    /// <summary>
+    /// How pixels become patch tokens: <c>patch</c>, one linear projection per patch (ViT, Qwen2.5-VL), or
+    /// <c>conv</c>, two 3×3 stride-2 convolutions before the patch projection (Xiao et al. 2021, "Early
+    /// convolutions help transformers see better"). A convolution detects a shape wherever it sits inside a
+    /// patch, which a linear patch projection must learn separately for every offset; a model trained from
+    /// scratch on little data (the tiny config) learns to tell small objects apart much sooner with it.
+    /// <c>conv</c> needs <see cref="PatchSize"/> divisible by 4.
+    /// </summary>
+    public string VisionStem { get; init; } = "patch";
     /// <summary>ViT width.</summary>
     public int VisionWidth { get; init; } = 64;
     /// <summary>ViT depth.</summary>
@@ -88,6 +97,10 @@ public sealed record PolicyConfig
 
     /// <summary>Image tokens per camera.</summary>
     [JsonIgnore] public int PatchesPerImage => (ImageSize / PatchSize) * (ImageSize / PatchSize);
+    /// <summary>Channels of the convolutional stem's first layer.</summary>
+    [JsonIgnore] public int StemChannels1 => Math.Max(8, VisionWidth / 4);
+    /// <summary>Channels of the convolutional stem's second layer.</summary>
+    [JsonIgnore] public int StemChannels2 => Math.Max(16, VisionWidth / 2);
     /// <summary>Text plus coordinate tokens.</summary>
     [JsonIgnore] public int VocabSize => TextVocabSize + LocationBins;
 
@@ -130,7 +143,11 @@ public sealed record PolicyConfig
         static long Ln(long d) => 2 * d;
         static long Encoder(long d) => Ln(d) + Linear(d, d) + Linear(d, 2 * d) + Linear(d, d) + Ln(d) + Linear(d, 4 * d) + Linear(4 * d, d);
 
-        long vision = 3L * VisionWidth * PatchSize * PatchSize + VisionWidth + (long)PatchesPerImage * VisionWidth
+        long stem = VisionStem == "conv"
+            ? (3L * 9 * StemChannels1 + StemChannels1) + (9L * StemChannels1 * StemChannels2 + StemChannels2)
+              + (long)StemChannels2 * (PatchSize / 4) * (PatchSize / 4) * VisionWidth + VisionWidth
+            : 3L * VisionWidth * PatchSize * PatchSize + VisionWidth;
+        long vision = stem + (long)PatchesPerImage * VisionWidth
             + VisionLayers * Encoder(VisionWidth) + Ln(VisionWidth) + Linear(VisionWidth, LmWidth) + (long)MaxCameras * LmWidth;
         long lmBlock = LmWidth + Linear(LmWidth, 3L * LmWidth, false) + Linear(LmWidth, LmWidth, false)
             + LmWidth + 3 * Linear(LmWidth, LmMlpWidth, false);
@@ -156,6 +173,8 @@ public sealed record PolicyConfig
     public void Validate()
     {
         if (ImageSize % PatchSize != 0) throw new ArgumentException($"ImageSize {ImageSize} is not a multiple of PatchSize {PatchSize}");
+        if (VisionStem is not ("patch" or "conv")) throw new ArgumentException($"VisionStem must be patch or conv, not '{VisionStem}'");
+        if (VisionStem == "conv" && PatchSize % 4 != 0) throw new ArgumentException($"a conv stem needs PatchSize divisible by 4, not {PatchSize}");
         if (VisionWidth % VisionHeads != 0 || LmWidth % LmHeads != 0 || BridgeWidth % BridgeHeads != 0 || ExpertWidth % ExpertHeads != 0)
             throw new ArgumentException("every width must be divisible by its head count");
         if ((LmWidth / LmHeads) % 2 != 0) throw new ArgumentException("rotary positions need an even head dimension");

@@ -24,14 +24,14 @@ public sealed class BatchSampler
     }
 
     /// <summary>
-    /// The batch of step <paramref name="step"/>: <see cref="CoTrainingOptions.BatchSize"/> action samples
+    /// The batch of step <paramref name="step"/>: <see cref="CoTrainingOptions.ActionSamplesAt"/> action samples
     /// (frames uniform over all demonstration frames) and <see cref="CoTrainingOptions.SpatialSamplesAt"/>
     /// spatial questions (records uniform, kinds point/box/trajectory uniform).
     /// </summary>
     public TrainingBatch Sample(int step)
     {
         var rng = new Random(StepSeed(options.Seed, step, 0x5eed));
-        var actions = new ActionSample[options.BatchSize];
+        var actions = new ActionSample[options.ActionSamplesAt(step)];
         for (var i = 0; i < actions.Length; i++) actions[i] = ActionAt(rng.Next(data.Frames));
         var spatialCount = data.Spatial.Count == 0 ? 0 : options.SpatialSamplesAt(step);
         var spatial = new SpatialSample[spatialCount];

@@ -82,6 +82,8 @@ public static class CoTrainer
         CancellationToken cancellationToken = default)
     {
         options.Validate();
+        if (options.SpatialPretrainSteps > 0 && data.Spatial.Count == 0)
+            throw new ArgumentException("spatial pre-training needs spatial records, and the training data has none");
         var resume = checkpointDirectory is null ? null : Latest(checkpointDirectory);
         VlaPolicy policy;
         if (resume is not null)

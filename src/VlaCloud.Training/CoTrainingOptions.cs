@@ -47,6 +47,13 @@ public sealed record CoTrainingOptions
     /// spatial batch per action batch. Fractions are spread exactly over steps.
     /// </summary>
     public double SpatialRatio { get; init; } = 1.0;
+    /// <summary>
+    /// Steps at the start of the run that train spatial grounding alone (st4vla only), each on
+    /// <see cref="BatchSize"/> spatial questions and no action samples: the paper's stage 1, spatial
+    /// grounding pre-training of the VLM, before spatially guided action post-training. They count in
+    /// <see cref="Steps"/> and share its learning-rate schedule. Paper: a separate run on 3 M samples.
+    /// </summary>
+    public int SpatialPretrainSteps { get; init; }
     /// <summary>Factor on the action loss's gradient into the VLM (identity forward). Paper: 0.5.</summary>
     public double GradientDecay { get; init; } = 0.5;
     /// <summary>Weight of the spatial cross-entropy in the total loss. Paper: 0.1.</summary>
@@ -64,11 +71,21 @@ public sealed record CoTrainingOptions
     public TrainingMode Mode { get; init; } = TrainingMode.St4Vla;
 
     /// <summary>The vanilla baseline's options: no spatial data, no prompt.</summary>
-    public CoTrainingOptions AsVanilla() => this with { Mode = TrainingMode.Vanilla, SpatialPrompt = false, SpatialRatio = 0 };
+    public CoTrainingOptions AsVanilla() => this with { Mode = TrainingMode.Vanilla, SpatialPrompt = false, SpatialRatio = 0, SpatialPretrainSteps = 0 };
 
-    /// <summary>Spatial samples drawn at step <paramref name="step"/> (0-based): the ratio spread exactly over steps.</summary>
+    /// <summary>Whether step <paramref name="step"/> (0-based) belongs to spatial grounding pre-training.</summary>
+    public bool IsSpatialPretraining(int step) => Mode == TrainingMode.St4Vla && step < SpatialPretrainSteps;
+
+    /// <summary>Action samples drawn at step <paramref name="step"/> (0-based): none during spatial pre-training.</summary>
+    public int ActionSamplesAt(int step) => IsSpatialPretraining(step) ? 0 : BatchSize;
+
+    /// <summary>
+    /// Spatial samples drawn at step <paramref name="step"/> (0-based): <see cref="BatchSize"/> during spatial
+    /// pre-training, then the ratio spread exactly over the co-training steps.
+    /// </summary>
     public int SpatialSamplesAt(int step)
     {
+        if (IsSpatialPretraining(step)) return BatchSize;
         if (Mode == TrainingMode.Vanilla || SpatialRatio <= 0) return 0;
         var perStep = SpatialRatio * BatchSize;
         return (int)(Math.Floor((step + 1) * perStep + 1e-9) - Math.Floor(step * perStep + 1e-9));
@@ -84,6 +101,8 @@ public sealed record CoTrainingOptions
         if (VlmLearningRate < 0 || ExpertLearningRate < 0 || RestLearningRate < 0 || MinLearningRate < 0)
             throw new ArgumentException("learning rates must not be negative");
         if (SpatialRatio < 0) throw new ArgumentException("SpatialRatio must not be negative");
+        if (SpatialPretrainSteps < 0 || SpatialPretrainSteps >= Steps) throw new ArgumentException("SpatialPretrainSteps must be within [0, Steps)");
+        if (SpatialPretrainSteps > 0 && Mode == TrainingMode.Vanilla) throw new ArgumentException("vanilla mode has no spatial data; set SpatialPretrainSteps = 0");
         if (GradientDecay is < 0 or > 1) throw new ArgumentException("GradientDecay must be within [0, 1]");
         if (GradientClip <= 0) throw new ArgumentException("GradientClip must be positive");
         if (SpatialPrompt != (Mode == TrainingMode.St4Vla))

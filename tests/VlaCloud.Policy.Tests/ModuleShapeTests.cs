@@ -79,6 +79,20 @@ public sealed class ModuleShapeTests
     }
 
     [Fact]
+    public void A_convolutional_stem_keeps_the_token_grid_and_the_parameter_estimate_exact()
+    {
+        var config = C with { VisionStem = "conv" };
+        using var policy = TestData.Tiny(config: config);
+        Assert.Equal(config.EstimateParameters().Total, policy.ParameterCount);
+        Assert.NotEqual(C.EstimateParameters().Vision, config.EstimateParameters().Vision);
+        using var images = zeros([2, 2, 3, C.ImageSize, C.ImageSize]);
+        using var tokens = policy.Model.Vision.call(images);
+        Assert.Equal(new long[] { 2, 2 * C.PatchesPerImage, C.LmWidth }, tokens.shape);
+        Assert.Throws<ArgumentException>(() => (C with { VisionStem = "conv", PatchSize = 2, ImageSize = 64 }).Validate());
+        Assert.Throws<ArgumentException>(() => (C with { VisionStem = "pixels" }).Validate());
+    }
+
+    [Fact]
     public void The_base_config_is_paper_scale()
     {
         var counts = PolicyConfig.Base.EstimateParameters();

@@ -80,6 +80,29 @@ public sealed class CoTrainerTests(SimDataFixture fixture)
     }
 
     [Fact]
+    public void Spatial_pretraining_steps_train_grounding_alone_then_co_training_takes_over()
+    {
+        var options = SimDataFixture.Options(5) with { SpatialPretrainSteps = 2 };
+        using var policy = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options);
+        var reports = Run(policy, fixture.Data, options);
+        Assert.All(reports.Take(2), r =>
+        {
+            Assert.Null(r.ActionLoss);
+            Assert.Equal(options.BatchSize, r.SpatialSamples);
+            Assert.NotNull(r.SpatialLoss);
+        });
+        Assert.All(reports.Skip(2), r =>
+        {
+            Assert.NotNull(r.ActionLoss);
+            Assert.Equal(2, r.SpatialSamples);
+        });
+        // The first steps are stage 1 for st4vla only: vanilla has no spatial data to pre-train on.
+        Assert.Throws<ArgumentException>(() => (options with { Mode = TrainingMode.Vanilla, SpatialPrompt = false }).Validate());
+        Assert.Equal(0, options.AsVanilla().SpatialPretrainSteps);
+        Assert.Throws<ArgumentException>(() => CoTrainer.Train(policy, fixture.Data.WithoutSpatial(), options));
+    }
+
+    [Fact]
     public void Vanilla_mode_trains_without_spatial_loss_even_when_the_data_has_spatial_records()
     {
         var options = SimDataFixture.Options(3).AsVanilla();

@@ -27,15 +27,18 @@ internal static class SimTrainCommands
         var groundingEpisodes = new Option<int>("--grounding-episodes") { Description = "Episodes to generate when --grounding is missing", DefaultValueFactory = _ => 200 };
         var batch = new Option<int>("--batch-size") { Description = "Action samples per step", DefaultValueFactory = _ => new CoTrainingOptions().BatchSize };
         var ratio = new Option<double>("--spatial-ratio") { Description = "Spatial samples per action sample (st4vla)", DefaultValueFactory = _ => new CoTrainingOptions().SpatialRatio };
+        var pretrain = new Option<int>("--spatial-pretrain-steps") { Description = "Steps of spatial grounding alone at the start (st4vla; the paper's stage 1), counted in --steps", DefaultValueFactory = _ => 0 };
         var decay = new Option<double>("--gradient-decay") { Description = "Scale of the action gradient into the VLM", DefaultValueFactory = _ => new CoTrainingOptions().GradientDecay };
         var spatialWeight = new Option<double>("--spatial-loss-weight") { Description = "Weight of the spatial cross-entropy", DefaultValueFactory = _ => new CoTrainingOptions().SpatialLossWeight };
         var lr = new Option<double>("--lr-scale") { Description = "Multiplies every default learning rate", DefaultValueFactory = _ => 1.0 };
         var warmup = new Option<int>("--warmup") { Description = "Warm-up steps", DefaultValueFactory = _ => new CoTrainingOptions().WarmupSteps };
         var patch = new Option<int?>("--patch-size") { Description = "ViT patch side (default: the config's); 16 on 64×64 images makes steps ~3× cheaper" };
+        var stem = new Option<string?>("--vision-stem") { Description = "How the ViT turns pixels into patch tokens: patch (linear) or conv (convolutional stem); default: the config's" };
+        stem.AcceptOnlyFromAmong("patch", "conv");
         var interval = new Option<int>("--checkpoint-interval") { Description = "Steps between resumable checkpoints", DefaultValueFactory = _ => new CoTrainingOptions().CheckpointInterval };
         var command = new Command("train", "Train a policy on simulator demonstrations (st4vla co-training or the vanilla baseline); re-running resumes")
         {
-            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, decay, spatialWeight, lr, warmup, interval, patch,
+            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, decay, spatialWeight, lr, warmup, interval, patch, stem,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -45,7 +48,7 @@ internal static class SimTrainCommands
             var options = new CoTrainingOptions
             {
                 Steps = parse.GetValue(steps), Seed = parse.GetValue(seed), BatchSize = parse.GetValue(batch),
-                SpatialRatio = parse.GetValue(ratio), GradientDecay = parse.GetValue(decay), SpatialLossWeight = parse.GetValue(spatialWeight),
+                SpatialRatio = parse.GetValue(ratio), SpatialPretrainSteps = parse.GetValue(pretrain), GradientDecay = parse.GetValue(decay), SpatialLossWeight = parse.GetValue(spatialWeight),
                 VlmLearningRate = defaults.VlmLearningRate * scale, ExpertLearningRate = defaults.ExpertLearningRate * scale,
                 RestLearningRate = defaults.RestLearningRate * scale, WarmupSteps = parse.GetValue(warmup),
                 CheckpointInterval = parse.GetValue(interval),
@@ -53,6 +56,7 @@ internal static class SimTrainCommands
             if (isVanilla) options = options.AsVanilla();
             var policyConfig = parse.GetValue(config) == "small" ? PolicyConfig.Small : PolicyConfig.Tiny;
             if (parse.GetValue(patch) is { } patchSize) policyConfig = policyConfig with { PatchSize = patchSize };
+            if (parse.GetValue(stem) is { } visionStem) policyConfig = policyConfig with { VisionStem = visionStem };
             var run = parse.GetValue(output)!.FullName;
             Directory.CreateDirectory(run);
 

@@ -31,11 +31,12 @@ internal sealed class EncoderBlock : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// ViT image encoder: patch embedding, learned positions, bidirectional blocks, then a projection
-/// into the language model's width plus a learned per-camera embedding.
+/// ViT image encoder: patch embedding (linear, or behind a convolutional stem), learned positions,
+/// bidirectional blocks, then a projection into the language model's width plus a learned per-camera embedding.
 /// </summary>
 internal sealed class VisionEncoder : nn.Module<Tensor, Tensor>
 {
+    private readonly Sequential? stem;
     private readonly Conv2d patch;
     private readonly Parameter position, camera;
     private readonly ModuleList<EncoderBlock> blocks;
@@ -45,7 +46,18 @@ internal sealed class VisionEncoder : nn.Module<Tensor, Tensor>
     public VisionEncoder(string name, PolicyConfig c) : base(name)
     {
         var patches = c.PatchesPerImage;
-        patch = nn.Conv2d(3, c.VisionWidth, c.PatchSize, stride: c.PatchSize);
+        if (c.VisionStem == "conv")
+        {
+            // Two stride-2 convolutions take the image to a quarter of its side; the patch projection covers the rest.
+            stem = nn.Sequential(
+                ("conv1", nn.Conv2d(3, c.StemChannels1, 3, stride: 2, padding: 1)), ("act1", nn.GELU()),
+                ("conv2", nn.Conv2d(c.StemChannels1, c.StemChannels2, 3, stride: 2, padding: 1)), ("act2", nn.GELU()));
+            patch = nn.Conv2d(c.StemChannels2, c.VisionWidth, c.PatchSize / 4, stride: c.PatchSize / 4);
+        }
+        else
+        {
+            patch = nn.Conv2d(3, c.VisionWidth, c.PatchSize, stride: c.PatchSize);
+        }
         position = nn.Parameter(randn(1, patches, c.VisionWidth) * 0.02);
         blocks = nn.ModuleList(Enumerable.Range(0, c.VisionLayers).Select(i => new EncoderBlock($"block{i}", c.VisionWidth, c.VisionHeads)).ToArray());
         norm = nn.LayerNorm(c.VisionWidth);
@@ -60,7 +72,9 @@ internal sealed class VisionEncoder : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var (b, cams) = (images.shape[0], images.shape[1]);
-        var x = patch.call(images.flatten(0, 1));          // (B·C, Dv, S/p, S/p)
+        var pixels = images.flatten(0, 1);                  // (B·C, 3, S, S)
+        if (stem is not null) pixels = stem.call(pixels);   // (B·C, C2, S/4, S/4)
+        var x = patch.call(pixels);                         // (B·C, Dv, S/p, S/p)
         x = x.flatten(2).transpose(1, 2) + position;        // (B·C, P, Dv)
         foreach (var block in blocks) x = block.call(x);
         x = project.call(norm.call(x));                     // (B·C, P, D)
