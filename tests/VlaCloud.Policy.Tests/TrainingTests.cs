@@ -110,4 +110,40 @@ public sealed class TrainingTests
         var rates = optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
         Assert.Equal(new[] { 1e-5, 1e-4, 5e-5 }, rates);
     }
+
+    /// <summary>A 6×6 white square at a random place on black, and the question for its centre.</summary>
+    private static (SpatialSample Sample, int X, int Y) LoneSquare(Random rng)
+    {
+        var (x, y) = (rng.Next(0, 58), rng.Next(0, 58));
+        var rgb = new byte[64 * 64 * 3];
+        for (var v = y; v < y + 6; v++)
+            for (var u = x; u < x + 6; u++)
+                rgb.AsSpan((v * 64 + u) * 3, 3).Fill(255);
+        var image = new CameraImage(rgb, 64, 64);
+        return (new SpatialSample([image], SpatialPrompts.Question(SpatialKind.Point, "touch the square"), SpatialKind.Point, [x + 3, y + 3]), x + 3, y + 3);
+    }
+
+    [Fact]
+    public void With_the_convolutional_stem_the_vlm_learns_to_point_at_an_object_anywhere_in_the_image()
+    {
+        // The skill spatial grounding rests on, on fresh images, not memorised ones. Measured on the same task with two
+        // cameras: the conv stem answered 1.7 px off on average after 1,500 steps, while the linear 16-px patch
+        // projection was still guessing (31 px) after 600 and 8-px patches reached 9.8 px only after 2,000.
+        using var policy = TestData.Tiny(seed: 1, PolicyConfig.Tiny with { PatchSize = 16, VisionStem = "conv", SpatialLossWeight = 1 });
+        using var optimizer = policy.CreateOptimizer(vlmLr: 3e-4, expertLr: 1e-3, restLr: 5e-4);
+        var rng = new Random(1);
+        random.manual_seed(1);
+        for (var step = 0; step < 1500; step++)
+        {
+            using var scope = NewDisposeScope();
+            optimizer.zero_grad();
+            policy.ComputeLoss(new TrainingBatch([], [.. Enumerable.Range(0, 16).Select(_ => LoneSquare(rng).Sample)])).Total.backward();
+            optimizer.step();
+        }
+        var tests = Enumerable.Range(0, 32).Select(_ => LoneSquare(rng)).ToArray();
+        var answers = policy.GenerateSpatial([.. tests.Select(t => new Observation(t.Sample.Images, "touch the square", null, TestData.Arm))], SpatialKind.Point);
+        var error = tests.Zip(answers, (t, a) => Math.Sqrt(Math.Pow(a.Coordinates[0] - t.X, 2) + Math.Pow(a.Coordinates[1] - t.Y, 2))).Average();
+        // A guess that ignores the image is ≈ 25 px off; 6 px is within the square's own size.
+        Assert.True(error < 6, $"the answers are {error:F1} px from the square on average");
+    }
 }
