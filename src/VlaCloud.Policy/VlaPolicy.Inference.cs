@@ -63,7 +63,7 @@ public sealed partial class VlaPolicy
     /// <summary>
     /// Asks the VLM for a point, box or trajectory about each observation's instruction and decodes
     /// greedily with a KV cache, allowing only coordinate tokens (and the end token where a trajectory may end),
-    /// so every answer parses. Coordinates are pixels of each observation's first image.
+    /// so every answer parses. Coordinates are pixels of each observation's first image, and the VLM sees only that image.
     /// </summary>
     public SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind)
     {
@@ -77,9 +77,9 @@ public sealed partial class VlaPolicy
         using var inference = inference_mode();
         using var cache = new KvCache(Config.LmLayers);
         model.eval();
-        var images = Images(observations.Select(o => o.Images).ToList(), out _);
+        var (images, cameraCounts) = SpatialImages(observations.Select(o => o.Images));
         var text = observations.Select(o => TextIds(SpatialPrompts.Question(kind, o.Instruction))).ToList();
-        var seq = Sequence(images, observations.Select(o => o.Images.Count).ToArray(), text, withQueries: false);
+        var seq = Sequence(images, cameraCounts, text, withQueries: false);
         var hidden = Model.Lm.Forward(seq.Embeds, seq.Positions, seq.Mask, cache);          // (B, T, D)
         var keyMask = seq.KeyMask;                                                           // (B, 1, 1, T)
         var next = seq.Positions[.., -1] + 1;                                                // (B)

@@ -39,6 +39,26 @@ public sealed partial class VlaPolicy
         return all.to(DType, Device).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The images of spatial questions: only each sample's first camera, whose pixels the coordinates are in.
+    /// Another view shows the same objects elsewhere; with it in the input the tiny VLM stayed at chance on
+    /// pointing at a lone object, and learned it to 3 px without it (README, experiment). The paper's grounding
+    /// data likewise has one image per question.
+    /// </summary>
+    internal (Tensor Images, int[] CameraCounts) SpatialImages(IEnumerable<IReadOnlyList<CameraImage>> perSample)
+    {
+        var first = new List<IReadOnlyList<CameraImage>>();
+        foreach (var images in perSample)
+        {
+            // The other views are checked as an action request would check them, so both kinds of request refuse the same input.
+            if (images.Count == 0) throw new ArgumentException("every observation needs at least one camera image");
+            if (images.Count > Config.MaxCameras) throw new ArgumentException($"{images.Count} cameras given; the model takes at most {Config.MaxCameras}");
+            foreach (var image in images.Skip(1)) image.Validate();
+            first.Add([images[0]]);
+        }
+        return (Images(first, out _), [.. first.Select(_ => 1)]);
+    }
+
     /// <summary>Text → ids, cut to MaxTextTokens.</summary>
     internal int[] TextIds(string text)
     {

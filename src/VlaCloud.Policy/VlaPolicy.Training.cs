@@ -89,8 +89,8 @@ public sealed partial class VlaPolicy
             answerStarts.Add(question.Length);
             texts.Add([.. question, .. answer, Tokenizer.EosId]);
         }
-        var images = Images(samples.Select(s => s.Images).ToList(), out _);
-        var seq = Sequence(images, samples.Select(s => s.Images.Count).ToArray(), texts, withQueries: false);
+        var (images, cameraCounts) = SpatialImages(samples.Select(s => s.Images));
+        var seq = Sequence(images, cameraCounts, texts, withQueries: false);
         var hidden = Model.Lm.Forward(seq.Embeds, seq.Positions, seq.Mask);                  // (B, T, D)
 
         // Each answer token is predicted from the position before it.

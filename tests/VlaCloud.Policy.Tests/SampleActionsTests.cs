@@ -99,4 +99,25 @@ public sealed class SampleActionsTests : IDisposable
             }
         }
     }
+
+    [Fact]
+    public void Spatial_answers_see_only_the_first_image_while_actions_see_every_camera()
+    {
+        var main = TestData.Image(10, 40, TestData.Red);
+        var withBlueWrist = new Observation([main, TestData.Image(40, 10, TestData.Blue)], "pick the red cube", null, TestData.Arm);
+        var withGreenWrist = withBlueWrist with { Images = [main, TestData.Image(20, 20, TestData.Green)] };
+        var mainOnly = withBlueWrist with { Images = [main] };
+
+        foreach (var kind in Enum.GetValues<SpatialKind>())
+        {
+            var answers = policy.GenerateSpatial([withBlueWrist, withGreenWrist, mainOnly], kind);
+            Assert.Equal(answers[2].Tokens, answers[0].Tokens);
+            Assert.Equal(answers[2].Tokens, answers[1].Tokens);
+        }
+        // The second view is not dropped everywhere: the action expert's conditioning changes with it.
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        var conditions = policy.Condition([withBlueWrist, withGreenWrist], gradientDecay: 1);
+        Assert.True((conditions[0] - conditions[1]).abs().max().item<float>() > 1e-4f);
+    }
 }
