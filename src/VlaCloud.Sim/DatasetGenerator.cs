@@ -5,7 +5,12 @@ namespace VlaCloud.Sim;
 /// <param name="Split">Split the scenes come from (<c>train</c> for demonstrations, <c>grounding</c> for spatial data).</param>
 /// <param name="Tasks">Task kinds, alternated by episode.</param>
 /// <param name="ImageSize">Camera image side in pixels.</param>
-public sealed record DatasetOptions(int Episodes, SimSplit Split, IReadOnlyList<TaskKind> Tasks, int ImageSize = 64);
+/// <param name="FramesPerEpisode">
+/// Keep only each episode's first frames (all when null). Grounding data wants many scenes more than many frames of
+/// one scene: an expert episode's ~18 frames share one layout, and a tiny VLM trained on 3,000 such episodes
+/// memorised their layouts instead of learning to find a named object. The labels still come from the whole rollout.
+/// </param>
+public sealed record DatasetOptions(int Episodes, SimSplit Split, IReadOnlyList<TaskKind> Tasks, int ImageSize = 64, int? FramesPerEpisode = null);
 
 /// <summary>What was generated.</summary>
 /// <param name="Episodes">Episodes written.</param>
@@ -29,6 +34,7 @@ public static class DatasetGenerator
         CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Episodes, 1);
+        if (options.FramesPerEpisode is { } kept) ArgumentOutOfRangeException.ThrowIfLessThan(kept, 1, nameof(options.FramesPerEpisode));
         var embodiment = SimEmbodiment.Create(options.ImageSize);
         var writer = new LeRobotWriter(root, embodiment);
         var batch = Math.Max(1, Environment.ProcessorCount);
@@ -45,7 +51,8 @@ public static class DatasetGenerator
                 {
                     var i = indices[j];
                     var scene = SceneGenerator.ForEpisode(options.Split, i, SceneGenerator.KindOf(i, options.Tasks));
-                    recorded[j] = EpisodeRecorder.RecordExpert(scene, embodiment, renderers.Value!);
+                    var episode = EpisodeRecorder.RecordExpert(scene, embodiment, renderers.Value!);
+                    recorded[j] = options.FramesPerEpisode is { } frames ? episode.FirstFrames(frames) : episode;
                 });
                 foreach (var episode in recorded.Where(e => e.Success))
                 {

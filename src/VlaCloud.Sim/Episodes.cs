@@ -13,7 +13,15 @@ public sealed record RecordedFrame(float[] State, float[] Action, IReadOnlyDicti
 /// <param name="Final">State after the last action.</param>
 /// <param name="Success">Whether the goal held at the end.</param>
 /// <param name="Labels">Spatial labels per frame (main camera pixels).</param>
-public sealed record RecordedEpisode(SceneSpec Scene, IReadOnlyList<RecordedFrame> Frames, WorldState Final, bool Success, IReadOnlyList<FrameLabels> Labels);
+public sealed record RecordedEpisode(SceneSpec Scene, IReadOnlyList<RecordedFrame> Frames, WorldState Final, bool Success, IReadOnlyList<FrameLabels> Labels)
+{
+    /// <summary>
+    /// The episode cut to its first <paramref name="count"/> frames and their labels. <see cref="Success"/> and
+    /// <see cref="Final"/> still describe the whole rollout, which the labels' trajectories were taken from.
+    /// </summary>
+    public RecordedEpisode FirstFrames(int count) =>
+        count >= Frames.Count ? this : this with { Frames = [.. Frames.Take(count)], Labels = [.. Labels.Take(count)] };
+}
 
 /// <summary>Runs single episodes to the end, recording them (dataset generation).</summary>
 public static class EpisodeRecorder

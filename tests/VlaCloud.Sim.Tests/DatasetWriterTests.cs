@@ -120,4 +120,40 @@ public sealed class DatasetWriterTests : IAsyncLifetime
             Assert.InRange(line.GetProperty("trajectory").GetArrayLength(), 1, SpatialLabels.TrajectoryPoints);
         }
     }
+
+    [Fact]
+    public async Task Grounding_stills_keep_each_episodes_first_frame_with_the_whole_rollouts_trajectory()
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"vlacloud-stills-{Guid.NewGuid():N}");
+        try
+        {
+            var full = await DatasetGenerator.GenerateAsync(Path.Combine(root, "full"), new DatasetOptions(4, SimSplits.Grounding, [TaskKind.PickPlace]));
+            var stills = await DatasetGenerator.GenerateAsync(Path.Combine(root, "stills"), new DatasetOptions(4, SimSplits.Grounding, [TaskKind.PickPlace], FramesPerEpisode: 1));
+
+            Assert.Equal((4, 4), (stills.Episodes, stills.Frames));
+            Assert.True(full.Frames > 4 * 2, $"{full.Frames} frames in 4 full episodes");
+            var inspection = await VlaCloud.Datasets.LeRobotDataset.InspectAsync(Path.Combine(root, "stills"), null, CancellationToken.None);
+            Assert.True(inspection.IsValid, string.Join("; ", inspection.Issues));
+            Assert.Equal(4, inspection.SpatialAnnotationCount);
+
+            // The same scenes: each still's labels are the full episode's first frame's, trajectory included.
+            string FirstFrames(string name) => string.Join("\n", File.ReadLines(Path.Combine(root, name, "meta", "spatial_annotations.jsonl"))
+                .Select(l => JsonDocument.Parse(l).RootElement).Where(l => l.GetProperty("frame_index").GetInt32() == 0)
+                .Select(l => l.GetProperty("target").GetRawText() + l.GetProperty("trajectory").GetRawText()));
+            Assert.Equal(FirstFrames("full"), FirstFrames("stills"));
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Zero_frames_per_episode_is_refused()
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"vlacloud-stills-{Guid.NewGuid():N}");
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+            DatasetGenerator.GenerateAsync(root, new DatasetOptions(1, SimSplits.Grounding, [TaskKind.Push], FramesPerEpisode: 0)));
+        Assert.False(Directory.Exists(root));
+    }
 }

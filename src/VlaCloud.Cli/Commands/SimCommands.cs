@@ -35,14 +35,18 @@ internal static class SimCommands
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Dataset folder (created; must be empty)", Required = true };
         var episodes = new Option<int>("--episodes", "-n") { Description = "Successful expert episodes to write", DefaultValueFactory = _ => 100 };
         var split = new Option<string>("--split") { Description = "Split the scenes come from (train, grounding, seen, unseen, ...)", DefaultValueFactory = _ => "train" };
+        var framesPerEpisode = new Option<int?>("--frames-per-episode")
+        {
+            Description = "Keep only each episode's first N frames (grounding data: many scenes, few frames each); default: all",
+        };
         var command = new Command("generate", "Record scripted-expert episodes as a LeRobot v2.1 dataset with spatial annotations")
         {
-            output, episodes, split, TasksOption, ImageSizeOption,
+            output, episodes, split, TasksOption, ImageSizeOption, framesPerEpisode,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var options = new DatasetOptions(parse.GetValue(episodes), SimSplits.Named(parse.GetValue(split)!),
-                ParseTasks(parse.GetValue(TasksOption)!), parse.GetValue(ImageSizeOption));
+                ParseTasks(parse.GetValue(TasksOption)!), parse.GetValue(ImageSizeOption), parse.GetValue(framesPerEpisode));
             var root = parse.GetValue(output)!.FullName;
             DatasetSummary? summary = null;
             await AnsiConsole.Progress().Columns(ProgressColumns()).StartAsync(async ctx =>
