@@ -35,13 +35,22 @@ internal static class SimTrainCommands
         var patch = new Option<int?>("--patch-size") { Description = "ViT patch side (default: the config's); 16 on 64×64 images makes steps ~3× cheaper" };
         var stem = new Option<string?>("--vision-stem") { Description = "How the ViT turns pixels into patch tokens: patch (linear) or conv (convolutional stem); default: the config's" };
         stem.AcceptOnlyFromAmong("patch", "conv");
+        var init = new Option<FileSystemInfo?>("--init")
+        {
+            Description = "Start from this checkpoint (a run folder, policy folder or tar) instead of fresh weights, e.g. a spatial pre-training run; its architecture is kept",
+        };
         var interval = new Option<int>("--checkpoint-interval") { Description = "Steps between resumable checkpoints", DefaultValueFactory = _ => new CoTrainingOptions().CheckpointInterval };
         var command = new Command("train", "Train a policy on simulator demonstrations (st4vla co-training or the vanilla baseline); re-running resumes")
         {
-            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, decay, spatialWeight, lr, warmup, interval, patch, stem,
+            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, decay, spatialWeight, lr, warmup, interval, patch, stem, init,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
+            if (parse.GetValue(init) is not null && (parse.GetResult(patch) is not null || parse.GetResult(stem) is not null || parse.GetResult(config) is { Implicit: false }))
+            {
+                ApiCommand.Error("--init keeps the base checkpoint's architecture; leave out --config, --patch-size and --vision-stem");
+                return ApiCommand.LocalError;
+            }
             var isVanilla = parse.GetValue(mode) == "vanilla";
             var defaults = new CoTrainingOptions();
             var scale = parse.GetValue(lr);
@@ -76,7 +85,9 @@ internal static class SimTrainCommands
             var trainingData = await SimTrainingSets.LoadAsync(trainFolder, isVanilla ? null : groundingFolder, options.Mode, cancellationToken);
             AnsiConsole.MarkupLine($"{trainingData.Episodes.Count} demonstrations ({trainingData.Frames} frames), {trainingData.Spatial.Count} spatial records, ready in {prepare.Elapsed.TotalSeconds:F1} s");
 
-            using var initial = CoTrainer.CreatePolicy(policyConfig, trainingData, options);
+            using var initial = parse.GetValue(init) is { } basePolicy
+                ? LoadCheckpoint(basePolicy.FullName)
+                : CoTrainer.CreatePolicy(policyConfig, trainingData, options);
             var checkpoints = Path.Combine(run, "checkpoints");
             if (CoTrainer.Latest(checkpoints) is { } latest) AnsiConsole.MarkupLine($"resuming from step {latest.Step}");
             await using var metrics = new StreamWriter(Path.Combine(run, "metrics.jsonl"), append: true);

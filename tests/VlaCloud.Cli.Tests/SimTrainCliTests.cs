@@ -1,0 +1,47 @@
+using VlaCloud.Policy;
+
+namespace VlaCloud.Cli.Tests;
+
+/// <summary><c>vlacloud sim generate</c> and <c>sim train</c> as a user runs them: a spatial base run, then a run started from it.</summary>
+public sealed class SimTrainCliTests : IDisposable
+{
+    private readonly string folder = Path.Combine(Path.GetTempPath(), $"vlacloud-simtrain-{Guid.NewGuid():N}");
+    private readonly Dictionary<string, string> env;
+
+    public SimTrainCliTests() => env = new() { ["VLACLOUD_CONFIG"] = Path.Combine(folder, "config.json"), ["OMP_NUM_THREADS"] = "1" };
+
+    public void Dispose()
+    {
+        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+    }
+
+    private async Task<CliRun> OkAsync(params string[] args)
+    {
+        var run = await Vlacloud.RunAsync(env, args);
+        Assert.True(run.ExitCode == 0, $"vlacloud {string.Join(" ", args)}\n{run}");
+        return run;
+    }
+
+    private string In(string name) => Path.Combine(folder, name);
+
+    [Fact]
+    public async Task A_run_started_with_init_keeps_the_base_runs_architecture_and_weights_and_refuses_to_change_it()
+    {
+        await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
+        await OkAsync("sim", "generate", "-o", In("stills"), "-n", "6", "--split", "grounding", "--frames-per-episode", "1");
+        await OkAsync("sim", "train", "--steps", "2", "--spatial-pretrain-steps", "1", "--data", In("train"), "--grounding", In("stills"),
+            "--patch-size", "16", "--vision-stem", "conv", "--checkpoint-interval", "1", "-o", In("base"));
+
+        var refused = await Vlacloud.RunAsync(env, "sim", "train", "--steps", "1", "--data", In("train"), "--init", In("base"), "--vision-stem", "patch", "-o", In("refused"));
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--init keeps the base checkpoint's architecture", refused.Error);
+        Assert.DoesNotContain("   at ", refused.Error);
+
+        // Learning rates at zero: the policy written is the base's weights under the new run's switches.
+        await OkAsync("sim", "train", "--mode", "vanilla", "--steps", "1", "--warmup", "0", "--lr-scale", "0", "--data", In("train"), "--init", In("base"), "-o", In("tuned"));
+        using var basePolicy = VlaPolicy.Load(In("base/policy"));
+        using var tuned = VlaPolicy.Load(In("tuned/policy"));
+        Assert.Equal(("conv", 16, false, true), (tuned.Config.VisionStem, tuned.Config.PatchSize, basePolicy.Config.Vanilla, tuned.Config.Vanilla));
+        Assert.Equal(File.ReadAllBytes(In($"base/policy/{PolicyCheckpoint.WeightsFile}")), File.ReadAllBytes(In($"tuned/policy/{PolicyCheckpoint.WeightsFile}")));
+    }
+}
