@@ -10,7 +10,8 @@ namespace VlaCloud.Sim;
 /// one scene: an expert episode's ~18 frames share one layout, and a tiny VLM trained on 3,000 such episodes
 /// memorised their layouts instead of learning to find a named object. The labels still come from the whole rollout.
 /// </param>
-public sealed record DatasetOptions(int Episodes, SimSplit Split, IReadOnlyList<TaskKind> Tasks, int ImageSize = 64, int? FramesPerEpisode = null);
+/// <param name="Noise">Noise in the actions the expert executes (its clean actions are recorded); none when null.</param>
+public sealed record DatasetOptions(int Episodes, SimSplit Split, IReadOnlyList<TaskKind> Tasks, int ImageSize = 64, int? FramesPerEpisode = null, ExpertNoise? Noise = null);
 
 /// <summary>What was generated.</summary>
 /// <param name="Episodes">Episodes written.</param>
@@ -51,7 +52,7 @@ public static class DatasetGenerator
                 {
                     var i = indices[j];
                     var scene = SceneGenerator.ForEpisode(options.Split, i, SceneGenerator.KindOf(i, options.Tasks));
-                    var episode = EpisodeRecorder.RecordExpert(scene, embodiment, renderers.Value!);
+                    var episode = EpisodeRecorder.RecordExpert(scene, embodiment, renderers.Value!, options.Noise);
                     recorded[j] = options.FramesPerEpisode is { } frames ? episode.FirstFrames(frames) : episode;
                 });
                 foreach (var episode in recorded.Where(e => e.Success))

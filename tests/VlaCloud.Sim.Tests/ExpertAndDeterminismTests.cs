@@ -30,6 +30,36 @@ public sealed class ExpertAndDeterminismTests
         }
     }
 
+    [Fact]
+    public void With_expert_noise_the_clean_actions_are_recorded_at_the_states_the_noisy_rollout_visits_and_the_same_seed_repeats_it()
+    {
+        var noise = new ExpertNoise(PositionStd: 0.02, GripperFlipProbability: 0.05);
+        using var renderer = new Renderer(64);
+        var clean = EpisodeRecorder.RecordExpert(SceneGenerator.Generate(SimSplits.Train, 77, TaskKind.PickPlace), SimEmbodiment.Tabletop, renderer);
+        var noisy = EpisodeRecorder.RecordExpert(SceneGenerator.Generate(SimSplits.Train, 77, TaskKind.PickPlace), SimEmbodiment.Tabletop, renderer, noise);
+        var again = EpisodeRecorder.RecordExpert(SceneGenerator.Generate(SimSplits.Train, 77, TaskKind.PickPlace), SimEmbodiment.Tabletop, renderer, noise);
+
+        // Every label is what the expert says in that frame's state, although the executed moves were perturbed.
+        foreach (var frame in noisy.Frames) Assert.Equal(ScriptedExpert.NextAction(frame.World), frame.Action);
+        Assert.NotEqual(clean.Frames.Select(f => f.World.Effector), noisy.Frames.Select(f => f.World.Effector));
+        Assert.Equal(noisy.Frames.Select(f => f.World.Effector), again.Frames.Select(f => f.World.Effector));
+    }
+
+    [Fact]
+    public void Expert_noise_shrinks_with_the_move_and_flips_the_gripper_at_its_rate()
+    {
+        var noise = new ExpertNoise(PositionStd: 0.02, GripperFlipProbability: 0.25);
+        var rng = new Random(3);
+        var still = Enumerable.Range(0, 200).Select(_ => noise.Perturb([0f, 0f, 1f], rng)).ToArray();
+        Assert.All(still, a => Assert.Equal((0f, 0f), (a[0], a[1])));
+        var flipped = still.Count(a => a[2] == 0f) / 200.0;
+        Assert.InRange(flipped, 0.15, 0.35);
+
+        var full = Enumerable.Range(0, 2000).Select(_ => noise.Perturb([(float)Physics.MaxStep, 0f, 0f], rng)[1]).ToArray();
+        var std = Math.Sqrt(full.Average(v => (double)v * v));
+        Assert.InRange(std, 0.018, 0.022);
+    }
+
     [Theory]
     [InlineData(TaskKind.PickPlace)]
     [InlineData(TaskKind.Push)]

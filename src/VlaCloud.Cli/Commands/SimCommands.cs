@@ -39,14 +39,21 @@ internal static class SimCommands
         {
             Description = "Keep only each episode's first N frames (grounding data: many scenes, few frames each); default: all",
         };
+        var noiseXy = new Option<double>("--noise-xy")
+        {
+            Description = "Std of noise added to the effector moves the expert executes (its clean actions are recorded; DART), in table units; 0.02 is 40 % of a full step",
+            DefaultValueFactory = _ => 0,
+        };
+        var noiseGripper = new Option<double>("--noise-gripper") { Description = "Chance per step that the executed gripper command is flipped", DefaultValueFactory = _ => 0 };
         var command = new Command("generate", "Record scripted-expert episodes as a LeRobot v2.1 dataset with spatial annotations")
         {
-            output, episodes, split, TasksOption, ImageSizeOption, framesPerEpisode,
+            output, episodes, split, TasksOption, ImageSizeOption, framesPerEpisode, noiseXy, noiseGripper,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var options = new DatasetOptions(parse.GetValue(episodes), SimSplits.Named(parse.GetValue(split)!),
-                ParseTasks(parse.GetValue(TasksOption)!), parse.GetValue(ImageSizeOption), parse.GetValue(framesPerEpisode));
+                ParseTasks(parse.GetValue(TasksOption)!), parse.GetValue(ImageSizeOption), parse.GetValue(framesPerEpisode),
+                parse.GetValue(noiseXy) > 0 || parse.GetValue(noiseGripper) > 0 ? new ExpertNoise(parse.GetValue(noiseXy), parse.GetValue(noiseGripper)) : null);
             var root = parse.GetValue(output)!.FullName;
             DatasetSummary? summary = null;
             await AnsiConsole.Progress().Columns(ProgressColumns()).StartAsync(async ctx =>
