@@ -26,7 +26,7 @@ public sealed class BatchSampler
     /// <summary>
     /// The batch of step <paramref name="step"/>: <see cref="CoTrainingOptions.ActionSamplesAt"/> action samples
     /// (frames uniform over all demonstration frames) and <see cref="CoTrainingOptions.SpatialSamplesAt"/>
-    /// spatial questions (records uniform, kinds point/box/trajectory uniform).
+    /// spatial questions (records uniform, kinds uniform over <see cref="CoTrainingOptions.SpatialKinds"/>).
     /// </summary>
     public TrainingBatch Sample(int step)
     {
@@ -38,7 +38,7 @@ public sealed class BatchSampler
         for (var i = 0; i < spatial.Length; i++)
         {
             var record = data.Spatial[rng.Next(data.Spatial.Count)];
-            spatial[i] = Question(record, (SpatialKind)rng.Next(3));
+            spatial[i] = Question(record, options.SpatialKinds[rng.Next(options.SpatialKinds.Count)]);
         }
         return new TrainingBatch(actions, spatial);
     }

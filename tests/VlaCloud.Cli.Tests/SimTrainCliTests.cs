@@ -1,4 +1,5 @@
 using VlaCloud.Policy;
+using VlaCloud.Training;
 
 namespace VlaCloud.Cli.Tests;
 
@@ -30,7 +31,9 @@ public sealed class SimTrainCliTests : IDisposable
         await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
         await OkAsync("sim", "generate", "-o", In("stills"), "-n", "6", "--split", "grounding", "--frames-per-episode", "1");
         await OkAsync("sim", "train", "--steps", "2", "--spatial-pretrain-steps", "1", "--data", In("train"), "--grounding", In("stills"),
-            "--patch-size", "16", "--vision-stem", "conv", "--checkpoint-interval", "1", "-o", In("base"));
+            "--patch-size", "16", "--vision-stem", "conv", "--spatial-kinds", "point", "--checkpoint-interval", "1", "-o", In("base"));
+        var saved = CoTrainingOptions.FromJson(File.ReadAllText(Path.Combine(In("base"), "checkpoints", "step-00000002", "options.json")));
+        Assert.Equal([SpatialKind.Point], saved.SpatialKinds);
 
         var refused = await Vlacloud.RunAsync(env, "sim", "train", "--steps", "1", "--data", In("train"), "--init", In("base"), "--vision-stem", "patch", "-o", In("refused"));
         Assert.Equal(2, refused.ExitCode);

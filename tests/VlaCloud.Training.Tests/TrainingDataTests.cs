@@ -22,6 +22,23 @@ public sealed class TrainingDataTests(SimDataFixture fixture)
     }
 
     [Fact]
+    public void Spatial_questions_are_drawn_from_the_configured_kinds_and_the_kinds_survive_a_checkpoints_options()
+    {
+        var all = SimDataFixture.Options(1) with { SpatialRatio = 4 };
+        var drawn = Enumerable.Range(0, 20).SelectMany(step => new BatchSampler(fixture.Data, all, chunkLength: 8).Sample(step).Spatial).Select(q => q.Kind).ToHashSet();
+        Assert.Equal([SpatialKind.Point, SpatialKind.Box, SpatialKind.Trajectory], drawn.Order());
+
+        var points = all with { SpatialKinds = [SpatialKind.Point] };
+        var questions = Enumerable.Range(0, 20).SelectMany(step => new BatchSampler(fixture.Data, points, chunkLength: 8).Sample(step).Spatial).ToList();
+        Assert.NotEmpty(questions);
+        Assert.All(questions, q => Assert.Equal((SpatialKind.Point, 2), (q.Kind, q.Coordinates.Length)));
+
+        Assert.Equal([SpatialKind.Point], CoTrainingOptions.FromJson(points.ToJson()).SpatialKinds);
+        Assert.Throws<ArgumentException>(() => (all with { SpatialKinds = [] }).Validate());
+        Assert.Throws<ArgumentException>(() => (all with { SpatialKinds = [SpatialKind.Box, SpatialKind.Box] }).Validate());
+    }
+
+    [Fact]
     public void Action_chunks_near_an_episodes_end_are_masked_past_it()
     {
         var data = fixture.Data;

@@ -28,6 +28,13 @@ internal static class SimTrainCommands
         var batch = new Option<int>("--batch-size") { Description = "Action samples per step", DefaultValueFactory = _ => new CoTrainingOptions().BatchSize };
         var ratio = new Option<double>("--spatial-ratio") { Description = "Spatial samples per action sample (st4vla)", DefaultValueFactory = _ => new CoTrainingOptions().SpatialRatio };
         var pretrain = new Option<int>("--spatial-pretrain-steps") { Description = "Steps of spatial grounding alone at the start (st4vla; the paper's stage 1), counted in --steps", DefaultValueFactory = _ => 0 };
+        var kinds = new Option<string[]>("--spatial-kinds")
+        {
+            Description = "Spatial question kinds to draw from (st4vla): point, box, trajectory",
+            AllowMultipleArgumentsPerToken = true,
+            DefaultValueFactory = _ => ["point", "box", "trajectory"],
+        };
+        kinds.AcceptOnlyFromAmong("point", "box", "trajectory");
         var decay = new Option<double>("--gradient-decay") { Description = "Scale of the action gradient into the VLM", DefaultValueFactory = _ => new CoTrainingOptions().GradientDecay };
         var spatialWeight = new Option<double>("--spatial-loss-weight") { Description = "Weight of the spatial cross-entropy", DefaultValueFactory = _ => new CoTrainingOptions().SpatialLossWeight };
         var lr = new Option<double>("--lr-scale") { Description = "Multiplies every default learning rate", DefaultValueFactory = _ => 1.0 };
@@ -42,7 +49,7 @@ internal static class SimTrainCommands
         var interval = new Option<int>("--checkpoint-interval") { Description = "Steps between resumable checkpoints", DefaultValueFactory = _ => new CoTrainingOptions().CheckpointInterval };
         var command = new Command("train", "Train a policy on simulator demonstrations (st4vla co-training or the vanilla baseline); re-running resumes")
         {
-            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, decay, spatialWeight, lr, warmup, interval, patch, stem, init,
+            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, kinds, decay, spatialWeight, lr, warmup, interval, patch, stem, init,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -57,7 +64,8 @@ internal static class SimTrainCommands
             var options = new CoTrainingOptions
             {
                 Steps = parse.GetValue(steps), Seed = parse.GetValue(seed), BatchSize = parse.GetValue(batch),
-                SpatialRatio = parse.GetValue(ratio), SpatialPretrainSteps = parse.GetValue(pretrain), GradientDecay = parse.GetValue(decay), SpatialLossWeight = parse.GetValue(spatialWeight),
+                SpatialRatio = parse.GetValue(ratio), SpatialPretrainSteps = parse.GetValue(pretrain),
+                SpatialKinds = [.. parse.GetValue(kinds)!.Select(k => Enum.Parse<SpatialKind>(k, ignoreCase: true))], GradientDecay = parse.GetValue(decay), SpatialLossWeight = parse.GetValue(spatialWeight),
                 VlmLearningRate = defaults.VlmLearningRate * scale, ExpertLearningRate = defaults.ExpertLearningRate * scale,
                 RestLearningRate = defaults.RestLearningRate * scale, WarmupSteps = parse.GetValue(warmup),
                 CheckpointInterval = parse.GetValue(interval),
