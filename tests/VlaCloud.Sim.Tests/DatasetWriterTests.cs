@@ -149,11 +149,15 @@ public sealed class DatasetWriterTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Zero_frames_per_episode_is_refused()
+    public async Task Zero_frames_per_episode_and_impossible_noise_are_refused_before_anything_is_written()
     {
         var root = Path.Combine(Path.GetTempPath(), $"vlacloud-stills-{Guid.NewGuid():N}");
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
             DatasetGenerator.GenerateAsync(root, new DatasetOptions(1, SimSplits.Grounding, [TaskKind.Push], FramesPerEpisode: 0)));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+            DatasetGenerator.GenerateAsync(root, new DatasetOptions(1, SimSplits.Train, [TaskKind.Push], Noise: new ExpertNoise(-0.01, 0))));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+            DatasetGenerator.GenerateAsync(root, new DatasetOptions(1, SimSplits.Train, [TaskKind.Push], Noise: new ExpertNoise(0.01, 1.5))));
         Assert.False(Directory.Exists(root));
     }
 }

@@ -53,7 +53,7 @@ internal static class SimCommands
         {
             var options = new DatasetOptions(parse.GetValue(episodes), SimSplits.Named(parse.GetValue(split)!),
                 ParseTasks(parse.GetValue(TasksOption)!), parse.GetValue(ImageSizeOption), parse.GetValue(framesPerEpisode),
-                parse.GetValue(noiseXy) > 0 || parse.GetValue(noiseGripper) > 0 ? new ExpertNoise(parse.GetValue(noiseXy), parse.GetValue(noiseGripper)) : null);
+                parse.GetValue(noiseXy) != 0 || parse.GetValue(noiseGripper) != 0 ? new ExpertNoise(parse.GetValue(noiseXy), parse.GetValue(noiseGripper)) : null);
             var root = parse.GetValue(output)!.FullName;
             DatasetSummary? summary = null;
             await AnsiConsole.Progress().Columns(ProgressColumns()).StartAsync(async ctx =>
