@@ -18,9 +18,8 @@ public sealed partial class VlaPolicy
     /// <summary>RGB bytes of up to MaxCameras images per sample → (B, C, 3, S, S) in [−1, 1], missing cameras zero.</summary>
     internal Tensor Images(IReadOnlyList<IReadOnlyList<CameraImage>> perSample, out int cameras)
     {
+        CheckCameras(perSample);
         cameras = perSample.Max(s => s.Count);
-        if (perSample.Any(s => s.Count == 0)) throw new ArgumentException("every observation needs at least one camera image");
-        if (cameras > Config.MaxCameras) throw new ArgumentException($"{cameras} cameras given; the model takes at most {Config.MaxCameras}");
         var size = Config.ImageSize;
         using var scope = NewDisposeScope();
         var all = zeros([perSample.Count, cameras, 3, size, size], float32);
@@ -29,7 +28,6 @@ public sealed partial class VlaPolicy
             for (var c = 0; c < perSample[b].Count; c++)
             {
                 var img = perSample[b][c];
-                img.Validate();
                 var x = tensor(img.Rgb, [img.Height, img.Width, 3], ScalarType.Byte).permute(2, 0, 1).unsqueeze(0).to(float32) / 255f;
                 if (img.Width != size || img.Height != size)
                     x = nn.functional.interpolate(x, [size, size], mode: InterpolationMode.Bilinear, align_corners: false);
@@ -47,16 +45,20 @@ public sealed partial class VlaPolicy
     /// </summary>
     internal (Tensor Images, int[] CameraCounts) SpatialImages(IEnumerable<IReadOnlyList<CameraImage>> perSample)
     {
-        var first = new List<IReadOnlyList<CameraImage>>();
-        foreach (var images in perSample)
-        {
-            // The other views are checked as an action request would check them, so both kinds of request refuse the same input.
-            if (images.Count == 0) throw new ArgumentException("every observation needs at least one camera image");
-            if (images.Count > Config.MaxCameras) throw new ArgumentException($"{images.Count} cameras given; the model takes at most {Config.MaxCameras}");
-            foreach (var image in images.Skip(1)) image.Validate();
-            first.Add([images[0]]);
-        }
+        var all = perSample.ToList();
+        // Every view is checked, as for an action request, so both kinds of request refuse the same input.
+        CheckCameras(all);
+        var first = all.Select(images => (IReadOnlyList<CameraImage>)[images[0]]).ToList();
         return (Images(first, out _), [.. first.Select(_ => 1)]);
+    }
+
+    /// <summary>Refuses an observation without images, more cameras than the model takes, or a malformed image.</summary>
+    private void CheckCameras(IReadOnlyList<IReadOnlyList<CameraImage>> perSample)
+    {
+        if (perSample.Any(s => s.Count == 0)) throw new ArgumentException("every observation needs at least one camera image");
+        var cameras = perSample.Max(s => s.Count);
+        if (cameras > Config.MaxCameras) throw new ArgumentException($"{cameras} cameras given; the model takes at most {Config.MaxCameras}");
+        foreach (var image in perSample.SelectMany(s => s)) image.Validate();
     }
 
     /// <summary>Text → ids, cut to MaxTextTokens.</summary>

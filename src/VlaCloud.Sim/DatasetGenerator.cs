@@ -36,8 +36,6 @@ public static class DatasetGenerator
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Episodes, 1);
         if (options.FramesPerEpisode is { } kept) ArgumentOutOfRangeException.ThrowIfLessThan(kept, 1, nameof(options.FramesPerEpisode));
-        if (options.Noise is { PositionStd: < 0 } or { GripperFlipProbability: < 0 or > 1 })
-            throw new ArgumentOutOfRangeException(nameof(options.Noise), options.Noise, "the position noise must not be negative and the flip probability must be within [0, 1]");
         var embodiment = SimEmbodiment.Create(options.ImageSize);
         var writer = new LeRobotWriter(root, embodiment);
         var batch = Math.Max(1, Environment.ProcessorCount);

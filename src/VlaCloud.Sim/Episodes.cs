@@ -59,6 +59,14 @@ public static class EpisodeRecorder
 /// <param name="GripperFlipProbability">Chance per step that the executed gripper command is the opposite of the expert's.</param>
 public sealed record ExpertNoise(double PositionStd, double GripperFlipProbability)
 {
+    /// <summary>The position noise's standard deviation (never negative).</summary>
+    public double PositionStd { get; } = PositionStd >= 0 ? PositionStd
+        : throw new ArgumentOutOfRangeException(nameof(PositionStd), PositionStd, "the position noise must not be negative");
+
+    /// <summary>The gripper flip probability (within [0, 1]).</summary>
+    public double GripperFlipProbability { get; } = GripperFlipProbability is >= 0 and <= 1 ? GripperFlipProbability
+        : throw new ArgumentOutOfRangeException(nameof(GripperFlipProbability), GripperFlipProbability, "the flip probability must be within [0, 1]");
+
     /// <summary>The executed action: <paramref name="action"/> with noise drawn from <paramref name="rng"/>.</summary>
     public float[] Perturb(float[] action, Random rng)
     {
