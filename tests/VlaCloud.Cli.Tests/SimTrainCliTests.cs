@@ -47,4 +47,19 @@ public sealed class SimTrainCliTests : IDisposable
         Assert.Equal(("conv", 16, false, true), (tuned.Config.VisionStem, tuned.Config.PatchSize, basePolicy.Config.Vanilla, tuned.Config.Vanilla));
         Assert.Equal(File.ReadAllBytes(In($"base/policy/{PolicyCheckpoint.WeightsFile}")), File.ReadAllBytes(In($"tuned/policy/{PolicyCheckpoint.WeightsFile}")));
     }
+
+    [Theory]
+    [InlineData("FramesPerEpisode", "sim", "generate", "-n", "1", "--frames-per-episode", "0")]
+    [InlineData("position noise must not be negative", "sim", "generate", "-n", "1", "--noise-xy", "-0.1")]
+    [InlineData("unknown split 'nowhere'", "sim", "generate", "-n", "1", "--split", "nowhere")]
+    [InlineData("unknown split 'nowhere'", "sim", "rollout", "--split", "nowhere")]
+    public async Task A_value_the_simulator_refuses_is_one_error_line_with_exit_code_2_and_writes_nothing(string expected, params string[] args)
+    {
+        var run = await Vlacloud.RunAsync(env, [.. args, .. args[1] == "generate" ? new[] { "-o", In("refused") } : []]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains(expected, run.Error);
+        Assert.DoesNotContain("   at ", run.Error);
+        Assert.False(Directory.Exists(In("refused")));
+    }
 }

@@ -49,7 +49,7 @@ internal static class SimCommands
         {
             output, episodes, split, TasksOption, ImageSizeOption, framesPerEpisode, noiseXy, noiseGripper,
         };
-        command.SetAction(async (parse, cancellationToken) =>
+        command.SetLocalAction(async (parse, cancellationToken) =>
         {
             var options = new DatasetOptions(parse.GetValue(episodes), SimSplits.Named(parse.GetValue(split)!),
                 ParseTasks(parse.GetValue(TasksOption)!), parse.GetValue(ImageSizeOption), parse.GetValue(framesPerEpisode),
@@ -79,7 +79,7 @@ internal static class SimCommands
         {
             split, episode, task, frames, ImageSizeOption,
         };
-        command.SetAction(async (parse, cancellationToken) =>
+        command.SetLocalAction(async (parse, cancellationToken) =>
         {
             var kind = ParseTasks(parse.GetValue(task)!) is [var single] ? single : throw new ArgumentException("--task takes one kind");
             var scene = SceneGenerator.ForEpisode(SimSplits.Named(parse.GetValue(split)!), parse.GetValue(episode), kind);
@@ -139,7 +139,7 @@ internal static class SimCommands
         {
             episodes, splits, envs, execute, ensemble, controller, checkpoint, inferenceSteps, json, TasksOption, ImageSizeOption,
         };
-        command.SetAction(async (parse, cancellationToken) =>
+        command.SetLocalAction(async (parse, cancellationToken) =>
         {
             var chosen = parse.GetValue(splits)!.Select(SimSplits.Named).ToArray();
             var options = new EvaluationOptions(parse.GetValue(episodes), parse.GetValue(envs), parse.GetValue(execute),

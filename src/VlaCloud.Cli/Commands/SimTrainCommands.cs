@@ -51,7 +51,7 @@ internal static class SimTrainCommands
         {
             mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, kinds, decay, spatialWeight, lr, warmup, interval, patch, stem, init,
         };
-        command.SetAction(async (parse, cancellationToken) =>
+        command.SetLocalAction(async (parse, cancellationToken) =>
         {
             if (parse.GetValue(init) is not null && (parse.GetResult(patch) is not null || parse.GetResult(stem) is not null || parse.GetResult(config) is { Implicit: false }))
             {
