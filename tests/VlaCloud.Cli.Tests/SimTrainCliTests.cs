@@ -53,7 +53,7 @@ public sealed class SimTrainCliTests : IDisposable
     [InlineData("position noise must not be negative", "sim", "generate", "-n", "1", "--noise-xy", "-0.1")]
     [InlineData("unknown split 'nowhere'", "sim", "generate", "-n", "1", "--split", "nowhere")]
     [InlineData("unknown split 'nowhere'", "sim", "rollout", "--split", "nowhere")]
-    public async Task A_value_the_simulator_refuses_is_one_error_line_with_exit_code_2_and_writes_nothing(string expected, params string[] args)
+    public async Task A_value_the_simulator_refuses_is_an_error_message_with_exit_code_2_not_a_stack_trace_and_writes_nothing(string expected, params string[] args)
     {
         var run = await Vlacloud.RunAsync(env, [.. args, .. args[1] == "generate" ? new[] { "-o", In("refused") } : []]);
 

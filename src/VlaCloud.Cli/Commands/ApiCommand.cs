@@ -78,7 +78,7 @@ internal static class ApiCommand
     /// <summary>
     /// Sets <paramref name="action"/> as the action of a command that runs locally (no server). A value the
     /// libraries refuse (<see cref="ArgumentException"/>, e.g. <c>--frames-per-episode 0</c>) is a local mistake:
-    /// one line and exit 2, like the other local errors, not a stack trace.
+    /// its message and exit 2, like the other local errors, not a stack trace.
     /// </summary>
     public static void SetLocalAction(this Command command, Func<ParseResult, CancellationToken, Task<int>> action) =>
         command.SetAction((parse, cancellationToken) => RunAsync(async () =>
