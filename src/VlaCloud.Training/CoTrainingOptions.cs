@@ -61,7 +61,7 @@ public sealed record CoTrainingOptions
     /// them the tiny VLM learned to find the objects in new scenes (README, experiment).
     /// </summary>
     public IReadOnlyList<SpatialKind> SpatialKinds { get; init; } = [SpatialKind.Point, SpatialKind.Box, SpatialKind.Trajectory];
-        /// <summary>Factor on the action loss's gradient into the VLM (identity forward). Paper: 0.5.</summary>
+    /// <summary>Factor on the action loss's gradient into the VLM (identity forward). Paper: 0.5.</summary>
     public double GradientDecay { get; init; } = 0.5;
     /// <summary>Weight of the spatial cross-entropy in the total loss. Paper: 0.1.</summary>
     public double SpatialLossWeight { get; init; } = 0.1;
