@@ -174,18 +174,19 @@ public sealed partial class PolicyTokenizer
         "dark", "light", "colored", "coloured",
         // objects and places
         "cube", "block", "ball", "sphere", "bowl", "plate", "square", "cup", "mug", "bin", "basket", "tray", "can", "bottle",
-        "cylinder", "disk", "disc", "star", "triangle", "circle", "drawer", "table", "item", "items", "thing", "target", "goal",
+        "cylinder", "disk", "disc", "star", "triangle", "diamond", "circle", "drawer", "table", "item", "items", "thing", "target", "goal",
         "zone", "area", "region", "spot", "mat", "pad", "marker", "container", "toy", "spoon", "fork", "apple", "banana", "carrot",
         "towel", "sponge", "cloth", "lid", "pot", "pan", "sink", "shelf", "cabinet", "door", "button", "handle", "stack", "tower",
         "corner", "center", "centre", "middle", "edge", "side",
         // verbs
         "pick", "place", "put", "push", "pull", "move", "slide", "drop", "lift", "grab", "grasp", "take", "set", "bring", "get",
         "carry", "transfer", "open", "close", "press", "turn", "rotate", "flip", "fold", "wipe", "pour", "insert", "hold",
-        "release", "reach", "go", "make", "stand", "knock", "over", "let",
+        "release", "reach", "go", "make", "stand", "knock", "over", "let", "nudge", "shove",
+        "reaches", "picking", "lifting", "placing", "pushing", "moving",
         // connectives
         "and", "then", "it", "them", "this", "that", "one", "an", "into", "onto", "on", "at", "from", "inside", "top", "up", "down",
         "with", "toward", "towards", "next", "near", "by", "left", "right", "front", "behind", "back", "above", "below", "under",
-        "between", "please", "robot", "arm", "small", "large", "big", "little", "tall", "short", "first", "second", "other",
+        "between", "without", "please", "robot", "arm", "small", "large", "big", "little", "tall", "short", "first", "second", "other",
         "location", "position", "where", "should", "which", "what", "all", "both", "until", "so", "gently", "carefully",
     ];
 }

@@ -80,4 +80,22 @@ public sealed class TrainingDataTests(SimDataFixture fixture)
         Assert.Equal(record.Box, box.Coordinates);
         Assert.Equal(record.Trajectory, BatchSampler.Question(record, SpatialKind.Trajectory).Coordinates);
     }
+
+    [Fact]
+    public void Every_instruction_the_simulator_can_give_reaches_the_built_in_vocabulary_without_unknown_words()
+    {
+        // An unknown word is one shared <unk> embedding: "orange diamond" would reach the model as "orange <unk>".
+        var words = PolicyTokenizer.CreateWords(PolicyConfig.Tiny.LocationBins);
+        var destinations = Enum.GetValues<DestinationKind>()
+            .SelectMany(kind => Catalog.DestinationColors.Select(color => new Destination(kind, color, default, 0)));
+        var instructions = Instructions.Seen.Values.Concat(Instructions.Paraphrases.Values).SelectMany(t => t)
+            .SelectMany(template => Catalog.AllKinds.SelectMany(kind => destinations.Select(d => Instructions.Render(template, kind, d))))
+            .ToList();
+        Assert.Contains(instructions, i => i.StartsWith("nudge the orange diamond", StringComparison.Ordinal));
+        var unknown = instructions
+            .SelectMany(i => new[] { i, SpatialPrompts.ForAction(i) }.Concat(Enum.GetValues<SpatialKind>().Select(k => SpatialPrompts.Question(k, i))))
+            .SelectMany(text => text.ToLowerInvariant().Split([' ', '.', ',', '[', ']'], StringSplitOptions.RemoveEmptyEntries))
+            .Distinct().Where(word => words.Encode(word).Contains(words.UnkId)).ToList();
+        Assert.Empty(unknown);
+    }
 }
