@@ -43,7 +43,24 @@ public sealed record SuccessRate(int Successes, int Episodes)
 /// <param name="ByTask">Success per task kind.</param>
 /// <param name="MeanSteps">Mean episode length in steps.</param>
 /// <param name="ControllerCalls">Calls to the controller (batched).</param>
-public sealed record SplitResult(string Split, SuccessRate Overall, IReadOnlyDictionary<TaskKind, SuccessRate> ByTask, double MeanSteps, int ControllerCalls);
+/// <param name="TargetFirst">
+/// Episodes in which the first object the robot moved (grasped or pushed) was the instruction's target: it went for the
+/// right object, whether or not it then finished the task.
+/// </param>
+/// <param name="OtherFirst">Episodes in which the first object the robot moved was another one.</param>
+/// <param name="MeanProgress">
+/// Mean share of the target's starting distance to its destination that was closed by the episode's end, clamped
+/// to [0, 1]: 0 when the target never came closer, 1 when it ended on the destination's centre.
+/// </param>
+public sealed record SplitResult(
+    string Split,
+    SuccessRate Overall,
+    IReadOnlyDictionary<TaskKind, SuccessRate> ByTask,
+    double MeanSteps,
+    int ControllerCalls,
+    SuccessRate TargetFirst,
+    SuccessRate OtherFirst,
+    double MeanProgress);
 
 /// <summary>The Wilson score interval for a binomial proportion.</summary>
 public static class Wilson
@@ -64,7 +81,9 @@ public static class Wilson
 /// <summary>
 /// Closed-loop evaluation of any <see cref="IActionController"/>: runs episodes of each split in
 /// <see cref="EvaluationOptions.ParallelEnvs"/> environments in lockstep, asks the controller for all
-/// environments that ran out of actions in one batched call, and counts successes.
+/// environments that ran out of actions in one batched call, and counts successes. Because a small policy
+/// often fails every episode, it also records how far each episode got: which object the robot moved first
+/// and how much closer the target came to its destination.
 /// </summary>
 public static class Evaluator
 {
@@ -92,7 +111,7 @@ public static class Evaluator
         var total = options.EpisodesPerSplit;
         var slots = new Slot?[Math.Min(options.ParallelEnvs, total)];
         var renderers = new Renderer?[slots.Length];
-        var outcomes = new List<(TaskKind Kind, bool Success, int Steps)>();
+        var outcomes = new List<(TaskKind Kind, bool Success, int Steps, int? FirstMoved, int Target, double Progress)>();
         var nextEpisode = 0;
         var calls = 0;
         try
@@ -132,9 +151,11 @@ public static class Evaluator
                     var slot = slots[i];
                     if (slot is null) continue;
                     slot.World.Apply(slot.Pending.Dequeue());
+                    slot.FirstMoved ??= MovedObject(slot.World);
                     var success = slot.World.IsSuccess;
                     if (!success && slot.World.Step < robot.MaxEpisodeSteps) continue;
-                    outcomes.Add((slot.World.Scene.Task.Kind, success, slot.World.Step));
+                    var task = slot.World.Scene.Task;
+                    outcomes.Add((task.Kind, success, slot.World.Step, slot.FirstMoved, task.TargetObject, Progress(slot.World)));
                     progress?.Report(new EvaluationProgress(split.Name, outcomes.Count, total, outcomes.Count(o => o.Success)));
                     slots[i] = nextEpisode < total ? Start(split, nextEpisode++, options) : null;
                 }
@@ -147,7 +168,36 @@ public static class Evaluator
 
         var byTask = outcomes.GroupBy(o => o.Kind).ToDictionary(g => g.Key, g => new SuccessRate(g.Count(o => o.Success), g.Count()));
         return new SplitResult(split.Name, new SuccessRate(outcomes.Count(o => o.Success), outcomes.Count), byTask,
-            outcomes.Average(o => o.Steps), calls);
+            outcomes.Average(o => o.Steps), calls,
+            new SuccessRate(outcomes.Count(o => o.FirstMoved == o.Target), outcomes.Count),
+            new SuccessRate(outcomes.Count(o => o.FirstMoved is { } moved && moved != o.Target), outcomes.Count),
+            outcomes.Average(o => o.Progress));
+    }
+
+    /// <summary>
+    /// The object the robot has moved from its starting place, or null while none has. When one step moves several
+    /// (a pushed object shoves its neighbour), the one nearest the gripper is the one it touched.
+    /// </summary>
+    private static int? MovedObject(TabletopWorld world)
+    {
+        int? moved = null;
+        var nearest = double.PositiveInfinity;
+        for (var i = 0; i < world.ObjectPositions.Count; i++)
+        {
+            if (Vec2.Distance(world.ObjectPositions[i], world.Scene.ObjectPositions[i]) < 1e-9) continue;
+            var distance = Vec2.Distance(world.ObjectPositions[i], world.Effector);
+            if (distance < nearest) (moved, nearest) = (i, distance);
+        }
+        return moved;
+    }
+
+    private static double Progress(TabletopWorld world)
+    {
+        var target = world.Scene.Task.TargetObject;
+        var goal = world.Scene.TargetDestination.Center;
+        var start = Vec2.Distance(world.Scene.ObjectPositions[target], goal);
+        var end = Vec2.Distance(world.ObjectPositions[target], goal);
+        return start < 1e-9 ? 1 : Math.Clamp(1 - end / start, 0, 1);
     }
 
     private static Slot Start(SimSplit split, int episode, EvaluationOptions options)
@@ -162,5 +212,6 @@ public static class Evaluator
         public TabletopWorld World { get; } = world;
         public long EpisodeId { get; } = episodeId;
         public Queue<float[]> Pending { get; } = new();
+        public int? FirstMoved { get; set; }
     }
 }

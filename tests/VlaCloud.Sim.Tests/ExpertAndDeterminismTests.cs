@@ -71,6 +71,19 @@ public sealed class ExpertAndDeterminismTests
         Assert.Equal(120, result.Overall.Episodes);
         Assert.True(result.Overall.Rate >= 0.95, $"expert success on {kind}: {result.Overall}");
         Assert.InRange(result.MeanSteps, 3, SimEmbodiment.Tabletop.MaxEpisodeSteps);
+        Assert.True(result.TargetFirst.Rate >= 0.95, $"expert moved the target first in {result.TargetFirst}");
+        Assert.True(result.MeanProgress >= 0.8, $"expert progress {result.MeanProgress:F3}");
+    }
+
+    [Fact]
+    public void An_expert_sent_for_another_object_moves_the_wrong_one_first_and_makes_no_progress()
+    {
+        var result = Evaluator.EvaluateSplit(new MisdirectedExpert(), SimSplits.Seen, new EvaluationOptions(EpisodesPerSplit: 40, ParallelEnvs: 8));
+
+        Assert.True(result.OtherFirst.Rate >= 0.9, $"moved another object first in {result.OtherFirst}");
+        Assert.True(result.TargetFirst.Successes <= 2, $"moved the target first in {result.TargetFirst}");
+        Assert.True(result.MeanProgress < 0.2, $"progress {result.MeanProgress:F3}");
+        Assert.True(result.Overall.Successes <= 2, $"success {result.Overall}");
     }
 
     [Fact]
@@ -87,6 +100,7 @@ public sealed class ExpertAndDeterminismTests
         var result = Evaluator.EvaluateSplit(new StandStill(), SimSplits.Seen, new EvaluationOptions(EpisodesPerSplit: 20, ParallelEnvs: 4));
 
         Assert.Equal(0, result.Overall.Successes);
+        Assert.Equal((0, 0, 0.0), (result.TargetFirst.Successes, result.OtherFirst.Successes, result.MeanProgress));
         Assert.Equal(SimEmbodiment.Tabletop.MaxEpisodeSteps, result.MeanSteps);
         Assert.True(result.Overall.High < 0.2);
         // Chunks of 8 executed in full: 60 steps need ceil(60 / 8) = 8 calls per wave of 4 environments, 5 waves.
@@ -112,6 +126,23 @@ public sealed class ExpertAndDeterminismTests
         Assert.Equal(0.7222, low, 3);
         Assert.Equal(0.8749, high, 3);
         Assert.Equal((0.0, 0.1611), (Wilson.Interval(0, 20).Low, Math.Round(Wilson.Interval(0, 20).High, 4)));
+    }
+
+    /// <summary>The scripted expert, told that the target is the next object in the scene instead of the named one.</summary>
+    private sealed class MisdirectedExpert : IActionController
+    {
+        public bool NeedsImages => false;
+
+        public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch) =>
+        [
+            .. batch.Select(o =>
+            {
+                var scene = o.Privileged.Scene;
+                var other = (scene.Task.TargetObject + 1) % scene.Objects.Count;
+                var misled = o.Privileged with { Scene = scene with { Task = scene.Task with { TargetObject = other } } };
+                return new[] { ScriptedExpert.NextAction(misled) };
+            }),
+        ];
     }
 
     private sealed class StandStill : IActionController

@@ -170,6 +170,7 @@ internal static class SimCommands
                 {
                     split = r.Split, successes = r.Overall.Successes, episodes = r.Overall.Episodes, rate = r.Overall.Rate, low = r.Overall.Low, high = r.Overall.High,
                     by_task = r.ByTask.ToDictionary(kv => TaskName(kv.Key), kv => new { kv.Value.Successes, kv.Value.Episodes }), mean_steps = r.MeanSteps,
+                    target_first = r.TargetFirst.Successes, other_first = r.OtherFirst.Successes, mean_progress = r.MeanProgress,
                 }), new System.Text.Json.JsonSerializerOptions { WriteIndented = true }), cancellationToken);
             return 0;
         });
@@ -181,7 +182,7 @@ internal static class SimCommands
     {
         var table = new Table().AddColumns("split", "episodes", "success", "95% interval");
         foreach (var kind in kinds) table.AddColumn(TaskName(kind));
-        table.AddColumns("mean steps", "controller calls");
+        table.AddColumns("target first", "other first", "progress", "mean steps", "controller calls");
         foreach (var r in results)
         {
             var row = new List<string>
@@ -189,6 +190,9 @@ internal static class SimCommands
                 r.Split, Num(r.Overall.Episodes), Pct(r.Overall.Rate), $"[[{Pct(r.Overall.Low)}, {Pct(r.Overall.High)}]]",
             };
             row.AddRange(kinds.Select(k => r.ByTask.TryGetValue(k, out var s) ? $"{Pct(s.Rate)} ({s.Successes}/{s.Episodes})" : "-"));
+            row.Add($"{Pct(r.TargetFirst.Rate)} ({r.TargetFirst.Successes})");
+            row.Add($"{Pct(r.OtherFirst.Rate)} ({r.OtherFirst.Successes})");
+            row.Add(Pct(r.MeanProgress));
             row.Add(r.MeanSteps.ToString("F1", CultureInfo.InvariantCulture));
             row.Add(Num(r.ControllerCalls));
             table.AddRow([.. row]);
