@@ -8,7 +8,9 @@ namespace VlaCloud.Training.Jobs;
 /// <param name="Successes">Successful episodes.</param>
 /// <param name="Episodes">Episodes run.</param>
 /// <param name="ActionMse">Mean squared error of sampled action chunks against the demonstrations' actions.</param>
-public sealed record PolicyScore(double? SuccessRate, int Successes, int Episodes, double ActionMse)
+/// <param name="TargetFirst">Simulator episodes in which the first object moved was the target (<see cref="SplitResult.TargetFirst"/>), or null.</param>
+/// <param name="MeanProgress">Mean share of the target's way to its destination covered (<see cref="SplitResult.MeanProgress"/>), or null.</param>
+public sealed record PolicyScore(double? SuccessRate, int Successes, int Episodes, double ActionMse, int? TargetFirst = null, double? MeanProgress = null)
 {
     /// <summary>
     /// Whether this score beats <paramref name="other"/>: a higher success rate wins; on a tie (or without
@@ -21,7 +23,11 @@ public sealed record PolicyScore(double? SuccessRate, int Successes, int Episode
     }
 
     /// <summary>The JSON shape stored in metrics.</summary>
-    public object ToMetrics() => new { success_rate = SuccessRate, successes = Successes, episodes = Episodes, action_mse = ActionMse, split = SuccessRate is null ? null : SimSplits.Seen.Name };
+    public object ToMetrics() => new
+    {
+        success_rate = SuccessRate, successes = Successes, episodes = Episodes, action_mse = ActionMse,
+        target_first = TargetFirst, mean_progress = MeanProgress, split = SuccessRate is null ? null : SimSplits.Seen.Name,
+    };
 }
 
 /// <summary>Scores policies the same way for a job's result and for the alias holder it may replace.</summary>
@@ -33,17 +39,11 @@ public static class PolicyEvaluation
     /// </summary>
     public static PolicyScore Score(VlaPolicy policy, TrainingData data, bool inSimulator, int simEpisodes, int inferenceSteps, CancellationToken cancellationToken)
     {
-        double? rate = null;
-        int successes = 0, episodes = 0;
-        if (inSimulator)
-        {
-            var result = Evaluator.EvaluateSplit(new PolicyController(policy, SimEmbodiment.Tabletop, inferenceSteps, seed: 1), SimSplits.Seen,
-                new EvaluationOptions(EpisodesPerSplit: simEpisodes, ParallelEnvs: simEpisodes), null, cancellationToken);
-            rate = result.Overall.Rate;
-            successes = result.Overall.Successes;
-            episodes = result.Overall.Episodes;
-        }
-        return new PolicyScore(rate, successes, episodes, ActionError(policy, data, inferenceSteps));
+        if (!inSimulator) return new PolicyScore(null, 0, 0, ActionError(policy, data, inferenceSteps));
+        var result = Evaluator.EvaluateSplit(new PolicyController(policy, SimEmbodiment.Tabletop, inferenceSteps, seed: 1), SimSplits.Seen,
+            new EvaluationOptions(EpisodesPerSplit: simEpisodes, ParallelEnvs: simEpisodes), null, cancellationToken);
+        return new PolicyScore(result.Overall.Rate, result.Overall.Successes, result.Overall.Episodes, ActionError(policy, data, inferenceSteps),
+            result.TargetFirst.Successes, result.MeanProgress);
     }
 
     /// <summary>Mean squared error between sampled chunks and the recorded actions at 16 fixed frames.</summary>

@@ -42,7 +42,10 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
         var result = (await world.Client.GetFromJsonAsync<CheckpointResponse>($"/v1/checkpoints/{job.ResultCheckpointId}"))!;
         Assert.Equal((world.Model, 2), (result.Model, result.Version));
         Assert.Equal((world.BaseId, dataset.Id, job.Id), (result.ParentCheckpointId!.Value, result.DatasetId!.Value, result.FineTuningJobId!.Value));
-        Assert.True(result.Metrics.GetProperty("evaluation").GetProperty("episodes").GetInt32() == 2);
+        var evaluation = result.Metrics.GetProperty("evaluation");
+        Assert.Equal(2, evaluation.GetProperty("episodes").GetInt32());
+        Assert.InRange(evaluation.GetProperty("target_first").GetInt32(), 0, 2);
+        Assert.InRange(evaluation.GetProperty("mean_progress").GetDouble(), 0, 1);
         Assert.True(job.Promoted);
         var alias = (await world.Client.GetFromJsonAsync<AliasResponse>($"/v1/models/{world.Model}/aliases/production"))!;
         Assert.Equal(result.Id, alias.CheckpointId);
