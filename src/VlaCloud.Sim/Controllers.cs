@@ -50,7 +50,7 @@ public sealed class ScriptedExpert : IActionController
     /// expert closes, lowers or releases there instead of first moving the rest of the way. The labels must be a
     /// function a policy can imitate. When the expert only closed on exact arrival (1e-6), every state a few
     /// millimetres from an object was labelled "creep closer, keep open", and a learned policy, which never lands
-    /// exactly, crept forever: even a policy given the exact target and destination positions scored 0 / 40
+    /// exactly, crept forever: even an MLP given the exact target and destination positions scored 0 / 40
     /// (README, experiment, sixth round). The grasp itself reaches 3× further (<see cref="Physics.GraspRadius"/>).
     /// </summary>
     public const double ArrivalTolerance = 0.015;
