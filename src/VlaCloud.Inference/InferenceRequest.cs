@@ -7,7 +7,7 @@ namespace VlaCloud.Inference;
 /// <param name="Observation">What the robot sees and is told.</param>
 /// <param name="Seed">Seed of this request's noise: the same seed gives the same actions, whatever the batch.</param>
 /// <param name="Steps">Euler steps, or null for the checkpoint's default.</param>
-/// <param name="Spatial">Also decode a spatial answer of this kind (points, box, trajectory), or null.</param>
+/// <param name="Spatial">Also decode a spatial answer of this kind (point, box, trajectory, placement), or null.</param>
 /// <param name="Deadline">After this instant the request is dropped, before compute if it has not started.</param>
 public sealed record InferenceRequest(string Checkpoint, Observation Observation, long Seed, int? Steps, SpatialKind? Spatial, DateTimeOffset Deadline);
 

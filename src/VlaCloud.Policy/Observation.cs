@@ -26,7 +26,7 @@ public sealed record Observation(IReadOnlyList<CameraImage> Images, string Instr
 /// </summary>
 public sealed record ActionSample(Observation Observation, float[,] Actions, bool[]? Valid = null);
 
-/// <summary>Kinds of spatial answer: a point (x,y), a box (x1,y1,x2,y2) or a trajectory (list of points).</summary>
+/// <summary>Kinds of spatial answer: a point (x,y), a box (x1,y1,x2,y2), a trajectory (list of points) or a placement point (x,y).</summary>
 public enum SpatialKind
 {
     /// <summary>One point.</summary>
@@ -35,6 +35,11 @@ public enum SpatialKind
     Box,
     /// <summary>A list of points.</summary>
     Trajectory,
+    /// <summary>
+    /// One point: where the task puts the object (the centre of its destination), as in the paper's
+    /// placement-point grounding data. A policy needs both where the object is and where it goes.
+    /// </summary>
+    Placement,
 }
 
 /// <summary>
@@ -70,6 +75,7 @@ public static class SpatialPrompts
         {
             SpatialKind.Point => $"Your task is {task}. Locate the key point in [x,y] format.",
             SpatialKind.Box => $"Your task is {task}. Locate the key object bounding box in [x1,y1,x2,y2] format.",
+            SpatialKind.Placement => $"Your task is {task}. Locate the place point in [x,y] format.",
             _ => $"Your task is {task}. Predict the gripper trajectory as a list of [x,y] points.",
         };
     }

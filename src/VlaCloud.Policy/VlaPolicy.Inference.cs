@@ -61,7 +61,7 @@ public sealed partial class VlaPolicy
     }
 
     /// <summary>
-    /// Asks the VLM for a point, box or trajectory about each observation's instruction and decodes
+    /// Asks the VLM for a point, box, trajectory or placement point about each observation's instruction and decodes
     /// greedily with a KV cache, allowing only coordinate tokens (and the end token where a trajectory may end),
     /// so every answer parses. Coordinates are pixels of each observation's first image, and the VLM sees only that image.
     /// </summary>
@@ -69,7 +69,7 @@ public sealed partial class VlaPolicy
     {
         if (observations.Count == 0) return [];
         var b = observations.Count;
-        var maxTokens = kind switch { SpatialKind.Point => 2, SpatialKind.Box => 4, _ => 2 * Config.MaxTrajectoryPoints };
+        var maxTokens = kind switch { SpatialKind.Point or SpatialKind.Placement => 2, SpatialKind.Box => 4, _ => 2 * Config.MaxTrajectoryPoints };
         var tokens = Enumerable.Range(0, b).Select(_ => new List<int>()).ToArray();
         var done = new bool[b];
 

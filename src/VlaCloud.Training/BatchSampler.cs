@@ -16,6 +16,9 @@ public sealed class BatchSampler
     /// <summary>A sampler over <paramref name="data"/> for chunks of <paramref name="chunkLength"/> actions.</summary>
     public BatchSampler(TrainingData data, CoTrainingOptions options, int chunkLength)
     {
+        if (options.SpatialKinds.Contains(SpatialKind.Placement) && data.Spatial.Count(r => r.Placement is null) is var missing and > 0)
+            throw new ArgumentException($"placement questions need a destination in every spatial record; {missing} of {data.Spatial.Count} have none "
+                + $"(from {string.Join(", ", data.Spatial.Where(r => r.Placement is null).Select(r => r.Source).Distinct().Take(3))})");
         this.data = data;
         this.options = options;
         this.chunkLength = chunkLength;
@@ -61,10 +64,16 @@ public sealed class BatchSampler
         return new ActionSample(episode.Observations[t], chunk, valid);
     }
 
-    /// <summary>A point, box or trajectory question about a record.</summary>
+    /// <summary>A point, box, trajectory or placement question about a record.</summary>
     public static SpatialSample Question(SpatialRecord record, SpatialKind kind) => new(
         record.Images, SpatialPrompts.Question(kind, record.Instruction), kind,
-        kind switch { SpatialKind.Point => record.Point, SpatialKind.Box => record.Box, _ => record.Trajectory });
+        kind switch
+        {
+            SpatialKind.Point => record.Point,
+            SpatialKind.Box => record.Box,
+            SpatialKind.Placement => record.Placement ?? throw new ArgumentException($"a record from {record.Source} has no destination to ask a placement question about"),
+            _ => record.Trajectory,
+        });
 
     /// <summary>A well-mixed 31-bit seed from a run seed, a step and a stream id (SplitMix64; stable across processes, unlike HashCode).</summary>
     internal static int StepSeed(long seed, long step, long stream)

@@ -24,7 +24,8 @@ public sealed record DemonstrationEpisode(int Index, IReadOnlyList<Observation> 
 /// <param name="Box">The target object's box <c>[x1, y1, x2, y2]</c>.</param>
 /// <param name="Trajectory">The future end-effector path as x,y pairs.</param>
 /// <param name="Source">Which dataset it came from (a folder name), for reports.</param>
-public sealed record SpatialRecord(IReadOnlyList<CameraImage> Images, string Instruction, float[] Point, float[] Box, float[] Trajectory, string Source);
+/// <param name="Placement">The destination's centre pixel <c>[x, y]</c>, or null when the annotation names none.</param>
+public sealed record SpatialRecord(IReadOnlyList<CameraImage> Images, string Instruction, float[] Point, float[] Box, float[] Trajectory, string Source, float[]? Placement = null);
 
 /// <summary>How datasets are turned into training data.</summary>
 /// <param name="Embodiment">Name the normalisation statistics are stored under (e.g. <c>sim-tabletop</c>).</param>
@@ -153,7 +154,8 @@ public sealed class TrainingData
             var trajectory = e.GetProperty("trajectory").EnumerateArray().SelectMany(p => p.EnumerateArray().Select(v => v.GetSingle())).ToArray();
             result[(e.GetProperty("episode_index").GetInt32(), e.GetProperty("frame_index").GetInt32())] = new SpatialRecord(
                 [], e.GetProperty("instruction").GetString() ?? "",
-                Floats(target.GetProperty("point")), Floats(target.GetProperty("box")), trajectory, "");
+                Floats(target.GetProperty("point")), Floats(target.GetProperty("box")), trajectory, "",
+                e.TryGetProperty("destination", out var destination) && destination.ValueKind == JsonValueKind.Object ? Floats(destination.GetProperty("point")) : null);
         }
         return result;
 

@@ -85,7 +85,7 @@ public sealed class SampleActionsTests : IDisposable
             {
                 var p = predictions[i];
                 Assert.Equal(kind, p.Kind);
-                if (kind == SpatialKind.Point) Assert.Equal(2, p.Coordinates.Length);
+                if (kind is SpatialKind.Point or SpatialKind.Placement) Assert.Equal(2, p.Coordinates.Length);
                 else if (kind == SpatialKind.Box)
                 {
                     Assert.Equal(4, p.Coordinates.Length);

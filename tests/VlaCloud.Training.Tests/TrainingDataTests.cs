@@ -79,6 +79,42 @@ public sealed class TrainingDataTests(SimDataFixture fixture)
         Assert.Equal(SpatialPrompts.Question(SpatialKind.Box, record.Instruction), box.Question);
         Assert.Equal(record.Box, box.Coordinates);
         Assert.Equal(record.Trajectory, BatchSampler.Question(record, SpatialKind.Trajectory).Coordinates);
+        var placement = BatchSampler.Question(record, SpatialKind.Placement);
+        Assert.Equal(SpatialPrompts.Question(SpatialKind.Placement, record.Instruction), placement.Question);
+        Assert.Equal(record.Placement, placement.Coordinates);
+    }
+
+    [Fact]
+    public void Every_record_carries_its_destinations_centre_from_the_annotations_for_placement_questions()
+    {
+        static string Key(string instruction, IEnumerable<float> target, IEnumerable<float> destination) =>
+            $"{instruction}|{string.Join(",", target)}|{string.Join(",", destination)}";
+        var annotated = File.ReadLines(Path.Combine(fixture.TrainFolder, "meta", "spatial_annotations.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .Select(e => Key(e.GetProperty("instruction").GetString()!,
+                e.GetProperty("target").GetProperty("point").EnumerateArray().Select(v => v.GetSingle()),
+                e.GetProperty("destination").GetProperty("point").EnumerateArray().Select(v => v.GetSingle())))
+            .ToHashSet();
+
+        var fromTrain = fixture.Data.Spatial.Where(r => r.Source == "train").ToList();
+        Assert.NotEmpty(fromTrain);
+        Assert.All(fromTrain, r => Assert.Contains(Key(r.Instruction, r.Point, r.Placement!), annotated));
+        // The destination is not the target: a placement answer differs from the point answer.
+        Assert.Contains(fromTrain, r => !r.Placement!.SequenceEqual(r.Point));
+    }
+
+    [Fact]
+    public void Placement_questions_are_refused_when_a_spatial_record_has_no_destination()
+    {
+        var withoutDestination = fixture.Data.Spatial[0] with { Placement = null, Source = "uploaded" };
+        var data = new TrainingData(fixture.Data.Embodiment, fixture.Data.Normalization, fixture.Data.Episodes, [.. fixture.Data.Spatial, withoutDestination]);
+        var options = SimDataFixture.Options(1) with { SpatialKinds = [SpatialKind.Point, SpatialKind.Placement] };
+
+        var error = Assert.Throws<ArgumentException>(() => new BatchSampler(data, options, chunkLength: 8));
+        Assert.Contains("1 of", error.Message);
+        Assert.Contains("uploaded", error.Message);
+        // Without placement questions the same data trains as before.
+        _ = new BatchSampler(data, options with { SpatialKinds = [SpatialKind.Point] }, chunkLength: 8).Sample(0);
     }
 
     [Fact]

@@ -27,6 +27,7 @@ public static class ObservationBinder
         ["point"] = SpatialKind.Point,
         ["box"] = SpatialKind.Box,
         ["trajectory"] = SpatialKind.Trajectory,
+        ["placement"] = SpatialKind.Placement,
     };
 
     /// <summary>The model input for <paramref name="input"/>, or null with <paramref name="errors"/> filled.</summary>
@@ -77,7 +78,7 @@ public static class ObservationBinder
         if (options.TimeoutMs is < 1 or > 120_000) errors[$"{prefix}.timeout_ms"] = ["The timeout must be between 1 and 120000 ms."];
         if (options.Spatial is null) return null;
         if (SpatialKinds.TryGetValue(options.Spatial, out var kind)) return kind;
-        errors[$"{prefix}.spatial"] = ["Spatial must be 'point', 'box' or 'trajectory'."];
+        errors[$"{prefix}.spatial"] = ["Spatial must be 'point', 'box', 'trajectory' or 'placement'."];
         return null;
     }
 

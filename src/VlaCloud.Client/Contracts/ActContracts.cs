@@ -20,7 +20,7 @@ public sealed record ObservationInput(IReadOnlyDictionary<string, ImageInput> Im
 /// <summary>How to compute the actions.</summary>
 /// <param name="Steps">Denoising (Euler) steps, 1–100; null for the checkpoint's default.</param>
 /// <param name="Seed">Noise seed: the same seed and observation give the same actions; null for a random one.</param>
-/// <param name="Spatial">Also return the model's spatial answer: <c>point</c>, <c>box</c> or <c>trajectory</c>.</param>
+/// <param name="Spatial">Also return the model's spatial answer: <c>point</c>, <c>box</c>, <c>trajectory</c> or <c>placement</c> (where the object goes).</param>
 /// <param name="TimeoutMs">Give up (504) if the actions are not ready within this many milliseconds.</param>
 public sealed record ActOptions(
     int? Steps = null,
@@ -43,8 +43,8 @@ public sealed record ActRequest(string Checkpoint, ObservationInput Observation,
 public sealed record ResolvedCheckpoint(Guid Id, string Model, int Version, string Embodiment);
 
 /// <summary>A spatial answer in pixels of the first camera's image.</summary>
-/// <param name="Kind"><c>point</c>, <c>box</c> or <c>trajectory</c>.</param>
-/// <param name="Points">The answer as (x, y) points: one for a point, two corners for a box, the path for a trajectory.</param>
+/// <param name="Kind"><c>point</c>, <c>box</c>, <c>trajectory</c> or <c>placement</c>.</param>
+/// <param name="Points">The answer as (x, y) points: one for a point or a placement, two corners for a box, the path for a trajectory.</param>
 public sealed record SpatialOutput(string Kind, float[][] Points);
 
 /// <summary>Where the time went, milliseconds.</summary>

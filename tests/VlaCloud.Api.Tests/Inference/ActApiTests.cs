@@ -43,21 +43,23 @@ public sealed class ActApiTests(ServicesFixture services)
         }
     }
 
-    [Fact]
-    public async Task Png_images_and_a_spatial_answer_are_served()
+    [Theory]
+    [InlineData("box", 2)]
+    [InlineData("placement", 1)]
+    public async Task Png_images_and_a_spatial_answer_are_served(string kind, int points)
     {
         await using var app = App();
         using var world = await InferenceWorld.CreateAsync(app);
         var png = Png(64, 64);
         var request = new ActRequest(world.Checkpoint.Id.ToString(),
             new ObservationInput(InferenceWorld.Cameras.ToDictionary(c => c, _ => new ImageInput("png", png)), [0, 0, 0], "pick the red cube"),
-            new ActOptions(Seed: 5, Spatial: "box"));
+            new ActOptions(Seed: 5, Spatial: kind));
 
         var response = await world.Client.PostAsJsonAsync("/v1/act", request);
         Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
         var result = (await response.Content.ReadFromJsonAsync<ActResponse>())!;
-        Assert.Equal("box", result.Spatial!.Kind);
-        Assert.Equal(2, result.Spatial.Points.Length);
+        Assert.Equal(kind, result.Spatial!.Kind);
+        Assert.Equal(points, result.Spatial.Points.Length);
         Assert.All(result.Spatial.Points.SelectMany(p => p), c => Assert.InRange(c, 0, 64));
     }
 
