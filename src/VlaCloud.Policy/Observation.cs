@@ -36,8 +36,8 @@ public enum SpatialKind
     /// <summary>A list of points.</summary>
     Trajectory,
     /// <summary>
-    /// One point: where the task puts the object (the centre of its destination), as in the paper's
-    /// placement-point grounding data. A policy needs both where the object is and where it goes.
+    /// One point: where the task puts the object (the centre of its destination). A policy needs both where
+    /// the object is and where it goes (README, experiment, sixth round).
     /// </summary>
     Placement,
 }
