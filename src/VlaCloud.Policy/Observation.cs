@@ -63,6 +63,15 @@ public sealed record SpatialPrediction(SpatialKind Kind, float[] Coordinates, in
 /// <summary>The texts that ask for spatial answers, shared by training data and inference.</summary>
 public static class SpatialPrompts
 {
+    /// <summary>
+    /// The wire name of a spatial kind (<c>point</c>, <c>box</c>, …): how the API, the CLI and job metrics spell it,
+    /// so a new kind needs no list of names kept by hand.
+    /// </summary>
+    public static string WireName(SpatialKind kind) => kind.ToString().ToLowerInvariant();
+
+    /// <summary>The wire names of every spatial kind, in declaration order.</summary>
+    public static IReadOnlyList<string> WireNames { get; } = [.. Enum.GetValues<SpatialKind>().Select(WireName)];
+
     /// <summary>The spatial prompt appended to instructions in action training (the paper's CoT prompt).</summary>
     public static string ForAction(string instruction) =>
         $"Your task is {instruction.Trim().TrimEnd('.')}. To identify the key objects for your task. Locate their bounding boxes in [x1,y1,x2,y2] format.";

@@ -111,7 +111,7 @@ public sealed record CoTrainingOptions
         if (SpatialPretrainSteps < 0 || SpatialPretrainSteps >= Steps) throw new ArgumentException("SpatialPretrainSteps must be within [0, Steps)");
         if (SpatialPretrainSteps > 0 && Mode == TrainingMode.Vanilla) throw new ArgumentException("vanilla mode has no spatial data; set SpatialPretrainSteps = 0");
         if (SpatialKinds is null || SpatialKinds.Count == 0 || SpatialKinds.Distinct().Count() != SpatialKinds.Count || SpatialKinds.Any(k => !Enum.IsDefined(k)))
-            throw new ArgumentException("SpatialKinds must name point, box, trajectory or placement, each at most once");
+            throw new ArgumentException($"SpatialKinds must name {string.Join(", ", SpatialPrompts.WireNames)}, each at most once");
         if (GradientDecay is < 0 or > 1) throw new ArgumentException("GradientDecay must be within [0, 1]");
         if (GradientClip <= 0) throw new ArgumentException("GradientClip must be positive");
         if (SpatialPrompt != (Mode == TrainingMode.St4Vla))

@@ -112,7 +112,7 @@ public sealed class ActionService(
         var response = new ActResponse(
             bound.Describe(),
             Rows(result.Actions),
-            result.Spatial is { } answer ? new SpatialOutput(answer.Kind.ToString().ToLowerInvariant(), answer.Points().Select(p => new[] { p.X, p.Y }).ToArray()) : null,
+            result.Spatial is { } answer ? new SpatialOutput(SpatialPrompts.WireName(answer.Kind), answer.Points().Select(p => new[] { p.X, p.Y }).ToArray()) : null,
             seed,
             new ActTiming(result.QueueTime.TotalMilliseconds, result.ComputeTime.TotalMilliseconds, Stopwatch.GetElapsedTime(started).TotalMilliseconds, result.BatchSize));
         return new ActOutcome.Success(response);

@@ -22,13 +22,8 @@ public static class ObservationBinder
     public const int MaxInstructionLength = 2000;
 
     /// <summary>Spatial kinds by their wire names.</summary>
-    public static readonly IReadOnlyDictionary<string, SpatialKind> SpatialKinds = new Dictionary<string, SpatialKind>(StringComparer.Ordinal)
-    {
-        ["point"] = SpatialKind.Point,
-        ["box"] = SpatialKind.Box,
-        ["trajectory"] = SpatialKind.Trajectory,
-        ["placement"] = SpatialKind.Placement,
-    };
+    public static readonly IReadOnlyDictionary<string, SpatialKind> SpatialKinds =
+        Enum.GetValues<SpatialKind>().ToDictionary(SpatialPrompts.WireName, StringComparer.Ordinal);
 
     /// <summary>The model input for <paramref name="input"/>, or null with <paramref name="errors"/> filled.</summary>
     public static Observation? Bind(ObservationInput? input, Embodiment embodiment, string normalizationKey, Dictionary<string, string[]> errors, string prefix = "observation")
@@ -78,7 +73,7 @@ public static class ObservationBinder
         if (options.TimeoutMs is < 1 or > 120_000) errors[$"{prefix}.timeout_ms"] = ["The timeout must be between 1 and 120000 ms."];
         if (options.Spatial is null) return null;
         if (SpatialKinds.TryGetValue(options.Spatial, out var kind)) return kind;
-        errors[$"{prefix}.spatial"] = ["Spatial must be 'point', 'box', 'trajectory' or 'placement'."];
+        errors[$"{prefix}.spatial"] = [$"Spatial must be one of {string.Join(", ", SpatialPrompts.WireNames)}."];
         return null;
     }
 

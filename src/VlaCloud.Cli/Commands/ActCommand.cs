@@ -16,8 +16,8 @@ internal static class ActCommand
         var instruction = new Option<string>("--instruction", "-i") { Description = "The task in words", Required = true };
         var steps = new Option<int?>("--steps") { Description = "Denoising steps (default: the checkpoint's)" };
         var seed = new Option<long?>("--seed") { Description = "Noise seed, for repeatable actions" };
-        var spatial = new Option<string?>("--spatial") { Description = "Also ask for the spatial answer: point, box, trajectory or placement" };
-        spatial.AcceptOnlyFromAmong("point", "box", "trajectory", "placement");
+        var spatial = new Option<string?>("--spatial") { Description = $"Also ask for the spatial answer: {string.Join(", ", VlaCloud.Policy.SpatialPrompts.WireNames)}" };
+        spatial.AcceptOnlyFromAmong([.. VlaCloud.Policy.SpatialPrompts.WireNames]);
         var embodiment = new Option<string?>("--embodiment") { Description = "Embodiment, when the model exists for several" };
         var command = new Command("act", "Compute an action chunk for one observation (image files, state, instruction)")
         {

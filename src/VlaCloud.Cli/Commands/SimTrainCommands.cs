@@ -30,11 +30,11 @@ internal static class SimTrainCommands
         var pretrain = new Option<int>("--spatial-pretrain-steps") { Description = "Steps of spatial grounding alone at the start (st4vla; the paper's stage 1), counted in --steps", DefaultValueFactory = _ => 0 };
         var kinds = new Option<string[]>("--spatial-kinds")
         {
-            Description = "Spatial question kinds to draw from (st4vla): point, box, trajectory, placement (where the object goes)",
+            Description = $"Spatial question kinds to draw from (st4vla): {string.Join(", ", SpatialPrompts.WireNames)} (placement: where the object goes)",
             AllowMultipleArgumentsPerToken = true,
             DefaultValueFactory = _ => ["point", "box", "trajectory"],
         };
-        kinds.AcceptOnlyFromAmong("point", "box", "trajectory", "placement");
+        kinds.AcceptOnlyFromAmong([.. SpatialPrompts.WireNames]);
         var decay = new Option<double>("--gradient-decay") { Description = "Scale of the action gradient into the VLM", DefaultValueFactory = _ => new CoTrainingOptions().GradientDecay };
         var spatialWeight = new Option<double>("--spatial-loss-weight") { Description = "Weight of the spatial cross-entropy", DefaultValueFactory = _ => new CoTrainingOptions().SpatialLossWeight };
         var lr = new Option<double>("--lr-scale") { Description = "Multiplies every default learning rate", DefaultValueFactory = _ => 1.0 };
