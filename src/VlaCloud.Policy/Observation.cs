@@ -22,9 +22,28 @@ public sealed record Observation(IReadOnlyList<CameraImage> Images, string Instr
 /// <summary>
 /// A demonstration sample for the action loss: the observation and the next <c>H</c> actions
 /// (<c>[H, action_dim]</c>, embodiment units). <see cref="Valid"/> marks real steps (false past an
-/// episode's end); null means all valid.
+/// episode's end); null means all valid. <see cref="Guide"/> is the frame's labelled target and destination,
+/// read by configs with <see cref="PolicyConfig.PointGuidance"/> in place of System 2's answers (teacher forcing);
+/// null means neither is known.
 /// </summary>
-public sealed record ActionSample(Observation Observation, float[,] Actions, bool[]? Valid = null);
+public sealed record ActionSample(Observation Observation, float[,] Actions, bool[]? Valid = null, PointGuide? Guide = null);
+
+/// <summary>
+/// Where a task's object is (<see cref="Target"/>) and where it goes (<see cref="Destination"/>), each <c>[x, y]</c> in
+/// pixels of the observation's first image, or null when unknown: the input of System 1's point token
+/// (<see cref="PolicyConfig.PointGuidance"/>). In training it comes from the spatial labels; in inference from
+/// System 2's answers to the point and placement questions.
+/// </summary>
+public sealed record PointGuide(float[]? Target, float[]? Destination)
+{
+    /// <summary>Throws when a point that is given is not an <c>[x, y]</c> pair of finite numbers.</summary>
+    public void Validate()
+    {
+        foreach (var (name, point) in new[] { ("target", Target), ("destination", Destination) })
+            if (point is not null && (point.Length != 2 || !float.IsFinite(point[0]) || !float.IsFinite(point[1])))
+                throw new ArgumentException($"the guide's {name} must be [x, y] of finite numbers");
+    }
+}
 
 /// <summary>Kinds of spatial answer: a point (x,y), a box (x1,y1,x2,y2), a trajectory (list of points) or a placement point (x,y).</summary>
 public enum SpatialKind

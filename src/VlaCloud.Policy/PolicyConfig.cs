@@ -83,6 +83,14 @@ public sealed record PolicyConfig
     public int MaxStateDim { get; init; } = 8;
     /// <summary>Whether the proprioceptive state is an input (the released models use none).</summary>
     public bool UseState { get; init; } = true;
+    /// <summary>
+    /// Whether System 1 also reads where the task's object is and where it goes, as one token of
+    /// <c>[target x, y, destination x, y, masks]</c> (a <see cref="PointGuide"/>): teacher-forced from the spatial labels in
+    /// training, System 2's own answers to the point and placement questions in inference. Not in the paper, whose System 1
+    /// reads the VLM only through the latent queries: on the tiny config the queries did not carry the object's position
+    /// (README, experiment, sixth and seventh rounds), while System 2 could answer it. Needs spatial training (not vanilla).
+    /// </summary>
+    public bool PointGuidance { get; init; }
     /// <summary>Default number of Euler steps of <c>SampleActions</c>.</summary>
     public int InferenceSteps { get; init; } = 10;
 
@@ -102,6 +110,8 @@ public sealed record PolicyConfig
     [JsonIgnore] public int StemChannels1 => Math.Max(8, VisionWidth / 4);
     /// <summary>Channels of the convolutional stem's second layer.</summary>
     [JsonIgnore] public int StemChannels2 => Math.Max(16, VisionWidth / 2);
+    /// <summary>Inputs of the point token: target x, y, destination x, y (in [−1, 1]) and one mask per point.</summary>
+    internal const int PointGuideFeatures = 6;
     /// <summary>Text plus coordinate tokens.</summary>
     [JsonIgnore] public int VocabSize => TextVocabSize + LocationBins;
 
@@ -158,7 +168,7 @@ public sealed record PolicyConfig
         long bridge = (long)LatentQueries * LmWidth + 2 * Linear(LmWidth, b) + BridgeLayers * bridgeBlock + Ln(b) + Linear(b, ExpertWidth);
         long e = ExpertWidth;
         long ditBlock = 2 * (Linear(e, e) + Linear(e, 2 * e) + Linear(e, e)) + Ln(e) + Linear(e, 4 * e) + Linear(4 * e, e) + Linear(e, 6 * e);
-        long expert = Linear(MaxActionDim, e) + Linear(2L * MaxStateDim, e) + 2 * Linear(e, e) + (ChunkLength + 1L) * e
+        long expert = Linear(MaxActionDim, e) + Linear(2L * MaxStateDim, e) + (PointGuidance ? Linear(PointGuideFeatures, e) : 0) + 2 * Linear(e, e) + (ChunkLength + 1L) * e
             + ExpertLayers * ditBlock + Linear(e, 2 * e) + Linear(e, MaxActionDim);
         return new ParameterCounts(vision, language, bridge, expert);
     }
@@ -182,6 +192,7 @@ public sealed record PolicyConfig
         if (ExpertWidth % 2 != 0) throw new ArgumentException("ExpertWidth must be even");
         if (ChunkLength < 1 || MaxActionDim < 1 || MaxStateDim < 1 || LatentQueries < 1 || LocationBins < 2 || MaxCameras < 1)
             throw new ArgumentException("ChunkLength, MaxActionDim, MaxStateDim, LatentQueries, MaxCameras must be ≥ 1 and LocationBins ≥ 2");
+        if (PointGuidance && Vanilla) throw new ArgumentException("PointGuidance reads System 2's spatial answers, which a vanilla policy is not trained to give");
     }
 
     internal static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };

@@ -10,8 +10,10 @@ public sealed partial class VlaPolicy
     /// Action chunks for a batch of observations, each <c>[H, action_dim]</c> in its embodiment's units.
     /// Each sample's noise comes from its own seed, so a sample's result does not depend on the batch
     /// it was served in (up to float rounding). <paramref name="steps"/> Euler steps (default from the config).
+    /// A config with <see cref="PolicyConfig.PointGuidance"/> reads <paramref name="guides"/> when given (one per observation;
+    /// the caller knows where the objects are) and otherwise asks System 2 first (<see cref="GeneratePointGuides"/>).
     /// </summary>
-    public float[][,] SampleActions(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null)
+    public float[][,] SampleActions(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null, IReadOnlyList<PointGuide?>? guides = null)
     {
         if (observations.Count == 0) return [];
         if (seeds.Count != observations.Count) throw new ArgumentException($"{observations.Count} observations but {seeds.Count} seeds");
@@ -19,19 +21,22 @@ public sealed partial class VlaPolicy
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(steps), "at least one Euler step");
         var stats = observations.Select(o => StatsFor(o.Embodiment)).ToArray();
         var (h, a) = (Config.ChunkLength, Config.MaxActionDim);
+        if (guides is not null && !Config.PointGuidance) throw new ArgumentException("this policy has no point guidance to read the guides with");
+        if (Config.PointGuidance) guides ??= GeneratePointGuides(observations);
 
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         model.eval();
         var cond = Condition(observations, 1.0);                                           // (B, Q, De)
         var state = States(observations);                                                  // (B, 2S) or null
+        var points = guides is null ? null : PointFeatures(observations, guides);          // (B, 6) or null
         var x = stack(seeds.Select(s => Noise(s, h, a)).ToArray()).to(DType, Device);      // (B, H, A)
         var b = observations.Count;
         for (var i = 0; i < k; i++)
         {
             // x_t = t·noise + (1 − t)·action, integrated from t = 1 down to 0 by Euler steps of the velocity.
             var t = full(b, 1.0 - (double)i / k, DType, Device);
-            x = x - Model.Expert.Forward(x, t, state, cond) * (1.0 / k);
+            x = x - Model.Expert.Forward(x, t, state, points, cond) * (1.0 / k);
         }
         var flat = x.to(float32).cpu().data<float>().ToArray();
 
@@ -53,6 +58,17 @@ public sealed partial class VlaPolicy
     /// <summary>One observation's action chunk <c>[H, action_dim]</c>.</summary>
     public float[,] SampleActions(Observation observation, long seed, int? steps = null) => SampleActions([observation], [seed], steps)[0];
 
+    /// <summary>
+    /// System 2's answers to the point and placement questions about each observation, as the guide System 1 reads
+    /// (<see cref="PolicyConfig.PointGuidance"/>). Both questions of every observation go through one batched decode.
+    /// </summary>
+    public PointGuide[] GeneratePointGuides(IReadOnlyList<Observation> observations)
+    {
+        var answers = Generate([.. observations, .. observations],
+            [.. observations.Select(_ => SpatialKind.Point), .. observations.Select(_ => SpatialKind.Placement)]);
+        return [.. observations.Select((_, i) => new PointGuide(answers[i].Coordinates, answers[observations.Count + i].Coordinates))];
+    }
+
     /// <summary>Standard normal noise of one sample from its own generator.</summary>
     internal static Tensor Noise(long seed, long h, long a)
     {
@@ -65,11 +81,16 @@ public sealed partial class VlaPolicy
     /// greedily with a KV cache, allowing only coordinate tokens (and the end token where a trajectory may end),
     /// so every answer parses. Coordinates are pixels of each observation's first image, and the VLM sees only that image.
     /// </summary>
-    public SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind)
+    public SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind) =>
+        Generate(observations, [.. observations.Select(_ => kind)]);
+
+    /// <summary><see cref="GenerateSpatial"/> with a question kind per observation, decoded in one batch.</summary>
+    private SpatialPrediction[] Generate(IReadOnlyList<Observation> observations, IReadOnlyList<SpatialKind> kinds)
     {
         if (observations.Count == 0) return [];
         var b = observations.Count;
-        var maxTokens = kind switch { SpatialKind.Point or SpatialKind.Placement => 2, SpatialKind.Box => 4, _ => 2 * Config.MaxTrajectoryPoints };
+        var limits = kinds.Select(kind => kind switch { SpatialKind.Point or SpatialKind.Placement => 2, SpatialKind.Box => 4, _ => 2 * Config.MaxTrajectoryPoints }).ToArray();
+        var maxTokens = limits.Max();
         var tokens = Enumerable.Range(0, b).Select(_ => new List<int>()).ToArray();
         var done = new bool[b];
 
@@ -78,7 +99,7 @@ public sealed partial class VlaPolicy
         using var cache = new KvCache(Config.LmLayers);
         model.eval();
         var (images, cameraCounts) = SpatialImages(observations.Select(o => o.Images));
-        var text = observations.Select(o => TextIds(SpatialPrompts.Question(kind, o.Instruction))).ToList();
+        var text = observations.Select((o, i) => TextIds(SpatialPrompts.Question(kinds[i], o.Instruction))).ToList();
         var seq = Sequence(images, cameraCounts, text, withQueries: false);
         var hidden = Model.Lm.Forward(seq.Embeds, seq.Positions, seq.Mask, cache);          // (B, T, D)
         var keyMask = seq.KeyMask;                                                           // (B, 1, 1, T)
@@ -94,7 +115,7 @@ public sealed partial class VlaPolicy
             {
                 if (done[i]) { chosen[i] = Tokenizer.PadId; continue; }
                 var count = tokens[i].Count;
-                var mayEnd = kind == SpatialKind.Trajectory && count >= 2 && count % 2 == 0;
+                var mayEnd = kinds[i] == SpatialKind.Trajectory && count >= 2 && count % 2 == 0;
                 var best = mayEnd ? Tokenizer.EosId : -1;
                 var bestScore = mayEnd ? logits[i * vocab + Tokenizer.EosId] : float.NegativeInfinity;
                 for (var v = textVocab; v < vocab; v++)
@@ -102,6 +123,7 @@ public sealed partial class VlaPolicy
                 chosen[i] = best;
                 if (best == Tokenizer.EosId) done[i] = true;
                 else tokens[i].Add(best);
+                if (tokens[i].Count == limits[i]) done[i] = true;
             }
             if (step == maxTokens - 1 || done.All(d => d)) break;
             var x = Model.Lm.Embed(tensor(chosen, device: Device).unsqueeze(1));              // (B, 1, D)
@@ -114,10 +136,10 @@ public sealed partial class VlaPolicy
         return observations.Select((o, i) =>
         {
             var ids = tokens[i].ToArray();
-            if (kind == SpatialKind.Trajectory && ids.Length % 2 == 1) ids = ids[..^1];
+            if (kinds[i] == SpatialKind.Trajectory && ids.Length % 2 == 1) ids = ids[..^1];
             var first = o.Images[0];
             var coordinates = Tokenizer.DecodeCoordinates(ids, first.Width, first.Height);
-            return new SpatialPrediction(kind, kind == SpatialKind.Box ? OrderedBox(coordinates) : coordinates, ids);
+            return new SpatialPrediction(kinds[i], kinds[i] == SpatialKind.Box ? OrderedBox(coordinates) : coordinates, ids);
         }).ToArray();
     }
 

@@ -60,6 +60,7 @@ public sealed partial class VlaPolicy
         var r = Math.Max(1, Config.ActionRepeats);
         var cond = Condition(observations, Config.GradientDecay).repeat_interleave(r, 0);    // (B·r, Q, De)
         var state = States(observations)?.repeat_interleave(r, 0);
+        var points = PointFeatures(observations, [.. samples.Select(s => s.Guide)])?.repeat_interleave(r, 0);
         var actions = tensor(target, device: Device).to(DType).repeat_interleave(r, 0);       // (B·r, H, A)
         var mask = tensor(weight, device: Device).to(DType).repeat_interleave(r, 0);
         b *= r;
@@ -67,7 +68,7 @@ public sealed partial class VlaPolicy
         // Flow times from Beta(1.5, 1) (as π0): more weight on noisy times, where the velocity is learnable.
         var t = (rand(b, DType, Device).pow(1 / 1.5) * 0.999 + 0.001).view(b, 1, 1);            // (B, 1, 1)
         var xt = t * noise + (1 - t) * actions;
-        var velocity = Model.Expert.Forward(xt, t.view(b), state, cond);                      // (B, H, A)
+        var velocity = Model.Expert.Forward(xt, t.view(b), state, points, cond);                  // (B, H, A)
         var error = (velocity - (noise - actions)).pow(2) * mask;
         return (error.sum() / mask.sum().clamp_min(1)).to(float32).MoveToOuterDisposeScope();
     }

@@ -16,7 +16,7 @@ public sealed record PolicyLoss(Tensor Total, Tensor? Action, Tensor? Spatial);
 public sealed record PolicyParameterGroups(IReadOnlyList<Parameter> Vlm, IReadOnlyList<Parameter> ActionExpert, IReadOnlyList<Parameter> Rest);
 
 /// <summary>
-/// The ST4VLA policy: two verbs, <see cref="ComputeLoss"/> and <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?)"/>,
+/// The ST4VLA policy: two verbs, <see cref="ComputeLoss"/> and <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?})"/>,
 /// plus <see cref="GenerateSpatial"/>, saving and loading. Inputs and outputs are plain data.
 /// Not thread-safe: one thread (an inference worker or a training loop) uses an instance at a time.
 /// </summary>
@@ -86,6 +86,9 @@ public sealed partial class VlaPolicy : IDisposable
 
     /// <summary>All trainable parameters.</summary>
     public IEnumerable<Parameter> Parameters() => model.parameters();
+
+    /// <summary>All trainable parameters with their checkpoint names (as in <c>model.safetensors</c>).</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> NamedParameters() => model.named_parameters();
 
     /// <summary>
     /// AdamW with one group per part; the defaults are the paper's post-training values

@@ -61,7 +61,7 @@ public sealed class BatchSampler
             valid[k] = true;
             for (var d = 0; d < dim; d++) chunk[k, d] = episode.Actions[t + k][d];
         }
-        return new ActionSample(episode.Observations[t], chunk, valid);
+        return new ActionSample(episode.Observations[t], chunk, valid, episode.Guides?[t]);
     }
 
     /// <summary>A point, box, trajectory or placement question about a record.</summary>

@@ -84,6 +84,8 @@ public static class CoTrainer
         options.Validate();
         if (options.SpatialPretrainSteps > 0 && data.Spatial.Count == 0)
             throw new ArgumentException("spatial pre-training needs spatial records, and the training data has none");
+        if ((options.PointGuidance || initial.Config.PointGuidance) && data.Episodes.Sum(e => e.Length - (e.Guides?.Count(g => g?.Target is not null) ?? 0)) is var unguided and > 0)
+            throw new ArgumentException($"a point-guided policy trains on demonstrations whose frames have spatial annotations (the target's point); {unguided} of {data.Frames} frames have none");
         var resume = checkpointDirectory is null ? null : Latest(checkpointDirectory);
         VlaPolicy policy;
         if (resume is not null)
@@ -172,24 +174,34 @@ public static class CoTrainer
             .MaxBy(c => c.Step);
     }
 
-    /// <summary>The config a run's options call for: mode, gradient decay and spatial loss weight applied.</summary>
+    /// <summary>
+    /// The config a run's options call for: mode, gradient decay and spatial loss weight applied, point guidance added
+    /// when asked for (never removed: that would drop trained weights).
+    /// </summary>
     public static PolicyConfig ConfigFor(PolicyConfig config, CoTrainingOptions options) => config with
     {
         Vanilla = options.Mode == TrainingMode.Vanilla,
         GradientDecay = options.GradientDecay,
         SpatialLossWeight = options.SpatialLossWeight,
+        PointGuidance = config.PointGuidance || options.PointGuidance,
     };
 
-    /// <summary>The policy itself when its switches match the options, else a copy with the options' switches and the same weights.</summary>
+    /// <summary>
+    /// The policy itself when its switches match the options, else a copy with the options' switches and the same weights;
+    /// parts the switches add (the point token) start from the options' seed.
+    /// </summary>
     private static VlaPolicy WithSwitches(VlaPolicy initial, CoTrainingOptions options)
     {
         var config = ConfigFor(initial.Config, options);
         if (config == initial.Config) return initial;
+        // The base's own tokenizer, not the built-in word list: a base saved by an older build has the vocabulary it was trained with.
         var copy = VlaPolicy.Create(config, initial.Normalization, options.Seed, initial.Device.type == DeviceType.CPU ? "cpu" : initial.Device.ToString(), DTypeName(initial),
-            config.Tokenizer == "words" ? null : initial.Tokenizer.Json);
+            initial.Tokenizer.Json);
+        var weights = initial.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
         using (no_grad())
         {
-            foreach (var (to, from) in copy.Parameters().Zip(initial.Parameters())) to.copy_(from);
+            foreach (var (name, to) in copy.NamedParameters())
+                if (weights.TryGetValue(name, out var from)) to.copy_(from);
         }
         return copy;
     }

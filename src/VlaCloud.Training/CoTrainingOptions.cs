@@ -76,6 +76,12 @@ public sealed record CoTrainingOptions
     public int CheckpointInterval { get; init; } = 500;
     /// <summary>st4vla or vanilla.</summary>
     public TrainingMode Mode { get; init; } = TrainingMode.St4Vla;
+    /// <summary>
+    /// Gives the policy <see cref="PolicyConfig.PointGuidance"/> (a base without it gets a fresh point token; one with it
+    /// keeps it either way). Its action samples are then teacher-forced with the demonstrations' labelled target and
+    /// destination, so every demonstration frame needs a spatial annotation. st4vla only.
+    /// </summary>
+    public bool PointGuidance { get; init; }
 
     /// <summary>The vanilla baseline's options: no spatial data, no prompt.</summary>
     public CoTrainingOptions AsVanilla() => this with { Mode = TrainingMode.Vanilla, SpatialPrompt = false, SpatialRatio = 0, SpatialPretrainSteps = 0 };
@@ -112,6 +118,7 @@ public sealed record CoTrainingOptions
         if (SpatialPretrainSteps > 0 && Mode == TrainingMode.Vanilla) throw new ArgumentException("vanilla mode has no spatial data; set SpatialPretrainSteps = 0");
         if (SpatialKinds is null || SpatialKinds.Count == 0 || SpatialKinds.Distinct().Count() != SpatialKinds.Count || SpatialKinds.Any(k => !Enum.IsDefined(k)))
             throw new ArgumentException($"SpatialKinds must name {string.Join(", ", SpatialPrompts.WireNames)}, each at most once");
+        if (PointGuidance && Mode == TrainingMode.Vanilla) throw new ArgumentException("point guidance reads System 2's spatial answers; vanilla mode trains none");
         if (GradientDecay is < 0 or > 1) throw new ArgumentException("GradientDecay must be within [0, 1]");
         if (GradientClip <= 0) throw new ArgumentException("GradientClip must be positive");
         if (SpatialPrompt != (Mode == TrainingMode.St4Vla))

@@ -8,7 +8,9 @@ namespace VlaCloud.Training;
 /// <param name="Index">Episode index in its dataset.</param>
 /// <param name="Observations">Per frame: decoded camera images, state, instruction, embodiment.</param>
 /// <param name="Actions">Per frame: the action in embodiment units.</param>
-public sealed record DemonstrationEpisode(int Index, IReadOnlyList<Observation> Observations, IReadOnlyList<float[]> Actions)
+/// <param name="Guides">Per frame: the labelled target and destination from the spatial annotations (null where a frame has none),
+/// or null when the dataset has no annotations; what a point-guided policy is teacher-forced with.</param>
+public sealed record DemonstrationEpisode(int Index, IReadOnlyList<Observation> Observations, IReadOnlyList<float[]> Actions, IReadOnlyList<PointGuide?>? Guides = null)
 {
     /// <summary>Frames in the episode.</summary>
     public int Length => Actions.Count;
@@ -114,7 +116,7 @@ public sealed class TrainingData
         LeRobotDataset dataset, TrainingDataOptions options, bool withActions, bool withSpatial, CancellationToken cancellationToken)
     {
         var cameras = options.Cameras ?? [.. dataset.Info.Cameras.Select(c => c.Name).OrderBy(n => n.EndsWith(".main", StringComparison.Ordinal) ? 0 : 1)];
-        var labels = withSpatial ? ReadAnnotations(dataset.Root) : [];
+        var labels = ReadAnnotations(dataset.Root);
         var source = Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset.Root));
         var episodes = new List<DemonstrationEpisode>();
         var spatial = new List<SpatialRecord>();
@@ -124,6 +126,7 @@ public sealed class TrainingData
             if (!withActions && !labels.ContainsKey((info.Index, 0))) continue;
             var data = await dataset.ReadEpisodeAsync(info, includeImages: true, cancellationToken);
             var observations = new Observation[info.Length];
+            var guides = new PointGuide?[info.Length];
             for (var t = 0; t < info.Length; t++)
             {
                 var images = cameras.Select(c => data.Images.TryGetValue(c, out var frames)
@@ -131,10 +134,11 @@ public sealed class TrainingData
                     : throw new InvalidDataException($"{info.DataFile}: camera '{c}' is missing")).ToArray();
                 var instruction = dataset.Tasks[data.TaskIndices[t]];
                 observations[t] = new Observation(images, instruction, data.States[t].Length > 0 ? data.States[t] : null, options.Embodiment);
-                if (labels.TryGetValue((info.Index, t), out var label))
-                    spatial.Add(label with { Images = images, Instruction = instruction, Source = source });
+                if (!labels.TryGetValue((info.Index, t), out var label)) continue;
+                guides[t] = new PointGuide(label.Point, label.Placement);
+                if (withSpatial) spatial.Add(label with { Images = images, Instruction = instruction, Source = source });
             }
-            if (withActions) episodes.Add(new DemonstrationEpisode(info.Index, observations, data.Actions));
+            if (withActions) episodes.Add(new DemonstrationEpisode(info.Index, observations, data.Actions, labels.Count > 0 ? guides : null));
         }
         return (episodes, spatial);
     }

@@ -44,8 +44,28 @@ public sealed class ModuleShapeTests
         using var expert = new ActionExpert("e", C);
         var cond = randn(4, C.LatentQueries, C.ExpertWidth);
         var noisy = randn(4, C.ChunkLength, C.MaxActionDim);
-        Assert.Equal(noisy.shape, expert.Forward(noisy, rand(4), randn(4, 2 * C.MaxStateDim), cond).shape);
-        Assert.Equal(noisy.shape, expert.Forward(noisy, rand(4), null, cond).shape);
+        Assert.Equal(noisy.shape, expert.Forward(noisy, rand(4), randn(4, 2 * C.MaxStateDim), null, cond).shape);
+        Assert.Equal(noisy.shape, expert.Forward(noisy, rand(4), null, null, cond).shape);
+    }
+
+    [Fact]
+    public void Point_guidance_adds_one_projection_to_the_expert_exactly_as_estimated_and_nothing_to_unguided_checkpoints()
+    {
+        var guided = C with { PointGuidance = true };
+        using var policy = TestData.Tiny(config: guided);
+        Assert.Equal(guided.EstimateParameters().Total, policy.ParameterCount);
+        Assert.Equal((PolicyConfig.PointGuideFeatures + 1L) * C.ExpertWidth, guided.EstimateParameters().ActionExpert - C.EstimateParameters().ActionExpert);
+        using var unguided = TestData.Tiny();
+        var added = policy.NamedParameters().Select(p => p.Name).Except(unguided.NamedParameters().Select(p => p.Name)).ToList();
+        Assert.Equal(["expert.pointsIn.weight", "expert.pointsIn.bias"], added.Order().Reverse());
+
+        using var scope = NewDisposeScope();
+        var cond = randn(4, C.LatentQueries, C.ExpertWidth);
+        var noisy = randn(4, C.ChunkLength, C.MaxActionDim);
+        Assert.Equal(noisy.shape, policy.Model.Expert.Forward(noisy, rand(4), randn(4, 2 * C.MaxStateDim), randn(4, PolicyConfig.PointGuideFeatures), cond).shape);
+        Assert.Throws<ArgumentException>(() => policy.Model.Expert.Forward(noisy, rand(4), null, null, cond));
+        // The point token reads System 2's answers, which a vanilla policy is not trained to give.
+        Assert.Throws<ArgumentException>(() => (guided with { Vanilla = true }).Validate());
     }
 
     [Fact]

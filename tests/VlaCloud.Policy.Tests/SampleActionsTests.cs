@@ -120,4 +120,31 @@ public sealed class SampleActionsTests : IDisposable
         var conditions = policy.Condition([withBlueWrist, withGreenWrist], gradientDecay: 1);
         Assert.True((conditions[0] - conditions[1]).abs().max().item<float>() > 1e-4f);
     }
+
+    [Fact]
+    public void A_point_guided_policy_acts_on_system_2s_point_and_placement_answers_unless_given_guides()
+    {
+        using var guided = TestData.Tiny(seed: 3, PolicyConfig.Tiny with { PointGuidance = true });
+        var observations = Enumerable.Range(0, 3).Select(i => TestData.Observation(i)).ToArray();
+        long[] seeds = [5, 6, 7];
+
+        // Both questions of every observation are decoded in one batch, with the answers each question gets alone.
+        var guides = guided.GeneratePointGuides(observations);
+        var points = guided.GenerateSpatial(observations, SpatialKind.Point);
+        var placements = guided.GenerateSpatial(observations, SpatialKind.Placement);
+        for (var i = 0; i < observations.Length; i++)
+        {
+            Assert.Equal(points[i].Coordinates, guides[i].Target);
+            Assert.Equal(placements[i].Coordinates, guides[i].Destination);
+        }
+        var asked = guided.SampleActions(observations, seeds);
+        var given = guided.SampleActions(observations, seeds, guides: guides);
+        for (var i = 0; i < observations.Length; i++) Assert.Equal(Flat(asked[i]), Flat(given[i]));
+
+        var malformed = Assert.Throws<ArgumentException>(() => guided.SampleActions([observations[0]], [1], guides: [new PointGuide([1, 2, 3], null)]));
+        Assert.Contains("target", malformed.Message);
+        Assert.Throws<ArgumentException>(() => policy.SampleActions([observations[0]], [1], guides: [guides[0]]));
+    }
+
+    private static float[] Flat(float[,] chunk) => [.. chunk.Cast<float>()];
 }

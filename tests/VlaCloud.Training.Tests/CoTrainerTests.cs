@@ -156,6 +156,30 @@ public sealed class CoTrainerTests(SimDataFixture fixture)
     }
 
     [Fact]
+    public void Point_guidance_gives_a_base_a_fresh_point_token_and_keeps_every_weight_it_had()
+    {
+        // Learning rates of zero: the run changes no weight, so the copy can be compared with the base exactly.
+        var options = SimDataFixture.Options(1) with { PointGuidance = true, VlmLearningRate = 0, ExpertLearningRate = 0, RestLearningRate = 0, MinLearningRate = 0 };
+        using var unguided = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options with { PointGuidance = false });
+        Assert.False(unguided.Config.PointGuidance);
+
+        using var guided = CoTrainer.Train(unguided, fixture.Data, options).Policy;
+        Assert.True(guided.Config.PointGuidance);
+        var trained = guided.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
+        Assert.Equal(["expert.pointsIn.bias", "expert.pointsIn.weight"], trained.Keys.Except(unguided.NamedParameters().Select(p => p.Name)).Order());
+        foreach (var (name, weight) in unguided.NamedParameters())
+            Assert.True(weight.allclose(trained[name], rtol: 0, atol: 0), $"{name} changed");
+
+        // A guided policy stays guided when fine-tuned without asking again, and needs a guide on every frame.
+        Assert.True(CoTrainer.ConfigFor(guided.Config, options with { PointGuidance = false }).PointGuidance);
+        var unlabelled = new TrainingData(fixture.Data.Embodiment, fixture.Data.Normalization,
+            [.. fixture.Data.Episodes.Select((e, i) => i == 0 ? e with { Guides = null } : e)], fixture.Data.Spatial);
+        var error = Assert.Throws<ArgumentException>(() => CoTrainer.Train(guided, unlabelled, options with { PointGuidance = false }));
+        Assert.Contains($"{fixture.Data.Episodes[0].Length} of {fixture.Data.Frames} frames", error.Message);
+        Assert.Throws<ArgumentException>(() => options.AsVanilla().Validate());
+    }
+
+    [Fact]
     public void Resuming_with_other_options_is_refused()
     {
         var options = SimDataFixture.Options(2) with { CheckpointInterval = 1 };

@@ -54,6 +54,32 @@ public sealed class TrainingDataTests(SimDataFixture fixture)
     }
 
     [Fact]
+    public void Every_demonstration_frame_carries_its_labelled_target_and_destination_as_the_guide_of_its_action_sample()
+    {
+        var data = fixture.Data;
+        var labels = File.ReadLines(Path.Combine(fixture.TrainFolder, "meta", "spatial_annotations.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .ToDictionary(e => (e.GetProperty("episode_index").GetInt32(), e.GetProperty("frame_index").GetInt32()),
+                e => (Target: e.GetProperty("target").GetProperty("point").EnumerateArray().Select(v => v.GetSingle()).ToArray(),
+                      Destination: e.GetProperty("destination").GetProperty("point").EnumerateArray().Select(v => v.GetSingle()).ToArray()));
+        var sampler = new BatchSampler(data, SimDataFixture.Options(1), chunkLength: 8);
+        var globalFrame = 0;
+        foreach (var episode in data.Episodes)
+        {
+            Assert.NotNull(episode.Guides);
+            for (var t = 0; t < episode.Length; t++, globalFrame++)
+            {
+                var (target, destination) = labels[(episode.Index, t)];
+                var guide = sampler.ActionAt(globalFrame).Guide!;
+                Assert.Equal(target, guide.Target);
+                Assert.Equal(destination, guide.Destination);
+            }
+        }
+        // The vanilla baseline's data drops the spatial records, not the frames' guides (its policies have no point token to read them).
+        Assert.Same(data.Episodes, data.WithoutSpatial().Episodes);
+    }
+
+    [Fact]
     public void Grounding_records_cover_objects_held_out_of_the_demonstrations()
     {
         var data = fixture.Data;

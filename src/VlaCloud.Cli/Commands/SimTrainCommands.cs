@@ -46,10 +46,14 @@ internal static class SimTrainCommands
         {
             Description = "Start from this checkpoint (a run folder, policy folder or tar) instead of fresh weights, e.g. a spatial pre-training run; its architecture is kept",
         };
+        var guidance = new Option<bool>("--point-guidance")
+        {
+            Description = "st4vla: System 1 also reads the target's and destination's points (labels in training, System 2's point and placement answers when acting); train the base on point and placement questions",
+        };
         var interval = new Option<int>("--checkpoint-interval") { Description = "Steps between resumable checkpoints", DefaultValueFactory = _ => new CoTrainingOptions().CheckpointInterval };
         var command = new Command("train", "Train a policy on simulator demonstrations (st4vla co-training or the vanilla baseline); re-running resumes")
         {
-            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, kinds, decay, spatialWeight, lr, warmup, interval, patch, stem, init,
+            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, kinds, decay, spatialWeight, lr, warmup, interval, patch, stem, init, guidance,
         };
         command.SetLocalAction(async (parse, cancellationToken) =>
         {
@@ -59,6 +63,11 @@ internal static class SimTrainCommands
                 return ApiCommand.LocalError;
             }
             var isVanilla = parse.GetValue(mode) == "vanilla";
+            if (isVanilla && parse.GetValue(guidance))
+            {
+                ApiCommand.Error("--point-guidance reads System 2's spatial answers, which --mode vanilla does not train");
+                return ApiCommand.LocalError;
+            }
             var defaults = new CoTrainingOptions();
             var scale = parse.GetValue(lr);
             var options = new CoTrainingOptions
@@ -68,7 +77,7 @@ internal static class SimTrainCommands
                 SpatialKinds = [.. parse.GetValue(kinds)!.Select(k => Enum.Parse<SpatialKind>(k, ignoreCase: true))], GradientDecay = parse.GetValue(decay), SpatialLossWeight = parse.GetValue(spatialWeight),
                 VlmLearningRate = defaults.VlmLearningRate * scale, ExpertLearningRate = defaults.ExpertLearningRate * scale,
                 RestLearningRate = defaults.RestLearningRate * scale, WarmupSteps = parse.GetValue(warmup),
-                CheckpointInterval = parse.GetValue(interval),
+                CheckpointInterval = parse.GetValue(interval), PointGuidance = parse.GetValue(guidance),
             };
             if (isVanilla) options = options.AsVanilla();
             var policyConfig = parse.GetValue(config) == "small" ? PolicyConfig.Small : PolicyConfig.Tiny;

@@ -45,12 +45,13 @@ internal sealed class DitBlock : nn.Module
 
 /// <summary>
 /// System 1: a diffusion transformer that predicts the flow-matching velocity of an action chunk
-/// (H, A) from the noisy chunk, the flow time, the optional proprioceptive state and the bridge's
-/// conditioning tokens.
+/// (H, A) from the noisy chunk, the flow time, the optional proprioceptive state, the optional point
+/// token (<see cref="PolicyConfig.PointGuidance"/>) and the bridge's conditioning tokens.
 /// </summary>
 internal sealed class ActionExpert : nn.Module
 {
     private readonly Linear actionIn, stateIn, time1, time2, finalModulation, actionOut;
+    private readonly Linear? pointsIn;
     private readonly Parameter position;
     private readonly ModuleList<DitBlock> blocks;
     private readonly LayerNorm finalNorm;
@@ -63,6 +64,8 @@ internal sealed class ActionExpert : nn.Module
         actionIn = nn.Linear(c.MaxActionDim, d);
         // The state token sees [state · mask, mask] so embodiments with fewer dims are told which are padding.
         stateIn = nn.Linear(2 * c.MaxStateDim, d);
+        // Registered only when switched on, so checkpoints without point guidance keep their exact tensor set.
+        if (c.PointGuidance) pointsIn = nn.Linear(PolicyConfig.PointGuideFeatures, d);
         time1 = nn.Linear(d, d);
         time2 = nn.Linear(d, d);
         position = nn.Parameter(randn(1, c.ChunkLength + 1, d) * 0.02);
@@ -80,9 +83,10 @@ internal sealed class ActionExpert : nn.Module
     /// <param name="noisy">(B, H, A) noisy normalised actions.</param>
     /// <param name="t">(B) flow time in [0, 1].</param>
     /// <param name="state">(B, 2·S) normalised state and its mask, or null when the config has no state.</param>
+    /// <param name="points">(B, 6) point-guide features, required exactly when the config has point guidance.</param>
     /// <param name="cond">(B, Q, D) conditioning tokens.</param>
     /// <returns>(B, H, A) predicted velocity.</returns>
-    public Tensor Forward(Tensor noisy, Tensor t, Tensor? state, Tensor cond)
+    public Tensor Forward(Tensor noisy, Tensor t, Tensor? state, Tensor? points, Tensor cond)
     {
         using var scope = NewDisposeScope();
         var d = config.ExpertWidth;
@@ -90,6 +94,9 @@ internal sealed class ActionExpert : nn.Module
         var x = actionIn.call(noisy);                                                      // (B, H, D)
         if (state is not null) x = cat([stateIn.call(state).unsqueeze(1), x], 1);          // (B, 1+H, D)
         x = x + position[.., ^(int)x.shape[1]..];
+        // The point token needs no position: its projection's bias tells it apart from the others.
+        if (pointsIn is not null)
+            x = cat([pointsIn.call(points ?? throw new ArgumentException("a point-guided expert needs the point token")).unsqueeze(1), x], 1);
         foreach (var block in blocks) x = block.Forward(x, time, cond);
         var m = finalModulation.call(nn.functional.silu(time)).unsqueeze(1).chunk(2, -1);
         x = actionOut.call(DitBlock.Modulate(finalNorm.call(x), m[0], m[1]));               // (B, L, A)
