@@ -9,7 +9,7 @@ internal sealed class ModelSuite : IBenchmarkSuite
 {
     public string Name => "model";
 
-    public string Description => "tiny ST4VLA policy: parameters, SampleActions latency at batch 1/8/32, batch32_gain, training step";
+    public string Description => "tiny ST4VLA policy: parameters, SampleActions latency at batch 1/8/32, batch32_gain, point guidance's cost, training step";
 
     public Task RunAsync(Report report, string[] args, CancellationToken cancellationToken)
     {
@@ -39,26 +39,42 @@ internal sealed class ModelSuite : IBenchmarkSuite
                 "pick the red cube and place it in the blue bowl", Enumerable.Range(0, 8).Select(d => (float)Math.Sin(i + d)).ToArray(), "arm");
         }
 
-        var perSample = new Dictionary<int, double>();
-        foreach (var batch in new[] { 1, 8, 32 })
+        double MedianSampleMs(VlaPolicy subject, int batch)
         {
             var observations = Enumerable.Range(0, batch).Select(MakeObservation).ToArray();
             var seeds = Enumerable.Range(0, batch).Select(i => (long)i).ToArray();
-            policy.SampleActions(observations, seeds); // warm-up
+            subject.SampleActions(observations, seeds); // warm-up
             var repeats = batch == 32 ? 5 : batch == 8 ? 9 : 21;
             var times = new List<double>();
             for (var r = 0; r < repeats && !cancellationToken.IsCancellationRequested; r++)
             {
                 var watch = Stopwatch.StartNew();
-                policy.SampleActions(observations, seeds);
+                subject.SampleActions(observations, seeds);
                 times.Add(watch.Elapsed.TotalMilliseconds);
             }
-            var median = times.Order().ElementAt(times.Count / 2);
+            return times.Order().ElementAt(times.Count / 2);
+        }
+
+        var perSample = new Dictionary<int, double>();
+        foreach (var batch in new[] { 1, 8, 32 })
+        {
+            var median = MedianSampleMs(policy, batch);
             perSample[batch] = median / batch;
             report.Add($"sample_actions_batch{batch}_ms", median);
             report.Add($"sample_actions_batch{batch}_per_sample_ms", median / batch);
         }
         report.Add("batch32_gain", perSample[1] / perSample[32]);
+
+        // Point guidance asks System 2 the point and placement questions before System 1 acts: its price per call.
+        using (var guided = VlaPolicy.Create(config with { PointGuidance = true }, stats, seed: 1))
+        {
+            foreach (var batch in new[] { 1, 8 })
+            {
+                var median = MedianSampleMs(guided, batch);
+                report.Add($"sample_actions_point_guided_batch{batch}_ms", median);
+                report.Add($"point_guided_cost_batch{batch}", median / (perSample[batch] * batch));
+            }
+        }
 
         var trainBatch = new TrainingBatch(
             Enumerable.Range(0, 8).Select(i => new ActionSample(MakeObservation(i), new float[config.ChunkLength, 7])).ToList(),
