@@ -46,6 +46,18 @@ public sealed class SimTrainCliTests : IDisposable
         using var tuned = VlaPolicy.Load(In("tuned/policy"));
         Assert.Equal(("conv", 16, false, true), (tuned.Config.VisionStem, tuned.Config.PatchSize, basePolicy.Config.Vanilla, tuned.Config.Vanilla));
         Assert.Equal(File.ReadAllBytes(In($"base/policy/{PolicyCheckpoint.WeightsFile}")), File.ReadAllBytes(In($"tuned/policy/{PolicyCheckpoint.WeightsFile}")));
+
+        // --point-guidance adds the point token to the base and keeps every weight it had.
+        await OkAsync("sim", "train", "--point-guidance", "--spatial-kinds", "point", "placement", "--steps", "1", "--warmup", "0", "--lr-scale", "0",
+            "--data", In("train"), "--grounding", In("stills"), "--init", In("base"), "-o", In("guided"));
+        using var guided = VlaPolicy.Load(In("guided/policy"));
+        Assert.True(guided.Config.PointGuidance);
+        var guidedWeights = guided.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
+        foreach (var (name, weight) in basePolicy.NamedParameters())
+            Assert.True(weight.allclose(guidedWeights[name], rtol: 0, atol: 0), $"{name} changed");
+        var vanillaGuided = await Vlacloud.RunAsync(env, "sim", "train", "--mode", "vanilla", "--point-guidance", "--steps", "1", "--data", In("train"), "-o", In("refused"));
+        Assert.Equal(2, vanillaGuided.ExitCode);
+        Assert.Contains("--point-guidance reads System 2's spatial answers", vanillaGuided.Error);
     }
 
     [Theory]
