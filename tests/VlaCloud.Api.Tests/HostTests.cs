@@ -48,6 +48,24 @@ public sealed class HostTests(ServicesFixture services)
                 Assert.All(acted.Actions, a => Assert.True(a.Length == 3 && a.All(float.IsFinite)));
             }
 
+            // A build bundling other demo weights registers them as the next version on its next start and moves the alias;
+            // the old version stays for a rollback. The stored demo is made to look like an older build's, past the
+            // trigger that keeps checkpoints immutable.
+            await using (var app = new VlaCloudAppFactory(database, services.RedisConnectionString, services.RedisPrefix, settings))
+                await app.WithDbAsync(db => db.Database.ExecuteSqlRawAsync(
+                    "ALTER TABLE checkpoints DISABLE TRIGGER checkpoints_immutable; " +
+                    "UPDATE checkpoints SET sha256 = repeat('0', 64) WHERE model_name = 'sim-demo' AND tenant_id IS NULL; " +
+                    "ALTER TABLE checkpoints ENABLE TRIGGER checkpoints_immutable;"));
+            await using (var app = new VlaCloudAppFactory(database, services.RedisConnectionString, services.RedisPrefix, settings))
+            {
+                Assert.Equal(HttpStatusCode.OK, (await app.CreateClient().GetAsync("/readyz")).StatusCode);
+                var (versions, production) = await app.WithDbAsync(async db => (
+                    await db.Checkpoints.IgnoreQueryFilters().Where(c => c.ModelName == "sim-demo" && c.TenantId == null).Select(c => c.Version).OrderBy(v => v).ToListAsync(),
+                    await db.Aliases.IgnoreQueryFilters().Where(a => a.ModelName == "sim-demo" && a.Name == "production").Select(a => a.Checkpoint!.Version).SingleAsync()));
+                Assert.Equal([1, 2], versions);
+                Assert.Equal(2, production);
+            }
+
             var demoKey = (await File.ReadAllTextAsync(keyFile)).Trim();
             Assert.NotNull(ApiKeyFormat.TryGetPrefix(demoKey));
             if (OperatingSystem.IsLinux()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));

@@ -11,7 +11,9 @@ namespace VlaCloud.Api.Hosting;
 /// <summary>
 /// Registers the demo: the simulator's embodiment and a tiny ST4VLA checkpoint trained on the simulator, both
 /// public, with the alias <c>sim-demo@production</c>, so a new user's first <c>act</c> call gets meaningful actions.
-/// The weights ship with the simulator (a few hundred kB), so starting never trains anything. Idempotent.
+/// The weights ship with the simulator (a few MB), so starting never trains anything. Idempotent; when a new build
+/// bundles other weights, the next start registers them as the next version and moves the alias to it, so an existing
+/// install serves the new demo and can still roll back to the old one.
 /// </summary>
 internal sealed class DemoSeeder(RegistryDbContext db, IArtifactStore artifacts, CheckpointRegistry registry, AliasService aliases, ILogger<DemoSeeder> logger)
 {
@@ -24,8 +26,6 @@ internal sealed class DemoSeeder(RegistryDbContext db, IArtifactStore artifacts,
     public async Task SeedAsync(CancellationToken cancellationToken)
     {
         var embodiment = await EnsureEmbodimentAsync(cancellationToken);
-        if (await db.Checkpoints.AnyAsync(c => c.TenantId == null && c.ModelName == Model && c.EmbodimentId == embodiment.Id, cancellationToken)) return;
-
         await using var bundled = DemoCheckpoint.Open();
         if (bundled is null)
         {
@@ -34,6 +34,9 @@ internal sealed class DemoSeeder(RegistryDbContext db, IArtifactStore artifacts,
         }
         using var tar = new MemoryStream();
         await bundled.CopyToAsync(tar, cancellationToken);
+        tar.Position = 0;
+        var sha256 = await Sha256Hex.OfAsync(tar, cancellationToken);
+        if (await db.Checkpoints.AnyAsync(c => c.TenantId == null && c.ModelName == Model && c.EmbodimentId == embodiment.Id && c.Sha256 == sha256, cancellationToken)) return;
 
         var folder = Directory.CreateTempSubdirectory("vlacloud-demo-").FullName;
         try
