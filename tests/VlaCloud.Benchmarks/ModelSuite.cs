@@ -39,26 +39,21 @@ internal sealed class ModelSuite : IBenchmarkSuite
                 "pick the red cube and place it in the blue bowl", Enumerable.Range(0, 8).Select(d => (float)Math.Sin(i + d)).ToArray(), "arm");
         }
 
-        double MedianSampleMs(VlaPolicy subject, int batch)
+        var perSample = new Dictionary<int, double>();
+        foreach (var batch in new[] { 1, 8, 32 })
         {
             var observations = Enumerable.Range(0, batch).Select(MakeObservation).ToArray();
             var seeds = Enumerable.Range(0, batch).Select(i => (long)i).ToArray();
-            subject.SampleActions(observations, seeds); // warm-up
+            policy.SampleActions(observations, seeds); // warm-up
             var repeats = batch == 32 ? 5 : batch == 8 ? 9 : 21;
             var times = new List<double>();
             for (var r = 0; r < repeats && !cancellationToken.IsCancellationRequested; r++)
             {
                 var watch = Stopwatch.StartNew();
-                subject.SampleActions(observations, seeds);
+                policy.SampleActions(observations, seeds);
                 times.Add(watch.Elapsed.TotalMilliseconds);
             }
-            return times.Order().ElementAt(times.Count / 2);
-        }
-
-        var perSample = new Dictionary<int, double>();
-        foreach (var batch in new[] { 1, 8, 32 })
-        {
-            var median = MedianSampleMs(policy, batch);
+            var median = times.Order().ElementAt(times.Count / 2);
             perSample[batch] = median / batch;
             report.Add($"sample_actions_batch{batch}_ms", median);
             report.Add($"sample_actions_batch{batch}_per_sample_ms", median / batch);
@@ -66,13 +61,27 @@ internal sealed class ModelSuite : IBenchmarkSuite
         report.Add("batch32_gain", perSample[1] / perSample[32]);
 
         // Point guidance asks System 2 the point and placement questions before System 1 acts: its price per call.
+        // The two policies take turns call by call, so drift in the machine's load hits both alike.
         using (var guided = VlaPolicy.Create(config with { PointGuidance = true }, stats, seed: 1))
         {
             foreach (var batch in new[] { 1, 8 })
             {
-                var median = MedianSampleMs(guided, batch);
-                report.Add($"sample_actions_point_guided_batch{batch}_ms", median);
-                report.Add($"point_guided_cost_batch{batch}", median / (perSample[batch] * batch));
+                var observations = Enumerable.Range(0, batch).Select(MakeObservation).ToArray();
+                var seeds = Enumerable.Range(0, batch).Select(i => (long)i).ToArray();
+                guided.SampleActions(observations, seeds); // warm-up
+                var (plain, withPoints) = (new List<double>(), new List<double>());
+                for (var r = 0; r < 21 && !cancellationToken.IsCancellationRequested; r++)
+                {
+                    var watch = Stopwatch.StartNew();
+                    policy.SampleActions(observations, seeds);
+                    plain.Add(watch.Elapsed.TotalMilliseconds);
+                    watch.Restart();
+                    guided.SampleActions(observations, seeds);
+                    withPoints.Add(watch.Elapsed.TotalMilliseconds);
+                }
+                var (plainMedian, guidedMedian) = (plain.Order().ElementAt(plain.Count / 2), withPoints.Order().ElementAt(withPoints.Count / 2));
+                report.Add($"sample_actions_point_guided_batch{batch}_ms", guidedMedian);
+                report.Add($"point_guided_cost_batch{batch}", guidedMedian / plainMedian);
             }
         }
 
