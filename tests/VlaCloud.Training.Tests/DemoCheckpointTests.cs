@@ -20,6 +20,8 @@ public sealed class DemoCheckpointTests
         Assert.True(new FileInfo(path).Length < 5_000_000, "the demo checkpoint should stay a few MB");
         using var policy = VlaPolicy.Load(path);
         Assert.False(policy.Config.Vanilla);
+        // The seventh round's policy: System 1 reads System 2's point and placement answers.
+        Assert.True(policy.Config.PointGuidance);
         Assert.True(policy.Normalization.ContainsKey(SimEmbodiment.Tabletop.Name));
     }
 
