@@ -158,10 +158,10 @@ internal sealed class DeviceWorker : IDisposable
         try
         {
             Interlocked.Add(ref computed, batch.Count);
-            var actions = policy.SampleActions(
-                batch.Select(i => i.Request.Observation).ToList(),
-                batch.Select(i => i.Request.Seed).ToList(),
-                batch[0].Request.Steps);
+            var observations = batch.Select(i => i.Request.Observation).ToList();
+            // Asked here rather than inside SampleActions so each response can say where its actions were aimed.
+            var guides = policy.Config.PointGuidance ? policy.GeneratePointGuides(observations) : null;
+            var actions = policy.SampleActions(observations, batch.Select(i => i.Request.Seed).ToList(), batch[0].Request.Steps, guides);
             var spatial = new SpatialPrediction?[batch.Count];
             foreach (var group in Enumerable.Range(0, batch.Count).Where(i => batch[i].Request.Spatial is not null).GroupBy(i => batch[i].Request.Spatial!.Value))
             {
@@ -177,7 +177,7 @@ internal sealed class DeviceWorker : IDisposable
             {
                 var queued = TimeSpan.FromTicks((long)((started - batch[i].EnqueuedAt) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
                 VlaCloudTelemetry.InferenceQueueWait.Record(queued.TotalSeconds);
-                if (batch[i].Completion.TrySetResult(new InferenceResult(actions[i], spatial[i], queued, compute, batch.Count, Device)))
+                if (batch[i].Completion.TrySetResult(new InferenceResult(actions[i], spatial[i], queued, compute, batch.Count, Device, guides?[i])))
                     VlaCloudTelemetry.InferenceRequests.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, "ok"));
             }
         }

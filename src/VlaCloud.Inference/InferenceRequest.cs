@@ -18,7 +18,8 @@ public sealed record InferenceRequest(string Checkpoint, Observation Observation
 /// <param name="ComputeTime">The batch's compute time.</param>
 /// <param name="BatchSize">Requests in the batch that served it.</param>
 /// <param name="Device">The device that computed it.</param>
-public sealed record InferenceResult(float[,] Actions, SpatialPrediction? Spatial, TimeSpan QueueTime, TimeSpan ComputeTime, int BatchSize, string Device);
+/// <param name="Guide">For a point-guided checkpoint, System 2's target and destination points that the actions were conditioned on.</param>
+public sealed record InferenceResult(float[,] Actions, SpatialPrediction? Spatial, TimeSpan QueueTime, TimeSpan ComputeTime, int BatchSize, string Device, PointGuide? Guide = null);
 
 /// <summary>The queue is full: retry after <see cref="RetryAfter"/>. Nothing was computed.</summary>
 public sealed class EngineBusyException(TimeSpan retryAfter)

@@ -114,7 +114,8 @@ public sealed class ActionService(
             Rows(result.Actions),
             result.Spatial is { } answer ? new SpatialOutput(SpatialPrompts.WireName(answer.Kind), answer.Points().Select(p => new[] { p.X, p.Y }).ToArray()) : null,
             seed,
-            new ActTiming(result.QueueTime.TotalMilliseconds, result.ComputeTime.TotalMilliseconds, Stopwatch.GetElapsedTime(started).TotalMilliseconds, result.BatchSize));
+            new ActTiming(result.QueueTime.TotalMilliseconds, result.ComputeTime.TotalMilliseconds, Stopwatch.GetElapsedTime(started).TotalMilliseconds, result.BatchSize),
+            result.Guide is { } guide ? new GuideOutput(guide.Target, guide.Destination) : null);
         return new ActOutcome.Success(response);
     }
 

@@ -262,6 +262,7 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
                 {
                     var reply = new Dictionary<string, object?> { ["type"] = "actions", ["id"] = id, ["actions"] = response.Actions, ["seed"] = response.Seed, ["timing"] = timing };
                     if (response.Spatial is { } spatial) reply["spatial"] = new Dictionary<string, object?> { ["kind"] = spatial.Kind, ["points"] = spatial.Points };
+                    if (response.Guide is { } guide) reply["guide"] = new Dictionary<string, object?> { ["target"] = guide.Target, ["destination"] = guide.Destination };
                     await SendAsync(reply, aborted);
                 }
                 else

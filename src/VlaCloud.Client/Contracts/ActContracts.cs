@@ -47,6 +47,14 @@ public sealed record ResolvedCheckpoint(Guid Id, string Model, int Version, stri
 /// <param name="Points">The answer as (x, y) points: one for a point or a placement, two corners for a box, the path for a trajectory.</param>
 public sealed record SpatialOutput(string Kind, float[][] Points);
 
+/// <summary>
+/// Where a point-guided checkpoint's System 2 located the task's object and its destination, in pixels of the first
+/// camera's image: the points its actions were conditioned on.
+/// </summary>
+/// <param name="Target">The object's point <c>[x, y]</c>.</param>
+/// <param name="Destination">The destination's point <c>[x, y]</c>.</param>
+public sealed record GuideOutput(float[]? Target, float[]? Destination);
+
 /// <summary>Where the time went, milliseconds.</summary>
 /// <param name="QueueMs">Waiting for a batch.</param>
 /// <param name="ComputeMs">The batch's forward pass.</param>
@@ -64,4 +72,5 @@ public sealed record ActTiming(
 /// <param name="Spatial">The spatial answer, when asked for.</param>
 /// <param name="Seed">The seed used (echoes the request's, or the random one chosen).</param>
 /// <param name="Timing">Timings.</param>
-public sealed record ActResponse(ResolvedCheckpoint Checkpoint, float[][] Actions, SpatialOutput? Spatial, long Seed, ActTiming Timing);
+/// <param name="Guide">For a point-guided checkpoint, the points its actions were conditioned on; null for other checkpoints.</param>
+public sealed record ActResponse(ResolvedCheckpoint Checkpoint, float[][] Actions, SpatialOutput? Spatial, long Seed, ActTiming Timing, GuideOutput? Guide = null);

@@ -61,6 +61,27 @@ public sealed class ActApiTests(ServicesFixture services)
         Assert.Equal(kind, result.Spatial!.Kind);
         Assert.Equal(points, result.Spatial.Points.Length);
         Assert.All(result.Spatial.Points.SelectMany(p => p), c => Assert.InRange(c, 0, 64));
+        Assert.Null(result.Guide); // not a point-guided checkpoint
+    }
+
+    [Fact]
+    public async Task A_point_guided_checkpoint_answers_with_the_points_its_actions_were_aimed_at()
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app, VlaCloud.Policy.PolicyConfig.Tiny with { PointGuidance = true });
+
+        var response = await world.Client.PostAsJsonAsync("/v1/act", world.Request(2, seed: 9));
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var result = (await response.Content.ReadFromJsonAsync<ActResponse>())!;
+
+        // The same points and actions as the policy gives outside the service: System 2's answers, then System 1 on them.
+        var guide = world.Reference.GeneratePointGuides([world.PolicyObservation(2)])[0];
+        Assert.Equal(guide.Target, result.Guide!.Target);
+        Assert.Equal(guide.Destination, result.Guide.Destination);
+        Assert.All(result.Guide.Target!.Concat(result.Guide.Destination!), c => Assert.InRange(c, 0, 64));
+        var expected = world.Expected(2, 9);
+        for (var step = 0; step < expected.GetLength(0); step++)
+            for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], result.Actions[step][d], 3);
     }
 
     public static TheoryData<string, Func<InferenceWorld, ActRequest>> InvalidRequests => new()

@@ -26,7 +26,7 @@ public sealed record InferenceWorld(string Key, HttpClient Client, string Model,
     public const int StateDim = 3;
     public static readonly string[] Cameras = ["front", "wrist"];
 
-    public static async Task<InferenceWorld> CreateAsync(VlaCloudAppFactory app)
+    public static async Task<InferenceWorld> CreateAsync(VlaCloudAppFactory app, PolicyConfig? config = null)
     {
         var (_, key) = await app.CreateTenantAsync();
         var client = app.CreateClient(key);
@@ -36,7 +36,7 @@ public sealed record InferenceWorld(string Key, HttpClient Client, string Model,
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
 
         var stats = new Dictionary<string, NormalizationStats> { [embodiment] = Stats() };
-        var policy = VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: 7);
+        var policy = VlaPolicy.Create(config ?? PolicyConfig.Tiny, stats, seed: 7);
         using var tar = new MemoryStream();
         policy.SaveTar(tar);
         using var content = new ByteArrayContent(tar.ToArray());
@@ -68,11 +68,13 @@ public sealed record InferenceWorld(string Key, HttpClient Client, string Model,
         variant % 2 == 0 ? "pick the red cube and place it in the blue bowl" : "push the green ball to the yellow square");
 
     /// <summary>What the model computes for the same input, alone, outside the service.</summary>
-    public float[,] Expected(int variant, long seed, int steps = 4)
+    public float[,] Expected(int variant, long seed, int steps = 4) => Reference.SampleActions(PolicyObservation(variant), seed, steps);
+
+    /// <summary>The policy's view of <see cref="Observation"/>.</summary>
+    public Observation PolicyObservation(int variant)
     {
         var input = Observation(variant);
-        var images = Cameras.Select(c => new CameraImage(input.Images[c].Data, 64, 64)).ToList();
-        return Reference.SampleActions(new Observation(images, input.Instruction, input.State, Embodiment), seed, steps);
+        return new Observation([.. Cameras.Select(c => new CameraImage(input.Images[c].Data, 64, 64))], input.Instruction, input.State, Embodiment);
     }
 
     public static byte[] Pixels(int variant)
