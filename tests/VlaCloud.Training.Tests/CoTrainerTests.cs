@@ -1,4 +1,5 @@
 using VlaCloud.Policy;
+using VlaCloud.Sim;
 
 namespace VlaCloud.Training.Tests;
 
@@ -177,6 +178,19 @@ public sealed class CoTrainerTests(SimDataFixture fixture)
         var error = Assert.Throws<ArgumentException>(() => CoTrainer.Train(guided, unlabelled, options with { PointGuidance = false }));
         Assert.Contains($"{fixture.Data.Episodes[0].Length} of {fixture.Data.Frames} frames", error.Message);
         Assert.Throws<ArgumentException>(() => options.AsVanilla().Validate());
+    }
+
+    [Fact]
+    public void The_point_guided_demo_fine_tunes_on_generated_demonstrations_as_the_readmes_job_does()
+    {
+        var tar = Path.Combine(fixture.NewFolder("demo"), "demo.tar");
+        using (var file = File.Create(tar)) DemoCheckpoint.Open()!.CopyTo(file);
+        using var demo = VlaPolicy.Load(tar);
+        Assert.True(demo.Config.PointGuidance);
+
+        var reports = Run(demo, fixture.Data, SimDataFixture.Options(2));
+        Assert.Equal(2, reports.Count);
+        Assert.All(reports, r => Assert.True(double.IsFinite(r.Loss)));
     }
 
     [Fact]
