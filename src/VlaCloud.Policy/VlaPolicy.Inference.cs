@@ -89,7 +89,7 @@ public sealed partial class VlaPolicy
     {
         if (observations.Count == 0) return [];
         var b = observations.Count;
-        var limits = kinds.Select(kind => kind switch { SpatialKind.Point or SpatialKind.Placement => 2, SpatialKind.Box => 4, _ => 2 * Config.MaxTrajectoryPoints }).ToArray();
+        var limits = kinds.Select(kind => FixedAnswerLength(kind) ?? 2 * Config.MaxTrajectoryPoints).ToArray();
         var maxTokens = limits.Max();
         var tokens = Enumerable.Range(0, b).Select(_ => new List<int>()).ToArray();
         var done = new bool[b];
@@ -142,6 +142,17 @@ public sealed partial class VlaPolicy
             return new SpatialPrediction(kinds[i], kinds[i] == SpatialKind.Box ? OrderedBox(coordinates) : coordinates, ids);
         }).ToArray();
     }
+
+    /// <summary>
+    /// Coordinates in an answer of this kind: 2 for a point or a placement, 4 for a box; null for a trajectory, whose
+    /// length varies. Training checks answers against it and generation stops at it.
+    /// </summary>
+    internal static int? FixedAnswerLength(SpatialKind kind) => kind switch
+    {
+        SpatialKind.Point or SpatialKind.Placement => 2,
+        SpatialKind.Box => 4,
+        _ => null,
+    };
 
     /// <summary>
     /// A decoded box as [x1, y1, x2, y2] with x1 ≤ x2 and y1 ≤ y2: the model picks each corner coordinate separately

@@ -80,8 +80,8 @@ public sealed partial class VlaPolicy
         var answerStarts = new List<int>();
         foreach (var s in samples)
         {
-            var expected = s.Kind switch { SpatialKind.Point or SpatialKind.Placement => 2, SpatialKind.Box => 4, _ => -1 };
-            if ((expected > 0 && s.Coordinates.Length != expected) || s.Coordinates.Length < 2 || s.Coordinates.Length % 2 != 0)
+            var expected = FixedAnswerLength(s.Kind);
+            if ((expected is not null && s.Coordinates.Length != expected) || s.Coordinates.Length < 2 || s.Coordinates.Length % 2 != 0)
                 throw new ArgumentException($"a {s.Kind} answer cannot have {s.Coordinates.Length} coordinates");
             var question = TextIds(s.Question);
             var coords = s.Kind == SpatialKind.Trajectory && s.Coordinates.Length > 2 * Config.MaxTrajectoryPoints
