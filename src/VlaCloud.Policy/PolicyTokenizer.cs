@@ -108,6 +108,30 @@ public sealed partial class PolicyTokenizer
     private static PolicyTokenizer FromWordList(string json, string[] list, int locationBins) =>
         new(json, list.Length, locationBins, list, null, Array.IndexOf(list, "<pad>"), Array.IndexOf(list, "<eos>"), Array.IndexOf(list, "<unk>"));
 
+    /// <summary>
+    /// The built-in word tokenizer, when this one is a word tokenizer with fewer words, all of them in the built-in list:
+    /// the vocabulary of a base saved by an older build, brought up to date so that fine-tuning can learn the words added
+    /// since (e.g. "diamond"). Null when there is nothing to add, and for BPE or custom word lists, whose ids must stay.
+    /// </summary>
+    public PolicyTokenizer? GrownToBuiltInWords()
+    {
+        if (wordList is null || wordList.Length >= BuiltInWords.Length || !wordList.All(BuiltInWordSet.Contains)) return null;
+        return CreateWords(LocationBins);
+    }
+
+    /// <summary>
+    /// For each token id of this word tokenizer, the id of the same token in <paramref name="other"/>, or −1 where
+    /// <paramref name="other"/> lacks the word: how embedding rows move when a vocabulary changes. Coordinate tokens map
+    /// bin to bin.
+    /// </summary>
+    public int[] IdsIn(PolicyTokenizer other)
+    {
+        if (wordList is null || other.words is null) throw new InvalidOperationException("ids map between built-in word tokenizers only");
+        if (other.LocationBins != LocationBins) throw new ArgumentException($"{other.LocationBins} coordinate bins, not {LocationBins}", nameof(other));
+        return [.. wordList.Select(w => other.words.GetValueOrDefault(w, -1)),
+                .. Enumerable.Range(0, LocationBins).Select(b => other.TextVocabSize + b)];
+    }
+
     /// <summary>Text → token ids (no special tokens added).</summary>
     public int[] Encode(string text)
     {
@@ -189,4 +213,6 @@ public sealed partial class PolicyTokenizer
         "between", "without", "please", "robot", "arm", "small", "large", "big", "little", "tall", "short", "first", "second", "other",
         "location", "position", "where", "should", "which", "what", "all", "both", "until", "so", "gently", "carefully",
     ];
+
+    private static readonly HashSet<string> BuiltInWordSet = [.. BuiltInWords];
 }

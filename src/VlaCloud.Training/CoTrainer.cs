@@ -187,21 +187,30 @@ public static class CoTrainer
     };
 
     /// <summary>
-    /// The policy itself when its switches match the options, else a copy with the options' switches and the same weights;
-    /// parts the switches add (the point token) start from the options' seed.
+    /// The policy itself when its switches and vocabulary are current, else a copy with the options' switches, the
+    /// current built-in word list (for a base saved with an older one) and the same weights. Parts the switches add
+    /// (the point token) and the rows of words the base never had start from the options' seed.
     /// </summary>
     private static VlaPolicy WithSwitches(VlaPolicy initial, CoTrainingOptions options)
     {
-        var config = ConfigFor(initial.Config, options);
+        // Otherwise the base's own tokenizer, not the built-in one: a BPE or custom word list keeps the ids it was trained with.
+        var grown = initial.Tokenizer.GrownToBuiltInWords();
+        var tokenizer = grown ?? initial.Tokenizer;
+        var config = ConfigFor(initial.Config, options) with { TextVocabSize = tokenizer.TextVocabSize };
         if (config == initial.Config) return initial;
-        // The base's own tokenizer, not the built-in word list: a base saved by an older build has the vocabulary it was trained with.
         var copy = VlaPolicy.Create(config, initial.Normalization, options.Seed, initial.Device.type == DeviceType.CPU ? "cpu" : initial.Device.ToString(), DTypeName(initial),
-            initial.Tokenizer.Json);
+            tokenizer.Json);
+        using var rows = grown is null ? null : tensor(initial.Tokenizer.IdsIn(grown).Select(i => (long)i).ToArray(), device: copy.Device);
         var weights = initial.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
         using (no_grad())
         {
             foreach (var (name, to) in copy.NamedParameters())
-                if (weights.TryGetValue(name, out var from)) to.copy_(from);
+            {
+                if (!weights.TryGetValue(name, out var from)) continue;
+                // The token embedding (tied to the output head) is the one tensor with a row per token.
+                if (rows is not null && from.shape[0] == initial.Config.VocabSize && to.shape[0] == config.VocabSize) to.index_copy_(0, rows, from);
+                else to.copy_(from);
+            }
         }
         return copy;
     }

@@ -38,6 +38,40 @@ public sealed class TokenizerTests
         Assert.Equal("<loc_0><loc_0>", Words.Decode(ids[..2]));
     }
 
+    /// <summary>A word tokenizer as an older build saved it: the built-in list without some of its words.</summary>
+    private static PolicyTokenizer OlderWords(int locationBins, params string[] missing)
+    {
+        var current = PolicyTokenizer.CreateWords(locationBins);
+        var list = JsonNode.Parse(current.Json)!["words"]!.AsArray().Select(n => (string)n!).Except(missing).ToArray();
+        var json = new JsonObject { ["type"] = "vlacloud-words", ["words"] = new JsonArray([.. list.Select(w => (JsonNode)w!)]) };
+        return PolicyTokenizer.FromJson(json.ToJsonString(), PolicyConfig.Tiny with { TextVocabSize = list.Length, LocationBins = locationBins });
+    }
+
+    [Fact]
+    public void An_older_word_list_grows_to_the_built_in_one_and_every_token_keeps_its_meaning()
+    {
+        var older = OlderWords(64, "diamond", "nudge");
+        Assert.Equal([older.UnkId], older.Encode("diamond"));
+
+        var grown = older.GrownToBuiltInWords();
+        Assert.NotNull(grown);
+        Assert.Equal(Words.Json, grown.Json);
+        var ids = older.IdsIn(grown);
+        Assert.Equal(older.VocabSize, ids.Length);
+        Assert.Equal(ids.Length, ids.Distinct().Count());
+        foreach (var text in new[] { "push the red cube into the black bowl.", "pick the zyzzyva" })
+            Assert.Equal(grown.Encode(text), older.Encode(text).Select(i => ids[i]));
+        var coordinates = older.EncodeCoordinates([3, 60], 64, 64);
+        Assert.Equal(grown.EncodeCoordinates([3, 60], 64, 64), coordinates.Select(i => ids[i]));
+
+        // Nothing to add, or a vocabulary whose ids are not the built-in list's words: kept as it is.
+        Assert.Null(Words.GrownToBuiltInWords());
+        var foreign = PolicyTokenizer.FromJson(new JsonObject { ["type"] = "vlacloud-words", ["words"] = new JsonArray("<pad>", "<eos>", "<unk>", "zyzzyva") }.ToJsonString(),
+            PolicyConfig.Tiny with { TextVocabSize = 4, LocationBins = 64 });
+        Assert.Null(foreign.GrownToBuiltInWords());
+        Assert.Null(PolicyTokenizer.FromJson(ByteLevelTokenizerJson(), PolicyConfig.Tiny with { TextVocabSize = 300 }).GrownToBuiltInWords());
+    }
+
     /// <summary>A minimal GPT-2-style byte-level BPE tokenizer.json: 256 byte symbols, two merges, an end token.</summary>
     private static string ByteLevelTokenizerJson()
     {

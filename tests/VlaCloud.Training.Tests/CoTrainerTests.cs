@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using TorchSharp;
 using VlaCloud.Policy;
 using VlaCloud.Sim;
 
@@ -178,6 +180,43 @@ public sealed class CoTrainerTests(SimDataFixture fixture)
         var error = Assert.Throws<ArgumentException>(() => CoTrainer.Train(guided, unlabelled, options with { PointGuidance = false }));
         Assert.Contains($"{fixture.Data.Episodes[0].Length} of {fixture.Data.Frames} frames", error.Message);
         Assert.Throws<ArgumentException>(() => options.AsVanilla().Validate());
+    }
+
+    [Fact]
+    public void A_base_with_an_older_word_list_gets_the_words_added_since_and_keeps_every_weight_it_had()
+    {
+        var options = SimDataFixture.Options(1) with { VlmLearningRate = 0, ExpertLearningRate = 0, RestLearningRate = 0, MinLearningRate = 0 };
+        var current = PolicyTokenizer.CreateWords(SimDataFixture.Micro.LocationBins);
+        var words = JsonNode.Parse(current.Json)!["words"]!.AsArray().Select(n => (string)n!).Where(w => w is not ("diamond" or "nudge")).ToArray();
+        var olderJson = new JsonObject { ["type"] = "vlacloud-words", ["words"] = new JsonArray([.. words.Select(w => (JsonNode)w!)]) }.ToJsonString();
+        using var older = VlaPolicy.Create(CoTrainer.ConfigFor(SimDataFixture.Micro, options) with { TextVocabSize = words.Length },
+            new Dictionary<string, NormalizationStats> { [fixture.Data.Embodiment] = fixture.Data.Normalization }, options.Seed, tokenizerJson: olderJson);
+
+        using var grown = CoTrainer.Train(older, fixture.Data, options).Policy;
+        Assert.Equal(current.Json, grown.Tokenizer.Json);
+        Assert.Equal(current.TextVocabSize, grown.Config.TextVocabSize);
+        Assert.NotEqual([grown.Tokenizer.UnkId], grown.Tokenizer.Encode("diamond"));
+
+        // Every token the base had keeps its embedding row; every other weight is the base's.
+        var ids = older.Tokenizer.IdsIn(grown.Tokenizer);
+        var trained = grown.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
+        Assert.Equal(older.NamedParameters().Select(p => p.Name).Order(), trained.Keys.Order());
+        foreach (var (name, weight) in older.NamedParameters())
+        {
+            var after = trained[name];
+            if (weight.shape.SequenceEqual(after.shape)) Assert.True(weight.allclose(after, rtol: 0, atol: 0), $"{name} changed");
+            else
+            {
+                Assert.Equal(older.Config.VocabSize, weight.shape[0]);
+                Assert.Equal(grown.Config.VocabSize, after.shape[0]);
+                using var moved = after.index_select(0, torch.tensor(ids.Select(i => (long)i).ToArray()));
+                Assert.True(weight.allclose(moved, rtol: 0, atol: 0), $"{name}: a known token's row changed");
+            }
+        }
+
+        // A base already on the built-in list is trained as it is.
+        var again = CoTrainer.Train(grown, fixture.Data, options).Policy;
+        Assert.Same(grown, again);
     }
 
     [Fact]
