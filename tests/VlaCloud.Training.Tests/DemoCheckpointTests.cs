@@ -20,8 +20,11 @@ public sealed class DemoCheckpointTests
         Assert.True(new FileInfo(path).Length < 5_000_000, "the demo checkpoint should stay a few MB");
         using var policy = VlaPolicy.Load(path);
         Assert.False(policy.Config.Vanilla);
-        // The seventh round's policy: System 1 reads System 2's point and placement answers.
+        // The eighth round's policy: System 1 reads System 2's point and placement answers.
         Assert.True(policy.Config.PointGuidance);
+        // The current built-in word list, which knows every word of the simulator's instructions (the seventh round's
+        // demo read "diamond" as <unk>).
+        Assert.Equal(PolicyTokenizer.CreateWords(policy.Config.LocationBins).Json, policy.Tokenizer.Json);
         Assert.True(policy.Normalization.ContainsKey(SimEmbodiment.Tabletop.Name));
     }
 
