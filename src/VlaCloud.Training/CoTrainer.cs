@@ -71,7 +71,8 @@ public static class CoTrainer
     /// run finding one there resumes from the latest instead of starting from <paramref name="initial"/>
     /// (its options must be the saved ones). Cancellation is honoured between steps
     /// (<see cref="OperationCanceledException"/>). The returned policy is a new instance unless
-    /// <paramref name="initial"/> already had the options' switches and the run did not resume.
+    /// <paramref name="initial"/> already had the options' switches and an up-to-date vocabulary (see
+    /// <see cref="PolicyTokenizer.GrownToBuiltInWords"/>) and the run did not resume.
     /// </summary>
     public static CoTrainingResult Train(
         VlaPolicy initial,
