@@ -8,7 +8,9 @@ using VlaCloud.Api.Auth;
 using VlaCloud.Api.RateLimiting;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
+using VlaCloud.Datasets;
 using VlaCloud.Registry.Entities;
+using VlaCloud.Training;
 using VlaCloud.Training.Jobs;
 // Two records of one JSON shape: the contract (shared with the SDK) and the training side's, which validates and
 // fills in defaults; VlaCloud.Training does not reference the SDK, so the API maps between them.
@@ -74,6 +76,18 @@ public static class FineTuningApi
         }
         if (request.Evaluate && !FineTuneJob.IsSim(embodiment))
             return ApiResults.Invalid("evaluate", $"evaluation runs in the built-in simulator; embodiment '{embodiment.Name}' is not a simulator embodiment.");
+        // A point-guided base's action expert reads System 2's points, and training teacher-forces them from the
+        // dataset's labels: what the trainer would refuse after the queue wait is refused here, before anything is stored.
+        if (IsPointGuided(baseCheckpoint))
+        {
+            var name = $"{baseCheckpoint.ModelName}@v{baseCheckpoint.Version}";
+            if (options.Mode == TrainingMode.Vanilla)
+                return ApiResults.Invalid("hyperparameters.mode",
+                    $"base {name} is point-guided: its action expert reads System 2's point answers, which vanilla mode does not train; use st4vla.");
+            if (SpatialAnnotations(dataset) == 0)
+                return ApiResults.Invalid("dataset",
+                    $"base {name} is point-guided: it trains on demonstrations whose frames carry spatial annotations (the target's point, {LeRobotDataset.SpatialAnnotationsFile}); dataset {dataset.Id} has none.");
+        }
 
         var job = new FineTuningJob
         {
@@ -88,6 +102,20 @@ public static class FineTuningApi
         job.BackgroundJobId = jobs.Create<FineTuneJob>(run => run.RunAsync(job.Id, CancellationToken.None), new EnqueuedState(HangfireSetup.FineTuneQueue));
         await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.BackgroundJobId, job.BackgroundJobId), cancellationToken);
         return TypedResults.Created($"/v1/fine_tuning/jobs/{job.Id}", FineTuningJobResponse.From(job));
+    }
+
+    private static bool IsPointGuided(Checkpoint checkpoint)
+    {
+        using var config = JsonDocument.Parse(checkpoint.Config);
+        return config.RootElement.ValueKind == JsonValueKind.Object
+            && config.RootElement.TryGetProperty("point_guidance", out var guided) && guided.ValueKind == JsonValueKind.True;
+    }
+
+    private static int SpatialAnnotations(Dataset dataset)
+    {
+        if (dataset.Statistics is null) return 0;
+        using var statistics = JsonDocument.Parse(dataset.Statistics);
+        return statistics.RootElement.TryGetProperty("spatial_annotations", out var count) && count.TryGetInt32(out var n) ? n : 0;
     }
 
     private static async Task<Results<Ok<ListPage<FineTuningJobResponse>>, ValidationProblem>> ListAsync(

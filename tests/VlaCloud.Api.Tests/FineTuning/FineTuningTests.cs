@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using VlaCloud.Api.Apis;
+using VlaCloud.Datasets;
+using VlaCloud.Policy;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Api.Tests.FineTuning;
@@ -166,6 +168,40 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
         var refused = await world.Client.PostAsJsonAsync("/v1/fine_tuning/jobs", new { @base = $"{world.Model}@v1", dataset = failed.Id, model = world.Model });
         Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
         Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task A_point_guided_base_refuses_vanilla_jobs_and_datasets_without_spatial_annotations_before_anything_is_queued()
+    {
+        await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: true));
+        var world = await FineTuningWorld.CreateAsync(app, PolicyConfig.Tiny with { PointGuidance = true });
+        var annotated = await world.CompleteDatasetAsync(await world.UploadPartsAsync(await FineTuningWorld.SimDatasetTar, 1));
+        var plainTar = await FineTuningWorld.TarOfAsync(async folder =>
+        {
+            await VlaCloud.Sim.DatasetGenerator.GenerateAsync(folder, new VlaCloud.Sim.DatasetOptions(1, VlaCloud.Sim.SimSplits.Train, [VlaCloud.Sim.TaskKind.Push]));
+            File.Delete(Path.Combine(folder, LeRobotDataset.SpatialAnnotationsFile));
+        });
+        var plain = await world.CompleteDatasetAsync(await world.UploadPartsAsync(plainTar, 1));
+        Assert.Equal(["ready", "ready"], new[] { annotated.Status, plain.Status });
+
+        async Task<string> RefusedAsync(Guid dataset, object hyperparameters)
+        {
+            var response = await world.Client.PostAsJsonAsync("/v1/fine_tuning/jobs", new { @base = $"{world.Model}@production", dataset, model = world.Model, hyperparameters });
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            return await response.Content.ReadAsStringAsync();
+        }
+        var vanilla = await RefusedAsync(annotated.Id, new { mode = "vanilla", steps = 2 });
+        Assert.Contains("hyperparameters.mode", vanilla);
+        Assert.Contains($"base {world.Model}@v1 is point-guided", vanilla);
+        var unlabelled = await RefusedAsync(plain.Id, new { steps = 2 });
+        Assert.Contains($"dataset {plain.Id} has none", unlabelled);
+        Assert.Empty((await world.Client.GetFromJsonAsync<ListPage<FineTuningJobResponse>>("/v1/fine_tuning/jobs"))!.Data);
+
+        // st4vla on annotated demonstrations is what the base trains on.
+        var job = await world.CreateJobAsync(annotated.Id, new { steps = 100_000, batch_size = 2 });
+        Assert.Equal(HttpStatusCode.OK, (await world.Client.PostAsync($"/v1/fine_tuning/jobs/{job.Id}/cancel", null)).StatusCode);
+        await world.WaitForJobAsync(job.Id, j => j.Status == "cancelled", TimeSpan.FromMinutes(1), "job not cancelled");
     }
 
     [Fact]

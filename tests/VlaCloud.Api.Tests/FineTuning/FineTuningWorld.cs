@@ -46,7 +46,8 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
         ["VlaCloud:Jobs:DistributedLockTimeout"] = "00:00:05",
     };
 
-    public static async Task<FineTuningWorld> CreateAsync(VlaCloudAppFactory app)
+    /// <summary>A tenant with the sim embodiment and a freshly initialised base (<paramref name="config"/>, tiny by default) as <c>MODEL@production</c>.</summary>
+    public static async Task<FineTuningWorld> CreateAsync(VlaCloudAppFactory app, PolicyConfig? config = null)
     {
         var (_, key) = await app.CreateTenantAsync();
         var client = app.CreateClient(key);
@@ -57,7 +58,7 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
 
         static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(), Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
         var stats = new Dictionary<string, NormalizationStats> { [Sim.Name] = new(Feature(Sim.ActionDim), Feature(Sim.StateDim), BinaryActionDims: [2]) };
-        using var policy = VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: 3);
+        using var policy = VlaPolicy.Create(config ?? PolicyConfig.Tiny, stats, seed: 3);
         using var tar = new MemoryStream();
         policy.SaveTar(tar);
         using var content = new ByteArrayContent(tar.ToArray());
