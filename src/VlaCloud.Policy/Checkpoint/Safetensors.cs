@@ -12,7 +12,8 @@ internal sealed record SafetensorEntry(string Name, string Dtype, long[] Shape, 
 /// <summary>
 /// The safetensors file format, read and written here: an 8-byte little-endian header length, a JSON
 /// header <c>{name: {dtype, shape, data_offsets}}</c> padded with spaces to 8 bytes, then the raw
-/// little-endian data. Written tensors are F32; F32, BF16 and F16 are read.
+/// little-endian data. Written tensors are F32; headers of every standard dtype are read (<see cref="SafetensorsFile"/>
+/// reads any of them into a tensor), <see cref="ReadFloats"/> reads F32, BF16 and F16.
 /// </summary>
 internal static class Safetensors
 {
@@ -71,19 +72,35 @@ internal static class Safetensors
                 var dtype = (string)node!["dtype"]!;
                 var shape = node["shape"]!.AsArray().Select(n => (long)n!).ToArray();
                 var offsets = node["data_offsets"]!.AsArray().Select(n => (long)n!).ToArray();
-                var elementSize = dtype switch { "F32" => 4, "BF16" or "F16" => 2, _ => throw new CheckpointException($"{fileName}: tensor '{name}' has unsupported dtype {dtype}") };
-                var count = shape.Aggregate(1L, (a, b) => a * b);
-                if (offsets.Length != 2 || offsets[1] - offsets[0] != count * elementSize || offsets[0] < 0 || dataStart + offsets[1] > file.Length)
+                var elementSize = ElementSize(dtype) ?? throw new CheckpointException($"{fileName}: tensor '{name}' has unsupported dtype {dtype}");
+                // A hostile header may declare any shape: negative or overflowing sizes are refused before anything is sized from them.
+                if (shape.Length > 16 || shape.Any(d => d < 0)) throw new CheckpointException($"{fileName}: tensor '{name}' has an invalid shape");
+                var bytes = checked(shape.Aggregate(1L, (a, b) => checked(a * b)) * elementSize);
+                if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || offsets[1] - offsets[0] != bytes || offsets[1] > file.Length - dataStart)
                     throw new CheckpointException($"{fileName}: tensor '{name}' has data offsets that do not fit its shape or the file");
                 entries[name] = new SafetensorEntry(name, dtype, shape, offsets[0], offsets[1]);
             }
-            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException)
+            catch (OverflowException)
+            {
+                throw new CheckpointException($"{fileName}: tensor '{name}' has a shape whose size overflows");
+            }
+            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or ArgumentException)
             {
                 throw new CheckpointException($"{fileName}: tensor '{name}' has a malformed header entry");
             }
         }
         return (entries, dataStart);
     }
+
+    /// <summary>Bytes per element of a safetensors dtype, or null for a dtype this reader does not know.</summary>
+    public static int? ElementSize(string dtype) => dtype switch
+    {
+        "F64" or "I64" or "U64" => 8,
+        "F32" or "I32" or "U32" => 4,
+        "BF16" or "F16" or "I16" or "U16" => 2,
+        "I8" or "U8" or "BOOL" => 1,
+        _ => null,
+    };
 
     /// <summary>Reads one tensor's data as float32.</summary>
     public static float[] ReadFloats(FileStream file, long dataStart, SafetensorEntry e)
@@ -102,13 +119,15 @@ internal static class Safetensors
                 for (var i = 0; i < halves.Length; i++) result[i] = BitConverter.Int32BitsToSingle(halves[i] << 16);
                 return result;
             }
-            default:
+            case "F16":
             {
                 var halves = MemoryMarshal.Cast<byte, Half>(bytes);
                 var result = new float[halves.Length];
                 for (var i = 0; i < halves.Length; i++) result[i] = (float)halves[i];
                 return result;
             }
+            default:
+                throw new CheckpointException($"tensor '{e.Name}' is {e.Dtype}, not a floating-point weight");
         }
     }
 }
