@@ -20,6 +20,9 @@ internal interface IBenchmarkSuite
 /// <summary>Prints figures as <c>key: value</c> lines, the format every suite shares.</summary>
 internal sealed class Report(TextWriter output)
 {
+    /// <summary>Set by a suite whose check failed; the program then exits non-zero.</summary>
+    public bool Failed { get; set; }
+
     /// <summary>Prints one figure.</summary>
     public void Add(string key, object value) =>
         output.WriteLine($"{key}: {(value is double d ? d.ToString("G6", System.Globalization.CultureInfo.InvariantCulture) : value)}");

@@ -18,4 +18,4 @@ Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 var report = new Report(Console.Out);
 report.Note($"suite {suite.Name} on {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
 await suite.RunAsync(report, args[1..], cancel.Token);
-return 0;
+return report.Failed ? 1 : 0;
