@@ -14,6 +14,12 @@ internal static class GoldenFixtures
     public static string InternVlaM1 =>
         Environment.GetEnvironmentVariable("VLACLOUD_FIXTURES") is { Length: > 0 } custom ? custom : Path.Combine(RepositoryRoot, "tests", "fixtures", "internvla-m1");
 
+    /// <summary>
+    /// A fixture folder of the repository by name, whatever <c>VLACLOUD_FIXTURES</c> says: <c>internvla-m1</c> (config A)
+    /// or <c>internvla-m1-b</c> (config B: other sizes, an untied head).
+    /// </summary>
+    public static string RepositoryFolder(string name) => Path.Combine(RepositoryRoot, "tests", "fixtures", name);
+
     /// <summary>A file of <see cref="InternVlaM1"/>.</summary>
     public static string File(string name) => Path.Combine(InternVlaM1, name);
 
