@@ -41,19 +41,24 @@ internal sealed class SwiGlu : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => down.call(nn.functional.silu(gate.call(x)) * up.call(x));
 }
 
-/// <summary>Two-layer GELU MLP of the ViT, the bridge and the DiT.</summary>
+/// <summary>
+/// Two-layer GELU MLP (<c>fc1</c>, <c>fc2</c>) of the ViTs, the bridge and the DiTs. InternVLA-M1's DiT uses the tanh
+/// approximation of GELU (as DiT does); DINOv2 and this project's own modules use the exact one.
+/// </summary>
 internal sealed class GeluMlp : nn.Module<Tensor, Tensor>
 {
     private readonly Linear fc1, fc2;
+    private readonly GELU.Approximate approximate;
 
-    public GeluMlp(string name, long dim, long hidden) : base(name)
+    public GeluMlp(string name, long dim, long hidden, bool tanhApproximation = false) : base(name)
     {
         fc1 = nn.Linear(dim, hidden);
         fc2 = nn.Linear(hidden, dim);
+        approximate = tanhApproximation ? GELU.Approximate.tanh : GELU.Approximate.none;
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => fc2.call(nn.functional.gelu(fc1.call(x)));
+    public override Tensor forward(Tensor x) => fc2.call(nn.functional.gelu(fc1.call(x), approximate));
 }
 
 /// <summary>

@@ -1,0 +1,122 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace VlaCloud.Policy.InternVla.Heads;
+
+/// <summary>
+/// The tensors of one diffusion training step: the loss and what it was computed from. All belong to the caller's
+/// dispose scope.
+/// </summary>
+/// <param name="Loss">Scalar MSE between predicted and drawn noise.</param>
+/// <param name="NoisyActions">(B·r, T, A) x_t.</param>
+/// <param name="Noise">(B·r, T, A) ε.</param>
+/// <param name="Timesteps">(B·r) int64 steps.</param>
+/// <param name="NoisePrediction">(B·r, T, A) the DiT's ε̂.</param>
+public sealed record DiffusionLoss(Tensor Loss, Tensor NoisyActions, Tensor Noise, Tensor Timesteps, Tensor NoisePrediction);
+
+/// <summary>
+/// InternVLA-M1's System 1 (<c>ActionModel</c> in <c>DiTActionHeader.py</c>): the <see cref="Dit"/> as <c>net</c>, trained
+/// as a DDPM ε-predictor on the base process (<see cref="ActionModelConfig.DiffusionSteps"/> steps, cosine schedule) and
+/// sampled with DDIM on a respaced process, with classifier-free guidance, as <c>InternVLA_M1.predict_action</c> does.
+/// </summary>
+public sealed class ActionModel : nn.Module
+{
+    private readonly Dit net;
+    private readonly ActionModelConfig config;
+    private readonly GaussianDiffusion diffusion;
+    private readonly Dictionary<int, GaussianDiffusion> ddim = [];
+
+    /// <summary>Builds the DiT and the base diffusion process.</summary>
+    public ActionModel(string name, ActionModelConfig config) : base(name)
+    {
+        config.Validate();
+        this.config = config;
+        net = new Dit("net", config);
+        diffusion = GaussianDiffusion.Create(config.DiffusionSteps, config.NoiseSchedule);
+        RegisterComponents();
+    }
+
+    /// <summary>The sizes and sampling defaults.</summary>
+    public ActionModelConfig Config => config;
+
+    /// <summary>The transformer.</summary>
+    public Dit Net => net;
+
+    /// <summary>The base (training) process.</summary>
+    public GaussianDiffusion Diffusion => diffusion;
+
+    /// <summary>The DDIM process of <paramref name="steps"/> steps (<c>create_ddim</c>: base respaced with <c>ddimN</c>), made once per step count.</summary>
+    public GaussianDiffusion Ddim(int steps)
+    {
+        lock (ddim)
+        {
+            if (!ddim.TryGetValue(steps, out var process))
+                ddim[steps] = process = GaussianDiffusion.Create(config.DiffusionSteps, config.NoiseSchedule, $"ddim{steps}");
+            return process;
+        }
+    }
+
+    /// <summary>
+    /// The action loss of <c>InternVLA_M1.forward</c> and <c>ActionModel.forward</c>/<c>loss</c>: the last chunk of each
+    /// sample's actions and its condition are repeated <see cref="ActionModelConfig.RepeatedDiffusionSteps"/> times
+    /// (<c>repeat</c>, so copies follow the whole batch), each copy gets ε ~ N(0, 1) and t ~ U{0 … steps − 1}, and the loss
+    /// is the mean squared error of the DiT's ε̂ on x_t. In training mode the DiT drops conditions for guidance.
+    /// </summary>
+    /// <param name="actions">(B, ≥ T, A) normalised actions; the last T = chunk length steps are the target.</param>
+    /// <param name="condition">(B, Q, D) the bridge's output.</param>
+    /// <param name="noise">ε for the repeated batch, (B·r, T, A); drawn when null.</param>
+    /// <param name="timesteps">t for the repeated batch, (B·r) int64; drawn when null.</param>
+    public DiffusionLoss ComputeLoss(Tensor actions, Tensor condition, Tensor? noise = null, Tensor? timesteps = null)
+    {
+        var (chunk, r) = (config.ChunkLength, config.RepeatedDiffusionSteps);
+        if (actions.dim() != 3 || actions.shape[1] < chunk || actions.shape[2] != config.ActionDim)
+            throw new ArgumentException($"actions must be (B, ≥ {chunk}, {config.ActionDim}), not [{string.Join(", ", actions.shape)}]");
+        if (condition.dim() != 3 || condition.shape[0] != actions.shape[0])
+            throw new ArgumentException("the condition must be (B, Q, D) with the actions' batch size");
+        using var scope = NewDisposeScope();
+        var target = actions[.., ^chunk..].repeat(r, 1, 1);                     // (B·r, T, A)
+        var cond = condition.repeat(r, 1, 1);                                    // (B·r, Q, D)
+        // Tensors the caller passed stay in the caller's scope; only drawn ones are moved out of this one.
+        var (drawNoise, drawTimesteps) = (noise is null, timesteps is null);
+        noise ??= randn_like(target);
+        timesteps ??= randint(0, diffusion.NumTimesteps, [target.shape[0]], ScalarType.Int64, target.device);
+        if (!noise.shape.SequenceEqual(target.shape)) throw new ArgumentException($"noise must be [{string.Join(", ", target.shape)}]");
+        if (timesteps.dim() != 1 || timesteps.shape[0] != target.shape[0]) throw new ArgumentException($"timesteps must be ({target.shape[0]})");
+        var noisy = diffusion.QSample(target, timesteps, noise);                 // (B·r, T, A)
+        var predicted = net.call(noisy, timesteps, cond);                        // (B·r, T, A)
+        var loss = (predicted - noise).pow(2).mean();
+        return new DiffusionLoss(loss.MoveToOuterDisposeScope(), noisy.MoveToOuterDisposeScope(),
+            drawNoise ? noise.MoveToOuterDisposeScope() : noise, drawTimesteps ? timesteps.MoveToOuterDisposeScope() : timesteps,
+            predicted.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Samples normalised action chunks as <c>InternVLA_M1.predict_action</c> with DDIM: from x_T (drawn when not given),
+    /// <paramref name="ddimSteps"/> deterministic DDIM steps (η 0, no clipping). With <paramref name="cfgScale"/> above 1
+    /// the batch is <c>[condition; uncondition]</c> with the noise duplicated, the DiT runs through
+    /// <see cref="Dit.ForwardWithCfg"/> and the first half is kept; otherwise the DiT runs on the condition alone.
+    /// Runs without autograd; put the module in eval mode first (in training mode the DiT drops conditions).
+    /// </summary>
+    /// <param name="condition">(B, Q, D) the bridge's output.</param>
+    /// <param name="initialNoise">(B, T, A) x_T, or null to draw it.</param>
+    /// <param name="cfgScale">Guidance scale; null takes the config's (1.5).</param>
+    /// <param name="ddimSteps">DDIM steps; null takes the config's (10).</param>
+    /// <returns>(B, T, A) normalised actions.</returns>
+    public Tensor SampleActions(Tensor condition, Tensor? initialNoise = null, double? cfgScale = null, int? ddimSteps = null)
+    {
+        var scale = cfgScale ?? config.CfgScale;
+        var process = Ddim(ddimSteps ?? config.DdimSteps);
+        var b = condition.shape[0];
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var x = initialNoise ?? randn([b, config.ChunkLength, config.ActionDim], condition.dtype, condition.device);
+        if (!x.shape.SequenceEqual(new[] { b, config.ChunkLength, config.ActionDim }))
+            throw new ArgumentException($"the initial noise must be [{b}, {config.ChunkLength}, {config.ActionDim}]");
+        // Upstream guides only above 1 (predict_action's using_cfg = cfg_scale > 1.0).
+        if (!(scale > 1.0)) return process.DdimSample((xt, t) => net.call(xt, t, condition), x).MoveToOuterDisposeScope();
+        var unconditional = net.Uncondition.unsqueeze(0).expand(b, -1, -1).to(condition.dtype); // (B, Q, D)
+        var z = cat([condition, unconditional], 0);                                               // (2B, Q, D)
+        var samples = process.DdimSample((xt, t) => net.ForwardWithCfg(xt, t, z, scale), cat([x, x], 0)); // (2B, T, A)
+        return samples[..(int)b].MoveToOuterDisposeScope();
+    }
+}
