@@ -35,7 +35,7 @@ internal sealed class ByteLevelBpe
         for (var b = 0; b < 256; b++)
             byteIds[b] = vocab.TryGetValue(ByteToChar[b].ToString(), out var id) ? id
                 : throw new InvalidDataException($"vocab.json lacks the byte-level token for byte 0x{b:X2} ('{ByteToChar[b]}')");
-        merges = [];
+        merges = new Dictionary<long, (int Rank, int Merged)>(PairComparer.Instance);
         var rank = 0;
         foreach (var (left, right) in rankedMerges)
         {
@@ -151,6 +151,19 @@ internal sealed class ByteLevelBpe
     }
 
     private static long Key(int left, int right) => ((long)left << 32) | (uint)right;
+
+    /// <summary>
+    /// Hashes a pair key by multiplication: long's own hash XORs the halves, which sends every (x, x) pair (runs of one
+    /// character, the hostile case) and many others to one bucket.
+    /// </summary>
+    private sealed class PairComparer : IEqualityComparer<long>
+    {
+        public static PairComparer Instance { get; } = new();
+
+        public bool Equals(long x, long y) => x == y;
+
+        public int GetHashCode(long key) => (int)(((ulong)key * 0x9E3779B97F4A7C15UL) >> 32);
+    }
 
     private static char[] BuildByteToChar()
     {
