@@ -285,6 +285,10 @@ public sealed class Qwen2TokenizerTests
         Assert.Contains("'a b'", e.Message);
         config.Position = 0;
         Assert.Throws<InvalidDataException>(() => Qwen2Tokenizer.Create(new MemoryStream("not json"u8.ToArray()), new StringReader(""), config));
+        Assert.Throws<InvalidDataException>(() => QwenTokenizerFiles.WithConfig(c => c["added_tokens_decoder"]!["151657"]!["content"] = 5));
+        Assert.Throws<InvalidDataException>(() => QwenTokenizerFiles.WithConfig(c => c["added_tokens_decoder"]!["151657"]!["rstrip"] = "yes"));
+        Assert.Throws<InvalidDataException>(() => QwenTokenizerFiles.WithConfig(c => c["eos_token"] = 7));
+        Assert.Throws<InvalidDataException>(() => QwenTokenizerFiles.WithConfig(c => c["added_tokens_decoder"]!["151658"]!["content"] = "<tool_call>"));
     }
 
     /// <summary>The byte-level character of a byte (GPT-2's bytes_to_unicode).</summary>

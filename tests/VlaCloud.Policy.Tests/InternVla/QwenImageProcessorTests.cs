@@ -84,6 +84,9 @@ public sealed class QwenImageProcessorTests
         Assert.Equal(56 * 56, QwenImageProcessorConfig.FromJson("""{"size": {"shortest_edge": 1, "longest_edge": 2}}""").MinPixels);
         Assert.Throws<InvalidDataException>(() => QwenImageProcessorConfig.FromJson("""{"resample": 1}"""));
         Assert.Throws<InvalidDataException>(() => QwenImageProcessorConfig.FromJson("[1, 2"));
+        Assert.Throws<InvalidDataException>(() => QwenImageProcessorConfig.FromJson("""{"max_pixels": "many"}"""));
+        Assert.Throws<InvalidDataException>(() => QwenImageProcessorConfig.FromJson("""{"image_mean": [0.5, "x", 0.5]}"""));
+        Assert.Throws<InvalidDataException>(() => QwenImageProcessorConfig.FromJson("""{"patch_size": 0}"""));
     }
 
     [Fact]

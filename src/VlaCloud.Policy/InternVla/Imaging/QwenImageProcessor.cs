@@ -58,36 +58,48 @@ public sealed record QwenImageProcessorConfig
             throw new InvalidDataException($"the preprocessor config is not valid JSON: {e.Message}", e);
         }
         var defaults = new QwenImageProcessorConfig();
-        var resample = (int?)root["resample"] ?? (int)defaults.Resample;
+        T? Field<T>(string key) where T : struct => root[key] switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue<T>(out var value) => value,
+            _ => throw new InvalidDataException($"{key} in the preprocessor config is not a {typeof(T).Name}"),
+        };
+        var resample = Field<int>("resample") ?? (int)defaults.Resample;
         if (!Enum.IsDefined((PillowFilter)resample)) throw new InvalidDataException($"resample {resample} is not bilinear (2) or bicubic (3)");
         var config = new QwenImageProcessorConfig
         {
-            MinPixels = (long?)root["min_pixels"] ?? defaults.MinPixels,
-            MaxPixels = (long?)root["max_pixels"] ?? defaults.MaxPixels,
-            PatchSize = (int?)root["patch_size"] ?? defaults.PatchSize,
-            MergeSize = (int?)root["merge_size"] ?? defaults.MergeSize,
-            TemporalPatchSize = (int?)root["temporal_patch_size"] ?? defaults.TemporalPatchSize,
-            DoResize = (bool?)root["do_resize"] ?? defaults.DoResize,
+            MinPixels = Field<long>("min_pixels") ?? defaults.MinPixels,
+            MaxPixels = Field<long>("max_pixels") ?? defaults.MaxPixels,
+            PatchSize = Field<int>("patch_size") ?? defaults.PatchSize,
+            MergeSize = Field<int>("merge_size") ?? defaults.MergeSize,
+            TemporalPatchSize = Field<int>("temporal_patch_size") ?? defaults.TemporalPatchSize,
+            DoResize = Field<bool>("do_resize") ?? defaults.DoResize,
             Resample = (PillowFilter)resample,
-            DoRescale = (bool?)root["do_rescale"] ?? defaults.DoRescale,
-            RescaleFactor = (double?)root["rescale_factor"] ?? defaults.RescaleFactor,
-            DoNormalize = (bool?)root["do_normalize"] ?? defaults.DoNormalize,
-            ImageMean = Channels(root["image_mean"]) ?? defaults.ImageMean,
-            ImageStd = Channels(root["image_std"]) ?? defaults.ImageStd,
+            DoRescale = Field<bool>("do_rescale") ?? defaults.DoRescale,
+            RescaleFactor = Field<double>("rescale_factor") ?? defaults.RescaleFactor,
+            DoNormalize = Field<bool>("do_normalize") ?? defaults.DoNormalize,
+            ImageMean = Channels(root["image_mean"], "image_mean") ?? defaults.ImageMean,
+            ImageStd = Channels(root["image_std"], "image_std") ?? defaults.ImageStd,
         };
-        if (config.PatchSize <= 0 || config.MergeSize <= 0 || config.TemporalPatchSize <= 0)
-            throw new InvalidDataException("patch_size, merge_size and temporal_patch_size must be positive");
+        if (config.PatchSize <= 0 || config.MergeSize <= 0 || config.TemporalPatchSize <= 0 || config.MinPixels < 0 || config.MaxPixels <= 0)
+            throw new InvalidDataException("patch_size, merge_size, temporal_patch_size and max_pixels must be positive, min_pixels not negative");
+        if (config.ImageStd.Any(s => s == 0)) throw new InvalidDataException("image_std has a zero");
         if (config.ImageMean.Count != 3 || config.ImageStd.Count != 3)
             throw new InvalidDataException("image_mean and image_std need one value per RGB channel");
         return config;
     }
 
-    private static IReadOnlyList<double>? Channels(JsonNode? node) => node switch
+    private static IReadOnlyList<double>? Channels(JsonNode? node, string key)
     {
-        JsonArray a => [.. a.Select(v => (double)v!)],
-        JsonValue v => [(double)v, (double)v, (double)v],
-        _ => null,
-    };
+        static double Number(JsonNode? n, string key) =>
+            n is JsonValue v && v.TryGetValue<double>(out var d) ? d : throw new InvalidDataException($"{key} in the preprocessor config holds something other than numbers");
+        return node switch
+        {
+            null => null,
+            JsonArray a => [.. a.Select(v => Number(v, key))],
+            _ => [.. Enumerable.Repeat(Number(node, key), 3)],
+        };
+    }
 }
 
 /// <summary>An image's patch grid: frames × rows × columns of patches (<c>image_grid_thw</c>).</summary>

@@ -66,6 +66,9 @@ public sealed class Qwen2Tokenizer
         foreach (var name in new[] { settings.Bos, settings.Eos, settings.Unk, settings.Pad }.Concat(settings.AdditionalSpecial))
             if (name is not null && !vocab.ContainsKey(name) && added.All(t => t.Content != name))
                 added.Add(new AddedToken(Math.Max(vocab.Values.Max() + 1, added.Count == 0 ? 0 : added.Max(t => t.Id) + 1), name, Special: true));
+        if (added.Any(t => string.IsNullOrEmpty(t.Content) || t.Id < 0)
+            || added.DistinctBy(t => t.Id).Count() != added.Count || added.DistinctBy(t => t.Content).Count() != added.Count)
+            throw new InvalidDataException("the added tokens need distinct non-negative ids and distinct non-empty texts");
         addedById = added.ToDictionary(t => t.Id);
         addedByContent = added.ToDictionary(t => t.Content, StringComparer.Ordinal);
         AddedTokens = [.. added.OrderBy(t => t.Id)];
@@ -311,17 +314,15 @@ public sealed class Qwen2Tokenizer
         if (!SplitPatterns(root["pre_tokenizer"]).Contains(QwenPreTokenizer.Pattern))
             throw new InvalidDataException("tokenizer.json does not pre-tokenise with Qwen2's pattern");
         var vocab = (model["vocab"] as JsonObject ?? throw new InvalidDataException("tokenizer.json has no model.vocab"))
-            .ToDictionary(kv => kv.Key, kv => (int)kv.Value!, StringComparer.Ordinal);
-        var merges = (model["merges"] as JsonArray ?? []).Select(m => m is JsonArray pair
-            ? ((string)pair[0]!, (string)pair[1]!)
-            : SplitMerge((string)m!)).ToList();
-        var added = (root["added_tokens"] as JsonArray ?? []).Select(t => new AddedToken((int)t!["id"]!, (string)t["content"]!,
-            (bool?)t["special"] ?? false, (bool?)t["lstrip"] ?? false, (bool?)t["rstrip"] ?? false, (bool?)t["single_word"] ?? false));
+            .ToDictionary(kv => kv.Key, kv => IntField(kv.Value, $"the id of '{kv.Key}'"), StringComparer.Ordinal);
+        var merges = (model["merges"] as JsonArray ?? []).Select(m => m is JsonArray { Count: 2 } pair
+            ? (StringField(pair[0], "a merge"), StringField(pair[1], "a merge"))
+            : SplitMerge(StringField(m, "a merge"))).ToList();
+        var added = (root["added_tokens"] as JsonArray ?? []).Select(t => AddedTokenFrom(t, IntField(t?["id"], "an added token's id"))).ToList();
         // The BPE vocabulary of a tokenizer.json may list the added tokens too; slow tokenizers keep them apart.
-        var addedList = added.ToList();
-        foreach (var t in addedList) vocab.Remove(t.Content);
-        var settings = tokenizerConfig is null ? TokenizerSettings.Defaults(addedList)
-            : TokenizerSettings.FromConfig(ReadObject(tokenizerConfig, "tokenizer_config.json"), addedList);
+        foreach (var t in added) vocab.Remove(t.Content);
+        var settings = tokenizerConfig is null ? TokenizerSettings.Defaults(added)
+            : TokenizerSettings.FromConfig(ReadObject(tokenizerConfig, "tokenizer_config.json"), added);
         return new Qwen2Tokenizer(vocab, merges, settings, maxTextLength);
     }
 
@@ -332,6 +333,23 @@ public sealed class Qwen2Tokenizer
         JsonObject o when (string?)o["type"] == "Split" && o["pattern"]?["Regex"] is JsonValue regex => [(string)regex!],
         _ => [],
     };
+
+    private static int IntField(JsonNode? node, string what) =>
+        node is JsonValue v && v.TryGetValue<int>(out var i) ? i : throw new InvalidDataException($"{what} is not an integer");
+
+    private static string StringField(JsonNode? node, string what) =>
+        node is JsonValue v && v.TryGetValue<string>(out var text) ? text : throw new InvalidDataException($"{what} is not a string");
+
+    private static bool FlagField(JsonNode? node, string what) => node switch
+    {
+        null => false,
+        JsonValue v when v.TryGetValue<bool>(out var flag) => flag,
+        _ => throw new InvalidDataException($"{what} is not true or false"),
+    };
+
+    /// <summary>An added token as tokenizer.json and tokenizer_config.json write it (content and flags).</summary>
+    private static AddedToken AddedTokenFrom(JsonNode? node, int id) => new(id, StringField(node?["content"], $"the content of added token {id}"),
+        FlagField(node?["special"], "special"), FlagField(node?["lstrip"], "lstrip"), FlagField(node?["rstrip"], "rstrip"), FlagField(node?["single_word"], "single_word"));
 
     private static Dictionary<string, int> ReadVocab(Stream stream)
     {
@@ -387,9 +405,8 @@ public sealed class Qwen2Tokenizer
         public static TokenizerSettings FromConfig(JsonObject config, IReadOnlyList<AddedToken>? fallbackAdded = null)
         {
             var added = config["added_tokens_decoder"] is JsonObject decoder
-                ? decoder.Select(kv => new AddedToken(int.Parse(kv.Key, System.Globalization.CultureInfo.InvariantCulture), (string)kv.Value!["content"]!,
-                    (bool?)kv.Value["special"] ?? false, (bool?)kv.Value["lstrip"] ?? false, (bool?)kv.Value["rstrip"] ?? false,
-                    (bool?)kv.Value["single_word"] ?? false)).ToList()
+                ? decoder.Select(kv => AddedTokenFrom(kv.Value, int.TryParse(kv.Key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id)
+                    ? id : throw new InvalidDataException($"added token id '{kv.Key}' is not a number"))).ToList()
                 : fallbackAdded ?? [];
             string? Name(string key, string? fallback) => !config.ContainsKey(key) ? fallback : TokenText(config[key]);
             var additional = (config["additional_special_tokens"] as JsonArray ?? []).Select(TokenText).OfType<string>().ToList();
@@ -400,8 +417,8 @@ public sealed class Qwen2Tokenizer
         private static string? TokenText(JsonNode? node) => node switch
         {
             null => null,
-            JsonObject o => (string?)o["content"],
-            _ => (string?)node,
+            JsonObject o => StringField(o["content"], "a special token's content"),
+            _ => StringField(node, "a special token"),
         };
     }
 }
