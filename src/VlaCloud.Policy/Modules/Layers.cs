@@ -10,7 +10,7 @@ namespace VlaCloud.Policy.Modules;
 /// </summary>
 internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
-    private readonly Parameter weight;
+    private Parameter weight;
     private readonly double eps;
 
     public RmsNorm(string name, long dim, double eps = 1e-6, Device? device = null, ScalarType? dtype = null) : base(name)
@@ -18,6 +18,17 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
         weight = nn.Parameter(ones(dim, dtype: dtype, device: device));
         this.eps = eps;
         RegisterComponents();
+    }
+
+    /// <summary>The scale; settable (like <c>Linear.weight</c>) so a module built on the meta device can take loaded weights.</summary>
+    public Parameter Weight
+    {
+        get => weight;
+        set
+        {
+            weight = value;
+            ConditionallyRegisterParameter(nameof(weight), value);
+        }
     }
 
     public override Tensor forward(Tensor x)

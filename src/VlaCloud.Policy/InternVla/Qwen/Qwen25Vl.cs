@@ -231,6 +231,30 @@ public sealed class Qwen25Vl : nn.Module
         return sequences.cpu().MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Replaces every parameter of a model built on the meta device with the tensor <paramref name="load"/> returns for
+    /// its name (which the model then owns), so loading never allocates, let alone initialises, weights it throws away.
+    /// </summary>
+    internal void Materialize(Func<string, Tensor> load)
+    {
+        using var noGrad = no_grad();
+        foreach (var (path, module) in named_modules())
+            foreach (var (name, old) in module.named_parameters(recurse: false).ToList())
+            {
+                using var values = load($"{path}.{name}");
+                var loaded = new Parameter(values, old.requires_grad);
+                switch (module, name)
+                {
+                    case (Linear linear, "weight"): linear.weight = loaded; break;
+                    case (Linear linear, "bias"): linear.bias = loaded; break;
+                    case (Conv3d conv, "weight"): conv.weight = loaded; break;
+                    case (RmsNorm norm, "weight"): norm.Weight = loaded; break;
+                    case (TokenEmbedding embedding, "weight"): embedding.Weight = loaded; break;
+                    default: throw new InvalidOperationException($"{path}.{name} of {module.GetType().Name} cannot be loaded in place");
+                }
+            }
+    }
+
     /// <summary>(…, D) → (…, V) through <c>lm_head</c> or, tied, the token embedding.</summary>
     internal Tensor Logits(Tensor hidden) =>
         lmHead is null ? nn.functional.linear(hidden, backbone.LanguageModel.EmbeddingWeight) : lmHead.call(hidden);
@@ -256,6 +280,7 @@ public sealed class Qwen25Vl : nn.Module
         }
         else mask = ones_like(ids, int64);
 
+        if (ids.eq(Config.VideoTokenId).any().item<bool>()) throw new ArgumentException("input_ids hold video tokens; videos are not supported");
         var imageTokens = ids.eq(Config.ImageTokenId).sum().item<long>();
         ImageGrid[]? grids = null;
         if (inputs.PixelValues is { } pixels)

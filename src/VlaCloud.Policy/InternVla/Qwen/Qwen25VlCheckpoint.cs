@@ -152,20 +152,20 @@ public static class Qwen25VlCheckpoint
                 files.Add(SafetensorsFile.Open(path));
             }
             var stored = IndexTensors(files, weightMap);
-            CheckAgainstConfig(config, stored);
-            var device_ = device ?? CPU;
-            var type = dtype ?? DefaultDtype(device_, stored.Values);
-            var model = Qwen25Vl.Create(config, device_, type);
+            var target = device ?? CPU;
+            // Built on the meta device, the model is the listing the files are checked against, and takes the file's
+            // tensors one by one: nothing is allocated before the check, nothing twice after it.
+            var model = Qwen25Vl.Create(config, new Device(DeviceType.META));
             try
             {
-                using var _ = no_grad();
-                foreach (var (name, parameter) in model.named_parameters())
+                CheckAgainstConfig(config, [.. model.named_parameters().Select(p => (p.name, p.parameter.shape))], stored);
+                var type = dtype ?? DefaultDtype(target, stored.Values);
+                model.Materialize(name =>
                 {
                     var (file, hubName) = stored[name];
                     using var values = file.Read(hubName);
-                    using var converted = values.to(type, device_);
-                    parameter.copy_(converted);
-                }
+                    return values.to(type, target, copy: true);
+                });
                 return model;
             }
             catch
@@ -203,9 +203,8 @@ public static class Qwen25VlCheckpoint
     }
 
     /// <summary>Names, shapes and dtypes against the config, before anything is allocated; one error lists every problem.</summary>
-    private static void CheckAgainstConfig(Qwen25VlConfig config, Dictionary<string, (SafetensorsFile File, string HubName)> stored)
+    private static void CheckAgainstConfig(Qwen25VlConfig config, IReadOnlyList<(string Name, long[] Shape)> expected, Dictionary<string, (SafetensorsFile File, string HubName)> stored)
     {
-        var expected = ExpectedTensors(config);
         var expectedNames = expected.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
         var problems = new List<string>();
         var missing = expected.Where(e => !stored.ContainsKey(e.Name)).Select(e => ToHubName(e.Name)).ToList();

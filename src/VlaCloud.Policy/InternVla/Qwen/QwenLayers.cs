@@ -27,6 +27,38 @@ internal sealed class QwenMlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
+/// Token embedding (<c>embed_tokens.weight</c>, N(0, 1) initialised like <c>nn.Embedding</c>). TorchSharp's own
+/// <c>nn.Embedding</c> is built and initialised on the CPU before it moves to its device, which for a 151,936 × 2,048
+/// vocabulary costs 1.2 GB and many seconds even on the meta device; this one is created where it lives.
+/// </summary>
+internal sealed class TokenEmbedding : nn.Module<Tensor, Tensor>
+{
+    private Parameter weight;
+
+    public TokenEmbedding(string name, long vocabulary, long dim, Device? device, ScalarType? dtype) : base(name)
+    {
+        weight = nn.Parameter(empty(vocabulary, dim, dtype: dtype, device: device));
+        using (no_grad()) weight.normal_();
+        RegisterComponents();
+    }
+
+    /// <summary>The (V, D) table; settable so a module built on the meta device can take loaded weights.</summary>
+    public Parameter Weight
+    {
+        get => weight;
+        set
+        {
+            weight = value;
+            ConditionallyRegisterParameter(nameof(weight), value);
+        }
+    }
+
+    /// <param name="ids">(…) token ids.</param>
+    /// <returns>(…, D).</returns>
+    public override Tensor forward(Tensor ids) => weight.index_select(0, ids.flatten()).view([.. ids.shape, weight.shape[1]]);
+}
+
+/// <summary>
 /// Attention as transformers' eager Qwen2.5-VL paths compute it: scores divided by √d, an additive mask, softmax in
 /// float32 cast back, then the values. Matching the eager order keeps float32 within the fixtures' 1e-4 and bf16
 /// rounding where upstream rounds.

@@ -87,7 +87,7 @@ internal sealed class QwenDecoderLayer : nn.Module
 /// <summary>The Qwen2.5 decoder: token embedding, layers, final RMSNorm (transformers' <c>Qwen2_5_VLTextModel</c>).</summary>
 internal sealed class QwenTextModel : nn.Module
 {
-    [ComponentName(Name = "embed_tokens")] private readonly Embedding embedTokens;
+    [ComponentName(Name = "embed_tokens")] private readonly TokenEmbedding embedTokens;
     private readonly ModuleList<QwenDecoderLayer> layers;
     private readonly RmsNorm norm;
     private readonly QwenTextConfig config;
@@ -95,14 +95,14 @@ internal sealed class QwenTextModel : nn.Module
     public QwenTextModel(string name, QwenTextConfig c, Device? device, ScalarType? dtype) : base(name)
     {
         config = c;
-        embedTokens = nn.Embedding(c.VocabSize, c.HiddenSize, device: device, dtype: dtype);
+        embedTokens = new TokenEmbedding("embed_tokens", c.VocabSize, c.HiddenSize, device, dtype);
         layers = nn.ModuleList(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new QwenDecoderLayer($"{i}", c, device, dtype)).ToArray());
         norm = new RmsNorm("norm", c.HiddenSize, c.RmsNormEps, device, dtype);
         RegisterComponents();
     }
 
     /// <summary>The (V, D) token embedding, which is also the output head when the config ties them.</summary>
-    public Parameter EmbeddingWeight => embedTokens.weight!;
+    public Parameter EmbeddingWeight => embedTokens.Weight;
 
     /// <summary>(B, T) ids → (B, T, D).</summary>
     public Tensor Embed(Tensor ids) => embedTokens.call(ids);
