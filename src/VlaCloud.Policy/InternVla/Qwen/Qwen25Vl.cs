@@ -161,9 +161,8 @@ public sealed class Qwen25Vl : nn.Module
             QwenLogits.LastToken => Logits(hidden.narrow(1, hidden.shape[1] - 1, 1)),
             _ => null,
         };
-        var output = new QwenOutput(hidden.MoveToOuterDisposeScope(), kept.ToDictionary(p => p.Key, p => p.Value.MoveToOuterDisposeScope()),
+        return new QwenOutput(hidden.MoveToOuterDisposeScope(), kept.ToDictionary(p => p.Key, p => p.Value.MoveToOuterDisposeScope()),
             logits?.MoveToOuterDisposeScope(), deltas.MoveToOuterDisposeScope());
-        return output;
     }
 
     /// <summary>(N, C·T·P·P) patches and their grids → (N / merge², D) image embeddings in the processor's order.</summary>
@@ -185,13 +184,11 @@ public sealed class Qwen25Vl : nn.Module
         ImageGrid[]? grids = null;
         if (imageGridThw is not null)
         {
-            // The grid rows are checked against the ids' image tokens here, not against pixel rows (there are none).
-            var imageTokens = ids.Sum(r => r.LongCount(id => id == Config.ImageTokenId)) * Config.Vision.MergeUnit;
-            grids = ImageGrid.Read(imageGridThw, imageTokens, Config.Vision);
+            // Without pixels, the grid is checked against the image tokens of the ids (merge² patches each).
+            var patches = ids.Sum(r => r.LongCount(id => id == Config.ImageTokenId)) * Config.Vision.MergeUnit;
+            grids = ImageGrid.Read(imageGridThw, patches, Config.Vision, "the image tokens of input_ids");
         }
-        var (positions, deltas) = MropeIndex.Compute(ids, mask, grids, Config);
-        var flat = positions.SelectMany(axis => axis.SelectMany(row => row)).ToArray();
-        return (tensor(flat, [3, ids.Length, ids.Length == 0 ? 0 : ids[0].Length]), tensor(deltas, [deltas.Length, 1]));
+        return RopeTensors(ids, mask, grids, CPU);
     }
 
     /// <summary>
@@ -259,8 +256,11 @@ public sealed class Qwen25Vl : nn.Module
     internal Tensor Logits(Tensor hidden) =>
         lmHead is null ? nn.functional.linear(hidden, backbone.LanguageModel.EmbeddingWeight) : lmHead.call(hidden);
 
-    /// <summary>A checked batch on the model's device.</summary>
-    private sealed record Prompt(Tensor Ids, Tensor Mask, Tensor? Pixels, ImageGrid[]? Grids, bool Padded);
+    /// <summary>
+    /// A checked batch on the model's device. <see cref="HasMask"/>: the caller gave an attention mask, which (as in
+    /// transformers) switches the M-RoPE positions to skipping padding; <see cref="Mask"/> is all ones otherwise.
+    /// </summary>
+    private sealed record Prompt(Tensor Ids, Tensor Mask, Tensor? Pixels, ImageGrid[]? Grids, bool HasMask);
 
     private Prompt Prepare(QwenInputs inputs)
     {
@@ -335,13 +335,15 @@ public sealed class Qwen25Vl : nn.Module
         return backbone.LanguageModel.Forward(embeds, positions, attention, cache, null, new Dictionary<int, Tensor>()).MoveToOuterDisposeScope();
     }
 
-    private (Tensor Positions, Tensor Deltas) RopePositions(Prompt prompt)
+    private (Tensor Positions, Tensor Deltas) RopePositions(Prompt prompt) =>
+        RopeTensors(Rows(prompt.Ids, "input_ids"), prompt.HasMask ? Rows(prompt.Mask, "attention_mask") : null, prompt.Grids, prompt.Ids.device);
+
+    /// <summary>M-RoPE positions (3, B, L) and deltas (B, 1) on a device, computed on the CPU from plain arrays.</summary>
+    private (Tensor Positions, Tensor Deltas) RopeTensors(long[][] ids, long[][]? mask, ImageGrid[]? grids, Device device)
     {
-        var ids = Rows(prompt.Ids, "input_ids");
-        var (positions, deltas) = MropeIndex.Compute(ids, prompt.Padded ? Rows(prompt.Mask, "attention_mask") : null, prompt.Grids, Config);
+        var (positions, deltas) = MropeIndex.Compute(ids, mask, grids, Config);
         var flat = positions.SelectMany(axis => axis.SelectMany(row => row)).ToArray();
-        var device = prompt.Ids.device;
-        return (tensor(flat, [3, ids.Length, ids[0].Length], device: device), tensor(deltas, [deltas.Length, 1], device: device));
+        return (tensor(flat, [3, ids.Length, ids.Length == 0 ? 0 : ids[0].Length], device: device), tensor(deltas, [deltas.Length, 1], device: device));
     }
 
     /// <summary>

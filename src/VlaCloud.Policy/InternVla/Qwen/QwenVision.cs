@@ -13,10 +13,11 @@ internal readonly record struct ImageGrid(long T, long H, long W)
     public long Patches => T * H * W;
 
     /// <summary>
-    /// Reads <c>image_grid_thw</c> (N, 3) and checks it against <c>pixel_values</c> before anything is sized from it:
-    /// positive sides divisible by the merge size and exactly as many patches as there are rows.
+    /// Reads <c>image_grid_thw</c> (N, 3) and checks it before anything is sized from it: positive sides divisible by
+    /// the merge size, and exactly <paramref name="pixelRows"/> patches (the rows of <c>pixel_values</c>, or what
+    /// <paramref name="counted"/> says they were counted from).
     /// </summary>
-    public static ImageGrid[] Read(Tensor imageGridThw, long pixelRows, QwenVisionConfig config)
+    public static ImageGrid[] Read(Tensor imageGridThw, long pixelRows, QwenVisionConfig config, string counted = "the rows of pixel_values")
     {
         if (imageGridThw.dim() != 2 || imageGridThw.shape[1] != 3 || imageGridThw.dtype is not (ScalarType.Int64 or ScalarType.Int32))
             throw new ArgumentException($"image_grid_thw must be an integer (images, 3) tensor, not {imageGridThw.dtype} [{string.Join(", ", imageGridThw.shape)}]");
@@ -30,12 +31,12 @@ internal readonly record struct ImageGrid(long T, long H, long W)
                 throw new ArgumentException($"image_grid_thw row {i} is [{grid.T}, {grid.H}, {grid.W}]: sides must be positive and rows/columns divisible by the merge size {config.SpatialMergeSize}");
             // Divisions, not products: a hostile grid must not overflow its way past the row count.
             if (grid.T > remaining || grid.H > remaining / grid.T || grid.W > remaining / (grid.T * grid.H))
-                throw new ArgumentException($"image_grid_thw describes more patches than the {pixelRows} rows of pixel_values");
+                throw new ArgumentException($"image_grid_thw describes more than the {pixelRows} patches of {counted}");
             remaining -= grid.Patches;
             grids[i] = grid;
         }
         if (remaining != 0)
-            throw new ArgumentException($"image_grid_thw describes {pixelRows - remaining} patches but pixel_values has {pixelRows} rows");
+            throw new ArgumentException($"image_grid_thw describes {pixelRows - remaining} patches, not the {pixelRows} of {counted}");
         return grids;
     }
 }
