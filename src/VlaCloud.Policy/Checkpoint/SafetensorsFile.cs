@@ -88,21 +88,24 @@ public sealed class SafetensorsFile : IDisposable
     }
 
     /// <summary>
-    /// Writes tensors of any dtype libtorch and safetensors share, with their stored bytes, sorted by name (the order
-    /// of Python's <c>safetensors</c>), and an optional <c>__metadata__</c> (e.g. <c>{"format": "pt"}</c>).
+    /// Writes tensors of any dtype libtorch and safetensors share, sorted by name (the order of Python's
+    /// <c>safetensors</c>), with an optional <c>__metadata__</c> (e.g. <c>{"format": "pt"}</c>). With
+    /// <paramref name="dtype"/>, each tensor is converted as it is written, so no converted copy of the whole set exists.
     /// </summary>
-    public static void Write(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null, ScalarType? dtype = null)
     {
         var list = tensors.OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
         var entries = list.Select(t =>
         {
-            var dtype = DTypeOf(t.Tensor.dtype) ?? throw new ArgumentException($"tensor '{t.Name}' is {t.Tensor.dtype}, which safetensors has no name for");
-            return (t.Name, dtype, t.Tensor.shape, t.Tensor.numel() * t.Tensor.ElementSize);
+            var type = dtype ?? t.Tensor.dtype;
+            var name = DTypeOf(type) ?? throw new ArgumentException($"tensor '{t.Name}' would be {type}, which safetensors has no name for");
+            return (t.Name, name, t.Tensor.shape, t.Tensor.numel() * Safetensors.ElementSize(name)!.Value);
         }).ToList();
         Safetensors.WriteFile(path, entries, metadata, (i, file) =>
         {
-            using var cpu = list[i].Tensor.detach().cpu().contiguous();
-            file.Write(cpu.bytes);
+            using var scope = NewDisposeScope();
+            var values = list[i].Tensor.detach().cpu();
+            file.Write(values.to(dtype ?? values.dtype).contiguous().bytes);
         });
     }
 

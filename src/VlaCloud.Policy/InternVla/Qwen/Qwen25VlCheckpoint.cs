@@ -116,27 +116,20 @@ public static class Qwen25VlCheckpoint
             (shardBytes, total) = (shardBytes + bytes, total + bytes);
         }
         var metadata = new Dictionary<string, string> { ["format"] = "pt" };
-        IEnumerable<(string, Tensor)> Converted(List<(string Name, Tensor Tensor)> shard) => shard.Select(t => (t.Name, t.Tensor.detach().to(type)));
         if (shards.Count == 1)
         {
-            WriteShard(Path.Combine(directory, WeightsFile), shards[0]);
+            SafetensorsFile.Write(Path.Combine(directory, WeightsFile), shards[0], metadata, type);
             return;
         }
         var weightMap = new JsonObject();
         for (var i = 0; i < shards.Count; i++)
         {
             var file = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
-            WriteShard(Path.Combine(directory, file), shards[i]);
+            SafetensorsFile.Write(Path.Combine(directory, file), shards[i], metadata, type);
             foreach (var (name, _) in shards[i].OrderBy(t => t.Name, StringComparer.Ordinal)) weightMap[name] = file;
         }
         var indexJson = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = total }, ["weight_map"] = weightMap };
         File.WriteAllText(Path.Combine(directory, IndexFile), indexJson.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-
-        void WriteShard(string path, List<(string Name, Tensor Tensor)> shard)
-        {
-            using var scope = NewDisposeScope();
-            SafetensorsFile.Write(path, Converted(shard), metadata);
-        }
     }
 
     private static Qwen25Vl LoadFiles(Qwen25VlConfig config, IReadOnlyList<string> weightFiles, IReadOnlyDictionary<string, string>? weightMap, Device? device, ScalarType? dtype)
