@@ -4,14 +4,28 @@ using static TorchSharp.torch;
 
 namespace VlaCloud.Benchmarks;
 
-/// <summary>The tiny ST4VLA policy on this machine: size, SampleActions latency per batch size, training step time.</summary>
+/// <summary>
+/// The tiny ST4VLA policy on this machine: size, SampleActions latency per batch size, training step time; with
+/// <c>--family qwen2.5-vl</c>, the full-size Qwen2.5-VL-3B System 2 instead (<see cref="QwenModelBenchmark"/>).
+/// </summary>
 internal sealed class ModelSuite : IBenchmarkSuite
 {
     public string Name => "model";
 
-    public string Description => "tiny ST4VLA policy: parameters, SampleActions latency at batch 1/8/32, batch32_gain, point guidance's cost, training step";
+    public string Description => "tiny ST4VLA policy: parameters, SampleActions latency at batch 1/8/32, batch32_gain, point guidance's cost, training step; --family qwen2.5-vl: the 3B System 2 in fp32 and bf16";
 
     public Task RunAsync(Report report, string[] args, CancellationToken cancellationToken)
+    {
+        var family = Array.IndexOf(args, "--family") is var at and >= 0 && at + 1 < args.Length ? args[at + 1] : null;
+        return family switch
+        {
+            null => RunTinyPolicy(report, cancellationToken),
+            "qwen2.5-vl" => QwenModelBenchmark.RunAsync(report, args, cancellationToken),
+            _ => throw new ArgumentException($"--family {family}: the families are qwen2.5-vl (or none, for the tiny policy)"),
+        };
+    }
+
+    private static Task RunTinyPolicy(Report report, CancellationToken cancellationToken)
     {
         var config = PolicyConfig.Tiny;
         var stats = new Dictionary<string, NormalizationStats>

@@ -12,23 +12,38 @@ internal sealed record SafetensorEntry(string Name, string Dtype, long[] Shape, 
 /// <summary>
 /// The safetensors file format, read and written here: an 8-byte little-endian header length, a JSON
 /// header <c>{name: {dtype, shape, data_offsets}}</c> padded with spaces to 8 bytes, then the raw
-/// little-endian data. Written tensors are F32; headers of every standard dtype are read (<see cref="SafetensorsFile"/>
-/// reads any of them into a tensor), <see cref="ReadFloats"/> reads F32, BF16 and F16.
+/// little-endian data. <see cref="Write"/> writes F32 arrays and <see cref="SafetensorsFile.Write"/> tensors of any
+/// dtype; headers of every standard dtype are read (<see cref="SafetensorsFile"/> reads any of them into a tensor),
+/// <see cref="ReadFloats"/> reads F32, BF16 and F16.
 /// </summary>
 internal static class Safetensors
 {
     public static void Write(string path, IEnumerable<(string Name, long[] Shape, float[] Data)> tensors)
     {
         var list = tensors.OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
-        var header = new JsonObject();
-        long offset = 0;
         foreach (var (name, shape, data) in list)
-        {
             if (shape.Aggregate(1L, (a, b) => a * b) != data.Length) throw new ArgumentException($"tensor '{name}': shape and data length disagree");
-            var bytes = 4L * data.Length;
+        WriteFile(path, [.. list.Select(t => (t.Name, "F32", t.Shape, 4L * t.Data.Length))], null,
+            (i, file) => file.Write(MemoryMarshal.AsBytes(list[i].Data.AsSpan())));
+    }
+
+    /// <summary>
+    /// Writes a file: the header of <paramref name="entries"/> (in the given order, which is also the data order), then
+    /// each entry's bytes through <paramref name="writeData"/>, so no more than one tensor's data is in hand at a time.
+    /// </summary>
+    public static void WriteFile(string path, IReadOnlyList<(string Name, string Dtype, long[] Shape, long Bytes)> entries,
+        IReadOnlyDictionary<string, string>? metadata, Action<int, FileStream> writeData)
+    {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
+        var header = new JsonObject();
+        if (metadata is { Count: > 0 })
+            header["__metadata__"] = new JsonObject(metadata.Select(m => KeyValuePair.Create(m.Key, (JsonNode?)m.Value)));
+        long offset = 0;
+        foreach (var (name, dtype, shape, bytes) in entries)
+        {
             header[name] = new JsonObject
             {
-                ["dtype"] = "F32",
+                ["dtype"] = dtype,
                 ["shape"] = new JsonArray(shape.Select(s => (JsonNode)s!).ToArray()),
                 ["data_offsets"] = new JsonArray(offset, offset + bytes),
             };
@@ -42,10 +57,11 @@ internal static class Safetensors
         file.Write(len);
         file.Write(json);
         for (var i = json.Length; i < padded; i++) file.WriteByte((byte)' ');
-        foreach (var (_, _, data) in list)
+        for (var i = 0; i < entries.Count; i++)
         {
-            if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
-            file.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+            var before = file.Position;
+            writeData(i, file);
+            if (file.Position - before != entries[i].Bytes) throw new InvalidOperationException($"tensor '{entries[i].Name}': wrote {file.Position - before} bytes, its header says {entries[i].Bytes}");
         }
     }
 

@@ -87,6 +87,44 @@ public sealed class SafetensorsFile : IDisposable
         return stored.to(float32);
     }
 
+    /// <summary>
+    /// Writes tensors of any dtype libtorch and safetensors share, sorted by name (the order of Python's
+    /// <c>safetensors</c>), with an optional <c>__metadata__</c> (e.g. <c>{"format": "pt"}</c>). With
+    /// <paramref name="dtype"/>, each tensor is converted as it is written, so no converted copy of the whole set exists.
+    /// </summary>
+    public static void Write(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null, ScalarType? dtype = null)
+    {
+        var list = tensors.OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+        var entries = list.Select(t =>
+        {
+            var type = dtype ?? t.Tensor.dtype;
+            var name = DTypeOf(type) ?? throw new ArgumentException($"tensor '{t.Name}' would be {type}, which safetensors has no name for");
+            return (t.Name, name, t.Tensor.shape, t.Tensor.numel() * Safetensors.ElementSize(name)!.Value);
+        }).ToList();
+        Safetensors.WriteFile(path, entries, metadata, (i, file) =>
+        {
+            using var scope = NewDisposeScope();
+            var values = list[i].Tensor.detach().cpu();
+            file.Write(values.to(dtype ?? values.dtype).contiguous().bytes);
+        });
+    }
+
+    /// <summary>The safetensors name of a libtorch type, or null where safetensors has none.</summary>
+    public static string? DTypeOf(ScalarType type) => type switch
+    {
+        ScalarType.Float64 => "F64",
+        ScalarType.Float32 => "F32",
+        ScalarType.Float16 => "F16",
+        ScalarType.BFloat16 => "BF16",
+        ScalarType.Int64 => "I64",
+        ScalarType.Int32 => "I32",
+        ScalarType.Int16 => "I16",
+        ScalarType.Int8 => "I8",
+        ScalarType.Byte => "U8",
+        ScalarType.Bool => "BOOL",
+        _ => null,
+    };
+
     /// <summary>The libtorch type of a safetensors dtype, or null where libtorch has none.</summary>
     public static ScalarType? ScalarTypeOf(string dtype) => dtype switch
     {

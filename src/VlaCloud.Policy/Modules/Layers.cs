@@ -4,24 +4,40 @@ using static TorchSharp.torch;
 
 namespace VlaCloud.Policy.Modules;
 
-/// <summary>Root-mean-square layer norm (no mean subtraction, no bias), as in Llama/Qwen.</summary>
+/// <summary>
+/// Root-mean-square layer norm (no mean subtraction, no bias), as in Llama/Qwen (transformers' <c>Qwen2RMSNorm</c>):
+/// the statistic is taken in float32 and the normalised value cast back before the weight scales it.
+/// </summary>
 internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
-    private readonly Parameter weight;
+    private Parameter weight;
     private readonly double eps;
 
-    public RmsNorm(string name, long dim, double eps = 1e-6) : base(name)
+    public RmsNorm(string name, long dim, double eps = 1e-6, Device? device = null, ScalarType? dtype = null) : base(name)
     {
-        weight = nn.Parameter(ones(dim));
+        weight = nn.Parameter(ones(dim, dtype: dtype, device: device));
         this.eps = eps;
         RegisterComponents();
+    }
+
+    /// <summary>The scale; settable (like <c>Linear.weight</c>) so a module built on the meta device can take loaded weights.</summary>
+    public Parameter Weight
+    {
+        get => weight;
+        set
+        {
+            weight = value;
+            ConditionallyRegisterParameter(nameof(weight), value);
+        }
     }
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var rms = (x.pow(2).mean([-1], keepdim: true) + eps).rsqrt();
-        return (x * rms * weight).MoveToOuterDisposeScope();
+        // Squares of bfloat16 activations lose most of their bits; float32 keeps bf16 models close to their fp32 selves.
+        var wide = x.to(float32);
+        var normalised = (wide * (wide.pow(2).mean([-1], keepdim: true) + eps).rsqrt()).to(x.dtype);
+        return (weight * normalised).MoveToOuterDisposeScope();
     }
 }
 
@@ -109,13 +125,23 @@ internal static class Rotary
         return (full.cos().to(dtype).MoveToOuterDisposeScope(), full.sin().to(dtype).MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// <c>x·cos + rotate_half(x)·sin</c> over the last dimension (any leading dimensions; cos/sin broadcast to x).
+    /// </summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
         var half = x.shape[^1] / 2;
-        var x1 = x[.., .., .., ..(int)half];
-        var x2 = x[.., .., .., (int)half..];
+        var x1 = x.narrow(-1, 0, half);
+        var x2 = x.narrow(-1, half, half);
         return x * cos + cat([-x2, x1], -1) * sin;
     }
+
+    /// <summary>
+    /// The (dim/2) inverse frequencies <c>1 / theta^(2i/dim)</c> in float32, computed as transformers computes them
+    /// (a power of the float32 exponents, then its reciprocal), so angles match upstream to the last bit.
+    /// </summary>
+    public static Tensor InverseFrequencies(long dim, double theta, Device? device = null) =>
+        pow(theta, arange(0, dim, 2, dtype: int64, device: device).to(float32) / dim).reciprocal();
 }
 
 /// <summary>
