@@ -12,7 +12,7 @@ namespace VlaCloud.Api.Auth;
 /// </summary>
 internal sealed class FailedAuthLimiter(IOptions<VlaCloudOptions> options, TimeProvider clock)
 {
-    /// <summary>Most addresses tracked at once; past it, the ones whose buckets are full again are forgotten.</summary>
+    /// <summary>Most addresses tracked at once; past it, the ones whose buckets are full again are forgotten (all, if most are not).</summary>
     public const int MaxAddresses = 100_000;
 
     private readonly ConcurrentDictionary<string, Bucket> buckets = new(StringComparer.Ordinal);
@@ -36,15 +36,25 @@ internal sealed class FailedAuthLimiter(IOptions<VlaCloudOptions> options, TimeP
     public void RecordFailure(string address)
     {
         var now = clock.GetUtcNow();
-        if (buckets.Count >= MaxAddresses)
-            foreach (var (key, old) in buckets)
-                lock (old)
-                    if (old.Level(now, Capacity, PerSecond) >= Capacity) buckets.TryRemove(key, out _);
+        if (buckets.Count >= MaxAddresses) Prune(now);
         var bucket = buckets.GetOrAdd(address, _ => new Bucket(Capacity, now));
         lock (bucket)
         {
             bucket.Tokens = bucket.Level(now, Capacity, PerSecond) - 1;
             bucket.At = now;
+        }
+    }
+
+    private void Prune(DateTimeOffset now)
+    {
+        lock (buckets)
+        {
+            if (buckets.Count < MaxAddresses) return;
+            foreach (var (key, old) in buckets)
+                lock (old)
+                    if (old.Level(now, Capacity, PerSecond) >= Capacity) buckets.TryRemove(key, out _);
+            // Failures from this many addresses at once: start over rather than scan the table at every failure.
+            if (buckets.Count >= MaxAddresses / 2) buckets.Clear();
         }
     }
 

@@ -76,13 +76,13 @@ public sealed class SessionTests(ServicesFixture services, ITestOutputHelper out
         string shortLived;
         using (var scope = app.Services.CreateScope())
             (_, shortLived) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>()
-                .IssueAsync(tenantId!.Value, "short", [ApiScopes.Inference], DateTimeOffset.UtcNow.AddSeconds(4), CancellationToken.None);
+                .IssueAsync(tenantId!.Value, "short", [ApiScopes.Inference], DateTimeOffset.UtcNow.AddSeconds(10), CancellationToken.None);
 
         using var socket = await SessionClient.ConnectAsync(app, shortLived, $"/v1/stream?checkpoint={world.Model}@v1");
         await SessionClient.ReceiveJsonAsync(socket);
         var (status, after) = await SessionClient.CloseAsync(socket, Stopwatch.StartNew(), TimeSpan.FromSeconds(30));
         Assert.Equal((WebSocketCloseStatus)StreamMessages.KeyRevoked, status);
-        output.WriteLine($"closed {after.TotalSeconds:F1} s after connecting with a key valid for 4 s");
+        output.WriteLine($"closed {after.TotalSeconds:F1} s after connecting with a key valid for 10 s (heartbeat every second)");
     }
 
     [Fact]
@@ -90,7 +90,7 @@ public sealed class SessionTests(ServicesFixture services, ITestOutputHelper out
     {
         await using var app = new VlaCloudAppFactory(services, new Dictionary<string, string?>
         {
-            ["VlaCloud:Limits:StreamSlotLease"] = "00:00:02", ["VlaCloud:Limits:MaxConcurrentStreams"] = "1",
+            ["VlaCloud:Limits:StreamSlotLease"] = "00:00:03", ["VlaCloud:Limits:MaxConcurrentStreams"] = "1",
         });
         using var world = await InferenceWorld.CreateAsync(app);
         var (_, tenantId) = await SessionClient.KeyOfAsync(app, world.Key);
@@ -99,7 +99,7 @@ public sealed class SessionTests(ServicesFixture services, ITestOutputHelper out
         using var socket = await SessionClient.ConnectAsync(app, world.Key, $"/v1/stream?checkpoint={world.Model}@v1");
         await SessionClient.ReceiveJsonAsync(socket);
         // Three leases without a message: only the server's own heartbeat can have kept the slot.
-        await Task.Delay(TimeSpan.FromSeconds(6));
+        await Task.Delay(TimeSpan.FromSeconds(9));
         Assert.Equal(1, await slots.CountAsync(tenantId!.Value));
         var second = await Assert.ThrowsAnyAsync<Exception>(() => SessionClient.ConnectAsync(app, world.Key, $"/v1/stream?checkpoint={world.Model}@v1"));
         Assert.Contains("429", second.Message);
