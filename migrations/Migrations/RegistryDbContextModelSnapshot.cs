@@ -122,7 +122,7 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnType("text[]")
                         .HasColumnName("scopes");
 
-                    b.Property<Guid>("TenantId")
+                    b.Property<Guid?>("TenantId")
                         .HasColumnType("uuid")
                         .HasColumnName("tenant_id");
 
@@ -805,6 +805,10 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnType("xid")
                         .HasColumnName("xmin");
 
+                    b.Property<long?>("StorageQuotaBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("storage_quota_bytes");
+
                     b.HasKey("Id")
                         .HasName("pk_tenants");
 
@@ -987,7 +991,6 @@ namespace VlaCloud.Migrations.Migrations
                         .WithMany("ApiKeys")
                         .HasForeignKey("TenantId")
                         .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired()
                         .HasConstraintName("fk_api_keys_tenants_tenant_id");
 
                     b.Navigation("Tenant");

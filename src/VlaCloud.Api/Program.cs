@@ -1,6 +1,7 @@
 using VlaCloud.Api.Hosting;
 
 if (MigrateCommand.IsRequested(args)) return await MigrateCommand.RunAsync(args);
+if (AdminKeyCommand.IsRequested(args)) return await AdminKeyCommand.RunAsync(args);
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddVlaCloud();

@@ -155,7 +155,7 @@ public sealed partial class VlaCloudClient : IDisposable
     public Task<UsageResponse> GetUsageAsync(DateOnly? from = null, DateOnly? to = null, CancellationToken cancellationToken = default) =>
         SendAsync<UsageResponse>(HttpMethod.Get, "v1/usage" + Query(("from", from), ("to", to)), null, cancellationToken);
 
-    // ---- admin (keys with the admin scope)
+    // ---- admin (a platform administrator's key: scope admin, no tenant)
 
     /// <summary>Creates a tenant.</summary>
     public Task<TenantResponse> CreateTenantAsync(CreateTenantRequest request, CancellationToken cancellationToken = default) =>
@@ -184,6 +184,18 @@ public sealed partial class VlaCloudClient : IDisposable
     /// <summary>Revokes a key.</summary>
     public Task RevokeApiKeyAsync(Guid tenantId, Guid keyId, CancellationToken cancellationToken = default) =>
         SendAsync<object>(HttpMethod.Delete, $"v1/admin/tenants/{tenantId}/api-keys/{keyId}", null, cancellationToken);
+
+    /// <summary>Creates another platform administrator's key; the response is the only place its secret appears.</summary>
+    public Task<CreatedApiKeyResponse> CreateAdminKeyAsync(CreateAdminKeyRequest request, CancellationToken cancellationToken = default) =>
+        SendAsync<CreatedApiKeyResponse>(HttpMethod.Post, "v1/admin/api-keys", request, cancellationToken);
+
+    /// <summary>The platform administrators' keys (never their secrets).</summary>
+    public Task<ListPage<ApiKeyResponse>> ListAdminKeysAsync(CancellationToken cancellationToken = default) =>
+        SendAsync<ListPage<ApiKeyResponse>>(HttpMethod.Get, "v1/admin/api-keys", null, cancellationToken);
+
+    /// <summary>Revokes a platform administrator's key.</summary>
+    public Task RevokeAdminKeyAsync(Guid keyId, CancellationToken cancellationToken = default) =>
+        SendAsync<object>(HttpMethod.Delete, $"v1/admin/api-keys/{keyId}", null, cancellationToken);
 
     // ---- inference
 

@@ -10,6 +10,7 @@ using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Keys;
 using VlaCloud.Registry.Limits;
+using VlaCloud.Registry.Storage;
 using VlaCloud.Registry.Usage;
 
 namespace VlaCloud.Registry;
@@ -35,6 +36,8 @@ public static class RegistryServiceCollectionExtensions
         services.AddScoped<CheckpointRegistry>();
         services.AddScoped<AliasService>();
         services.AddScoped<IUsageMeter, UsageMeter>();
+        services.AddScoped<StorageQuota>();
+        services.AddScoped<ArtifactCollector>();
         services.AddSingleton<ApiKeyCache>();
         services.AddSingleton<RequestRateLimiter>();
         services.AddSingleton<StreamSlots>();

@@ -14,22 +14,27 @@ namespace VlaCloud.Api.Tests;
 public sealed class HostTests(ServicesFixture services)
 {
     [Fact]
-    public async Task Starting_twice_on_one_database_migrates_once_and_seeds_one_demo_tenant_key_and_checkpoint()
+    public async Task Starting_twice_on_one_database_migrates_once_and_seeds_one_demo_tenant_key_admin_key_and_checkpoint()
     {
         var database = await services.CreateDatabaseAsync();
         var keyFile = Path.Combine(Path.GetTempPath(), $"vlacloud-demo-key-{Guid.NewGuid():N}");
-        var settings = new Dictionary<string, string?> { ["VlaCloud:SeedDemo"] = "true", ["VlaCloud:DemoKeyFile"] = keyFile };
+        var adminKeyFile = Path.Combine(Path.GetTempPath(), $"vlacloud-admin-key-{Guid.NewGuid():N}");
+        var settings = new Dictionary<string, string?>
+        {
+            ["VlaCloud:SeedDemo"] = "true", ["VlaCloud:DemoKeyFile"] = keyFile, ["VlaCloud:AdminKeyFile"] = adminKeyFile,
+        };
         try
         {
             for (var start = 0; start < 2; start++)
             {
                 await using var app = new VlaCloudAppFactory(database, services.RedisConnectionString, services.RedisPrefix, settings);
                 Assert.Equal(HttpStatusCode.OK, (await app.CreateClient().GetAsync("/readyz")).StatusCode);
-                var (tenants, keys, pending) = await app.WithDbAsync(async db => (
+                var (tenants, tenantKeys, adminKeys, pending) = await app.WithDbAsync(async db => (
                     await db.Tenants.CountAsync(t => t.Name == "demo"),
-                    await db.ApiKeys.CountAsync(),
+                    await db.ApiKeys.CountAsync(k => k.TenantId != null),
+                    await db.ApiKeys.CountAsync(k => k.TenantId == null),
                     (await db.Database.GetPendingMigrationsAsync()).Count()));
-                Assert.Equal((1, 1, 0), (tenants, keys, pending));
+                Assert.Equal((1, 1, 1, 0), (tenants, tenantKeys, adminKeys, pending));
                 Assert.Equal(1, await app.WithDbAsync(db => db.Checkpoints.IgnoreQueryFilters().CountAsync(c => c.ModelName == "sim-demo" && c.TenantId == null)));
             }
 
@@ -69,10 +74,21 @@ public sealed class HostTests(ServicesFixture services)
             var demoKey = (await File.ReadAllTextAsync(keyFile)).Trim();
             Assert.NotNull(ApiKeyFormat.TryGetPrefix(demoKey));
             if (OperatingSystem.IsLinux()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+
+            // Two roles, two keys: the demo tenant's key is not the platform's, and the other way round.
+            var adminKey = (await File.ReadAllTextAsync(adminKeyFile)).Trim();
+            if (OperatingSystem.IsLinux()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(adminKeyFile));
+            await using (var app = new VlaCloudAppFactory(database, services.RedisConnectionString, services.RedisPrefix, settings))
+            {
+                Assert.Equal(HttpStatusCode.Forbidden, (await app.CreateClient(demoKey).GetAsync("/v1/admin/tenants")).StatusCode);
+                Assert.Equal(HttpStatusCode.OK, (await app.CreateClient(adminKey).GetAsync("/v1/admin/tenants")).StatusCode);
+                Assert.Equal(HttpStatusCode.Forbidden, (await app.CreateClient(adminKey).GetAsync("/v1/embodiments")).StatusCode);
+            }
         }
         finally
         {
             File.Delete(keyFile);
+            File.Delete(adminKeyFile);
         }
     }
 
@@ -86,7 +102,7 @@ public sealed class HostTests(ServicesFixture services)
         Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
         Assert.StartsWith("Basic", anonymous.Headers.WwwAuthenticate.ToString());
 
-        var (_, adminKey) = await app.CreateTenantAsync(scopes: ApiScopes.Admin);
+        var adminKey = await app.CreateAdminKeyAsync();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"admin:{adminKey}")));
         var dashboard = await client.GetAsync("/hangfire");
         Assert.Equal(HttpStatusCode.OK, dashboard.StatusCode);
@@ -107,7 +123,7 @@ public sealed class HostTests(ServicesFixture services)
     public async Task A_revoked_or_malformed_key_is_refused_with_401_problem_details()
     {
         await using var app = new VlaCloudAppFactory(services);
-        var (tenant, key) = await app.CreateTenantAsync(scopes: ApiScopes.Admin);
+        var (tenant, key) = await app.CreateTenantAsync();
         await app.WithDbAsync(db => db.ApiKeys.Where(k => k.TenantId == tenant.Id)
             .ExecuteUpdateAsync(k => k.SetProperty(x => x.RevokedAt, DateTimeOffset.UtcNow)));
 

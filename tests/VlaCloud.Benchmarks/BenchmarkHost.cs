@@ -127,7 +127,7 @@ internal sealed class BenchmarkHost(WebApplication app, Uri address) : IAsyncDis
         var tenant = new Tenant { Name = $"bench-{Guid.NewGuid():N}"[..20] };
         db.Tenants.Add(tenant);
         await db.SaveChangesAsync();
-        var (_, key) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>().IssueAsync(tenant.Id, "bench", ApiScopes.All.ToArray(), null, CancellationToken.None);
+        var (_, key) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>().IssueAsync(tenant.Id, "bench", ApiScopes.Tenant.ToArray(), null, CancellationToken.None);
         return key;
     }
 

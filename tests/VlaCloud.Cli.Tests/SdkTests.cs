@@ -212,7 +212,7 @@ public sealed class SdkTests(ServicesFixture services)
     public async Task An_admin_creates_a_tenant_and_a_key_that_works_and_can_be_revoked()
     {
         await using var app = new VlaCloudAppFactory(services);
-        var (_, adminKey) = await app.CreateTenantAsync();
+        var adminKey = await app.CreateAdminKeyAsync();
         using var admin = Client(app, adminKey);
 
         var tenant = await admin.CreateTenantAsync(new CreateTenantRequest($"acme-{Guid.NewGuid():N}"[..16], "ACME robots", new TenantLimitsDto(Burst: 50)));

@@ -6,17 +6,13 @@ namespace VlaCloud.Testing;
 
 /// <summary>
 /// A throwaway redis-server process on a free loopback port, for tests that stop Redis on purpose
-/// without disturbing the shared one.
+/// without disturbing the shared one. It can be stopped and started again on the same port, as an outage.
 /// </summary>
 public sealed class LocalRedisServer : IAsyncDisposable
 {
-    private readonly Process process;
+    private Process? process;
 
-    private LocalRedisServer(Process process, int port)
-    {
-        this.process = process;
-        Port = port;
-    }
+    private LocalRedisServer(int port) => Port = port;
 
     /// <summary>The port it listens on.</summary>
     public int Port { get; }
@@ -27,13 +23,20 @@ public sealed class LocalRedisServer : IAsyncDisposable
     /// <summary>Starts a server and waits until it accepts connections.</summary>
     public static async Task<LocalRedisServer> StartAsync()
     {
-        var port = FreePort();
-        var start = new ProcessStartInfo("redis-server", ["--bind", "127.0.0.1", "--port", port.ToString(), "--save", "", "--appendonly", "no"])
+        var server = new LocalRedisServer(FreePort());
+        await server.RestartAsync();
+        return server;
+    }
+
+    /// <summary>Starts the server again on its port (after <see cref="StopAsync"/>), empty, and waits until it accepts connections.</summary>
+    public async Task RestartAsync()
+    {
+        if (process is { HasExited: false }) return;
+        var start = new ProcessStartInfo("redis-server", ["--bind", "127.0.0.1", "--port", Port.ToString(), "--save", "", "--appendonly", "no"])
         {
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
-        Process process;
         try
         {
             process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start.");
@@ -42,34 +45,41 @@ public sealed class LocalRedisServer : IAsyncDisposable
         {
             throw new InvalidOperationException("redis-server is not installed; `bash .ci/services start` installs it.", e);
         }
-        var server = new LocalRedisServer(process, port);
+        // Drain its output so it never blocks on a full pipe.
+        process.OutputDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (DateTime.UtcNow < deadline)
         {
             try
             {
                 using var probe = new TcpClient();
-                await probe.ConnectAsync(IPAddress.Loopback, port);
-                return server;
+                await probe.ConnectAsync(IPAddress.Loopback, Port);
+                return;
             }
             catch (SocketException)
             {
                 await Task.Delay(50);
             }
         }
-        await server.DisposeAsync();
-        throw new InvalidOperationException($"redis-server did not listen on port {port} within 10 s.");
+        await StopAsync();
+        throw new InvalidOperationException($"redis-server did not listen on port {Port} within 10 s.");
     }
 
-    /// <summary>Kills the server and waits for it to exit.</summary>
-    public async ValueTask DisposeAsync()
+    /// <summary>Kills the server (an outage: connections drop at once) and waits for it to exit.</summary>
+    public async Task StopAsync()
     {
+        if (process is null) return;
         if (!process.HasExited) process.Kill(entireProcessTree: true);
         await process.WaitForExitAsync();
         process.Dispose();
+        process = null;
     }
 
-    private static int FreePort()
+    /// <summary>Kills the server.</summary>
+    public async ValueTask DisposeAsync() => await StopAsync();
+
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

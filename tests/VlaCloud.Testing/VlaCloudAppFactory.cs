@@ -37,7 +37,7 @@ public class VlaCloudAppFactory(
             builder.UseSetting(key, value);
     }
 
-    /// <summary>Creates a tenant and an API key with <paramref name="scopes"/>; returns the tenant and the plain key.</summary>
+    /// <summary>Creates a tenant and an API key with <paramref name="scopes"/> (every tenant scope by default); returns the tenant and the plain key.</summary>
     public async Task<(Tenant Tenant, string Key)> CreateTenantAsync(string? name = null, params string[] scopes)
     {
         using var scope = Services.CreateScope();
@@ -46,8 +46,16 @@ public class VlaCloudAppFactory(
         db.Tenants.Add(tenant);
         await db.SaveChangesAsync();
         var (_, key) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>()
-            .IssueAsync(tenant.Id, "test", scopes.Length > 0 ? scopes : ApiScopes.All.ToArray(), null, CancellationToken.None);
+            .IssueAsync(tenant.Id, "test", scopes.Length > 0 ? scopes : ApiScopes.Tenant.ToArray(), null, CancellationToken.None);
         return (tenant, key);
+    }
+
+    /// <summary>Creates a platform administrator's key (scope admin, no tenant); returns the plain key.</summary>
+    public async Task<string> CreateAdminKeyAsync()
+    {
+        using var scope = Services.CreateScope();
+        var (_, key) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>().IssuePlatformAdminAsync("test admin", null, CancellationToken.None);
+        return key;
     }
 
     /// <summary>An HTTP client that sends <paramref name="key"/> as a bearer token.</summary>

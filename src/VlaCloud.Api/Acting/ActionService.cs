@@ -11,6 +11,7 @@ using VlaCloud.Registry.Entities;
 using VlaCloud.Registry.Limits;
 using VlaCloud.Registry.Usage;
 using Microsoft.Extensions.Options;
+using VlaCloud.Api.Hosting;
 
 namespace VlaCloud.Api.Acting;
 
@@ -44,8 +45,11 @@ public abstract record ActOutcome
     /// <summary>The tenant's monthly compute quota is used up (429).</summary>
     public sealed record QuotaExceeded(LimitDecision Decision) : ActOutcome;
 
-    /// <summary>The checkpoint cannot be served (its artifact is missing, corrupt or not a policy).</summary>
-    public sealed record Unavailable(string Detail) : ActOutcome;
+    /// <summary>
+    /// The request cannot be served now: the checkpoint's artifact is missing, corrupt or not a policy, or (with
+    /// <paramref name="RetryAfter"/>) a dependency the quota check needs does not answer (503).
+    /// </summary>
+    public sealed record Unavailable(string Detail, TimeSpan? RetryAfter = null) : ActOutcome;
 }
 
 /// <summary>
@@ -59,7 +63,8 @@ public sealed class ActionService(
     IUsageMeter usage,
     UsageBuffer buffer,
     CurrentTenant tenant,
-    IOptions<InferenceOptions> options)
+    IOptions<InferenceOptions> options,
+    IOptions<VlaCloudOptions> dependencyRetryAfter)
 {
     /// <summary>Resolves <paramref name="reference"/> for the caller.</summary>
     /// <exception cref="RegistryException">Not a reference, or no such checkpoint visible to the caller.</exception>
@@ -83,8 +88,17 @@ public sealed class ActionService(
         var spatial = ObservationBinder.BindOptions(actOptions, errors);
         if (observation is null || errors.Count > 0) return new ActOutcome.Invalid(errors);
 
-        var identity = tenant.Identity ?? throw new InvalidOperationException("Acting needs an authenticated caller.");
-        var quota = await usage.CheckComputeQuotaAsync(identity.TenantId, tenant.Limits, cancellationToken);
+        var tenantId = tenant.TenantId ?? throw new InvalidOperationException("Acting needs a tenant's key.");
+        LimitDecision quota;
+        try
+        {
+            quota = await usage.CheckComputeQuotaAsync(tenantId, tenant.Limits, cancellationToken);
+        }
+        catch (Exception e) when (DependencyFailure.Of(e) is { } dependency)
+        {
+            // The quota fails closed: compute that cannot be counted against it is not given.
+            return new ActOutcome.Unavailable($"The compute quota cannot be checked: {dependency} does not answer; retry later.", dependencyRetryAfter.Value.DependencyRetryAfter);
+        }
         if (!quota.Allowed) return new ActOutcome.QuotaExceeded(quota);
 
         var seed = actOptions?.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue);
@@ -108,7 +122,7 @@ public sealed class ActionService(
             return new ActOutcome.Unavailable(e.Message);
         }
 
-        buffer.Add(new UsageRecord(identity.TenantId, bound.Checkpoint.Id, 1, result.Actions.GetLength(0), (long)Math.Ceiling(result.ComputeTime.TotalMilliseconds / result.BatchSize)));
+        buffer.Add(new UsageRecord(tenantId, bound.Checkpoint.Id, 1, result.Actions.GetLength(0), (long)Math.Ceiling(result.ComputeTime.TotalMilliseconds / result.BatchSize)));
         var response = new ActResponse(
             bound.Describe(),
             Rows(result.Actions),

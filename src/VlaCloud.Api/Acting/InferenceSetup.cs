@@ -8,7 +8,7 @@ public static class InferenceSetup
     /// <summary>Server keep-alive pings on WebSocket sessions, so idle control loops survive proxies.</summary>
     public static readonly TimeSpan WebSocketKeepAlive = TimeSpan.FromSeconds(15);
 
-    /// <summary>The engine (one worker thread per device), checkpoint loading from the artifact store, metering.</summary>
+    /// <summary>The engine (one worker thread per device), checkpoint loading from the artifact store, metering, live sessions.</summary>
     public static IServiceCollection AddVlaCloudInference(this IServiceCollection services)
     {
         services.AddOptions<InferenceOptions>().BindConfiguration(InferenceOptions.Section);
@@ -17,6 +17,8 @@ public static class InferenceSetup
         services.AddScoped<ActionService>();
         services.AddSingleton<UsageBuffer>();
         services.AddHostedService(sp => sp.GetRequiredService<UsageBuffer>());
+        services.AddSingleton<LiveSessions>();
+        services.AddHostedService(sp => sp.GetRequiredService<LiveSessions>());
         return services;
     }
 }

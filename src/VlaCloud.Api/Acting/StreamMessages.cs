@@ -24,7 +24,10 @@ public static class StreamMessages
     /// <summary>Close code: an unexpected server error (1011).</summary>
     public const int InternalError = 1011;
 
-    /// <summary>Close code: the API key was revoked or expired during the session.</summary>
+    /// <summary>Close code: the server lost the session's stream slot; reconnect (RFC 6455 1013, try again later).</summary>
+    public const int TryAgainLater = 1013;
+
+    /// <summary>Close code: the API key was revoked or expired during the session (sent within a second of the revocation).</summary>
     public const int KeyRevoked = 4401;
 
     /// <summary>Close code: the tenant's compute quota ran out during the session.</summary>

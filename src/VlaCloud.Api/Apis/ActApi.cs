@@ -57,6 +57,9 @@ public static class ActApi
             case ActOutcome.QuotaExceeded quota:
                 TenantRateLimitFilter.WriteHeaders(response, quota.Decision);
                 return (ProblemHttpResult)TenantRateLimitFilter.TooManyRequests(response, quota.Decision);
+            case ActOutcome.Unavailable { RetryAfter: { } retryAfter } unavailable:
+                response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Service unavailable", detail: unavailable.Detail);
             case ActOutcome.Unavailable unavailable:
                 return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Checkpoint unavailable", detail: unavailable.Detail);
             default:

@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
+using VlaCloud.Api.Idempotency;
 using VlaCloud.Api.RateLimiting;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
@@ -10,8 +12,9 @@ using VlaCloud.Registry.Keys;
 namespace VlaCloud.Api.Apis;
 
 /// <summary>
-/// <c>/v1/admin</c>: tenants and their API keys, for operators holding a key with the <c>admin</c> scope.
-/// These routes act across tenants by design, so they read without the tenant filter.
+/// <c>/v1/admin</c>: tenants and their API keys, and the platform administrators' own keys, for operators holding a
+/// platform administrator's key (scope <c>admin</c>, no tenant; a tenant's key can never hold that scope). These routes
+/// act across tenants by design, so they read without the tenant filter.
 /// </summary>
 public static class AdminApi
 {
@@ -28,7 +31,14 @@ public static class AdminApi
             .WithSummary("Creates an API key for the tenant. The key is in this response only; store it.");
         group.MapGet("/{id:guid}/api-keys", ListKeysAsync).WithName("ListApiKeys").WithSummary("Lists the tenant's keys (never the secrets).");
         group.MapDelete("/{id:guid}/api-keys/{keyId:guid}", RevokeKeyAsync).WithName("RevokeApiKey")
-            .WithSummary("Revokes a key; every replica refuses it from the next request on.");
+            .WithSummary("Revokes a key; every replica refuses it from the next request on and closes its open sessions (4401).");
+
+        var admins = app.MapGroup("/v1/admin/api-keys").WithTags("Admin").RequireAuthorization(ApiScopes.Admin).RequireTenantRateLimit();
+        admins.MapPost("", CreateAdminKeyAsync).WithName("CreateAdminKey")
+            .WithSummary("Creates another platform administrator's key (scope admin, no tenant). The key is in this response only; store it.");
+        admins.MapGet("", ListAdminKeysAsync).WithName("ListAdminKeys").WithSummary("Lists the platform administrators' keys (never the secrets).");
+        admins.MapDelete("/{keyId:guid}", RevokeAdminKeyAsync).WithName("RevokeAdminKey")
+            .WithSummary("Revokes a platform administrator's key; every replica refuses it from the next request on.");
         return app;
     }
 
@@ -87,21 +97,62 @@ public static class AdminApi
     }
 
     private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateKeyAsync(
-        Guid id, CreateApiKeyRequest request, RegistryDbContext db, ApiKeyIssuer issuer, TimeProvider clock, CancellationToken cancellationToken)
+        Guid id, CreateApiKeyRequest request, HttpContext context, RegistryDbContext db, ApiKeyIssuer issuer, TimeProvider clock, CancellationToken cancellationToken)
     {
         if (!await db.Tenants.AnyAsync(t => t.Id == id, cancellationToken)) return ApiResults.NotFound($"Tenant {id}");
-        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 100) return ApiResults.Invalid("name", "name is required (at most 100 characters).");
-        if (request.ExpiresAt is { } expires && expires <= clock.GetUtcNow()) return ApiResults.Invalid("expires_at", "expires_at must be in the future.");
+        if (CheckNewKey(request.Name, request.ExpiresAt, clock) is { } invalid) return invalid;
         try
         {
             var (key, plain) = await issuer.IssueAsync(id, request.Name, request.Scopes ?? [], request.ExpiresAt, cancellationToken);
-            return TypedResults.Created($"/v1/admin/tenants/{id}/api-keys/{key.Id}", new CreatedApiKeyResponse(ApiKeyResponse.From(key), plain));
+            return Issued(context, key, plain, $"/v1/admin/tenants/{id}/api-keys/{key.Id}");
         }
         catch (ArgumentException e)
         {
             return ApiResults.Invalid("scopes", e.Message);
         }
     }
+
+    private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateAdminKeyAsync(
+        CreateAdminKeyRequest request, HttpContext context, ApiKeyIssuer issuer, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (CheckNewKey(request.Name, request.ExpiresAt, clock) is { } invalid) return invalid;
+        var (key, plain) = await issuer.IssuePlatformAdminAsync(request.Name, request.ExpiresAt, cancellationToken);
+        return Issued(context, key, plain, $"/v1/admin/api-keys/{key.Id}");
+    }
+
+    private static ValidationProblem? CheckNewKey(string? name, DateTimeOffset? expiresAt, TimeProvider clock)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.Length > 100) return ApiResults.Invalid("name", "name is required (at most 100 characters).");
+        if (expiresAt is { } expires && expires <= clock.GetUtcNow()) return ApiResults.Invalid("expires_at", "expires_at must be in the future.");
+        return null;
+    }
+
+    /// <summary>
+    /// The 201 with the new key's secret. The secret is in this response only: a retry with the same
+    /// <c>Idempotency-Key</c> is answered 409 naming the key, and the secret is never stored for a replay.
+    /// </summary>
+    private static Created<CreatedApiKeyResponse> Issued(HttpContext context, ApiKey key, string plain, string location)
+    {
+        context.Features.Set(new IdempotentReplay(StatusCodes.Status409Conflict, new ProblemDetails
+        {
+            Status = StatusCodes.Status409Conflict,
+            Title = "API key already created",
+            Detail = $"The first request with this Idempotency-Key created API key {key.Id} (prefix {key.Prefix}). Its secret was in that " +
+                     "response only and is not kept; if it was lost, revoke that key and create another.",
+            Extensions = { ["key_id"] = key.Id },
+        }));
+        return TypedResults.Created(location, new CreatedApiKeyResponse(ApiKeyResponse.From(key), plain));
+    }
+
+    private static async Task<Ok<ListPage<ApiKeyResponse>>> ListAdminKeysAsync(RegistryDbContext db, CancellationToken cancellationToken)
+    {
+        var rows = await db.ApiKeys.AsNoTracking().Where(k => k.TenantId == null).OrderByDescending(k => k.Id).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ApiResults.Page(rows, int.MaxValue, k => k.Id, ApiKeyResponse.From));
+    }
+
+    private static Task<Results<NoContent, ProblemHttpResult>> RevokeAdminKeyAsync(
+        Guid keyId, RegistryDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken cancellationToken) =>
+        RevokeAsync(db.ApiKeys.Where(k => k.Id == keyId && k.TenantId == null), keyId, db, keys, clock, cancellationToken);
 
     private static async Task<Results<Ok<ListPage<ApiKeyResponse>>, ProblemHttpResult>> ListKeysAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
     {
@@ -110,10 +161,15 @@ public static class AdminApi
         return TypedResults.Ok(ApiResults.Page(rows, int.MaxValue, k => k.Id, ApiKeyResponse.From));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeKeyAsync(
-        Guid id, Guid keyId, RegistryDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken cancellationToken)
+    private static Task<Results<NoContent, ProblemHttpResult>> RevokeKeyAsync(
+        Guid id, Guid keyId, RegistryDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken cancellationToken) =>
+        RevokeAsync(db.ApiKeys.Where(k => k.Id == keyId && k.TenantId == id), keyId, db, keys, clock, cancellationToken);
+
+    /// <summary>Revokes the key <paramref name="match"/> finds, then tells every replica (which also ends its sessions).</summary>
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(
+        IQueryable<ApiKey> match, Guid keyId, RegistryDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken cancellationToken)
     {
-        if (await db.ApiKeys.FirstOrDefaultAsync(k => k.Id == keyId && k.TenantId == id, cancellationToken) is not { } key)
+        if (await match.FirstOrDefaultAsync(cancellationToken) is not { } key)
             return ApiResults.NotFound($"API key {keyId}");
         if (key.RevokedAt is null)
         {
@@ -144,6 +200,7 @@ internal static class AdminContractExtensions
             if (limits.Burst is < 1 or > 1_000_000) errors["limits.burst"] = ["must be between 1 and 1000000."];
             if (limits.MaxConcurrentStreams is < 0 or > 10_000) errors["limits.max_concurrent_streams"] = ["must be between 0 and 10000."];
             if (limits.MonthlyComputeMsQuota is < 0) errors["limits.monthly_compute_ms_quota"] = ["must not be negative."];
+            if (limits.StorageQuotaBytes is < 0) errors["limits.storage_quota_bytes"] = ["must not be negative."];
             return errors.Count > 0 ? TypedResults.ValidationProblem(errors) : null;
         }
 
@@ -153,13 +210,14 @@ internal static class AdminContractExtensions
             if (limits.Burst is not null) tenant.Burst = limits.Burst;
             if (limits.MaxConcurrentStreams is not null) tenant.MaxConcurrentStreams = limits.MaxConcurrentStreams;
             if (limits.MonthlyComputeMsQuota is not null) tenant.MonthlyComputeMsQuota = limits.MonthlyComputeMsQuota;
+            if (limits.StorageQuotaBytes is not null) tenant.StorageQuotaBytes = limits.StorageQuotaBytes;
         }
     }
 
     extension(TenantResponse)
     {
         internal static TenantResponse From(Tenant t) => new(t.Id, t.Name, t.DisplayName,
-            new TenantLimitsDto(t.RequestsPerSecond, t.Burst, t.MaxConcurrentStreams, t.MonthlyComputeMsQuota), t.CreatedAt);
+            new TenantLimitsDto(t.RequestsPerSecond, t.Burst, t.MaxConcurrentStreams, t.MonthlyComputeMsQuota, t.StorageQuotaBytes), t.CreatedAt);
     }
 
     extension(ApiKeyResponse)

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using VlaCloud.Registry;
+using VlaCloud.Registry.Storage;
 
 namespace VlaCloud.Api.Apis;
 
@@ -39,6 +40,21 @@ internal static class ApiResults
     /// <summary>A 404 problem that reveals nothing about other tenants.</summary>
     public static ProblemHttpResult NotFound(string what) =>
         TypedResults.Problem(statusCode: 404, title: "Not found", detail: $"{what} was not found.");
+
+    /// <summary>
+    /// The 413 for content that does not fit the tenant's storage quota (<paramref name="needed"/> more bytes), with the
+    /// numbers, so the client knows how much to free or to ask for.
+    /// </summary>
+    public static ProblemHttpResult StorageFull(StorageUsage usage, long needed, string what) =>
+        TypedResults.Problem(
+            statusCode: StatusCodes.Status413PayloadTooLarge,
+            title: "Storage quota exceeded",
+            detail: $"{what} needs {needed} bytes; the tenant stores {usage.UsedBytes} of its {usage.QuotaBytes} bytes ({usage.RemainingBytes} left). " +
+                    "Unregistered artifacts are removed after a day; an administrator can raise limits.storage_quota_bytes.",
+            extensions: new Dictionary<string, object?>
+            {
+                ["storage_used_bytes"] = usage.UsedBytes, ["storage_quota_bytes"] = usage.QuotaBytes, ["needed_bytes"] = needed,
+            });
 
     /// <summary>A validation problem for one field.</summary>
     public static ValidationProblem Invalid(string field, string message) =>

@@ -10,6 +10,7 @@ using VlaCloud.Registry;
 using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
+using VlaCloud.Registry.Storage;
 
 namespace VlaCloud.Api.Apis;
 
@@ -80,16 +81,22 @@ public static class CheckpointsApi
     }
 
     private static async Task<Results<Created<ArtifactResponse>, ProblemHttpResult>> PutArtifactAsync(
-        HttpRequest request, IArtifactStore store, RegistryDbContext db, CurrentTenant tenant, TimeProvider clock, CancellationToken cancellationToken)
+        HttpRequest request, IArtifactStore store, RegistryDbContext db, StorageQuota quota, CurrentTenant tenant, TimeProvider clock,
+        CancellationToken cancellationToken)
     {
         if (request.ContentLength == 0)
             return TypedResults.Problem(statusCode: 400, title: "Empty artifact", detail: "Send the checkpoint file as the request body.");
+        var owner = tenant.TenantId;
+        var storage = await quota.GetAsync(owner!.Value, tenant.Limits, cancellationToken);
+        // An announced size is refused before a byte is stored; a chunked body is measured and then judged.
+        if (request.ContentLength is { } announced && !storage.Fits(announced)) return ApiResults.StorageFull(storage, announced, "The artifact");
         var info = await store.PutAsync(request.Body, cancellationToken);
         if (info.SizeBytes == 0)
             return TypedResults.Problem(statusCode: 400, title: "Empty artifact", detail: "Send the checkpoint file as the request body.");
-        var owner = tenant.TenantId;
         if (!await db.Artifacts.AnyAsync(a => a.TenantId == owner && a.Sha256 == info.Sha256, cancellationToken))
         {
+            // Refused bytes stay in the store unclaimed, and garbage collection deletes them.
+            if (!storage.Fits(info.SizeBytes)) return ApiResults.StorageFull(storage, info.SizeBytes, "The artifact");
             db.Artifacts.Add(new Artifact { TenantId = owner, Sha256 = info.Sha256, SizeBytes = info.SizeBytes, Uri = info.Uri, Kind = "checkpoint", CreatedAt = clock.GetUtcNow() });
             try
             {

@@ -4,12 +4,16 @@ using Hangfire.States;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using StackExchange.Redis;
+using Microsoft.Extensions.Options;
+using VlaCloud.Api.Acting;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.RateLimiting;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Datasets;
 using VlaCloud.Registry.Entities;
+using VlaCloud.Registry.Limits;
+using VlaCloud.Registry.Storage;
 using VlaCloud.Training;
 using VlaCloud.Training.Jobs;
 // Two records of one JSON shape: the contract (shared with the SDK) and the training side's, which validates and
@@ -50,8 +54,8 @@ public static class FineTuningApi
     }
 
     private static async Task<Results<Created<FineTuningJobResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        CreateFineTuningJobRequest request, RegistryDbContext db, CheckpointRegistry registry, CurrentTenant tenant, IBackgroundJobClient jobs,
-        TimeProvider clock, CancellationToken cancellationToken)
+        CreateFineTuningJobRequest request, RegistryDbContext db, CheckpointRegistry registry, StorageQuota quota, CurrentTenant tenant,
+        IBackgroundJobClient jobs, IOptions<LimitsOptions> limits, TimeProvider clock, CancellationToken cancellationToken)
     {
         var options = (request.Hyperparameters ?? new FineTuningHyperparameters()).ToOptions(out var errors);
         if (!Names.IsValidModelName(request.Model)) errors["model"] = ["model must be 1-100 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit."];
@@ -88,6 +92,15 @@ public static class FineTuningApi
                 return ApiResults.Invalid("dataset",
                     $"base {name} is point-guided: it trains on demonstrations whose frames carry spatial annotations (the target's point, {LeRobotDataset.SpatialAnnotationsFile}); dataset {dataset.Id} has none.");
         }
+
+        // Per tenant: a bounded share of the queue, and no training into a full storage (a job stores its training
+        // states and its result).
+        var active = await db.FineTuningJobs.CountAsync(j => j.Status == FineTuningJobStatus.Queued || j.Status == FineTuningJobStatus.Running, cancellationToken);
+        if (active >= limits.Value.MaxActiveJobsPerTenant)
+            return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many fine-tuning jobs",
+                detail: $"The tenant has {active} jobs queued or running, its limit; create this one when one of them ends (or cancel one).");
+        var storage = await quota.GetAsync(tenant.TenantId!.Value, tenant.Limits, cancellationToken);
+        if (storage.RemainingBytes == 0) return ApiResults.StorageFull(storage, baseCheckpoint.SizeBytes, "A fine-tuning job's result");
 
         var job = new FineTuningJob
         {
@@ -145,9 +158,14 @@ public static class FineTuningApi
     }
 
     private static async Task<IResult> StreamEventsAsync(
-        Guid id, long? after, HttpContext context, RegistryDbContext db, IConnectionMultiplexer redis, RedisKeyspace keyspace, CancellationToken cancellationToken)
+        Guid id, long? after, HttpContext context, RegistryDbContext db, IConnectionMultiplexer redis, RedisKeyspace keyspace, LiveSessions sessions,
+        CurrentTenant tenant, CancellationToken requestAborted)
     {
-        if (!await db.FineTuningJobs.AnyAsync(j => j.Id == id, cancellationToken)) return ApiResults.NotFound($"Fine-tuning job {id}");
+        if (!await db.FineTuningJobs.AnyAsync(j => j.Id == id, requestAborted)) return ApiResults.NotFound($"Fine-tuning job {id}");
+        // The stream ends with its key: a revocation ends it within a second with a final "revoked" event.
+        using var live = sessions.Open(tenant.Identity!, null, _ => Task.CompletedTask);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, live.Ended);
+        var cancellationToken = linked.Token;
         var response = context.Response;
         // The events are written as the REST endpoints write them (the host's JSON options), so a client parses both alike.
         var json = context.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
@@ -191,6 +209,11 @@ public static class FineTuningApi
                 await nudge.WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
                 while (nudge.CurrentCount > 0) await nudge.WaitAsync(cancellationToken);
             }
+        }
+        catch (OperationCanceledException) when (live.EndedBecause is { } ended && !requestAborted.IsCancellationRequested)
+        {
+            await response.WriteAsync($"event: revoked\ndata: {JsonSerializer.Serialize(new { code = ended.CloseCode, detail = ended.Reason }, json)}\n\n", requestAborted);
+            await response.Body.FlushAsync(requestAborted);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -25,7 +25,7 @@ public static class StreamApi
     /// <summary>Maps both endpoints.</summary>
     public static IEndpointRouteBuilder MapStreamApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1").WithTags("Inference").RequireAuthorization(ApiScopes.Inference).RequireTenantRateLimit();
+        var group = app.MapGroup("/v1").WithTags("Inference").RequireAuthorization(ApiScopes.Inference).RequireTenantRateLimit().RequireWebSocketOrigin();
         group.MapGet("/stream", StreamAsync)
             .WithName("Stream")
             .WithSummary("WebSocket control session (upgrade): session metadata first, then observation → actions per message; JSON text or MessagePack binary frames.");
@@ -36,7 +36,7 @@ public static class StreamApi
     }
 
     private static async Task<Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>> StreamAsync(
-        HttpContext context, ActionService actions, StreamSlots slots, CurrentTenant tenant, IOptions<LimitsOptions> limits, ILoggerFactory loggers,
+        HttpContext context, ActionService actions, StreamSlots slots, LiveSessions sessions, CurrentTenant tenant, IOptions<LimitsOptions> limits, ILoggerFactory loggers,
         string? checkpoint, string? embodiment, string? encoding, string? mode, int? replanEvery, bool? ensemble, CancellationToken cancellationToken)
     {
         var errors = new Dictionary<string, string[]>();
@@ -59,15 +59,16 @@ public static class StreamApi
         var (slot, refusal) = await AcquireSlotAsync(slots, tenant, limits.Value.StreamSlotLease);
         if (refusal is not null) return refusal;
         await using var _ = slot;
-        using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        using var socket = new GuardedWebSocket(await context.WebSockets.AcceptWebSocketAsync());
+        using var live = sessions.Open(tenant.Identity!, slot, end => socket.EndAsync(end.CloseCode, end.Reason));
         var session = new StreamSession(socket, actions, bound, binary, broker ? new ChunkBroker(chunkLength, every, ensemble ?? true) : null,
-            slot!, loggers.CreateLogger("VlaCloud.Stream"));
+            loggers.CreateLogger("VlaCloud.Stream"));
         await session.RunAsync(context.RequestAborted);
         return TypedResults.Empty;
     }
 
     private static async Task<Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>> OpenPiAsync(
-        HttpContext context, ActionService actions, StreamSlots slots, CurrentTenant tenant, IOptions<LimitsOptions> limits, ILoggerFactory loggers,
+        HttpContext context, ActionService actions, StreamSlots slots, LiveSessions sessions, CurrentTenant tenant, IOptions<LimitsOptions> limits, ILoggerFactory loggers,
         string checkpoint, string? embodiment, CancellationToken cancellationToken)
     {
         var resolved = await ResolveAsync(actions, checkpoint, embodiment, cancellationToken);
@@ -77,8 +78,9 @@ public static class StreamApi
         var (slot, refusal) = await AcquireSlotAsync(slots, tenant, limits.Value.StreamSlotLease);
         if (refusal is not null) return refusal;
         await using var _ = slot;
-        using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        await new OpenPiSession(socket, actions, resolved.Bound!, slot!, loggers.CreateLogger("VlaCloud.OpenPi")).RunAsync(context.RequestAborted);
+        using var socket = new GuardedWebSocket(await context.WebSockets.AcceptWebSocketAsync());
+        using var live = sessions.Open(tenant.Identity!, slot, end => socket.EndAsync(end.CloseCode, end.Reason));
+        await new OpenPiSession(socket, actions, resolved.Bound!, loggers.CreateLogger("VlaCloud.OpenPi")).RunAsync(context.RequestAborted);
         return TypedResults.Empty;
     }
 
@@ -98,7 +100,7 @@ public static class StreamApi
     private static async Task<(StreamSlot? Slot, Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>? Refusal)> AcquireSlotAsync(
         StreamSlots slots, CurrentTenant tenant, TimeSpan lease)
     {
-        var (decision, slot) = await slots.TryAcquireAsync(tenant.Identity!.TenantId, tenant.Limits, lease);
+        var (decision, slot) = await slots.TryAcquireAsync(tenant.TenantId!.Value, tenant.Limits, lease);
         return slot is not null
             ? (slot, null)
             : (null, TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many streams",
@@ -136,7 +138,7 @@ internal static class WebSocketFrames
 }
 
 /// <summary>One <c>/v1/stream</c> session: its own broker state, its checkpoint, its encoding.</summary>
-internal sealed class StreamSession(WebSocket socket, ActionService actions, BoundCheckpoint bound, bool binary, ChunkBroker? broker, StreamSlot slot, ILogger logger)
+internal sealed class StreamSession(WebSocket socket, ActionService actions, BoundCheckpoint bound, bool binary, ChunkBroker? broker, ILogger logger)
 {
     private readonly string sessionId = Guid.NewGuid().ToString("N");
 
@@ -162,7 +164,6 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
             ["mode"] = broker is null ? "chunk" : "broker",
         }, aborted);
 
-        var lastRenew = Stopwatch.GetTimestamp();
         try
         {
             while (socket.State == WebSocketState.Open)
@@ -184,11 +185,6 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
                 {
                     await WebSocketFrames.CloseAsync(socket, StreamMessages.InvalidPayload, Truncate(error!));
                     return;
-                }
-                if (Stopwatch.GetElapsedTime(lastRenew) > TimeSpan.FromSeconds(20))
-                {
-                    await slot.RenewAsync();
-                    lastRenew = Stopwatch.GetTimestamp();
                 }
                 if (!await HandleAsync(message, aborted)) return;
             }
@@ -325,7 +321,7 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
 /// <c>{"actions": ndarray [H, D] float32, "policy_timing": {...}, "server_timing": {...}}</c> out. A failure
 /// sends the error as a text frame and closes with 1011, as openpi's server does; its client raises it.
 /// </summary>
-internal sealed class OpenPiSession(WebSocket socket, ActionService actions, BoundCheckpoint bound, StreamSlot slot, ILogger logger)
+internal sealed class OpenPiSession(WebSocket socket, ActionService actions, BoundCheckpoint bound, ILogger logger)
 {
     public async Task RunAsync(CancellationToken aborted)
     {
@@ -342,7 +338,6 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
         }, aborted);
 
         double? previousTotalMs = null;
-        var lastRenew = Stopwatch.GetTimestamp();
         try
         {
             while (socket.State == WebSocketState.Open)
@@ -355,12 +350,6 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
                     await FailAsync(tooBig ? $"Messages are limited to {StreamMessages.MaxMessageBytes} bytes." : "openpi frames are msgpack in binary frames.");
                     return;
                 }
-                if (Stopwatch.GetElapsedTime(lastRenew) > TimeSpan.FromSeconds(20))
-                {
-                    await slot.RenewAsync();
-                    lastRenew = Stopwatch.GetTimestamp();
-                }
-
                 Dictionary<object, object?> observation;
                 try
                 {

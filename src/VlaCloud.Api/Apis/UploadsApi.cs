@@ -13,6 +13,7 @@ using VlaCloud.Registry;
 using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
+using VlaCloud.Registry.Storage;
 using VlaCloud.Registry.Uploads;
 using VlaCloud.Training.Jobs;
 
@@ -43,8 +44,8 @@ public static class UploadsApi
     }
 
     private static async Task<Results<Created<UploadResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        CreateUploadRequest request, RegistryDbContext db, CheckpointRegistry registry, CurrentTenant tenant, IOptions<UploadOptions> options,
-        TimeProvider clock, CancellationToken cancellationToken)
+        CreateUploadRequest request, RegistryDbContext db, CheckpointRegistry registry, StorageQuota quota, CurrentTenant tenant,
+        IOptions<UploadOptions> options, TimeProvider clock, CancellationToken cancellationToken)
     {
         var limits = options.Value;
         var errors = new Dictionary<string, string[]>();
@@ -58,6 +59,9 @@ public static class UploadsApi
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
         if (request.Embodiment is { } embodiment && await registry.FindEmbodimentAsync(embodiment, cancellationToken) is null)
             return ApiResults.NotFound($"Embodiment '{embodiment}'");
+        // The announced size is reserved from the quota until the upload completes, is cancelled or expires.
+        var storage = await quota.GetAsync(tenant.TenantId!.Value, tenant.Limits, cancellationToken);
+        if (!storage.Fits(request.Bytes)) return ApiResults.StorageFull(storage, request.Bytes, "The upload");
 
         var now = clock.GetUtcNow();
         var upload = new Upload

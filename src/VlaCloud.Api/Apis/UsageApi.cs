@@ -16,7 +16,7 @@ public static class UsageApi
     /// <summary>Maps the group.</summary>
     public static IEndpointRouteBuilder MapUsageApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/usage").WithTags("Usage").RequireTenantRateLimit().RequireAuthorization();
+        var group = app.MapGroup("/v1/usage").WithTags("Usage").RequireTenantRateLimit().RequireAuthorization(ScopePolicies.Tenant);
         group.MapGet("", GetAsync).WithName("GetUsage")
             .WithSummary("Usage per UTC day and checkpoint between from and to (inclusive; default: this month), with the compute quota.");
         return app;

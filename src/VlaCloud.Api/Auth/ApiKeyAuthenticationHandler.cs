@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net.Http.Headers;
 using System.Security.Claims;
 using System.Text;
@@ -10,15 +11,21 @@ using VlaCloud.Registry.Keys;
 namespace VlaCloud.Api.Auth;
 
 /// <summary>
-/// Authenticates a request by its API key. The key may come as <c>Authorization: Bearer</c>,
-/// as <c>Authorization: Api-Key</c> or an <c>Api-Key</c> header (what openpi clients send), or as the
-/// password of HTTP Basic (so a browser can open the job dashboard).
+/// Authenticates a request by its API key. The key may come as <c>Authorization: Bearer</c>, as
+/// <c>Authorization: Api-Key</c> or an <c>Api-Key</c> header (what openpi clients send), and on the job dashboard
+/// only as the password of HTTP Basic (so a browser can open it): a browser caches Basic credentials and sends them
+/// by itself, so accepting them anywhere else would let any site make requests with them.
 /// </summary>
+/// <remarks>
+/// Memory answers first (cached keys, and unknown keys remembered for a minute); only a key it cannot vouch for
+/// costs a database query, and an address that failed too often gets 429 instead (<see cref="FailedAuthLimiter"/>).
+/// </remarks>
 internal sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    ApiKeyCache keys)
+    ApiKeyCache keys,
+    FailedAuthLimiter failures)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -31,15 +38,25 @@ internal sealed class ApiKeyAuthenticationHandler(
         var presented = ReadPresentedKey(Request);
         if (presented is null) return AuthenticateResult.NoResult();
 
-        var key = await keys.FindActiveAsync(presented, Context.RequestAborted);
-        if (key is null) return AuthenticateResult.Fail("The API key is unknown, expired or revoked.");
+        var address = Context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        if (!keys.TryFindInMemory(presented, out var key) || key is null)
+        {
+            if (failures.RetryAfter(address) is { } wait)
+            {
+                Context.Features.Set(new AuthThrottled(wait));
+                return AuthenticateResult.Fail("Too many failed authentications from this address.");
+            }
+            key ??= await keys.FindActiveAsync(presented, Context.RequestAborted);
+        }
+        if (key is null)
+        {
+            failures.RecordFailure(address);
+            return AuthenticateResult.Fail("The API key is unknown, expired or revoked.");
+        }
         Context.Features.Set(key);
 
-        var claims = new List<Claim>
-        {
-            new(TenantIdClaim, key.TenantId.ToString()),
-            new(KeyIdClaim, key.KeyId.ToString()),
-        };
+        var claims = new List<Claim> { new(KeyIdClaim, key.KeyId.ToString()) };
+        if (key.TenantId is { } tenantId) claims.Add(new(TenantIdClaim, tenantId.ToString()));
         claims.AddRange(key.Scopes.Select(scope => new Claim(ScopeClaim, scope)));
         var identity = new ClaimsIdentity(claims, SchemeName, KeyIdClaim, null);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
@@ -47,8 +64,19 @@ internal sealed class ApiKeyAuthenticationHandler(
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
+        if (Context.Features.Get<AuthThrottled>() is { } throttled)
+        {
+            var seconds = Math.Max(1, (int)Math.Ceiling(throttled.RetryAfter.TotalSeconds));
+            Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            await Results.Problem(
+                    statusCode: StatusCodes.Status429TooManyRequests,
+                    title: "Too many failed authentications",
+                    detail: $"This address presented too many unknown, expired or revoked keys; retry after {seconds} s.")
+                .ExecuteAsync(Context);
+            return;
+        }
         Response.StatusCode = StatusCodes.Status401Unauthorized;
-        Response.Headers.WWWAuthenticate = Request.Path.StartsWithSegments(HangfireSetup.DashboardPath)
+        Response.Headers.WWWAuthenticate = IsDashboard(Request)
             ? "Basic realm=\"VlaCloud jobs\", charset=\"UTF-8\""
             : "Bearer";
         await Results.Problem(
@@ -73,11 +101,13 @@ internal sealed class ApiKeyAuthenticationHandler(
             if (header.Scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase) ||
                 header.Scheme.Equals("Api-Key", StringComparison.OrdinalIgnoreCase))
                 return value.Trim();
-            if (header.Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase))
+            if (header.Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase) && IsDashboard(request))
                 return DecodeBasicPassword(value);
         }
         return request.Headers["Api-Key"] is [{ Length: > 0 } apiKey] ? apiKey.Trim() : null;
     }
+
+    private static bool IsDashboard(HttpRequest request) => request.Path.StartsWithSegments(HangfireSetup.DashboardPath);
 
     private static string? DecodeBasicPassword(string encoded)
     {

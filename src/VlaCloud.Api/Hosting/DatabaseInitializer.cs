@@ -6,7 +6,8 @@ using VlaCloud.Registry.Entities;
 namespace VlaCloud.Api.Hosting;
 
 /// <summary>
-/// Before the host serves: applies migrations (when configured) and seeds the demo tenant and key.
+/// Before the host serves: applies migrations (when configured) and seeds the demo tenant with its key and a platform
+/// administrator's key.
 /// Runs as the first hosted service so nothing else touches a database that is not ready.
 /// </summary>
 internal sealed class DatabaseInitializer(
@@ -37,22 +38,37 @@ internal sealed class DatabaseInitializer(
 
     private async Task SeedDemoAsync(RegistryDbContext db, ApiKeyIssuer issuer, CancellationToken cancellationToken)
     {
-        if (await db.Tenants.AnyAsync(t => t.Name == DemoTenantName, cancellationToken)) return;
+        if (!await db.Tenants.AnyAsync(t => t.Name == DemoTenantName, cancellationToken))
+        {
+            var tenant = new Tenant { Name = DemoTenantName, DisplayName = "Demo tenant" };
+            db.Tenants.Add(tenant);
+            await db.SaveChangesAsync(cancellationToken);
+            var (_, key) = await issuer.IssueAsync(tenant.Id, "demo", ApiScopes.Tenant.ToArray(), expiresAt: null, cancellationToken);
+            Announce("Demo tenant created. Its API key (shown once, every tenant scope):", key, options.Value.DemoKeyFile);
+        }
+        // The platform's own key, apart from every tenant: also made on an install whose demo tenant predates the
+        // separate role (its demo key lost the admin scope then).
+        if (!await db.ApiKeys.AnyAsync(k => k.TenantId == null && k.RevokedAt == null, cancellationToken))
+        {
+            var (_, admin) = await issuer.IssuePlatformAdminAsync("demo admin", expiresAt: null, cancellationToken);
+            Announce("Platform administrator's key created (shown once; scope admin: tenants, keys, the job dashboard):", admin, options.Value.AdminKeyFile);
+        }
+    }
 
-        var tenant = new Tenant { Name = DemoTenantName, DisplayName = "Demo tenant" };
-        db.Tenants.Add(tenant);
-        await db.SaveChangesAsync(cancellationToken);
-        var (_, key) = await issuer.IssueAsync(tenant.Id, "demo", ApiScopes.All.ToArray(), expiresAt: null, cancellationToken);
-
-        // Printed once, on purpose not through the logger: only its hash is kept.
+    /// <summary>Prints a new key once, on purpose not through the logger (only its hash is kept), and writes it to <paramref name="path"/> (mode 600).</summary>
+    internal static void Announce(string title, string key, string? path)
+    {
         Console.WriteLine();
-        Console.WriteLine("  Demo tenant created. Its API key (shown once, all scopes):");
+        Console.WriteLine($"  {title}");
         Console.WriteLine($"    {key}");
-        if (options.Value.DemoKeyFile is { Length: > 0 } path)
+        if (path is { Length: > 0 })
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            await File.WriteAllTextAsync(path, key + "\n", cancellationToken);
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            var owner = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            var file = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows()) file.UnixCreateMode = owner;
+            using (var writer = new StreamWriter(path, file)) writer.Write(key + "\n");
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, owner);
             Console.WriteLine($"  Also saved to {Path.GetFullPath(path)}");
         }
         Console.WriteLine();

@@ -24,6 +24,10 @@ public static class VlaCloudHosting
         var services = builder.Services;
         services.AddOptions<VlaCloudOptions>().BindConfiguration(VlaCloudOptions.Section);
         services.AddProblemDetails();
+        services.AddExceptionHandler<DependencyExceptionHandler>();
+        // The job dashboard checks antiforgery tokens on its POST actions when the service exists: a site that gets a
+        // browser to send cached dashboard credentials still cannot trigger or delete jobs.
+        services.AddAntiforgery();
         services.AddHttpContextAccessor();
         builder.AddVlaCloudObservability();
 
@@ -40,6 +44,7 @@ public static class VlaCloudHosting
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorization(options => options.AddScopePolicies());
         services.AddScoped<CurrentTenant>();
+        services.AddSingleton<FailedAuthLimiter>();
         services.AddScoped<ITenantAccessor>(sp => sp.GetRequiredService<CurrentTenant>());
         services.AddSingleton(sp => new RedisKeyspace(sp.GetRequiredService<IOptions<VlaCloudOptions>>().Value.RedisPrefix));
 
@@ -63,7 +68,7 @@ public static class VlaCloudHosting
                 Type = SecuritySchemeType.Http,
                 Scheme = "bearer",
                 BearerFormat = "vlc_<prefix>_<secret>",
-                Description = "A tenant API key: 'Authorization: Bearer vlc_...'.",
+                Description = "An API key: 'Authorization: Bearer vlc_...'. A tenant's key for the tenant routes, a platform administrator's key for /v1/admin.",
             });
             swagger.AddSecurityRequirement(document => new OpenApiSecurityRequirement
             {
@@ -120,6 +125,13 @@ public static class VlaCloudHosting
         // Start even when Redis is down: readiness reports it, and the client reconnects by itself.
         options.AbortOnConnectFail = false;
         options.ConnectTimeout = 2000;
+        // While Redis is away a command fails at once instead of waiting in a backlog for the connection, and a slow
+        // answer fails within the timeout: requests degrade (503 + Retry-After) in under a second instead of hanging.
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        var timeout = (int)Math.Ceiling((configuration.GetValue<TimeSpan?>($"{VlaCloudOptions.Section}:{nameof(VlaCloudOptions.RedisTimeout)}")
+                                         ?? new VlaCloudOptions().RedisTimeout).TotalMilliseconds);
+        options.AsyncTimeout = timeout;
+        options.SyncTimeout = timeout;
         return ConnectionMultiplexer.Connect(options);
     }
 }

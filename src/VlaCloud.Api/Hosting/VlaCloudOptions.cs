@@ -16,6 +16,12 @@ public sealed class VlaCloudOptions
     public string? DemoKeyFile { get; set; }
 
     /// <summary>
+    /// Where the platform administrator's key that the demo seeding creates is also written (mode 600); null to only
+    /// print it.
+    /// </summary>
+    public string? AdminKeyFile { get; set; }
+
+    /// <summary>
     /// What this process does, comma-separated: <c>api</c> serves requests, <c>trainer</c> runs Hangfire
     /// jobs. One process does both on a laptop; Kubernetes runs them as separate Deployments.
     /// </summary>
@@ -26,6 +32,32 @@ public sealed class VlaCloudOptions
 
     /// <summary>How long an <c>Idempotency-Key</c> and its stored response are kept (at least 24 h, as Stripe).</summary>
     public TimeSpan IdempotencyKeyLifetime { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// How long a pending <c>Idempotency-Key</c> marks its request as running. The request renews it while it runs, so
+    /// only a process that died mid-request lets it lapse, and a retry may run after this long.
+    /// </summary>
+    public TimeSpan IdempotencyPendingLease { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Longest wait for an answer from a Redis that is connected but slow or hung; past it the request degrades (rate
+    /// limits and quotas answer 503 with <c>Retry-After</c>). A Redis that is down (connection refused or lost) fails
+    /// every command at once, without this wait.
+    /// </summary>
+    public TimeSpan RedisTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The <c>Retry-After</c> of a 503 that says Postgres or Redis does not answer.</summary>
+    public TimeSpan DependencyRetryAfter { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Origins (<c>scheme://host[:port]</c>) whose pages may open WebSocket sessions. Empty (the default): only clients
+    /// that send no <c>Origin</c> header (robots, SDKs, the CLI); a browser page's upgrade is refused, so no other site
+    /// can open a session with a user's credentials.
+    /// </summary>
+    public string[] WebSocketAllowedOrigins { get; set; } = [];
+
+    /// <summary>Failed authentications one client address may make per minute before it is refused with 429.</summary>
+    public int FailedAuthPerMinute { get; set; } = 30;
 
     /// <summary>Hangfire workers of a trainer process: one per training device.</summary>
     public int TrainerWorkers { get; set; } = 1;

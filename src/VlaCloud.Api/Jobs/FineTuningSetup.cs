@@ -10,6 +10,7 @@ namespace VlaCloud.Api;
 internal static class FineTuningSetup
 {
     public const string UploadCleanupJobId = "upload-cleanup";
+    public const string ArtifactCollectionJobId = "artifact-collection";
 
     public static IServiceCollection AddVlaCloudFineTuning(this IServiceCollection services)
     {
@@ -21,6 +22,8 @@ internal static class FineTuningSetup
             return new UploadPartStore(Path.IsPathRooted(path) ? path : Path.Combine(sp.GetRequiredService<IHostEnvironment>().ContentRootPath, path));
         });
         services.AddScoped<IJobTenant, JobTenant>();
+        services.AddScoped<IFineTuneQueue, FineTuneQueue>();
+        services.AddScoped<ArtifactCollectionJob>();
         services.AddScoped<DatasetValidationJob>();
         services.AddScoped<FineTuneJob>();
         services.AddScoped<UploadCleanupJob>();
@@ -42,13 +45,14 @@ internal sealed class RecurringJobsRegistrar(IServiceProvider services, ILogger<
     {
         try
         {
-            services.GetRequiredService<IRecurringJobManager>().AddOrUpdate<UploadCleanupJob>(
-                FineTuningSetup.UploadCleanupJobId, job => job.RunAsync(CancellationToken.None), "*/5 * * * *");
+            var recurring = services.GetRequiredService<IRecurringJobManager>();
+            recurring.AddOrUpdate<UploadCleanupJob>(FineTuningSetup.UploadCleanupJobId, job => job.RunAsync(CancellationToken.None), "*/5 * * * *");
+            recurring.AddOrUpdate<ArtifactCollectionJob>(FineTuningSetup.ArtifactCollectionJobId, job => job.RunAsync(CancellationToken.None), "17 * * * *");
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // Postgres may be down at start: readiness says so, and the next start registers the job.
-            logger.LogWarning(e, "Could not register the recurring upload cleanup job");
+            logger.LogWarning(e, "Could not register the recurring cleanup jobs");
         }
         return Task.CompletedTask;
     }

@@ -23,6 +23,7 @@ internal static class HangfireSetup
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings()
+            .UseFilter(new FineTuneQueueFilter())
             .UsePostgreSqlStorage(
                 storage => storage.UseNpgsqlConnection(
                     RegistryServiceCollectionExtensions.RequireConnectionString(sp.GetRequiredService<IConfiguration>())),
@@ -53,7 +54,7 @@ internal static class HangfireSetup
     }
 
     /// <summary>A <c>VlaCloud:Jobs:{name}</c> time span, or <paramref name="fallback"/>.</summary>
-    private static TimeSpan JobSetting(IServiceProvider sp, string name, TimeSpan fallback) =>
+    public static TimeSpan JobSetting(IServiceProvider sp, string name, TimeSpan fallback) =>
         sp.GetRequiredService<IConfiguration>().GetValue<TimeSpan?>($"VlaCloud:Jobs:{name}") ?? fallback;
 
     public static void MapHangfireDashboard(this WebApplication app) =>
@@ -91,6 +92,8 @@ internal sealed class HangfireServerHost(
             WorkerCount = Math.Max(1, options.Value.TrainerWorkers),
             ServerName = $"{Environment.MachineName}:{Environment.ProcessId}",
             Activator = new AspNetCoreJobActivator(services.GetRequiredService<IServiceScopeFactory>()),
+            // Deferred jobs come back when this poll finds them due.
+            SchedulePollingInterval = HangfireSetup.JobSetting(services, "SchedulePollingInterval", TimeSpan.FromSeconds(15)),
         };
         server = new BackgroundJobServer(serverOptions, storage);
         // Dataset validation and cleanup get a worker of their own, so they never wait behind a long training job.
@@ -100,6 +103,7 @@ internal sealed class HangfireServerHost(
             WorkerCount = 1,
             ServerName = $"{Environment.MachineName}:{Environment.ProcessId}:utility",
             Activator = serverOptions.Activator,
+            SchedulePollingInterval = serverOptions.SchedulePollingInterval,
         }, storage);
         logger.LogInformation("Hangfire server started on queues {Queues} with {Workers} worker(s)", serverOptions.Queues, serverOptions.WorkerCount);
         return Task.CompletedTask;

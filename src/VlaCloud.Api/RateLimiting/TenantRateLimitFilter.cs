@@ -1,5 +1,7 @@
 using System.Globalization;
+using Microsoft.Extensions.Options;
 using VlaCloud.Api.Auth;
+using VlaCloud.Registry;
 using VlaCloud.Registry.Limits;
 
 namespace VlaCloud.Api.RateLimiting;
@@ -7,14 +9,25 @@ namespace VlaCloud.Api.RateLimiting;
 /// <summary>
 /// Takes a token from the caller's tenant and key buckets before the handler runs; on refusal answers 429
 /// with <c>Retry-After</c>. Every answer carries <c>RateLimit-Limit</c>, <c>RateLimit-Remaining</c> and
-/// <c>RateLimit-Reset</c> (seconds), as in the IETF RateLimit header draft.
+/// <c>RateLimit-Reset</c> (seconds), as in the IETF RateLimit header draft. When Redis does not answer, the
+/// request is refused with 503 and <c>Retry-After</c> at once (or let through, with
+/// <see cref="LimitsOptions.RateLimitFailOpen"/>). Platform administrators' keys share one bucket of their own.
 /// </summary>
-internal sealed class TenantRateLimitFilter(RequestRateLimiter limiter, CurrentTenant tenant) : IEndpointFilter
+internal sealed class TenantRateLimitFilter(RequestRateLimiter limiter, CurrentTenant tenant, IOptions<LimitsOptions> options) : IEndpointFilter
 {
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         if (tenant.Identity is not { } identity) return await next(context);
-        var decision = await limiter.TryAcquireAsync(identity.TenantId, identity.KeyId, tenant.Limits);
+        LimitDecision decision;
+        try
+        {
+            decision = await limiter.TryAcquireAsync(identity.TenantId ?? Guid.Empty, identity.KeyId, tenant.Limits);
+        }
+        catch (Exception e) when (DependencyFailure.IsUnavailable(e) && options.Value.RateLimitFailOpen)
+        {
+            // Configured to serve unlimited rather than not at all while Redis is away; quotas still refuse.
+            return await next(context);
+        }
         var response = context.HttpContext.Response;
         WriteHeaders(response, decision);
         if (decision.Allowed) return await next(context);

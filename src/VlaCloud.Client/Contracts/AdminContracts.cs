@@ -7,11 +7,13 @@ namespace VlaCloud.Client.Contracts;
 /// <param name="Burst">Token-bucket size.</param>
 /// <param name="MaxConcurrentStreams">Open WebSocket sessions at once.</param>
 /// <param name="MonthlyComputeMsQuota">Inference compute milliseconds per month.</param>
+/// <param name="StorageQuotaBytes">Bytes of artifacts, datasets and pending uploads.</param>
 public sealed record TenantLimitsDto(
     [property: JsonPropertyName("requests_per_second")] double? RequestsPerSecond = null,
     int? Burst = null,
     [property: JsonPropertyName("max_concurrent_streams")] int? MaxConcurrentStreams = null,
-    [property: JsonPropertyName("monthly_compute_ms_quota")] long? MonthlyComputeMsQuota = null);
+    [property: JsonPropertyName("monthly_compute_ms_quota")] long? MonthlyComputeMsQuota = null,
+    [property: JsonPropertyName("storage_quota_bytes")] long? StorageQuotaBytes = null);
 
 /// <summary>Body of <c>POST /v1/admin/tenants</c>.</summary>
 /// <param name="Name">Unique name (a slug).</param>
@@ -44,16 +46,23 @@ public sealed record TenantResponse(
 
 /// <summary>Body of <c>POST /v1/admin/tenants/{id}/api-keys</c>.</summary>
 /// <param name="Name">What the key is for.</param>
-/// <param name="Scopes">Scopes (<c>inference</c>, <c>registry:read</c>, …); empty for the defaults.</param>
+/// <param name="Scopes">Scopes (<c>inference</c>, <c>training</c>, <c>registry:read</c>, <c>registry:write</c>); never <c>admin</c>, which only platform keys hold.</param>
 /// <param name="ExpiresAt">When it stops working, or null for never.</param>
 public sealed record CreateApiKeyRequest(
     string Name,
     IReadOnlyList<string>? Scopes,
     [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt = null);
 
+/// <summary>Body of <c>POST /v1/admin/api-keys</c>: a platform administrator's key (scope <c>admin</c>, no tenant).</summary>
+/// <param name="Name">Who or what it is for.</param>
+/// <param name="ExpiresAt">When it stops working, or null for never.</param>
+public sealed record CreateAdminKeyRequest(
+    string Name,
+    [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt = null);
+
 /// <summary>An API key, without its secret.</summary>
 /// <param name="Id">Key id.</param>
-/// <param name="TenantId">Its tenant.</param>
+/// <param name="TenantId">Its tenant; null for a platform administrator's key.</param>
 /// <param name="Name">What it is for.</param>
 /// <param name="Prefix">The public part of the key, <c>vlc_xxxxxxxxxxxx</c>.</param>
 /// <param name="Scopes">Its scopes.</param>
@@ -62,7 +71,7 @@ public sealed record CreateApiKeyRequest(
 /// <param name="RevokedAt">When it was revoked.</param>
 public sealed record ApiKeyResponse(
     Guid Id,
-    [property: JsonPropertyName("tenant_id")] Guid TenantId,
+    [property: JsonPropertyName("tenant_id")] Guid? TenantId,
     string Name,
     string Prefix,
     IReadOnlyList<string> Scopes,

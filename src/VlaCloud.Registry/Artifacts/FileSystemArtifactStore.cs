@@ -65,6 +65,28 @@ public sealed class FileSystemArtifactStore(string root) : IArtifactStore
         }
     }
 
+    /// <inheritdoc />
+    public async IAsyncEnumerable<StoredBlob> ListAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var blobs = Path.Combine(root, "sha256");
+        if (!Directory.Exists(blobs)) yield break;
+        foreach (var path in Directory.EnumerateFiles(blobs, "*", SearchOption.AllDirectories))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var file = new FileInfo(path);
+            if (!Sha256Hex.IsValid(file.Name) || !file.Exists) continue;
+            yield return new StoredBlob(file.Name, file.Length, file.LastWriteTimeUtc);
+        }
+        await Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task DeleteAsync(string sha256, CancellationToken cancellationToken)
+    {
+        if (Sha256Hex.IsValid(sha256)) File.Delete(PathOf(sha256.ToLowerInvariant()));
+        return Task.CompletedTask;
+    }
+
     /// <summary>The file that holds the blob with this hash.</summary>
     public string PathOf(string sha256) => Path.Combine(root, "sha256", sha256[..2], sha256);
 

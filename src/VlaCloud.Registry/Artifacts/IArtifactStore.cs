@@ -6,6 +6,12 @@ namespace VlaCloud.Registry.Artifacts;
 /// <param name="Uri">Where the store keeps it (<c>file://…</c> or <c>s3://…</c>).</param>
 public sealed record ArtifactInfo(string Sha256, long SizeBytes, string Uri);
 
+/// <summary>A blob as the store lists it.</summary>
+/// <param name="Sha256">Its hash.</param>
+/// <param name="SizeBytes">Its size.</param>
+/// <param name="LastModified">When its bytes were last written (a put of the same bytes may renew it).</param>
+public sealed record StoredBlob(string Sha256, long SizeBytes, DateTimeOffset LastModified);
+
 /// <summary>
 /// Content-addressed blob storage for checkpoints and datasets. Blobs are opaque here: the registry
 /// never looks inside a checkpoint file.
@@ -27,6 +33,12 @@ public interface IArtifactStore
     /// <exception cref="FileNotFoundException">The store does not have it.</exception>
     /// <exception cref="ArtifactCorruptedException">Its bytes no longer match the hash.</exception>
     Task<Stream> OpenReadAsync(string sha256, CancellationToken cancellationToken);
+
+    /// <summary>Every stored blob, in no particular order (for garbage collection).</summary>
+    IAsyncEnumerable<StoredBlob> ListAsync(CancellationToken cancellationToken);
+
+    /// <summary>Deletes the blob; nothing when the store does not have it.</summary>
+    Task DeleteAsync(string sha256, CancellationToken cancellationToken);
 }
 
 /// <summary>A stored blob whose bytes no longer match its hash; it must not be loaded.</summary>
@@ -72,4 +84,10 @@ public sealed class ArtifactStoreOptions
 
     /// <summary>Secret access key, with <see cref="AccessKey"/>.</summary>
     public string? SecretKey { get; set; }
+
+    /// <summary>
+    /// How old an artifact nobody references (put but never registered, a dataset's or checkpoint's claim that was
+    /// dropped) must be before garbage collection deletes it, and how old a blob no artifact row names.
+    /// </summary>
+    public TimeSpan UnreferencedGracePeriod { get; set; } = TimeSpan.FromHours(24);
 }

@@ -82,6 +82,29 @@ public sealed class S3ArtifactStore(IAmazonS3 s3, string bucket, string prefix) 
         }
     }
 
+    /// <inheritdoc />
+    public async IAsyncEnumerable<StoredBlob> ListAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var request = new ListObjectsV2Request { BucketName = bucket, Prefix = $"{prefix}sha256/" };
+        ListObjectsV2Response response;
+        do
+        {
+            response = await s3.ListObjectsV2Async(request, cancellationToken);
+            foreach (var item in response.S3Objects ?? [])
+            {
+                var name = item.Key[(item.Key.LastIndexOf('/') + 1)..];
+                if (Sha256Hex.IsValid(name))
+                    yield return new StoredBlob(name, item.Size ?? 0, item.LastModified is { } modified ? new DateTimeOffset(modified.ToUniversalTime()) : DateTimeOffset.MinValue);
+            }
+            request.ContinuationToken = response.NextContinuationToken;
+        }
+        while (response.IsTruncated == true);
+    }
+
+    /// <inheritdoc />
+    public Task DeleteAsync(string sha256, CancellationToken cancellationToken) =>
+        Sha256Hex.IsValid(sha256) ? s3.DeleteObjectAsync(bucket, KeyOf(sha256.ToLowerInvariant()), cancellationToken) : Task.CompletedTask;
+
     private string KeyOf(string sha256) => $"{prefix}sha256/{sha256[..2]}/{sha256}";
 
     private string UriOf(string sha256) => $"s3://{bucket}/{KeyOf(sha256)}";

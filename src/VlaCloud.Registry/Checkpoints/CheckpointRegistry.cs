@@ -33,13 +33,44 @@ public sealed record CheckpointRegistration(
 public sealed class CheckpointRegistry(RegistryDbContext db, TimeProvider clock)
 {
     /// <summary>
-    /// Registers a new version. The version comes from a counter row bumped with
-    /// <c>INSERT … ON CONFLICT DO UPDATE … RETURNING</c> in the same transaction as the insert: the row lock
-    /// orders concurrent registrations, and a rolled-back registration gives its number back, so versions
-    /// have neither duplicates nor gaps.
+    /// Registers a new version for a client. Its lineage must be the caller's own: a parent it can see (its own or a
+    /// public checkpoint) and a dataset of its own. A fine-tuning job's result is registered by the job itself
+    /// (<see cref="RegisterJobResultAsync"/>), so a client naming a job is refused: 404 for another tenant's or an
+    /// unknown job, 409 for its own.
     /// </summary>
-    /// <exception cref="RegistryException">The embodiment, artifact or parent is not visible, or a name is invalid.</exception>
+    /// <exception cref="RegistryException">The embodiment, artifact, parent, dataset or job is not the caller's, or a name is invalid.</exception>
     public async Task<Checkpoint> RegisterAsync(CheckpointRegistration registration, CancellationToken cancellationToken)
+    {
+        if (registration.FineTuningJobId is { } jobId)
+        {
+            throw await db.FineTuningJobs.AnyAsync(j => j.Id == jobId, cancellationToken)
+                ? RegistryException.Conflict($"Fine-tuning job {jobId} registers its own result; register this checkpoint without fine_tuning_job_id.")
+                : RegistryException.NotFound($"Fine-tuning job {jobId} was not found.");
+        }
+        return await RegisterVersionAsync(registration, cancellationToken);
+    }
+
+    /// <summary>
+    /// Registers the result of the running fine-tuning job <see cref="CheckpointRegistration.FineTuningJobId"/>, for the
+    /// job itself. A job registers one result (a unique index backs that up across retries).
+    /// </summary>
+    /// <exception cref="RegistryException">The job is not the context tenant's or not running, or the lineage is not the tenant's.</exception>
+    public async Task<Checkpoint> RegisterJobResultAsync(CheckpointRegistration registration, CancellationToken cancellationToken)
+    {
+        var jobId = registration.FineTuningJobId ?? throw new ArgumentException("A job result names its job.", nameof(registration));
+        var status = await db.FineTuningJobs.Where(j => j.Id == jobId).Select(j => j.Status).FirstOrDefaultAsync(cancellationToken)
+                     ?? throw RegistryException.NotFound($"Fine-tuning job {jobId} was not found.");
+        if (status != FineTuningJobStatus.Running)
+            throw RegistryException.Conflict($"Fine-tuning job {jobId} is {status}; only a running job registers its result.");
+        return await RegisterVersionAsync(registration, cancellationToken);
+    }
+
+    /// <summary>
+    /// The version comes from a counter row bumped with <c>INSERT … ON CONFLICT DO UPDATE … RETURNING</c> in the same
+    /// transaction as the insert: the row lock orders concurrent registrations, and a rolled-back registration gives its
+    /// number back, so versions have neither duplicates nor gaps.
+    /// </summary>
+    private async Task<Checkpoint> RegisterVersionAsync(CheckpointRegistration registration, CancellationToken cancellationToken)
     {
         if (!Names.IsValidModelName(registration.ModelName))
             throw RegistryException.Invalid("model must be 1-100 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit.");
@@ -51,8 +82,12 @@ public sealed class CheckpointRegistry(RegistryDbContext db, TimeProvider clock)
                            .OrderBy(a => a.TenantId == null)
                            .FirstOrDefaultAsync(cancellationToken)
                        ?? throw RegistryException.NotFound($"Artifact {sha} was not found. Put it first (POST /v1/checkpoints/artifacts).");
+        // The query filters make these the caller's rows (and public checkpoints): another tenant's id, an unknown
+        // one and the empty id all read as absent.
         if (registration.ParentCheckpointId is { } parentId && !await db.Checkpoints.AnyAsync(c => c.Id == parentId, cancellationToken))
             throw RegistryException.NotFound($"Parent checkpoint {parentId} was not found.");
+        if (registration.DatasetId is { } datasetId && !await db.Datasets.AnyAsync(d => d.Id == datasetId, cancellationToken))
+            throw RegistryException.NotFound($"Dataset {datasetId} was not found.");
 
         var owner = db.CurrentTenantId;
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);

@@ -1,16 +1,16 @@
 namespace VlaCloud.Registry.Entities;
 
 /// <summary>
-/// An API key of a tenant. The secret is never stored: only its SHA-256 hash and a short
-/// public prefix used to find the row without scanning.
+/// An API key of a tenant, or of the platform's administrators (no tenant). The secret is never stored: only its
+/// SHA-256 hash and a short public prefix used to find the row without scanning.
 /// </summary>
 public sealed class ApiKey
 {
     /// <summary>Stable identifier.</summary>
     public Guid Id { get; set; } = Guid.CreateVersion7();
 
-    /// <summary>The owning tenant.</summary>
-    public Guid TenantId { get; set; }
+    /// <summary>The owning tenant; null for a platform administrator's key (the only kind that holds <see cref="ApiScopes.Admin"/>).</summary>
+    public Guid? TenantId { get; set; }
 
     /// <summary>The owning tenant (navigation).</summary>
     public Tenant? Tenant { get; set; }

@@ -27,6 +27,9 @@ public sealed class Tenant
     /// <summary>Compute milliseconds per UTC calendar month; null takes the default.</summary>
     public long? MonthlyComputeMsQuota { get; set; }
 
+    /// <summary>Bytes its artifacts, datasets and pending uploads may take together; null takes the default.</summary>
+    public long? StorageQuotaBytes { get; set; }
+
     /// <summary>Postgres <c>xmin</c>, so concurrent admin edits do not silently overwrite each other.</summary>
     public uint RowVersion { get; set; }
 

@@ -27,6 +27,18 @@ public sealed class LimitsOptions
     /// <summary>Compute milliseconds per tenant per UTC month (default 100 hours).</summary>
     public long MonthlyComputeMsQuota { get; set; } = 100L * 3600 * 1000;
 
+    /// <summary>Bytes of artifacts, datasets and pending uploads per tenant (default 100 GiB).</summary>
+    public long StorageQuotaBytes { get; set; } = 100L << 30;
+
+    /// <summary>Fine-tuning jobs a tenant may have queued or running at once; more are refused at creation.</summary>
+    public int MaxActiveJobsPerTenant { get; set; } = 10;
+
+    /// <summary>
+    /// What rate limiting does when Redis does not answer: false (the default) refuses with 503 and <c>Retry-After</c>;
+    /// true lets requests through unlimited. Quotas always refuse.
+    /// </summary>
+    public bool RateLimitFailOpen { get; set; }
+
     /// <summary>The limits in force for a tenant with these overrides.</summary>
     public TenantLimits For(TenantLimitOverrides overrides) => new(
         overrides.RequestsPerSecond ?? TenantRequestsPerSecond,
@@ -34,7 +46,8 @@ public sealed class LimitsOptions
         Math.Min(KeyRequestsPerSecond, overrides.RequestsPerSecond ?? double.MaxValue),
         Math.Min(KeyBurst, overrides.Burst ?? int.MaxValue),
         overrides.MaxConcurrentStreams ?? MaxConcurrentStreams,
-        overrides.MonthlyComputeMsQuota ?? MonthlyComputeMsQuota);
+        overrides.MonthlyComputeMsQuota ?? MonthlyComputeMsQuota,
+        overrides.StorageQuotaBytes ?? StorageQuotaBytes);
 }
 
 /// <summary>The limits in force for one tenant.</summary>
@@ -44,8 +57,10 @@ public sealed class LimitsOptions
 /// <param name="KeyBurst">Per-key bucket size (never above the tenant's).</param>
 /// <param name="MaxConcurrentStreams">Streams at once.</param>
 /// <param name="MonthlyComputeMsQuota">Compute milliseconds per UTC month.</param>
+/// <param name="StorageQuotaBytes">Bytes of artifacts, datasets and pending uploads.</param>
 public sealed record TenantLimits(
-    double RequestsPerSecond, int Burst, double KeyRequestsPerSecond, int KeyBurst, int MaxConcurrentStreams, long MonthlyComputeMsQuota);
+    double RequestsPerSecond, int Burst, double KeyRequestsPerSecond, int KeyBurst, int MaxConcurrentStreams, long MonthlyComputeMsQuota,
+    long StorageQuotaBytes);
 
 /// <summary>The outcome of a limit check, with what the <c>RateLimit-*</c> headers report.</summary>
 /// <param name="Allowed">Whether the request may proceed.</param>

@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 using VlaCloud.Registry.Limits;
 
@@ -26,9 +27,22 @@ public interface IUsageMeter
     Task RecordAsync(UsageRecord usage, CancellationToken cancellationToken);
 }
 
-/// <summary>Redis counter for the quota, Postgres upsert for the roll-up.</summary>
-public sealed class UsageMeter(RegistryDbContext db, IConnectionMultiplexer redis, RedisKeyspace keyspace, TimeProvider clock) : IUsageMeter
+/// <summary>
+/// Postgres holds the bill (the per-day roll-up); Redis holds the hot path's copy of each tenant's month total, for
+/// the quota check. A record is billed exactly once: it is one Postgres transaction, and the Redis copy is then set
+/// to the month's total from Postgres, which a retry or a Redis outage cannot count twice.
+/// </summary>
+public sealed class UsageMeter(RegistryDbContext db, IConnectionMultiplexer redis, RedisKeyspace keyspace, TimeProvider clock, ILogger<UsageMeter> logger) : IUsageMeter
 {
+    // KEYS: the month counter. ARGV: the month total from Postgres, expiry in seconds. Only ever raises the counter:
+    // two replicas' totals may arrive out of order, and the later-read (larger) one is the right one.
+    private const string RaiseScript = """
+        local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+        local total = tonumber(ARGV[1])
+        if total > current then redis.call('SET', KEYS[1], total, 'EX', tonumber(ARGV[2])) end
+        return 1
+        """;
+
     /// <inheritdoc />
     public async Task<LimitDecision> CheckComputeQuotaAsync(Guid tenantId, TenantLimits limits, CancellationToken cancellationToken)
     {
@@ -42,29 +56,39 @@ public sealed class UsageMeter(RegistryDbContext db, IConnectionMultiplexer redi
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Throws only when Postgres did not take the record (so the caller may retry it). A Redis failure afterwards is
+    /// logged, not thrown: the usage is billed, and the counter catches up from Postgres at the tenant's next record,
+    /// or is read from Postgres while it is missing.
+    /// </remarks>
     public async Task RecordAsync(UsageRecord usage, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow();
         var day = DateOnly.FromDateTime(now.UtcDateTime);
-        await db.Database.ExecuteSqlAsync($"""
-            INSERT INTO usage_days (tenant_id, day, checkpoint_id, requests, actions, compute_ms)
-            VALUES ({usage.TenantId}, {day}, {usage.CheckpointId}, {usage.Requests}, {usage.Actions}, {usage.ComputeMs})
-            ON CONFLICT (tenant_id, day, checkpoint_id) DO UPDATE SET
-              requests = usage_days.requests + excluded.requests,
-              actions = usage_days.actions + excluded.actions,
-              compute_ms = usage_days.compute_ms + excluded.compute_ms
-            """, cancellationToken);
-
-        var key = MonthKey(usage.TenantId, now);
-        var redisDb = redis.GetDatabase();
-        // Seed the counter from Postgres when Redis lost it (restart, eviction), then add.
-        if (!await redisDb.KeyExistsAsync(key))
+        long total;
+        await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
         {
-            var total = await UsedThisMonthFromDatabaseAsync(usage.TenantId, now, cancellationToken);
-            await redisDb.StringSetAsync(key, total, MonthEnd(now) - now + TimeSpan.FromDays(1), When.NotExists);
-            return;
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO usage_days (tenant_id, day, checkpoint_id, requests, actions, compute_ms)
+                VALUES ({usage.TenantId}, {day}, {usage.CheckpointId}, {usage.Requests}, {usage.Actions}, {usage.ComputeMs})
+                ON CONFLICT (tenant_id, day, checkpoint_id) DO UPDATE SET
+                  requests = usage_days.requests + excluded.requests,
+                  actions = usage_days.actions + excluded.actions,
+                  compute_ms = usage_days.compute_ms + excluded.compute_ms
+                """, cancellationToken);
+            total = await UsedThisMonthFromDatabaseAsync(usage.TenantId, now, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
         }
-        await redisDb.StringIncrementAsync(key, usage.ComputeMs);
+
+        try
+        {
+            var expiry = (long)Math.Ceiling((MonthEnd(now) - now + TimeSpan.FromDays(1)).TotalSeconds);
+            await redis.GetDatabase().ScriptEvaluateAsync(RaiseScript, [MonthKey(usage.TenantId, now)], [total, expiry]);
+        }
+        catch (Exception e) when (DependencyFailure.IsUnavailable(e))
+        {
+            logger.LogWarning("Usage of tenant {Tenant} is billed; its quota counter in Redis is behind until Redis answers: {Reason}", usage.TenantId, e.Message);
+        }
     }
 
     private Task<long> UsedThisMonthFromDatabaseAsync(Guid tenantId, DateTimeOffset now, CancellationToken cancellationToken)

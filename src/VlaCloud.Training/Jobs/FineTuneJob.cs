@@ -31,6 +31,7 @@ public sealed class FineTuneJob(
     IArtifactStore store,
     RedisKeyspace keyspace,
     IConnectionMultiplexer redis,
+    IFineTuneQueue queue,
     IOptions<FineTuningJobOptions> options,
     TimeProvider clock,
     ILogger<FineTuneJob> logger)
@@ -59,13 +60,28 @@ public sealed class FineTuneJob(
             await FinishAsync(job, FineTuningJobStatus.Cancelled, sink, "Job cancelled before it started.");
             return;
         }
+        if (job.Attempts >= Settings.MaxAttempts)
+        {
+            // Every earlier run ended without finishing: the trainer died under it (killed for memory, say). Running it
+            // again would only take the queue from every other job, again.
+            var reason = $"The job was started {job.Attempts} times and no run finished (the trainer stopped during each, e.g. killed for " +
+                         $"using too much memory); it is not run again (VlaCloud:FineTuning:MaxAttempts is {Settings.MaxAttempts}).";
+            await db.FineTuningJobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.Error, reason), CancellationToken.None);
+            await FinishAsync(job, FineTuningJobStatus.Failed, sink, $"Job failed: {reason}", "error");
+            VlaCloudTelemetry.JobsFinished.Add(1, new(VlaCloudTelemetry.Tags.JobKind, "finetune"), new(VlaCloudTelemetry.Tags.Outcome, "failed"));
+            return;
+        }
         var attempt = job.Attempts + 1;
-        var started = await db.FineTuningJobs.Where(j => j.Id == jobId && (j.Status == FineTuningJobStatus.Queued || j.Status == FineTuningJobStatus.Running))
-            .ExecuteUpdateAsync(s => s
-            .SetProperty(j => j.Status, FineTuningJobStatus.Running)
-            .SetProperty(j => j.Attempts, attempt)
-            .SetProperty(j => j.StartedAt, j => j.StartedAt ?? clock.GetUtcNow()), cancellationToken);
-        if (started == 0) return;
+        var start = await TryStartAsync(job, attempt, cancellationToken);
+        if (start == Start.Gone) return;
+        if (start == Start.AtLimit)
+        {
+            // The tenant already runs as many jobs as it may: this one waits its turn behind the other tenants' jobs.
+            queue.Defer(job, Settings.DeferDelay);
+            if (!await db.JobEvents.AnyAsync(e => e.JobId == jobId && e.Message.StartsWith(WaitingMessage), cancellationToken))
+                sink.Message($"{WaitingMessage}: the tenant has {Settings.MaxRunningJobsPerTenant} running job(s), its limit; it starts when one ends.");
+            return;
+        }
         sink.Message(attempt == 1 ? "Job started." : $"Job restarted (attempt {attempt}).");
 
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, sink.CancelRequested);
@@ -98,6 +114,10 @@ public sealed class FineTuneJob(
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            // A trainer that stops in order (a deploy, a scale-down) is no fault of the job's: that run does not count
+            // against MaxAttempts, only runs whose trainer died do.
+            await db.FineTuningJobs.Where(j => j.Id == jobId && j.Attempts > 0)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.Attempts, j => j.Attempts - 1), CancellationToken.None);
             sink.Message("The trainer is stopping; the job will resume from its last saved step.", "warn");
             outcome = "interrupted";
             throw;
@@ -192,7 +212,7 @@ public sealed class FineTuneJob(
         await AddArtifactRowAsync(job.TenantId, info, "checkpoint");
         try
         {
-            return await registry.RegisterAsync(new CheckpointRegistration(
+            return await registry.RegisterJobResultAsync(new CheckpointRegistration(
                 embodiment.Id.ToString(), job.Model, info.Sha256, policy.Config.ToJson(), NormalizationStats.ToJson(policy.Normalization), metrics,
                 job.BaseCheckpointId, job.DatasetId, job.Id, job.CreatedByKeyId), CancellationToken.None);
         }
@@ -336,6 +356,37 @@ public sealed class FineTuneJob(
         {
             File.Delete(file);
         }
+    }
+
+    private const string WaitingMessage = "Waiting for a running job of the tenant to end";
+
+    private enum Start
+    {
+        Started,
+        AtLimit,
+        Gone,
+    }
+
+    /// <summary>
+    /// Marks the job running as attempt <paramref name="attempt"/>, unless its tenant already runs
+    /// <see cref="FineTuningJobOptions.MaxRunningJobsPerTenant"/> other jobs, or the job is no longer queued or running (a
+    /// cancel came first). A per-tenant advisory lock makes the count and the update one step, so two trainers picking two
+    /// jobs of a tenant at once cannot both start.
+    /// </summary>
+    private async Task<Start> TryStartAsync(FineTuningJob job, int attempt, CancellationToken cancellationToken)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var lockKey = job.TenantId.ToString()!;
+        await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock(hashtextextended({lockKey}, 0))", cancellationToken);
+        var running = await db.FineTuningJobs.CountAsync(j => j.Status == FineTuningJobStatus.Running && j.Id != job.Id, cancellationToken);
+        if (running >= Settings.MaxRunningJobsPerTenant) return Start.AtLimit;
+        var started = await db.FineTuningJobs.Where(j => j.Id == job.Id && (j.Status == FineTuningJobStatus.Queued || j.Status == FineTuningJobStatus.Running))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Status, FineTuningJobStatus.Running)
+                .SetProperty(j => j.Attempts, attempt)
+                .SetProperty(j => j.StartedAt, j => j.StartedAt ?? clock.GetUtcNow()), cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return started > 0 ? Start.Started : Start.Gone;
     }
 
     private async Task FinishAsync(FineTuningJob job, string status, JobEventSink sink, string message, string level = "info")

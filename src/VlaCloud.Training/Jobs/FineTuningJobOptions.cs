@@ -24,6 +24,18 @@ public sealed class FineTuningJobOptions
     /// <summary>How often a running job checks whether it was cancelled and flushes its events.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// Runs a job may start. A run whose trainer dies (killed for memory, a crashed pod) counts; a trainer that stops
+    /// in order does not. A job whose runs all died is failed with the reason instead of being run again.
+    /// </summary>
+    public int MaxAttempts { get; set; } = 3;
+
+    /// <summary>Jobs of one tenant running at once; a trainer that picks another one puts it back for later.</summary>
+    public int MaxRunningJobsPerTenant { get; set; } = 2;
+
+    /// <summary>How long a job put back for its tenant's running limit waits before it is queued again.</summary>
+    public TimeSpan DeferDelay { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Largest extracted dataset.</summary>
     public long MaxDatasetBytes { get; set; } = 20L << 30;
 }

@@ -17,7 +17,7 @@ public sealed class ApiKeyTests(ServicesFixture services)
     {
         await using var replica1 = new VlaCloudAppFactory(services);
         await using var replica2 = new VlaCloudAppFactory(services);
-        var (_, adminKey) = await replica1.CreateTenantAsync(scopes: ApiScopes.Admin);
+        var adminKey = await replica1.CreateAdminKeyAsync();
         var admin = replica1.CreateClient(adminKey);
 
         var tenant = await (await admin.PostAsJsonAsync("/v1/admin/tenants", new CreateTenantRequest($"acme-{Guid.NewGuid():N}"[..16]))).Content.ReadFromJsonAsync<TenantResponse>();
@@ -47,7 +47,7 @@ public sealed class ApiKeyTests(ServicesFixture services)
     public async Task A_new_key_is_shown_once_and_listed_later_without_its_secret()
     {
         await using var app = new VlaCloudAppFactory(services);
-        var (_, adminKey) = await app.CreateTenantAsync(scopes: ApiScopes.Admin);
+        var adminKey = await app.CreateAdminKeyAsync();
         var admin = app.CreateClient(adminKey);
         var tenant = await (await admin.PostAsJsonAsync("/v1/admin/tenants", new CreateTenantRequest($"t-{Guid.NewGuid():N}"[..16]))).Content.ReadFromJsonAsync<TenantResponse>();
 

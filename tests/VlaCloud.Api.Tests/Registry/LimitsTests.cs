@@ -16,7 +16,7 @@ public sealed class LimitsTests(ServicesFixture services)
     public async Task Requests_beyond_the_tenant_burst_get_429_with_retry_after_and_ratelimit_headers()
     {
         await using var app = new VlaCloudAppFactory(services);
-        var (_, adminKey) = await app.CreateTenantAsync(scopes: ApiScopes.Admin);
+        var adminKey = await app.CreateAdminKeyAsync();
         var admin = app.CreateClient(adminKey);
         var tenant = await (await admin.PostAsJsonAsync("/v1/admin/tenants",
             new CreateTenantRequest($"slow-{Guid.NewGuid():N}"[..16], Limits: new TenantLimitsDto(RequestsPerSecond: 0.2, Burst: 3)))).Content.ReadFromJsonAsync<TenantResponse>();

@@ -25,6 +25,9 @@ public sealed class TenantIsolationTests(ServicesFixture services)
         ["POST /v1/admin/tenants/{id:guid}/api-keys"] = "platform admin",
         ["GET /v1/admin/tenants/{id:guid}/api-keys"] = "platform admin",
         ["DELETE /v1/admin/tenants/{id:guid}/api-keys/{keyId:guid}"] = "platform admin",
+        ["POST /v1/admin/api-keys"] = "platform admin's own keys",
+        ["GET /v1/admin/api-keys"] = "platform admin's own keys",
+        ["DELETE /v1/admin/api-keys/{keyId:guid}"] = "platform admin's own keys",
     };
 
     /// <summary>For each tenant route: tenant B's request aimed at tenant A's resources, and what must hold.</summary>
