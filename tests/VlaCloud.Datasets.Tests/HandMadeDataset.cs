@@ -18,14 +18,22 @@ internal sealed class HandMadeDataset : IDisposable
     public const int ImageSize = 16;
     public static readonly string[] TaskTexts = ["pick the red cube", "push the blue ball"];
 
-    public HandMadeDataset(string version = "v2.1", int episodes = 3, int length = 5, bool video = false)
+    /// <param name="version">The layout: <c>v2.1</c> or <c>v3.0</c>.</param>
+    /// <param name="episodes">How many episodes.</param>
+    /// <param name="length">Frames per episode.</param>
+    /// <param name="video">Cameras as mp4 videos rather than images in the parquet files.</param>
+    /// <param name="imageOf">The encoded image of (episode, frame) in place of the usual PNG, or null to keep that one.</param>
+    public HandMadeDataset(string version = "v2.1", int episodes = 3, int length = 5, bool video = false, Func<int, int, byte[]?>? imageOf = null)
     {
         Root = Directory.CreateTempSubdirectory("lerobot-").FullName;
         Version = version;
         Lengths = Enumerable.Repeat(length, episodes).ToArray();
         Video = video;
+        this.imageOf = imageOf ?? ((_, _) => null);
         Write();
     }
+
+    private readonly Func<int, int, byte[]?> imageOf;
 
     public string Root { get; }
     public string Version { get; }
@@ -122,7 +130,7 @@ internal sealed class HandMadeDataset : IDisposable
             {
                 State = StateOf(episode, f),
                 Action = ActionOf(episode, f),
-                Image = Video ? null : new ImageCell { Bytes = Png(episode, f), Path = $"frame_{index:000000}.png" },
+                Image = Video ? null : new ImageCell { Bytes = imageOf(episode, f) ?? Png(episode, f), Path = $"frame_{index:000000}.png" },
                 Timestamp = (float)f / Fps,
                 FrameIndex = f,
                 EpisodeIndex = episode,
