@@ -44,8 +44,11 @@ public abstract record ActOutcome
     /// <summary>The tenant's monthly compute quota is used up (429).</summary>
     public sealed record QuotaExceeded(LimitDecision Decision) : ActOutcome;
 
-    /// <summary>The checkpoint cannot be served (its artifact is missing, corrupt or not a policy).</summary>
-    public sealed record Unavailable(string Detail) : ActOutcome;
+    /// <summary>The checkpoint cannot be loaded now, for a reason that may pass (503 + Retry-After).</summary>
+    public sealed record Unavailable(string Detail, TimeSpan RetryAfter) : ActOutcome;
+
+    /// <summary>The checkpoint can never be served: its artifact is corrupt, not a policy, or too large for a device (422).</summary>
+    public sealed record Unservable(string Detail) : ActOutcome;
 }
 
 /// <summary>
@@ -79,8 +82,8 @@ public sealed class ActionService(
     {
         var started = Stopwatch.GetTimestamp();
         var errors = new Dictionary<string, string[]>();
-        var observation = ObservationBinder.Bind(input, bound.Embodiment, bound.NormalizationKey, errors);
         var spatial = ObservationBinder.BindOptions(actOptions, errors);
+        var observation = ObservationBinder.Bind(input, bound.Embodiment, bound.NormalizationKey, errors, actOptions?.Resize);
         if (observation is null || errors.Count > 0) return new ActOutcome.Invalid(errors);
 
         var identity = tenant.Identity ?? throw new InvalidOperationException("Acting needs an authenticated caller.");
@@ -105,7 +108,7 @@ public sealed class ActionService(
         }
         catch (ModelLoadException e)
         {
-            return new ActOutcome.Unavailable(e.Message);
+            return e.Unservable ? new ActOutcome.Unservable(e.Message) : new ActOutcome.Unavailable(e.Message, e.RetryAfter);
         }
 
         buffer.Add(new UsageRecord(identity.TenantId, bound.Checkpoint.Id, 1, result.Actions.GetLength(0), (long)Math.Ceiling(result.ComputeTime.TotalMilliseconds / result.BatchSize)));

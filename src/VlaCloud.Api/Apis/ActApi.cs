@@ -17,6 +17,7 @@ public static class ActApi
         group.MapPost("/act", ActAsync)
             .WithName("Act")
             .WithSummary("Computes an action chunk for one observation with a checkpoint (id, model@vN or model@alias), batched with other requests.")
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .ProducesProblem(StatusCodes.Status504GatewayTimeout);
         return app;
@@ -58,7 +59,10 @@ public static class ActApi
                 TenantRateLimitFilter.WriteHeaders(response, quota.Decision);
                 return (ProblemHttpResult)TenantRateLimitFilter.TooManyRequests(response, quota.Decision);
             case ActOutcome.Unavailable unavailable:
+                response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(unavailable.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
                 return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Checkpoint unavailable", detail: unavailable.Detail);
+            case ActOutcome.Unservable unservable:
+                return TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, title: "Checkpoint cannot be served", detail: unservable.Detail);
             default:
                 throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}.");
         }

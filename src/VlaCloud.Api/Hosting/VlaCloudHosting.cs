@@ -8,6 +8,7 @@ using VlaCloud.Api.Auth;
 using VlaCloud.Api.Health;
 using VlaCloud.Api.Idempotency;
 using VlaCloud.Api.Observability;
+using VlaCloud.Api.Validation;
 using VlaCloud.Registry;
 
 namespace VlaCloud.Api.Hosting;
@@ -24,6 +25,9 @@ public static class VlaCloudHosting
         var services = builder.Services;
         services.AddOptions<VlaCloudOptions>().BindConfiguration(VlaCloudOptions.Section);
         services.AddProblemDetails();
+        services.AddExceptionHandler<DatabaseRefusalHandler>();
+        // Requests Kestrel rejects before the application runs get problem bodies too.
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.UseKestrelProblemBodies()));
         services.AddHttpContextAccessor();
         builder.AddVlaCloudObservability();
 
@@ -86,6 +90,7 @@ public static class VlaCloudHosting
         app.UseAuthentication();
         app.UseTenantLogScope();
         app.UseAuthorization();
+        app.UseMiddleware<JsonBodyGuard>();
         app.UseMiddleware<IdempotencyMiddleware>();
 
         app.UseSwagger();

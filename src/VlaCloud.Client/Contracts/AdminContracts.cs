@@ -5,7 +5,7 @@ namespace VlaCloud.Client.Contracts;
 /// <summary>Optional per-tenant limits; absent fields keep their value (null on create means the default).</summary>
 /// <param name="RequestsPerSecond">Sustained request rate.</param>
 /// <param name="Burst">Token-bucket size.</param>
-/// <param name="MaxConcurrentStreams">Open WebSocket sessions at once.</param>
+/// <param name="MaxConcurrentStreams">Open WebSocket sessions at once; 0 means the tenant may not open streams (REST only).</param>
 /// <param name="MonthlyComputeMsQuota">Inference compute milliseconds per month.</param>
 public sealed record TenantLimitsDto(
     [property: JsonPropertyName("requests_per_second")] double? RequestsPerSecond = null,

@@ -5,14 +5,15 @@ using System.Text.Json.Serialization;
 using Parquet.Serialization;
 using SkiaSharp;
 
-namespace VlaCloud.Datasets.Tests;
+namespace VlaCloud.Testing;
 
 /// <summary>
 /// Writes small LeRobot datasets by hand, in the layouts LeRobot itself writes (v2.1: a parquet file per
 /// episode; v3.0: one data file, episode metadata in parquet, one mp4 per camera), so the reader is tested
-/// against the format rather than against our own writer. Each test then breaks one thing.
+/// against the format rather than against our own writer. Each test then breaks one thing. Shared by the dataset
+/// tests and the host's (which upload one as an archive).
 /// </summary>
-internal sealed class HandMadeDataset : IDisposable
+public sealed class HandMadeDataset : IDisposable
 {
     public const int Fps = 10;
     public const int ImageSize = 16;
@@ -141,7 +142,7 @@ internal sealed class HandMadeDataset : IDisposable
         return rows;
     }
 
-    internal static byte[] Png(int episode, int frame, int size = ImageSize)
+    public static byte[] Png(int episode, int frame, int size = ImageSize)
     {
         using var bitmap = new SKBitmap(size, size, SKColorType.Rgba8888, SKAlphaType.Premul);
         bitmap.Erase(new SKColor((byte)(40 * episode), (byte)(20 * frame), 200));
@@ -169,7 +170,7 @@ internal sealed class HandMadeDataset : IDisposable
         if (process.ExitCode != 0) throw new InvalidOperationException($"ffmpeg failed: {error}");
     }
 
-    internal sealed class Frame
+    public sealed class Frame
     {
         [JsonPropertyName("observation.state")] public float[] State { get; set; } = [];
         [JsonPropertyName("action")] public float[] Action { get; set; } = [];
@@ -181,7 +182,7 @@ internal sealed class HandMadeDataset : IDisposable
         [JsonPropertyName("task_index")] public long TaskIndex { get; set; }
     }
 
-    internal sealed class ImageCell
+    public sealed class ImageCell
     {
         [JsonPropertyName("bytes")] public byte[] Bytes { get; set; } = [];
         [JsonPropertyName("path")] public string Path { get; set; } = "";
