@@ -60,7 +60,7 @@ public sealed class HostHardeningTests(LiveHost host, ITestOutputHelper output) 
         await attack();
         var elapsed = stopwatch.Elapsed;
         var growth = ProcessMemory.PeakResident(pid) - before;
-        output.WriteLine($"{what}: answered in {elapsed.TotalMilliseconds:0} ms; host resident {before >> 20} MB before, peak +{growth / (1 << 20)} MB");
+        output.WriteLine($"{what}: answered in {elapsed.TotalMilliseconds:0} ms; host resident {before >> 20} MB before, peak +{growth / 1048576.0:0.0} MB");
         return (elapsed, growth);
     }
 

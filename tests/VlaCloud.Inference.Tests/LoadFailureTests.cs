@@ -69,21 +69,22 @@ public sealed class LoadFailureTests(TinyCheckpoints checkpoints) : IClassFixtur
     [Fact]
     public async Task A_failure_that_may_pass_is_retried_after_a_delay_that_doubles_and_forgotten_once_a_load_succeeds()
     {
+        // Delays of seconds, so that a machine busy with other work cannot stretch the gap between two requests past them.
         var source = new FlakySource(checkpoints.Root, failures: 2);
-        using var engine = Engine(source, o => o.FailedLoadRetryAfter = TimeSpan.FromMilliseconds(400));
+        using var engine = Engine(source, o => o.FailedLoadRetryAfter = TimeSpan.FromSeconds(2));
 
         var first = await Assert.ThrowsAsync<ModelLoadException>(() => ActAsync(engine, "a"));
         Assert.False(first.Unservable);
-        Assert.Equal(TimeSpan.FromMilliseconds(400), first.RetryAfter);
+        Assert.Equal(TimeSpan.FromSeconds(2), first.RetryAfter);
         var refused = await Assert.ThrowsAsync<ModelLoadException>(() => ActAsync(engine, "a"));
-        Assert.InRange(refused.RetryAfter, TimeSpan.FromTicks(1), TimeSpan.FromMilliseconds(400));
+        Assert.InRange(refused.RetryAfter, TimeSpan.FromTicks(1), TimeSpan.FromSeconds(2));
         Assert.Equal(1, source.Calls);
 
-        await Task.Delay(500);
+        await Task.Delay(TimeSpan.FromSeconds(2.2));
         var second = await Assert.ThrowsAsync<ModelLoadException>(() => ActAsync(engine, "a"));
-        Assert.Equal((2, TimeSpan.FromMilliseconds(800)), (source.Calls, second.RetryAfter));
+        Assert.Equal((2, TimeSpan.FromSeconds(4)), (source.Calls, second.RetryAfter));
 
-        await Task.Delay(900);
+        await Task.Delay(TimeSpan.FromSeconds(4.2));
         var served = await ActAsync(engine, "a");
         Assert.Equal(TinyCheckpoints.ActionDim, served.Actions.GetLength(1));
         Assert.Equal(3, source.Calls);
