@@ -150,6 +150,7 @@ public sealed class StreamSession : IAsyncDisposable, IDisposable
             if (options.Seed is { } seed) o["seed"] = seed;
             if (options.Spatial is { } spatial) o["spatial"] = spatial;
             if (options.TimeoutMs is { } timeoutMs) o["timeout_ms"] = timeoutMs;
+            if (options.Resize is { } resize) o["resize"] = resize;
             message["options"] = o;
         }
         await SendAsync(message, cancellationToken);

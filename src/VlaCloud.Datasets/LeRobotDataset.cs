@@ -104,7 +104,12 @@ public sealed class LeRobotDataset
             issues.Add(new("meta/info.json", "not found: a LeRobot dataset has meta/info.json at its root (or in a single top-level folder)."));
             return new DatasetInspection(issues, null, null, 0);
         }
-        var info = LeRobotInfo.Parse(await File.ReadAllTextAsync(Path.Combine(root, "meta", "info.json"), cancellationToken), issues);
+        if (DatasetPaths.Resolve(root, "meta/info.json") is not { } infoPath)
+        {
+            issues.Add(new("meta/info.json", "is a link; a dataset's files must be regular files inside its folder."));
+            return new DatasetInspection(issues, null, null, 0);
+        }
+        var info = LeRobotInfo.Parse(await File.ReadAllTextAsync(infoPath, cancellationToken), issues);
         if (info is null) return new DatasetInspection(issues, null, null, 0);
 
         var tasks = info.IsV3 ? await ReadTasksV3Async(root, issues, cancellationToken) : ReadTasksV2(root, issues);
@@ -151,19 +156,38 @@ public sealed class LeRobotDataset
         foreach (var camera in Info.Cameras)
         {
             images[camera.Name] = camera.IsVideo
-                ? await VideoReader.ReadFramesAsync(Path.Combine(Root, episode.Videos[camera.Name].File), episode.Videos[camera.Name].FromTimestamp,
+                ? await VideoReader.ReadFramesAsync(PathOf(episode.Videos[camera.Name].File), episode.Videos[camera.Name].FromTimestamp,
                     episode.Length, Info.Fps, camera.ImageWidth, camera.ImageHeight, cancellationToken)
-                : rows.Select(r => ImageBytes(r[camera.Name]) is { } bytes && RgbImage.Decode(bytes) is { } image
-                    ? image
-                    : throw new InvalidDataException($"{episode.DataFile}: an image of '{camera.Name}' cannot be decoded.")).ToArray();
+                : rows.Select(r => DecodeFrame(episode.DataFile, camera, ImageBytes(r[camera.Name]))).ToArray();
         }
         return data;
     }
 
+    /// <summary>
+    /// A frame's image, decoded only when its header declares at most the camera's size: a bigger one is an error before
+    /// any pixel is decoded (a PNG of a few hundred bytes can declare 50000×50000).
+    /// </summary>
+    private static RgbImage DecodeFrame(string file, LeRobotFeature camera, byte[]? bytes)
+    {
+        var decoded = bytes is null ? null : RgbImage.Decode(bytes, camera.ImageWidth, camera.ImageHeight);
+        return decoded?.Image ?? throw new InvalidDataException(decoded?.Status == ImageDecodeStatus.TooLarge
+            ? $"{file}: an image of '{camera.Name}' is {decoded.Header!.Width}×{decoded.Header.Height}, larger than the {camera.ImageWidth}×{camera.ImageHeight} meta/info.json declares."
+            : $"{file}: an image of '{camera.Name}' cannot be decoded.");
+    }
+
+    /// <summary>The full path of a file the metadata names, refused unless it stays inside the dataset folder.</summary>
+    private string PathOf(string relative) =>
+        DatasetPaths.Resolve(Root, relative) ?? throw new InvalidDataException($"'{relative}' is outside the dataset folder.");
+
     private async Task CheckEpisodeAsync(EpisodeInfo episode, int taskCount, List<DatasetIssue> issues, List<float[]> states, List<float[]> actions, CancellationToken cancellationToken)
     {
         var file = episode.DataFile;
-        if (!File.Exists(Path.Combine(Root, file)))
+        if (DatasetPaths.Resolve(Root, file) is not { } path)
+        {
+            issues.Add(new("meta/info.json", $"data_path expands to '{file}' for episode {episode.Index}, which is not a path inside the dataset folder."));
+            return;
+        }
+        if (!File.Exists(path))
         {
             issues.Add(new(file, $"missing (episode {episode.Index})."));
             return;
@@ -225,21 +249,26 @@ public sealed class LeRobotDataset
 
     private static void CheckImages(string file, LeRobotFeature camera, IList<Dictionary<string, object>> rows, List<DatasetIssue> issues)
     {
-        // Decoding every frame doubles validation time for nothing: every frame must carry bytes, and
-        // the first and last are decoded and measured.
-        for (var i = 0; i < rows.Count; i++)
+        // Every frame must carry bytes whose header declares the camera's size (reading a header costs no pixels);
+        // decoding every frame would double validation time for nothing, so the first and last are decoded.
+        const int MaxImageIssues = 3;
+        var found = 0;
+        for (var i = 0; i < rows.Count && found < MaxImageIssues; i++)
         {
             if (ImageBytes(rows[i][camera.Name]) is not { Length: > 0 } bytes)
             {
                 issues.Add(new(file, $"row {i}: '{camera.Name}' has no image bytes."));
                 return;
             }
-            if (i != 0 && i != rows.Count - 1) continue;
-            var image = RgbImage.Decode(bytes);
-            if (image is null)
-                issues.Add(new(file, $"row {i}: '{camera.Name}' is not a PNG or JPEG image."));
-            else if (image.Width != camera.ImageWidth || image.Height != camera.ImageHeight)
-                issues.Add(new(file, $"row {i}: '{camera.Name}' is {image.Width}×{image.Height}; meta/info.json declares {camera.ImageWidth}×{camera.ImageHeight}."));
+            var header = RgbImage.ReadHeader(bytes);
+            var issue = header is null ? "is not a PNG or JPEG image."
+                : header.Width != camera.ImageWidth || header.Height != camera.ImageHeight
+                    ? $"is {header.Width}×{header.Height}; meta/info.json declares {camera.ImageWidth}×{camera.ImageHeight}."
+                : (i == 0 || i == rows.Count - 1) && RgbImage.Decode(bytes, camera.ImageWidth, camera.ImageHeight).Image is null ? "cannot be decoded."
+                : null;
+            if (issue is null) continue;
+            issues.Add(new(file, $"row {i}: '{camera.Name}' {issue}"));
+            found++;
         }
     }
 
@@ -250,7 +279,11 @@ public sealed class LeRobotDataset
             issues.Add(new("meta/episodes", $"episode {episode.Index} has no video entry for '{camera.Name}'."));
             return;
         }
-        var path = Path.Combine(Root, segment.File);
+        if (DatasetPaths.Resolve(Root, segment.File) is not { } path)
+        {
+            issues.Add(new("meta/info.json", $"video_path expands to '{segment.File}' for '{camera.Name}' of episode {episode.Index}, which is not a path inside the dataset folder."));
+            return;
+        }
         if (!File.Exists(path))
         {
             issues.Add(new(segment.File, $"missing (video '{camera.Name}' of episode {episode.Index})."));
@@ -275,7 +308,7 @@ public sealed class LeRobotDataset
     {
         if (!dataFiles.TryGetValue(episode.DataFile, out var rows))
         {
-            await using var stream = File.OpenRead(Path.Combine(Root, episode.DataFile));
+            await using var stream = File.OpenRead(PathOf(episode.DataFile));
             rows = (await ParquetSerializer.DeserializeUntypedAsync(stream, cancellationToken: cancellationToken)).Data;
             // v3.0 files hold many episodes: keep the last one read, episodes come in file order.
             dataFiles.Clear();
@@ -421,10 +454,10 @@ public sealed class LeRobotDataset
 
     private static IEnumerable<(JsonElement Line, int Number)> JsonLines(string root, string file, List<DatasetIssue> issues)
     {
-        var path = Path.Combine(root, file);
-        if (!File.Exists(path))
+        var path = DatasetPaths.Resolve(root, file);
+        if (path is null || !File.Exists(path))
         {
-            issues.Add(new(file, "missing."));
+            issues.Add(new(file, path is null ? "is a link or outside the dataset folder." : "missing."));
             yield break;
         }
         var number = 0;
@@ -448,10 +481,10 @@ public sealed class LeRobotDataset
 
     private static async Task<IList<Dictionary<string, object>>> ReadParquetAsync(string root, string file, List<DatasetIssue> issues, CancellationToken cancellationToken)
     {
-        var path = Path.Combine(root, file);
-        if (!File.Exists(path))
+        var path = DatasetPaths.Resolve(root, file);
+        if (path is null || !File.Exists(path))
         {
-            issues.Add(new(file, "missing."));
+            issues.Add(new(file, path is null ? "is a link or outside the dataset folder." : "missing."));
             return [];
         }
         try

@@ -74,6 +74,11 @@ public sealed record LeRobotInfo(
         if (fps is not > 0) issues.Add(new(file, "fps must be a positive number."));
         var dataPath = String(root, "data_path");
         if (string.IsNullOrEmpty(dataPath)) issues.Add(new(file, "data_path is missing."));
+        else if (DatasetPaths.CheckTemplate(dataPath) is { } badData)
+        {
+            issues.Add(new(file, $"data_path {badData}"));
+            dataPath = null;
+        }
 
         var features = new Dictionary<string, LeRobotFeature>(StringComparer.Ordinal);
         if (!root.TryGetProperty("features", out var featuresJson) || featuresJson.ValueKind != JsonValueKind.Object)
@@ -84,6 +89,12 @@ public sealed record LeRobotInfo(
         {
             foreach (var property in featuresJson.EnumerateObject())
             {
+                // Feature names become path segments (video_key) and column names: a name that is not a plain segment is refused.
+                if (DatasetPaths.CheckSegment(property.Name) is { } badName)
+                {
+                    issues.Add(new(file, $"feature name '{Clip(property.Name)}' {badName}"));
+                    continue;
+                }
                 var dtype = String(property.Value, "dtype");
                 int[]? shape = null;
                 if (property.Value.TryGetProperty("shape", out var shapeJson) && shapeJson.ValueKind == JsonValueKind.Array)
@@ -103,7 +114,18 @@ public sealed record LeRobotInfo(
                     issues.Add(new(file, $"feature '{property.Name}' is a camera and needs a 3-dimensional shape, got [{string.Join(", ", shape)}]."));
                     continue;
                 }
-                features[property.Name] = new LeRobotFeature(property.Name, dtype, shape, Names(property.Value));
+                var feature = new LeRobotFeature(property.Name, dtype, shape, Names(property.Value));
+                if (feature.IsCamera && shape.Any(d => d > ImageLimits.MaxSide))
+                {
+                    issues.Add(new(file, $"camera '{property.Name}' has shape [{string.Join(", ", shape)}]; images are limited to {ImageLimits.MaxSide} pixels per side."));
+                    continue;
+                }
+                if (!feature.IsCamera && shape.Aggregate(1L, (a, b) => a * b) > MaxFeatureWidth)
+                {
+                    issues.Add(new(file, $"feature '{property.Name}' has shape [{string.Join(", ", shape)}]; at most {MaxFeatureWidth} values per frame are accepted."));
+                    continue;
+                }
+                features[property.Name] = feature;
             }
             foreach (var column in IndexColumns.Where(c => !features.ContainsKey(c)))
                 issues.Add(new(file, $"features lacks the required column '{column}'."));
@@ -112,8 +134,14 @@ public sealed record LeRobotInfo(
         var videoPath = String(root, "video_path");
         if (features.Values.Any(f => f.IsVideo) && string.IsNullOrEmpty(videoPath))
             issues.Add(new(file, "declares video features but no video_path."));
+        else if (!string.IsNullOrEmpty(videoPath) && DatasetPaths.CheckTemplate(videoPath) is { } badVideo)
+        {
+            issues.Add(new(file, $"video_path {badVideo}"));
+            videoPath = null;
+        }
 
         if (version is null || fps is not > 0 || string.IsNullOrEmpty(dataPath)) return null;
+        if (features.Values.Any(f => f.IsVideo) && string.IsNullOrEmpty(videoPath)) return null;
         return new LeRobotInfo(
             version, fps.Value,
             (int)(Number(root, "total_episodes") ?? 0),
@@ -123,10 +151,15 @@ public sealed record LeRobotInfo(
             dataPath, videoPath, features);
     }
 
+    /// <summary>Most values per frame of a numeric feature (LeRobot's largest robots have a few hundred).</summary>
+    public const int MaxFeatureWidth = 1 << 16;
+
     /// <summary>Codebase versions this reader understands.</summary>
     public static readonly IReadOnlyList<string> SupportedVersions = ["v2.0", "v2.1", "v3.0"];
 
     private static readonly string[] KnownDtypes = ["float32", "float64", "int64", "int32", "bool", "string", "image", "video"];
+
+    private static string Clip(string text) => text.Length <= 64 ? text : text[..64] + "…";
 
     private static string? String(JsonElement obj, string name) =>
         obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
@@ -149,14 +182,16 @@ public sealed record LeRobotInfo(
     }
 
     /// <summary>Expands a LeRobot path template such as <c>data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet</c>.</summary>
+    /// <exception cref="InvalidDataException">A placeholder asks for more than <see cref="DatasetPaths.MaxFormatWidth"/> digits.</exception>
     public static string FormatPath(string template, IReadOnlyDictionary<string, object> values) =>
-        System.Text.RegularExpressions.Regex.Replace(template, @"\{(?<name>[a-z_]+)(:(?<format>0?\d+d))?\}", match =>
+        DatasetPaths.Placeholder.Replace(template, match =>
         {
             var name = match.Groups["name"].Value;
             if (!values.TryGetValue(name, out var value)) return match.Value;
-            if (!match.Groups["format"].Success) return value.ToString()!;
-            var digits = int.Parse(match.Groups["format"].Value.TrimStart('0').TrimEnd('d') is { Length: > 0 } d ? d : "0");
-            return Convert.ToInt64(value).ToString(new string('0', Math.Max(1, digits)));
+            if (!match.Groups["width"].Success) return value.ToString()!;
+            // The width comes from the dataset: {episode_index:0999999999d} would otherwise be a 2 GB string.
+            var digits = DatasetPaths.Width(match) ?? throw new InvalidDataException($"'{match.Value}' asks for more than {DatasetPaths.MaxFormatWidth} digits.");
+            return Convert.ToInt64(value).ToString(new string('0', Math.Max(1, digits)), System.Globalization.CultureInfo.InvariantCulture);
         });
 }
 

@@ -26,7 +26,7 @@ public sealed class InferenceEngine : IDisposable
         var devices = this.options.Devices is { Length: > 0 } configured ? configured : DiscoverDevices();
         workers = devices
             .Select(device => new DeviceWorker(device, this.options,
-                new ModelCache(device, this.options.DType, this.options.ModelMemoryBudgetBytes, source, logger),
+                new ModelCache(device, this.options.DType, this.options.ModelMemoryBudgetBytes, source, logger, this.options),
                 OnDequeued, logger))
             .ToArray();
         logger.LogInformation("Inference engine on {Devices}: batches of up to {MaxBatch}, queue of {Capacity}",

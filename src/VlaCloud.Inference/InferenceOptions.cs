@@ -30,6 +30,29 @@ public sealed class InferenceOptions
     /// <summary>Where checkpoint artifacts are unpacked (one folder per artifact SHA-256); a cache, safe to delete.</summary>
     public string CheckpointCachePath { get; set; } = Path.Combine(Path.GetTempPath(), "vlacloud-checkpoints");
 
-    /// <summary>Bytes of model weights one device may hold; least recently used models are evicted past it.</summary>
+    /// <summary>
+    /// Bytes of model weights one device may hold; least recently used models are evicted past it. A checkpoint whose
+    /// parameters alone need more (parameters × bytes of <see cref="DType"/>) is refused at registration and at load.
+    /// </summary>
     public long ModelMemoryBudgetBytes { get; set; } = 4L << 30;
+
+    /// <summary>
+    /// How long a load that failed for a reason that may pass (the artifact store did not answer) is remembered: requests
+    /// for the checkpoint meanwhile get 503 with <c>Retry-After</c> without another attempt. Doubles with each failure in
+    /// a row, up to <see cref="FailedLoadMaxRetryAfter"/>.
+    /// </summary>
+    public TimeSpan FailedLoadRetryAfter { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The longest a passing load failure is remembered.</summary>
+    public TimeSpan FailedLoadMaxRetryAfter { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How long a checkpoint that cannot be served (corrupt, invalid, too large) is remembered as such: its requests get 422
+    /// without a load. Its bytes never change (artifacts are content-addressed), so this only bounds how long a fixed
+    /// deployment setting (a larger budget) waits to be noticed.
+    /// </summary>
+    public TimeSpan UnservableRetryAfter { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Bytes per weight in <see cref="DType"/>.</summary>
+    public int BytesPerWeight => VlaCloud.Policy.VlaPolicy.BytesPerWeight(DType);
 }

@@ -33,12 +33,28 @@ public sealed class EngineBusyException(TimeSpan retryAfter)
 public sealed class DeadlineExceededException(TimeSpan waited)
     : TimeoutException($"The request's deadline passed after {waited.TotalMilliseconds:0} ms in the queue; it was not computed.");
 
-/// <summary>The checkpoint could not be loaded (missing, corrupt, or not a VlaCloud policy).</summary>
-public sealed class ModelLoadException(string checkpoint, string reason, Exception? inner = null)
+/// <summary>
+/// The checkpoint could not be loaded. <see cref="Unservable"/>: its artifact is missing, corrupt, not a VlaCloud policy,
+/// or too large for the device's memory budget, so retrying cannot help; otherwise the failure may pass (the artifact
+/// store did not answer, memory ran out) and <see cref="RetryAfter"/> says when the next attempt is made.
+/// </summary>
+public sealed class ModelLoadException(string checkpoint, string reason, Exception? inner = null, bool unservable = false, TimeSpan retryAfter = default)
     : Exception($"Checkpoint {checkpoint} could not be loaded: {reason}", inner)
 {
     /// <summary>The checkpoint that failed.</summary>
     public string Checkpoint { get; } = checkpoint;
+
+    /// <summary>Why, without the checkpoint's id.</summary>
+    public string Reason { get; } = reason;
+
+    /// <summary>Whether the checkpoint itself is at fault, so no retry can serve it.</summary>
+    public bool Unservable { get; } = unservable;
+
+    /// <summary>How long the failure is remembered: requests until then are refused without another load.</summary>
+    public TimeSpan RetryAfter { get; } = retryAfter;
+
+    /// <summary>The same failure, as remembered for requests until <paramref name="retryAfter"/> has passed.</summary>
+    public ModelLoadException Remembered(TimeSpan retryAfter) => new(Checkpoint, Reason, this, Unservable, retryAfter);
 }
 
 /// <summary>

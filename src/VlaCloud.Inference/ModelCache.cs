@@ -13,18 +13,24 @@ namespace VlaCloud.Inference;
 /// <param name="Misses">Look-ups that started a load.</param>
 /// <param name="Loads">Loads that succeeded.</param>
 /// <param name="Evictions">Models evicted for the memory budget.</param>
-public sealed record ModelCacheStats(string Device, int Models, long Bytes, long Hits, long Misses, long Loads, long Evictions);
+/// <param name="FailedLoads">Loads that failed.</param>
+/// <param name="Refused">Look-ups refused from a remembered failure, without a load.</param>
+public sealed record ModelCacheStats(string Device, int Models, long Bytes, long Hits, long Misses, long Loads, long Evictions, long FailedLoads = 0, long Refused = 0);
 
 /// <summary>
 /// The models of one device. Loads on demand, once per checkpoint however many requests ask at the same
 /// time (single flight), warms each model up with one forward pass, and evicts the least recently used
 /// models past a memory budget. A model in use by a batch is disposed only when its last lease ends.
+/// A failed load is remembered (a circuit breaker per checkpoint): until its retry time, requests for that
+/// checkpoint get the same <see cref="ModelLoadException"/> at once instead of loading it again each.
 /// </summary>
-internal sealed class ModelCache(string device, string dtype, long budgetBytes, ICheckpointSource source, ILogger logger) : IDisposable
+internal sealed class ModelCache(string device, string dtype, long budgetBytes, ICheckpointSource source, ILogger logger, InferenceOptions? options = null) : IDisposable
 {
     private readonly object gate = new();
     private readonly Dictionary<string, Entry> entries = new(StringComparer.Ordinal);
-    private long hits, misses, loads, evictions, clock;
+    private readonly Dictionary<string, Failure> failures = new(StringComparer.Ordinal);
+    private readonly InferenceOptions settings = options ?? new InferenceOptions();
+    private long hits, misses, loads, evictions, failedLoads, refused, clock;
 
     public string Device => device;
 
@@ -41,7 +47,7 @@ internal sealed class ModelCache(string device, string dtype, long budgetBytes, 
             lock (gate)
             {
                 var loaded = entries.Values.Where(e => e.Policy is not null).ToList();
-                return new(device, loaded.Count, loaded.Sum(e => e.Bytes), hits, misses, loads, evictions);
+                return new(device, loaded.Count, loaded.Sum(e => e.Bytes), hits, misses, loads, evictions, failedLoads, refused);
             }
         }
     }
@@ -52,6 +58,16 @@ internal sealed class ModelCache(string device, string dtype, long budgetBytes, 
         Entry entry;
         lock (gate)
         {
+            if (failures.TryGetValue(checkpoint, out var failure))
+            {
+                var wait = failure.RetryAt - DateTimeOffset.UtcNow;
+                if (wait > TimeSpan.Zero)
+                {
+                    refused++;
+                    VlaCloudTelemetry.ModelCacheLookups.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, "refused"));
+                    throw failure.Error.Remembered(wait);
+                }
+            }
             if (entries.TryGetValue(checkpoint, out var existing))
             {
                 entry = existing;
@@ -93,18 +109,28 @@ internal sealed class ModelCache(string device, string dtype, long budgetBytes, 
         {
             var directory = await source.GetDirectoryAsync(entry.Checkpoint, CancellationToken.None);
             // Loading and warm-up are synchronous tensor work: keep them on one pool thread, off the callers.
+            // The budget is checked from the config before the model is built: one model past it can never fit.
             var policy = await Task.Run(() =>
             {
-                var loaded = VlaPolicy.Load(directory, device, dtype);
-                WarmUp(loaded);
+                var loaded = VlaPolicy.Load(directory, device, dtype, maxWeightBytes: budgetBytes);
+                try
+                {
+                    WarmUp(loaded);
+                }
+                catch
+                {
+                    loaded.Dispose();
+                    throw;
+                }
                 return loaded;
             });
-            var bytes = policy.ParameterCount * (dtype == "bf16" ? 2 : 4);
+            var bytes = policy.ParameterCount * VlaPolicy.BytesPerWeight(dtype);
             lock (gate)
             {
                 entry.Policy = policy;
                 entry.Bytes = bytes;
                 loads++;
+                failures.Remove(entry.Checkpoint);
                 EvictOverBudget(keep: entry);
             }
             logger.LogInformation("Loaded checkpoint {Checkpoint} on {Device} ({Parameters:N0} parameters) in {Elapsed} ms",
@@ -113,15 +139,37 @@ internal sealed class ModelCache(string device, string dtype, long budgetBytes, 
         }
         catch (Exception e)
         {
+            var error = Classify(entry.Checkpoint, e);
+            TimeSpan retryAfter;
             lock (gate)
             {
-                // A failed load must not stick: the next request tries again (the artifact may be fixed).
                 if (entries.TryGetValue(entry.Checkpoint, out var current) && current == entry) entries.Remove(entry.Checkpoint);
+                // Remembered, so the next requests do not each load again: a checkpoint that cannot be served for a long
+                // while, a passing failure (the store did not answer) for a delay that doubles while it keeps failing.
+                var count = failures.TryGetValue(entry.Checkpoint, out var previous) ? previous.Count + 1 : 1;
+                retryAfter = error.Unservable
+                    ? settings.UnservableRetryAfter
+                    : TimeSpan.FromTicks(Math.Min(settings.FailedLoadMaxRetryAfter.Ticks, settings.FailedLoadRetryAfter.Ticks << Math.Min(count - 1, 20)));
+                failures[entry.Checkpoint] = new Failure(error, DateTimeOffset.UtcNow + retryAfter, count);
+                failedLoads++;
             }
-            logger.LogWarning(e, "Loading checkpoint {Checkpoint} on {Device} failed", entry.Checkpoint, device);
-            throw e as ModelLoadException ?? new ModelLoadException(entry.Checkpoint, e.Message, e);
+            logger.LogWarning(e, "Loading checkpoint {Checkpoint} on {Device} failed ({Kind}); requests for it are refused for {RetryAfter}",
+                entry.Checkpoint, device, error.Unservable ? "unservable" : "may pass", retryAfter);
+            throw error.Remembered(retryAfter);
         }
     }
+
+    /// <summary>
+    /// Whether a load failure is the checkpoint's own (its content is invalid, corrupt or too large: 422, remembered long)
+    /// or may pass (the store or the device failed: 503, retried after a delay).
+    /// </summary>
+    private static ModelLoadException Classify(string checkpoint, Exception e) => e switch
+    {
+        ModelLoadException known => known,
+        CheckpointException or ArgumentException or InvalidDataException or System.Text.Json.JsonException =>
+            new ModelLoadException(checkpoint, e.Message, e, unservable: true),
+        _ => new ModelLoadException(checkpoint, e.Message, e),
+    };
 
     /// <summary>One forward pass at load, so the first real request does not pay for lazy initialisation.</summary>
     private static void WarmUp(VlaPolicy policy)
@@ -166,6 +214,8 @@ internal sealed class ModelCache(string device, string dtype, long budgetBytes, 
             entries.Clear();
         }
     }
+
+    private sealed record Failure(ModelLoadException Error, DateTimeOffset RetryAt, int Count);
 
     internal sealed class Entry(string checkpoint)
     {

@@ -27,7 +27,7 @@ public sealed class RegistryCheckpointSource(IServiceScopeFactory scopes, IArtif
             sha = await db.Checkpoints.IgnoreQueryFilters().AsNoTracking()
                 .Where(c => c.Id == id).Select(c => c.Sha256).FirstOrDefaultAsync(cancellationToken);
         }
-        if (sha is null) throw new ModelLoadException(checkpoint, "it is not registered");
+        if (sha is null) throw new ModelLoadException(checkpoint, "it is not registered", unservable: true);
 
         var directory = Path.Combine(options.Value.CheckpointCachePath, sha);
         if (File.Exists(Path.Combine(directory, PolicyCheckpoint.ManifestFile))) return directory;
@@ -49,9 +49,15 @@ public sealed class RegistryCheckpointSource(IServiceScopeFactory scopes, IArtif
                 if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
                 Directory.Move(staging, directory);
             }
-            catch (Exception e) when (e is ArtifactCorruptedException or CheckpointException or InvalidDataException or IOException or FileNotFoundException)
+            catch (Exception e) when (e is ArtifactCorruptedException or CheckpointException or InvalidDataException)
             {
-                throw new ModelLoadException(checkpoint, e.Message, e);
+                // The artifact's bytes are what they are (content-addressed): no retry serves them.
+                throw new ModelLoadException(checkpoint, e.Message, e, unservable: true);
+            }
+            catch (IOException e)
+            {
+                // The store or the local disk failed (a missing blob included: it may be restored); this may pass.
+                throw new ModelLoadException(checkpoint, e is FileNotFoundException ? $"its artifact {sha} is not in the artifact store" : e.Message, e);
             }
             finally
             {

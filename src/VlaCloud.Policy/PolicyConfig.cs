@@ -180,9 +180,18 @@ public sealed record PolicyConfig
     public static PolicyConfig FromJson(string json) =>
         JsonSerializer.Deserialize<PolicyConfig>(json, JsonOptions) ?? throw new InvalidDataException("config.json is empty");
 
-    /// <summary>Checks the sizes fit together; throws <see cref="ArgumentException"/> naming the field.</summary>
+    /// <summary>
+    /// Checks every size is within its range and the sizes fit together; throws <see cref="ArgumentException"/> naming the
+    /// field as config.json spells it. The ranges hold the paper's 4 B model with room to spare; what they keep out is a
+    /// config (an uploaded checkpoint's) that would allocate without bound before anything else is checked.
+    /// </summary>
     public void Validate()
     {
+        foreach (var (field, value, min, max) in Ranges())
+            if (value < min || value > max)
+                throw new ArgumentException($"{JsonOptions.PropertyNamingPolicy!.ConvertName(field)} must be between {min} and {max}, not {value}");
+        if (!(double.IsFinite(RopeTheta) && RopeTheta > 0)) throw new ArgumentException("rope_theta must be a positive number");
+        if (!double.IsFinite(GradientDecay) || !double.IsFinite(SpatialLossWeight)) throw new ArgumentException("gradient_decay and spatial_loss_weight must be finite");
         if (ImageSize % PatchSize != 0) throw new ArgumentException($"ImageSize {ImageSize} is not a multiple of PatchSize {PatchSize}");
         if (VisionStem is not ("patch" or "conv")) throw new ArgumentException($"VisionStem must be patch or conv, not '{VisionStem}'");
         if (VisionStem == "conv" && PatchSize % 4 != 0) throw new ArgumentException($"a conv stem needs PatchSize divisible by 4, not {PatchSize}");
@@ -194,6 +203,20 @@ public sealed record PolicyConfig
             throw new ArgumentException("ChunkLength, MaxActionDim, MaxStateDim, LatentQueries, MaxCameras must be ≥ 1 and LocationBins ≥ 2");
         if (PointGuidance && Vanilla) throw new ArgumentException("PointGuidance reads System 2's spatial answers, which a vanilla policy is not trained to give");
     }
+
+    /// <summary>Each size field with its accepted range.</summary>
+    private IEnumerable<(string Field, long Value, long Min, long Max)> Ranges() =>
+    [
+        (nameof(ImageSize), ImageSize, 8, 1024), (nameof(PatchSize), PatchSize, 1, 256), (nameof(MaxCameras), MaxCameras, 1, 16),
+        (nameof(VisionWidth), VisionWidth, 1, 8192), (nameof(VisionLayers), VisionLayers, 1, 128), (nameof(VisionHeads), VisionHeads, 1, 128),
+        (nameof(LmWidth), LmWidth, 1, 16384), (nameof(LmLayers), LmLayers, 1, 256), (nameof(LmHeads), LmHeads, 1, 256),
+        (nameof(LmMlpWidth), LmMlpWidth, 1, 65536), (nameof(TextVocabSize), TextVocabSize, 1, 1_000_000), (nameof(LocationBins), LocationBins, 2, 4096),
+        (nameof(MaxTextTokens), MaxTextTokens, 1, 8192), (nameof(MaxTrajectoryPoints), MaxTrajectoryPoints, 1, 256),
+        (nameof(LatentQueries), LatentQueries, 1, 1024), (nameof(BridgeWidth), BridgeWidth, 1, 8192), (nameof(BridgeLayers), BridgeLayers, 1, 64),
+        (nameof(BridgeHeads), BridgeHeads, 1, 128), (nameof(ExpertWidth), ExpertWidth, 2, 8192), (nameof(ExpertLayers), ExpertLayers, 1, 128),
+        (nameof(ExpertHeads), ExpertHeads, 1, 128), (nameof(ChunkLength), ChunkLength, 1, 1024), (nameof(MaxActionDim), MaxActionDim, 1, 1024),
+        (nameof(MaxStateDim), MaxStateDim, 1, 1024), (nameof(InferenceSteps), InferenceSteps, 1, 1000), (nameof(ActionRepeats), ActionRepeats, 1, 64),
+    ];
 
     internal static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 }

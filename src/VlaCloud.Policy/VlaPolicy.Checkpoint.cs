@@ -38,10 +38,11 @@ public sealed partial class VlaPolicy
     /// <summary>
     /// Loads a checkpoint directory, or a tar file made by <see cref="SaveTar"/>, onto a device
     /// (<c>cpu</c>, <c>cuda</c>, <c>cuda:1</c>) in a dtype (<c>fp32</c>, <c>bf16</c>). Verifies the
-    /// manifest's hashes and every tensor's name and shape; throws <see cref="CheckpointException"/>
-    /// naming the bad file or tensor.
+    /// manifest's hashes, the config's ranges, that the weights fit <paramref name="maxWeightBytes"/> (when given) and
+    /// that the weights file holds as many values as the config's model has parameters, all before the model is built;
+    /// then every tensor's name and shape. Throws <see cref="CheckpointException"/> naming the bad file, field or tensor.
     /// </summary>
-    public static VlaPolicy Load(string path, string device = "cpu", string dtype = "fp32")
+    public static VlaPolicy Load(string path, string device = "cpu", string dtype = "fp32", long? maxWeightBytes = null)
     {
         if (File.Exists(path))
         {
@@ -49,35 +50,31 @@ public sealed partial class VlaPolicy
             try
             {
                 using (var stream = File.OpenRead(path)) PolicyCheckpoint.Unpack(stream, dir.FullName);
-                return LoadDirectory(dir.FullName, device, dtype);
+                return LoadDirectory(dir.FullName, device, dtype, maxWeightBytes);
             }
             finally { dir.Delete(recursive: true); }
         }
         if (!Directory.Exists(path)) throw new CheckpointException($"checkpoint '{path}' does not exist");
-        return LoadDirectory(path, device, dtype);
+        return LoadDirectory(path, device, dtype, maxWeightBytes);
     }
 
-    private static VlaPolicy LoadDirectory(string directory, string device, string dtype)
+    private static VlaPolicy LoadDirectory(string directory, string device, string dtype, long? maxWeightBytes)
     {
         PolicyCheckpoint.Verify(directory);
-        PolicyConfig config;
-        try { config = PolicyConfig.FromJson(File.ReadAllText(Path.Combine(directory, PolicyCheckpoint.ConfigFile))); config.Validate(); }
-        catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException or InvalidDataException)
-        { throw new CheckpointException($"{PolicyCheckpoint.ConfigFile}: {e.Message}"); }
+        var config = PolicyCheckpoint.ReadConfig(File.ReadAllText(Path.Combine(directory, PolicyCheckpoint.ConfigFile)), dtype, maxWeightBytes);
         PolicyTokenizer tokenizer;
         try { tokenizer = PolicyTokenizer.ForConfig(config, File.ReadAllText(Path.Combine(directory, PolicyCheckpoint.TokenizerFile))); }
         catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException or InvalidDataException or NullReferenceException)
         { throw new CheckpointException($"{PolicyCheckpoint.TokenizerFile}: {e.Message}"); }
-        Dictionary<string, NormalizationStats> stats;
-        try { stats = NormalizationStats.FromJson(File.ReadAllText(Path.Combine(directory, PolicyCheckpoint.NormalizationFile))); }
-        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidDataException)
-        { throw new CheckpointException($"{PolicyCheckpoint.NormalizationFile}: {e.Message}"); }
+        var stats = PolicyCheckpoint.ReadNormalization(File.ReadAllText(Path.Combine(directory, PolicyCheckpoint.NormalizationFile)));
 
-        var model = new St4VlaModel(config);
         var weightsPath = Path.Combine(directory, PolicyCheckpoint.WeightsFile);
-        using (var file = File.OpenRead(weightsPath))
+        using var file = File.OpenRead(weightsPath);
+        var (entries, dataStart) = Safetensors.ReadHeader(file, PolicyCheckpoint.WeightsFile);
+        PolicyCheckpoint.CheckWeights(entries, config);
+        var model = new St4VlaModel(config);
+        try
         {
-            var (entries, dataStart) = Safetensors.ReadHeader(file, PolicyCheckpoint.WeightsFile);
             var parameters = model.named_parameters().ToList();
             foreach (var (name, parameter) in parameters)
             {
@@ -90,10 +87,15 @@ public sealed partial class VlaPolicy
             }
             var extra = entries.Keys.Except(parameters.Select(p => p.name)).FirstOrDefault();
             if (extra is not null) throw new CheckpointException($"{PolicyCheckpoint.WeightsFile}: tensor '{extra}' is not part of the model");
+            var (dev, type) = (ParseDevice(device), ParseDtype(dtype));
+            model.to(dev, type);
+            try { return new VlaPolicy(config, tokenizer, stats, model, dev, type); }
+            catch (ArgumentException e) { throw new CheckpointException($"{PolicyCheckpoint.NormalizationFile}: {e.Message}"); }
         }
-        var (dev, type) = (ParseDevice(device), ParseDtype(dtype));
-        model.to(dev, type);
-        try { return new VlaPolicy(config, tokenizer, stats, model, dev, type); }
-        catch (ArgumentException e) { model.Dispose(); throw new CheckpointException($"{PolicyCheckpoint.NormalizationFile}: {e.Message}"); }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 }

@@ -117,6 +117,9 @@ public sealed partial class VlaPolicy : IDisposable
         _ => throw new ArgumentException($"device '{device}' is not cpu or cuda[:n]"),
     };
 
+    /// <summary>Bytes per weight once loaded in <paramref name="dtype"/> (<c>fp32</c>: 4, <c>bf16</c>: 2).</summary>
+    public static int BytesPerWeight(string dtype) => ParseDtype(dtype) == ScalarType.BFloat16 ? 2 : 4;
+
     internal static ScalarType ParseDtype(string dtype) => dtype.ToLowerInvariant() switch
     {
         "fp32" or "float32" => ScalarType.Float32,

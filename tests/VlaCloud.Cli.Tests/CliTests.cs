@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using VlaCloud.Sim;
+using VlaCloud.Testing;
 
 namespace VlaCloud.Cli.Tests;
 

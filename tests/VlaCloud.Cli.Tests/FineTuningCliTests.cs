@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using VlaCloud.Sim;
+using VlaCloud.Testing;
 
 namespace VlaCloud.Cli.Tests;
 

@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text.Json.Nodes;
 using Parquet.Serialization;
+using VlaCloud.Testing;
 
 namespace VlaCloud.Datasets.Tests;
 

@@ -127,11 +127,15 @@ public sealed class InferenceEngineTests(TinyCheckpoints checkpoints) : IClassFi
     }
 
     [Fact]
-    public async Task A_missing_checkpoint_fails_with_a_load_error_and_is_retried_on_the_next_request()
+    public async Task A_missing_checkpoint_fails_with_a_load_error_and_is_retried_after_the_delay_not_on_the_next_request()
     {
-        using var engine = Engine();
+        using var engine = Engine(o => o.FailedLoadRetryAfter = TimeSpan.FromSeconds(2));
         var error = await Assert.ThrowsAsync<ModelLoadException>(() => engine.RunAsync(Request("missing", 0), CancellationToken.None));
         Assert.Contains("missing", error.Message);
+        await Assert.ThrowsAsync<ModelLoadException>(() => engine.RunAsync(Request("missing", 0), CancellationToken.None));
+        Assert.Equal((1L, 1L), (Assert.Single(engine.CacheStats).Misses, engine.CacheStats[0].Refused));
+
+        await Task.Delay(TimeSpan.FromSeconds(2.2));
         await Assert.ThrowsAsync<ModelLoadException>(() => engine.RunAsync(Request("missing", 0), CancellationToken.None));
         Assert.Equal(2, Assert.Single(engine.CacheStats).Misses);
     }

@@ -72,7 +72,7 @@ public sealed class CheckpointTests : IDisposable
     }
 
     [Fact]
-    public void Weights_that_do_not_match_the_config_are_refused_naming_the_tensor()
+    public void Weights_that_do_not_add_up_to_the_config_are_refused_before_the_model_is_built()
     {
         using (var policy = TestData.Tiny()) policy.Save(Dir("mismatch"));
         // A consistent checkpoint (manifest rewritten) whose config asks for a wider action expert.
@@ -80,8 +80,29 @@ public sealed class CheckpointTests : IDisposable
         File.WriteAllText(configPath, (PolicyConfig.Tiny with { ExpertWidth = 32 }).ToJson());
         PolicyCheckpoint.WriteManifest(Dir("mismatch"));
         var e = Assert.Throws<CheckpointException>(() => VlaPolicy.Load(Dir("mismatch")));
-        Assert.StartsWith("model.safetensors: tensor '", e.Message);
-        Assert.Contains("has shape", e.Message);
+        Assert.Equal($"model.safetensors: its tensors hold {PolicyConfig.Tiny.EstimateParameters().Total:N0} values; the model of config.json has "
+                     + $"{(PolicyConfig.Tiny with { ExpertWidth = 32 }).EstimateParameters().Total:N0} parameters", e.Message);
+    }
+
+    [Fact]
+    public void A_tensor_of_the_right_size_but_another_shape_is_refused_naming_it()
+    {
+        using (var policy = TestData.Tiny())
+        {
+            policy.Save(Dir("transposed"));
+            // The same values with one matrix stored transposed: the totals agree, the shapes do not.
+            var named = policy.NamedParameters().ToList();
+            var target = named.First(p => p.Parameter.shape is [var rows, var columns] && rows != columns).Name;
+            VlaCloud.Policy.Checkpoint.Safetensors.Write(Path.Combine(Dir("transposed"), PolicyCheckpoint.WeightsFile), named.Select(p =>
+            {
+                using var cpu = p.Parameter.detach().cpu();
+                long[] shape = p.Name == target ? [cpu.shape[1], cpu.shape[0]] : cpu.shape;
+                return (p.Name, shape, cpu.data<float>().ToArray());
+            }));
+            PolicyCheckpoint.WriteManifest(Dir("transposed"));
+            var e = Assert.Throws<CheckpointException>(() => VlaPolicy.Load(Dir("transposed")));
+            Assert.StartsWith($"model.safetensors: tensor '{target}' has shape", e.Message);
+        }
     }
 
     [Fact]

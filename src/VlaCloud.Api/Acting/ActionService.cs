@@ -46,10 +46,13 @@ public abstract record ActOutcome
     public sealed record QuotaExceeded(LimitDecision Decision) : ActOutcome;
 
     /// <summary>
-    /// The request cannot be served now: the checkpoint's artifact is missing, corrupt or not a policy, or (with
-    /// <paramref name="RetryAfter"/>) a dependency the quota check needs does not answer (503).
+    /// The request cannot be served now, for a reason that may pass (503 + Retry-After): the checkpoint's artifact is
+    /// missing, or a dependency the quota check needs does not answer.
     /// </summary>
-    public sealed record Unavailable(string Detail, TimeSpan? RetryAfter = null) : ActOutcome;
+    public sealed record Unavailable(string Detail, TimeSpan RetryAfter) : ActOutcome;
+
+    /// <summary>The checkpoint can never be served: its artifact is corrupt, not a policy, or too large for a device (422).</summary>
+    public sealed record Unservable(string Detail) : ActOutcome;
 }
 
 /// <summary>
@@ -84,8 +87,8 @@ public sealed class ActionService(
     {
         var started = Stopwatch.GetTimestamp();
         var errors = new Dictionary<string, string[]>();
-        var observation = ObservationBinder.Bind(input, bound.Embodiment, bound.NormalizationKey, errors);
         var spatial = ObservationBinder.BindOptions(actOptions, errors);
+        var observation = ObservationBinder.Bind(input, bound.Embodiment, bound.NormalizationKey, errors, actOptions?.Resize);
         if (observation is null || errors.Count > 0) return new ActOutcome.Invalid(errors);
 
         var tenantId = tenant.TenantId ?? throw new InvalidOperationException("Acting needs a tenant's key.");
@@ -119,7 +122,7 @@ public sealed class ActionService(
         }
         catch (ModelLoadException e)
         {
-            return new ActOutcome.Unavailable(e.Message);
+            return e.Unservable ? new ActOutcome.Unservable(e.Message) : new ActOutcome.Unavailable(e.Message, e.RetryAfter);
         }
 
         buffer.Add(new UsageRecord(tenantId, bound.Checkpoint.Id, 1, result.Actions.GetLength(0), (long)Math.Ceiling(result.ComputeTime.TotalMilliseconds / result.BatchSize)));

@@ -13,6 +13,7 @@ public static class InferenceSetup
     {
         services.AddOptions<InferenceOptions>().BindConfiguration(InferenceOptions.Section);
         services.AddSingleton<ICheckpointSource, RegistryCheckpointSource>();
+        services.AddSingleton<CheckpointInspector>();
         services.AddSingleton<InferenceEngine>();
         services.AddScoped<ActionService>();
         services.AddSingleton<UsageBuffer>();

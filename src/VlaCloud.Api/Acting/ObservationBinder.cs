@@ -12,21 +12,29 @@ namespace VlaCloud.Api.Acting;
 /// </summary>
 public static class ObservationBinder
 {
-    /// <summary>Smallest accepted image side, pixels.</summary>
-    public const int MinImageSide = 8;
-
-    /// <summary>Largest accepted image side, pixels.</summary>
-    public const int MaxImageSide = 2048;
-
     /// <summary>Longest accepted instruction, characters.</summary>
     public const int MaxInstructionLength = 2000;
+
+    /// <summary>How far an image's aspect ratio may be from its camera's before <c>options.resize</c> must say what to do.</summary>
+    public const double AspectTolerance = 0.05;
+
+    /// <summary><c>options.resize</c>: centre the image on black borders to its camera's aspect ratio.</summary>
+    public const string Pad = "pad";
+
+    /// <summary><c>options.resize</c>: leave the image as it is; the model stretches it to its input size.</summary>
+    public const string Stretch = "stretch";
 
     /// <summary>Spatial kinds by their wire names.</summary>
     public static readonly IReadOnlyDictionary<string, SpatialKind> SpatialKinds =
         Enum.GetValues<SpatialKind>().ToDictionary(SpatialPrompts.WireName, StringComparer.Ordinal);
 
-    /// <summary>The model input for <paramref name="input"/>, or null with <paramref name="errors"/> filled.</summary>
-    public static Observation? Bind(ObservationInput? input, Embodiment embodiment, string normalizationKey, Dictionary<string, string[]> errors, string prefix = "observation")
+    /// <summary>
+    /// The model input for <paramref name="input"/>, or null with <paramref name="errors"/> filled. Images may be at
+    /// most their camera's size (and <see cref="ImageLimits.MaxSide"/>): an encoded image is measured from its header
+    /// and refused before any pixel is decoded. <paramref name="resize"/> is the request's <c>options.resize</c>.
+    /// </summary>
+    public static Observation? Bind(ObservationInput? input, Embodiment embodiment, string normalizationKey, Dictionary<string, string[]> errors,
+        string? resize = null, string prefix = "observation")
     {
         if (input is null)
         {
@@ -41,7 +49,7 @@ public static class ObservationBinder
             var path = $"{prefix}.images.{camera.Name}";
             if (!given.TryGetValue(camera.Name, out var image) || image is null)
                 errors[path] = [$"Camera '{camera.Name}' of embodiment '{embodiment.Name}' needs an image."];
-            else if (Decode(image, path, errors) is { } decoded)
+            else if (Decode(image, camera, resize, path, errors) is { } decoded)
                 images.Add(decoded);
         }
         foreach (var unknown in given.Keys.Where(k => embodiment.Cameras.All(c => c.Name != k)))
@@ -71,51 +79,94 @@ public static class ObservationBinder
         if (options is null) return null;
         if (options.Steps is < 1 or > 100) errors[$"{prefix}.steps"] = ["Steps must be between 1 and 100."];
         if (options.TimeoutMs is < 1 or > 120_000) errors[$"{prefix}.timeout_ms"] = ["The timeout must be between 1 and 120000 ms."];
+        if (options.Resize is not (null or Pad or Stretch)) errors[$"{prefix}.resize"] = [$"resize must be {Pad} or {Stretch} (or absent, to refuse images of another aspect ratio than their camera's)."];
         if (options.Spatial is null) return null;
         if (SpatialKinds.TryGetValue(options.Spatial, out var kind)) return kind;
         errors[$"{prefix}.spatial"] = [$"Spatial must be one of {string.Join(", ", SpatialPrompts.WireNames)}."];
         return null;
     }
 
-    private static CameraImage? Decode(ImageInput image, string path, Dictionary<string, string[]> errors)
+    private static CameraImage? Decode(ImageInput image, EmbodimentCamera camera, string? resize, string path, Dictionary<string, string[]> errors)
     {
         if (image.Data is not { Length: > 0 })
         {
             errors[path] = ["The image has no data."];
             return null;
         }
+        var (maxWidth, maxHeight) = (Math.Min(camera.Width, ImageLimits.MaxSide), Math.Min(camera.Height, ImageLimits.MaxSide));
         switch (image.Format)
         {
             case "png" or "jpeg" or "jpg":
-                if (RgbImage.Decode(image.Data) is not { } decoded)
+                var decoding = RgbImage.Decode(image.Data, maxWidth, maxHeight);
+                switch (decoding.Status)
                 {
-                    errors[path] = [$"The data is not a readable {image.Format.ToUpperInvariant()} image."];
-                    return null;
+                    case ImageDecodeStatus.NotAnImage:
+                        errors[path] = [$"The data is not a readable {image.Format.ToUpperInvariant()} image."];
+                        return null;
+                    case ImageDecodeStatus.TooLarge:
+                        // Refused from the header: nothing was decoded.
+                        errors[path] = [TooLarge(decoding.Header!.Width, decoding.Header.Height, camera, maxWidth, maxHeight)];
+                        return null;
+                    case ImageDecodeStatus.Unreadable:
+                        errors[path] = [$"The {decoding.Header!.Format.ToUpperInvariant()} image's pixels cannot be decoded."];
+                        return null;
                 }
-                return CheckSize(decoded.Width, decoded.Height, path, errors) ? new CameraImage(decoded.Pixels, decoded.Width, decoded.Height) : null;
+                var decoded = decoding.Image!;
+                return Fit(decoded.Pixels, decoded.Width, decoded.Height, camera, resize, path, errors);
             case "raw":
                 if (image.Shape is not [var height, var width, 3])
                 {
                     errors[path] = ["A raw image needs shape [height, width, 3] (uint8 RGB, HWC)."];
                     return null;
                 }
-                if (!CheckSize(width, height, path, errors)) return null;
+                if (width < 1 || height < 1 || width > maxWidth || height > maxHeight)
+                {
+                    errors[path] = [TooLarge(width, height, camera, maxWidth, maxHeight)];
+                    return null;
+                }
                 if (image.Data.Length != height * width * 3)
                 {
                     errors[path] = [$"A raw {height}×{width}×3 image needs {height * width * 3} bytes, got {image.Data.Length}."];
                     return null;
                 }
-                return new CameraImage(image.Data, width, height);
+                return Fit(image.Data, width, height, camera, resize, path, errors);
             default:
                 errors[path] = [$"Image format '{image.Format}' is not one of png, jpeg, raw."];
                 return null;
         }
     }
 
-    private static bool CheckSize(int width, int height, string path, Dictionary<string, string[]> errors)
+    private static string TooLarge(int width, int height, EmbodimentCamera camera, int maxWidth, int maxHeight) =>
+        $"The image is {width}×{height}; camera '{camera.Name}' takes at most {maxWidth}×{maxHeight} (its size, {camera.Width}×{camera.Height}, "
+        + $"and at most {ImageLimits.MaxSide} pixels per side) and at least {ImageLimits.MinSide} pixels per side.";
+
+    /// <summary>The image as the model gets it: its size checked, its aspect ratio matched to the camera's or resized as asked.</summary>
+    private static CameraImage? Fit(byte[] rgb, int width, int height, EmbodimentCamera camera, string? resize, string path, Dictionary<string, string[]> errors)
     {
-        if (width is >= MinImageSide and <= MaxImageSide && height is >= MinImageSide and <= MaxImageSide) return true;
-        errors[path] = [$"The image is {width}×{height}; each side must be {MinImageSide}–{MaxImageSide} pixels."];
-        return false;
+        var minSide = Math.Min(ImageLimits.MinSide, Math.Min(camera.Width, camera.Height));
+        if (width < minSide || height < minSide)
+        {
+            errors[path] = [$"The image is {width}×{height}; each side must be at least {minSide} pixels."];
+            return null;
+        }
+        var cameraAspect = (double)camera.Width / camera.Height;
+        if (Math.Abs((double)width / height / cameraAspect - 1) <= AspectTolerance || resize == Stretch) return new CameraImage(rgb, width, height);
+        if (resize == Pad) return PadToAspect(rgb, width, height, cameraAspect);
+        errors[path] = [$"The image is {width}×{height}, an aspect ratio {(double)width / height:0.###} more than {AspectTolerance:P0} from camera '{camera.Name}''s "
+                        + $"{camera.Width}×{camera.Height} ({cameraAspect:0.###}); send options.resize = \"{Pad}\" or \"{Stretch}\" to have it resized."];
+        return null;
+    }
+
+    /// <summary>Centres the image on black borders, so that its aspect ratio is <paramref name="aspect"/> (never larger than the camera on either side).</summary>
+    private static CameraImage PadToAspect(byte[] rgb, int width, int height, double aspect)
+    {
+        var (paddedWidth, paddedHeight) = (double)width / height > aspect
+            ? (width, Math.Max(height, (int)Math.Round(width / aspect)))
+            : (Math.Max(width, (int)Math.Round(height * aspect)), height);
+        var padded = new byte[paddedWidth * paddedHeight * 3];
+        var (left, top) = ((paddedWidth - width) / 2, (paddedHeight - height) / 2);
+        for (var y = 0; y < height; y++)
+            rgb.AsSpan(y * width * 3, width * 3).CopyTo(padded.AsSpan(((top + y) * paddedWidth + left) * 3));
+        return new CameraImage(padded, paddedWidth, paddedHeight);
     }
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using VlaCloud.Client.Contracts;
 using VlaCloud.Client.Wire;
 
@@ -21,10 +20,14 @@ public static class StreamMessages
     /// <summary>Close code: a message larger than <see cref="MaxMessageBytes"/> (1009).</summary>
     public const int MessageTooBig = 1009;
 
+    /// <summary>Close code: a well-formed frame the endpoint cannot act on, e.g. an openpi observation that does not fit (1008).</summary>
+    public const int PolicyViolation = 1008;
+
+
     /// <summary>Close code: an unexpected server error (1011).</summary>
     public const int InternalError = 1011;
 
-    /// <summary>Close code: the server lost the session's stream slot; reconnect (RFC 6455 1013, try again later).</summary>
+    /// <summary>Close code: try again later (RFC 6455 1013): the server is overloaded, or it lost the session's stream slot; reconnect.</summary>
     public const int TryAgainLater = 1013;
 
     /// <summary>Close code: the API key was revoked or expired during the session (sent within a second of the revocation).</summary>
@@ -36,19 +39,30 @@ public static class StreamMessages
     /// <summary>Largest accepted message.</summary>
     public const int MaxMessageBytes = 16 << 20;
 
-    /// <summary>Decodes a frame into a map with string keys; null and a reason when it is not one.</summary>
+    /// <summary>
+    /// How many times its size a frame may take once decoded (see <see cref="DecodeBudget"/>): images travel as bytes or
+    /// base64, so only a frame made of long lists of numbers comes near it.
+    /// </summary>
+    public const int MaxExpansion = DecodeBudget.DefaultExpansion;
+
+    /// <summary>
+    /// Decodes a frame into a map with string keys; null and a reason when it is not one. Strict: a repeated key, an
+    /// unpaired surrogate, or a frame that would take more than <see cref="MaxExpansion"/> times its size once decoded
+    /// is refused like malformed input (the session closes with <see cref="InvalidPayload"/>).
+    /// </summary>
     public static Dictionary<string, object?>? Decode(ReadOnlySpan<byte> frame, bool binary, out string? error)
     {
         error = null;
         try
         {
-            var value = binary ? MsgPack.Deserialize(frame) : FromJson(JsonNode.Parse(frame));
+            var budget = DecodeBudget.ForMessage(frame.Length, MaxExpansion);
+            var value = binary ? MsgPack.Deserialize(frame, budget) : JsonWire.Parse(frame, budget);
             if (value is Dictionary<object, object?> map && map.Keys.All(k => k is string))
                 return map.ToDictionary(e => (string)e.Key, e => e.Value);
             if (value is Dictionary<string, object?> json) return json;
             error = "A message must be a map with string keys.";
         }
-        catch (Exception e) when (e is FormatException or JsonException)
+        catch (FormatException e)
         {
             error = $"The frame is not valid {(binary ? "MessagePack" : "JSON")}: {e.Message}";
         }
@@ -86,10 +100,11 @@ public static class StreamMessages
         {
             var o = Entries(rawOptions).ToDictionary(e => e.Key, e => e.Value);
             options = new ActOptions(
-                Steps: (int?)Integer(o.GetValueOrDefault("steps")),
+                Steps: Int32(o, "steps", errors),
                 Seed: Integer(o.GetValueOrDefault("seed")),
                 Spatial: o.GetValueOrDefault("spatial") as string,
-                TimeoutMs: (int?)Integer(o.GetValueOrDefault("timeout_ms")));
+                TimeoutMs: Int32(o, "timeout_ms", errors),
+                Resize: o.GetValueOrDefault("resize") as string);
         }
         return (new ObservationInput(images, state, instruction), options);
     }
@@ -111,7 +126,7 @@ public static class StreamMessages
             reason = "An image needs format (png, jpeg or raw) and data (bytes, or base64 in JSON).";
             return false;
         }
-        var shape = fields.GetValueOrDefault("shape") is { } rawShape ? Numbers(rawShape)?.Select(v => (int)v).ToArray() : null;
+        var shape = fields.GetValueOrDefault("shape") is { } rawShape ? Numbers(rawShape)?.Select(v => v is >= 0 and <= int.MaxValue ? (int)v : -1).ToArray() : null;
         image = new ImageInput(format, data, shape);
         return true;
     }
@@ -140,22 +155,19 @@ public static class StreamMessages
             ? list.Select(v => Convert.ToSingle(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray()
             : null;
 
+    /// <summary>An option that must be an int when given; a number past int's range is an error, not a wrapped value.</summary>
+    private static int? Int32(Dictionary<string, object?> options, string name, Dictionary<string, string[]> errors)
+    {
+        if (options.GetValueOrDefault(name) is not { } raw) return null;
+        if (Integer(raw) is { } value and >= int.MinValue and <= int.MaxValue) return (int)value;
+        errors[$"options.{name}"] = [$"{name} must be an integer."];
+        return null;
+    }
+
     private static long? Integer(object? value) => value switch
     {
         long l => l,
         double d when d == Math.Floor(d) && Math.Abs(d) < 9e15 => (long)d,
         _ => null,
-    };
-
-    private static object? FromJson(JsonNode? node) => node switch
-    {
-        null => null,
-        JsonObject obj => obj.ToDictionary(p => p.Key, p => FromJson(p.Value)),
-        JsonArray array => array.Select(FromJson).ToList(),
-        JsonValue value when value.TryGetValue<string>(out var s) => s,
-        JsonValue value when value.TryGetValue<bool>(out var b) => b,
-        JsonValue value when value.TryGetValue<long>(out var l) => l,
-        JsonValue value when value.TryGetValue<double>(out var d) => d,
-        _ => node.ToJsonString(),
     };
 }

@@ -17,6 +17,7 @@ public static class ActApi
         group.MapPost("/act", ActAsync)
             .WithName("Act")
             .WithSummary("Computes an action chunk for one observation with a checkpoint (id, model@vN or model@alias), batched with other requests.")
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .ProducesProblem(StatusCodes.Status504GatewayTimeout);
         return app;
@@ -57,11 +58,11 @@ public static class ActApi
             case ActOutcome.QuotaExceeded quota:
                 TenantRateLimitFilter.WriteHeaders(response, quota.Decision);
                 return (ProblemHttpResult)TenantRateLimitFilter.TooManyRequests(response, quota.Decision);
-            case ActOutcome.Unavailable { RetryAfter: { } retryAfter } unavailable:
-                response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Service unavailable", detail: unavailable.Detail);
             case ActOutcome.Unavailable unavailable:
-                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Checkpoint unavailable", detail: unavailable.Detail);
+                response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(unavailable.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Service unavailable", detail: unavailable.Detail);
+            case ActOutcome.Unservable unservable:
+                return TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, title: "Checkpoint cannot be served", detail: unservable.Detail);
             default:
                 throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}.");
         }

@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using VlaCloud.Api.Idempotency;
 using VlaCloud.Api.RateLimiting;
+using VlaCloud.Api.Validation;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
@@ -45,8 +46,12 @@ public static class AdminApi
     private static async Task<Results<Created<TenantResponse>, ValidationProblem, ProblemHttpResult>> CreateTenantAsync(
         CreateTenantRequest request, RegistryDbContext db, TimeProvider clock, CancellationToken cancellationToken)
     {
-        if (!Names.IsSlug(request.Name, 64)) return ApiResults.Invalid("name", "name must be 1-64 characters of a-z, 0-9, '.', '_' or '-'.");
-        if (request.Limits?.Validate() is { } invalid) return invalid;
+        var errors = new Dictionary<string, string[]>();
+        var nameLength = db.MaxLength((Tenant t) => t.Name);
+        if (!Names.IsSlug(request.Name, nameLength)) errors["name"] = [$"name must be 1-{nameLength} characters of a-z, 0-9, '.', '_' or '-'."];
+        errors.CheckLength(db, (Tenant t) => t.DisplayName, "display_name", request.DisplayName);
+        request.Limits?.Validate(errors);
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
         var tenant = new Tenant { Name = request.Name, DisplayName = request.DisplayName, CreatedAt = clock.GetUtcNow() };
         request.Limits?.ApplyTo(tenant);
         db.Tenants.Add(tenant);
@@ -79,7 +84,10 @@ public static class AdminApi
     private static async Task<Results<Ok<TenantResponse>, ValidationProblem, ProblemHttpResult>> UpdateTenantAsync(
         Guid id, UpdateTenantRequest request, RegistryDbContext db, ApiKeyCache keys, CancellationToken cancellationToken)
     {
-        if (request.Limits?.Validate() is { } invalid) return invalid;
+        var errors = new Dictionary<string, string[]>();
+        errors.CheckLength(db, (Tenant t) => t.DisplayName, "display_name", request.DisplayName);
+        request.Limits?.Validate(errors);
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
         if (await db.Tenants.FirstOrDefaultAsync(t => t.Id == id, cancellationToken) is not { } tenant) return ApiResults.NotFound($"Tenant {id}");
         if (request.DisplayName is not null) tenant.DisplayName = request.DisplayName;
         request.Limits?.ApplyTo(tenant);
@@ -100,7 +108,7 @@ public static class AdminApi
         Guid id, CreateApiKeyRequest request, HttpContext context, RegistryDbContext db, ApiKeyIssuer issuer, TimeProvider clock, CancellationToken cancellationToken)
     {
         if (!await db.Tenants.AnyAsync(t => t.Id == id, cancellationToken)) return ApiResults.NotFound($"Tenant {id}");
-        if (CheckNewKey(request.Name, request.ExpiresAt, clock) is { } invalid) return invalid;
+        if (CheckNewKey(db, request.Name, request.Scopes, request.ExpiresAt, clock) is { } invalid) return invalid;
         try
         {
             var (key, plain) = await issuer.IssueAsync(id, request.Name, request.Scopes ?? [], request.ExpiresAt, cancellationToken);
@@ -113,16 +121,18 @@ public static class AdminApi
     }
 
     private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateAdminKeyAsync(
-        CreateAdminKeyRequest request, HttpContext context, ApiKeyIssuer issuer, TimeProvider clock, CancellationToken cancellationToken)
+        CreateAdminKeyRequest request, HttpContext context, RegistryDbContext db, ApiKeyIssuer issuer, TimeProvider clock, CancellationToken cancellationToken)
     {
-        if (CheckNewKey(request.Name, request.ExpiresAt, clock) is { } invalid) return invalid;
+        if (CheckNewKey(db, request.Name, [], request.ExpiresAt, clock) is { } invalid) return invalid;
         var (key, plain) = await issuer.IssuePlatformAdminAsync(request.Name, request.ExpiresAt, cancellationToken);
         return Issued(context, key, plain, $"/v1/admin/api-keys/{key.Id}");
     }
 
-    private static ValidationProblem? CheckNewKey(string? name, DateTimeOffset? expiresAt, TimeProvider clock)
+    private static ValidationProblem? CheckNewKey(RegistryDbContext db, string? name, IReadOnlyList<string?>? scopes, DateTimeOffset? expiresAt, TimeProvider clock)
     {
-        if (string.IsNullOrWhiteSpace(name) || name.Length > 100) return ApiResults.Invalid("name", "name is required (at most 100 characters).");
+        var nameLength = db.MaxLength((ApiKey k) => k.Name);
+        if (string.IsNullOrWhiteSpace(name) || name.Length > nameLength) return ApiResults.Invalid("name", $"name is required (at most {nameLength} characters).");
+        if (scopes?.Any(s => s is null) == true) return ApiResults.Invalid("scopes", "scopes must not contain null.");
         if (expiresAt is { } expires && expires <= clock.GetUtcNow()) return ApiResults.Invalid("expires_at", "expires_at must be in the future.");
         return null;
     }
@@ -193,15 +203,14 @@ internal static class AdminContractExtensions
 {
     extension(TenantLimitsDto limits)
     {
-        internal ValidationProblem? Validate()
+        internal void Validate(Dictionary<string, string[]> errors)
         {
-            var errors = new Dictionary<string, string[]>();
             if (limits.RequestsPerSecond is { } rps && !(rps > 0 && rps <= 100_000)) errors["limits.requests_per_second"] = ["must be in (0, 100000]."];
             if (limits.Burst is < 1 or > 1_000_000) errors["limits.burst"] = ["must be between 1 and 1000000."];
-            if (limits.MaxConcurrentStreams is < 0 or > 10_000) errors["limits.max_concurrent_streams"] = ["must be between 0 and 10000."];
+            // 0 is meaningful: a tenant that may use REST but not open streams (the stream endpoints answer 403).
+            if (limits.MaxConcurrentStreams is < 0 or > 10_000) errors["limits.max_concurrent_streams"] = ["must be between 0 (no streams) and 10000."];
             if (limits.MonthlyComputeMsQuota is < 0) errors["limits.monthly_compute_ms_quota"] = ["must not be negative."];
             if (limits.StorageQuotaBytes is < 0) errors["limits.storage_quota_bytes"] = ["must not be negative."];
-            return errors.Count > 0 ? TypedResults.ValidationProblem(errors) : null;
         }
 
         internal void ApplyTo(Tenant tenant)

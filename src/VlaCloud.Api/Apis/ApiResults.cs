@@ -56,6 +56,11 @@ internal static class ApiResults
                 ["storage_used_bytes"] = usage.UsedBytes, ["storage_quota_bytes"] = usage.QuotaBytes, ["needed_bytes"] = needed,
             });
 
+    /// <summary>A 422 problem: the request is well-formed but what <paramref name="field"/> names cannot be used; <c>errors</c> says why.</summary>
+    public static ProblemHttpResult Unprocessable(string field, string title, string message) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, title: title, detail: message,
+            extensions: new Dictionary<string, object?> { ["errors"] = new Dictionary<string, string[]> { [field] = [message] } });
+
     /// <summary>A validation problem for one field.</summary>
     public static ValidationProblem Invalid(string field, string message) =>
         TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] });

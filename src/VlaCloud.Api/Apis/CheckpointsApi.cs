@@ -6,6 +6,8 @@ using Npgsql;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.Idempotency;
 using VlaCloud.Api.RateLimiting;
+using VlaCloud.Inference;
+using VlaCloud.Policy;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
@@ -40,7 +42,8 @@ public static class CheckpointsApi
             .Accepts<Stream>("application/octet-stream")
             .WithMetadata(new SkipIdempotencyAttribute(), new RequestSizeLimitAttribute(MaxArtifactBytes));
         write.MapPost("", RegisterAsync).WithName("RegisterCheckpoint")
-            .WithSummary("Registers a stored artifact as the next version of a model for an embodiment.");
+            .WithSummary("Registers a stored artifact as the next version of a model for an embodiment, once it is checked to be a checkpoint that can be served (422 otherwise).")
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         return app;
     }
 
@@ -107,11 +110,18 @@ public static class CheckpointsApi
                 // The same tenant put the same bytes concurrently: one row is enough.
             }
         }
-        return TypedResults.Created($"/v1/checkpoints/artifacts/{info.Sha256}", new ArtifactResponse(info.Sha256, info.SizeBytes, info.Uri));
+        return TypedResults.Created(ArtifactAddress(info.Sha256), new ArtifactResponse(info.Sha256, info.SizeBytes, ArtifactAddress(info.Sha256)));
     }
 
+    /// <summary>
+    /// An artifact's address as tenants see it. The store's own URI (a server path, a bucket) stays inside: it tells a
+    /// tenant nothing it can use and an attacker how the server is laid out.
+    /// </summary>
+    internal static string ArtifactAddress(string sha256) => $"/v1/checkpoints/artifacts/{sha256}";
+
     private static async Task<Results<Created<CheckpointResponse>, ValidationProblem, ProblemHttpResult>> RegisterAsync(
-        RegisterCheckpointRequest request, CheckpointRegistry registry, CurrentTenant tenant, CancellationToken cancellationToken)
+        RegisterCheckpointRequest request, CheckpointRegistry registry, CheckpointInspector inspector, RegistryDbContext db, CurrentTenant tenant,
+        CancellationToken cancellationToken)
     {
         var errors = new Dictionary<string, string[]>();
         if (!Sha256Hex.IsValid(request.ArtifactSha256)) errors["artifact_sha256"] = ["artifact_sha256 must be 64 hex characters."];
@@ -121,6 +131,26 @@ public static class CheckpointsApi
         if (request.Metrics.ValueKind is not (JsonValueKind.Object or JsonValueKind.Null or JsonValueKind.Undefined))
             errors["metrics"] = ["metrics must be a JSON object."];
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+
+        // The artifact is checked as a load would check it, before anything is registered: a checkpoint that cannot be
+        // served (not a checkpoint, a config out of range or past a device's memory, weights that do not fit the config)
+        // is refused now rather than failing every request.
+        var sha = request.ArtifactSha256.ToLowerInvariant();
+        if (await db.Artifacts.AsNoTracking().AnyAsync(a => a.Sha256 == sha, cancellationToken))
+        {
+            try
+            {
+                await inspector.InspectAsync(sha, cancellationToken);
+            }
+            catch (CheckpointException e)
+            {
+                return ApiResults.Unprocessable("artifact_sha256", "The artifact is not a checkpoint that can be served.", e.Message);
+            }
+            catch (Exception e) when (e is FileNotFoundException or ArtifactCorruptedException)
+            {
+                return ApiResults.Unprocessable("artifact_sha256", "The artifact cannot be read from the artifact store; put it again.", e.Message);
+            }
+        }
         try
         {
             var checkpoint = await registry.RegisterAsync(new CheckpointRegistration(
@@ -142,7 +172,7 @@ internal static class CheckpointContractExtensions
     extension(CheckpointResponse)
     {
         internal static CheckpointResponse From(Checkpoint c) => new(
-            c.Id, c.ModelName, c.Version, c.TenantId is null, c.EmbodimentId, c.Embodiment?.Name, c.ArtifactUri, c.Sha256, c.SizeBytes,
+            c.Id, c.ModelName, c.Version, c.TenantId is null, c.EmbodimentId, c.Embodiment?.Name, CheckpointsApi.ArtifactAddress(c.Sha256), c.Sha256, c.SizeBytes,
             Parse(c.Config), Parse(c.NormalizationStats), Parse(c.Metrics ?? "{}"),
             c.ParentCheckpointId, c.DatasetId, c.FineTuningJobId, c.CreatedAt);
     }

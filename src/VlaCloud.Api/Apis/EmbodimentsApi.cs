@@ -3,6 +3,7 @@ using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.RateLimiting;
+using VlaCloud.Api.Validation;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
@@ -47,7 +48,7 @@ public static class EmbodimentsApi
     private static async Task<Results<Created<EmbodimentResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
         CreateEmbodimentRequest request, RegistryDbContext db, CurrentTenant tenant, TimeProvider clock, CancellationToken cancellationToken)
     {
-        if (request.Validate() is { Count: > 0 } errors) return TypedResults.ValidationProblem(errors);
+        if (request.Validate(db) is { Count: > 0 } errors) return TypedResults.ValidationProblem(errors);
         var embodiment = new Embodiment
         {
             TenantId = tenant.TenantId,
@@ -81,23 +82,42 @@ internal static class EmbodimentContractExtensions
 {
     extension(CreateEmbodimentRequest request)
     {
-        internal Dictionary<string, string[]> Validate()
+        internal Dictionary<string, string[]> Validate(RegistryDbContext db)
         {
             var errors = new Dictionary<string, string[]>();
-            if (!Names.IsSlug(request.Name, 100)) errors["name"] = ["name must be 1-100 characters of a-z, 0-9, '.', '_' or '-'."];
+            var nameLength = db.MaxLength((Embodiment e) => e.Name);
+            if (!Names.IsSlug(request.Name, nameLength)) errors["name"] = [$"name must be 1-{nameLength} characters of a-z, 0-9, '.', '_' or '-'."];
+            errors.CheckLength(db, (Embodiment e) => e.Description, "description", request.Description);
             if (request.ActionDim is < 1 or > 64) errors["action_dim"] = ["action_dim must be between 1 and 64."];
             if (request.StateDim is < 0 or > 256) errors["state_dim"] = ["state_dim must be between 0 and 256."];
-            if (string.IsNullOrWhiteSpace(request.ActionSpace) || request.ActionSpace.Length > 100) errors["action_space"] = ["action_space is required (at most 100 characters)."];
+            if (string.IsNullOrWhiteSpace(request.ActionSpace)) errors["action_space"] = ["action_space is required."];
+            else errors.CheckLength(db, (Embodiment e) => e.ActionSpace, "action_space", request.ActionSpace);
             var cameras = request.Cameras;
-            if (cameras is null || cameras.Count == 0 || cameras.Any(c => string.IsNullOrWhiteSpace(c.Name) || c.Width is < 1 or > 4096 || c.Height is < 1 or > 4096))
-                errors["cameras"] = ["at least one camera with a name and a size of 1-4096 pixels is required."];
+            if (cameras is null || cameras.Count == 0) errors["cameras"] = ["at least one camera is required."];
+            else if (cameras.Any(c => c is null)) errors["cameras"] = ["cameras must not contain null."];
+            else if (cameras.Any(c => string.IsNullOrWhiteSpace(c.Name) || c.Name.Length > MaxLabelLength || c.Width is < 1 or > 4096 || c.Height is < 1 or > 4096))
+                errors["cameras"] = [$"each camera needs a name of 1-{MaxLabelLength} characters and a size of 1-4096 pixels."];
             else if (cameras.Select(c => c.Name).Distinct().Count() != cameras.Count) errors["cameras"] = ["camera names must be unique."];
             if (!(request.ControlHz > 0 && request.ControlHz <= 1000)) errors["control_hz"] = ["control_hz must be in (0, 1000]."];
             if (request.ChunkLength is < 1 or > 256) errors["chunk_length"] = ["chunk_length must be between 1 and 256."];
-            if (request.ActionNames is { Length: > 0 } a && a.Length != request.ActionDim) errors["action_names"] = ["action_names needs one name per action dimension."];
-            if (request.StateNames is { Length: > 0 } s && s.Length != request.StateDim) errors["state_names"] = ["state_names needs one name per state dimension."];
+            CheckNames(errors, "action_names", request.ActionNames, request.ActionDim, "action");
+            CheckNames(errors, "state_names", request.StateNames, request.StateDim, "state");
             return errors;
         }
+    }
+
+    /// <summary>
+    /// Longest camera, action or state name. They are stored inside JSON and array columns, which the EF model gives no
+    /// length; they are observation keys and labels, never prose.
+    /// </summary>
+    private const int MaxLabelLength = 100;
+
+    private static void CheckNames(Dictionary<string, string[]> errors, string field, string[]? names, int dimensions, string what)
+    {
+        if (names is not { Length: > 0 }) return;
+        if (names.Length != dimensions) errors[field] = [$"{field} needs one name per {what} dimension."];
+        else if (names.Any(n => n is null)) errors[field] = [$"{field} must not contain null."];
+        else if (names.Any(n => n.Length > MaxLabelLength)) errors[field] = [$"each of {field} must be at most {MaxLabelLength} characters."];
     }
 
     extension(EmbodimentResponse)

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.RateLimiting;
+using VlaCloud.Api.Validation;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
@@ -63,6 +64,8 @@ public static class ModelsApi
         string model, string alias, SetAliasRequest request, AliasService aliases, RegistryDbContext db, CurrentTenant tenant, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(request.Checkpoint)) return ApiResults.Invalid("checkpoint", "checkpoint (id, model@vN or model@alias) is required.");
+        var errors = new Dictionary<string, string[]>();
+        if (!errors.CheckLength(db, (AliasMove m) => m.Reason, "reason", request.Reason)) return TypedResults.ValidationProblem(errors);
         try
         {
             var moved = await aliases.SetAsync(model, alias, request.Checkpoint, request.Reason, tenant.KeyId, cancellationToken);
@@ -74,9 +77,11 @@ public static class ModelsApi
         }
     }
 
-    private static async Task<Results<Ok<AliasResponse>, ProblemHttpResult>> RollbackAsync(
+    private static async Task<Results<Ok<AliasResponse>, ValidationProblem, ProblemHttpResult>> RollbackAsync(
         string model, string alias, RollbackAliasRequest? request, AliasService aliases, RegistryDbContext db, CurrentTenant tenant, CancellationToken cancellationToken)
     {
+        var errors = new Dictionary<string, string[]>();
+        if (!errors.CheckLength(db, (AliasMove m) => m.Reason, "reason", request?.Reason)) return TypedResults.ValidationProblem(errors);
         try
         {
             var moved = await aliases.RollbackAsync(model, alias, request?.Reason, tenant.KeyId, cancellationToken);

@@ -100,6 +100,10 @@ public static class StreamApi
     private static async Task<(StreamSlot? Slot, Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>? Refusal)> AcquireSlotAsync(
         StreamSlots slots, CurrentTenant tenant, TimeSpan lease)
     {
+        // max_concurrent_streams 0 is a tenant that may not stream at all: a standing refusal, not a full bucket to wait on.
+        if (tenant.Limits.MaxConcurrentStreams <= 0)
+            return (null, TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Streams are not enabled",
+                detail: "The tenant's max_concurrent_streams is 0: it may use the REST endpoints, not streams."));
         var (decision, slot) = await slots.TryAcquireAsync(tenant.TenantId!.Value, tenant.Limits, lease);
         return slot is not null
             ? (slot, null)
@@ -278,7 +282,12 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
                 await SendAsync(Error(id, StatusCodes.Status504GatewayTimeout, "Deadline exceeded", null, deadline.Detail), aborted);
                 return true;
             case ActOutcome.Unavailable unavailable:
-                await SendAsync(Error(id, StatusCodes.Status503ServiceUnavailable, "Checkpoint unavailable", null, unavailable.Detail), aborted);
+                var error = Error(id, StatusCodes.Status503ServiceUnavailable, "Service unavailable", null, unavailable.Detail);
+                error["retry_after_ms"] = (long)unavailable.RetryAfter.TotalMilliseconds;
+                await SendAsync(error, aborted);
+                return true;
+            case ActOutcome.Unservable unservable:
+                await SendAsync(Error(id, StatusCodes.Status422UnprocessableEntity, "Checkpoint cannot be served", null, unservable.Detail), aborted);
                 return true;
             case ActOutcome.QuotaExceeded:
                 await WebSocketFrames.CloseAsync(socket, StreamMessages.QuotaExhausted, "The monthly compute quota is used up.");
@@ -319,7 +328,9 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
 /// One openpi session, as <c>openpi_client.WebsocketClientPolicy</c> expects: a msgpack metadata map on
 /// connect; then per binary frame an observation dict (msgpack-numpy) in and
 /// <c>{"actions": ndarray [H, D] float32, "policy_timing": {...}, "server_timing": {...}}</c> out. A failure
-/// sends the error as a text frame and closes with 1011, as openpi's server does; its client raises it.
+/// sends the error as a text frame and closes, as openpi's server does (its client raises the text): with 1007 for a
+/// frame that is not msgpack-numpy, 1008 for an observation that does not fit, 1009 for one too big, 1013 when the
+/// server is busy, and 1011 only for the server's own failures.
 /// </summary>
 internal sealed class OpenPiSession(WebSocket socket, ActionService actions, BoundCheckpoint bound, ILogger logger)
 {
@@ -347,18 +358,20 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
                 var started = Stopwatch.GetTimestamp();
                 if (tooBig || type != WebSocketMessageType.Binary || frame is null)
                 {
-                    await FailAsync(tooBig ? $"Messages are limited to {StreamMessages.MaxMessageBytes} bytes." : "openpi frames are msgpack in binary frames.");
+                    await FailAsync(tooBig ? $"Messages are limited to {StreamMessages.MaxMessageBytes} bytes." : "openpi frames are msgpack in binary frames.",
+                        tooBig ? StreamMessages.MessageTooBig : StreamMessages.UnsupportedData);
                     return;
                 }
                 Dictionary<object, object?> observation;
                 try
                 {
-                    observation = NumpyArray.FromWireTree(MsgPack.Deserialize(frame)) as Dictionary<object, object?>
+                    observation = NumpyArray.FromWireTree(MsgPack.Deserialize(frame, DecodeBudget.ForMessage(frame.Length, StreamMessages.MaxExpansion)))
+                                      as Dictionary<object, object?>
                                   ?? throw new FormatException("The observation must be a dict.");
                 }
                 catch (FormatException e)
                 {
-                    await FailAsync($"Invalid observation: {e.Message}");
+                    await FailAsync($"Invalid observation: {e.Message}", StreamMessages.InvalidPayload);
                     return;
                 }
 
@@ -374,7 +387,13 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
                 var outcome = input is null ? new ActOutcome.Invalid(errors) : await actions.ActAsync(bound, input, null, aborted);
                 if (outcome is not ActOutcome.Success { Response: var response })
                 {
-                    await FailAsync(Describe(outcome));
+                    await FailAsync(Describe(outcome), outcome switch
+                    {
+                        ActOutcome.Invalid => StreamMessages.PolicyViolation,
+                        ActOutcome.Busy => StreamMessages.TryAgainLater,
+                        ActOutcome.QuotaExceeded => StreamMessages.QuotaExhausted,
+                        _ => StreamMessages.InternalError,
+                    });
                     return;
                 }
 
@@ -397,6 +416,11 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
         {
             logger.LogInformation("openpi session ended: {Reason}", e.Message);
         }
+        catch (Exception e)
+        {
+            logger.LogError(e, "openpi session failed");
+            await FailAsync("Internal server error.", StreamMessages.InternalError);
+        }
     }
 
     private static string Describe(ActOutcome outcome) => outcome switch
@@ -406,14 +430,17 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
         ActOutcome.DeadlineExceeded deadline => deadline.Detail,
         ActOutcome.QuotaExceeded => "The tenant's monthly compute quota is used up.",
         ActOutcome.Unavailable unavailable => unavailable.Detail,
+        ActOutcome.Unservable unservable => unservable.Detail,
         _ => outcome.ToString(),
     };
 
-    private async Task FailAsync(string message)
+    private async Task FailAsync(string message, int closeCode)
     {
         if (socket.State != WebSocketState.Open) return;
         await socket.SendAsync(System.Text.Encoding.UTF8.GetBytes(message), WebSocketMessageType.Text, true, CancellationToken.None);
-        await WebSocketFrames.CloseAsync(socket, StreamMessages.InternalError, "Error in inference server. Details in the previous frame.");
+        await WebSocketFrames.CloseAsync(socket, closeCode, closeCode == StreamMessages.InternalError
+            ? "Error in inference server. Details in the previous frame."
+            : "Request refused. Details in the previous frame.");
     }
 
     private Task SendAsync(Dictionary<string, object?> message, CancellationToken cancellationToken) =>

@@ -9,6 +9,7 @@ using Npgsql;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.Idempotency;
 using VlaCloud.Api.RateLimiting;
+using VlaCloud.Api.Validation;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
@@ -49,13 +50,15 @@ public static class UploadsApi
     {
         var limits = options.Value;
         var errors = new Dictionary<string, string[]>();
-        if (string.IsNullOrWhiteSpace(request.Filename) || request.Filename.Length > 255) errors["filename"] = ["filename must be 1-255 characters."];
+        var filenameLength = db.MaxLength((Upload u) => u.Filename);
+        if (string.IsNullOrWhiteSpace(request.Filename) || request.Filename.Length > filenameLength) errors["filename"] = [$"filename is required (at most {filenameLength} characters)."];
         if (request.Bytes < 1 || request.Bytes > limits.MaxUploadBytes) errors["bytes"] = [$"bytes must be between 1 and {limits.MaxUploadBytes}."];
         else if ((request.Bytes + limits.MaxPartBytes - 1) / limits.MaxPartBytes > limits.MaxParts)
             errors["bytes"] = [$"a file of {request.Bytes} bytes needs more than {limits.MaxParts} parts of at most {limits.MaxPartBytes} bytes."];
         if (!Sha256Hex.IsValid(request.Sha256)) errors["sha256"] = ["sha256 must be 64 hex characters."];
         if (request.Purpose is not ("dataset" or "checkpoint")) errors["purpose"] = ["purpose must be dataset or checkpoint."];
-        if (request.MimeType is { Length: > 100 }) errors["mime_type"] = ["mime_type must be at most 100 characters."];
+        errors.CheckLength(db, (Upload u) => u.MimeType, "mime_type", request.MimeType);
+        errors.CheckLength(db, (Upload u) => u.Embodiment, "embodiment", request.Embodiment);
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
         if (request.Embodiment is { } embodiment && await registry.FindEmbodimentAsync(embodiment, cancellationToken) is null)
             return ApiResults.NotFound($"Embodiment '{embodiment}'");

@@ -8,6 +8,7 @@ using VlaCloud.Api.Auth;
 using VlaCloud.Api.Health;
 using VlaCloud.Api.Idempotency;
 using VlaCloud.Api.Observability;
+using VlaCloud.Api.Validation;
 using VlaCloud.Registry;
 
 namespace VlaCloud.Api.Hosting;
@@ -28,6 +29,9 @@ public static class VlaCloudHosting
         // The job dashboard checks antiforgery tokens on its POST actions when the service exists: a site that gets a
         // browser to send cached dashboard credentials still cannot trigger or delete jobs.
         services.AddAntiforgery();
+        services.AddExceptionHandler<DatabaseRefusalHandler>();
+        // Requests Kestrel rejects before the application runs get problem bodies too.
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.UseKestrelProblemBodies()));
         services.AddHttpContextAccessor();
         builder.AddVlaCloudObservability();
 
@@ -91,6 +95,7 @@ public static class VlaCloudHosting
         app.UseAuthentication();
         app.UseTenantLogScope();
         app.UseAuthorization();
+        app.UseMiddleware<JsonBodyGuard>();
         app.UseMiddleware<IdempotencyMiddleware>();
 
         app.UseSwagger();

@@ -22,11 +22,16 @@ public sealed record ObservationInput(IReadOnlyDictionary<string, ImageInput> Im
 /// <param name="Seed">Noise seed: the same seed and observation give the same actions; null for a random one.</param>
 /// <param name="Spatial">Also return the model's spatial answer: <c>point</c>, <c>box</c>, <c>trajectory</c> or <c>placement</c> (where the object goes).</param>
 /// <param name="TimeoutMs">Give up (504) if the actions are not ready within this many milliseconds.</param>
+/// <param name="Resize">
+/// What to do with an image whose aspect ratio differs from its camera's by more than 5 %: null (the default) refuses
+/// it (400), <c>pad</c> centres it on black borders to the camera's aspect ratio, <c>stretch</c> lets the model stretch it.
+/// </param>
 public sealed record ActOptions(
     int? Steps = null,
     long? Seed = null,
     string? Spatial = null,
-    [property: JsonPropertyName("timeout_ms")] int? TimeoutMs = null);
+    [property: JsonPropertyName("timeout_ms")] int? TimeoutMs = null,
+    string? Resize = null);
 
 /// <summary>The body of <c>POST /v1/act</c>.</summary>
 /// <param name="Checkpoint">Checkpoint reference: an id, <c>model@vN</c> or <c>model@alias</c> (e.g. <c>sim-demo@production</c>).</param>

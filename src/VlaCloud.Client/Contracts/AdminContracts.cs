@@ -5,7 +5,7 @@ namespace VlaCloud.Client.Contracts;
 /// <summary>Optional per-tenant limits; absent fields keep their value (null on create means the default).</summary>
 /// <param name="RequestsPerSecond">Sustained request rate.</param>
 /// <param name="Burst">Token-bucket size.</param>
-/// <param name="MaxConcurrentStreams">Open WebSocket sessions at once.</param>
+/// <param name="MaxConcurrentStreams">Open WebSocket sessions at once; 0 means the tenant may not open streams (REST only).</param>
 /// <param name="MonthlyComputeMsQuota">Inference compute milliseconds per month.</param>
 /// <param name="StorageQuotaBytes">Bytes of artifacts, datasets and pending uploads.</param>
 public sealed record TenantLimitsDto(

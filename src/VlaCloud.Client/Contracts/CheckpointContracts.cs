@@ -6,7 +6,7 @@ namespace VlaCloud.Client.Contracts;
 /// <summary>A stored artifact.</summary>
 /// <param name="Sha256">SHA-256 of its bytes, lowercase hex.</param>
 /// <param name="SizeBytes">Its size.</param>
-/// <param name="Uri">Where the store keeps it.</param>
+/// <param name="Uri">The artifact's address in this API (<c>/v1/checkpoints/artifacts/{sha256}</c>); never where the server stores it.</param>
 public sealed record ArtifactResponse(
     string Sha256,
     [property: JsonPropertyName("size_bytes")] long SizeBytes,
@@ -40,7 +40,7 @@ public sealed record RegisterCheckpointRequest(
 /// <param name="IsPublic">Whether it belongs to no tenant.</param>
 /// <param name="EmbodimentId">Embodiment id.</param>
 /// <param name="Embodiment">Embodiment name.</param>
-/// <param name="ArtifactUri">Where its file is stored.</param>
+/// <param name="ArtifactUri">Its file's address in this API (<c>/v1/checkpoints/artifacts/{sha256}</c>); never where the server stores it.</param>
 /// <param name="Sha256">SHA-256 of its file.</param>
 /// <param name="SizeBytes">Size of its file.</param>
 /// <param name="Config">Model configuration.</param>

@@ -27,9 +27,16 @@ public static class MsgPack
 
     /// <summary>Decodes one value that spans all of <paramref name="data"/>.</summary>
     /// <exception cref="FormatException">The bytes are not one well-formed MessagePack value.</exception>
-    public static object? Deserialize(ReadOnlySpan<byte> data)
+    public static object? Deserialize(ReadOnlySpan<byte> data) => Deserialize(data, null);
+
+    /// <summary>
+    /// Decodes one value that spans all of <paramref name="data"/>, within <paramref name="budget"/> when one is given
+    /// (a server decoding what a client sent gives one).
+    /// </summary>
+    /// <exception cref="FormatException">The bytes are not one well-formed MessagePack value, a map repeats a key, or the budget is spent.</exception>
+    public static object? Deserialize(ReadOnlySpan<byte> data, DecodeBudget? budget)
     {
-        var reader = new Reader(data);
+        var reader = new Reader(data, budget);
         var value = reader.Read(0);
         if (reader.Position != data.Length) throw new FormatException($"{data.Length - reader.Position} bytes follow the MessagePack value.");
         return value;
@@ -154,7 +161,7 @@ public static class MsgPack
         }
     }
 
-    private ref struct Reader(ReadOnlySpan<byte> data)
+    private ref struct Reader(ReadOnlySpan<byte> data, DecodeBudget? budget)
     {
         private readonly ReadOnlySpan<byte> data = data;
 
@@ -163,13 +170,14 @@ public static class MsgPack
         public object? Read(int depth)
         {
             if (depth > MaxDepth) throw new FormatException($"MessagePack value nested deeper than {MaxDepth}.");
+            budget?.Charge(DecodeBudget.ValueCost);
             var b = Take(1)[0];
             switch (b)
             {
                 case <= 0x7f: return (long)b;
                 case >= 0x80 and <= 0x8f: return ReadMap(b & 0x0f, depth);
                 case >= 0x90 and <= 0x9f: return ReadArray(b & 0x0f, depth);
-                case >= 0xa0 and <= 0xbf: return Encoding.UTF8.GetString(Take(b & 0x1f));
+                case >= 0xa0 and <= 0xbf: return Text(Take(b & 0x1f));
                 case >= 0xe0: return (long)(sbyte)b;
             }
             return b switch
@@ -177,9 +185,9 @@ public static class MsgPack
                 0xc0 => null,
                 0xc2 => false,
                 0xc3 => true,
-                0xc4 => Take(Take(1)[0]).ToArray(),
-                0xc5 => Take(BinaryPrimitives.ReadUInt16BigEndian(Take(2))).ToArray(),
-                0xc6 => Take(Length(BinaryPrimitives.ReadUInt32BigEndian(Take(4)))).ToArray(),
+                0xc4 => Bytes(Take(Take(1)[0])),
+                0xc5 => Bytes(Take(BinaryPrimitives.ReadUInt16BigEndian(Take(2)))),
+                0xc6 => Bytes(Take(Length(BinaryPrimitives.ReadUInt32BigEndian(Take(4))))),
                 0xca => BinaryPrimitives.ReadSingleBigEndian(Take(4)),
                 0xcb => BinaryPrimitives.ReadDoubleBigEndian(Take(8)),
                 0xcc => (long)Take(1)[0],
@@ -190,9 +198,9 @@ public static class MsgPack
                 0xd1 => (long)BinaryPrimitives.ReadInt16BigEndian(Take(2)),
                 0xd2 => (long)BinaryPrimitives.ReadInt32BigEndian(Take(4)),
                 0xd3 => BinaryPrimitives.ReadInt64BigEndian(Take(8)),
-                0xd9 => Encoding.UTF8.GetString(Take(Take(1)[0])),
-                0xda => Encoding.UTF8.GetString(Take(BinaryPrimitives.ReadUInt16BigEndian(Take(2)))),
-                0xdb => Encoding.UTF8.GetString(Take(Length(BinaryPrimitives.ReadUInt32BigEndian(Take(4))))),
+                0xd9 => Text(Take(Take(1)[0])),
+                0xda => Text(Take(BinaryPrimitives.ReadUInt16BigEndian(Take(2)))),
+                0xdb => Text(Take(Length(BinaryPrimitives.ReadUInt32BigEndian(Take(4))))),
                 0xdc => ReadArray(BinaryPrimitives.ReadUInt16BigEndian(Take(2)), depth),
                 0xdd => ReadArray(Length(BinaryPrimitives.ReadUInt32BigEndian(Take(4))), depth),
                 0xde => ReadMap(BinaryPrimitives.ReadUInt16BigEndian(Take(2)), depth),
@@ -205,6 +213,7 @@ public static class MsgPack
         {
             // Every element takes at least one byte: a count past the remaining bytes is a lie, not a big array.
             if (count > data.Length - Position) throw new FormatException("MessagePack array is longer than the message.");
+            budget?.Charge(sizeof(long) * (long)count);
             var list = new List<object?>(count);
             for (var i = 0; i < count; i++) list.Add(Read(depth + 1));
             return list;
@@ -218,9 +227,22 @@ public static class MsgPack
             {
                 var key = Read(depth + 1) ?? throw new FormatException("MessagePack map key is nil.");
                 if (key is List<object?> or Dictionary<object, object?>) throw new FormatException("MessagePack map keys must be scalars.");
-                map[key] = Read(depth + 1);
+                // A repeated key has no one meaning (the first? the last?), so it is refused like malformed input.
+                if (!map.TryAdd(key, Read(depth + 1))) throw new FormatException($"MessagePack map key '{key}' appears twice.");
             }
             return map;
+        }
+
+        private string Text(ReadOnlySpan<byte> utf8)
+        {
+            budget?.Charge(2L * utf8.Length);
+            return Encoding.UTF8.GetString(utf8);
+        }
+
+        private byte[] Bytes(ReadOnlySpan<byte> bytes)
+        {
+            budget?.Charge(bytes.Length);
+            return bytes.ToArray();
         }
 
         private static int Length(uint length) => length <= int.MaxValue ? (int)length : throw new FormatException("MessagePack length too large.");

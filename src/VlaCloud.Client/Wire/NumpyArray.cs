@@ -20,7 +20,8 @@ public sealed record NumpyArray(string Dtype, int[] Shape, byte[] Data)
     private static readonly byte[] ShapeKey = "shape"u8.ToArray();
 
     /// <summary>Number of elements.</summary>
-    public long Count => Shape.Aggregate(1L, (a, b) => a * b);
+    /// <exception cref="OverflowException">The shape's product does not fit a long (only a hostile shape does that).</exception>
+    public long Count => Shape.Aggregate(1L, (a, b) => checked(a * b));
 
     /// <summary>A float32 array (<c>&lt;f4</c>).</summary>
     public static NumpyArray FromFloats(ReadOnlySpan<float> values, params int[] shape)
@@ -143,7 +144,14 @@ public sealed record NumpyArray(string Dtype, int[] Shape, byte[] Data)
             : throw new FormatException("ndarray 'shape' must be a list.");
         var array = new NumpyArray(dtype, shape, data);
         var (_, size, _) = array.ParseDtype();
-        array.CheckLength(size);
+        try
+        {
+            array.CheckLength(size);
+        }
+        catch (OverflowException)
+        {
+            throw new FormatException($"ndarray of shape ({string.Join(", ", shape)}) has more elements than any message can hold.");
+        }
         return array;
     }
 
@@ -159,7 +167,7 @@ public sealed record NumpyArray(string Dtype, int[] Shape, byte[] Data)
 
     private void CheckLength(int elementSize)
     {
-        if (Data.LongLength != Count * elementSize)
+        if (Data.LongLength != checked(Count * elementSize))
             throw new FormatException($"ndarray of shape ({string.Join(", ", Shape)}) and dtype '{Dtype}' needs {Count * elementSize} bytes, got {Data.Length}.");
     }
 }

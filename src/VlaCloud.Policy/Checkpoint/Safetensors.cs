@@ -65,16 +65,36 @@ internal static class Safetensors
         }
     }
 
-    /// <summary>Reads and checks the header: offsets contiguous and inside the file.</summary>
-    public static (Dictionary<string, SafetensorEntry> Entries, long DataStart) ReadHeader(FileStream file, string fileName)
+    /// <summary>
+    /// Largest header read. Real headers take ~150 bytes per tensor (a 4 B model's, well under 1 MB); the format's own
+    /// bound of 100 MB would let a hostile file make a JSON tree of gigabytes before anything else is checked.
+    /// </summary>
+    public const int MaxHeaderBytes = 16 << 20;
+
+    /// <summary>Reads and checks the header of a file: offsets contiguous and inside the file.</summary>
+    public static (Dictionary<string, SafetensorEntry> Entries, long DataStart) ReadHeader(FileStream file, string fileName) =>
+        ReadHeader(file, file.Length, fileName);
+
+    /// <summary>
+    /// Reads and checks the header at the start of <paramref name="stream"/>, a file of <paramref name="length"/> bytes
+    /// (a tar entry, say): offsets contiguous and inside the file. Only the header is read.
+    /// </summary>
+    public static (Dictionary<string, SafetensorEntry> Entries, long DataStart) ReadHeader(Stream stream, long length, string fileName)
     {
         Span<byte> len = stackalloc byte[8];
-        if (file.Read(len) != 8) throw new CheckpointException($"{fileName}: too short to be a safetensors file");
+        if (stream.ReadAtLeast(len, 8, throwOnEndOfStream: false) != 8) throw new CheckpointException($"{fileName}: too short to be a safetensors file");
         var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(len);
-        if (headerLength == 0 || headerLength > 100_000_000 || (long)headerLength > file.Length - 8)
-            throw new CheckpointException($"{fileName}: header length {headerLength} is not valid");
+        if (headerLength == 0 || headerLength > MaxHeaderBytes || (long)headerLength > length - 8)
+            throw new CheckpointException($"{fileName}: header length {headerLength} is not valid (at most {MaxHeaderBytes} bytes, inside the file)");
         var headerBytes = new byte[headerLength];
-        file.ReadExactly(headerBytes);
+        try
+        {
+            stream.ReadExactly(headerBytes);
+        }
+        catch (EndOfStreamException)
+        {
+            throw new CheckpointException($"{fileName}: the file ends inside its header");
+        }
         JsonObject header;
         try { header = JsonNode.Parse(headerBytes) as JsonObject ?? throw new JsonException("not an object"); }
         catch (JsonException e) { throw new CheckpointException($"{fileName}: header is not valid JSON ({e.Message})"); }
@@ -92,7 +112,7 @@ internal static class Safetensors
                 // A hostile header may declare any shape: negative or overflowing sizes are refused before anything is sized from them.
                 if (shape.Length > 16 || shape.Any(d => d < 0)) throw new CheckpointException($"{fileName}: tensor '{name}' has an invalid shape");
                 var bytes = checked(shape.Aggregate(1L, (a, b) => checked(a * b)) * elementSize);
-                if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || offsets[1] - offsets[0] != bytes || offsets[1] > file.Length - dataStart)
+                if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || offsets[1] - offsets[0] != bytes || offsets[1] > length - dataStart)
                     throw new CheckpointException($"{fileName}: tensor '{name}' has data offsets that do not fit its shape or the file");
                 entries[name] = new SafetensorEntry(name, dtype, shape, offsets[0], offsets[1]);
             }

@@ -6,7 +6,7 @@ namespace VlaCloud.Policy.Checkpoint;
 
 /// <summary>
 /// One safetensors file opened for reading: the header is read and bounded when the file is opened
-/// (<see cref="Safetensors.ReadHeader"/>), and each tensor is read on demand, in its stored dtype, on the CPU.
+/// (<see cref="Safetensors.ReadHeader(FileStream, string)"/>), and each tensor is read on demand, in its stored dtype, on the CPU.
 /// Used for Hugging Face checkpoints (any dtype) and for the golden fixtures (F64, I64, U8 as well as floats).
 /// </summary>
 public sealed class SafetensorsFile : IDisposable

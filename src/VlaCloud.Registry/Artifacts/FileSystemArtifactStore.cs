@@ -49,7 +49,7 @@ public sealed class FileSystemArtifactStore(string root) : IArtifactStore
         if (!Sha256Hex.IsValid(sha256)) throw new FileNotFoundException($"No artifact {sha256}.");
         sha256 = sha256.ToLowerInvariant();
         var path = PathOf(sha256);
-        if (!File.Exists(path)) throw new FileNotFoundException($"No artifact {sha256} in {root}.", path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"No artifact {sha256} in the artifact store.", path);
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
         try
         {

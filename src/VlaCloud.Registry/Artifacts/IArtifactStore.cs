@@ -42,9 +42,13 @@ public interface IArtifactStore
 }
 
 /// <summary>A stored blob whose bytes no longer match its hash; it must not be loaded.</summary>
+/// <remarks>The message names the blob by its hash only: it reaches tenants, and the store's location is not theirs to know.</remarks>
 public sealed class ArtifactCorruptedException(string sha256, string actual, string uri)
-    : Exception($"Artifact {uri} is corrupted: expected SHA-256 {sha256}, its bytes hash to {actual}. Put it again.")
+    : Exception($"Artifact {sha256} is corrupted in the artifact store: its bytes hash to {actual}. Put it again.")
 {
+    /// <summary>Where the store keeps the blob, for the operator's logs.</summary>
+    public string Uri { get; } = uri;
+
     /// <summary>The expected hash.</summary>
     public string ExpectedSha256 { get; } = sha256;
 

@@ -59,7 +59,7 @@ public sealed class S3ArtifactStore(IAmazonS3 s3, string bucket, string prefix) 
         }
         catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
         {
-            throw new FileNotFoundException($"No artifact {sha256} in s3://{bucket}/{prefix}.", e);
+            throw new FileNotFoundException($"No artifact {sha256} in the artifact store.", e);
         }
         // Verify before handing out a single byte: download to a local file, hash it, then read from there.
         var temp = Path.Combine(Path.GetTempPath(), $"vlacloud-{Guid.NewGuid():N}.get");

@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
+using VlaCloud.Api.Tests.Registry;
 using VlaCloud.Client.Contracts;
 using VlaCloud.Registry.Entities;
 using Microsoft.EntityFrameworkCore;
@@ -96,7 +98,142 @@ public sealed class ActApiTests(ServicesFixture services)
         { "options.steps", w => w.Request(0, options: new ActOptions(Steps: 0)) },
         { "options.spatial", w => w.Request(0, options: new ActOptions(Spatial: "circle")) },
         { "options.timeout_ms", w => w.Request(0, options: new ActOptions(TimeoutMs: 0)) },
+        { "options.resize", w => w.Request(0, options: new ActOptions(Resize: "crop")) },
+        { "observation.images.front", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { Images = WithFront(new ImageInput("png", Png(128, 128))) } } },
+        { "observation.images.front", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { Images = WithFront(new ImageInput("raw", new byte[64 * 32 * 3], [32, 64, 3])) } } },
+        { "observation.images.front", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { Images = WithFront(new ImageInput("png", Webp())) } } },
     };
+
+    private static Dictionary<string, ImageInput> WithFront(ImageInput front) =>
+        new() { ["front"] = front, ["wrist"] = new("raw", InferenceWorld.Pixels(0), [64, 64, 3]) };
+
+    private static byte[] Webp()
+    {
+        using var bitmap = new SkiaSharp.SKBitmap(64, 64);
+        using var data = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Webp, 100);
+        return data.ToArray();
+    }
+
+    [Theory]
+    [InlineData("png", "50000×50000")]
+    [InlineData("jpeg", "16384×16384")]
+    public async Task An_image_bomb_is_a_400_from_its_header_naming_the_camera(string format, string size)
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+        var bomb = format == "png" ? ImageBombs.Png() : ImageBombs.Jpeg();
+        var response = await world.Client.PostAsJsonAsync("/v1/act", world.Request(0) with { Observation = InferenceWorld.Observation(0) with { Images = WithFront(new ImageInput(format, bomb)) } });
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = (await response.Content.ReadFromJsonAsync<ValidationProblem>())!;
+        Assert.StartsWith($"The image is {size}; camera 'front' takes at most 64×64", problem.Errors["observation.images.front"][0]);
+    }
+
+    [Fact]
+    public async Task An_image_of_another_aspect_ratio_is_padded_or_stretched_when_options_resize_says_so()
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+        // A 64×32 front image for a 64×64 camera: refused as it is, served padded to 64×64 or as sent (the model stretches it).
+        var wide = InferenceWorld.Pixels(3)[..(64 * 32 * 3)];
+        var input = InferenceWorld.Observation(0) with { Images = WithFront(new ImageInput("raw", wide, [32, 64, 3])) };
+        var refused = await world.Client.PostAsJsonAsync("/v1/act", new ActRequest($"{world.Model}@v1", input, new ActOptions(Steps: 4, Seed: 3)));
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("options.resize", (await refused.Content.ReadFromJsonAsync<ValidationProblem>())!.Errors["observation.images.front"][0]);
+
+        var padded = new byte[64 * 64 * 3];
+        wide.CopyTo(padded, 16 * 64 * 3);
+        foreach (var (resize, front) in new[] { ("pad", new VlaCloud.Policy.CameraImage(padded, 64, 64)), ("stretch", new VlaCloud.Policy.CameraImage(wide, 64, 32)) })
+        {
+            var response = await world.Client.PostAsJsonAsync("/v1/act", new ActRequest($"{world.Model}@v1", input, new ActOptions(Steps: 4, Seed: 3, Resize: resize)));
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            var actions = (await response.Content.ReadFromJsonAsync<ActResponse>())!.Actions;
+            var observation = world.PolicyObservation(0) with { Images = [front, new VlaCloud.Policy.CameraImage(InferenceWorld.Pixels(0), 64, 64)] };
+            var expected = world.Reference.SampleActions(observation, 3, 4);
+            for (var step = 0; step < expected.GetLength(0); step++)
+                for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], actions[step][d], 3);
+        }
+    }
+
+    [Fact]
+    public async Task A_body_that_would_swell_past_eight_times_its_size_once_decoded_is_a_400_naming_the_array()
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+        var body = JsonSerializer.Serialize(world.Request(0), JsonSerializerOptions.Web).Replace("\"state\":[", "\"state\":[" + string.Concat(Enumerable.Repeat("0,", 500_000)));
+        var response = await world.Client.PostAsync("/v1/act", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = (await response.Content.ReadFromJsonAsync<ValidationProblem>())!;
+        var (field, messages) = Assert.Single(problem.Errors);
+        Assert.StartsWith("observation.state[", field);
+        Assert.Contains("once decoded", messages[0]);
+    }
+
+    [Fact]
+    public async Task A_checkpoint_that_cannot_be_served_answers_422_at_once_without_loading_again()
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+        // A checkpoint whose tokenizer.json no longer matches its manifest: registration's inspection does not hash the
+        // files, the load does, and fails. Registered through the API, as a tenant would.
+        var artifact = await world.Client.PutArtifactAsync(TamperedTar(world.Reference));
+        var registered = await world.Client.PostAsJsonAsync("/v1/checkpoints", new
+        {
+            model = "tampered", embodiment = world.Embodiment, artifact_sha256 = artifact.Sha256, config = new { }, normalization_stats = new { },
+        });
+        Assert.True(registered.StatusCode == HttpStatusCode.Created, await registered.Content.ReadAsStringAsync());
+
+        for (var i = 0; i < 3; i++)
+        {
+            var response = await world.Client.PostAsJsonAsync("/v1/act", world.Request(0) with { Checkpoint = "tampered@v1" });
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.UnprocessableEntity, body);
+            Assert.True(body.Contains("tokenizer.json: size"), body);
+        }
+        var stats = app.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>().CacheStats.Single();
+        Assert.Equal((1L, 2L), (stats.FailedLoads, stats.Refused));
+    }
+
+    [Fact]
+    public async Task A_checkpoint_whose_artifact_is_gone_answers_503_with_retry_after()
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+        var artifact = await world.Client.PutArtifactAsync(Registry.RegistryClient.CheckpointTar());
+        var registered = await world.Client.PostAsJsonAsync("/v1/checkpoints", new
+        {
+            model = "vanished", embodiment = world.Embodiment, artifact_sha256 = artifact.Sha256, config = new { }, normalization_stats = new { },
+        });
+        Assert.True(registered.StatusCode == HttpStatusCode.Created, await registered.Content.ReadAsStringAsync());
+        var store = (VlaCloud.Registry.Artifacts.FileSystemArtifactStore)app.Services.GetRequiredService<VlaCloud.Registry.Artifacts.IArtifactStore>();
+        File.Delete(store.PathOf(artifact.Sha256));
+
+        var response = await world.Client.PostAsJsonAsync("/v1/act", world.Request(0) with { Checkpoint = "vanished@v1" });
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.True(response.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
+        Assert.Contains("is not in the artifact store", await response.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>The policy's archive with tokenizer.json changed after its manifest was written.</summary>
+    private static byte[] TamperedTar(VlaCloud.Policy.VlaPolicy policy)
+    {
+        var folder = Directory.CreateTempSubdirectory("vlacloud-tampered-").FullName;
+        try
+        {
+            policy.Save(folder);
+            File.AppendAllText(Path.Combine(folder, VlaCloud.Policy.PolicyCheckpoint.TokenizerFile), " ");
+            using var tar = new MemoryStream();
+            using (var writer = new System.Formats.Tar.TarWriter(tar, System.Formats.Tar.TarEntryFormat.Pax, leaveOpen: true))
+                foreach (var name in VlaCloud.Policy.PolicyCheckpoint.ContentFiles.Append(VlaCloud.Policy.PolicyCheckpoint.ManifestFile))
+                    writer.WriteEntry(Path.Combine(folder, name), name);
+            return tar.ToArray();
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
 
     [Theory]
     [MemberData(nameof(InvalidRequests))]

@@ -95,7 +95,7 @@ public sealed class OpenPiTests(ServicesFixture services)
     }
 
     [Fact]
-    public async Task An_observation_that_does_not_fit_gets_the_error_as_text_and_close_1011_like_openpi()
+    public async Task An_observation_that_does_not_fit_gets_the_error_as_text_and_closes_1008_a_client_error_not_1011()
     {
         await using var app = new VlaCloudAppFactory(services);
         using var world = await InferenceWorld.CreateAsync(app);
@@ -114,6 +114,25 @@ public sealed class OpenPiTests(ServicesFixture services)
         Assert.Contains("state", System.Text.Encoding.UTF8.GetString(data));
         (type, _) = await ReceiveAsync(socket);
         Assert.Equal(WebSocketMessageType.Close, type);
-        Assert.Equal(WebSocketCloseStatus.InternalServerError, socket.CloseStatus);
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, socket.CloseStatus);
+    }
+
+    [Fact]
+    public async Task A_frame_that_is_not_msgpack_numpy_closes_1007_after_the_error_as_text()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        using var world = await InferenceWorld.CreateAsync(app);
+        foreach (var frame in new[] { new byte[] { 0xc1, 0x00 }, [0x82, 0xa1, (byte)'a', 0x01, 0xa1, (byte)'a', 0x02] })
+        {
+            using var socket = await ConnectAsync(app, world.Key, $"{world.Model}@v1");
+            await ReceiveAsync(socket);
+            await socket.SendAsync(frame, WebSocketMessageType.Binary, true, CancellationToken.None);
+            var (type, data) = await ReceiveAsync(socket);
+            Assert.Equal(WebSocketMessageType.Text, type);
+            Assert.StartsWith("Invalid observation", System.Text.Encoding.UTF8.GetString(data));
+            (type, _) = await ReceiveAsync(socket);
+            Assert.Equal(WebSocketMessageType.Close, type);
+            Assert.Equal(WebSocketCloseStatus.InvalidPayloadData, socket.CloseStatus);
+        }
     }
 }

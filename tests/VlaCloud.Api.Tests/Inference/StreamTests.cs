@@ -173,6 +173,8 @@ public sealed class StreamTests(ServicesFixture services)
     [Theory]
     [InlineData("json", "{not json", false, 1007)]
     [InlineData("json", "[1, 2, 3]", false, 1007)]
+    [InlineData("json", "{\"type\":\"ping\",\"type\":\"observation\"}", false, 1007)]
+    [InlineData("json", "{\"type\":\"ping\",\"id\":\"\\ud800\"}", false, 1007)]
     [InlineData("json", "\u0001\u0002", true, 1003)]
     [InlineData("msgpack", "{}", false, 1003)]
     public async Task A_bad_frame_closes_the_session_with_the_documented_code(string encoding, string frame, bool sendBinary, int code)
@@ -185,6 +187,65 @@ public sealed class StreamTests(ServicesFixture services)
         await socket.SendAsync(Encoding.UTF8.GetBytes(frame), sendBinary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, CancellationToken.None);
         Assert.Equal((WebSocketCloseStatus)code, await CloseStatusAfterAsync(socket));
     }
+
+    [Fact]
+    public async Task A_msgpack_frame_with_a_repeated_key_or_past_its_decode_budget_closes_1007_not_1011()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        using var world = await InferenceWorld.CreateAsync(app);
+        // A list of a million one-byte integers: 1 MB on the wire, some 40 MB once decoded.
+        var numbers = new byte[5 + (1 << 20)];
+        numbers[0] = 0xdd;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(numbers.AsSpan(1), 1 << 20);
+        foreach (var frame in new[] { [0x82, 0xa4, .. "type"u8, 0xa4, .. "ping"u8, 0xa4, .. "type"u8, 0xa4, .. "ping"u8], numbers })
+        {
+            using var socket = await ConnectAsync(app, world.Key, $"checkpoint={world.Model}@v1&encoding=msgpack");
+            await ReceiveAsync(socket);
+            await socket.SendAsync(frame, WebSocketMessageType.Binary, true, CancellationToken.None);
+            Assert.Equal(WebSocketCloseStatus.InvalidPayloadData, await CloseStatusAfterAsync(socket));
+        }
+    }
+
+    [Theory]
+    [InlineData("json", "png")]
+    [InlineData("msgpack", "jpeg")]
+    public async Task An_image_bomb_in_a_frame_is_an_error_naming_the_camera_and_the_session_goes_on(string encoding, string format)
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        using var world = await InferenceWorld.CreateAsync(app);
+        using var socket = await ConnectAsync(app, world.Key, $"checkpoint={world.Model}@v1&encoding={encoding}");
+        await ReceiveAsync(socket);
+        var bomb = format == "png" ? ImageBombs.Png() : ImageBombs.Jpeg();
+        var message = new Dictionary<string, object?>
+        {
+            ["type"] = "observation", ["id"] = 7, ["state"] = new[] { 0.1, 0.2, 0.3 }, ["instruction"] = "pick",
+            ["images"] = new Dictionary<string, object?>
+            {
+                ["front"] = new Dictionary<string, object?> { ["format"] = format, ["data"] = encoding == "json" ? Convert.ToBase64String(bomb) : bomb },
+                ["wrist"] = new Dictionary<string, object?> { ["format"] = "raw", ["shape"] = new[] { 64, 64, 3 }, ["data"] = encoding == "json" ? Convert.ToBase64String(InferenceWorld.Pixels(1)) : InferenceWorld.Pixels(1) },
+            },
+        };
+        var binary = encoding == "msgpack";
+        await socket.SendAsync(binary ? MsgPack.Serialize(message) : JsonSerializer.SerializeToUtf8Bytes(message), binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, CancellationToken.None);
+
+        var (_, data) = await ReceiveAsync(socket);
+        var reply = JsonNode.Parse(JsonSerializer.Serialize(binary ? ToJsonable(MsgPack.Deserialize(data)) : JsonNode.Parse(data)))!;
+        Assert.Equal(("error", 400), ((string)reply["type"]!, (int)reply["status"]!));
+        var size = format == "png" ? "50000×50000" : "16384×16384";
+        Assert.Contains($"The image is {size}; camera 'front' takes at most 64×64", (string)reply["errors"]!["observation.images.front"]![0]!);
+
+        await socket.SendAsync(binary ? MsgPack.Serialize(new Dictionary<string, object?> { ["type"] = "ping" }) : JsonSerializer.SerializeToUtf8Bytes(new { type = "ping" }),
+            binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, CancellationToken.None);
+        Assert.NotEqual(WebSocketMessageType.Close, (await ReceiveAsync(socket)).Type);
+    }
+
+    /// <summary>A decoded MessagePack tree with string keys, for reading as JSON.</summary>
+    private static object? ToJsonable(object? value) => value switch
+    {
+        Dictionary<object, object?> map => map.ToDictionary(e => e.Key.ToString()!, e => ToJsonable(e.Value)),
+        List<object?> list => list.Select(ToJsonable).ToList(),
+        _ => value,
+    };
 
     [Fact]
     public async Task Refusals_before_the_upgrade_are_plain_http_problems()

@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Security.Cryptography;
 using System.Text.Json;
 using VlaCloud.Api.Apis;
+using VlaCloud.Policy;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Api.Tests.Registry;
@@ -22,9 +22,10 @@ internal static class RegistryClient
         return (await response.Content.ReadFromJsonAsync<EmbodimentResponse>())!;
     }
 
+    /// <summary>Puts <paramref name="bytes"/>, or by default a fresh <see cref="CheckpointTar"/> (registration accepts only servable checkpoints).</summary>
     public static async Task<ArtifactResponse> PutArtifactAsync(this HttpClient client, byte[]? bytes = null)
     {
-        bytes ??= RandomNumberGenerator.GetBytes(4096);
+        bytes ??= CheckpointTar();
         using var content = new ByteArrayContent(bytes);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         var response = await client.PostAsync("/v1/checkpoints/artifacts", content);
@@ -50,6 +51,47 @@ internal static class RegistryClient
         Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
         return (await response.Content.ReadFromJsonAsync<CheckpointResponse>())!;
     }
+
+    /// <summary>
+    /// A real checkpoint archive of a micro policy, as small as the model gets (~100 kB), with other bytes on every call:
+    /// its normalization.json also holds statistics for a made-up embodiment of a fresh name.
+    /// </summary>
+    public static byte[] CheckpointTar()
+    {
+        var directory = Directory.CreateTempSubdirectory("vlacloud-registry-ckpt-").FullName;
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(MicroCheckpoint.Value)) File.Copy(file, Path.Combine(directory, Path.GetFileName(file)));
+            var path = Path.Combine(directory, PolicyCheckpoint.NormalizationFile);
+            var stats = NormalizationStats.FromJson(File.ReadAllText(path));
+            stats[$"nonce-{Guid.NewGuid():N}"] = stats.Values.First();
+            File.WriteAllText(path, NormalizationStats.ToJson(stats));
+            PolicyCheckpoint.WriteManifest(directory);
+            using var tar = new MemoryStream();
+            PolicyCheckpoint.Pack(directory, tar);
+            return tar.ToArray();
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>The smallest config of the model family (one layer of each part, widths of 16).</summary>
+    public static PolicyConfig Micro { get; } = PolicyConfig.Tiny with
+    {
+        Name = "micro", ImageSize = 16, PatchSize = 8, VisionWidth = 16, VisionLayers = 1, VisionHeads = 2, LmWidth = 16, LmLayers = 1, LmHeads = 2,
+        LmMlpWidth = 32, LatentQueries = 2, BridgeWidth = 16, BridgeLayers = 1, BridgeHeads = 2, ExpertWidth = 16, ExpertLayers = 1, ExpertHeads = 2,
+    };
+
+    private static readonly Lazy<string> MicroCheckpoint = new(() =>
+    {
+        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(), Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
+        var directory = Directory.CreateTempSubdirectory("vlacloud-registry-micro-").FullName;
+        using var policy = VlaPolicy.Create(Micro, new Dictionary<string, NormalizationStats> { ["registry-arm"] = new(Feature(7)) });
+        policy.Save(directory);
+        return directory;
+    });
 
     /// <summary>A tenant with an embodiment, an artifact, two checkpoint versions and a production alias.</summary>
     public static async Task<TenantWorld> CreateWorldAsync(VlaCloudAppFactory app)

@@ -2,15 +2,16 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using VlaCloud.Testing;
+using Xunit;
 
-namespace VlaCloud.Cli.Tests;
+namespace VlaCloud.Testing;
 
 /// <summary>
 /// The built host (<c>src/VlaCloud.Api/bin/Release/net10.0/VlaCloud.Api.dll</c>) as a child process on a free
-/// loopback port, on its own fresh database, Redis prefix and artifact folder. The demo seed is on because it is
-/// how a new user gets a key: the host writes it to <see cref="DemoKey"/>'s file, as <c>.ci/start</c> does. It is
-/// also a trainer (as on a laptop), polling Hangfire quickly, so uploaded datasets are validated and jobs run.
+/// loopback port, on its own fresh database, Redis prefix and artifact folder: real Kestrel, its own memory
+/// (<see cref="ProcessId"/>, for <see cref="ProcessMemory"/>). The demo seed is on because it is how a new user gets a
+/// key: the host writes it to <see cref="DemoKey"/>'s file, as <c>.ci/start</c> does. It is also a trainer (as on a
+/// laptop), polling Hangfire quickly, so uploaded datasets are validated and jobs run.
 /// </summary>
 public sealed class LiveHost : IAsyncLifetime
 {
@@ -23,6 +24,9 @@ public sealed class LiveHost : IAsyncLifetime
 
     /// <summary>The host's base URL.</summary>
     public string Url { get; private set; } = "";
+
+    /// <summary>The host process's id.</summary>
+    public int ProcessId => process?.Id ?? throw new InvalidOperationException("The host has not started.");
 
     /// <summary>The demo tenant's API key, read from the file the host wrote.</summary>
     public string DemoKey { get; private set; } = "";
@@ -122,36 +126,5 @@ public sealed class LiveHost : IAsyncLifetime
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-}
-
-/// <summary>The outcome of one <c>vlacloud</c> run.</summary>
-public sealed record CliRun(int ExitCode, string Out, string Error)
-{
-    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Out}\n--- stderr\n{Error}";
-}
-
-/// <summary>Runs the built command line (<c>src/VlaCloud.Cli/bin/Release/net10.0/vlacloud.dll</c>) as a user would.</summary>
-public static class Vlacloud
-{
-    public static async Task<CliRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
-    {
-        var dll = Path.Combine(RepositoryRoot.Path, "src/VlaCloud.Cli/bin/Release/net10.0/vlacloud.dll");
-        var start = new ProcessStartInfo("dotnet", [dll, .. args])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var name in new[] { "VLACLOUD_URL", "VLACLOUD_API_KEY", "VLACLOUD_PROFILE" }) start.Environment.Remove(name);
-        foreach (var (name, value) in environment) start.Environment[name] = value;
-        using var process = Process.Start(start)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        await process.WaitForExitAsync(timeout.Token);
-        return new CliRun(process.ExitCode, await stdout, await stderr);
     }
 }

@@ -5,27 +5,36 @@ using System.Text.Json.Serialization;
 using Parquet.Serialization;
 using SkiaSharp;
 
-namespace VlaCloud.Datasets.Tests;
+namespace VlaCloud.Testing;
 
 /// <summary>
 /// Writes small LeRobot datasets by hand, in the layouts LeRobot itself writes (v2.1: a parquet file per
 /// episode; v3.0: one data file, episode metadata in parquet, one mp4 per camera), so the reader is tested
-/// against the format rather than against our own writer. Each test then breaks one thing.
+/// against the format rather than against our own writer. Each test then breaks one thing. Shared by the dataset
+/// tests and the host's (which upload one as an archive).
 /// </summary>
-internal sealed class HandMadeDataset : IDisposable
+public sealed class HandMadeDataset : IDisposable
 {
     public const int Fps = 10;
     public const int ImageSize = 16;
     public static readonly string[] TaskTexts = ["pick the red cube", "push the blue ball"];
 
-    public HandMadeDataset(string version = "v2.1", int episodes = 3, int length = 5, bool video = false)
+    /// <param name="version">The layout: <c>v2.1</c> or <c>v3.0</c>.</param>
+    /// <param name="episodes">How many episodes.</param>
+    /// <param name="length">Frames per episode.</param>
+    /// <param name="video">Cameras as mp4 videos rather than images in the parquet files.</param>
+    /// <param name="imageOf">The encoded image of (episode, frame) in place of the usual PNG, or null to keep that one.</param>
+    public HandMadeDataset(string version = "v2.1", int episodes = 3, int length = 5, bool video = false, Func<int, int, byte[]?>? imageOf = null)
     {
         Root = Directory.CreateTempSubdirectory("lerobot-").FullName;
         Version = version;
         Lengths = Enumerable.Repeat(length, episodes).ToArray();
         Video = video;
+        this.imageOf = imageOf ?? ((_, _) => null);
         Write();
     }
+
+    private readonly Func<int, int, byte[]?> imageOf;
 
     public string Root { get; }
     public string Version { get; }
@@ -122,7 +131,7 @@ internal sealed class HandMadeDataset : IDisposable
             {
                 State = StateOf(episode, f),
                 Action = ActionOf(episode, f),
-                Image = Video ? null : new ImageCell { Bytes = Png(episode, f), Path = $"frame_{index:000000}.png" },
+                Image = Video ? null : new ImageCell { Bytes = imageOf(episode, f) ?? Png(episode, f), Path = $"frame_{index:000000}.png" },
                 Timestamp = (float)f / Fps,
                 FrameIndex = f,
                 EpisodeIndex = episode,
@@ -133,7 +142,7 @@ internal sealed class HandMadeDataset : IDisposable
         return rows;
     }
 
-    internal static byte[] Png(int episode, int frame, int size = ImageSize)
+    public static byte[] Png(int episode, int frame, int size = ImageSize)
     {
         using var bitmap = new SKBitmap(size, size, SKColorType.Rgba8888, SKAlphaType.Premul);
         bitmap.Erase(new SKColor((byte)(40 * episode), (byte)(20 * frame), 200));
@@ -161,7 +170,7 @@ internal sealed class HandMadeDataset : IDisposable
         if (process.ExitCode != 0) throw new InvalidOperationException($"ffmpeg failed: {error}");
     }
 
-    internal sealed class Frame
+    public sealed class Frame
     {
         [JsonPropertyName("observation.state")] public float[] State { get; set; } = [];
         [JsonPropertyName("action")] public float[] Action { get; set; } = [];
@@ -173,7 +182,7 @@ internal sealed class HandMadeDataset : IDisposable
         [JsonPropertyName("task_index")] public long TaskIndex { get; set; }
     }
 
-    internal sealed class ImageCell
+    public sealed class ImageCell
     {
         [JsonPropertyName("bytes")] public byte[] Bytes { get; set; } = [];
         [JsonPropertyName("path")] public string Path { get; set; } = "";

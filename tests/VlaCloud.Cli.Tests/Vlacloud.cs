@@ -1,0 +1,35 @@
+using System.Diagnostics;
+using VlaCloud.Testing;
+
+namespace VlaCloud.Cli.Tests;
+
+/// <summary>The outcome of one <c>vlacloud</c> run.</summary>
+public sealed record CliRun(int ExitCode, string Out, string Error)
+{
+    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Out}\n--- stderr\n{Error}";
+}
+
+/// <summary>Runs the built command line (<c>src/VlaCloud.Cli/bin/Release/net10.0/vlacloud.dll</c>) as a user would.</summary>
+public static class Vlacloud
+{
+    public static async Task<CliRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var dll = Path.Combine(RepositoryRoot.Path, "src/VlaCloud.Cli/bin/Release/net10.0/vlacloud.dll");
+        var start = new ProcessStartInfo("dotnet", [dll, .. args])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var name in new[] { "VLACLOUD_URL", "VLACLOUD_API_KEY", "VLACLOUD_PROFILE" }) start.Environment.Remove(name);
+        foreach (var (name, value) in environment) start.Environment[name] = value;
+        using var process = Process.Start(start)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await process.WaitForExitAsync(timeout.Token);
+        return new CliRun(process.ExitCode, await stdout, await stderr);
+    }
+}
