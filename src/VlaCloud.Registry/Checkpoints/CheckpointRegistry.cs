@@ -45,7 +45,7 @@ public sealed class CheckpointRegistry(RegistryDbContext db, TimeProvider clock)
         {
             throw await db.FineTuningJobs.AnyAsync(j => j.Id == jobId, cancellationToken)
                 ? RegistryException.Conflict($"Fine-tuning job {jobId} registers its own result; register this checkpoint without fine_tuning_job_id.")
-                : RegistryException.NotFound($"Fine-tuning job {jobId} was not found.");
+                : RegistryException.NotFound($"Fine-tuning job {jobId} (fine_tuning_job_id) was not found.");
         }
         return await RegisterVersionAsync(registration, cancellationToken);
     }
@@ -59,7 +59,7 @@ public sealed class CheckpointRegistry(RegistryDbContext db, TimeProvider clock)
     {
         var jobId = registration.FineTuningJobId ?? throw new ArgumentException("A job result names its job.", nameof(registration));
         var status = await db.FineTuningJobs.Where(j => j.Id == jobId).Select(j => j.Status).FirstOrDefaultAsync(cancellationToken)
-                     ?? throw RegistryException.NotFound($"Fine-tuning job {jobId} was not found.");
+                     ?? throw RegistryException.NotFound($"Fine-tuning job {jobId} (fine_tuning_job_id) was not found.");
         if (status != FineTuningJobStatus.Running)
             throw RegistryException.Conflict($"Fine-tuning job {jobId} is {status}; only a running job registers its result.");
         return await RegisterVersionAsync(registration, cancellationToken);
@@ -85,9 +85,9 @@ public sealed class CheckpointRegistry(RegistryDbContext db, TimeProvider clock)
         // The query filters make these the caller's rows (and public checkpoints): another tenant's id, an unknown
         // one and the empty id all read as absent.
         if (registration.ParentCheckpointId is { } parentId && !await db.Checkpoints.AnyAsync(c => c.Id == parentId, cancellationToken))
-            throw RegistryException.NotFound($"Parent checkpoint {parentId} was not found.");
+            throw RegistryException.NotFound($"Parent checkpoint {parentId} (parent_checkpoint_id) was not found.");
         if (registration.DatasetId is { } datasetId && !await db.Datasets.AnyAsync(d => d.Id == datasetId, cancellationToken))
-            throw RegistryException.NotFound($"Dataset {datasetId} was not found.");
+            throw RegistryException.NotFound($"Dataset {datasetId} (dataset_id) was not found.");
 
         var owner = db.CurrentTenantId;
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);

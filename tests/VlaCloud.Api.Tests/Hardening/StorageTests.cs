@@ -27,23 +27,27 @@ public sealed class StorageTests(ServicesFixture services) : IDisposable
             ["VlaCloud:Uploads:Path"] = Path.Combine(root, "uploads"),
             ["VlaCloud:Artifacts:UnreferencedGracePeriod"] = "00:00:00",
         });
+        // Registration accepts only servable checkpoints, so the registered artifact is a real (micro) checkpoint of C bytes;
+        // the quota leaves room for 12,000 bytes beside it.
+        var checkpointBytes = RegistryClient.CheckpointTar();
+        long c = checkpointBytes.Length, quota = c + 12_000;
         var admin = app.CreateClient(await app.CreateAdminKeyAsync());
         var tenant = (await (await admin.PostAsJsonAsync("/v1/admin/tenants", new CreateTenantRequest($"s-{Guid.NewGuid():N}"[..16]))).Content.ReadFromJsonAsync<TenantResponse>())!;
-        var limited = await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(StorageQuotaBytes: 20_000)));
-        Assert.Equal(20_000, (await limited.Content.ReadFromJsonAsync<TenantResponse>())!.Limits.StorageQuotaBytes);
+        var limited = await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(StorageQuotaBytes: quota)));
+        Assert.Equal(quota, (await limited.Content.ReadFromJsonAsync<TenantResponse>())!.Limits.StorageQuotaBytes);
         var key = (await (await admin.PostAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/api-keys", new CreateApiKeyRequest("k", ApiScopes.Tenant)))
             .Content.ReadFromJsonAsync<CreatedApiKeyResponse>())!.PlainKey;
         var client = app.CreateClient(key);
         var embodiment = await client.CreateEmbodimentAsync();
         var store = (FileSystemArtifactStore)app.Services.GetRequiredService<IArtifactStore>();
 
-        var registered = await client.PutArtifactAsync(RandomNumberGenerator.GetBytes(8000));
+        var registered = await client.PutArtifactAsync(checkpointBytes);
         var checkpoint = await client.RegisterAsync($"m-{Guid.NewGuid():N}"[..10], embodiment.Name, registered.Sha256);
         var unregistered = await client.PutArtifactAsync(RandomNumberGenerator.GetBytes(8000));
 
         var announced = await PutAsync(client, RandomNumberGenerator.GetBytes(8000), announceLength: true);
         var refused = await ExpectStorageFullAsync(announced);
-        Assert.Equal((16_000L, 20_000L, 8000L), (refused.GetProperty("storage_used_bytes").GetInt64(), refused.GetProperty("storage_quota_bytes").GetInt64(),
+        Assert.Equal((c + 8000, quota, 8000L), (refused.GetProperty("storage_used_bytes").GetInt64(), refused.GetProperty("storage_quota_bytes").GetInt64(),
             refused.GetProperty("needed_bytes").GetInt64()));
         var chunkedBytes = RandomNumberGenerator.GetBytes(8000);
         await ExpectStorageFullAsync(await PutAsync(client, chunkedBytes, announceLength: false));
@@ -61,9 +65,9 @@ public sealed class StorageTests(ServicesFixture services) : IDisposable
             await db.SaveChangesAsync();
             return row.Id;
         });
-        await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(StorageQuotaBytes: 19_000)));
+        await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(StorageQuotaBytes: c + 11_000)));
         await ExpectStorageFullAsync(await client.PostAsJsonAsync("/v1/fine_tuning/jobs", new { @base = checkpoint.Id.ToString(), dataset, model = checkpoint.Model }));
-        await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(StorageQuotaBytes: 20_000)));
+        await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(StorageQuotaBytes: quota)));
 
         using (var scope = app.Services.CreateScope())
         {
@@ -75,7 +79,7 @@ public sealed class StorageTests(ServicesFixture services) : IDisposable
         Assert.True(File.Exists(store.PathOf(registered.Sha256)));
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"/v1/checkpoints/{checkpoint.Id}")).StatusCode);
 
-        // 8,000 registered + 3,000 reserved by the pending upload: 8,000 more fit again.
+        // C registered + 3,000 reserved by the pending upload: 8,000 more fit again.
         Assert.Equal(HttpStatusCode.Created, (await PutAsync(client, RandomNumberGenerator.GetBytes(8000), announceLength: true)).StatusCode);
     }
 

@@ -17,8 +17,8 @@ public sealed class UncheckedInputTests(ServicesFixture services)
 {
     private sealed record Probe(string Field, Func<World, string, Task<HttpResponseMessage>> Send);
 
-    /// <summary>A tenant (its key has every scope, admin included) with a world of registry rows and an upload.</summary>
-    private sealed record World(TenantWorld Registry, Guid TenantId, HttpClient Client, VlaCloudAppFactory App);
+    /// <summary>A tenant (its key has every tenant scope) with a world of registry rows, and a platform administrator's client.</summary>
+    private sealed record World(TenantWorld Registry, Guid TenantId, HttpClient Client, HttpClient Admin, VlaCloudAppFactory App);
 
     private static Task<HttpResponseMessage> Post(HttpClient client, string path, object body) => client.PostAsJsonAsync(path, body);
 
@@ -38,9 +38,9 @@ public sealed class UncheckedInputTests(ServicesFixture services)
     /// <summary>For each stored text field: how to send <c>text</c> in it, and the field the problem must name.</summary>
     private static readonly Dictionary<string, Probe> TextFields = new()
     {
-        ["tenant display_name (create)"] = new("display_name", (w, text) => Post(w.Client, "/v1/admin/tenants", new { name = $"t-{Guid.NewGuid():N}"[..12], display_name = text })),
-        ["tenant display_name (update)"] = new("display_name", (w, text) => w.Client.PatchAsJsonAsync($"/v1/admin/tenants/{w.TenantId}", new { display_name = text })),
-        ["api key name"] = new("name", (w, text) => Post(w.Client, $"/v1/admin/tenants/{w.TenantId}/api-keys", new { name = text, scopes = new[] { "inference" } })),
+        ["tenant display_name (create)"] = new("display_name", (w, text) => Post(w.Admin, "/v1/admin/tenants", new { name = $"t-{Guid.NewGuid():N}"[..12], display_name = text })),
+        ["tenant display_name (update)"] = new("display_name", (w, text) => w.Admin.PatchAsJsonAsync($"/v1/admin/tenants/{w.TenantId}", new { display_name = text })),
+        ["api key name"] = new("name", (w, text) => Post(w.Admin, $"/v1/admin/tenants/{w.TenantId}/api-keys", new { name = text, scopes = new[] { "inference" } })),
         ["embodiment description"] = new("description", (w, text) => Post(w.Client, "/v1/embodiments", Embodiment(description: text))),
         ["embodiment action_space"] = new("action_space", (w, text) => Post(w.Client, "/v1/embodiments", Embodiment(actionSpace: text))),
         ["alias reason (set)"] = new("reason", (w, text) => w.Client.PutAsJsonAsync($"/v1/models/{w.Registry.Model}/aliases/staging", new { checkpoint = w.Registry.V2.Id.ToString(), reason = text })),
@@ -72,8 +72,8 @@ public sealed class UncheckedInputTests(ServicesFixture services)
     {
         var app = new VlaCloudAppFactory(services);
         var registry = await RegistryClient.CreateWorldAsync(app);
-        var client = registry.Client;
-        return (app, new World(registry, registry.TenantId, client, app));
+        var admin = app.CreateClient(await app.CreateAdminKeyAsync());
+        return (app, new World(registry, registry.TenantId, registry.Client, admin, app));
     }
 
     private static async Task AssertProblemNamingAsync(HttpResponseMessage response, HttpStatusCode status, string field, string? messagePart = null)
@@ -141,7 +141,7 @@ public sealed class UncheckedInputTests(ServicesFixture services)
         await AssertProblemNamingAsync(cameras, HttpStatusCode.BadRequest, "cameras", "null");
         var names = await world.Client.PostAsync("/v1/embodiments", Json($$"""{"name":"nulls","action_dim":2,"state_dim":0,"action_space":"x","cameras":[{"name":"f","width":8,"height":8}],"control_hz":10,"chunk_length":4,"action_names":["x",null]}"""));
         await AssertProblemNamingAsync(names, HttpStatusCode.BadRequest, "action_names", "null");
-        var scopes = await world.Client.PostAsync($"/v1/admin/tenants/{world.TenantId}/api-keys", Json("""{"name":"k","scopes":["inference",null]}"""));
+        var scopes = await world.Admin.PostAsync($"/v1/admin/tenants/{world.TenantId}/api-keys", Json("""{"name":"k","scopes":["inference",null]}"""));
         await AssertProblemNamingAsync(scopes, HttpStatusCode.BadRequest, "scopes", "null");
     }
 
@@ -165,7 +165,7 @@ public sealed class UncheckedInputTests(ServicesFixture services)
     {
         var (app, world) = await WorldAsync();
         await using var _ = app;
-        var patched = await world.Client.PatchAsJsonAsync($"/v1/admin/tenants/{world.TenantId}", new { limits = new { max_concurrent_streams = 0 } });
+        var patched = await world.Admin.PatchAsJsonAsync($"/v1/admin/tenants/{world.TenantId}", new { limits = new { max_concurrent_streams = 0 } });
         Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
         Assert.Equal(0, (await patched.Content.ReadFromJsonAsync<TenantResponse>())!.Limits.MaxConcurrentStreams);
 
@@ -174,7 +174,7 @@ public sealed class UncheckedInputTests(ServicesFixture services)
         var refused = await Assert.ThrowsAnyAsync<Exception>(() => socket.ConnectAsync(new Uri($"ws://localhost/v1/stream?checkpoint={world.Registry.Model}@v1"), CancellationToken.None));
         Assert.Contains("403", refused.Message);
 
-        var negative = await world.Client.PatchAsJsonAsync($"/v1/admin/tenants/{world.TenantId}", new { limits = new { max_concurrent_streams = -1 } });
+        var negative = await world.Admin.PatchAsJsonAsync($"/v1/admin/tenants/{world.TenantId}", new { limits = new { max_concurrent_streams = -1 } });
         await AssertProblemNamingAsync(negative, HttpStatusCode.BadRequest, "limits.max_concurrent_streams");
     }
 
