@@ -87,12 +87,17 @@ public sealed class InferenceEngineTests(TinyCheckpoints checkpoints) : IClassFi
     [Fact]
     public async Task A_cancelled_request_is_not_computed()
     {
-        using var engine = Engine(o => { o.MaxBatchSize = 64; o.MaxQueueDelay = TimeSpan.FromMilliseconds(800); });
+        // A long batching window and a cancel issued once the request is queued: a timer-based cancel could fire
+        // after the window on a loaded machine, and then the request would (rightly) have been computed.
+        using var engine = Engine(o => { o.MaxBatchSize = 64; o.MaxQueueDelay = TimeSpan.FromSeconds(3); });
         await engine.RunAsync(Request("a", 0), CancellationToken.None);
         var computedBefore = engine.ComputedRequests;
 
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => engine.RunAsync(Request("a", 1), cancel.Token));
+        using var cancel = new CancellationTokenSource();
+        var cancelled = engine.RunAsync(Request("a", 1), cancel.Token);
+        while (engine.QueueDepth < 1) await Task.Delay(5);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
         await engine.RunAsync(Request("a", 2), CancellationToken.None);
         Assert.Equal(computedBefore + 1, engine.ComputedRequests);
         Assert.Equal(0, engine.QueueDepth);
