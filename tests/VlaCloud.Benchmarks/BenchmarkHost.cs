@@ -37,11 +37,21 @@ internal sealed class BenchmarkEnvironment : IAsyncDisposable
     /// <summary>The temporary folder; artifacts are under <c>artifacts/</c>, the rest is free for the suite.</summary>
     public string Root { get; }
 
-    /// <summary>Creates the database and the folder (connection strings from the environment, as <c>.ci/services env</c> prints them).</summary>
+    /// <summary>
+    /// Creates the database and the folder. Connection strings come from the environment (as <c>.ci/services env</c>
+    /// prints them); without them the repository's local Postgres and Redis are started (and installed if missing)
+    /// with <c>.ci/services</c>, so one command runs a benchmark on a fresh machine.
+    /// </summary>
     public static async Task<BenchmarkEnvironment> CreateAsync()
     {
-        var postgres = Environment.GetEnvironmentVariable("ConnectionStrings__Registry") ?? "Host=127.0.0.1;Port=55432;Database=vlacloud;Username=vlacloud;Password=vlacloud";
-        var redis = Environment.GetEnvironmentVariable("ConnectionStrings__Redis") ?? "127.0.0.1:56379";
+        var postgres = Environment.GetEnvironmentVariable("ConnectionStrings__Registry");
+        var redis = Environment.GetEnvironmentVariable("ConnectionStrings__Redis");
+        if (string.IsNullOrEmpty(postgres) || string.IsNullOrEmpty(redis))
+        {
+            var local = await LocalServices.StartAsync();
+            postgres = local["ConnectionStrings__Registry"];
+            redis = local["ConnectionStrings__Redis"];
+        }
         var database = $"vlacloud_bench_{Guid.NewGuid():N}";
         await ExecuteAsync(postgres, $"CREATE DATABASE {database}");
         var root = Directory.CreateTempSubdirectory("vlacloud-bench-").FullName;
@@ -107,6 +117,48 @@ internal sealed class BenchmarkEnvironment : IAsyncDisposable
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         await command.ExecuteNonQueryAsync();
+    }
+}
+
+/// <summary>The repository's local Postgres and Redis, through <c>.ci/services</c> (the script the tests and the host use).</summary>
+internal static class LocalServices
+{
+    /// <summary>Starts them (idempotent) and returns the connection strings <c>.ci/services env</c> exports.</summary>
+    public static async Task<Dictionary<string, string>> StartAsync()
+    {
+        var script = Path.Combine(RepositoryRoot(), ".ci", "services");
+        await RunAsync(script, "start");
+        var exports = new Dictionary<string, string>();
+        foreach (var line in (await RunAsync(script, "env")).Split('\n'))
+        {
+            // export NAME='value'
+            var match = System.Text.RegularExpressions.Regex.Match(line, "^export ([A-Za-z_]+)='([^']*)'$");
+            if (match.Success) exports[match.Groups[1].Value] = match.Groups[2].Value;
+        }
+        foreach (var name in new[] { "ConnectionStrings__Registry", "ConnectionStrings__Redis" })
+            if (!exports.ContainsKey(name)) throw new InvalidOperationException($".ci/services env printed no {name}");
+        return exports;
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "VlaCloud.sln"))) return dir.FullName;
+        throw new InvalidOperationException("set ConnectionStrings__Registry and ConnectionStrings__Redis, or run the benchmarks from the repository (no VlaCloud.sln above " + AppContext.BaseDirectory + ")");
+    }
+
+    private static async Task<string> RunAsync(string script, string command)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(script);
+        start.ArgumentList.Add(command);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0) throw new InvalidOperationException($".ci/services {command} failed ({process.ExitCode}): {await errors}");
+        Console.Error.Write(await errors);
+        return await output;
     }
 }
 

@@ -45,6 +45,78 @@ internal sealed class ServingSuite : IBenchmarkSuite
         report.Add("served_over_raw", served[32].Throughput / raw.Item2);
         report.Add("batching_gain_32_clients", served[32].Throughput / unbatched[32].Throughput);
         report.Add("overhead_p50_ms", served[1].P50 - raw.Item1);
+
+        report.Note($"CPU time of this process (the host; clients run in a child process), raw and served interleaved over {CpuRounds} rounds, medians");
+        await MeasureCpuAsync(environment, policy, report, cancellationToken);
+    }
+
+    private const int CpuRounds = 5;
+
+    /// <summary>
+    /// The figures a shared machine cannot skew: CPU seconds this process spends per sample, raw (SampleActions in a
+    /// loop) against served (the host answering a load generator that runs in a child process, so its CPU is not
+    /// counted). Raw and served alternate within each round so a drift in the machine's load affects both alike.
+    /// </summary>
+    private static async Task MeasureCpuAsync(BenchmarkEnvironment environment, VlaPolicy policy, Report report, CancellationToken cancellationToken)
+    {
+        await using var host = await environment.StartHostAsync(null, cancellationToken);
+        var key = await host.CreateTenantAsync();
+        using var http = host.CreateClient(key);
+        var model = await RegisterAsync(http, policy);
+        var bodyFile = Path.Combine(environment.Root, "act.json");
+        var body = JsonSerializer.SerializeToUtf8Bytes(new ActRequest($"{model}@v1", Input(0), new ActOptions(Seed: 1)));
+        await File.WriteAllBytesAsync(bodyFile, body, cancellationToken);
+        (await PostAsync(http, body)).Dispose();
+
+        var one = new[] { Observation(0) };
+        var many = Enumerable.Range(0, 32).Select(Observation).ToArray();
+        var seeds = Enumerable.Range(0, 32).Select(i => (long)i).ToArray();
+        List<double> raw32 = [], served32 = [], raw1 = [], served1 = [];
+        double rps32 = 0;
+        for (var round = 0; round < CpuRounds && !cancellationToken.IsCancellationRequested; round++)
+        {
+            raw32.Add(RawCpuMsPerSample(() => policy.SampleActions(many, seeds), many.Length, TimeSpan.FromSeconds(2)));
+            var (cpu32, load32) = await ServedCpuMsPerRequestAsync(host.Address, key, 32, bodyFile, cancellationToken);
+            served32.Add(cpu32);
+            rps32 += load32.Requests / load32.Seconds / CpuRounds;
+            raw1.Add(RawCpuMsPerSample(() => policy.SampleActions(one, [1]), 1, TimeSpan.FromSeconds(1.5)));
+            served1.Add((await ServedCpuMsPerRequestAsync(host.Address, key, 1, bodyFile, cancellationToken)).CpuMs);
+        }
+        report.Add("loadgen_32_clients_rps", rps32);
+        report.Add("raw_cpu_ms_per_sample_batch32", Median(raw32));
+        report.Add("served_cpu_ms_per_sample_32_clients", Median(served32));
+        report.Add("raw_cpu_ms_per_sample_batch1", Median(raw1));
+        report.Add("served_cpu_ms_per_request_1_client", Median(served1));
+        report.Add("served_over_raw_cpu", Median(raw32) / Median(served32));
+        report.Add("overhead_cpu_ms_per_request", Median(served1) - Median(raw1));
+    }
+
+    private static double RawCpuMsPerSample(Action step, int samplesPerStep, TimeSpan duration)
+    {
+        step();
+        var cpu = CpuNow();
+        var watch = Stopwatch.StartNew();
+        var samples = 0;
+        while (watch.Elapsed < duration)
+        {
+            step();
+            samples += samplesPerStep;
+        }
+        return (CpuNow() - cpu).TotalMilliseconds / samples;
+    }
+
+    private static async Task<(double CpuMs, LoadGeneratorSuite.Result Load)> ServedCpuMsPerRequestAsync(Uri address, string key, int clients, string bodyFile, CancellationToken cancellationToken)
+    {
+        var cpu = CpuNow();
+        var load = await LoadGeneratorSuite.RunChildAsync(address, key, clients, TimeSpan.FromSeconds(3), bodyFile, cancellationToken);
+        if (load.Errors > 0 || load.Requests == 0) throw new InvalidOperationException($"load generator: {load.Errors} errors, {load.Requests} answers");
+        return ((CpuNow() - cpu).TotalMilliseconds / load.Requests, load);
+    }
+
+    private static TimeSpan CpuNow()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime;
     }
 
     private static (double Batch1Median, double Batch32Throughput) MeasureRaw(VlaPolicy policy, Report report, string prefix, CancellationToken cancellationToken)
