@@ -297,6 +297,14 @@ public sealed record InternVlaHeadsConfig(DinoConfig Dino, QFormerConfig QFormer
     /// </summary>
     public static InternVlaHeadsConfig FromUpstream(JsonNode config)
     {
+        var result = ReadUpstream(config);
+        result.Validate();
+        return result;
+    }
+
+    /// <summary><see cref="FromUpstream"/> without the final check, for callers that override sizes before checking.</summary>
+    internal static InternVlaHeadsConfig ReadUpstream(JsonNode config)
+    {
         var framework = config["framework"] ?? throw new ArgumentException("the config has no 'framework' section");
         var qformer = QFormerConfig.FromUpstream(framework["layer_qformer"] ?? throw new ArgumentException("the config has no 'framework.layer_qformer' section"));
         var action = framework["action_model"] ?? throw new ArgumentException("the config has no 'framework.action_model' section");
@@ -311,9 +319,7 @@ public sealed record InternVlaHeadsConfig(DinoConfig Dino, QFormerConfig QFormer
         if (UpstreamJson.Int(action, "past_action_window_size", 0) != 0)
             throw new ArgumentException("past_action_window_size must be 0 (upstream's DiT asserts it: action history is not used)");
         var vlm = framework["qwenvl"] is { } qwen ? UpstreamJson.Int(qwen, "vl_hidden_dim", qformer.InputDim) : qformer.InputDim;
-        var result = new InternVlaHeadsConfig(DinoConfig.Backbone(dinoName), qformer, actionModel, vlm);
-        result.Validate();
-        return result;
+        return new InternVlaHeadsConfig(DinoConfig.Backbone(dinoName), qformer, actionModel, vlm);
     }
 
     /// <summary>Checks every part and that they fit together; throws <see cref="ArgumentException"/> naming the field.</summary>
@@ -352,6 +358,8 @@ internal static class UpstreamJson
         section[key] is null && fallback is { } f ? f : Read(section, key, n => n.GetValue<double>());
 
     public static string String(JsonNode section, string key) => Read(section, key, n => n.GetValue<string>());
+
+    public static bool Bool(JsonNode section, string key) => Read(section, key, n => n.GetValue<bool>());
 
     private static T Read<T>(JsonNode section, string key, Func<JsonNode, T> read)
     {
