@@ -97,7 +97,7 @@ public static class TinyInternVlaM1
             ["dino"] = new JsonObject
             {
                 ["dino_backbone"] = "dinov2_vits14", ["img_size"] = dino.ImageSize, ["patch_size"] = dino.PatchSize, ["embed_dim"] = dino.EmbedDim,
-                ["depth"] = dino.Depth, ["num_heads"] = dino.NumHeads, ["mlp_ratio"] = dino.MlpRatio,
+                ["depth"] = dino.Depth, ["num_heads"] = dino.NumHeads, ["mlp_ratio"] = dino.MlpRatio, ["resize"] = ImageSize,
             },
             ["layer_qformer"] = new JsonObject
             {
@@ -128,6 +128,10 @@ public static class TinyInternVlaM1
             DinoShortSide = ImageSize,
         };
     }
+
+    /// <summary>The tiny model as a policy config of the <c>internvla-m1</c> family (what a checkpoint's config.json holds).</summary>
+    public static Policy.PolicyConfig PolicyConfig() =>
+        Policy.PolicyConfig.ForInternVlaM1(QwenConfigJson(), FrameworkJson(), ImageSize, "internvla-m1-tiny");
 
     /// <summary>GPT-2's byte-to-symbol table (<c>bytes_to_unicode</c>) in byte order.</summary>
     private static List<string> ByteSymbols()

@@ -72,6 +72,9 @@ public sealed class InternVlaM1 : nn.Module
             throw new ArgumentException($"the tokenizer has {tokenizer.Count} tokens but Qwen's vocab_size is {config.Qwen.Text.VocabSize}");
     }
 
+    /// <summary>The mapping from a camera image's pixels to the pixels the processor gives Qwen (spatial answers are in those).</summary>
+    public ImageCoordinateMap CoordinateMap(CameraImage image) => processor.CoordinateMap(image);
+
     /// <summary>The text of an action prompt: the instruction in the <c>CoT_prompt</c>, or bare in vanilla mode.</summary>
     public string ActionPrompt(string instruction) =>
         Config.Vanilla ? instruction : Config.CotPrompt.Replace("{instruction}", instruction, StringComparison.Ordinal);
