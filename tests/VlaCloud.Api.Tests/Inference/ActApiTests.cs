@@ -45,6 +45,28 @@ public sealed class ActApiTests(ServicesFixture services)
         }
     }
 
+    [Fact]
+    public async Task An_internvla_m1_checkpoint_is_served_batched_with_16_step_chunks_equal_to_the_model_alone()
+    {
+        await using var app = App(("VlaCloud:Inference:MaxQueueDelay", "00:00:00.200"));
+        using var world = await InferenceWorld.CreateInternVlaM1Async(app);
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 3).Select(v => world.Client.PostAsJsonAsync("/v1/act", world.Request(v, seed: 200 + v))));
+        for (var v = 0; v < 3; v++)
+        {
+            Assert.True(responses[v].StatusCode == HttpStatusCode.OK, await responses[v].Content.ReadAsStringAsync());
+            var result = (await responses[v].Content.ReadFromJsonAsync<ActResponse>())!;
+            var expected = world.Expected(v, 200 + v);
+            Assert.Equal(16, result.Actions.Length);
+            Assert.Equal(16, expected.GetLength(0));
+            for (var step = 0; step < 16; step++)
+            {
+                Assert.Equal(InferenceWorld.ActionDim, result.Actions[step].Length);
+                for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], result.Actions[step][d], 3);
+            }
+        }
+    }
+
     [Theory]
     [InlineData("box", 2)]
     [InlineData("placement", 1)]
