@@ -351,11 +351,21 @@ public sealed record InternVlaHeadsConfig(DinoConfig Dino, QFormerConfig QFormer
 /// <summary>Reads values of upstream's configs (OmegaConf YAML written as JSON), naming the missing or mistyped key.</summary>
 internal static class UpstreamJson
 {
+    // A JSON number may be held as int, long or double depending on who built the node (parsed text, YAML, code),
+    // so numbers are read by value, not by the CLR type behind them.
     public static int Int(JsonNode section, string key, int? fallback = null) =>
-        section[key] is null && fallback is { } f ? f : Read(section, key, n => n.GetValue<int>());
+        section[key] is null && fallback is { } f ? f : Read(section, key, n =>
+            n is JsonValue v && v.TryGetValue<int>(out var i) ? i
+            : n is JsonValue l && l.TryGetValue<long>(out var big) && big is >= int.MinValue and <= int.MaxValue ? (int)big
+            : n is JsonValue d && d.TryGetValue<double>(out var x) && x == Math.Floor(x) && x is >= int.MinValue and <= int.MaxValue ? (int)x
+            : n.GetValue<int>());
 
     public static double Double(JsonNode section, string key, double? fallback = null) =>
-        section[key] is null && fallback is { } f ? f : Read(section, key, n => n.GetValue<double>());
+        section[key] is null && fallback is { } f ? f : Read(section, key, n =>
+            n is JsonValue v && v.TryGetValue<double>(out var d) ? d
+            : n is JsonValue i && i.TryGetValue<int>(out var x) ? x
+            : n is JsonValue l && l.TryGetValue<long>(out var y) ? y
+            : n.GetValue<double>());
 
     public static string String(JsonNode section, string key) => Read(section, key, n => n.GetValue<string>());
 
