@@ -25,9 +25,12 @@ public sealed class InternVlaM1 : nn.Module
     private readonly QwenImageProcessor processor;
     private readonly DinoTransform dino;
 
-    /// <summary>Builds the model with initial weights (TorchSharp's for Qwen, upstream's for the heads) on the CPU in float32.</summary>
+    /// <summary>
+    /// Builds the model with initial weights (TorchSharp's for Qwen, upstream's for the heads) on the CPU, in float32 or
+    /// <paramref name="dtype"/> (Qwen is built directly in it, so a bf16 3B model never exists in float32).
+    /// </summary>
     /// <exception cref="ArgumentException">The config is invalid, or the tokenizer's vision tokens are not the config's ids.</exception>
-    public InternVlaM1(InternVlaM1Config config, Qwen2Tokenizer tokenizer) : base("internvla_m1")
+    public InternVlaM1(InternVlaM1Config config, Qwen2Tokenizer tokenizer, ScalarType? dtype = null) : base("internvla_m1")
     {
         config.Validate();
         CheckTokenizer(config, tokenizer);
@@ -36,13 +39,14 @@ public sealed class InternVlaM1 : nn.Module
         chat = new QwenChatTemplate(tokenizer);
         processor = new QwenImageProcessor(config.Processor);
         dino = new DinoTransform(config.DinoShortSide);
-        qwenVlInterface = new QwenVlInterface(Qwen25Vl.Create(config.Qwen));
+        qwenVlInterface = new QwenVlInterface(Qwen25Vl.Create(config.Qwen, CPU, dtype));
         heads = new InternVlaHeads(config.Heads);
         // The heads' modules sit at the root, as InternVLA_M1's attributes do; the heads object only runs them.
         register_module("qwen_vl_interface", qwenVlInterface);
         foreach (var (name, child) in heads.named_children()) register_module(name, child);
         if (config.UseState)
             register_module("state_projector", stateProjector = nn.Linear(2L * config.StateDim, config.Heads.ActionModel.TokenSize));
+        if (dtype is { } type) this.to(type);
     }
 
     /// <summary>The sizes.</summary>
