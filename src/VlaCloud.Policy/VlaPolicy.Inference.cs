@@ -16,7 +16,7 @@ public sealed partial class VlaPolicy
     /// <remarks>
     /// An InternVLA-M1 policy samples by DDIM: <paramref name="steps"/> DDIM steps (default the config's, 10 released) with
     /// classifier-free guidance of scale <paramref name="cfgScale"/> (default the config's, 1.5 released; 1 or less turns
-    /// guidance off). The ST4VLA family has no guidance and refuses a scale.
+    /// guidance off). The ST4VLA family has no guidance and ignores the scale.
     /// </remarks>
     public float[][,] SampleActions(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null, IReadOnlyList<PointGuide?>? guides = null,
         double? cfgScale = null)
@@ -28,7 +28,6 @@ public sealed partial class VlaPolicy
             if (guides is not null) throw new ArgumentException("this policy has no point guidance to read the guides with");
             return SampleInternVlaM1(observations, seeds, steps, cfgScale);
         }
-        if (cfgScale is not null) throw new ArgumentException($"a {Config.Family} policy has no classifier-free guidance (cfg_scale)");
         var k = steps ?? Config.InferenceSteps;
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(steps), "at least one Euler step");
         var stats = observations.Select(o => StatsFor(o.Embodiment)).ToArray();

@@ -106,7 +106,7 @@ public sealed class ActionService(
 
         var seed = actOptions?.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue);
         var timeout = actOptions?.TimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Value.DefaultTimeout;
-        var request = new InferenceRequest(bound.Checkpoint.Id.ToString(), observation, seed, actOptions?.Steps, spatial, DateTimeOffset.UtcNow + timeout);
+        var request = new InferenceRequest(bound.Checkpoint.Id.ToString(), observation, seed, actOptions?.Steps, spatial, DateTimeOffset.UtcNow + timeout, actOptions?.CfgScale);
         InferenceResult result;
         try
         {

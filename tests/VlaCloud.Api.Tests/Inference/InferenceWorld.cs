@@ -43,6 +43,11 @@ public sealed record InferenceWorld(string Key, HttpClient Client, string Model,
         var stats = new Dictionary<string, NormalizationStats> { [embodiment] = Stats() };
         var policy = VlaPolicy.Create(config, stats, seed: 7,
             tokenizerJson: config.Family == PolicyConfig.InternVlaM1Family ? TinyInternVlaM1.TokenizerJson() : null);
+        // Upstream zero-initialises the DiT's output layer, which makes the actions a function of the noise alone; a
+        // trained head is not zero, and only then do the images, the prompt and the guidance scale show in the actions.
+        using (TorchSharp.torch.no_grad())
+            foreach (var (_, p) in policy.NamedParameters().Where(p => p.Name.StartsWith("action_model.net.final_layer.", StringComparison.Ordinal)))
+                p.normal_(0, 0.2);
         using var tar = new MemoryStream();
         policy.SaveTar(tar);
         using var content = new ByteArrayContent(tar.ToArray());
