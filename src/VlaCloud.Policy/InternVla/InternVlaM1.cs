@@ -149,10 +149,11 @@ public sealed class InternVlaM1 : nn.Module
     public Tensor ActionLoss(Tensor actions, Tensor condition) => heads.ActionLoss(actions, condition).Loss;
 
     /// <summary>
-    /// Normalised action chunks (B, T, A) by DDIM with classifier-free guidance; the module must be in eval mode.
+    /// Normalised action chunks (B, T, A) by DDIM with classifier-free guidance, the sampling state in float32 whatever
+    /// the weights' dtype; the module must be in eval mode.
     /// </summary>
     public Tensor SampleActions(Tensor condition, Tensor initialNoise, double? cfgScale = null, int? ddimSteps = null) =>
-        heads.SampleActions(condition, initialNoise.to(condition.dtype, condition.device), cfgScale, ddimSteps);
+        heads.SampleActions(condition, initialNoise.to(float32).to(condition.device), cfgScale, ddimSteps);
 
     /// <summary>Where the weights are.</summary>
     public Device Device => Qwen.Device;

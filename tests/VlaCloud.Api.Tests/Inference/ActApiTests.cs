@@ -84,6 +84,9 @@ public sealed class ActApiTests(ServicesFixture services)
         var refused = await world.Client.PostAsJsonAsync("/v1/act", world.Request(0, seed: 200, new ActOptions(CfgScale: 1000)));
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         Assert.Contains("options.cfg_scale", await refused.Content.ReadAsStringAsync());
+        var spatial = await world.Client.PostAsJsonAsync("/v1/act", world.Request(0, seed: 200, new ActOptions(Spatial: "box")));
+        Assert.Equal(HttpStatusCode.BadRequest, spatial.StatusCode);
+        Assert.Contains("options.spatial", await spatial.Content.ReadAsStringAsync());
     }
 
     [Theory]

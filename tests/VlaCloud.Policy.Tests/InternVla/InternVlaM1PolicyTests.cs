@@ -87,6 +87,13 @@ public sealed class InternVlaM1PolicyTests
                 Assert.All(names, n => Assert.Contains(prefixes, p => n.StartsWith(p, StringComparison.Ordinal)));
                 Assert.All(prefixes, p => Assert.Contains(names, n => n.StartsWith(p, StringComparison.Ordinal)));
             }
+            // In bf16 the DiT runs in bf16 while the DDIM state stays float32 (as upstream's float32 autocast).
+            using (var bf16 = VlaPolicy.Load(dir, dtype: "bf16"))
+            {
+                var chunk = bf16.SampleActions([Observation(4)], [9])[0];
+                Assert.Equal((TinyInternVlaM1.ChunkLength, ActionDim), (chunk.GetLength(0), chunk.GetLength(1)));
+                Assert.All(chunk.Cast<float>(), v => Assert.True(float.IsFinite(v)));
+            }
             using var loaded = VlaPolicy.Load(dir);
             Assert.Equal(PolicyConfig.InternVlaM1Family, loaded.Config.Family);
             var observation = Observation(4, cameras: 2);
