@@ -14,8 +14,8 @@ internal sealed class WorkItem(InferenceRequest request, ModelCache.ModelLease l
     public ActivityContext Parent { get; } = parent;
     public TaskCompletionSource<InferenceResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>Requests batch together only with the same model and the same number of Euler steps.</summary>
-    public (string Checkpoint, int? Steps) BatchKey => (Request.Checkpoint, Request.Steps);
+    /// <summary>Requests batch together only with the same model, the same number of denoising steps and the same guidance scale.</summary>
+    public (string Checkpoint, int? Steps, double? CfgScale) BatchKey => (Request.Checkpoint, Request.Steps, Request.CfgScale);
 }
 
 /// <summary>
@@ -161,7 +161,7 @@ internal sealed class DeviceWorker : IDisposable
             var observations = batch.Select(i => i.Request.Observation).ToList();
             // Asked here rather than inside SampleActions so each response can say where its actions were aimed.
             var guides = policy.Config.PointGuidance ? policy.GeneratePointGuides(observations) : null;
-            var actions = policy.SampleActions(observations, batch.Select(i => i.Request.Seed).ToList(), batch[0].Request.Steps, guides);
+            var actions = policy.SampleActions(observations, batch.Select(i => i.Request.Seed).ToList(), batch[0].Request.Steps, guides, batch[0].Request.CfgScale);
             var spatial = new SpatialPrediction?[batch.Count];
             foreach (var group in Enumerable.Range(0, batch.Count).Where(i => batch[i].Request.Spatial is not null).GroupBy(i => batch[i].Request.Spatial!.Value))
             {

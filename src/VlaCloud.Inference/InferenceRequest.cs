@@ -9,7 +9,8 @@ namespace VlaCloud.Inference;
 /// <param name="Steps">Euler steps, or null for the checkpoint's default.</param>
 /// <param name="Spatial">Also decode a spatial answer of this kind (point, box, trajectory, placement), or null.</param>
 /// <param name="Deadline">After this instant the request is dropped, before compute if it has not started.</param>
-public sealed record InferenceRequest(string Checkpoint, Observation Observation, long Seed, int? Steps, SpatialKind? Spatial, DateTimeOffset Deadline);
+/// <param name="CfgScale">Classifier-free guidance scale (InternVLA-M1 checkpoints), or null for the checkpoint's default.</param>
+public sealed record InferenceRequest(string Checkpoint, Observation Observation, long Seed, int? Steps, SpatialKind? Spatial, DateTimeOffset Deadline, double? CfgScale = null);
 
 /// <summary>The answer to an <see cref="InferenceRequest"/>, as plain arrays.</summary>
 /// <param name="Actions">The action chunk <c>[H, action_dim]</c> in the embodiment's units.</param>

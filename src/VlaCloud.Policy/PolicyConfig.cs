@@ -1,5 +1,9 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using VlaCloud.Policy.InternVla;
+using VlaCloud.Policy.InternVla.Heads;
+using VlaCloud.Policy.InternVla.Qwen;
 
 namespace VlaCloud.Policy;
 
@@ -9,8 +13,35 @@ namespace VlaCloud.Policy;
 /// </summary>
 public sealed record PolicyConfig
 {
+    /// <summary>The outline ST4VLA family (VlaCloud's own model, every size a field of this record): the default.</summary>
+    public const string St4VlaFamily = "st4vla";
+
+    /// <summary>The released InternVLA-M1 family: sizes from <see cref="Qwen"/> and <see cref="Framework"/>.</summary>
+    public const string InternVlaM1Family = "internvla-m1";
+
     /// <summary>Name of the preset this config came from (informational).</summary>
     public string Name { get; init; } = "tiny";
+
+    /// <summary>
+    /// The model family: <see cref="St4VlaFamily"/> (the default, and what a config without the field means) or
+    /// <see cref="InternVlaM1Family"/>.
+    /// </summary>
+    public string Family { get; init; } = St4VlaFamily;
+
+    /// <summary>
+    /// InternVLA-M1 only: Qwen2.5-VL's upstream <c>config.json</c> object (<c>text_config</c>, <c>vision_config</c>,
+    /// token ids), read by <see cref="Qwen25VlConfig.FromJson"/>.
+    /// </summary>
+    public JsonObject? Qwen { get; init; }
+
+    /// <summary>
+    /// InternVLA-M1 only: upstream's <c>framework</c> section (<c>dino</c>, <c>layer_qformer</c>, <c>action_model</c>), with
+    /// VlaCloud's optional size keys for small configs (see <see cref="InternVlaM1Config.HeadsFromFramework"/>).
+    /// </summary>
+    public JsonObject? Framework { get; init; }
+
+    /// <summary>InternVLA-M1 only: the prompt an instruction goes into (<c>{instruction}</c>); null is the released <c>CoT_prompt</c>.</summary>
+    public string? CotPrompt { get; init; }
 
     // System 2: vision
     /// <summary>Square side in pixels that every camera image is resized to.</summary>
@@ -150,6 +181,7 @@ public sealed record PolicyConfig
     /// <summary>Parameter counts per part, computed from the shapes (equals the built model's count).</summary>
     public ParameterCounts EstimateParameters()
     {
+        if (Family == InternVlaM1Family) return EstimateInternVlaM1();
         static long Linear(long i, long o, bool bias = true) => i * o + (bias ? o : 0);
         static long Ln(long d) => 2 * d;
         static long Encoder(long d) => Ln(d) + Linear(d, d) + Linear(d, 2 * d) + Linear(d, d) + Ln(d) + Linear(d, 4 * d) + Linear(4 * d, d);
@@ -187,6 +219,13 @@ public sealed record PolicyConfig
     /// </summary>
     public void Validate()
     {
+        if (Family == InternVlaM1Family)
+        {
+            ValidateInternVlaM1();
+            return;
+        }
+        if (Family != St4VlaFamily) throw new ArgumentException($"family must be {St4VlaFamily} or {InternVlaM1Family}, not '{Family}'");
+        if (Qwen is not null || Framework is not null) throw new ArgumentException($"qwen and framework belong to the {InternVlaM1Family} family, not {St4VlaFamily}");
         foreach (var (field, value, min, max) in Ranges())
             if (value < min || value > max)
                 throw new ArgumentException($"{JsonOptions.PropertyNamingPolicy!.ConvertName(field)} must be between {min} and {max}, not {value}");
@@ -202,6 +241,85 @@ public sealed record PolicyConfig
         if (ChunkLength < 1 || MaxActionDim < 1 || MaxStateDim < 1 || LatentQueries < 1 || LocationBins < 2 || MaxCameras < 1)
             throw new ArgumentException("ChunkLength, MaxActionDim, MaxStateDim, LatentQueries, MaxCameras must be ≥ 1 and LocationBins ≥ 2");
         if (PointGuidance && Vanilla) throw new ArgumentException("PointGuidance reads System 2's spatial answers, which a vanilla policy is not trained to give");
+    }
+
+    /// <summary>
+    /// An InternVLA-M1 config: the shared fields (chunk, action dimension, image size, DDIM steps) are the family's own
+    /// values, so callers that read them (batch samplers, image resizing, evaluation) work for either family.
+    /// </summary>
+    /// <param name="qwen">Qwen2.5-VL's upstream <c>config.json</c>.</param>
+    /// <param name="framework">Upstream's <c>framework</c> section.</param>
+    /// <param name="imageSize">Side every camera image is resized to (<c>datasets.vla_data.image_size</c>; 224 released).</param>
+    /// <param name="name">Informational name.</param>
+    public static PolicyConfig ForInternVlaM1(JsonObject qwen, JsonObject framework, int imageSize = 224, string name = "internvla-m1")
+    {
+        var config = new PolicyConfig { Family = InternVlaM1Family, Name = name, Qwen = qwen, Framework = framework, ImageSize = imageSize, Tokenizer = "hf", UseState = false, GradientDecay = 1.0 };
+        var m1 = config.ToInternVlaM1();
+        return config with
+        {
+            ChunkLength = m1.ChunkLength, MaxActionDim = m1.ActionDim, InferenceSteps = m1.Heads.ActionModel.DdimSteps,
+            ActionRepeats = m1.Heads.ActionModel.RepeatedDiffusionSteps, LatentQueries = m1.Heads.QFormer.NumQueryTokens,
+        };
+    }
+
+    /// <summary>The InternVLA-M1 model config this policy config describes (<see cref="InternVlaM1Family"/> only).</summary>
+    /// <exception cref="ArgumentException">Another family, or sections that are missing or do not fit together.</exception>
+    public InternVlaM1Config ToInternVlaM1()
+    {
+        if (Family != InternVlaM1Family) throw new ArgumentException($"a {Family} config has no InternVLA-M1 model");
+        var qwenJson = Qwen ?? throw new ArgumentException("qwen: an internvla-m1 config needs Qwen2.5-VL's config.json object");
+        var framework = Framework ?? throw new ArgumentException("framework: an internvla-m1 config needs the framework section (dino, layer_qformer, action_model)");
+        if (framework["layer_qformer"] is not JsonObject || framework["action_model"] is not JsonObject)
+            throw new ArgumentException("framework must hold the layer_qformer and action_model sections");
+        Qwen25VlConfig qwen;
+        try { qwen = Qwen25VlConfig.FromJson(qwenJson.ToJsonString(), "qwen"); }
+        catch (Exception e) when (e is InvalidDataException or CheckpointException) { throw new ArgumentException(e.Message, e); }
+        var heads = InternVlaM1Config.HeadsFromFramework(framework, qwen.Text.HiddenSize);
+        var dinoResize = framework["dino"] is JsonObject d ? UpstreamJson.Int(d, "resize", 224) : 224;
+        var config = new InternVlaM1Config
+        {
+            Qwen = qwen,
+            Heads = heads,
+            CotPrompt = CotPrompt ?? InternVlaM1Config.ReleasedCotPrompt,
+            ImageSize = ImageSize,
+            DinoShortSide = dinoResize,
+            UseState = UseState,
+            StateDim = MaxStateDim,
+            VlmLossWeight = SpatialLossWeight,
+            Vanilla = Vanilla,
+        };
+        config.Validate();
+        return config;
+    }
+
+    private void ValidateInternVlaM1()
+    {
+        var m1 = ToInternVlaM1();
+        if (ChunkLength != m1.ChunkLength) throw new ArgumentException($"chunk_length {ChunkLength} must be the action model's future_action_window_size + 1 = {m1.ChunkLength}");
+        if (MaxActionDim != m1.ActionDim) throw new ArgumentException($"max_action_dim {MaxActionDim} must be the action model's action_dim {m1.ActionDim}");
+        if (ImageSize is < 14 or > 1024) throw new ArgumentException($"image_size must be between 14 and 1024, not {ImageSize}");
+        if (MaxCameras is < 1 or > 16) throw new ArgumentException($"max_cameras must be between 1 and 16, not {MaxCameras}");
+        if (MaxStateDim is < 1 or > 1024) throw new ArgumentException($"max_state_dim must be between 1 and 1024, not {MaxStateDim}");
+        if (InferenceSteps < 1 || InferenceSteps > m1.Heads.ActionModel.DiffusionSteps)
+            throw new ArgumentException($"inference_steps must be between 1 and the {m1.Heads.ActionModel.DiffusionSteps} diffusion steps, not {InferenceSteps}");
+        if (PointGuidance) throw new ArgumentException("point_guidance belongs to the st4vla family");
+    }
+
+    /// <summary>Parameter counts of an InternVLA-M1 config from shapes alone (Qwen built on the meta device).</summary>
+    private ParameterCounts EstimateInternVlaM1()
+    {
+        var m1 = ToInternVlaM1();
+        var qwen = Qwen25VlCheckpoint.ExpectedTensors(m1.Qwen);
+        long Sum(IEnumerable<ParameterShape> shapes) => shapes.Sum(p => p.Count);
+        var visual = qwen.Where(t => t.Name.StartsWith("model.visual.", StringComparison.Ordinal)).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
+        var language = qwen.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b)) - visual;
+        var h = m1.Heads;
+        var state = m1.UseState ? (2L * m1.StateDim + 1) * h.ActionModel.TokenSize : 0;
+        return new ParameterCounts(
+            visual + Sum(h.Dino.ExpectedParameters()) + Sum(ParameterShape.Linear("dino_pro", h.Dino.EmbedDim, h.VlmHiddenSize)),
+            language,
+            Sum(h.QFormer.ExpectedParameters()) + state,
+            Sum(h.ActionModel.ExpectedParameters()));
     }
 
     /// <summary>Each size field with its accepted range.</summary>

@@ -1,5 +1,6 @@
 using TorchSharp;
 using VlaCloud.Policy.Checkpoint;
+using VlaCloud.Policy.InternVla;
 using VlaCloud.Policy.Modules;
 using static TorchSharp.torch;
 
@@ -11,14 +12,14 @@ public sealed partial class VlaPolicy
     public void Save(string directory)
     {
         Directory.CreateDirectory(directory);
-        var tensors = model.named_parameters().Select(p =>
+        var tensors = Module.named_parameters().Select(p =>
         {
             using var cpu = p.parameter.detach().to(float32).cpu();
             return (p.name, cpu.shape, cpu.data<float>().ToArray());
         });
         Safetensors.Write(Path.Combine(directory, PolicyCheckpoint.WeightsFile), tensors);
         File.WriteAllText(Path.Combine(directory, PolicyCheckpoint.ConfigFile), Config.ToJson());
-        File.WriteAllText(Path.Combine(directory, PolicyCheckpoint.TokenizerFile), Tokenizer.Json);
+        File.WriteAllText(Path.Combine(directory, PolicyCheckpoint.TokenizerFile), TokenizerJson);
         File.WriteAllText(Path.Combine(directory, PolicyCheckpoint.NormalizationFile), NormalizationStats.ToJson(normalization));
         PolicyCheckpoint.WriteManifest(directory);
     }
@@ -62,9 +63,15 @@ public sealed partial class VlaPolicy
     {
         PolicyCheckpoint.Verify(directory);
         var config = PolicyCheckpoint.ReadConfig(File.ReadAllText(Path.Combine(directory, PolicyCheckpoint.ConfigFile)), dtype, maxWeightBytes);
-        PolicyTokenizer tokenizer;
-        try { tokenizer = PolicyTokenizer.ForConfig(config, File.ReadAllText(Path.Combine(directory, PolicyCheckpoint.TokenizerFile))); }
-        catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException or InvalidDataException or NullReferenceException)
+        var tokenizerJson = File.ReadAllText(Path.Combine(directory, PolicyCheckpoint.TokenizerFile));
+        PolicyTokenizer? tokenizer = null;
+        InternVla.Text.Qwen2Tokenizer? qwenTokenizer = null;
+        try
+        {
+            if (config.Family == PolicyConfig.InternVlaM1Family) qwenTokenizer = ReadQwenTokenizer(tokenizerJson);
+            else tokenizer = PolicyTokenizer.ForConfig(config, tokenizerJson);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException or InvalidDataException or NullReferenceException or KeyNotFoundException)
         { throw new CheckpointException($"{PolicyCheckpoint.TokenizerFile}: {e.Message}"); }
         var stats = PolicyCheckpoint.ReadNormalization(File.ReadAllText(Path.Combine(directory, PolicyCheckpoint.NormalizationFile)));
 
@@ -72,10 +79,18 @@ public sealed partial class VlaPolicy
         using var file = File.OpenRead(weightsPath);
         var (entries, dataStart) = Safetensors.ReadHeader(file, PolicyCheckpoint.WeightsFile);
         PolicyCheckpoint.CheckWeights(entries, config);
-        var model = new St4VlaModel(config);
+        St4VlaModel? model = null;
+        InternVlaM1? m1 = null;
+        if (qwenTokenizer is not null)
+        {
+            try { m1 = new InternVlaM1(config.ToInternVlaM1(), qwenTokenizer); }
+            catch (ArgumentException e) { throw new CheckpointException($"{PolicyCheckpoint.TokenizerFile}: {e.Message}"); }
+        }
+        else model = new St4VlaModel(config);
+        nn.Module module = (nn.Module?)model ?? m1!;
         try
         {
-            var parameters = model.named_parameters().ToList();
+            var parameters = module.named_parameters().ToList();
             foreach (var (name, parameter) in parameters)
             {
                 if (!entries.TryGetValue(name, out var entry))
@@ -88,13 +103,13 @@ public sealed partial class VlaPolicy
             var extra = entries.Keys.Except(parameters.Select(p => p.name)).FirstOrDefault();
             if (extra is not null) throw new CheckpointException($"{PolicyCheckpoint.WeightsFile}: tensor '{extra}' is not part of the model");
             var (dev, type) = (ParseDevice(device), ParseDtype(dtype));
-            model.to(dev, type);
-            try { return new VlaPolicy(config, tokenizer, stats, model, dev, type); }
+            module.to(dev, type);
+            try { return new VlaPolicy(config, tokenizer, tokenizerJson, stats, model, m1, dev, type); }
             catch (ArgumentException e) { throw new CheckpointException($"{PolicyCheckpoint.NormalizationFile}: {e.Message}"); }
         }
         catch
         {
-            model.Dispose();
+            module.Dispose();
             throw;
         }
     }

@@ -13,10 +13,21 @@ public sealed partial class VlaPolicy
     /// A config with <see cref="PolicyConfig.PointGuidance"/> reads <paramref name="guides"/> when given (one per observation;
     /// the caller knows where the objects are) and otherwise asks System 2 first (<see cref="GeneratePointGuides"/>).
     /// </summary>
-    public float[][,] SampleActions(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null, IReadOnlyList<PointGuide?>? guides = null)
+    /// <remarks>
+    /// An InternVLA-M1 policy samples by DDIM: <paramref name="steps"/> DDIM steps (default the config's, 10 released) with
+    /// classifier-free guidance of scale <paramref name="cfgScale"/> (default the config's, 1.5 released; 1 or less turns
+    /// guidance off). The ST4VLA family has no guidance and ignores the scale.
+    /// </remarks>
+    public float[][,] SampleActions(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null, IReadOnlyList<PointGuide?>? guides = null,
+        double? cfgScale = null)
     {
         if (observations.Count == 0) return [];
         if (seeds.Count != observations.Count) throw new ArgumentException($"{observations.Count} observations but {seeds.Count} seeds");
+        if (m1 is not null)
+        {
+            if (guides is not null) throw new ArgumentException("this policy has no point guidance to read the guides with");
+            return SampleInternVlaM1(observations, seeds, steps, cfgScale);
+        }
         var k = steps ?? Config.InferenceSteps;
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(steps), "at least one Euler step");
         var stats = observations.Select(o => StatsFor(o.Embodiment)).ToArray();
@@ -26,7 +37,7 @@ public sealed partial class VlaPolicy
 
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
-        model.eval();
+        Model.eval();
         var cond = Condition(observations, 1.0);                                           // (B, Q, De)
         var state = States(observations);                                                  // (B, 2S) or null
         var points = guides is null ? null : PointFeatures(observations, guides);          // (B, 6) or null
@@ -81,8 +92,10 @@ public sealed partial class VlaPolicy
     /// greedily with a KV cache, allowing only coordinate tokens (and the end token where a trajectory may end),
     /// so every answer parses. Coordinates are pixels of each observation's first image, and the VLM sees only that image.
     /// </summary>
+    /// <exception cref="NotSupportedException">An InternVLA-M1 policy (its spatial answers are not served yet).</exception>
     public SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind) =>
-        Generate(observations, [.. observations.Select(_ => kind)]);
+        m1 is not null ? throw new NotSupportedException($"spatial answers of {Config.Family} policies are not served yet")
+            : Generate(observations, [.. observations.Select(_ => kind)]);
 
     /// <summary><see cref="GenerateSpatial"/> with a question kind per observation, decoded in one batch.</summary>
     private SpatialPrediction[] Generate(IReadOnlyList<Observation> observations, IReadOnlyList<SpatialKind> kinds)
@@ -97,7 +110,7 @@ public sealed partial class VlaPolicy
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         using var cache = new KvCache(Config.LmLayers);
-        model.eval();
+        Model.eval();
         var (images, cameraCounts) = SpatialImages(observations.Select(o => o.Images));
         var text = observations.Select((o, i) => TextIds(SpatialPrompts.Question(kinds[i], o.Instruction))).ToList();
         var seq = Sequence(images, cameraCounts, text, withQueries: false);

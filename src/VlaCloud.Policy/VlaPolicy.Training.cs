@@ -14,7 +14,8 @@ public sealed partial class VlaPolicy
     /// </summary>
     public PolicyLoss ComputeLoss(TrainingBatch batch)
     {
-        model.train();
+        if (m1 is not null) return InternVlaM1Loss(batch);
+        Model.train();
         var action = batch.Actions.Count > 0 ? ActionLoss(batch.Actions) : null;
         var spatial = batch.Spatial.Count > 0 && !Config.Vanilla ? SpatialLoss(batch.Spatial) : null;
         if (action is null && spatial is null) throw new ArgumentException(Config.Vanilla && batch.Spatial.Count > 0

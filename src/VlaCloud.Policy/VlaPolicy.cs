@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using VlaCloud.Policy.Checkpoint;
+using VlaCloud.Policy.InternVla;
 using VlaCloud.Policy.Modules;
 using static TorchSharp.torch;
 
@@ -16,20 +17,27 @@ public sealed record PolicyLoss(Tensor Total, Tensor? Action, Tensor? Spatial);
 public sealed record PolicyParameterGroups(IReadOnlyList<Parameter> Vlm, IReadOnlyList<Parameter> ActionExpert, IReadOnlyList<Parameter> Rest);
 
 /// <summary>
-/// The ST4VLA policy: two verbs, <see cref="ComputeLoss"/> and <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?})"/>,
+/// The ST4VLA policy: two verbs, <see cref="ComputeLoss"/> and <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?)"/>,
 /// plus <see cref="GenerateSpatial"/>, saving and loading. Inputs and outputs are plain data.
 /// Not thread-safe: one thread (an inference worker or a training loop) uses an instance at a time.
 /// </summary>
 public sealed partial class VlaPolicy : IDisposable
 {
-    private readonly St4VlaModel model;
+    // Exactly one of the two is set: the family's model. The public verbs branch on it, so the inference engine,
+    // the trainer and the CLI serve either family through the same surface.
+    private readonly St4VlaModel? model;
+    private readonly InternVlaM1? m1;
+    private readonly PolicyTokenizer? tokenizer;
     private readonly Dictionary<string, NormalizationStats> normalization;
 
-    private VlaPolicy(PolicyConfig config, PolicyTokenizer tokenizer, IReadOnlyDictionary<string, NormalizationStats> stats, St4VlaModel model, Device device, ScalarType dtype)
+    private VlaPolicy(PolicyConfig config, PolicyTokenizer? tokenizer, string tokenizerJson, IReadOnlyDictionary<string, NormalizationStats> stats,
+        St4VlaModel? model, InternVlaM1? m1, Device device, ScalarType dtype)
     {
         Config = config;
-        Tokenizer = tokenizer;
+        this.tokenizer = tokenizer;
+        TokenizerJson = tokenizerJson;
         this.model = model;
+        this.m1 = m1;
         Device = device;
         DType = dtype;
         normalization = new Dictionary<string, NormalizationStats>(stats);
@@ -38,8 +46,11 @@ public sealed partial class VlaPolicy : IDisposable
 
     /// <summary>The model's sizes and switches.</summary>
     public PolicyConfig Config { get; }
-    /// <summary>Text and coordinate tokens.</summary>
-    public PolicyTokenizer Tokenizer { get; }
+    /// <summary>Text and coordinate tokens of the <see cref="PolicyConfig.St4VlaFamily"/> family (an InternVLA-M1 policy has Qwen's tokenizer, see <see cref="TokenizerJson"/>).</summary>
+    /// <exception cref="InvalidOperationException">An InternVLA-M1 policy.</exception>
+    public PolicyTokenizer Tokenizer => tokenizer ?? throw new InvalidOperationException($"an {Config.Family} policy has no ST4VLA word tokenizer; its Qwen2 tokenizer is TokenizerJson");
+    /// <summary>The tokenizer file as saved in the checkpoint (<c>tokenizer.json</c>), for either family.</summary>
+    public string TokenizerJson { get; }
     /// <summary>Where the weights live.</summary>
     public Device Device { get; }
     /// <summary>float32 or bfloat16.</summary>
@@ -47,17 +58,33 @@ public sealed partial class VlaPolicy : IDisposable
     /// <summary>Normalisation statistics per embodiment name.</summary>
     public IReadOnlyDictionary<string, NormalizationStats> Normalization => normalization;
     /// <summary>Number of parameters.</summary>
-    public long ParameterCount => model.parameters().Sum(p => p.numel());
-    internal St4VlaModel Model => model;
+    public long ParameterCount => Module.parameters().Sum(p => p.numel());
+    internal St4VlaModel Model => model ?? throw new InvalidOperationException($"an {Config.Family} policy has no ST4VLA model");
+    internal InternVlaM1? InternVlaM1Model => m1;
+    private nn.Module Module => (nn.Module?)model ?? m1!;
 
     /// <summary>
     /// A freshly initialised policy. <paramref name="seed"/> fixes the initial weights;
-    /// <paramref name="tokenizerJson"/> is required for configs with an <c>hf</c> tokenizer.
+    /// <paramref name="tokenizerJson"/> is required for configs with an <c>hf</c> tokenizer and for the InternVLA-M1
+    /// family (Qwen's <c>tokenizer.json</c>).
     /// </summary>
     public static VlaPolicy Create(PolicyConfig config, IReadOnlyDictionary<string, NormalizationStats> normalization,
         long seed = 0, string device = "cpu", string dtype = "fp32", string? tokenizerJson = null)
     {
         config.Validate();
+        var (dev, type) = (ParseDevice(device), ParseDtype(dtype));
+        if (config.Family == PolicyConfig.InternVlaM1Family)
+        {
+            var qwenTokenizer = ReadQwenTokenizer(tokenizerJson ?? throw new ArgumentException("an internvla-m1 policy needs Qwen's tokenizer.json"));
+            InternVlaM1 built;
+            lock (InitLock)
+            {
+                random.manual_seed(seed);
+                built = new InternVlaM1(config.ToInternVlaM1(), qwenTokenizer);
+            }
+            built.to(dev, type);
+            return new VlaPolicy(config, null, tokenizerJson, normalization, null, built, dev, type);
+        }
         var tokenizer = PolicyTokenizer.ForConfig(config, tokenizerJson);
         St4VlaModel model;
         lock (InitLock)
@@ -66,9 +93,15 @@ public sealed partial class VlaPolicy : IDisposable
             random.manual_seed(seed);
             model = new St4VlaModel(config);
         }
-        var (dev, type) = (ParseDevice(device), ParseDtype(dtype));
         model.to(dev, type);
-        return new VlaPolicy(config, tokenizer, normalization, model, dev, type);
+        return new VlaPolicy(config, tokenizer, tokenizer.Json, normalization, model, null, dev, type);
+    }
+
+    /// <summary>Qwen's tokenizer from a Hugging Face <c>tokenizer.json</c>.</summary>
+    internal static InternVla.Text.Qwen2Tokenizer ReadQwenTokenizer(string json)
+    {
+        using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json));
+        return InternVla.Text.Qwen2Tokenizer.FromTokenizerJson(stream);
     }
 
     /// <summary>Adds or replaces an embodiment's statistics (e.g. before fine-tuning on a new robot).</summary>
@@ -78,17 +111,20 @@ public sealed partial class VlaPolicy : IDisposable
         normalization[embodiment] = stats;
     }
 
-    /// <summary>Parameters split into the VLM (ViT + decoder), the action expert and the rest (latent queries + bridge).</summary>
-    public PolicyParameterGroups ParameterGroups() => new(
-        model.Vision.parameters().Concat(model.Lm.parameters()).ToList(),
-        model.Expert.parameters().ToList(),
-        model.Bridge.parameters().Prepend(model.Queries).ToList());
+    /// <summary>
+    /// Parameters split into the VLM (ViT + decoder; InternVLA-M1: Qwen2.5-VL), the action expert (the DiT) and the rest
+    /// (latent queries + bridge; InternVLA-M1: Q-Former, DINO and its projection, the state projection).
+    /// </summary>
+    public PolicyParameterGroups ParameterGroups() => m1 is not null ? InternVlaM1Groups() : new(
+        Model.Vision.parameters().Concat(Model.Lm.parameters()).ToList(),
+        Model.Expert.parameters().ToList(),
+        Model.Bridge.parameters().Prepend(Model.Queries).ToList());
 
     /// <summary>All trainable parameters.</summary>
-    public IEnumerable<Parameter> Parameters() => model.parameters();
+    public IEnumerable<Parameter> Parameters() => Module.parameters();
 
     /// <summary>All trainable parameters with their checkpoint names (as in <c>model.safetensors</c>).</summary>
-    public IEnumerable<(string Name, Parameter Parameter)> NamedParameters() => model.named_parameters();
+    public IEnumerable<(string Name, Parameter Parameter)> NamedParameters() => Module.named_parameters();
 
     /// <summary>
     /// AdamW with one group per part; the defaults are the paper's post-training values
@@ -106,7 +142,7 @@ public sealed partial class VlaPolicy : IDisposable
     }
 
     /// <summary>Frees the weights.</summary>
-    public void Dispose() => model.Dispose();
+    public void Dispose() => Module.Dispose();
 
     private static readonly object InitLock = new();
 

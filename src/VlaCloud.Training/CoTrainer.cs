@@ -195,12 +195,14 @@ public static class CoTrainer
     private static VlaPolicy WithSwitches(VlaPolicy initial, CoTrainingOptions options)
     {
         // Otherwise the base's own tokenizer, not the built-in one: a BPE or custom word list keeps the ids it was trained with.
-        var grown = initial.Tokenizer.GrownToBuiltInWords();
-        var tokenizer = grown ?? initial.Tokenizer;
-        var config = ConfigFor(initial.Config, options) with { TextVocabSize = tokenizer.TextVocabSize };
+        // Only the ST4VLA family has a growing word list; an InternVLA-M1 policy keeps Qwen's tokenizer as it is.
+        var words = initial.Config.Family == PolicyConfig.St4VlaFamily;
+        var grown = words ? initial.Tokenizer.GrownToBuiltInWords() : null;
+        var config = ConfigFor(initial.Config, options);
+        if (words) config = config with { TextVocabSize = (grown ?? initial.Tokenizer).TextVocabSize };
         if (config == initial.Config) return initial;
         var copy = VlaPolicy.Create(config, initial.Normalization, options.Seed, initial.Device.type == DeviceType.CPU ? "cpu" : initial.Device.ToString(), DTypeName(initial),
-            tokenizer.Json);
+            grown?.Json ?? initial.TokenizerJson);
         using var rows = grown is null ? null : tensor(initial.Tokenizer.IdsIn(grown).Select(i => (long)i).ToArray(), device: copy.Device);
         var weights = initial.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
         using (no_grad())

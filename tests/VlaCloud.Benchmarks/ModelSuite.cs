@@ -12,7 +12,7 @@ internal sealed class ModelSuite : IBenchmarkSuite
 {
     public string Name => "model";
 
-    public string Description => "tiny ST4VLA policy: parameters, SampleActions latency at batch 1/8/32, batch32_gain, point guidance's cost, training step; --family qwen2.5-vl: the 3B System 2 in fp32 and bf16";
+    public string Description => "tiny ST4VLA policy: parameters, SampleActions latency at batch 1/8/32, batch32_gain, point guidance's cost, training step; --family qwen2.5-vl: the 3B System 2 in fp32 and bf16; --family internvla-m1: the 4.18 B InternVLA-M1 (act seconds fp32/bf16) and the tiny M1 config's batch 1/32";
 
     public Task RunAsync(Report report, string[] args, CancellationToken cancellationToken)
     {
@@ -21,7 +21,8 @@ internal sealed class ModelSuite : IBenchmarkSuite
         {
             null => RunTinyPolicy(report, cancellationToken),
             "qwen2.5-vl" => QwenModelBenchmark.RunAsync(report, args, cancellationToken),
-            _ => throw new ArgumentException($"--family {family}: the families are qwen2.5-vl (or none, for the tiny policy)"),
+            PolicyConfig.InternVlaM1Family => InternVlaM1ModelBenchmark.RunAsync(report, args, cancellationToken),
+            _ => throw new ArgumentException($"--family {family}: the families are qwen2.5-vl and internvla-m1 (or none, for the tiny policy)"),
         };
     }
 

@@ -77,18 +77,18 @@ internal static class QwenModelBenchmark
         return Task.CompletedTask;
     }
 
-    private static string? Option(string[] args, string name)
+    internal static string? Option(string[] args, string name)
     {
         var i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 
-    private static double ResidentGb() => ProcStatusGb("VmRSS");
+    internal static double ResidentGb() => ProcStatusGb("VmRSS");
 
     /// <summary>A kB field of /proc/self/status in GB (Linux; NaN elsewhere).</summary>
-    private static double ProcStatusGb(string field) => KbField("/proc/self/status", field);
+    internal static double ProcStatusGb(string field) => KbField("/proc/self/status", field);
 
-    private static double MemInfoGb(string field) => KbField("/proc/meminfo", field);
+    internal static double MemInfoGb(string field) => KbField("/proc/meminfo", field);
 
     private static double KbField(string file, string field)
     {
@@ -97,7 +97,7 @@ internal static class QwenModelBenchmark
         return line is null ? double.NaN : long.Parse(line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1e6;
     }
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)

@@ -23,6 +23,20 @@ public sealed record BoundCheckpoint(Checkpoint Checkpoint, Embodiment Embodimen
 {
     /// <summary>The wire description of the checkpoint.</summary>
     public ResolvedCheckpoint Describe() => new(Checkpoint.Id, Checkpoint.ModelName, Checkpoint.Version, Embodiment.Name);
+
+    /// <summary>The model family of its config (<c>st4vla</c> when the config names none).</summary>
+    public string Family { get; } = FamilyOf(Checkpoint.Config);
+
+    private static string FamilyOf(string config)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(config);
+            return json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("family", out var f) && f.ValueKind == JsonValueKind.String
+                ? f.GetString()! : PolicyConfig.St4VlaFamily;
+        }
+        catch (JsonException) { return PolicyConfig.St4VlaFamily; }
+    }
 }
 
 /// <summary>How an action request ended, for each surface to answer in its own way.</summary>
@@ -88,6 +102,9 @@ public sealed class ActionService(
         var started = Stopwatch.GetTimestamp();
         var errors = new Dictionary<string, string[]>();
         var spatial = ObservationBinder.BindOptions(actOptions, errors);
+        // Refused here, not in the batch: a request the model cannot answer must not fail the others batched with it.
+        if (spatial is not null && bound.Family == PolicyConfig.InternVlaM1Family)
+            errors["options.spatial"] = ["internvla-m1 checkpoints do not answer spatial questions yet; ask without options.spatial."];
         var observation = ObservationBinder.Bind(input, bound.Embodiment, bound.NormalizationKey, errors, actOptions?.Resize);
         if (observation is null || errors.Count > 0) return new ActOutcome.Invalid(errors);
 
@@ -106,7 +123,7 @@ public sealed class ActionService(
 
         var seed = actOptions?.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue);
         var timeout = actOptions?.TimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Value.DefaultTimeout;
-        var request = new InferenceRequest(bound.Checkpoint.Id.ToString(), observation, seed, actOptions?.Steps, spatial, DateTimeOffset.UtcNow + timeout);
+        var request = new InferenceRequest(bound.Checkpoint.Id.ToString(), observation, seed, actOptions?.Steps, spatial, DateTimeOffset.UtcNow + timeout, actOptions?.CfgScale);
         InferenceResult result;
         try
         {

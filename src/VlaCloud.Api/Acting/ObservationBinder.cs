@@ -78,6 +78,7 @@ public static class ObservationBinder
     {
         if (options is null) return null;
         if (options.Steps is < 1 or > 100) errors[$"{prefix}.steps"] = ["Steps must be between 1 and 100."];
+        if (options.CfgScale is { } cfg && !(cfg >= 0 && cfg <= 100)) errors[$"{prefix}.cfg_scale"] = ["cfg_scale must be between 0 and 100."];
         if (options.TimeoutMs is < 1 or > 120_000) errors[$"{prefix}.timeout_ms"] = ["The timeout must be between 1 and 120000 ms."];
         if (options.Resize is not (null or Pad or Stretch)) errors[$"{prefix}.resize"] = [$"resize must be {Pad} or {Stretch} (or absent, to refuse images of another aspect ratio than their camera's)."];
         if (options.Spatial is null) return null;

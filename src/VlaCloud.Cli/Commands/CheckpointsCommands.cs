@@ -7,10 +7,48 @@ using VlaCloud.Client.Contracts;
 
 namespace VlaCloud.Cli.Commands;
 
-/// <summary><c>vlacloud checkpoints list|get|put</c>: versioned policies.</summary>
+/// <summary><c>vlacloud checkpoints list|get|put|import</c>: versioned policies.</summary>
 internal static class CheckpointsCommands
 {
-    public static Command Create() => new("checkpoints", "Checkpoints: list, show, upload and register") { List(), Get(), Put() };
+    public static Command Create() => new("checkpoints", "Checkpoints: list, show, upload, register and import released ones") { List(), Get(), Put(), Import() };
+
+    /// <summary>
+    /// <c>checkpoints import RUN_DIR -o OUT.tar --qwen DIR</c>: a released InternVLA-M1 run converted locally into a
+    /// policy tar (then <c>checkpoints put</c> registers it). Nothing in the .pt runs: only tensors and plain containers are read.
+    /// </summary>
+    private static Command Import()
+    {
+        var run = new Argument<DirectoryInfo>("run") { Description = "Released run folder: config.yaml, dataset_statistics.json, checkpoints/steps_N_pytorch_model.pt" };
+        var output = new Option<FileInfo>("--output", "-o") { Description = "Policy tar to write", Required = true };
+        var qwen = new Option<DirectoryInfo>("--qwen") { Description = "The Qwen2.5-VL folder the run was built on (config.json, tokenizer.json)", Required = true };
+        var checkpoint = new Option<FileInfo?>("--checkpoint") { Description = "A .pt to read instead of the run's highest step" };
+        var embodiment = new Option<string[]>("--embodiment") { Description = "TAG=NAME: name dataset_statistics.json's tag as a VlaCloud embodiment (repeatable)", AllowMultipleArgumentsPerToken = true };
+        var command = new Command("import", "Convert a released InternVLA-M1 run (torch.save weights) into a policy tar") { run, output, qwen, checkpoint, embodiment };
+        command.SetLocalAction((parse, _) =>
+        {
+            var renames = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var pair in parse.GetValue(embodiment) ?? [])
+            {
+                var at = pair.IndexOf('=', StringComparison.Ordinal);
+                if (at <= 0 || at == pair.Length - 1) throw new ArgumentException($"--embodiment '{pair}' is not TAG=NAME");
+                renames[pair[..at]] = pair[(at + 1)..];
+            }
+            try
+            {
+                var result = Policy.InternVla.InternVlaM1Import.Import(parse.GetValue(run)!.FullName, parse.GetValue(qwen)!.FullName,
+                    parse.GetValue(output)!.FullName, parse.GetValue(checkpoint)?.FullName, renames);
+                AnsiConsole.MarkupLine($"Imported [bold]{Markup.Escape(Path.GetFileName(result.Checkpoint))}[/]: {result.Tensors:N0} tensors, {result.Parameters:N0} parameters, " +
+                                       $"embodiments {Markup.Escape(string.Join(", ", result.Embodiments))} → {Markup.Escape(parse.GetValue(output)!.FullName)}");
+                return Task.FromResult(0);
+            }
+            catch (Policy.CheckpointException e)
+            {
+                ApiCommand.Error(e.Message);
+                return Task.FromResult(ApiCommand.LocalError);
+            }
+        });
+        return command;
+    }
 
     private static Command List()
     {

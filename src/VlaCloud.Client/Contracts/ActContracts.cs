@@ -18,7 +18,7 @@ public sealed record ImageInput(string Format, byte[] Data, int[]? Shape = null)
 public sealed record ObservationInput(IReadOnlyDictionary<string, ImageInput> Images, float[]? State, string Instruction);
 
 /// <summary>How to compute the actions.</summary>
-/// <param name="Steps">Denoising (Euler) steps, 1–100; null for the checkpoint's default.</param>
+/// <param name="Steps">Denoising steps (Euler for ST4VLA checkpoints, DDIM for InternVLA-M1), 1–100; null for the checkpoint's default.</param>
 /// <param name="Seed">Noise seed: the same seed and observation give the same actions; null for a random one.</param>
 /// <param name="Spatial">Also return the model's spatial answer: <c>point</c>, <c>box</c>, <c>trajectory</c> or <c>placement</c> (where the object goes).</param>
 /// <param name="TimeoutMs">Give up (504) if the actions are not ready within this many milliseconds.</param>
@@ -26,12 +26,17 @@ public sealed record ObservationInput(IReadOnlyDictionary<string, ImageInput> Im
 /// What to do with an image whose aspect ratio differs from its camera's by more than 5 %: null (the default) refuses
 /// it (400), <c>pad</c> centres it on black borders to the camera's aspect ratio, <c>stretch</c> lets the model stretch it.
 /// </param>
+/// <param name="CfgScale">
+/// Classifier-free guidance scale of InternVLA-M1 checkpoints, 0–100 (1 or less turns guidance off); null for the
+/// checkpoint's default (1.5 released). ST4VLA checkpoints have no guidance and ignore it.
+/// </param>
 public sealed record ActOptions(
     int? Steps = null,
     long? Seed = null,
     string? Spatial = null,
     [property: JsonPropertyName("timeout_ms")] int? TimeoutMs = null,
-    string? Resize = null);
+    string? Resize = null,
+    [property: JsonPropertyName("cfg_scale")] double? CfgScale = null);
 
 /// <summary>The body of <c>POST /v1/act</c>.</summary>
 /// <param name="Checkpoint">Checkpoint reference: an id, <c>model@vN</c> or <c>model@alias</c> (e.g. <c>sim-demo@production</c>).</param>

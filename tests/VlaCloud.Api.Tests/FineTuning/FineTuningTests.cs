@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
 using VlaCloud.Api.Apis;
 using VlaCloud.Datasets;
 using VlaCloud.Policy;
@@ -79,13 +80,46 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
     }
 
     [Fact]
-    public async Task A_trainer_killed_mid_job_is_replaced_and_the_job_resumes_from_its_saved_step_with_one_result()
+    public async Task An_internvla_m1_base_co_trains_on_actions_and_spatial_answers_and_its_result_is_registered_and_served()
+    {
+        await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: true));
+        var world = await FineTuningWorld.CreateAsync(app, FineTuningWorld.BaseConfig(PolicyConfig.InternVlaM1Family));
+        var dataset = await world.CompleteDatasetAsync(await world.UploadPartsAsync(await FineTuningWorld.SimDatasetTar, 1));
+        Assert.Equal("ready", dataset.Status);
+
+        var job = await world.CreateJobAsync(dataset.Id, TinyRun);
+        job = await world.WaitForJobAsync(job.Id, j => j.Status is "succeeded" or "failed", TimeSpan.FromMinutes(5), "job did not end");
+        var events = await world.EventsAsync(job.Id);
+        Assert.True(job.Status == "succeeded", string.Join("\n", events.Select(e => e.Message)));
+        // Every step is co-training: the action loss and the VLM loss on spatial answers.
+        var metrics = events.Where(e => e.Type == "metrics").ToList();
+        Assert.NotEmpty(metrics);
+        Assert.All(metrics, m => Assert.True(m.Data.GetProperty("action_loss") is { ValueKind: JsonValueKind.Number } a && a.GetDouble() > 0, m.Data.GetRawText()));
+        Assert.Contains(metrics, m => m.Data.GetProperty("spatial_loss") is { ValueKind: JsonValueKind.Number } s && s.GetDouble() > 0);
+
+        var result = (await world.Client.GetFromJsonAsync<CheckpointResponse>($"/v1/checkpoints/{job.ResultCheckpointId}"))!;
+        Assert.Equal((world.Model, 2, world.BaseId), (result.Model, result.Version, result.ParentCheckpointId!.Value));
+        var observation = new ObservationInput(
+            FineTuningWorld.Sim.Cameras.ToDictionary(c => c.Name, c => new ImageInput("raw", new byte[c.Width * c.Height * 3], [c.Height, c.Width, 3])),
+            [0.5f, 0.5f, 0f], "pick the red cube and place it in the blue bowl");
+        var act = await world.Client.PostAsJsonAsync("/v1/act", new ActRequest($"{world.Model}@v2", observation, new ActOptions(Steps: 2, Seed: 1)));
+        Assert.True(act.StatusCode == HttpStatusCode.OK, await act.Content.ReadAsStringAsync());
+        var actions = (await act.Content.ReadFromJsonAsync<ActResponse>())!;
+        Assert.Equal((16, FineTuningWorld.Sim.ActionDim), (actions.Actions.Length, actions.Actions[0].Length));
+    }
+
+    [Theory]
+    [InlineData(PolicyConfig.St4VlaFamily)]
+    [InlineData(PolicyConfig.InternVlaM1Family)]
+    public async Task A_trainer_killed_mid_job_is_replaced_and_the_job_resumes_from_its_saved_step_with_one_result(string family)
     {
         await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: false));
-        var world = await FineTuningWorld.CreateAsync(app);
+        var world = await FineTuningWorld.CreateAsync(app, FineTuningWorld.BaseConfig(family));
         var dataset = await ValidateWithTrainerAsync(world, "trainer-0");
 
-        var job = await world.CreateJobAsync(dataset.Id, new { steps = 40, batch_size = 4, learning_rate = 1e-3, warmup_steps = 2, checkpoint_interval = 5, seed = 9 });
+        // An M1 step costs several of the tiny ST4VLA config's (two vision streams): fewer steps, the same kill after step 5.
+        var steps = family == PolicyConfig.InternVlaM1Family ? 12 : 40;
+        var job = await world.CreateJobAsync(dataset.Id, new { steps, batch_size = 4, learning_rate = 1e-3, warmup_steps = 2, checkpoint_interval = 5, seed = 9 });
         int killedAfter;
         using (var first = TrainerProcess.Start(services, root, "trainer-1"))
         {

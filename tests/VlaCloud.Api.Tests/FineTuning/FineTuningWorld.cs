@@ -5,6 +5,7 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Json;
 using VlaCloud.Api.Apis;
+using VlaCloud.Parity;
 using VlaCloud.Policy;
 using VlaCloud.Sim;
 using VlaCloud.Testing;
@@ -49,16 +50,18 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
     /// <summary>A tenant with the sim embodiment and a freshly initialised base (<paramref name="config"/>, tiny by default) as <c>MODEL@production</c>.</summary>
     public static async Task<FineTuningWorld> CreateAsync(VlaCloudAppFactory app, PolicyConfig? config = null)
     {
+        config ??= PolicyConfig.Tiny;
         var (_, key) = await app.CreateTenantAsync();
         var client = app.CreateClient(key);
         var created = await client.PostAsJsonAsync("/v1/embodiments", new CreateEmbodimentRequest(
             Sim.Name, Sim.ActionDim, Sim.StateDim, "delta_eef+gripper", [.. Sim.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height))],
-            Sim.ControlHz, PolicyConfig.Tiny.ChunkLength, [.. Sim.ActionNames], [.. Sim.StateNames]));
+            Sim.ControlHz, config.ChunkLength, [.. Sim.ActionNames], [.. Sim.StateNames]));
         Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
 
         static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(), Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
         var stats = new Dictionary<string, NormalizationStats> { [Sim.Name] = new(Feature(Sim.ActionDim), Feature(Sim.StateDim), BinaryActionDims: [2]) };
-        using var policy = VlaPolicy.Create(config ?? PolicyConfig.Tiny, stats, seed: 3);
+        using var policy = VlaPolicy.Create(config, stats, seed: 3,
+            tokenizerJson: config.Family == PolicyConfig.InternVlaM1Family ? TinyInternVlaM1.TokenizerJson() : null);
         using var tar = new MemoryStream();
         policy.SaveTar(tar);
         using var content = new ByteArrayContent(tar.ToArray());
@@ -79,6 +82,9 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
         Assert.Equal(HttpStatusCode.OK, alias.StatusCode);
         return new FineTuningWorld(key, client, model, v1.Id);
     }
+
+    /// <summary>The base config of a family for these tests: the tiny ST4VLA config or the tiny InternVLA-M1 one.</summary>
+    public static PolicyConfig BaseConfig(string family) => family == PolicyConfig.InternVlaM1Family ? TinyInternVlaM1.PolicyConfig() : PolicyConfig.Tiny;
 
     /// <summary>Creates an upload, sends <paramref name="bytes"/> in <paramref name="parts"/> parts (last part first) and returns its id.</summary>
     public async Task<Guid> UploadPartsAsync(byte[] bytes, int parts, string purpose = "dataset", string? embodiment = "sim-tabletop", string? sha256 = null)

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using VlaCloud.Api.Apis;
 using VlaCloud.Client.Contracts;
+using VlaCloud.Parity;
 using VlaCloud.Policy;
 using VlaCloud.Testing;
 
@@ -26,17 +27,27 @@ public sealed record InferenceWorld(string Key, HttpClient Client, string Model,
     public const int StateDim = 3;
     public static readonly string[] Cameras = ["front", "wrist"];
 
+    /// <summary>The world with a tiny InternVLA-M1 policy (sizes from the fixtures, the release's 16-step chunk).</summary>
+    public static Task<InferenceWorld> CreateInternVlaM1Async(VlaCloudAppFactory app) => CreateAsync(app, TinyInternVlaM1.PolicyConfig());
+
     public static async Task<InferenceWorld> CreateAsync(VlaCloudAppFactory app, PolicyConfig? config = null)
     {
+        config ??= PolicyConfig.Tiny;
         var (_, key) = await app.CreateTenantAsync();
         var client = app.CreateClient(key);
         var embodiment = $"arm-{Guid.NewGuid():N}"[..12];
         var created = await client.PostAsJsonAsync("/v1/embodiments", new CreateEmbodimentRequest(
-            embodiment, ActionDim, StateDim, "delta_eef+gripper", Cameras.Select(c => new CameraDto(c, 64, 64)).ToList(), 10, PolicyConfig.Tiny.ChunkLength));
+            embodiment, ActionDim, StateDim, "delta_eef+gripper", Cameras.Select(c => new CameraDto(c, 64, 64)).ToList(), 10, config.ChunkLength));
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
 
         var stats = new Dictionary<string, NormalizationStats> { [embodiment] = Stats() };
-        var policy = VlaPolicy.Create(config ?? PolicyConfig.Tiny, stats, seed: 7);
+        var policy = VlaPolicy.Create(config, stats, seed: 7,
+            tokenizerJson: config.Family == PolicyConfig.InternVlaM1Family ? TinyInternVlaM1.TokenizerJson() : null);
+        // Upstream zero-initialises the DiT's output layer, which makes the actions a function of the noise alone; a
+        // trained head is not zero, and only then do the images, the prompt and the guidance scale show in the actions.
+        using (TorchSharp.torch.no_grad())
+            foreach (var (_, p) in policy.NamedParameters().Where(p => p.Name.StartsWith("action_model.net.final_layer.", StringComparison.Ordinal)))
+                p.normal_(0, 0.2);
         using var tar = new MemoryStream();
         policy.SaveTar(tar);
         using var content = new ByteArrayContent(tar.ToArray());

@@ -73,6 +73,23 @@ public sealed class OpenPiTests(ServicesFixture services)
     }
 
     [Fact]
+    public async Task An_openpi_client_of_an_internvla_m1_checkpoint_gets_16_step_chunks()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        using var world = await InferenceWorld.CreateInternVlaM1Async(app);
+        using var socket = await ConnectAsync(app, world.Key, $"{world.Model}@v1");
+
+        var (_, data) = await ReceiveAsync(socket);
+        Assert.Equal(16L, Decode(data)["action_horizon"]);
+        await socket.SendAsync(Observation(0), WebSocketMessageType.Binary, true, CancellationToken.None);
+        (var type, data) = await ReceiveAsync(socket);
+        Assert.Equal(WebSocketMessageType.Binary, type);
+        var actions = (NumpyArray)Decode(data)["actions"]!;
+        Assert.Equal([16, InferenceWorld.ActionDim], actions.Shape);
+        Assert.All(actions.ToFloats(), v => Assert.True(float.IsFinite(v)));
+    }
+
+    [Fact]
     public async Task Droid_style_keys_map_onto_the_embodiment_by_order_and_concatenated_state()
     {
         await using var app = new VlaCloudAppFactory(services);

@@ -93,6 +93,29 @@ public sealed class StreamTests(ServicesFixture services)
     }
 
     [Fact]
+    public async Task An_internvla_m1_session_streams_16_step_chunks_equal_to_the_model_alone()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        using var world = await InferenceWorld.CreateInternVlaM1Async(app);
+        using var socket = await ConnectAsync(app, world.Key, $"checkpoint={world.Model}@v1");
+        var session = await ReceiveJsonAsync(socket);
+        Assert.Equal("session", (string)session["type"]!);
+
+        var expected = world.Expected(3, seed: 9);
+        for (var i = 0; i < 3; i++)
+        {
+            await SendJsonAsync(socket, Observation(3, seed: 9));
+            var reply = await ReceiveJsonAsync(socket);
+            Assert.Equal("actions", (string)reply["type"]!);
+            var actions = reply["actions"]!.AsArray();
+            Assert.Equal(16, actions.Count);
+            Assert.Equal(InferenceWorld.ActionDim, actions[0]!.AsArray().Count);
+            Assert.Equal(expected[15, 3], (float)actions[15]![3]!, 3);
+        }
+        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+    }
+
+    [Fact]
     public async Task A_broker_session_returns_one_action_per_step_and_replans_every_k_steps()
     {
         await using var app = new VlaCloudAppFactory(services);

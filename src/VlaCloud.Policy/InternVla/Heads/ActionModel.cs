@@ -112,11 +112,14 @@ public sealed class ActionModel : nn.Module
         var x = initialNoise ?? randn([b, config.ChunkLength, config.ActionDim], condition.dtype, condition.device);
         if (!x.shape.SequenceEqual(new[] { b, config.ChunkLength, config.ActionDim }))
             throw new ArgumentException($"the initial noise must be [{b}, {config.ChunkLength}, {config.ActionDim}]");
+        // The DDIM state stays in x's dtype (float32 in the policy, as upstream samples under a float32 autocast); the DiT
+        // runs in the weights' dtype, so a bf16 model samples without its arithmetic promoting the state away from it.
+        var (state, weights) = (x.dtype, condition.dtype);
         // Upstream guides only above 1 (predict_action's using_cfg = cfg_scale > 1.0).
-        if (!(scale > 1.0)) return process.DdimSample((xt, t) => net.call(xt, t, condition), x).MoveToOuterDisposeScope();
-        var unconditional = net.Uncondition.unsqueeze(0).expand(b, -1, -1).to(condition.dtype); // (B, Q, D)
+        if (!(scale > 1.0)) return process.DdimSample((xt, t) => net.call(xt.to(weights), t, condition).to(state), x).MoveToOuterDisposeScope();
+        var unconditional = net.Uncondition.unsqueeze(0).expand(b, -1, -1).to(weights);         // (B, Q, D)
         var z = cat([condition, unconditional], 0);                                               // (2B, Q, D)
-        var samples = process.DdimSample((xt, t) => net.ForwardWithCfg(xt, t, z, scale), cat([x, x], 0)); // (2B, T, A)
+        var samples = process.DdimSample((xt, t) => net.ForwardWithCfg(xt.to(weights), t, z, scale).to(state), cat([x, x], 0)); // (2B, T, A)
         return samples[..(int)b].MoveToOuterDisposeScope();
     }
 }

@@ -297,6 +297,14 @@ public sealed record InternVlaHeadsConfig(DinoConfig Dino, QFormerConfig QFormer
     /// </summary>
     public static InternVlaHeadsConfig FromUpstream(JsonNode config)
     {
+        var result = ReadUpstream(config);
+        result.Validate();
+        return result;
+    }
+
+    /// <summary><see cref="FromUpstream"/> without the final check, for callers that override sizes before checking.</summary>
+    internal static InternVlaHeadsConfig ReadUpstream(JsonNode config)
+    {
         var framework = config["framework"] ?? throw new ArgumentException("the config has no 'framework' section");
         var qformer = QFormerConfig.FromUpstream(framework["layer_qformer"] ?? throw new ArgumentException("the config has no 'framework.layer_qformer' section"));
         var action = framework["action_model"] ?? throw new ArgumentException("the config has no 'framework.action_model' section");
@@ -311,9 +319,7 @@ public sealed record InternVlaHeadsConfig(DinoConfig Dino, QFormerConfig QFormer
         if (UpstreamJson.Int(action, "past_action_window_size", 0) != 0)
             throw new ArgumentException("past_action_window_size must be 0 (upstream's DiT asserts it: action history is not used)");
         var vlm = framework["qwenvl"] is { } qwen ? UpstreamJson.Int(qwen, "vl_hidden_dim", qformer.InputDim) : qformer.InputDim;
-        var result = new InternVlaHeadsConfig(DinoConfig.Backbone(dinoName), qformer, actionModel, vlm);
-        result.Validate();
-        return result;
+        return new InternVlaHeadsConfig(DinoConfig.Backbone(dinoName), qformer, actionModel, vlm);
     }
 
     /// <summary>Checks every part and that they fit together; throws <see cref="ArgumentException"/> naming the field.</summary>
@@ -345,13 +351,25 @@ public sealed record InternVlaHeadsConfig(DinoConfig Dino, QFormerConfig QFormer
 /// <summary>Reads values of upstream's configs (OmegaConf YAML written as JSON), naming the missing or mistyped key.</summary>
 internal static class UpstreamJson
 {
+    // A JSON number may be held as int, long or double depending on who built the node (parsed text, YAML, code),
+    // so numbers are read by value, not by the CLR type behind them.
     public static int Int(JsonNode section, string key, int? fallback = null) =>
-        section[key] is null && fallback is { } f ? f : Read(section, key, n => n.GetValue<int>());
+        section[key] is null && fallback is { } f ? f : Read(section, key, n =>
+            n is JsonValue v && v.TryGetValue<int>(out var i) ? i
+            : n is JsonValue l && l.TryGetValue<long>(out var big) && big is >= int.MinValue and <= int.MaxValue ? (int)big
+            : n is JsonValue d && d.TryGetValue<double>(out var x) && x == Math.Floor(x) && x is >= int.MinValue and <= int.MaxValue ? (int)x
+            : n.GetValue<int>());
 
     public static double Double(JsonNode section, string key, double? fallback = null) =>
-        section[key] is null && fallback is { } f ? f : Read(section, key, n => n.GetValue<double>());
+        section[key] is null && fallback is { } f ? f : Read(section, key, n =>
+            n is JsonValue v && v.TryGetValue<double>(out var d) ? d
+            : n is JsonValue i && i.TryGetValue<int>(out var x) ? x
+            : n is JsonValue l && l.TryGetValue<long>(out var y) ? y
+            : n.GetValue<double>());
 
     public static string String(JsonNode section, string key) => Read(section, key, n => n.GetValue<string>());
+
+    public static bool Bool(JsonNode section, string key) => Read(section, key, n => n.GetValue<bool>());
 
     private static T Read<T>(JsonNode section, string key, Func<JsonNode, T> read)
     {

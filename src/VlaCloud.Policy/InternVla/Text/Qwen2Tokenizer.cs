@@ -41,6 +41,9 @@ public sealed class Qwen2Tokenizer
     /// </summary>
     public const int DefaultMaxTextLength = 1 << 18;
 
+    /// <summary>Qwen2's pre-tokenising regex (the <c>Split</c> pattern a <c>tokenizer.json</c> must carry).</summary>
+    public const string PreTokenizerPattern = QwenPreTokenizer.Pattern;
+
     /// <summary>Words cached at most; the cache stops growing there (upstream's cache grows without bound).</summary>
     internal const int WordCacheCapacity = 1 << 16;
 

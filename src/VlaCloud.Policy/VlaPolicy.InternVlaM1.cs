@@ -1,0 +1,146 @@
+using TorchSharp;
+using VlaCloud.Policy.InternVla;
+using VlaCloud.Policy.InternVla.Text;
+using static TorchSharp.torch;
+
+namespace VlaCloud.Policy;
+
+/// <summary>The InternVLA-M1 family's side of the policy verbs (<see cref="PolicyConfig.InternVlaM1Family"/>).</summary>
+public sealed partial class VlaPolicy
+{
+    private InternVlaM1 M1 => m1 ?? throw new InvalidOperationException("not an internvla-m1 policy");
+
+    /// <summary>Qwen2.5-VL; the DiT; the Q-Former, DINO, its projection and the state projection.</summary>
+    private PolicyParameterGroups InternVlaM1Groups()
+    {
+        var vlm = M1.named_parameters().Where(p => p.name.StartsWith("qwen_vl_interface.", StringComparison.Ordinal)).Select(p => p.parameter).ToList();
+        var expert = M1.named_parameters().Where(p => p.name.StartsWith("action_model.", StringComparison.Ordinal)).Select(p => p.parameter).ToList();
+        var rest = M1.named_parameters().Where(p => !p.name.StartsWith("qwen_vl_interface.", StringComparison.Ordinal) && !p.name.StartsWith("action_model.", StringComparison.Ordinal))
+            .Select(p => p.parameter).ToList();
+        return new PolicyParameterGroups(vlm, expert, rest);
+    }
+
+    /// <summary>
+    /// <c>predict_action</c> for a batch: each observation's cameras resized, the lower-cased instruction in the prompt,
+    /// the condition, then DDIM (<paramref name="steps"/>, default the config's 10) with guidance
+    /// (<paramref name="cfgScale"/>, default 1.5) from each sample's own seeded noise. Observations with different camera
+    /// counts run as separate groups (DINO stacks a sample's views).
+    /// </summary>
+    private float[][,] SampleInternVlaM1(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps, double? cfgScale)
+    {
+        var action = M1.Config.Heads.ActionModel;
+        var k = steps ?? Config.InferenceSteps;
+        if (k < 1 || k > action.DiffusionSteps) throw new ArgumentOutOfRangeException(nameof(steps), $"DDIM steps must be between 1 and {action.DiffusionSteps}");
+        if (cfgScale is { } g && (!double.IsFinite(g) || g < 0 || g > 100)) throw new ArgumentOutOfRangeException(nameof(cfgScale), "the guidance scale must be between 0 and 100");
+        CheckCameras([.. observations.Select(o => o.Images)]);
+        var stats = observations.Select(o => StatsFor(o.Embodiment)).ToArray();
+        var (h, a) = (M1.Config.ChunkLength, M1.Config.ActionDim);
+        var result = new float[observations.Count][,];
+
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        M1.eval();
+        foreach (var group in Enumerable.Range(0, observations.Count).GroupBy(i => observations[i].Images.Count))
+        {
+            var members = group.ToList();
+            var batch = members.Select(i => observations[i]).ToList();
+            var views = M1.ResizeViews(batch.Select(o => o.Images));
+            // predict_action lower-cases the instructions.
+            var prompts = batch.Select(o => M1.ActionPrompt(o.Instruction.ToLowerInvariant())).ToList();
+            var condition = M1.Condition(views, prompts, States(batch));                        // (B, Q, D)
+            var noise = stack(members.Select(i => Noise(seeds[i], h, a)).ToArray());            // (B, H, A)
+            var x = M1.SampleActions(condition, noise, cfgScale, k);                            // (B, H, A)
+            var flat = x.to(float32).cpu().data<float>().ToArray();
+            for (var j = 0; j < members.Count; j++)
+            {
+                var s = stats[members[j]];
+                var chunk = new float[h, s.ActionDim];
+                for (var step = 0; step < h; step++)
+                {
+                    var row = s.UnnormalizeAction(flat.AsSpan((j * h + step) * a, s.ActionDim));
+                    for (var d = 0; d < s.ActionDim; d++) chunk[step, d] = row[d];
+                }
+                result[members[j]] = chunk;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// M1's co-training losses: the DDPM loss of the action samples (actions normalised, padded with zeros to the DiT's
+    /// dimension, steps past an episode's end holding the last real action) and, unless vanilla, the cross-entropy of the
+    /// spatial answers written as Qwen JSON in the processor's pixels, weighted by <see cref="PolicyConfig.SpatialLossWeight"/>.
+    /// </summary>
+    private PolicyLoss InternVlaM1Loss(TrainingBatch batch)
+    {
+        M1.train();
+        var action = batch.Actions.Count > 0 ? InternVlaM1ActionLoss(batch.Actions) : null;
+        var spatial = batch.Spatial.Count > 0 && !Config.Vanilla ? InternVlaM1SpatialLoss(batch.Spatial) : null;
+        if (action is null && spatial is null) throw new ArgumentException(Config.Vanilla && batch.Spatial.Count > 0
+            ? "a vanilla policy trains on action samples only and this batch has none"
+            : "the batch is empty");
+        var total = (action, spatial) switch
+        {
+            ({ } x, { } s) => x + s * Config.SpatialLossWeight,
+            ({ } x, null) => x.alias(),
+            _ => spatial! * Config.SpatialLossWeight,
+        };
+        return new PolicyLoss(total, action, spatial);
+    }
+
+    private Tensor InternVlaM1ActionLoss(IReadOnlyList<ActionSample> samples)
+    {
+        using var scope = NewDisposeScope();
+        var (b, h, a) = (samples.Count, M1.Config.ChunkLength, M1.Config.ActionDim);
+        var target = new float[b, h, a];
+        for (var i = 0; i < b; i++)
+        {
+            var s = samples[i];
+            var stats = StatsFor(s.Observation.Embodiment);
+            if (s.Actions.GetLength(0) != h || s.Actions.GetLength(1) != stats.ActionDim)
+                throw new ArgumentException($"sample {i}: actions are [{s.Actions.GetLength(0)}, {s.Actions.GetLength(1)}], expected [{h}, {stats.ActionDim}]");
+            if (s.Valid is { } v && v.Length != h) throw new ArgumentException($"sample {i}: Valid has {v.Length} entries, expected {h}");
+            var row = new float[stats.ActionDim];
+            float[]? last = null;
+            for (var step = 0; step < h; step++)
+            {
+                if (s.Valid is not { } valid || valid[step] || last is null)
+                {
+                    for (var d = 0; d < row.Length; d++) row[d] = s.Actions[step, d];
+                    last = stats.NormalizeAction(row);
+                }
+                for (var d = 0; d < last.Length; d++) target[i, step, d] = last[d];
+            }
+        }
+        var observations = samples.Select(s => s.Observation).ToList();
+        CheckCameras([.. observations.Select(o => o.Images)]);
+        var losses = new List<Tensor>();
+        foreach (var group in Enumerable.Range(0, b).GroupBy(i => observations[i].Images.Count))
+        {
+            var members = group.ToList();
+            var batch = members.Select(i => observations[i]).ToList();
+            var condition = M1.Condition(M1.ResizeViews(batch.Select(o => o.Images)), [.. batch.Select(o => M1.ActionPrompt(o.Instruction))], States(batch));
+            var actions = tensor(target, device: Device).to(DType).index_select(0, tensor(members.Select(i => (long)i).ToArray(), device: Device));
+            // Each group's mean weighted by its share of the batch: the mean over the whole batch.
+            losses.Add(M1.ActionLoss(actions, condition).to(float32) * ((double)members.Count / b));
+        }
+        return stack(losses).sum().MoveToOuterDisposeScope();
+    }
+
+    private Tensor InternVlaM1SpatialLoss(IReadOnlyList<SpatialSample> samples)
+    {
+        var images = new List<IReadOnlyList<CameraImage>>();
+        var chats = new List<IReadOnlyList<ChatMessage>>();
+        foreach (var s in samples)
+        {
+            if (s.Images.Count == 0) throw new ArgumentException("a spatial sample needs an image");
+            // The coordinates are in the first image's pixels; the answer gives them in the processor's, as Qwen does.
+            var image = s.Images[0];
+            image.Validate();
+            var answer = QwenSpatialAnswer.Format([new SpatialItem(s.Kind, s.Coordinates)], M1.CoordinateMap(image));
+            images.Add([image]);
+            chats.Add([ChatMessage.User(s.Question, 1), ChatMessage.Assistant(answer)]);
+        }
+        return M1.VlmLoss(images, chats).to(float32);
+    }
+}

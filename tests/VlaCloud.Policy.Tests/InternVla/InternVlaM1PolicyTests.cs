@@ -1,0 +1,155 @@
+using TorchSharp;
+using VlaCloud.Parity;
+using VlaCloud.Policy.Checkpoint;
+using static TorchSharp.torch;
+
+namespace VlaCloud.Policy.Tests.InternVla;
+
+/// <summary>The <c>internvla-m1</c> family behind <see cref="VlaPolicy"/>'s verbs, saving and loading.</summary>
+public sealed class InternVlaM1PolicyTests
+{
+    private const string Embodiment = "arm6";
+    private const int ActionDim = 6;
+
+    private static NormalizationStats Stats()
+    {
+        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(),
+            Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
+        return new NormalizationStats(Feature(ActionDim), Feature(3));
+    }
+
+    private static VlaPolicy Create(PolicyConfig? config = null, long seed = 3)
+    {
+        var policy = VlaPolicy.Create(config ?? TinyInternVlaM1.PolicyConfig(), new Dictionary<string, NormalizationStats> { [Embodiment] = Stats() }, seed,
+            tokenizerJson: TinyInternVlaM1.TokenizerJson());
+        // Upstream zero-initialises the DiT's output layer; a trained one is not (see InternVlaM1Tests).
+        using (no_grad())
+            foreach (var (_, p) in policy.NamedParameters().Where(p => p.Name.Contains("final_layer", StringComparison.Ordinal)))
+                p.normal_(0, 0.2);
+        return policy;
+    }
+
+    private static CameraImage Image(int seed, int side = 64)
+    {
+        var pixels = new byte[side * side * 3];
+        for (var i = 0; i < pixels.Length; i++) pixels[i] = (byte)((i * (seed + 3) + seed * 17) % 251);
+        return new CameraImage(pixels, side, side);
+    }
+
+    private static Observation Observation(int seed, int cameras = 1) =>
+        new([.. Enumerable.Range(0, cameras).Select(c => Image(seed + 10 * c))], seed % 2 == 0 ? "pick the red cube" : "Open The Drawer", null, Embodiment);
+
+    [Fact]
+    public void The_config_round_trips_with_its_family_and_upstream_sections_and_counts_the_built_parameters()
+    {
+        var config = TinyInternVlaM1.PolicyConfig();
+        var read = PolicyConfig.FromJson(config.ToJson());
+        Assert.Equal(PolicyConfig.InternVlaM1Family, read.Family);
+        Assert.Equal(config.ToJson(), read.ToJson());
+        read.Validate();
+        Assert.Equal(TinyInternVlaM1.ChunkLength, read.ChunkLength);
+        using var policy = Create(read);
+        Assert.Equal(policy.ParameterCount, read.EstimateParameters().Total);
+        // A config without the field is the old family, as every checkpoint saved before the field existed.
+        Assert.Equal(PolicyConfig.St4VlaFamily, PolicyConfig.FromJson("{}").Family);
+    }
+
+    [Fact]
+    public void Actions_are_chunks_of_the_release_length_in_the_embodiments_dimension_and_follow_the_seed()
+    {
+        using var policy = Create();
+        var observations = new[] { Observation(0), Observation(1, cameras: 2), Observation(2) };
+        var a = policy.SampleActions(observations, [1, 2, 3]);
+        Assert.All(a, chunk => Assert.Equal((TinyInternVlaM1.ChunkLength, ActionDim), (chunk.GetLength(0), chunk.GetLength(1))));
+        Assert.All(a, chunk => Assert.All(chunk.Cast<float>(), v => Assert.True(float.IsFinite(v) && v >= -1.0001f && v <= 1.0001f)));
+        // A sample's result does not depend on its batch, and its noise comes from its seed.
+        var alone = policy.SampleActions([observations[2]], [3])[0];
+        Assert.True(MaxDiff(alone, a[2]) < 1e-4);
+        Assert.True(MaxDiff(policy.SampleActions([observations[2]], [4])[0], a[2]) > 1e-4);
+        // DDIM steps and the guidance scale are options of the call.
+        Assert.True(MaxDiff(policy.SampleActions([observations[2]], [3], steps: 4)[0], a[2]) > 1e-6);
+        Assert.True(MaxDiff(policy.SampleActions([observations[2]], [3], cfgScale: 1.0)[0], a[2]) > 1e-6);
+    }
+
+    [Fact]
+    public void A_saved_checkpoint_holds_the_upstream_names_and_loads_to_the_same_actions()
+    {
+        using var policy = Create();
+        var dir = Directory.CreateTempSubdirectory("vlacloud-m1-").FullName;
+        try
+        {
+            policy.Save(dir);
+            using (var file = File.OpenRead(Path.Combine(dir, PolicyCheckpoint.WeightsFile)))
+            {
+                var names = Safetensors.ReadHeader(file, PolicyCheckpoint.WeightsFile).Entries.Keys.ToList();
+                Assert.Equal(policy.NamedParameters().Select(p => p.Name).Order(), names.Order());
+                string[] prefixes = ["qwen_vl_interface.model.", "layer_qformer.", "action_model.net.", "dino_encoder.body.", "dino_pro."];
+                Assert.All(names, n => Assert.Contains(prefixes, p => n.StartsWith(p, StringComparison.Ordinal)));
+                Assert.All(prefixes, p => Assert.Contains(names, n => n.StartsWith(p, StringComparison.Ordinal)));
+            }
+            // In bf16 the DiT runs in bf16 while the DDIM state stays float32 (as upstream's float32 autocast).
+            using (var bf16 = VlaPolicy.Load(dir, dtype: "bf16"))
+            {
+                var chunk = bf16.SampleActions([Observation(4)], [9])[0];
+                Assert.Equal((TinyInternVlaM1.ChunkLength, ActionDim), (chunk.GetLength(0), chunk.GetLength(1)));
+                Assert.All(chunk.Cast<float>(), v => Assert.True(float.IsFinite(v)));
+            }
+            using var loaded = VlaPolicy.Load(dir);
+            Assert.Equal(PolicyConfig.InternVlaM1Family, loaded.Config.Family);
+            var observation = Observation(4, cameras: 2);
+            Assert.True(MaxDiff(policy.SampleActions([observation], [9])[0], loaded.SampleActions([observation], [9])[0]) < 1e-5);
+            // The weight budget covers the family: parameters × bytes, refused before anything is built.
+            var json = File.ReadAllText(Path.Combine(dir, PolicyCheckpoint.ConfigFile));
+            var error = Assert.Throws<CheckpointException>(() => PolicyCheckpoint.ReadConfig(json, "fp32", policy.ParameterCount * 4 - 1));
+            Assert.Contains("parameters", error.Message);
+            PolicyCheckpoint.ReadConfig(json, "bf16", policy.ParameterCount * 2);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void A_config_whose_sections_do_not_fit_is_refused_naming_the_field()
+    {
+        var config = TinyInternVlaM1.PolicyConfig();
+        Assert.Contains("chunk_length", Assert.Throws<ArgumentException>(() => (config with { ChunkLength = 8 }).Validate()).Message);
+        Assert.Contains("framework", Assert.Throws<ArgumentException>(() => (config with { Framework = null }).Validate()).Message);
+        var wide = (System.Text.Json.Nodes.JsonObject)config.Framework!.DeepClone();
+        wide["layer_qformer"]!["input_dim"] = 999;
+        Assert.Contains("input_dim", Assert.Throws<ArgumentException>(() => (config with { Framework = wide }).Validate()).Message);
+        Assert.Contains("family", Assert.Throws<ArgumentException>(() => (config with { Family = "other" }).Validate()).Message);
+    }
+
+    [Fact]
+    public void Co_training_losses_reach_every_group_and_the_groups_split_the_parameters()
+    {
+        using var policy = Create();
+        var groups = policy.ParameterGroups();
+        var all = policy.Parameters().ToList();
+        Assert.Equal(all.Count, groups.Vlm.Count + groups.ActionExpert.Count + groups.Rest.Count);
+        Assert.Equal(all.Count, groups.Vlm.Concat(groups.ActionExpert).Concat(groups.Rest).Distinct().Count());
+
+        var actions = new float[TinyInternVlaM1.ChunkLength, ActionDim];
+        for (var t = 0; t < actions.GetLength(0); t++) for (var d = 0; d < ActionDim; d++) actions[t, d] = MathF.Sin(t + d);
+        var valid = Enumerable.Range(0, TinyInternVlaM1.ChunkLength).Select(t => t < 12).ToArray();
+        var batch = new TrainingBatch(
+            [new ActionSample(Observation(0), actions), new ActionSample(Observation(1, cameras: 2), actions, valid)],
+            [new SpatialSample([Image(5)], SpatialPrompts.Question(SpatialKind.Box, "pick the cube"), SpatialKind.Box, [3, 4, 30, 40]),
+             new SpatialSample([Image(6)], SpatialPrompts.Question(SpatialKind.Point, "pick the cube"), SpatialKind.Point, [10, 12])]);
+        using var scope = NewDisposeScope();
+        var loss = policy.ComputeLoss(batch);
+        Assert.NotNull(loss.Action);
+        Assert.NotNull(loss.Spatial);
+        Assert.Equal(loss.Action!.item<float>() + 0.1f * loss.Spatial!.item<float>(), loss.Total.item<float>(), 4);
+        loss.Total.backward();
+        foreach (var (name, group) in new[] { ("vlm", groups.Vlm), ("action expert", groups.ActionExpert), ("rest", groups.Rest) })
+            Assert.True(group.Any(p => p.grad is { } g && g.abs().sum().item<float>() > 0), $"no gradient reaches the {name} group");
+
+        // Vanilla drops the VLM loss.
+        using var vanilla = Create(TinyInternVlaM1.PolicyConfig() with { Vanilla = true });
+        var plain = vanilla.ComputeLoss(batch);
+        Assert.Null(plain.Spatial);
+    }
+
+    private static float MaxDiff(float[,] a, float[,] b) =>
+        a.Cast<float>().Zip(b.Cast<float>(), (x, y) => MathF.Abs(x - y)).Max();
+}
