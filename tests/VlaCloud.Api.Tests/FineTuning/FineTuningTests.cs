@@ -244,7 +244,7 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
             .Concat(new Dictionary<string, string?> { ["VlaCloud:Uploads:Lifetime"] = "00:00:01" }).ToDictionary());
         var world = await FineTuningWorld.CreateAsync(app);
         var upload = await world.UploadPartsAsync([1, 2, 3, 4], 2);
-        Assert.True(Directory.Exists(Path.Combine(root, "uploads", upload.ToString("N"))));
+        Assert.True(Directory.Exists(Path.Combine(root, "artifacts", "uploads", upload.ToString("N"))));
         await Task.Delay(TimeSpan.FromSeconds(1.5));
 
         using (var scope = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.CreateScope(app.Services))
@@ -252,7 +252,7 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
             var cleanup = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<UploadCleanupJob>(scope.ServiceProvider);
             Assert.True(await cleanup.RunAsync(CancellationToken.None) >= 1);
         }
-        Assert.False(Directory.Exists(Path.Combine(root, "uploads", upload.ToString("N"))));
+        Assert.False(Directory.Exists(Path.Combine(root, "artifacts", "uploads", upload.ToString("N"))));
         Assert.Equal("expired", (await world.Client.GetFromJsonAsync<UploadResponse>($"/v1/uploads/{upload}"))!.Status);
         Assert.Equal(HttpStatusCode.Conflict, (await world.PutPartAsync(upload, 1, [1])).StatusCode);
     }
@@ -315,7 +315,7 @@ public sealed class TrainerProcess : IDisposable
 
     private TrainerProcess(Process process) => this.process = process;
 
-    public static TrainerProcess Start(ServicesFixture services, string root, string name)
+    public static TrainerProcess Start(ServicesFixture services, string root, string name, IReadOnlyDictionary<string, string?>? extra = null)
     {
         var dll = Path.Combine(RepositoryRoot.Path, "src", "VlaCloud.Api", "bin", "Release", "net10.0", "VlaCloud.Api.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing; build the solution in Release first");
@@ -332,6 +332,7 @@ public sealed class TrainerProcess : IDisposable
         settings["VlaCloud:RedisPrefix"] = services.RedisPrefix;
         settings["ConnectionStrings:Registry"] = services.PostgresConnectionString;
         settings["ConnectionStrings:Redis"] = services.RedisConnectionString;
+        foreach (var (key, value) in extra ?? new Dictionary<string, string?>()) settings[key] = value;
         foreach (var (key, value) in settings) start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         start.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
@@ -350,9 +351,15 @@ public sealed class TrainerProcess : IDisposable
     /// <summary>The last lines the process wrote (stdout and stderr interleaved).</summary>
     public string OutputTail => string.Join('\n', tail);
 
+    private volatile bool serving;
+
+    /// <summary>Whether the process's Hangfire server started (it takes jobs from then on).</summary>
+    public bool Serving => serving;
+
     private void Keep(string? line)
     {
         if (line is null) return;
+        if (line.Contains("Hangfire server started", StringComparison.Ordinal)) serving = true;
         tail.Enqueue(line);
         while (tail.Count > 60) tail.TryDequeue(out _);
     }
