@@ -315,6 +315,41 @@ public sealed class TrainerProcess : IDisposable
 
     private TrainerProcess(Process process) => this.process = process;
 
+    /// <summary>The process's id.</summary>
+    public int ProcessId => process.Id;
+
+    /// <summary>Where it serves HTTP (an API process started by <see cref="StartApiAsync"/>).</summary>
+    public string Url { get; private set; } = "";
+
+    /// <summary>
+    /// An API process (role <c>api</c>: no Hangfire server) on a free loopback port, on the same database, Redis and
+    /// artifact folder, once it answers <c>/readyz</c>.
+    /// </summary>
+    public static async Task<TrainerProcess> StartApiAsync(ServicesFixture services, string root, string name)
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var url = $"http://127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}";
+        listener.Stop();
+        var api = Start(services, root, name, new Dictionary<string, string?> { ["VlaCloud:Roles"] = "api", ["ASPNETCORE_URLS"] = url });
+        api.Url = url;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while (true)
+        {
+            if (api.process.HasExited) throw new InvalidOperationException($"{name} exited with {api.process.ExitCode}:\n{api.OutputTail}");
+            try
+            {
+                if ((await http.GetAsync($"{url}/readyz")).StatusCode == HttpStatusCode.OK) return api;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+            }
+            if (DateTime.UtcNow > deadline) throw new InvalidOperationException($"{name} was not ready within 3 minutes:\n{api.OutputTail}");
+            await Task.Delay(250);
+        }
+    }
+
     public static TrainerProcess Start(ServicesFixture services, string root, string name, IReadOnlyDictionary<string, string?>? extra = null)
     {
         var dll = Path.Combine(RepositoryRoot.Path, "src", "VlaCloud.Api", "bin", "Release", "net10.0", "VlaCloud.Api.dll");
@@ -333,8 +368,8 @@ public sealed class TrainerProcess : IDisposable
         settings["ConnectionStrings:Registry"] = services.PostgresConnectionString;
         settings["ConnectionStrings:Redis"] = services.RedisConnectionString;
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>()) settings[key] = value;
-        foreach (var (key, value) in settings) start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         start.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
+        foreach (var (key, value) in settings) start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
         var process = Process.Start(start)!;
         var trainer = new TrainerProcess(process);
