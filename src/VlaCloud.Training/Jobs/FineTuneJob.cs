@@ -74,6 +74,12 @@ public sealed class FineTuneJob(
         var attempt = job.Attempts + 1;
         var start = await TryStartAsync(job, attempt, cancellationToken);
         if (start == Start.Gone) return;
+        if (start == Start.OtherTenantsFirst)
+        {
+            // Round-robin between tenants: another tenant has waited longer since its last start; its job is taken first.
+            queue.Defer(job, Settings.RoundRobinDelay);
+            return;
+        }
         if (start == Start.RunningElsewhere)
         {
             // Fetched again while a live trainer still runs it (its heartbeat is fresh): look again once a dead one's would be stale.
@@ -383,6 +389,7 @@ public sealed class FineTuneJob(
         AtLimit,
         Gone,
         RunningElsewhere,
+        OtherTenantsFirst,
     }
 
     /// <summary>
@@ -399,6 +406,7 @@ public sealed class FineTuneJob(
         await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock(hashtextextended({lockKey}, 0))", cancellationToken);
         var running = await db.FineTuningJobs.CountAsync(j => j.Status == FineTuningJobStatus.Running && j.Id != job.Id, cancellationToken);
         if (running >= Settings.MaxRunningJobsPerTenant) return Start.AtLimit;
+        if (job.Status == FineTuningJobStatus.Queued && await OtherTenantGoesFirstAsync(job, cancellationToken)) return Start.OtherTenantsFirst;
         var now = clock.GetUtcNow();
         var stale = now - Settings.HeartbeatTimeout;
         var me = TrainerIdentity.WorkerId;
@@ -414,6 +422,30 @@ public sealed class FineTuneJob(
         var runningElsewhere = started == 0 && await db.FineTuningJobs.AnyAsync(j => j.Id == job.Id && j.Status == FineTuningJobStatus.Running, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return started > 0 ? Start.Started : runningElsewhere ? Start.RunningElsewhere : Start.Gone;
+    }
+
+    /// <summary>
+    /// Whether another tenant, below its running limit, has a job waiting and started its last job before this job's tenant
+    /// started its own last one (or never started one): the finetune queue is first-in-first-out, so without this a tenant
+    /// that queues ten jobs would have them all run before another tenant's one.
+    /// </summary>
+    private async Task<bool> OtherTenantGoesFirstAsync(FineTuningJob job, CancellationToken cancellationToken)
+    {
+        var mine = await db.FineTuningJobs.IgnoreQueryFilters().Where(j => j.TenantId == job.TenantId && j.StartedAt != null)
+            .MaxAsync(j => j.StartedAt, cancellationToken);
+        if (mine is null) return false;
+        // Only jobs actually waiting in the Hangfire queue count (not deferred ones, nor rows whose background job is gone),
+        // so a trainer never puts a job back for one it cannot take next.
+        var tenantId = job.TenantId;
+        var limit = Settings.MaxRunningJobsPerTenant;
+        return await db.Database.SqlQuery<bool>($"""
+            SELECT EXISTS (
+              SELECT 1 FROM fine_tuning_jobs q
+              JOIN hangfire.jobqueue w ON w.jobid::text = q.background_job_id AND w.fetchedat IS NULL
+              WHERE q.status = 'queued' AND q.tenant_id <> {tenantId}
+                AND (SELECT count(*) FROM fine_tuning_jobs r WHERE r.tenant_id = q.tenant_id AND r.status = 'running') < {limit}
+                AND NOT EXISTS (SELECT 1 FROM fine_tuning_jobs s WHERE s.tenant_id = q.tenant_id AND s.started_at >= {mine.Value})) AS "Value"
+            """).SingleAsync(cancellationToken);
     }
 
     private async Task FinishAsync(FineTuningJob job, string status, JobEventSink sink, string message, string level = "info")
