@@ -139,7 +139,7 @@ public sealed class ActionService(
         var seed = actOptions?.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue);
         var timeout = actOptions?.TimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Value.DefaultTimeout;
         var request = new InferenceRequest(bound.Checkpoint.Id.ToString(), observation, seed, actOptions?.Steps, spatial, DateTimeOffset.UtcNow + timeout,
-            Tenant: tenantId.ToString("N"));
+            Tenant: tenantId.ToString("N"), Weight: options.Value.TenantWeights.TryGetValue(tenantId.ToString(), out var weight) && weight > 0 ? weight : 1);
         InferenceResult result;
         try
         {

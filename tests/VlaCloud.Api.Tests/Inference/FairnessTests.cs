@@ -61,6 +61,38 @@ public sealed class FairnessTests(ServicesFixture services, ITestOutputHelper ou
         Assert.DoesNotContain(floodStatuses, s => s.Status == HttpStatusCode.ServiceUnavailable);
     }
 
+    [Fact]
+    public async Task A_tenants_configured_weight_enlarges_its_share_of_a_full_queue()
+    {
+        // A queue of 4 that a long batching window keeps full: each tenant holds 2. The tenant of weight 3 is below its
+        // share (3 of 4) and gets 503; the other, of weight 1, holds twice its share (1) and gets the 429.
+        var settings = new Dictionary<string, string?>
+        {
+            ["VlaCloud:Inference:QueueCapacity"] = "4", ["VlaCloud:Inference:MaxBatchSize"] = "64", ["VlaCloud:Inference:MaxQueueDelay"] = "00:00:05",
+        };
+        await using var setup = new VlaCloudAppFactory(services, settings);
+        using var heavy = await InferenceWorld.CreateAsync(setup);
+        using var light = await InferenceWorld.CreateAsync(setup);
+        var heavyTenant = (await VlaCloud.Api.Tests.Hardening.SessionClient.KeyOfAsync(setup, heavy.Key)).TenantId!.Value;
+        settings[$"VlaCloud:Inference:TenantWeights:{heavyTenant}"] = "3";
+        await using var app = new VlaCloudAppFactory(services, settings);
+        var heavyClient = app.CreateClient(heavy.Key);
+        var lightClient = app.CreateClient(light.Key);
+
+        var options = new ActOptions(Steps: 4, TimeoutMs: 120_000);
+        var waiting = new[] { heavyClient, heavyClient, lightClient, lightClient }
+            .Select((client, i) => client.PostAsJsonAsync("/v1/act", (client == heavyClient ? heavy : light).Request(i, options: options))).ToList();
+        var engine = app.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
+        while (engine.QueueDepth < 4) await Task.Delay(10);
+
+        var heavyRefused = await heavyClient.PostAsJsonAsync("/v1/act", heavy.Request(5, options: options));
+        var lightRefused = await lightClient.PostAsJsonAsync("/v1/act", light.Request(6, options: options));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, heavyRefused.StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, lightRefused.StatusCode);
+        Assert.Contains(ActApi.ShareExceededCode, await lightRefused.Content.ReadAsStringAsync());
+        Assert.All(await Task.WhenAll(waiting), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+    }
+
     /// <summary>Latencies (ms) of <paramref name="count"/> sequential act requests of <paramref name="world"/>; each must succeed.</summary>
     private static async Task<List<double>> LatenciesAsync(InferenceWorld world, int count)
     {
