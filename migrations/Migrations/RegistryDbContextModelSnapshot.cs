@@ -556,6 +556,10 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("finished_at");
 
+                    b.Property<DateTimeOffset?>("HeartbeatAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("heartbeat_at");
+
                     b.Property<string>("Hyperparameters")
                         .IsRequired()
                         .HasColumnType("jsonb")
@@ -617,6 +621,11 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("total_steps");
 
+                    b.Property<string>("WorkerId")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("worker_id");
+
                     b.HasKey("Id")
                         .HasName("pk_fine_tuning_jobs");
 
@@ -628,6 +637,9 @@ namespace VlaCloud.Migrations.Migrations
 
                     b.HasIndex("EmbodimentId")
                         .HasDatabaseName("ix_fine_tuning_jobs_embodiment_id");
+
+                    b.HasIndex("Status", "HeartbeatAt")
+                        .HasDatabaseName("ix_fine_tuning_jobs_status_heartbeat_at");
 
                     b.HasIndex("TenantId", "Id")
                         .HasDatabaseName("ix_fine_tuning_jobs_tenant_id_id");

@@ -27,13 +27,15 @@ internal sealed class DeviceWorker : IDisposable
     private readonly object gate = new();
     private readonly List<WorkItem> pending = [];
     private readonly InferenceOptions options;
-    private readonly Action<int> onDequeued;
+    private readonly Action<IReadOnlyCollection<InferenceRequest>> onDequeued;
+    private readonly FairShare fair;
     private readonly ILogger logger;
     private readonly Thread thread;
     private bool stopping;
 
-    public DeviceWorker(string device, InferenceOptions options, ModelCache cache, Action<int> onDequeued, ILogger logger)
+    public DeviceWorker(string device, InferenceOptions options, ModelCache cache, Action<IReadOnlyCollection<InferenceRequest>> onDequeued, ILogger logger)
     {
+        fair = new FairShare(options);
         Device = device;
         Cache = cache;
         this.options = options;
@@ -89,8 +91,9 @@ internal sealed class DeviceWorker : IDisposable
 
     /// <summary>
     /// Waits for work, lets a lone request wait up to <see cref="InferenceOptions.MaxQueueDelay"/> for company,
-    /// drops expired and cancelled requests, then takes the batch of the request with the earliest deadline:
-    /// up to <see cref="InferenceOptions.MaxBatchSize"/> requests of its model, earliest deadlines first.
+    /// drops expired and cancelled requests, then takes the next batch by weighted fair queueing between tenants
+    /// (<see cref="FairShare"/>): the tenant that has received the least compute for its weight goes first, with its
+    /// earliest-deadline request's model, and the batch is shared between the tenants waiting for that model.
     /// </summary>
     private List<WorkItem>? TakeBatch()
     {
@@ -124,16 +127,12 @@ internal sealed class DeviceWorker : IDisposable
             }
             else
             {
-                var first = pending.MinBy(i => i.Request.Deadline)!;
-                batch = pending.Where(i => i.BatchKey == first.BatchKey)
-                    .OrderBy(i => i.Request.Deadline)
-                    .Take(options.MaxBatchSize)
-                    .ToList();
+                batch = fair.TakeBatch(pending);
                 pending.RemoveAll(batch.Contains);
             }
         }
 
-        onDequeued(dropped.Count + batch.Count);
+        onDequeued([.. dropped.Concat(batch).Select(i => i.Request)]);
         foreach (var item in dropped)
         {
             // Cancelled ones are already completed; the rest expired before compute.
@@ -206,9 +205,72 @@ internal sealed class DeviceWorker : IDisposable
                 item.Completion.TrySetCanceled();
                 item.Lease.Dispose();
             }
-            onDequeued(pending.Count);
+            onDequeued([.. pending.Select(i => i.Request)]);
             pending.Clear();
         }
         Cache.Dispose();
     }
+}
+
+/// <summary>
+/// Weighted fair queueing between tenants on one device (start-time fair queueing over virtual time). Each tenant has
+/// a virtual time that grows by the cost of what it was served (requests × denoising steps) divided by its weight; the
+/// tenant with the smallest virtual time is served next, and a tenant returning from idle starts at the current virtual
+/// time, so it neither lost its turn nor saved up credit. Each batch is shared: every tenant waiting for the batch's
+/// model gets up to its weighted share of the batch, and slots left over go to the earliest deadlines. A batch holds at
+/// most <see cref="InferenceOptions.MaxBatchSize"/> requests and <see cref="InferenceOptions.MaxBatchSteps"/> steps. Within a tenant, earliest deadline first. With one tenant this is plain earliest-deadline batching.
+/// </summary>
+internal sealed class FairShare(InferenceOptions options)
+{
+    private readonly Dictionary<string, double> virtualTimes = [];
+    private double now;
+
+    /// <summary>Chooses, charges and returns the next batch out of <paramref name="pending"/> (which it does not change).</summary>
+    public List<WorkItem> TakeBatch(List<WorkItem> pending)
+    {
+        var byTenant = pending.GroupBy(i => i.Request.Tenant ?? "").ToList();
+        var next = byTenant
+            .Select(g => (Tenant: g, Start: Math.Max(now, virtualTimes.GetValueOrDefault(g.Key, now)), Earliest: g.Min(i => i.Request.Deadline)))
+            .OrderBy(t => t.Start).ThenBy(t => t.Earliest)
+            .First();
+        now = next.Start;
+        var key = next.Tenant.MinBy(i => i.Request.Deadline)!.BatchKey;
+
+        var groups = pending.Where(i => i.BatchKey == key).GroupBy(i => i.Request.Tenant ?? "")
+            .Select(g => g.OrderBy(i => i.Request.Deadline).ToList()).ToList();
+        var weights = groups.Sum(g => Weight(g[0]));
+        var budget = options.MaxBatchSteps > 0 ? options.MaxBatchSteps : options.MaxBatchSize * options.NominalSteps;
+        var size = Math.Clamp(budget / Math.Max(1, key.Steps ?? options.NominalSteps), 1, options.MaxBatchSize);
+        var batch = new List<WorkItem>(size);
+        var leftovers = new List<WorkItem>();
+        foreach (var group in groups)
+        {
+            var share = Math.Max(1, (int)Math.Floor(size * Weight(group[0]) / weights));
+            batch.AddRange(group.Take(share));
+            leftovers.AddRange(group.Skip(share));
+        }
+        if (batch.Count > size)
+        {
+            // More tenants than slots: the ones furthest behind in virtual time come first.
+            batch = [.. batch.OrderBy(i => virtualTimes.GetValueOrDefault(i.Request.Tenant ?? "", now)).ThenBy(i => i.Request.Deadline).Take(size)];
+        }
+        else
+        {
+            batch.AddRange(leftovers.OrderBy(i => i.Request.Deadline).Take(size - batch.Count));
+        }
+
+        foreach (var served in batch.GroupBy(i => i.Request.Tenant ?? ""))
+        {
+            var cost = served.Sum(i => (double)(i.Request.Steps ?? options.NominalSteps)) / Weight(served.First());
+            virtualTimes[served.Key] = Math.Max(now, virtualTimes.GetValueOrDefault(served.Key, now)) + cost;
+        }
+        // A tenant that waits for nothing and is not ahead of the clock would restart at the clock anyway: forget it,
+        // so the table holds only tenants with work or with a debt to wait out.
+        var waiting = byTenant.Select(g => g.Key).ToHashSet();
+        foreach (var idle in virtualTimes.Where(v => v.Value <= now && !waiting.Contains(v.Key)).Select(v => v.Key).ToList())
+            virtualTimes.Remove(idle);
+        return batch;
+    }
+
+    private static double Weight(WorkItem item) => item.Request.Weight > 0 ? item.Request.Weight : 1;
 }

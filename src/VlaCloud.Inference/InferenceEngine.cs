@@ -8,14 +8,18 @@ namespace VlaCloud.Inference;
 
 /// <summary>
 /// Serves action requests of every client and tenant on a dedicated worker thread per device, batching
-/// the requests of one checkpoint into one forward pass. The queue is bounded: when it is full a caller
-/// gets <see cref="EngineBusyException"/> at once, never a blocked thread; a request whose deadline passes
-/// in the queue is dropped before compute.
+/// the requests of one checkpoint into one forward pass. The queue is bounded, and shared fairly between tenants: a
+/// tenant past its share of it gets <see cref="TenantShareExceededException"/> at once (and only that tenant), a full
+/// queue <see cref="EngineBusyException"/>, never a blocked thread; each device serves tenants by weighted fair
+/// queueing (see <see cref="DeviceWorker"/>). A request whose deadline passes in the queue is dropped before compute.
 /// </summary>
 public sealed class InferenceEngine : IDisposable
 {
     private readonly InferenceOptions options;
     private readonly DeviceWorker[] workers;
+    private readonly object admission = new();
+    // Per tenant: requests waiting and the weight they came with. Entries leave when a tenant has nothing waiting.
+    private readonly Dictionary<string, (int Count, double Weight)> tenants = [];
     private int queued;
 
     /// <summary>Starts one worker per configured device.</summary>
@@ -57,12 +61,7 @@ public sealed class InferenceEngine : IDisposable
     /// <exception cref="ArgumentException">The observation does not fit the model (e.g. wrong state size).</exception>
     public async Task<InferenceResult> RunAsync(InferenceRequest request, CancellationToken cancellationToken)
     {
-        if (Interlocked.Increment(ref queued) > options.QueueCapacity)
-        {
-            Interlocked.Decrement(ref queued);
-            VlaCloudTelemetry.InferenceRequests.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, "rejected"));
-            throw new EngineBusyException(TimeSpan.FromSeconds(1));
-        }
+        Admit(request);
         VlaCloudTelemetry.InferenceQueueDepth.Add(1);
         var enqueued = false;
         try
@@ -90,15 +89,66 @@ public sealed class InferenceEngine : IDisposable
         }
         finally
         {
-            if (!enqueued) OnDequeued(1);
+            if (!enqueued) OnDequeued([request]);
         }
     }
 
-    private void OnDequeued(int count)
+    /// <summary>Requests of <paramref name="tenant"/> waiting for a batch, over all devices.</summary>
+    public int TenantQueueDepth(string? tenant)
     {
-        if (count == 0) return;
-        Interlocked.Add(ref queued, -count);
-        VlaCloudTelemetry.InferenceQueueDepth.Add(-count);
+        lock (admission) return tenants.TryGetValue(tenant ?? "", out var entry) ? entry.Count : 0;
+    }
+
+    /// <summary>
+    /// Counts the request in, or refuses it: its tenant past <see cref="InferenceOptions.MaxQueuedPerTenant"/>, or holding at
+    /// least its weighted share of a full queue that other tenants wait in too, is refused alone (429); a tenant below its
+    /// share, or alone in a full queue, gets 503.
+    /// </summary>
+    private void Admit(InferenceRequest request)
+    {
+        var tenant = request.Tenant ?? "";
+        var weight = request.Weight > 0 ? request.Weight : 1;
+        lock (admission)
+        {
+            var mine = tenants.TryGetValue(tenant, out var entry) ? entry.Count : 0;
+            if (mine >= options.MaxQueuedPerTenant) throw Refused(new TenantShareExceededException(mine, options.MaxQueuedPerTenant, RetryAfter), "share_exceeded");
+            if (queued >= options.QueueCapacity)
+            {
+                // Full. With other tenants waiting, the one holding at least its weighted share of the queue is the one
+                // refused; alone, a tenant simply found the service saturated.
+                var others = tenants.Where(t => t.Key != tenant).Sum(t => t.Value.Weight);
+                var share = (int)Math.Max(1, Math.Floor(options.QueueCapacity * weight / (others + weight)));
+                if (others > 0 && mine >= share) throw Refused(new TenantShareExceededException(mine, share, RetryAfter), "share_exceeded");
+                throw Refused(new EngineBusyException(RetryAfter), "rejected");
+            }
+            tenants[tenant] = (mine + 1, weight);
+            queued++;
+        }
+    }
+
+    private static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(1);
+
+    private static Exception Refused(Exception refusal, string outcome)
+    {
+        VlaCloudTelemetry.InferenceRequests.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, outcome));
+        return refusal;
+    }
+
+    private void OnDequeued(IReadOnlyCollection<InferenceRequest> requests)
+    {
+        if (requests.Count == 0) return;
+        lock (admission)
+        {
+            foreach (var request in requests)
+            {
+                var tenant = request.Tenant ?? "";
+                if (!tenants.TryGetValue(tenant, out var entry)) continue;
+                if (entry.Count <= 1) tenants.Remove(tenant);
+                else tenants[tenant] = (entry.Count - 1, entry.Weight);
+            }
+            queued -= requests.Count;
+        }
+        VlaCloudTelemetry.InferenceQueueDepth.Add(-requests.Count);
     }
 
     /// <summary>A device that holds the model if any does (no second copy), else the least busy one.</summary>

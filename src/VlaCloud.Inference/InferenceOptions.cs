@@ -24,6 +24,33 @@ public sealed class InferenceOptions
     /// <summary>Most requests waiting over all devices; past it callers get <see cref="EngineBusyException"/> at once.</summary>
     public int QueueCapacity { get; set; } = 512;
 
+    /// <summary>
+    /// Most requests of one tenant waiting over all devices (a bounded per-tenant queue); past it that tenant gets
+    /// <see cref="TenantShareExceededException"/> (429) while other tenants are still queued. When the whole queue is
+    /// full and other tenants wait in it too, a tenant holding at least its weighted share of it is refused the same way; a
+    /// tenant below its share (or alone in the queue) gets <see cref="EngineBusyException"/> (503).
+    /// </summary>
+    public int MaxQueuedPerTenant { get; set; } = 128;
+
+    /// <summary>
+    /// Weights of tenants in the fair sharing of the queue and of each batch, by tenant id
+    /// (<c>VlaCloud:Inference:TenantWeights:&lt;tenant id&gt;</c>); a tenant not listed weighs 1, so 2 gets twice its share.
+    /// </summary>
+    public Dictionary<string, double> TenantWeights { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The cost the fair scheduler charges for a request that names no step count (its checkpoint's default); a
+    /// request's cost is its steps, so a tenant asking for 100 steps uses its share ten times faster than one asking 10.
+    /// </summary>
+    public int NominalSteps { get; set; } = 10;
+
+    /// <summary>
+    /// Most denoising steps one batch may take in total (requests × steps); 0: <see cref="MaxBatchSize"/> ×
+    /// <see cref="NominalSteps"/>. A batch of costly requests (100 steps each) is made smaller, so another tenant's
+    /// request never waits behind more than about one ordinary batch.
+    /// </summary>
+    public int MaxBatchSteps { get; set; }
+
     /// <summary>Deadline of a request that names none.</summary>
     public TimeSpan DefaultTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

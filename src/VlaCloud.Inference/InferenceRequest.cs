@@ -6,11 +6,15 @@ namespace VlaCloud.Inference;
 /// <param name="Checkpoint">The resolved checkpoint to run (its id, as the model cache keys it).</param>
 /// <param name="Observation">What the robot sees and is told.</param>
 /// <param name="Seed">Seed of this request's noise: the same seed gives the same actions, whatever the batch.</param>
-/// <param name="Steps">Euler steps, or null for the checkpoint's default.</param>
+/// <param name="Steps">Sampling steps (DDIM steps for InternVLA-M1, Euler steps for st4vla), or null for the checkpoint's default.</param>
 /// <param name="Spatial">Also decode a spatial answer of this kind (point, box, trajectory, placement), or null.</param>
 /// <param name="Deadline">After this instant the request is dropped, before compute if it has not started.</param>
 /// <param name="CfgScale">Classifier-free guidance scale (InternVLA-M1 checkpoints), or null for the checkpoint's default.</param>
-public sealed record InferenceRequest(string Checkpoint, Observation Observation, long Seed, int? Steps, SpatialKind? Spatial, DateTimeOffset Deadline, double? CfgScale = null);
+/// <param name="Tenant">Who pays for it: the queue and each batch are shared fairly between tenants (null: one shared anonymous tenant).</param>
+/// <param name="Weight">The tenant's weight in that sharing (2 gets twice the share of 1).</param>
+public sealed record InferenceRequest(
+    string Checkpoint, Observation Observation, long Seed, int? Steps, SpatialKind? Spatial, DateTimeOffset Deadline,
+    double? CfgScale = null, string? Tenant = null, double Weight = 1);
 
 /// <summary>The answer to an <see cref="InferenceRequest"/>, as plain arrays.</summary>
 /// <param name="Actions">The action chunk <c>[H, action_dim]</c> in the embodiment's units.</param>
@@ -26,6 +30,23 @@ public sealed record InferenceResult(float[,] Actions, SpatialPrediction? Spatia
 public sealed class EngineBusyException(TimeSpan retryAfter)
     : Exception($"The inference queue is full; retry in {retryAfter.TotalSeconds:0.#} s.")
 {
+    /// <summary>A fair wait before retrying.</summary>
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>
+/// The request's tenant holds more than its share of the queue (<see cref="InferenceOptions.MaxQueuedPerTenant"/>, or its
+/// weighted share of a full queue): only that tenant is refused, every other tenant is still served. Nothing was computed.
+/// </summary>
+public sealed class TenantShareExceededException(int queued, int share, TimeSpan retryAfter)
+    : Exception($"The tenant has {queued} inference requests waiting, its share of the queue is {share}; retry in {retryAfter.TotalSeconds:0.#} s.")
+{
+    /// <summary>The tenant's requests waiting when this one was refused.</summary>
+    public int Queued { get; } = queued;
+
+    /// <summary>The tenant's share of the queue at that moment.</summary>
+    public int Share { get; } = share;
+
     /// <summary>A fair wait before retrying.</summary>
     public TimeSpan RetryAfter { get; } = retryAfter;
 }

@@ -208,6 +208,9 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
             job.Property(j => j.Error).HasMaxLength(2000);
             job.Property(j => j.ResumeArtifactSha256).HasMaxLength(64).IsFixedLength();
             job.Property(j => j.BackgroundJobId).HasMaxLength(64);
+            job.Property(j => j.WorkerId).HasMaxLength(200);
+            // The trainers' scan for running jobs whose heartbeat went stale.
+            job.HasIndex(j => new { j.Status, j.HeartbeatAt });
             job.HasIndex(j => new { j.TenantId, j.Id });
             job.HasOne<Tenant>().WithMany().HasForeignKey(j => j.TenantId).OnDelete(DeleteBehavior.Cascade);
             job.HasOne<Checkpoint>().WithMany().HasForeignKey(j => j.BaseCheckpointId).OnDelete(DeleteBehavior.Restrict);

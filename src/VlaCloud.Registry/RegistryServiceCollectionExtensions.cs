@@ -11,6 +11,7 @@ using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Keys;
 using VlaCloud.Registry.Limits;
 using VlaCloud.Registry.Storage;
+using VlaCloud.Registry.Uploads;
 using VlaCloud.Registry.Usage;
 
 namespace VlaCloud.Registry;
@@ -49,6 +50,7 @@ public static class RegistryServiceCollectionExtensions
                 if (configuration["VlaCloud:ArtifactsPath"] is { Length: > 0 } path) options.Path = path;
             });
         services.AddSingleton<IArtifactStore>(CreateArtifactStore);
+        services.AddSingleton<UploadPartStore>(CreateUploadPartStore);
         services.TryAddSingleton(TimeProvider.System);
         return services;
     }
@@ -56,25 +58,47 @@ public static class RegistryServiceCollectionExtensions
     private static IArtifactStore CreateArtifactStore(IServiceProvider sp)
     {
         var options = sp.GetRequiredService<IOptions<ArtifactStoreOptions>>().Value;
+        return IsS3(options)
+            ? new S3ArtifactStore(CreateS3Client(options), options.Bucket!, options.Prefix)
+            : new FileSystemArtifactStore(FileSystemRoot(sp, options));
+    }
+
+    /// <summary>Upload parts live in the artifact store's own place (a folder beside its blobs, or the same bucket).</summary>
+    private static UploadPartStore CreateUploadPartStore(IServiceProvider sp)
+    {
+        var options = sp.GetRequiredService<IOptions<ArtifactStoreOptions>>().Value;
+        return IsS3(options)
+            ? new S3UploadPartStore(CreateS3Client(options), options.Bucket!, options.Prefix)
+            : new FileSystemUploadPartStore(Path.Combine(FileSystemRoot(sp, options), "uploads"));
+    }
+
+    private static bool IsS3(ArtifactStoreOptions options)
+    {
         if (options.Store.Equals("s3", StringComparison.OrdinalIgnoreCase))
         {
             if (string.IsNullOrEmpty(options.Bucket))
                 throw new InvalidOperationException("VlaCloud:Artifacts:Store is s3 but VlaCloud:Artifacts:Bucket is not set.");
-            var config = new AmazonS3Config { ForcePathStyle = options.ForcePathStyle, AuthenticationRegion = options.Region };
-            if (options.ServiceUrl is { Length: > 0 } url) config.ServiceURL = url;
-            else config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(options.Region);
-            var client = options.AccessKey is { Length: > 0 } accessKey
-                ? new AmazonS3Client(new BasicAWSCredentials(accessKey, options.SecretKey), config)
-                : new AmazonS3Client(config);
-            return new S3ArtifactStore(client, options.Bucket, options.Prefix);
+            return true;
         }
         if (!options.Store.Equals("filesystem", StringComparison.OrdinalIgnoreCase))
             throw new InvalidOperationException($"VlaCloud:Artifacts:Store '{options.Store}' is unknown; use filesystem or s3.");
-        var root = Path.IsPathRooted(options.Path)
+        return false;
+    }
+
+    private static AmazonS3Client CreateS3Client(ArtifactStoreOptions options)
+    {
+        var config = new AmazonS3Config { ForcePathStyle = options.ForcePathStyle, AuthenticationRegion = options.Region };
+        if (options.ServiceUrl is { Length: > 0 } url) config.ServiceURL = url;
+        else config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(options.Region);
+        return options.AccessKey is { Length: > 0 } accessKey
+            ? new AmazonS3Client(new BasicAWSCredentials(accessKey, options.SecretKey), config)
+            : new AmazonS3Client(config);
+    }
+
+    private static string FileSystemRoot(IServiceProvider sp, ArtifactStoreOptions options) =>
+        Path.IsPathRooted(options.Path)
             ? options.Path
             : Path.Combine(sp.GetService<IHostEnvironment>()?.ContentRootPath ?? Directory.GetCurrentDirectory(), options.Path);
-        return new FileSystemArtifactStore(root);
-    }
 
     /// <summary>Applies the registry's provider settings to <paramref name="options"/>.</summary>
     public static DbContextOptionsBuilder ConfigureNpgsql(DbContextOptionsBuilder options, string connectionString) =>

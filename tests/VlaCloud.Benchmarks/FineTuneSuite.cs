@@ -70,7 +70,6 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
         await using var host = await environment.StartHostAsync(new Dictionary<string, string?>
         {
             ["VlaCloud:Roles"] = "api,trainer",
-            ["VlaCloud:Uploads:Path"] = Path.Combine(environment.Root, "uploads"),
             ["VlaCloud:FineTuning:WorkPath"] = Path.Combine(environment.Root, "work"),
             // Hangfire's default poll (15 s) would be most of a tiny job's queue wait.
             ["VlaCloud:Jobs:QueuePollInterval"] = "00:00:00.500",

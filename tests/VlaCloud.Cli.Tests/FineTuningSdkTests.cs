@@ -16,7 +16,6 @@ public sealed class FineTuningSdkTests(ServicesFixture services) : IDisposable
     {
         ["VlaCloud:Roles"] = "api,trainer",
         ["VlaCloud:ArtifactsPath"] = Path.Combine(root, "artifacts"),
-        ["VlaCloud:Uploads:Path"] = Path.Combine(root, "uploads"),
         ["VlaCloud:FineTuning:WorkPath"] = Path.Combine(root, "work"),
         ["VlaCloud:Jobs:QueuePollInterval"] = "00:00:00.500",
     });

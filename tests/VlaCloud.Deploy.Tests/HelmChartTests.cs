@@ -9,16 +9,119 @@ public sealed class HelmChartTests
 {
     private const string Chart = "helm/vlacloud";
     private const string GpuValues = "helm/vlacloud/values-gpu.yaml";
+    // The defaults plus a real database password (the chart refuses the default one).
+    private const string CiDefaults = "helm/vlacloud/ci/default-values.yaml";
+    private const string CiAllOptions = "helm/vlacloud/ci/all-options-values.yaml";
 
     [Theory]
-    [InlineData("values.yaml")]
-    [InlineData("values-gpu.yaml")]
-    public async Task Helm_lint_passes_strictly_for_each_values_file(string values)
+    [InlineData("values.yaml", "ci/default-values.yaml")]
+    [InlineData("values-gpu.yaml", "ci/default-values.yaml")]
+    [InlineData("values.yaml", "ci/all-options-values.yaml")]
+    [InlineData("values-gpu.yaml", "ci/all-options-values.yaml")]
+    public async Task Helm_lint_passes_strictly_for_each_values_file(string values, string ciValues)
     {
         var (exitCode, output) = await ExternalTools.RunAsync(ExternalTools.Helm,
-            ["lint", "--strict", Chart, "-f", $"{Chart}/{values}"]);
+            ["lint", "--strict", Chart, "-f", $"{Chart}/{values}", "-f", $"{Chart}/{ciValues}"]);
         Assert.True(exitCode == 0, output);
         Assert.Contains("0 chart(s) failed", output);
+    }
+
+    [Fact]
+    public async Task The_chart_refuses_to_install_with_the_default_database_password()
+    {
+        var (exitCode, output) = await ExternalTools.RunAsync(ExternalTools.Helm, ["template", "vlc", Chart]);
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("change-me", output);
+
+        // A Secret of the operator's own carries the real password instead.
+        Assert.NotEmpty(await RenderAsync("--set", "existingSecret=vlacloud-credentials"));
+    }
+
+    [Theory]
+    [InlineData("api.replicaCount=two", "/api/replicaCount")]
+    [InlineData("api.autoscaling.enabled=maybe", "/api/autoscaling/enabled")]
+    [InlineData("observability.metricsPort=metrics", "/observability/metricsPort")]
+    [InlineData("artifacts.store=ftp", "/artifacts/store")]
+    public async Task The_values_schema_rejects_a_value_of_the_wrong_type(string setting, string path)
+    {
+        var (exitCode, output) = await ExternalTools.RunAsync(ExternalTools.Helm, ["template", "vlc", Chart, "-f", CiDefaults, "--set", setting]);
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains(path, output);
+    }
+
+    [Fact]
+    public async Task Every_option_on_renders_the_service_monitor_network_policies_queue_depth_autoscaler_http_route_and_shared_store()
+    {
+        var manifests = await RenderAsync("-f", CiAllOptions);
+        Assert.Equal(
+            ["ConfigMap", "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "HTTPRoute", "Ingress", "Job", "NetworkPolicy",
+             "NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "PodDisruptionBudget", "Secret", "Secret", "Service",
+             "ServiceAccount", "ServiceMonitor"],
+            manifests.Select(m => (string)m["kind"]!).Order());
+        var api = Deployment(manifests, "api");
+        var apiLabels = api["spec"]!["selector"]!["matchLabels"];
+
+        var monitor = manifests.Single(m => (string)m["kind"]! == "ServiceMonitor");
+        Assert.Equal("monitoring.coreos.com/v1", (string)monitor["apiVersion"]!);
+        Assert.Equal("kube-prometheus-stack", (string)monitor["metadata"]!["labels"]!["release"]!);
+        var endpoint = Assert.Single(monitor["spec"]!["endpoints"]!.AsArray())!;
+        Assert.Equal(("metrics", "/metrics"), ((string)endpoint["port"]!, (string)endpoint["path"]!));
+        Assert.True(JsonNode.DeepEquals(apiLabels, monitor["spec"]!["selector"]!["matchLabels"]));
+
+        var hpa = manifests.Single(m => (string)m["kind"]! == "HorizontalPodAutoscaler");
+        var metrics = hpa["spec"]!["metrics"]!.AsArray();
+        var external = metrics.Single(m => (string)m!["type"]! == "External")!["external"]!;
+        Assert.Equal("vlacloud_inference_queue_depth", (string)external["metric"]!["name"]!);
+        Assert.Equal("AverageValue", (string)external["target"]!["type"]!);
+        Assert.Contains(metrics, m => (string)m!["type"]! == "Resource");
+        Assert.Equal("300", (string)hpa["spec"]!["behavior"]!["scaleDown"]!["stabilizationWindowSeconds"]!);
+
+        var route = manifests.Single(m => (string)m["kind"]! == "HTTPRoute");
+        Assert.Equal("gateway.networking.k8s.io/v1", (string)route["apiVersion"]!);
+        var backend = Assert.Single(route["spec"]!["rules"]![0]!["backendRefs"]!.AsArray())!;
+        Assert.Equal(("vlc-vlacloud", "80"), ((string)backend["name"]!, (string)backend["port"]!));
+
+        var policy = manifests.Single(m => (string)m["kind"]! == "NetworkPolicy" && (string)m["metadata"]!["name"]! == "vlc-vlacloud-api");
+        Assert.True(JsonNode.DeepEquals(apiLabels, policy["spec"]!["podSelector"]!["matchLabels"]));
+        // Out only to DNS, Postgres, Redis and the store; in only to the HTTP port, and metrics from the monitoring namespace.
+        Assert.Equal(["53", "53", "5432", "6379", "443"],
+            policy["spec"]!["egress"]!.AsArray().SelectMany(r => r!["ports"]!.AsArray()).Select(p => (string)p!["port"]!));
+        Assert.Equal("db", (string)policy["spec"]!["egress"]![1]!["to"]![0]!["namespaceSelector"]!["matchLabels"]!["kubernetes.io/metadata.name"]!);
+        Assert.Equal(["http", "metrics"], policy["spec"]!["ingress"]!.AsArray().SelectMany(r => r!["ports"]!.AsArray()).Select(p => (string)p!["port"]!));
+
+        var claim = manifests.Single(m => (string)m["kind"]! == "PersistentVolumeClaim");
+        Assert.Equal(["ReadWriteMany"], claim["spec"]!["accessModes"]!.AsArray().Select(a => (string)a!));
+        foreach (var component in new[] { "api", "trainer" })
+        {
+            var deployment = Deployment(manifests, component);
+            var pod = deployment["spec"]!["template"]!["spec"]!;
+            Assert.Contains(pod["volumes"]!.AsArray(), v => (string?)v!["persistentVolumeClaim"]?["claimName"] == (string)claim["metadata"]!["name"]!);
+            var spread = pod["topologySpreadConstraints"]!.AsArray();
+            Assert.NotEmpty(spread);
+            Assert.All(spread, s => Assert.True(JsonNode.DeepEquals(deployment["spec"]!["selector"]!["matchLabels"], s!["labelSelector"]!["matchLabels"])));
+        }
+    }
+
+    [Fact]
+    public async Task The_root_filesystem_is_read_only_and_every_path_the_host_writes_is_a_volume()
+    {
+        foreach (var arguments in new[] { Array.Empty<string>(), ["-f", CiAllOptions] })
+        {
+            var manifests = await RenderAsync(arguments);
+            foreach (var component in new[] { "api", "trainer" })
+            {
+                var deployment = Deployment(manifests, component);
+                var container = Container(deployment);
+                Assert.Equal("true", (string)container["securityContext"]!["readOnlyRootFilesystem"]!);
+                var env = Env(deployment);
+                var config = manifests.Single(m => (string)m["kind"]! == "ConfigMap" && (string)m["metadata"]!["name"]! == "vlc-vlacloud")["data"]!.AsObject()
+                    .ToDictionary(p => p.Key, p => (string)p.Value!);
+                var writable = new List<string> { "/tmp", env["VlaCloud__Inference__CheckpointCachePath"], env["VlaCloud__FineTuning__WorkPath"] };
+                if (config["VlaCloud__Artifacts__Store"] == "filesystem") writable.Add(config["VlaCloud__Artifacts__Path"]);
+                var mounts = container["volumeMounts"]!.AsArray().Select(m => (string)m!["mountPath"]!).ToList();
+                Assert.All(writable, path => Assert.Contains(mounts, mount => path == mount || path.StartsWith(mount + "/", StringComparison.Ordinal)));
+            }
+        }
     }
 
     [Fact]
@@ -165,7 +268,7 @@ public sealed class HelmChartTests
     /// <summary>Renders the chart as release "vlc" and returns each manifest as JSON.</summary>
     private static async Task<List<JsonObject>> RenderAsync(params string[] arguments)
     {
-        var (exitCode, output) = await ExternalTools.RunAsync(ExternalTools.Helm, ["template", "vlc", Chart, .. arguments]);
+        var (exitCode, output) = await ExternalTools.RunAsync(ExternalTools.Helm, ["template", "vlc", Chart, "-f", CiDefaults, .. arguments]);
         Assert.True(exitCode == 0, output);
         var deserializer = new DeserializerBuilder().Build();
         var toJson = new SerializerBuilder().JsonCompatible().Build();

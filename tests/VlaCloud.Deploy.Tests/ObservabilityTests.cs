@@ -57,6 +57,20 @@ public sealed class ObservabilityTests(ServicesFixture services)
         });
         var response = await app.CreateClient().GetAsync("/metrics");
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        // Swagger lives beside the metrics: not on the public port either.
+        Assert.Equal(HttpStatusCode.NotFound, (await app.CreateClient().GetAsync("/swagger/v1/swagger.json")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await app.CreateClient().GetAsync("/swagger/index.html")).StatusCode);
+    }
+
+    [Fact]
+    public async Task The_inference_queue_depth_the_autoscaler_reads_is_a_prometheus_gauge()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var client = app.CreateClient();
+        await client.GetAsync("/metrics");
+        VlaCloudTelemetry.InferenceQueueDepth.Add(0);
+        var text = await client.GetStringAsync("/metrics");
+        Assert.Contains("# TYPE vlacloud_inference_queue_depth gauge", text.Split('\n'));
     }
 
     [Fact]

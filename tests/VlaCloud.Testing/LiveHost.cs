@@ -66,7 +66,6 @@ public sealed class LiveHost : IAsyncLifetime
                 ["VlaCloud__DemoKeyFile"] = keyFile,
                 ["VlaCloud__Roles"] = "api,trainer",
                 ["VlaCloud__Jobs__QueuePollInterval"] = "00:00:00.500",
-                ["VlaCloud__Uploads__Path"] = Path.Combine(Folder, "uploads"),
                 ["VlaCloud__FineTuning__WorkPath"] = Path.Combine(Folder, "fine-tuning"),
                 ["VlaCloud__Artifacts__Path"] = Path.Combine(Folder, "artifacts"),
                 ["VlaCloud__Inference__CheckpointCachePath"] = Path.Combine(Folder, "checkpoint-cache"),

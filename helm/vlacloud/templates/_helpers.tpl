@@ -103,6 +103,11 @@ containers:
       - name: VlaCloud__TrainerWorkers
         value: {{ $v.workers | quote }}
       {{- end }}
+      # Every path the host writes is a volume (the root filesystem is read-only).
+      - name: VlaCloud__Inference__CheckpointCachePath
+        value: /cache/checkpoints
+      - name: VlaCloud__FineTuning__WorkPath
+        value: /work
       {{- range $name, $value := $v.env }}
       - name: {{ $name }}
         value: {{ $value | quote }}
@@ -139,17 +144,29 @@ containers:
       # The root filesystem is read-only; .NET and libtorch need a writable temp folder.
       - name: tmp
         mountPath: /tmp
-      {{- if and (eq $root.Values.artifacts.store "filesystem") $root.Values.artifacts.filesystem.existingClaim }}
+      - name: checkpoint-cache
+        mountPath: /cache
+      - name: work
+        mountPath: /work
+      {{- if eq $root.Values.artifacts.store "filesystem" }}
+      # The shared store: blobs and upload parts of every pod.
       - name: artifacts
         mountPath: {{ $root.Values.artifacts.filesystem.path }}
       {{- end }}
 volumes:
   - name: tmp
-    emptyDir: {}
-  {{- if and (eq $root.Values.artifacts.store "filesystem") $root.Values.artifacts.filesystem.existingClaim }}
+    emptyDir:
+      sizeLimit: {{ $root.Values.scratch.tmpSizeLimit }}
+  - name: checkpoint-cache
+    emptyDir:
+      sizeLimit: {{ $root.Values.scratch.checkpointCacheSizeLimit }}
+  - name: work
+    emptyDir:
+      sizeLimit: {{ $root.Values.scratch.workSizeLimit }}
+  {{- if eq $root.Values.artifacts.store "filesystem" }}
   - name: artifacts
     persistentVolumeClaim:
-      claimName: {{ $root.Values.artifacts.filesystem.existingClaim }}
+      claimName: {{ include "vlacloud.artifactsClaim" $root }}
   {{- end }}
 {{- with $v.nodeSelector }}
 nodeSelector:
@@ -162,6 +179,29 @@ tolerations:
 {{- with $v.affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if $v.topologySpread.enabled }}
+topologySpreadConstraints:
+  {{- range $v.topologySpread.topologyKeys }}
+  - maxSkew: {{ $v.topologySpread.maxSkew }}
+    topologyKey: {{ . }}
+    whenUnsatisfiable: {{ $v.topologySpread.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "vlacloud.selectorLabels" (dict "root" $root "component" $.component) | nindent 8 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The artifact store's claim: the user's, or the one this chart creates. */}}
+{{- define "vlacloud.artifactsClaim" -}}
+{{- default (printf "%s-artifacts" (include "vlacloud.fullname" .)) .Values.artifacts.filesystem.existingClaim }}
+{{- end }}
+
+{{/* Refuses settings that must not reach a cluster. */}}
+{{- define "vlacloud.validate" -}}
+{{- if and (not .Values.existingSecret) (regexMatch "(?i)password=change-me(;|$)" .Values.postgres.connectionString) }}
+{{- fail "postgres.connectionString still has the default password change-me: set the database's real password (or name a Secret in existingSecret)." }}
 {{- end }}
 {{- end }}
 

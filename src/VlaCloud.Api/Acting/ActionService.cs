@@ -53,6 +53,15 @@ public abstract record ActOutcome
     /// <summary>The queue is full (503 + Retry-After, or a <c>busy</c> stream message).</summary>
     public sealed record Busy(TimeSpan RetryAfter) : ActOutcome;
 
+    /// <summary>
+    /// The tenant holds more than its share of the inference queue (429 <c>inference_share_exceeded</c> + Retry-After): only
+    /// this tenant waits, other tenants are served.
+    /// </summary>
+    public sealed record ShareExceeded(string Detail, TimeSpan RetryAfter) : ActOutcome;
+
+    /// <summary>A stream message over the tenant's or key's request rate (429 + Retry-After; REST requests are refused by the filter).</summary>
+    public sealed record RateLimited(LimitDecision Decision) : ActOutcome;
+
     /// <summary>The deadline passed before compute (504).</summary>
     public sealed record DeadlineExceeded(string Detail) : ActOutcome;
 
@@ -81,8 +90,31 @@ public sealed class ActionService(
     UsageBuffer buffer,
     CurrentTenant tenant,
     IOptions<InferenceOptions> options,
-    IOptions<VlaCloudOptions> dependencyRetryAfter)
+    IOptions<VlaCloudOptions> dependencyRetryAfter,
+    RequestRateLimiter limiter,
+    IOptions<LimitsOptions> limitsOptions)
 {
+    /// <summary>
+    /// Takes one token of the caller's tenant and key rate limits for a stream message (an observation over a WebSocket
+    /// costs what a REST request costs). Null when allowed; otherwise the refusal to send. As for REST, Redis being away
+    /// refuses (503) unless <see cref="LimitsOptions.RateLimitFailOpen"/>.
+    /// </summary>
+    public async Task<ActOutcome?> TakeStreamTokenAsync()
+    {
+        if (tenant.Identity is not { } identity) return null;
+        try
+        {
+            var decision = await limiter.TryAcquireAsync(identity.TenantId ?? Guid.Empty, identity.KeyId, tenant.Limits);
+            return decision.Allowed ? null : new ActOutcome.RateLimited(decision);
+        }
+        catch (Exception e) when (DependencyFailure.Of(e) is { } dependency)
+        {
+            return limitsOptions.Value.RateLimitFailOpen
+                ? null
+                : new ActOutcome.Unavailable($"The rate limit cannot be checked: {dependency} does not answer; retry later.", dependencyRetryAfter.Value.DependencyRetryAfter);
+        }
+    }
+
     /// <summary>Resolves <paramref name="reference"/> for the caller.</summary>
     /// <exception cref="RegistryException">Not a reference, or no such checkpoint visible to the caller.</exception>
     public async Task<BoundCheckpoint> ResolveAsync(string reference, string? embodiment, CancellationToken cancellationToken)
@@ -123,7 +155,9 @@ public sealed class ActionService(
 
         var seed = actOptions?.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue);
         var timeout = actOptions?.TimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Value.DefaultTimeout;
-        var request = new InferenceRequest(bound.Checkpoint.Id.ToString(), observation, seed, actOptions?.Steps, spatial, DateTimeOffset.UtcNow + timeout, actOptions?.CfgScale);
+        var request = new InferenceRequest(bound.Checkpoint.Id.ToString(), observation, seed, actOptions?.Steps, spatial, DateTimeOffset.UtcNow + timeout,
+            actOptions?.CfgScale,
+            Tenant: tenantId.ToString("N"), Weight: options.Value.TenantWeights.TryGetValue(tenantId.ToString(), out var weight) && weight > 0 ? weight : 1);
         InferenceResult result;
         try
         {
@@ -132,6 +166,10 @@ public sealed class ActionService(
         catch (EngineBusyException busy)
         {
             return new ActOutcome.Busy(busy.RetryAfter);
+        }
+        catch (TenantShareExceededException share)
+        {
+            return new ActOutcome.ShareExceeded(share.Message, share.RetryAfter);
         }
         catch (DeadlineExceededException e)
         {

@@ -40,6 +40,12 @@ public static class ActApi
         return ToHttp(await actions.ActAsync(bound, request.Observation, request.Options, cancellationToken), response);
     }
 
+    /// <summary>The <c>code</c> of the 429 problem for a tenant over its share of the inference queue.</summary>
+    public const string ShareExceededCode = "inference_share_exceeded";
+
+    /// <summary>The problem type of that 429.</summary>
+    public const string ShareExceededType = "https://vlacloud.dev/problems/inference_share_exceeded";
+
     /// <summary>The HTTP answer of an outcome.</summary>
     internal static Results<Ok<ActResponse>, ValidationProblem, ProblemHttpResult> ToHttp(ActOutcome outcome, HttpResponse response)
     {
@@ -53,6 +59,13 @@ public static class ActApi
                 response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(busy.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
                 return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Inference is busy",
                     detail: "Every inference queue is full; retry after the Retry-After delay.");
+            case ActOutcome.ShareExceeded share:
+                response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(share.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Inference share exceeded", detail: share.Detail,
+                    type: ShareExceededType, extensions: new Dictionary<string, object?> { ["code"] = ShareExceededCode });
+            case ActOutcome.RateLimited limited:
+                TenantRateLimitFilter.WriteHeaders(response, limited.Decision);
+                return (ProblemHttpResult)TenantRateLimitFilter.TooManyRequests(response, limited.Decision);
             case ActOutcome.DeadlineExceeded deadline:
                 return TypedResults.Problem(statusCode: StatusCodes.Status504GatewayTimeout, title: "Deadline exceeded", detail: deadline.Detail);
             case ActOutcome.QuotaExceeded quota:

@@ -249,7 +249,7 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
             return true;
         }
 
-        var outcome = await actions.ActAsync(bound, observation, options, aborted);
+        var outcome = await actions.TakeStreamTokenAsync() ?? await actions.ActAsync(bound, observation, options, aborted);
         switch (outcome)
         {
             case ActOutcome.Success { Response: var response }:
@@ -277,6 +277,18 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
                 return true;
             case ActOutcome.Busy busy:
                 await SendAsync(new() { ["type"] = "busy", ["id"] = id, ["retry_after_ms"] = (long)busy.RetryAfter.TotalMilliseconds }, aborted);
+                return true;
+            case ActOutcome.ShareExceeded share:
+                var over = Error(id, StatusCodes.Status429TooManyRequests, "Inference share exceeded", null, share.Detail);
+                over["code"] = ActApi.ShareExceededCode;
+                over["retry_after_ms"] = (long)share.RetryAfter.TotalMilliseconds;
+                await SendAsync(over, aborted);
+                return true;
+            case ActOutcome.RateLimited limited:
+                var limitedError = Error(id, StatusCodes.Status429TooManyRequests, "Too many requests", null,
+                    $"The {limited.Decision.Reason ?? "rate"} limit is reached; retry later.");
+                limitedError["retry_after_ms"] = (long)Math.Max(1, limited.Decision.RetryAfter.TotalMilliseconds);
+                await SendAsync(limitedError, aborted);
                 return true;
             case ActOutcome.DeadlineExceeded deadline:
                 await SendAsync(Error(id, StatusCodes.Status504GatewayTimeout, "Deadline exceeded", null, deadline.Detail), aborted);
@@ -384,13 +396,13 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
 
                 var errors = new Dictionary<string, string[]>();
                 var input = OpenPiObservationMapper.Map(observation, embodiment, errors);
-                var outcome = input is null ? new ActOutcome.Invalid(errors) : await actions.ActAsync(bound, input, null, aborted);
+                var outcome = input is null ? new ActOutcome.Invalid(errors) : await actions.TakeStreamTokenAsync() ?? await actions.ActAsync(bound, input, null, aborted);
                 if (outcome is not ActOutcome.Success { Response: var response })
                 {
                     await FailAsync(Describe(outcome), outcome switch
                     {
                         ActOutcome.Invalid => StreamMessages.PolicyViolation,
-                        ActOutcome.Busy => StreamMessages.TryAgainLater,
+                        ActOutcome.Busy or ActOutcome.ShareExceeded or ActOutcome.RateLimited => StreamMessages.TryAgainLater,
                         ActOutcome.QuotaExceeded => StreamMessages.QuotaExhausted,
                         _ => StreamMessages.InternalError,
                     });
@@ -427,6 +439,8 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
     {
         ActOutcome.Invalid invalid => "Invalid observation:\n" + string.Join("\n", invalid.Errors.Select(e => $"  {e.Key}: {string.Join(" ", e.Value)}")),
         ActOutcome.Busy busy => $"Server busy: every inference queue is full; retry in {busy.RetryAfter.TotalSeconds:0.#} s.",
+        ActOutcome.ShareExceeded share => $"{ActApi.ShareExceededCode}: {share.Detail}",
+        ActOutcome.RateLimited limited => $"Too many requests: the {limited.Decision.Reason ?? "rate"} limit is reached; retry in {Math.Max(1, limited.Decision.RetryAfter.TotalSeconds):0.#} s.",
         ActOutcome.DeadlineExceeded deadline => deadline.Detail,
         ActOutcome.QuotaExceeded => "The tenant's monthly compute quota is used up.",
         ActOutcome.Unavailable unavailable => unavailable.Detail,

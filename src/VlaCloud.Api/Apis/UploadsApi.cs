@@ -135,7 +135,7 @@ public static class UploadsApi
         // Hash first and put second, so a mismatch leaves nothing in the artifact store.
         using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
         {
-            await using var assembled = new ConcatenatedParts(parts, id, ordered.Select(p => p.PartNumber).ToList());
+            await using var assembled = new ConcatenatedParts(parts, id, ordered.Select(p => p.PartNumber).ToList(), cancellationToken);
             var buffer = new byte[1 << 16];
             int read;
             while ((read = await assembled.ReadAsync(buffer, cancellationToken)) > 0) hash.AppendData(buffer, 0, read);
@@ -144,7 +144,9 @@ public static class UploadsApi
                 return Conflict($"The assembled file's SHA-256 is {actual}; the upload was created with {upload.Sha256}. Send the wrong parts again.");
         }
         ArtifactInfo info;
-        await using (var assembled = new ConcatenatedParts(parts, id, ordered.Select(p => p.PartNumber).ToList()))
+        // The parts are read back from the store in order and put as one blob there: with several API replicas the parts
+        // may have reached any of them, and none keeps a copy.
+        await using (var assembled = new ConcatenatedParts(parts, id, ordered.Select(p => p.PartNumber).ToList(), cancellationToken))
             info = await store.PutAsync(assembled, cancellationToken);
 
         var now = clock.GetUtcNow();
@@ -180,9 +182,9 @@ public static class UploadsApi
             jobs.Create<DatasetValidationJob>(job => job.RunAsync(dataset.Id, CancellationToken.None), new EnqueuedState(HangfireSetup.DefaultQueue));
         try
         {
-            parts.Delete(id);
+            await parts.DeleteAsync(id, CancellationToken.None);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or Amazon.S3.AmazonS3Exception)
         {
             logger.LogWarning(e, "Could not delete the parts of upload {UploadId}; the cleanup job will", id);
         }
@@ -204,7 +206,7 @@ public static class UploadsApi
         {
             return Conflict("The upload was completed or cancelled concurrently.");
         }
-        parts.Delete(id);
+        await parts.DeleteAsync(id, CancellationToken.None);
         return TypedResults.Ok(UploadResponse.From(upload));
     }
 
@@ -221,7 +223,7 @@ public static class UploadsApi
     private static ProblemHttpResult Conflict(string detail) => TypedResults.Problem(statusCode: 409, title: "Conflict", detail: detail);
 
     /// <summary>The parts of an upload read one after another, as one stream.</summary>
-    private sealed class ConcatenatedParts(UploadPartStore store, Guid uploadId, IReadOnlyList<int> numbers) : Stream
+    private sealed class ConcatenatedParts(UploadPartStore store, Guid uploadId, IReadOnlyList<int> numbers, CancellationToken openCancellation) : Stream
     {
         private int next;
         private Stream? current;
@@ -233,7 +235,7 @@ public static class UploadsApi
                 if (current is null)
                 {
                     if (next == numbers.Count) return 0;
-                    current = store.OpenRead(uploadId, numbers[next++]);
+                    current = await store.OpenReadAsync(uploadId, numbers[next++], openCancellation);
                 }
                 var read = await current.ReadAsync(buffer, cancellationToken);
                 if (read > 0) return read;

@@ -98,11 +98,17 @@ public static class VlaCloudHosting
         app.UseMiddleware<JsonBodyGuard>();
         app.UseMiddleware<IdempotencyMiddleware>();
 
-        app.UseSwagger();
-        app.UseSwaggerUI(ui =>
+        // With a metrics port (the Helm chart's), Swagger is served there only, beside /metrics: the public port and the
+        // Ingress never show it.
+        var metricsPort = app.Configuration.GetValue<int?>("VlaCloud:Observability:MetricsPort");
+        app.UseWhen(context => metricsPort is not { } port || context.Connection.LocalPort == port, swagger =>
         {
-            ui.SwaggerEndpoint($"/swagger/{OpenApiDocumentName}/swagger.json", "VlaCloud API v1");
-            ui.DocumentTitle = "VlaCloud API";
+            swagger.UseSwagger();
+            swagger.UseSwaggerUI(ui =>
+            {
+                ui.SwaggerEndpoint($"/swagger/{OpenApiDocumentName}/swagger.json", "VlaCloud API v1");
+                ui.DocumentTitle = "VlaCloud API";
+            });
         });
 
         app.MapSystemApi();

@@ -1,12 +1,11 @@
 using Hangfire;
-using Microsoft.Extensions.Options;
 using VlaCloud.Api.Auth;
 using VlaCloud.Registry.Uploads;
 using VlaCloud.Training.Jobs;
 
 namespace VlaCloud.Api;
 
-/// <summary>Uploads, datasets and fine-tuning: options, the part store, the job classes and the recurring cleanup.</summary>
+/// <summary>Uploads, datasets and fine-tuning: options, the job classes and the recurring cleanup (the part store is the registry's).</summary>
 internal static class FineTuningSetup
 {
     public const string UploadCleanupJobId = "upload-cleanup";
@@ -16,11 +15,6 @@ internal static class FineTuningSetup
     {
         services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section);
         services.AddOptions<FineTuningJobOptions>().BindConfiguration(FineTuningJobOptions.Section);
-        services.AddSingleton(sp =>
-        {
-            var path = sp.GetRequiredService<IOptions<UploadOptions>>().Value.Path;
-            return new UploadPartStore(Path.IsPathRooted(path) ? path : Path.Combine(sp.GetRequiredService<IHostEnvironment>().ContentRootPath, path));
-        });
         services.AddScoped<IJobTenant, JobTenant>();
         services.AddScoped<IFineTuneQueue, FineTuneQueue>();
         services.AddScoped<ArtifactCollectionJob>();
@@ -28,6 +22,7 @@ internal static class FineTuningSetup
         services.AddScoped<FineTuneJob>();
         services.AddScoped<UploadCleanupJob>();
         services.AddHostedService<RecurringJobsRegistrar>();
+        services.AddHostedService<StaleJobMonitor>();
         return services;
     }
 

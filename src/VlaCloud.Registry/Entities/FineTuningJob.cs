@@ -84,6 +84,15 @@ public sealed class FineTuningJob : ITenantOwned
     /// <summary>Runs started (a crash and retry makes it 2).</summary>
     public int Attempts { get; set; }
 
+    /// <summary>The trainer running the job (<c>host:pid:nonce</c>), or who released it for another trainer to take over.</summary>
+    public string? WorkerId { get; set; }
+
+    /// <summary>
+    /// When <see cref="WorkerId"/> last said it still runs the job (UTC). A running job whose heartbeat is older than
+    /// <c>VlaCloud:FineTuning:HeartbeatTimeout</c> lost its trainer and is queued again by another one.
+    /// </summary>
+    public DateTimeOffset? HeartbeatAt { get; set; }
+
     /// <summary>Hangfire's id of the background job.</summary>
     public string? BackgroundJobId { get; set; }
 

@@ -1,13 +1,13 @@
 namespace VlaCloud.Registry.Uploads;
 
-/// <summary>Limits and storage of uploads in parts, section <c>VlaCloud:Uploads</c>.</summary>
+/// <summary>
+/// Limits of uploads in parts, section <c>VlaCloud:Uploads</c>. Their parts live in the artifact store
+/// (<see cref="UploadPartStore"/>), so there is no folder of their own to set.
+/// </summary>
 public sealed class UploadOptions
 {
     /// <summary>Configuration section name.</summary>
     public const string Section = "VlaCloud:Uploads";
-
-    /// <summary>Folder for part bytes until completion; relative paths are under the content root.</summary>
-    public string Path { get; set; } = ".local/uploads";
 
     /// <summary>Largest part (OpenAI: 64 MB).</summary>
     public long MaxPartBytes { get; set; } = 64L << 20;

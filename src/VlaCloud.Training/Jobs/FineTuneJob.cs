@@ -74,6 +74,18 @@ public sealed class FineTuneJob(
         var attempt = job.Attempts + 1;
         var start = await TryStartAsync(job, attempt, cancellationToken);
         if (start == Start.Gone) return;
+        if (start == Start.OtherTenantsFirst)
+        {
+            // Round-robin between tenants: another tenant has waited longer since its last start; its job is taken first.
+            queue.Defer(job, Settings.RoundRobinDelay);
+            return;
+        }
+        if (start == Start.RunningElsewhere)
+        {
+            // Fetched again while a live trainer still runs it (its heartbeat is fresh): look again once a dead one's would be stale.
+            queue.Defer(job, Settings.HeartbeatTimeout);
+            return;
+        }
         if (start == Start.AtLimit)
         {
             // The tenant already runs as many jobs as it may: this one waits its turn behind the other tenants' jobs.
@@ -82,9 +94,10 @@ public sealed class FineTuneJob(
                 sink.Message($"{WaitingMessage}: the tenant has {Settings.MaxRunningJobsPerTenant} running job(s), its limit; it starts when one ends.");
             return;
         }
+        sink.StartHeartbeat(TrainerIdentity.WorkerId, Settings.HeartbeatInterval);
         sink.Message(attempt == 1 ? "Job started." : $"Job restarted (attempt {attempt}).");
 
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, sink.CancelRequested);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, sink.CancelRequested, sink.Lost);
         var work = Path.Combine(Settings.WorkPath, "jobs", jobId.ToString("N"));
         string outcome = "failed";
         try
@@ -112,10 +125,20 @@ public sealed class FineTuneJob(
             await FinishAsync(job, FineTuningJobStatus.Cancelled, sink, "Job cancelled; nothing was registered.");
             outcome = "cancelled";
         }
+        catch (OperationCanceledException) when (sink.Lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // This trainer's heartbeat went stale (a long stall) and another trainer took the job over: it is that one's now.
+            sink.Message("Another trainer took the job over; this run stops.", "warn");
+            outcome = "taken_over";
+        }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // A trainer that stops in order (a deploy, a scale-down) is no fault of the job's: that run does not count
             // against MaxAttempts, only runs whose trainer died do.
+            // Its heartbeat ends without going stale: Hangfire puts the job back itself, no other trainer needs to release it.
+            sink.StopHeartbeat();
+            await db.FineTuningJobs.Where(j => j.Id == jobId && j.WorkerId == TrainerIdentity.WorkerId)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.WorkerId, (string?)null).SetProperty(j => j.HeartbeatAt, (DateTimeOffset?)null), CancellationToken.None);
             await db.FineTuningJobs.Where(j => j.Id == jobId && j.Attempts > 0)
                 .ExecuteUpdateAsync(s => s.SetProperty(j => j.Attempts, j => j.Attempts - 1), CancellationToken.None);
             sink.Message("The trainer is stopping; the job will resume from its last saved step.", "warn");
@@ -365,13 +388,16 @@ public sealed class FineTuneJob(
         Started,
         AtLimit,
         Gone,
+        RunningElsewhere,
+        OtherTenantsFirst,
     }
 
     /// <summary>
     /// Marks the job running as attempt <paramref name="attempt"/>, unless its tenant already runs
     /// <see cref="FineTuningJobOptions.MaxRunningJobsPerTenant"/> other jobs, or the job is no longer queued or running (a
     /// cancel came first). A per-tenant advisory lock makes the count and the update one step, so two trainers picking two
-    /// jobs of a tenant at once cannot both start.
+    /// jobs of a tenant at once cannot both start. A running job is taken over only from a trainer whose heartbeat is
+    /// stale (or that released it); starting records this trainer as the job's worker, with a fresh heartbeat.
     /// </summary>
     private async Task<Start> TryStartAsync(FineTuningJob job, int attempt, CancellationToken cancellationToken)
     {
@@ -380,17 +406,51 @@ public sealed class FineTuneJob(
         await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock(hashtextextended({lockKey}, 0))", cancellationToken);
         var running = await db.FineTuningJobs.CountAsync(j => j.Status == FineTuningJobStatus.Running && j.Id != job.Id, cancellationToken);
         if (running >= Settings.MaxRunningJobsPerTenant) return Start.AtLimit;
-        var started = await db.FineTuningJobs.Where(j => j.Id == job.Id && (j.Status == FineTuningJobStatus.Queued || j.Status == FineTuningJobStatus.Running))
+        if (job.Status == FineTuningJobStatus.Queued && await OtherTenantGoesFirstAsync(job, cancellationToken)) return Start.OtherTenantsFirst;
+        var now = clock.GetUtcNow();
+        var stale = now - Settings.HeartbeatTimeout;
+        var me = TrainerIdentity.WorkerId;
+        var started = await db.FineTuningJobs.Where(j => j.Id == job.Id && (j.Status == FineTuningJobStatus.Queued
+                || (j.Status == FineTuningJobStatus.Running && (j.WorkerId == null || j.WorkerId == me || j.WorkerId.StartsWith(TrainerIdentity.ReleasedPrefix)
+                    || j.HeartbeatAt == null || j.HeartbeatAt < stale))))
             .ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.Status, FineTuningJobStatus.Running)
                 .SetProperty(j => j.Attempts, attempt)
-                .SetProperty(j => j.StartedAt, j => j.StartedAt ?? clock.GetUtcNow()), cancellationToken);
+                .SetProperty(j => j.WorkerId, me)
+                .SetProperty(j => j.HeartbeatAt, now)
+                .SetProperty(j => j.StartedAt, j => j.StartedAt ?? now), cancellationToken);
+        var runningElsewhere = started == 0 && await db.FineTuningJobs.AnyAsync(j => j.Id == job.Id && j.Status == FineTuningJobStatus.Running, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        return started > 0 ? Start.Started : Start.Gone;
+        return started > 0 ? Start.Started : runningElsewhere ? Start.RunningElsewhere : Start.Gone;
+    }
+
+    /// <summary>
+    /// Whether another tenant, below its running limit, has a job waiting and started its last job before this job's tenant
+    /// started its own last one (or never started one): the finetune queue is first-in-first-out, so without this a tenant
+    /// that queues ten jobs would have them all run before another tenant's one.
+    /// </summary>
+    private async Task<bool> OtherTenantGoesFirstAsync(FineTuningJob job, CancellationToken cancellationToken)
+    {
+        var mine = await db.FineTuningJobs.IgnoreQueryFilters().Where(j => j.TenantId == job.TenantId && j.StartedAt != null)
+            .MaxAsync(j => j.StartedAt, cancellationToken);
+        if (mine is null) return false;
+        // Only jobs actually waiting in the Hangfire queue count (not deferred ones, nor rows whose background job is gone),
+        // so a trainer never puts a job back for one it cannot take next.
+        var tenantId = job.TenantId;
+        var limit = Settings.MaxRunningJobsPerTenant;
+        return await db.Database.SqlQuery<bool>($"""
+            SELECT EXISTS (
+              SELECT 1 FROM fine_tuning_jobs q
+              JOIN hangfire.jobqueue w ON w.jobid::text = q.background_job_id AND w.fetchedat IS NULL
+              WHERE q.status = 'queued' AND q.tenant_id <> {tenantId}
+                AND (SELECT count(*) FROM fine_tuning_jobs r WHERE r.tenant_id = q.tenant_id AND r.status = 'running') < {limit}
+                AND NOT EXISTS (SELECT 1 FROM fine_tuning_jobs s WHERE s.tenant_id = q.tenant_id AND s.started_at >= {mine.Value})) AS "Value"
+            """).SingleAsync(cancellationToken);
     }
 
     private async Task FinishAsync(FineTuningJob job, string status, JobEventSink sink, string message, string level = "info")
     {
+        sink.StopHeartbeat();
         sink.Message(message, level, new { status });
         await sink.FlushAsync(CancellationToken.None);
         await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s

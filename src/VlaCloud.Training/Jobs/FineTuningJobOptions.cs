@@ -36,6 +36,22 @@ public sealed class FineTuningJobOptions
     /// <summary>How long a job put back for its tenant's running limit waits before it is queued again.</summary>
     public TimeSpan DeferDelay { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long a job put back for round-robin between tenants (another tenant waited longer since its last start) waits
+    /// before it is queued again; meanwhile the trainer takes the other tenant's job.
+    /// </summary>
+    public TimeSpan RoundRobinDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often a running job's trainer records its heartbeat, and how often trainers look for stale ones.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(4);
+
+    /// <summary>
+    /// A running job whose heartbeat is older than this lost its trainer (killed, its node gone): another trainer
+    /// queues it again, and it resumes from its last saved step. With the interval, a dead trainer's job is picked up
+    /// within about <c>HeartbeatTimeout + HeartbeatInterval</c> plus one queue poll (well under 30 s by default).
+    /// </summary>
+    public TimeSpan HeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(12);
+
     /// <summary>Largest extracted dataset.</summary>
     public long MaxDatasetBytes { get; set; } = 20L << 30;
 }

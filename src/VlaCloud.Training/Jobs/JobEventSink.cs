@@ -10,7 +10,8 @@ namespace VlaCloud.Training.Jobs;
 /// <summary>
 /// A running job's outbox: events and progress are queued by any thread (the training thread never waits on
 /// the database) and written every poll interval by one loop with its own context, which then nudges live
-/// readers over Redis pub/sub and checks whether the job was cancelled.
+/// readers over Redis pub/sub and checks whether the job was cancelled. Once the job runs, the same loop is its
+/// worker heartbeat (<see cref="StartHeartbeat"/>): a trainer that finds the heartbeat stale takes the job over.
 /// </summary>
 public sealed class JobEventSink : IAsyncDisposable
 {
@@ -23,6 +24,10 @@ public sealed class JobEventSink : IAsyncDisposable
     private readonly ConcurrentQueue<JobEvent> pending = new();
     private readonly CancellationTokenSource stop = new();
     private readonly CancellationTokenSource cancelled = new();
+    private readonly CancellationTokenSource lost = new();
+    private string? worker;
+    private TimeSpan beatInterval;
+    private DateTimeOffset nextBeat;
     private readonly Task loop;
     private (int Step, string Metrics)? progress;
 
@@ -43,6 +48,24 @@ public sealed class JobEventSink : IAsyncDisposable
 
     /// <summary>Cancelled when someone asked to cancel the job.</summary>
     public CancellationToken CancelRequested => cancelled.Token;
+
+    /// <summary>Cancelled when another worker took the job over (this one's heartbeat was found stale).</summary>
+    public CancellationToken Lost => lost.Token;
+
+    /// <summary>
+    /// Records, every <paramref name="interval"/>, that <paramref name="workerId"/> still runs the job (its
+    /// <c>heartbeat_at</c>); when the job names another worker, <see cref="Lost"/> is cancelled and the beats stop.
+    /// The beats come from this loop, not the training thread, so a long step never makes a live worker look dead.
+    /// </summary>
+    public void StartHeartbeat(string workerId, TimeSpan interval)
+    {
+        beatInterval = interval;
+        nextBeat = DateTimeOffset.UtcNow + interval;
+        worker = workerId;
+    }
+
+    /// <summary>Stops the heartbeat (the run ends; the caller says what the job's row becomes).</summary>
+    public void StopHeartbeat() => worker = null;
 
     /// <summary>Queues a message event.</summary>
     public void Message(string text, string level = "info", object? data = null) => Add(level, "message", text, data);
@@ -94,6 +117,18 @@ public sealed class JobEventSink : IAsyncDisposable
         if (!cancelled.IsCancellationRequested
             && await db.FineTuningJobs.AnyAsync(j => j.Id == jobId && j.CancelRequestedAt != null, cancellationToken))
             await cancelled.CancelAsync();
+        if (worker is { } me && DateTimeOffset.UtcNow >= nextBeat)
+        {
+            var now = DateTimeOffset.UtcNow;
+            var beat = await db.FineTuningJobs.Where(j => j.Id == jobId && j.WorkerId == me)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.HeartbeatAt, now), cancellationToken);
+            nextBeat = now + beatInterval;
+            if (beat == 0 && worker is not null)
+            {
+                worker = null;
+                await lost.CancelAsync();
+            }
+        }
     }
 
     private async Task LoopAsync()
@@ -139,5 +174,6 @@ public sealed class JobEventSink : IAsyncDisposable
         await FlushAsync(CancellationToken.None);
         stop.Dispose();
         cancelled.Dispose();
+        lost.Dispose();
     }
 }

@@ -278,7 +278,7 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
             .Concat(new Dictionary<string, string?> { ["VlaCloud:Uploads:Lifetime"] = "00:00:01" }).ToDictionary());
         var world = await FineTuningWorld.CreateAsync(app);
         var upload = await world.UploadPartsAsync([1, 2, 3, 4], 2);
-        Assert.True(Directory.Exists(Path.Combine(root, "uploads", upload.ToString("N"))));
+        Assert.True(Directory.Exists(Path.Combine(root, "artifacts", "uploads", upload.ToString("N"))));
         await Task.Delay(TimeSpan.FromSeconds(1.5));
 
         using (var scope = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.CreateScope(app.Services))
@@ -286,7 +286,7 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
             var cleanup = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<UploadCleanupJob>(scope.ServiceProvider);
             Assert.True(await cleanup.RunAsync(CancellationToken.None) >= 1);
         }
-        Assert.False(Directory.Exists(Path.Combine(root, "uploads", upload.ToString("N"))));
+        Assert.False(Directory.Exists(Path.Combine(root, "artifacts", "uploads", upload.ToString("N"))));
         Assert.Equal("expired", (await world.Client.GetFromJsonAsync<UploadResponse>($"/v1/uploads/{upload}"))!.Status);
         Assert.Equal(HttpStatusCode.Conflict, (await world.PutPartAsync(upload, 1, [1])).StatusCode);
     }
@@ -349,7 +349,42 @@ public sealed class TrainerProcess : IDisposable
 
     private TrainerProcess(Process process) => this.process = process;
 
-    public static TrainerProcess Start(ServicesFixture services, string root, string name)
+    /// <summary>The process's id.</summary>
+    public int ProcessId => process.Id;
+
+    /// <summary>Where it serves HTTP (an API process started by <see cref="StartApiAsync"/>).</summary>
+    public string Url { get; private set; } = "";
+
+    /// <summary>
+    /// An API process (role <c>api</c>: no Hangfire server) on a free loopback port, on the same database, Redis and
+    /// artifact folder, once it answers <c>/readyz</c>.
+    /// </summary>
+    public static async Task<TrainerProcess> StartApiAsync(ServicesFixture services, string root, string name)
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var url = $"http://127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}";
+        listener.Stop();
+        var api = Start(services, root, name, new Dictionary<string, string?> { ["VlaCloud:Roles"] = "api", ["ASPNETCORE_URLS"] = url });
+        api.Url = url;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while (true)
+        {
+            if (api.process.HasExited) throw new InvalidOperationException($"{name} exited with {api.process.ExitCode}:\n{api.OutputTail}");
+            try
+            {
+                if ((await http.GetAsync($"{url}/readyz")).StatusCode == HttpStatusCode.OK) return api;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+            }
+            if (DateTime.UtcNow > deadline) throw new InvalidOperationException($"{name} was not ready within 3 minutes:\n{api.OutputTail}");
+            await Task.Delay(250);
+        }
+    }
+
+    public static TrainerProcess Start(ServicesFixture services, string root, string name, IReadOnlyDictionary<string, string?>? extra = null)
     {
         var dll = Path.Combine(RepositoryRoot.Path, "src", "VlaCloud.Api", "bin", "Release", "net10.0", "VlaCloud.Api.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing; build the solution in Release first");
@@ -366,8 +401,9 @@ public sealed class TrainerProcess : IDisposable
         settings["VlaCloud:RedisPrefix"] = services.RedisPrefix;
         settings["ConnectionStrings:Registry"] = services.PostgresConnectionString;
         settings["ConnectionStrings:Redis"] = services.RedisConnectionString;
-        foreach (var (key, value) in settings) start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        foreach (var (key, value) in extra ?? new Dictionary<string, string?>()) settings[key] = value;
         start.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
+        foreach (var (key, value) in settings) start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
         var process = Process.Start(start)!;
         var trainer = new TrainerProcess(process);
@@ -384,9 +420,15 @@ public sealed class TrainerProcess : IDisposable
     /// <summary>The last lines the process wrote (stdout and stderr interleaved).</summary>
     public string OutputTail => string.Join('\n', tail);
 
+    private volatile bool serving;
+
+    /// <summary>Whether the process's Hangfire server started (it takes jobs from then on).</summary>
+    public bool Serving => serving;
+
     private void Keep(string? line)
     {
         if (line is null) return;
+        if (line.Contains("Hangfire server started", StringComparison.Ordinal)) serving = true;
         tail.Enqueue(line);
         while (tail.Count > 60) tail.TryDequeue(out _);
     }

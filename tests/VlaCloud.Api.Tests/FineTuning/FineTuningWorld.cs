@@ -38,7 +38,6 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
     {
         ["VlaCloud:Roles"] = trainer ? "api,trainer" : "api",
         ["VlaCloud:ArtifactsPath"] = Path.Combine(root, "artifacts"),
-        ["VlaCloud:Uploads:Path"] = Path.Combine(root, "uploads"),
         ["VlaCloud:FineTuning:WorkPath"] = Path.Combine(root, "work-inproc"),
         ["VlaCloud:FineTuning:EvaluationEpisodes"] = "2",
         ["VlaCloud:FineTuning:EvaluationInferenceSteps"] = "2",

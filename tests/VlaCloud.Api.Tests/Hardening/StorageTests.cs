@@ -24,7 +24,6 @@ public sealed class StorageTests(ServicesFixture services) : IDisposable
         await using var app = new VlaCloudAppFactory(services, new Dictionary<string, string?>
         {
             ["VlaCloud:ArtifactsPath"] = Path.Combine(root, "artifacts"),
-            ["VlaCloud:Uploads:Path"] = Path.Combine(root, "uploads"),
             ["VlaCloud:Artifacts:UnreferencedGracePeriod"] = "00:00:00",
         });
         // Registration accepts only servable checkpoints, so the registered artifact is a real (micro) checkpoint of C bytes;

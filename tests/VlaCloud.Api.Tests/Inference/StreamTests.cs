@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -62,7 +63,12 @@ public sealed class StreamTests(ServicesFixture services)
     [Fact]
     public async Task A_session_sends_its_metadata_first_and_survives_a_thousand_messages_with_correct_actions()
     {
-        await using var app = new VlaCloudAppFactory(services);
+        // Each observation takes a token of the key's rate limit, as a REST request does: this session may send as fast as it can.
+        await using var app = new VlaCloudAppFactory(services, new Dictionary<string, string?>
+        {
+            ["VlaCloud:Limits:KeyRequestsPerSecond"] = "10000", ["VlaCloud:Limits:KeyBurst"] = "10000",
+            ["VlaCloud:Limits:TenantRequestsPerSecond"] = "10000", ["VlaCloud:Limits:TenantBurst"] = "10000",
+        });
         using var world = await InferenceWorld.CreateAsync(app);
         using var socket = await ConnectAsync(app, world.Key, $"checkpoint={world.Model}@v1");
 
@@ -287,5 +293,33 @@ public sealed class StreamTests(ServicesFixture services)
         await ReceiveAsync(first);
         var second = await Assert.ThrowsAnyAsync<Exception>(() => ConnectAsync(app, world.Key, $"checkpoint={world.Model}@v1"));
         Assert.Contains("429", second.Message);
+    }
+
+    [Fact]
+    public async Task Observations_on_a_stream_count_against_the_keys_rate_limit_and_past_it_are_answered_429_without_closing()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        using var world = await InferenceWorld.CreateAsync(app);
+        // Then the tenant's bucket becomes 4 deep and refills once in 100 s: the upgrade takes one token, three observations
+        // pass, the next ones are refused.
+        var admin = app.CreateClient(await app.CreateAdminKeyAsync());
+        var (_, tenantId) = await VlaCloud.Api.Tests.Hardening.SessionClient.KeyOfAsync(app, world.Key);
+        var limited = await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenantId}", new UpdateTenantRequest(Limits: new TenantLimitsDto(RequestsPerSecond: 0.01, Burst: 4)));
+        Assert.Equal(System.Net.HttpStatusCode.OK, limited.StatusCode);
+        using var socket = await ConnectAsync(app, world.Key, $"checkpoint={world.Model}@v1");
+        Assert.Equal("session", (string)(await ReceiveJsonAsync(socket))["type"]!);
+
+        var replies = new List<JsonObject>();
+        for (var i = 0; i < 5; i++)
+        {
+            await SendJsonAsync(socket, Observation(i));
+            replies.Add(await ReceiveJsonAsync(socket));
+        }
+        Assert.Equal(["actions", "actions", "actions", "error", "error"], replies.Select(r => (string)r["type"]!));
+        Assert.All(replies.Skip(3), r => Assert.Equal(429, (int)r["status"]!));
+        Assert.All(replies.Skip(3), r => Assert.True((long)r["retry_after_ms"]! > 0));
+        // The session stays open: a ping still answers.
+        await SendJsonAsync(socket, new { type = "ping", id = 9 });
+        Assert.Equal("pong", (string)(await ReceiveJsonAsync(socket))["type"]!);
     }
 }
