@@ -43,6 +43,15 @@ public sealed class TenantIsolationTests(ServicesFixture services)
             Assert.Empty(page!.Data);
         },
         ["GET /v1/checkpoints/{id:guid}"] = async (a, b) => await Expect404(b.GetAsync($"/v1/checkpoints/{a.V1.Id}")),
+        ["GET /v1/checkpoints/{id:guid}/content"] = async (a, b) =>
+        {
+            await Expect404(b.GetAsync($"/v1/checkpoints/{a.V1.Id}/content"));
+            // A range or a matching ETag must not reveal the artifact either.
+            using var ranged = new HttpRequestMessage(HttpMethod.Get, $"/v1/checkpoints/{a.V1.Id}/content");
+            ranged.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(0, 9);
+            ranged.Headers.IfNoneMatch.Add(new System.Net.Http.Headers.EntityTagHeaderValue($"\"{a.Artifact.Sha256}\""));
+            await Expect404(b.SendAsync(ranged));
+        },
         ["GET /v1/checkpoints/resolve"] = async (a, b) =>
         {
             await Expect404(b.GetAsync($"/v1/checkpoints/resolve?ref={a.V1.Id}"));
