@@ -3,6 +3,7 @@ using System.Formats.Tar;
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
+using VlaCloud.Client;
 using VlaCloud.Client.Contracts;
 
 namespace VlaCloud.Cli.Commands;
@@ -10,7 +11,39 @@ namespace VlaCloud.Cli.Commands;
 /// <summary><c>vlacloud checkpoints list|get|put</c>: versioned policies.</summary>
 internal static class CheckpointsCommands
 {
-    public static Command Create() => new("checkpoints", "Checkpoints: list, show, upload and register") { List(), Get(), Put() };
+    public static Command Create() => new("checkpoints", "Checkpoints: list, show, upload, register and download") { List(), Get(), Put(), Download() };
+
+    private static Command Download()
+    {
+        var reference = new Argument<string>("checkpoint") { Description = "Id, model@vN or model@alias" };
+        var embodiment = new Option<string?>("--embodiment") { Description = "Embodiment, when the model exists for several" };
+        var output = new Option<string?>("--output", "-o") { Description = "File to write (default MODEL-vN.tar in the current folder); an interrupted download resumes from OUTPUT.part" };
+        var command = new Command("download", "Download a checkpoint's policy tar (safetensors, config, normalisation; see docs/export.md), resumably, checked against its sha256")
+            { reference, embodiment, output };
+        command.SetApiAction(async (api, cancellationToken) =>
+        {
+            var text = api.Get(reference)!;
+            var checkpoint = Guid.TryParse(text, out var id)
+                ? await api.Client.GetCheckpointAsync(id, cancellationToken)
+                : await api.Client.ResolveCheckpointAsync(text, api.Get(embodiment), cancellationToken);
+            var path = api.Get(output) ?? $"{checkpoint.Model}-v{checkpoint.Version}.tar";
+            CheckpointDownload? download = null;
+            if (api.Json || Console.IsOutputRedirected)
+                download = await api.Client.DownloadCheckpointAsync(checkpoint.Id, path, null, cancellationToken);
+            else
+                await AnsiConsole.Progress().Columns(TransferColumns()).StartAsync(async ctx =>
+                {
+                    var bar = ctx.AddTask($"download {Markup.Escape(Path.GetFileName(path))}", maxValue: Math.Max(1, checkpoint.SizeBytes));
+                    download = await api.Client.DownloadCheckpointAsync(checkpoint.Id, path, new InlineProgress<(long Done, long Total)>(p => bar.Value = p.Done), cancellationToken);
+                    bar.Value = bar.MaxValue;
+                });
+            if (api.Json) ApiContext.WriteJson(new { path = download!.Path, sha256 = checkpoint.Sha256, size_bytes = checkpoint.SizeBytes, resumed_from_bytes = download.ResumedFromBytes });
+            else Console.WriteLine($"{download!.Path}: {checkpoint.Model}@v{checkpoint.Version}, {Size(checkpoint.SizeBytes)}, sha256 {checkpoint.Sha256} verified" +
+                                   (download.ResumedFromBytes > 0 ? $" (resumed after {Size(download.ResumedFromBytes)})" : ""));
+            return 0;
+        });
+        return command;
+    }
 
     private static Command List()
     {
