@@ -187,7 +187,7 @@ internal static class JobsCommands
         Row("job", j.Id.ToString());
         Row("model", j.Model);
         grid.AddRow("[grey]status[/]", DatasetsCommands.StatusMarkup(j.Status));
-        Row("progress", $"{j.Step}/{j.TotalSteps} steps ({j.Progress:P0})" + (j.ResumeStep > 0 ? $", resumed from step {j.ResumeStep}" : "") + $", attempt {j.Attempts}");
+        Row("progress", $"{j.Step}/{j.TotalSteps} steps ({j.Progress:P0})" + (j.ResumedFromStep is { } from ? $", resumed from step {from}" : "") + (j.LastSavedStep > 0 ? $", last saved step {j.LastSavedStep}" : "") + $", attempt {j.Attempts}");
         Row("base", j.BaseCheckpointId.ToString());
         Row("dataset", j.DatasetId.ToString());
         var h = j.Hyperparameters;

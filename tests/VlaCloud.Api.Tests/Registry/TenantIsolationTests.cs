@@ -105,6 +105,13 @@ public sealed class TenantIsolationTests(ServicesFixture services)
         ["GET /v1/fine_tuning/jobs/{id:guid}/events/stream"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/events/stream")),
         ["POST /v1/fine_tuning/jobs/{id:guid}/cancel"] = async (_, b) => await Expect404(b.PostAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/cancel", null)),
         ["GET /v1/fine_tuning/jobs/{id:guid}/checkpoints"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/checkpoints")),
+        ["GET /v1/fine_tuning/jobs/{id:guid}/metrics"] = async (_, b) =>
+        {
+            await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/metrics"));
+            using var csv = new HttpRequestMessage(HttpMethod.Get, $"/v1/fine_tuning/jobs/{fineTuning!.JobId}/metrics");
+            csv.Headers.Accept.ParseAdd("text/csv");
+            await Expect404(b.SendAsync(csv));
+        },
         ["GET /v1/fine_tuning/jobs/{id:guid}/loss_curve"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/loss_curve")),
         ["GET /v1/usage"] = async (_, b) =>
         {
