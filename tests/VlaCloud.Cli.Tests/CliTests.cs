@@ -112,6 +112,11 @@ public sealed class CliTests(LiveHost host)
         // usage shows the metered requests
         var usage = Json(await OkAsync(env, "usage", "--json"));
         Assert.True((long)usage["total_requests"]! >= 1);
+        // ... by model name, not checkpoint id
+        Assert.Contains(usage["data"]!.AsArray(), d => (string?)d!["model"] == model && (int?)d["version"] == 1);
+        var usageTable = await OkAsync(env, "usage");
+        Assert.Contains($"{model}@v1", usageTable.Out);
+        Assert.Contains("per model", usageTable.Out);
     }
 
     [Fact]

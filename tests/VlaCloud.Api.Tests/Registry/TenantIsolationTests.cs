@@ -28,6 +28,11 @@ public sealed class TenantIsolationTests(ServicesFixture services)
         ["POST /v1/admin/api-keys"] = "platform admin's own keys",
         ["GET /v1/admin/api-keys"] = "platform admin's own keys",
         ["DELETE /v1/admin/api-keys/{keyId:guid}"] = "platform admin's own keys",
+        ["GET /console"] = "the console's static page, anonymous",
+        ["GET /console/{file}"] = "the console's static files, anonymous",
+        ["POST /console/session"] = "sign-in: exchanges a key for a session of that key's tenant",
+        ["GET /console/session"] = "the caller's own session",
+        ["DELETE /console/session"] = "signs the caller's own session out",
     };
 
     /// <summary>For each tenant route: tenant B's request aimed at tenant A's resources, and what must hold.</summary>
@@ -113,6 +118,12 @@ public sealed class TenantIsolationTests(ServicesFixture services)
             await Expect404(b.SendAsync(csv));
         },
         ["GET /v1/fine_tuning/jobs/{id:guid}/loss_curve"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/loss_curve")),
+        ["GET /v1/api-keys"] = async (a, b) =>
+        {
+            var keys = await b.GetStringAsync("/v1/api-keys");
+            Assert.DoesNotContain(a.TenantId.ToString(), keys);
+            Assert.DoesNotContain(a.Key[4..14], keys);
+        },
         ["GET /v1/usage"] = async (_, b) =>
         {
             var usage = await b.GetFromJsonAsync<UsageResponse>("/v1/usage");
