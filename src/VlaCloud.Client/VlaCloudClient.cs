@@ -261,6 +261,19 @@ public sealed partial class VlaCloudClient : IDisposable
 
     // ---- plumbing
 
+    /// <summary>
+    /// <c>GET</c> of an API path relative to the base URL (e.g. <c>v1/checkpoints?limit=10</c>), returning the body exactly
+    /// as the server sent it, for tools that pass the API's JSON through (the CLI's <c>--json</c>). A refusal throws
+    /// <see cref="VlaCloudApiException"/> like every other call.
+    /// </summary>
+    public async Task<string> GetRawJsonAsync(string relativePath, CancellationToken cancellationToken = default)
+    {
+        using var timeout = WithTimeout(cancellationToken);
+        using var response = await http.GetAsync(relativePath.TrimStart('/'), timeout.Token);
+        if (!response.IsSuccessStatusCode) throw await ErrorAsync(response, timeout.Token);
+        return await response.Content.ReadAsStringAsync(timeout.Token);
+    }
+
     /// <summary>Page size used by the <c>ListAll…</c> enumerations (the API's maximum).</summary>
     public const int ApiPageLimit = 100;
 

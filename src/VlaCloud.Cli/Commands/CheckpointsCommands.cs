@@ -53,16 +53,17 @@ internal static class CheckpointsCommands
         var command = new Command("list", "List your checkpoints and the public ones, newest first") { model, embodiment, limit };
         command.SetApiAction(async (api, cancellationToken) =>
         {
+            if (api.Json)
+            {
+                await api.WriteApiPageAsync("v1/checkpoints", cancellationToken,
+                    ("model", api.Get(model)), ("embodiment", api.Get(embodiment)), ("limit", Math.Clamp(api.Get(limit), 1, VlaCloudClient.ApiPageLimit)));
+                return 0;
+            }
             var rows = new List<CheckpointResponse>();
             await foreach (var c in api.Client.ListAllCheckpointsAsync(api.Get(model), api.Get(embodiment), cancellationToken))
             {
                 rows.Add(c);
                 if (rows.Count >= api.Get(limit)) break;
-            }
-            if (api.Json)
-            {
-                ApiContext.WriteJson(rows);
-                return 0;
             }
             var table = new Table().AddColumns("checkpoint", "embodiment", "size", "created", "public", "id");
             foreach (var c in rows)

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Spectre.Console;
+using VlaCloud.Client;
 using VlaCloud.Client.Contracts;
 
 namespace VlaCloud.Cli.Commands;
@@ -73,17 +74,18 @@ internal static class JobsCommands
         var command = new Command("list", "List your fine-tuning jobs, newest first") { limit };
         command.SetApiAction(async (api, cancellationToken) =>
         {
+            if (api.Json)
+            {
+                await api.WriteApiPageAsync("v1/fine_tuning/jobs", cancellationToken, ("limit", Math.Clamp(api.Get(limit), 1, VlaCloudClient.ApiPageLimit)));
+                return 0;
+            }
             var rows = new List<FineTuningJobResponse>();
             await foreach (var j in api.Client.ListAllFineTuningJobsAsync(cancellationToken))
             {
                 rows.Add(j);
                 if (rows.Count >= api.Get(limit)) break;
             }
-            if (api.Json)
-            {
-                ApiContext.WriteJson(rows);
-                return 0;
-            }
+
             var table = new Table().AddColumns("model", "status", "steps", "loss", "created", "result", "id");
             foreach (var j in rows)
                 table.AddRow(Markup.Escape(j.Model), DatasetsCommands.StatusMarkup(j.Status), $"{j.Step}/{j.TotalSteps}", Loss(j.Metrics) ?? "-",

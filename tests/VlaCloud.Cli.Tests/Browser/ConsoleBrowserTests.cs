@@ -36,7 +36,7 @@ public sealed class ConsoleBrowserTests(LiveHost host)
         var data = Path.Combine(host.Folder, $"{embodiment}-console.tar");
         await File.WriteAllBytesAsync(data, await SimDataset.Tar);
         await OkAsync(env, "datasets", "upload", data, "--embodiment", embodiment);
-        var datasetId = (string)JsonNode.Parse((await OkAsync(env, "datasets", "list", "--status", "ready", "--json")).Out)!.AsArray()
+        var datasetId = (string)JsonNode.Parse((await OkAsync(env, "datasets", "list", "--status", "ready", "--json")).Out)!["data"]!.AsArray()
             .Single(d => (string)d!["name"]! == Path.GetFileName(data))!["id"]!;
 
         Directory.CreateDirectory(Screenshots);
