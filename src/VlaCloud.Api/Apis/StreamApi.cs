@@ -61,10 +61,21 @@ public static class StreamApi
         await using var _ = slot;
         using var socket = new GuardedWebSocket(await context.WebSockets.AcceptWebSocketAsync());
         using var live = sessions.Open(tenant.Identity!, slot, end => socket.EndAsync(end.CloseCode, end.Reason));
-        var session = new StreamSession(socket, actions, bound, binary, broker ? new ChunkBroker(chunkLength, every, ensemble ?? true) : null,
+        var session = new StreamSession(socket, actions, bound, binary, broker ? new ChunkBroker(chunkLength, every, ensemble ?? true, binaryDims: BinaryActionDims(bound)) : null,
             loggers.CreateLogger("VlaCloud.Stream"));
         await session.RunAsync(context.RequestAborted);
         return TypedResults.Empty;
+    }
+
+    /// <summary>The checkpoint's binary action dimensions for the session's embodiment (its normalisation statistics' <c>binary_action_dims</c>).</summary>
+    internal static int[] BinaryActionDims(BoundCheckpoint bound)
+    {
+        using var stats = System.Text.Json.JsonDocument.Parse(bound.Checkpoint.NormalizationStats);
+        return stats.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+               && stats.RootElement.TryGetProperty(bound.NormalizationKey, out var entry) && entry.ValueKind == System.Text.Json.JsonValueKind.Object
+               && entry.TryGetProperty("binary_action_dims", out var dims) && dims.ValueKind == System.Text.Json.JsonValueKind.Array
+            ? [.. dims.EnumerateArray().Where(d => d.TryGetInt32(out _)).Select(d => d.GetInt32())]
+            : [];
     }
 
     private static async Task<Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>> OpenPiAsync(
