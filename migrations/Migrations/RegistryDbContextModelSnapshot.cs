@@ -565,6 +565,10 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnType("jsonb")
                         .HasColumnName("hyperparameters");
 
+                    b.Property<int>("LastSavedStep")
+                        .HasColumnType("integer")
+                        .HasColumnName("last_saved_step");
+
                     b.Property<string>("Metrics")
                         .IsRequired()
                         .HasColumnType("jsonb")
@@ -595,9 +599,9 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnName("resume_artifact_sha256")
                         .IsFixedLength();
 
-                    b.Property<int>("ResumeStep")
+                    b.Property<int?>("ResumedFromStep")
                         .HasColumnType("integer")
-                        .HasColumnName("resume_step");
+                        .HasColumnName("resumed_from_step");
 
                     b.Property<DateTimeOffset?>("StartedAt")
                         .HasColumnType("timestamp with time zone")

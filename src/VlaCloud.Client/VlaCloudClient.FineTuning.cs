@@ -331,6 +331,21 @@ public sealed partial class VlaCloudClient
     public Task<ListPage<JobCheckpointResponse>> ListFineTuningJobCheckpointsAsync(Guid id, Guid? after = null, int? limit = null, CancellationToken cancellationToken = default) =>
         SendAsync<ListPage<JobCheckpointResponse>>(HttpMethod.Get, $"v1/fine_tuning/jobs/{id}/checkpoints" + Query(("after", after), ("limit", limit)), null, cancellationToken);
 
+    /// <summary>The job's training series: steps with losses and learning rates, evaluations, saved and resumed steps.</summary>
+    public Task<JobMetricsResponse> GetFineTuningJobMetricsAsync(Guid id, CancellationToken cancellationToken = default) =>
+        SendAsync<JobMetricsResponse>(HttpMethod.Get, $"v1/fine_tuning/jobs/{id}/metrics", null, cancellationToken);
+
+    /// <summary>The job's training series as CSV (one row per step; docs in the metrics route).</summary>
+    public async Task<string> GetFineTuningJobMetricsCsvAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        using var timeout = WithTimeout(cancellationToken);
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"v1/fine_tuning/jobs/{id}/metrics");
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/csv"));
+        using var response = await http.SendAsync(request, timeout.Token);
+        if (!response.IsSuccessStatusCode) throw await ErrorAsync(response, timeout.Token);
+        return await response.Content.ReadAsStringAsync(timeout.Token);
+    }
+
     /// <summary>The job's loss curves as an SVG document.</summary>
     public async Task<string> GetFineTuningJobLossCurveAsync(Guid id, CancellationToken cancellationToken = default)
     {

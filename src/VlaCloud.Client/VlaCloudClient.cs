@@ -104,6 +104,62 @@ public sealed partial class VlaCloudClient : IDisposable
         SendAsync<CheckpointResponse>(HttpMethod.Get, "v1/checkpoints/resolve" + Query(("ref", reference), ("embodiment", embodiment)), null, cancellationToken);
 
     /// <summary>
+    /// Downloads checkpoint <paramref name="id"/>'s artifact (the policy tar; docs/export.md) to <paramref name="path"/>,
+    /// resumably: the bytes land in <c>path.part</c> first, and a later call with the same path continues from its end with a
+    /// range request guarded by <c>If-Range</c> on the artifact's SHA-256 (so a different artifact restarts the download
+    /// instead of being spliced onto the old bytes). The finished file is checked against the SHA-256 before it is renamed
+    /// to <paramref name="path"/>. <paramref name="progress"/> receives (bytes on disk, total bytes).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The downloaded bytes do not hash to the checkpoint's SHA-256 (the part file is deleted).</exception>
+    public async Task<CheckpointDownload> DownloadCheckpointAsync(Guid id, string path, IProgress<(long Done, long Total)>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        var checkpoint = await GetCheckpointAsync(id, cancellationToken);
+        var part = path + ".part";
+        var resumeFrom = File.Exists(part) ? new FileInfo(part).Length : 0;
+        if (resumeFrom > checkpoint.SizeBytes) resumeFrom = 0;
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"v1/checkpoints/{id}/content");
+        if (resumeFrom > 0)
+        {
+            request.Headers.Range = new RangeHeaderValue(resumeFrom, null);
+            request.Headers.IfRange = new RangeConditionHeaderValue(new EntityTagHeaderValue($"\"{checkpoint.Sha256}\""));
+        }
+        long resumed = 0;
+        // A part file that is already whole asks for a range past the end; the server's 416 means "nothing left to fetch".
+        using (var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken))
+        {
+            if (response.StatusCode != HttpStatusCode.RequestedRangeNotSatisfiable || resumeFrom != checkpoint.SizeBytes)
+            {
+                if (!response.IsSuccessStatusCode) throw await ErrorAsync(response, cancellationToken);
+                var append = response.StatusCode == HttpStatusCode.PartialContent;
+                resumed = append ? resumeFrom : 0;
+                var total = response.Content.Headers.ContentRange?.Length ?? response.Content.Headers.ContentLength ?? checkpoint.SizeBytes;
+                await using var source = await response.Content.ReadAsStreamAsync(cancellationToken);
+                await using var target = new FileStream(part, append ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
+                var buffer = new byte[1 << 20];
+                var done = resumed;
+                int read;
+                while ((read = await source.ReadAsync(buffer, cancellationToken)) > 0)
+                {
+                    await target.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                    done += read;
+                    progress?.Report((done, total));
+                }
+            }
+        }
+        string actual;
+        await using (var written = File.OpenRead(part))
+            actual = Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(written, cancellationToken));
+        if (actual != checkpoint.Sha256)
+        {
+            File.Delete(part);
+            throw new InvalidDataException($"The download of checkpoint {id} hashes to {actual}, not its sha256 {checkpoint.Sha256}; download it again.");
+        }
+        File.Move(part, path, overwrite: true);
+        return new CheckpointDownload(checkpoint, Path.GetFullPath(path), resumed);
+    }
+
+    /// <summary>
     /// Stores a checkpoint file (a policy tar) read from <paramref name="content"/>; register it with
     /// <see cref="RegisterCheckpointAsync"/>. <paramref name="progress"/> receives the bytes sent so far.
     /// </summary>
@@ -204,6 +260,19 @@ public sealed partial class VlaCloudClient : IDisposable
         SendAsync<ActResponse>(HttpMethod.Post, "v1/act", request, cancellationToken);
 
     // ---- plumbing
+
+    /// <summary>
+    /// <c>GET</c> of an API path relative to the base URL (e.g. <c>v1/checkpoints?limit=10</c>), returning the body exactly
+    /// as the server sent it, for tools that pass the API's JSON through (the CLI's <c>--json</c>). A refusal throws
+    /// <see cref="VlaCloudApiException"/> like every other call.
+    /// </summary>
+    public async Task<string> GetRawJsonAsync(string relativePath, CancellationToken cancellationToken = default)
+    {
+        using var timeout = WithTimeout(cancellationToken);
+        using var response = await http.GetAsync(relativePath.TrimStart('/'), timeout.Token);
+        if (!response.IsSuccessStatusCode) throw await ErrorAsync(response, timeout.Token);
+        return await response.Content.ReadAsStringAsync(timeout.Token);
+    }
 
     /// <summary>Page size used by the <c>ListAll…</c> enumerations (the API's maximum).</summary>
     public const int ApiPageLimit = 100;

@@ -49,7 +49,11 @@ public sealed class CliTests(LiveHost host)
 
         // embodiments create (the simulator's layout) and list
         await OkAsync(env, "embodiments", "create", embodiment, "--sim", "--profile", "local");
-        var embodiments = Json(await OkAsync(env, "embodiments", "list", "--json")).AsArray();
+        var embodimentPage = Json(await OkAsync(env, "embodiments", "list", "--json"));
+        // --json on a list prints the API's page object, as the API sent it.
+        Assert.Equal("list", (string)embodimentPage["object"]!);
+        Assert.NotNull(embodimentPage["has_more"]);
+        var embodiments = embodimentPage["data"]!.AsArray();
         var created = embodiments.Single(e => (string)e!["name"]! == embodiment)!;
         Assert.Equal(3, (int)created["action_dim"]!);
         Assert.Equal(["main", "wrist"], created["cameras"]!.AsArray().Select(c => (string)c!["name"]!));
@@ -62,7 +66,7 @@ public sealed class CliTests(LiveHost host)
         Assert.Equal(1, (int)v1["version"]!);
         var put = await OkAsync(env, "checkpoints", "put", tar, "--model", model, "--embodiment", embodiment, "--metrics", "{\"success\":0.5}");
         Assert.Contains($"{model}@v2", put.Out);
-        var listed = Json(await OkAsync(env, "checkpoints", "list", "--model", model, "--json")).AsArray();
+        var listed = Json(await OkAsync(env, "checkpoints", "list", "--model", model, "--json"))["data"]!.AsArray();
         Assert.Equal([2, 1], listed.Select(c => (int)c!["version"]!));
         var v2 = Json(await OkAsync(env, "checkpoints", "get", $"{model}@v2", "--json"));
         Assert.Equal(0.5, (double)v2["metrics"]!["success"]!);
@@ -73,7 +77,7 @@ public sealed class CliTests(LiveHost host)
         Assert.Contains("v2", promoted.Out);
         var rolledBack = Json(await OkAsync(env, "models", "aliases", "rollback", model, "production", "--reason", "regression", "--json"));
         Assert.Equal(1, (int)rolledBack["version"]!);
-        var history = Json(await OkAsync(env, "models", "aliases", "history", model, "production", "--json")).AsArray();
+        var history = Json(await OkAsync(env, "models", "aliases", "history", model, "production", "--json"))["data"]!.AsArray();
         Assert.Equal(3, history.Count);
         Assert.Equal("regression", (string)history[0]!["reason"]!);
 
@@ -112,6 +116,11 @@ public sealed class CliTests(LiveHost host)
         // usage shows the metered requests
         var usage = Json(await OkAsync(env, "usage", "--json"));
         Assert.True((long)usage["total_requests"]! >= 1);
+        // ... by model name, not checkpoint id
+        Assert.Contains(usage["data"]!.AsArray(), d => (string?)d!["model"] == model && (int?)d["version"] == 1);
+        var usageTable = await OkAsync(env, "usage");
+        Assert.Contains($"{model}@v1", usageTable.Out);
+        Assert.Contains("per model", usageTable.Out);
     }
 
     [Fact]

@@ -43,7 +43,7 @@ public sealed class FineTuningCliTests(LiveHost host)
         var uploaded = await OkAsync(env, "datasets", "upload", data, "--embodiment", embodiment, "--part-size", "64K");
         Assert.Contains("ready", uploaded.Out);
         Assert.Contains($"{SimDataset.Episodes} episodes", uploaded.Out);
-        var dataset = Json(await OkAsync(env, "datasets", "list", "--status", "ready", "--json")).AsArray()
+        var dataset = Json(await OkAsync(env, "datasets", "list", "--status", "ready", "--json"))["data"]!.AsArray()
             .Single(d => (string)d!["name"]! == Path.GetFileName(data))!;
         var datasetId = (string)dataset["id"]!;
         Assert.Equal(SimDataset.Episodes, (int)dataset["episodes"]!);
@@ -61,7 +61,7 @@ public sealed class FineTuningCliTests(LiveHost host)
         Assert.Equal(model, (string)created["model"]!);
         Assert.Equal(run.Steps, (int)created["hyperparameters"]!["steps"]!);
         Assert.Equal(run.BatchSize, (int)created["hyperparameters"]!["batch_size"]!);
-        Assert.Contains(Json(await OkAsync(env, "jobs", "list", "--json")).AsArray(), j => (string)j!["id"]! == jobId);
+        Assert.Contains(Json(await OkAsync(env, "jobs", "list", "--json"))["data"]!.AsArray(), j => (string)j!["id"]! == jobId);
 
         // jobs follow: the events live, then the final state
         var followed = await OkAsync(env, "jobs", "follow", jobId);
@@ -123,7 +123,7 @@ public sealed class FineTuningCliTests(LiveHost host)
         var upload = await Vlacloud.RunAsync(env, "datasets", "upload", file, "--embodiment", embodiment, "--part-size", "2K");
         Assert.True(upload.ExitCode == 4, upload.ToString());
         Assert.Contains("failed validation", upload.Error);
-        var failed = Json(await OkAsync(env, "datasets", "list", "--status", "failed", "--json")).AsArray()
+        var failed = Json(await OkAsync(env, "datasets", "list", "--status", "failed", "--json"))["data"]!.AsArray()
             .Single(d => (string)d!["name"]! == Path.GetFileName(file))!;
         var issues = failed["issues"]!.AsArray();
         Assert.NotEmpty(issues);

@@ -26,6 +26,23 @@ public sealed class SimTrainCliTests : IDisposable
     private string In(string name) => Path.Combine(folder, name);
 
     [Fact]
+    public async Task Sim_rollout_frames_come_with_each_frames_state_and_instruction_to_act_on()
+    {
+        var run = await OkAsync("sim", "rollout", "--frames", In("frames"));
+
+        var first = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(In("frames"), "observation_000.json"))).RootElement;
+        var instruction = first.GetProperty("instruction").GetString()!;
+        Assert.Contains(instruction, run.Out);
+        Assert.Equal(3, first.GetProperty("state").GetArrayLength());
+        Assert.True(File.Exists(Path.Combine(In("frames"), "main_000.png")));
+        // The state is the frame's, not a constant: the robot moves during the episode.
+        var frames = Directory.GetFiles(In("frames"), "observation_*.json").Order().ToList();
+        var last = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(frames[^1])).RootElement.GetProperty("state");
+        Assert.NotEqual(first.GetProperty("state").GetRawText(), last.GetRawText());
+        Assert.Equal(Directory.GetFiles(In("frames"), "main_*.png").Length, frames.Count);
+    }
+
+    [Fact]
     public async Task A_run_started_with_init_keeps_the_base_runs_architecture_and_weights_and_refuses_to_change_it()
     {
         await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");

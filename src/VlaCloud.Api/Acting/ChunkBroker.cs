@@ -5,7 +5,9 @@ namespace VlaCloud.Api.Acting;
 /// wants one action back. The model is asked for a new chunk every <c>replanEvery</c> steps; with
 /// ensembling on, the action of a step averages every stored chunk that covers it, weighted by CogACT's
 /// adaptive rule <c>w = exp(α · cos(chunk action, newest chunk's action))</c>, so a new plan blends in
-/// rather than jumping. One instance per session: state never leaks between robots.
+/// rather than jumping. Binary dimensions (a gripper: 0 or 1 in the embodiment's units) are not averaged into a
+/// half-open gripper: the blend is a weighted vote, thresholded at 0.5, so they stay exactly 0 or 1. One instance per
+/// session: state never leaks between robots.
 /// </summary>
 public sealed class ChunkBroker
 {
@@ -14,14 +16,17 @@ public sealed class ChunkBroker
     private readonly bool ensemble;
     private readonly double alpha;
     private readonly List<(long Start, float[,] Chunk)> chunks = [];
+    private readonly int[] binaryDims;
 
     /// <summary>Creates a broker.</summary>
     /// <param name="chunkLength">Steps per chunk (H).</param>
     /// <param name="replanEvery">Ask for a new chunk every this many steps (1…H).</param>
     /// <param name="ensemble">Blend overlapping chunks (else execute the newest chunk as is).</param>
     /// <param name="alpha">CogACT's α (0.1 in the paper's code).</param>
-    public ChunkBroker(int chunkLength, int replanEvery, bool ensemble, double alpha = 0.1)
+    /// <param name="binaryDims">Action dimensions that are 0 or 1 (the checkpoint's <c>binary_action_dims</c> for the embodiment).</param>
+    public ChunkBroker(int chunkLength, int replanEvery, bool ensemble, double alpha = 0.1, IReadOnlyList<int>? binaryDims = null)
     {
+        this.binaryDims = [.. binaryDims ?? []];
         if (replanEvery < 1 || replanEvery > chunkLength) throw new ArgumentOutOfRangeException(nameof(replanEvery), $"must be 1..{chunkLength}");
         this.chunkLength = chunkLength;
         this.replanEvery = replanEvery;
@@ -69,6 +74,8 @@ public sealed class ChunkBroker
                 for (var d = 0; d < dim; d++) action[d] += (float)(weight * row[d]);
             }
             for (var d = 0; d < dim; d++) action[d] = (float)(action[d] / total);
+            foreach (var d in binaryDims)
+                if (d >= 0 && d < dim) action[d] = action[d] >= 0.5f ? 1f : 0f;
         }
         Step++;
         return action;

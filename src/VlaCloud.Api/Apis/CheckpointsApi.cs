@@ -35,6 +35,14 @@ public static class CheckpointsApi
             .WithSummary("Lists visible checkpoints (the caller's and public ones), newest first, filtered by model and embodiment.");
         read.MapGet("/{id:guid}", GetAsync).WithName("GetCheckpoint")
             .WithSummary("Gets one checkpoint by id.");
+        read.MapGet("/{id:guid}/content", ContentAsync).WithName("GetCheckpointContent")
+            .WithSummary("Downloads a checkpoint's artifact (a tar of model.safetensors, config.json, tokenizer.json, normalization.json and manifest.json; docs/export.md), with range requests, a strong ETag (its SHA-256) and the SHA-256 in Repr-Digest and X-Content-SHA256.")
+            .Produces(StatusCodes.Status200OK, contentType: ContentType)
+            .Produces(StatusCodes.Status206PartialContent, contentType: ContentType)
+            .Produces(StatusCodes.Status304NotModified)
+            .Produces(StatusCodes.Status416RangeNotSatisfiable)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         read.MapGet("/resolve", ResolveAsync).WithName("ResolveCheckpoint")
             .WithSummary("Resolves a reference (id, model@vN or model@alias) to a checkpoint, as inference does.");
         write.MapPost("/artifacts", PutArtifactAsync).WithName("PutCheckpointArtifact")
@@ -69,6 +77,46 @@ public static class CheckpointsApi
         await db.Checkpoints.AsNoTracking().Include(c => c.Embodiment).FirstOrDefaultAsync(c => c.Id == id, cancellationToken) is { } checkpoint
             ? TypedResults.Ok(CheckpointResponse.From(checkpoint))
             : ApiResults.NotFound($"Checkpoint {id}");
+
+    /// <summary>The media type of a checkpoint artifact (the tar <see cref="PolicyCheckpoint.Pack"/> writes).</summary>
+    public const string ContentType = "application/x-tar";
+
+    /// <summary>The response header carrying the artifact's SHA-256 in hex (Repr-Digest carries it too, RFC 9530's base64 form).</summary>
+    public const string Sha256Header = "X-Content-SHA256";
+
+    private static async Task<IResult> ContentAsync(Guid id, HttpContext context, RegistryDbContext db, IArtifactStore store, CancellationToken cancellationToken)
+    {
+        // The tenant filter makes another tenant's checkpoint a 404, as every route does; public ones are everyone's.
+        var checkpoint = await db.Checkpoints.AsNoTracking().Where(c => c.Id == id)
+            .Select(c => new { c.Sha256, c.ModelName, c.Version }).FirstOrDefaultAsync(cancellationToken);
+        if (checkpoint is null) return ApiResults.NotFound($"Checkpoint {id}");
+        var etag = new Microsoft.Net.Http.Headers.EntityTagHeaderValue($"\"{checkpoint.Sha256}\"");
+        var headers = context.Response.Headers;
+        headers[Sha256Header] = checkpoint.Sha256;
+        headers["Repr-Digest"] = $"sha-256=:{Convert.ToBase64String(Convert.FromHexString(checkpoint.Sha256))}:";
+        // The bytes never change under an id (content addressed), so a client that has them is told so before the
+        // store is asked: opening verifies the whole blob's hash, which costs a full read of a multi-GB file.
+        if (context.Request.GetTypedHeaders().IfNoneMatch is { Count: > 0 } noneMatch
+            && noneMatch.Any(e => e.Tag == etag.Tag || e.Tag == "*"))
+        {
+            headers.ETag = etag.ToString();
+            return TypedResults.StatusCode(StatusCodes.Status304NotModified);
+        }
+        Stream content;
+        try
+        {
+            // Verified against its hash before a byte leaves, so a download never hands out corrupted weights.
+            content = await store.OpenReadAsync(checkpoint.Sha256, cancellationToken);
+        }
+        catch (Exception e) when (e is FileNotFoundException or ArtifactCorruptedException)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Artifact unavailable",
+                detail: $"Checkpoint {id}'s artifact cannot be read from the artifact store ({e.Message}).");
+        }
+        // The stream is seekable (a local file), so range requests (resumed downloads) are served from it; If-Range with
+        // the ETag makes a resume safe.
+        return TypedResults.Stream(content, ContentType, $"{checkpoint.ModelName}-v{checkpoint.Version}.tar", entityTag: etag, enableRangeProcessing: true);
+    }
 
     private static async Task<Results<Ok<CheckpointResponse>, ProblemHttpResult>> ResolveAsync(
         [FromQuery(Name = "ref")] string reference, string? embodiment, CheckpointRegistry registry, CancellationToken cancellationToken)

@@ -49,6 +49,12 @@ public static class EmbodimentsApi
         CreateEmbodimentRequest request, RegistryDbContext db, CurrentTenant tenant, TimeProvider clock, CancellationToken cancellationToken)
     {
         if (request.Validate(db) is { Count: > 0 } errors) return TypedResults.ValidationProblem(errors);
+        // A tenant's embodiment may not shadow a public one: names resolve tenant-first, so a private 'sim-tabletop' would
+        // silently take over every upload, checkpoint and model@vN that meant the public one.
+        if (await db.Embodiments.AnyAsync(e => e.TenantId == null && e.Name == request.Name, cancellationToken))
+            return TypedResults.Problem(statusCode: 409, title: "Conflict",
+                detail: $"name: '{request.Name}' is the name of a public embodiment; use the public one by that name, or give yours another name.",
+                extensions: new Dictionary<string, object?> { ["field"] = "name", ["public_embodiment"] = request.Name });
         var embodiment = new Embodiment
         {
             TenantId = tenant.TenantId,

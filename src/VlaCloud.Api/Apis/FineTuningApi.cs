@@ -46,8 +46,12 @@ public static class FineTuningApi
             .WithSummary("Cancels a queued or running job; a running job stops within seconds and registers nothing.");
         group.MapGet("/{id:guid}/checkpoints", CheckpointsAsync).WithName("ListFineTuningJobCheckpoints")
             .WithSummary("Lists the training states a job saved (one per checkpoint interval), newest first, with their metrics.");
+        group.MapGet("/{id:guid}/metrics", MetricsAsync).WithName("GetFineTuningJobMetrics")
+            .WithSummary("The job's training series as data: per step the losses, learning rates and gradient norm, plus evaluations, saved steps and resume points; CSV (one row per step) with Accept: text/csv.")
+            .Produces<JobMetricsResponse>(StatusCodes.Status200OK, "application/json", "text/csv")
+            .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/{id:guid}/loss_curve", LossCurveAsync).WithName("GetFineTuningJobLossCurve")
-            .WithSummary("The job's loss curves as an SVG image.")
+            .WithSummary("The job's loss curves as an SVG image, drawn from its metrics: smoothed losses over faint raw values (smoothing in [0, 1), default by run length), the learning rate, and marks for evaluations, saved states and resumes.")
             .Produces<string>(StatusCodes.Status200OK, "image/svg+xml")
             .ProducesProblem(StatusCodes.Status404NotFound);
         return app;
@@ -78,6 +82,14 @@ public static class FineTuningApi
         {
             return ApiResults.Problem(e);
         }
+        // A base trained for another layout (action or state size, cameras) is not fine-tuned by a dataset of this one:
+        // its action expert would be retargeted without a word. Only an explicit new_head asks for that.
+        if (baseCheckpoint.EmbodimentId != embodiment.Id
+            && await db.Embodiments.AsNoTracking().FirstOrDefaultAsync(e => e.Id == baseCheckpoint.EmbodimentId, cancellationToken) is { } baseEmbodiment
+            && LayoutDifference(baseEmbodiment, embodiment) is { } difference && !request.NewHead)
+            return ApiResults.Invalid("base",
+                $"base {baseCheckpoint.ModelName}@v{baseCheckpoint.Version} was trained for embodiment '{baseEmbodiment.Name}', whose layout differs from the dataset's '{embodiment.Name}' ({difference}); "
+                + "set new_head: true to train a new action head for it, or pick a base of this layout.");
         if (request.Evaluate && !FineTuneJob.IsSim(embodiment))
             return ApiResults.Invalid("evaluate", $"evaluation runs in the built-in simulator; embodiment '{embodiment.Name}' is not a simulator embodiment.");
         // A point-guided base's action expert reads System 2's points, and training teacher-forces them from the
@@ -115,6 +127,17 @@ public static class FineTuningApi
         job.BackgroundJobId = jobs.Create<FineTuneJob>(run => run.RunAsync(job.Id, CancellationToken.None), new EnqueuedState(HangfireSetup.FineTuneQueue));
         await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.BackgroundJobId, job.BackgroundJobId), cancellationToken);
         return TypedResults.Created($"/v1/fine_tuning/jobs/{job.Id}", FineTuningJobResponse.From(job));
+    }
+
+    /// <summary>How two embodiments' layouts differ (action size, state size, cameras by name and size), or null when they match.</summary>
+    internal static string? LayoutDifference(Embodiment from, Embodiment to)
+    {
+        var differences = new List<string>();
+        if (from.ActionDim != to.ActionDim) differences.Add($"action size {from.ActionDim} vs {to.ActionDim}");
+        if (from.StateDim != to.StateDim) differences.Add($"state size {from.StateDim} vs {to.StateDim}");
+        static string Cameras(Embodiment e) => string.Join(", ", e.Cameras.OrderBy(c => c.Name, StringComparer.Ordinal).Select(c => $"{c.Name} {c.Width}×{c.Height}"));
+        if (Cameras(from) != Cameras(to)) differences.Add($"cameras [{Cameras(from)}] vs [{Cameras(to)}]");
+        return differences.Count == 0 ? null : string.Join("; ", differences);
     }
 
     private static bool IsPointGuided(Checkpoint checkpoint)
@@ -263,24 +286,39 @@ public static class FineTuningApi
         return TypedResults.Ok(ApiResults.Page(rows, take, c => c.Id, JobCheckpointResponse.From));
     }
 
-    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> LossCurveAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
+    private static async Task<IResult> MetricsAsync(Guid id, HttpContext context, RegistryDbContext db, CancellationToken cancellationToken)
     {
         var job = await db.FineTuningJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null) return ApiResults.NotFound($"Fine-tuning job {id}");
-        var data = await db.JobEvents.AsNoTracking().Where(e => e.JobId == id && e.Type == "metrics").OrderBy(e => e.Id).Select(e => e.Data).ToListAsync(cancellationToken);
-        var points = new SortedDictionary<int, LossPoint>();
-        foreach (var json in data.OfType<string>())
+        var metrics = await ReadMetricsAsync(db, id, cancellationToken);
+        // CSV only when asked for by name: a browser's or SDK's */* keeps getting JSON.
+        var accept = context.Request.GetTypedHeaders().Accept;
+        if (accept.Any(a => a.MediaType.Equals("text/csv", StringComparison.OrdinalIgnoreCase)))
         {
-            using var document = JsonDocument.Parse(json);
-            var root = document.RootElement;
-            if (!root.TryGetProperty("step", out var step) || !root.TryGetProperty("loss", out var loss) || loss.ValueKind != JsonValueKind.Number) continue;
-            // A resumed run repeats steps after its saved one; the latest value of a step wins.
-            points[step.GetInt32()] = new LossPoint(step.GetInt32(), loss.GetDouble(), Number(root, "action_loss"), Number(root, "spatial_loss"));
+            context.Response.Headers.ContentDisposition = $"attachment; filename=job-{id}-metrics.csv";
+            return TypedResults.Text(metrics.ToCsv(), "text/csv; charset=utf-8");
         }
-        return TypedResults.Content(LossCurve.Svg($"{job.Model}: job {job.Id}", [.. points.Values]), "image/svg+xml");
+        return TypedResults.Ok(new JobMetricsResponse(id, job.TotalSteps,
+            [.. metrics.Points.Select(p => new JobMetricsStep(p.Step, p.Loss, p.ActionLoss, p.SpatialLoss, p.LearningRate, p.VlmLearningRate, p.GradientNorm))],
+            [.. metrics.Evaluations.Select(e => new JobMetricsEvaluation(e.Step, e.Metrics))], metrics.Saves, metrics.Resumes));
+    }
 
-        static double? Number(JsonElement root, string name) =>
-            root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult, ValidationProblem>> LossCurveAsync(
+        Guid id, double? smoothing, RegistryDbContext db, CancellationToken cancellationToken)
+    {
+        if (smoothing is { } w && !(w >= 0 && w < 1)) return ApiResults.Invalid("smoothing", "smoothing must be in [0, 1) (0 draws the raw values).");
+        var job = await db.FineTuningJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null) return ApiResults.NotFound($"Fine-tuning job {id}");
+        var metrics = await ReadMetricsAsync(db, id, cancellationToken);
+        return TypedResults.Content(LossCurve.Svg($"{job.Model}: job {job.Id}", metrics, smoothing), "image/svg+xml");
+    }
+
+    /// <summary>The job's series from its events: metrics events, and the messages that carry saves, resumes and evaluations.</summary>
+    private static async Task<JobMetrics> ReadMetricsAsync(RegistryDbContext db, Guid id, CancellationToken cancellationToken)
+    {
+        var events = await db.JobEvents.AsNoTracking().Where(e => e.JobId == id && e.Data != null).OrderBy(e => e.Id)
+            .Select(e => new { e.Type, e.Message, e.Data }).ToListAsync(cancellationToken);
+        return JobMetrics.FromEvents(events.Select(e => (e.Type, e.Message, e.Data)));
     }
 
     private static Task<List<JobEvent>> EventsAfterAsync(RegistryDbContext db, Guid id, long after, int take, CancellationToken cancellationToken) =>
@@ -295,7 +333,7 @@ internal static class FineTuningContractExtensions
         internal static FineTuningJobResponse From(FineTuningJob j) => new(
             j.Id, j.Model, j.Status, j.BaseCheckpointId, j.DatasetId, j.EmbodimentId, FineTuningHyperparameters.FromJson(j.Hyperparameters),
             j.Evaluate, j.PromoteTo, j.Step, j.TotalSteps, j.TotalSteps == 0 ? 0 : Math.Round((double)j.Step / j.TotalSteps, 4), Json.Parse(j.Metrics),
-            Json.Parse(j.Evaluation ?? "{}"), j.Error, j.ResumeStep, j.Attempts, j.ResultCheckpointId, j.Promoted, j.CancelRequestedAt, j.CreatedAt, j.StartedAt,
+            Json.Parse(j.Evaluation ?? "{}"), j.Error, j.LastSavedStep, j.ResumedFromStep, j.Attempts, j.ResultCheckpointId, j.Promoted, j.CancelRequestedAt, j.CreatedAt, j.StartedAt,
             j.FinishedAt);
     }
 

@@ -61,15 +61,26 @@ public static class StreamApi
         await using var _ = slot;
         using var socket = new GuardedWebSocket(await context.WebSockets.AcceptWebSocketAsync());
         using var live = sessions.Open(tenant.Identity!, slot, end => socket.EndAsync(end.CloseCode, end.Reason));
-        var session = new StreamSession(socket, actions, bound, binary, broker ? new ChunkBroker(chunkLength, every, ensemble ?? true) : null,
+        var session = new StreamSession(socket, actions, bound, binary, broker ? new ChunkBroker(chunkLength, every, ensemble ?? true, binaryDims: BinaryActionDims(bound)) : null,
             loggers.CreateLogger("VlaCloud.Stream"));
         await session.RunAsync(context.RequestAborted);
         return TypedResults.Empty;
     }
 
+    /// <summary>The checkpoint's binary action dimensions for the session's embodiment (its normalisation statistics' <c>binary_action_dims</c>).</summary>
+    internal static int[] BinaryActionDims(BoundCheckpoint bound)
+    {
+        using var stats = System.Text.Json.JsonDocument.Parse(bound.Checkpoint.NormalizationStats);
+        return stats.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+               && stats.RootElement.TryGetProperty(bound.NormalizationKey, out var entry) && entry.ValueKind == System.Text.Json.JsonValueKind.Object
+               && entry.TryGetProperty("binary_action_dims", out var dims) && dims.ValueKind == System.Text.Json.JsonValueKind.Array
+            ? [.. dims.EnumerateArray().Where(d => d.TryGetInt32(out _)).Select(d => d.GetInt32())]
+            : [];
+    }
+
     private static async Task<Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>> OpenPiAsync(
         HttpContext context, ActionService actions, StreamSlots slots, LiveSessions sessions, CurrentTenant tenant, IOptions<LimitsOptions> limits, ILoggerFactory loggers,
-        string checkpoint, string? embodiment, CancellationToken cancellationToken)
+        IOptions<VlaCloud.Inference.InferenceOptions> inference, string checkpoint, string? embodiment, CancellationToken cancellationToken)
     {
         var resolved = await ResolveAsync(actions, checkpoint, embodiment, cancellationToken);
         if (resolved.Refusal is { } notFound) return notFound;
@@ -80,7 +91,7 @@ public static class StreamApi
         await using var _ = slot;
         using var socket = new GuardedWebSocket(await context.WebSockets.AcceptWebSocketAsync());
         using var live = sessions.Open(tenant.Identity!, slot, end => socket.EndAsync(end.CloseCode, end.Reason));
-        await new OpenPiSession(socket, actions, resolved.Bound!, loggers.CreateLogger("VlaCloud.OpenPi")).RunAsync(context.RequestAborted);
+        await new OpenPiSession(socket, actions, resolved.Bound!, loggers.CreateLogger("VlaCloud.OpenPi"), inference.Value.DefaultTimeout).RunAsync(context.RequestAborted);
         return TypedResults.Empty;
     }
 
@@ -342,9 +353,10 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
 /// <c>{"actions": ndarray [H, D] float32, "policy_timing": {...}, "server_timing": {...}}</c> out. A failure
 /// sends the error as a text frame and closes, as openpi's server does (its client raises the text): with 1007 for a
 /// frame that is not msgpack-numpy, 1008 for an observation that does not fit, 1009 for one too big, 1013 when the
-/// server is busy, and 1011 only for the server's own failures.
+/// queue stayed full until the observation's deadline (it waits for a place until then), and 1011
+/// only for the server's own failures.
 /// </summary>
-internal sealed class OpenPiSession(WebSocket socket, ActionService actions, BoundCheckpoint bound, ILogger logger)
+internal sealed class OpenPiSession(WebSocket socket, ActionService actions, BoundCheckpoint bound, ILogger logger, TimeSpan deadline)
 {
     public async Task RunAsync(CancellationToken aborted)
     {
@@ -397,6 +409,16 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
                 var errors = new Dictionary<string, string[]>();
                 var input = OpenPiObservationMapper.Map(observation, embodiment, errors);
                 var outcome = input is null ? new ActOutcome.Invalid(errors) : await actions.TakeStreamTokenAsync() ?? await actions.ActAsync(bound, input, null, aborted);
+                // openpi's client raises on any error reply, so refusing on a full queue would end the robot's loop (/v1/stream
+                // can answer "busy" instead; openpi has no such message). The observation waits for a place in the queue,
+                // trying again when the queue says, until its deadline (a request's default one); only then 1013.
+                while (outcome is ActOutcome.Busy busy && input is not null && Stopwatch.GetElapsedTime(started) < deadline)
+                {
+                    var left = deadline - Stopwatch.GetElapsedTime(started);
+                    var wait = busy.RetryAfter < TimeSpan.FromMilliseconds(20) ? TimeSpan.FromMilliseconds(20) : busy.RetryAfter;
+                    await Task.Delay(wait < left ? wait : left, aborted);
+                    outcome = await actions.ActAsync(bound, input, null, aborted);
+                }
                 if (outcome is not ActOutcome.Success { Response: var response })
                 {
                     await FailAsync(Describe(outcome), outcome switch

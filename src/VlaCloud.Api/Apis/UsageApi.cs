@@ -35,10 +35,15 @@ public static class UsageApi
             .Where(u => u.Day >= first && u.Day <= last)
             .OrderBy(u => u.Day).ThenBy(u => u.CheckpointId)
             .ToListAsync(cancellationToken);
+        // Usage is metered per checkpoint id; people read it per model, so each row carries the name too.
+        var ids = rows.Select(u => u.CheckpointId).Where(id => id != Guid.Empty).Distinct().ToList();
+        var names = await db.Checkpoints.AsNoTracking().Where(c => ids.Contains(c.Id))
+            .Select(c => new { c.Id, c.ModelName, c.Version }).ToDictionaryAsync(c => c.Id, cancellationToken);
         var quota = await meter.CheckComputeQuotaAsync(tenant.TenantId!.Value, tenant.Limits, cancellationToken);
         return TypedResults.Ok(new UsageResponse(
             first, last,
-            rows.Select(u => new UsageDayResponse(u.Day, u.CheckpointId == Guid.Empty ? null : u.CheckpointId, u.Requests, u.Actions, u.ComputeMs)).ToList(),
+            rows.Select(u => new UsageDayResponse(u.Day, u.CheckpointId == Guid.Empty ? null : u.CheckpointId, u.Requests, u.Actions, u.ComputeMs,
+                names.GetValueOrDefault(u.CheckpointId)?.ModelName, names.GetValueOrDefault(u.CheckpointId)?.Version)).ToList(),
             rows.Sum(u => u.Requests), rows.Sum(u => u.Actions), rows.Sum(u => u.ComputeMs),
             new QuotaResponse(quota.Limit, quota.Limit - quota.Remaining, quota.Remaining, DateTimeOffset.UtcNow + quota.ResetAfter)));
     }

@@ -25,7 +25,8 @@ internal sealed class ApiKeyAuthenticationHandler(
     ILoggerFactory logger,
     UrlEncoder encoder,
     ApiKeyCache keys,
-    FailedAuthLimiter failures)
+    FailedAuthLimiter failures,
+    VlaCloud.Api.TenantConsole.ConsoleSessions consoleSessions)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -36,6 +37,17 @@ internal sealed class ApiKeyAuthenticationHandler(
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var presented = ReadPresentedKey(Request);
+        if (presented is null && !IsDashboard(Request) && Request.Cookies[VlaCloud.Api.TenantConsole.ConsoleSessions.CookieName] is { } cookie)
+        {
+            // The tenant console's session: the key it holds is authenticated below like a presented one. A request that
+            // changes something must repeat the session's CSRF token in a header, which another site's page cannot read
+            // (SameSite=Strict already keeps the cookie off cross-site requests; the token also covers same-site ones).
+            if (consoleSessions.Read(cookie) is not { } session) return AuthenticateResult.NoResult();
+            if (!(HttpMethods.IsGet(Request.Method) || HttpMethods.IsHead(Request.Method) || HttpMethods.IsOptions(Request.Method))
+                && !VlaCloud.Api.TenantConsole.ConsoleSessions.CsrfMatches(session, Request.Headers[VlaCloud.Api.TenantConsole.ConsoleSessions.CsrfHeader]))
+                return AuthenticateResult.Fail("A console request that changes something must carry the session's X-CSRF-Token.");
+            presented = session.ApiKey;
+        }
         if (presented is null) return AuthenticateResult.NoResult();
 
         var address = Context.Connection.RemoteIpAddress?.ToString() ?? "unknown";

@@ -1,3 +1,4 @@
+using VlaCloud.Api.TenantConsole;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.OpenApi;
 using Microsoft.Extensions.Options;
@@ -49,6 +50,7 @@ public static class VlaCloudHosting
         services.AddAuthorization(options => options.AddScopePolicies());
         services.AddScoped<CurrentTenant>();
         services.AddSingleton<FailedAuthLimiter>();
+        services.AddSingleton<VlaCloud.Api.TenantConsole.ConsoleSessions>();
         services.AddScoped<ITenantAccessor>(sp => sp.GetRequiredService<CurrentTenant>());
         services.AddSingleton(sp => new RedisKeyspace(sp.GetRequiredService<IOptions<VlaCloudOptions>>().Value.RedisPrefix));
 
@@ -122,6 +124,8 @@ public static class VlaCloudHosting
         app.MapUploadsApi();
         app.MapDatasetsApi();
         app.MapFineTuningApi();
+        app.MapApiKeysApi();
+        app.MapConsoleApi();
         app.MapHangfireDashboard();
         return app;
     }

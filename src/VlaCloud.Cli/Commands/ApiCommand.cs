@@ -20,6 +20,18 @@ internal sealed class ApiContext(ParseResult parse, VlaCloudClient client, Resol
 
     public T? Get<T>(Argument<T> argument) => Parse.GetValue(argument);
 
+    /// <summary>
+    /// Prints one page of a list route exactly as the API answers it (the page object: <c>data</c>, <c>first_id</c>,
+    /// <c>last_id</c>, <c>has_more</c>), for <c>--json</c> on list commands; <paramref name="query"/> parameters without
+    /// a value are left out.
+    /// </summary>
+    public async Task WriteApiPageAsync(string path, CancellationToken cancellationToken, params (string Name, object? Value)[] query)
+    {
+        var parts = query.Where(q => q.Value is not null)
+            .Select(q => $"{q.Name}={Uri.EscapeDataString(Convert.ToString(q.Value, System.Globalization.CultureInfo.InvariantCulture)!)}").ToList();
+        Console.Out.WriteLine(await Client.GetRawJsonAsync(parts.Count == 0 ? path : $"{path}?{string.Join("&", parts)}", cancellationToken));
+    }
+
     /// <summary>Prints <paramref name="value"/> as indented JSON (the contracts' snake_case names).</summary>
     public static void WriteJson<T>(T value) =>
         Console.Out.WriteLine(JsonSerializer.Serialize(value, PrettyJson));

@@ -3,14 +3,15 @@ using System.Formats.Tar;
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
+using VlaCloud.Client;
 using VlaCloud.Client.Contracts;
 
 namespace VlaCloud.Cli.Commands;
 
-/// <summary><c>vlacloud checkpoints list|get|put|import</c>: versioned policies.</summary>
+/// <summary><c>vlacloud checkpoints list|get|put|download|import</c>: versioned policies.</summary>
 internal static class CheckpointsCommands
 {
-    public static Command Create() => new("checkpoints", "Checkpoints: list, show, upload, register and import released ones") { List(), Get(), Put(), Import() };
+    public static Command Create() => new("checkpoints", "Checkpoints: list, show, upload, register, download and import released ones") { List(), Get(), Put(), Download(), Import() };
 
     /// <summary>
     /// <c>checkpoints import RUN_DIR -o OUT.tar --qwen DIR</c>: a released InternVLA-M1 run converted locally into a
@@ -50,6 +51,38 @@ internal static class CheckpointsCommands
         return command;
     }
 
+    private static Command Download()
+    {
+        var reference = new Argument<string>("checkpoint") { Description = "Id, model@vN or model@alias" };
+        var embodiment = new Option<string?>("--embodiment") { Description = "Embodiment, when the model exists for several" };
+        var output = new Option<string?>("--output", "-o") { Description = "File to write (default MODEL-vN.tar in the current folder); an interrupted download resumes from OUTPUT.part" };
+        var command = new Command("download", "Download a checkpoint's policy tar (safetensors, config, normalisation; see docs/export.md), resumably, checked against its sha256")
+            { reference, embodiment, output };
+        command.SetApiAction(async (api, cancellationToken) =>
+        {
+            var text = api.Get(reference)!;
+            var checkpoint = Guid.TryParse(text, out var id)
+                ? await api.Client.GetCheckpointAsync(id, cancellationToken)
+                : await api.Client.ResolveCheckpointAsync(text, api.Get(embodiment), cancellationToken);
+            var path = api.Get(output) ?? $"{checkpoint.Model}-v{checkpoint.Version}.tar";
+            CheckpointDownload? download = null;
+            if (api.Json || Console.IsOutputRedirected)
+                download = await api.Client.DownloadCheckpointAsync(checkpoint.Id, path, null, cancellationToken);
+            else
+                await AnsiConsole.Progress().Columns(TransferColumns()).StartAsync(async ctx =>
+                {
+                    var bar = ctx.AddTask($"download {Markup.Escape(Path.GetFileName(path))}", maxValue: Math.Max(1, checkpoint.SizeBytes));
+                    download = await api.Client.DownloadCheckpointAsync(checkpoint.Id, path, new InlineProgress<(long Done, long Total)>(p => bar.Value = p.Done), cancellationToken);
+                    bar.Value = bar.MaxValue;
+                });
+            if (api.Json) ApiContext.WriteJson(new { path = download!.Path, sha256 = checkpoint.Sha256, size_bytes = checkpoint.SizeBytes, resumed_from_bytes = download.ResumedFromBytes });
+            else Console.WriteLine($"{download!.Path}: {checkpoint.Model}@v{checkpoint.Version}, {Size(checkpoint.SizeBytes)}, sha256 {checkpoint.Sha256} verified" +
+                                   (download.ResumedFromBytes > 0 ? $" (resumed after {Size(download.ResumedFromBytes)})" : ""));
+            return 0;
+        });
+        return command;
+    }
+
     private static Command List()
     {
         var model = new Option<string?>("--model") { Description = "Only this model" };
@@ -58,16 +91,17 @@ internal static class CheckpointsCommands
         var command = new Command("list", "List your checkpoints and the public ones, newest first") { model, embodiment, limit };
         command.SetApiAction(async (api, cancellationToken) =>
         {
+            if (api.Json)
+            {
+                await api.WriteApiPageAsync("v1/checkpoints", cancellationToken,
+                    ("model", api.Get(model)), ("embodiment", api.Get(embodiment)), ("limit", Math.Clamp(api.Get(limit), 1, VlaCloudClient.ApiPageLimit)));
+                return 0;
+            }
             var rows = new List<CheckpointResponse>();
             await foreach (var c in api.Client.ListAllCheckpointsAsync(api.Get(model), api.Get(embodiment), cancellationToken))
             {
                 rows.Add(c);
                 if (rows.Count >= api.Get(limit)) break;
-            }
-            if (api.Json)
-            {
-                ApiContext.WriteJson(rows);
-                return 0;
             }
             var table = new Table().AddColumns("checkpoint", "embodiment", "size", "created", "public", "id");
             foreach (var c in rows)

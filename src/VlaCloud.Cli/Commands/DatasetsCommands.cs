@@ -66,16 +66,16 @@ internal static class DatasetsCommands
         var command = new Command("list", "List your datasets, newest first") { status, limit };
         command.SetApiAction(async (api, cancellationToken) =>
         {
+            if (api.Json)
+            {
+                await api.WriteApiPageAsync("v1/datasets", cancellationToken, ("status", api.Get(status)), ("limit", Math.Clamp(api.Get(limit), 1, VlaCloudClient.ApiPageLimit)));
+                return 0;
+            }
             var rows = new List<DatasetResponse>();
             await foreach (var d in api.Client.ListAllDatasetsAsync(api.Get(status), cancellationToken))
             {
                 rows.Add(d);
                 if (rows.Count >= api.Get(limit)) break;
-            }
-            if (api.Json)
-            {
-                ApiContext.WriteJson(rows);
-                return 0;
             }
             var table = new Table().AddColumns("name", "status", "embodiment", "episodes", "frames", "size", "created", "id");
             foreach (var d in rows)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
+using VlaCloud.Client;
 using VlaCloud.Client.Contracts;
 using VlaCloud.Sim;
 
@@ -16,13 +17,13 @@ internal static class EmbodimentsCommands
         var command = new Command("list", "List your embodiments and the public ones");
         command.SetApiAction(async (api, cancellationToken) =>
         {
-            var all = new List<EmbodimentResponse>();
-            await foreach (var e in api.Client.ListAllEmbodimentsAsync(cancellationToken)) all.Add(e);
             if (api.Json)
             {
-                ApiContext.WriteJson(all);
+                await api.WriteApiPageAsync("v1/embodiments", cancellationToken, ("limit", VlaCloudClient.ApiPageLimit));
                 return 0;
             }
+            var all = new List<EmbodimentResponse>();
+            await foreach (var e in api.Client.ListAllEmbodimentsAsync(cancellationToken)) all.Add(e);
             var table = new Table().AddColumns("name", "actions", "state", "cameras", "hz", "chunk", "public", "id");
             foreach (var e in all)
                 table.AddRow(Markup.Escape(e.Name), $"{e.ActionDim} {Markup.Escape(e.ActionSpace)}", e.StateDim.ToString(CultureInfo.InvariantCulture),

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Spectre.Console;
+using VlaCloud.Client;
 using VlaCloud.Client.Contracts;
 
 namespace VlaCloud.Cli.Commands;
@@ -73,17 +74,18 @@ internal static class JobsCommands
         var command = new Command("list", "List your fine-tuning jobs, newest first") { limit };
         command.SetApiAction(async (api, cancellationToken) =>
         {
+            if (api.Json)
+            {
+                await api.WriteApiPageAsync("v1/fine_tuning/jobs", cancellationToken, ("limit", Math.Clamp(api.Get(limit), 1, VlaCloudClient.ApiPageLimit)));
+                return 0;
+            }
             var rows = new List<FineTuningJobResponse>();
             await foreach (var j in api.Client.ListAllFineTuningJobsAsync(cancellationToken))
             {
                 rows.Add(j);
                 if (rows.Count >= api.Get(limit)) break;
             }
-            if (api.Json)
-            {
-                ApiContext.WriteJson(rows);
-                return 0;
-            }
+
             var table = new Table().AddColumns("model", "status", "steps", "loss", "created", "result", "id");
             foreach (var j in rows)
                 table.AddRow(Markup.Escape(j.Model), DatasetsCommands.StatusMarkup(j.Status), $"{j.Step}/{j.TotalSteps}", Loss(j.Metrics) ?? "-",
@@ -133,6 +135,61 @@ internal static class JobsCommands
     /// <summary>Prints the job's events as they arrive, then its final state; the exit code says whether it succeeded.</summary>
     private static async Task<int> FollowAsync(ApiContext api, Guid id, long? after, CancellationToken cancellationToken)
     {
+        if (!api.Json && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
+            await FollowWithProgressAsync(api, id, after, cancellationToken);
+        else
+            await FollowLinesAsync(api, id, after, cancellationToken);
+        var job = await api.Client.GetFineTuningJobAsync(id, cancellationToken);
+        if (api.Json) ApiContext.WriteJsonLine(job);
+        else
+        {
+            var result = job.ResultCheckpointId is { } checkpoint ? $": result {checkpoint}" : "";
+            var why = job.Error is { } error ? $": {error}" : "";
+            AnsiConsole.MarkupLine($"Job [bold]{job.Id}[/] {DatasetsCommands.StatusMarkup(job.Status)}{Markup.Escape(result + why)}" +
+                                   (job.Promoted == true ? $" (promoted to {Markup.Escape(job.Model)}@{Markup.Escape(job.PromoteTo ?? "")})" : ""));
+        }
+        return job.Status == "succeeded" ? 0 : ApiCommand.Unsuccessful;
+    }
+
+    /// <summary>
+    /// On a terminal: one live progress bar (steps, percentage, time left) whose label carries the smoothed loss and the
+    /// latest message, instead of a line per step. Piped output keeps one line per event.
+    /// </summary>
+    private static async Task FollowWithProgressAsync(ApiContext api, Guid id, long? after, CancellationToken cancellationToken)
+    {
+        var job = await api.Client.GetFineTuningJobAsync(id, cancellationToken);
+        await AnsiConsole.Progress().AutoClear(false).HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .StartAsync(async ctx =>
+            {
+                var bar = ctx.AddTask($"job {id.ToString()[..8]}", maxValue: Math.Max(1, job.TotalSteps));
+                bar.Value = job.Step;
+                double? smoothed = null;
+                var message = "";
+                await foreach (var e in api.Client.StreamFineTuningJobEventsAsync(id, after, cancellationToken))
+                {
+                    if (e.Type == "metrics" && e.Data.ValueKind == System.Text.Json.JsonValueKind.Object
+                        && e.Data.TryGetProperty("step", out var step) && step.TryGetInt32(out var n))
+                    {
+                        if (e.Data.TryGetProperty("total_steps", out var total) && total.TryGetInt32(out var t) && t > 0) bar.MaxValue = t;
+                        bar.Value = n;
+                        // The same moving average as the console's curve: a readable trend instead of per-step noise.
+                        if (e.Data.TryGetProperty("loss", out var loss) && loss.ValueKind == System.Text.Json.JsonValueKind.Number)
+                            smoothed = smoothed is { } previous ? 0.9 * previous + 0.1 * loss.GetDouble() : loss.GetDouble();
+                    }
+                    else
+                    {
+                        message = e.Message.Length > 60 ? e.Message[..60] + "…" : e.Message;
+                    }
+                    bar.Description = Markup.Escape($"job {id.ToString()[..8]} step {bar.Value:0}/{bar.MaxValue:0}" +
+                                                    (smoothed is { } l ? $" loss {l:G4}" : "") + (message.Length > 0 ? $" · {message}" : ""));
+                }
+                bar.StopTask();
+            });
+    }
+
+    private static async Task FollowLinesAsync(ApiContext api, Guid id, long? after, CancellationToken cancellationToken)
+    {
         await foreach (var e in api.Client.StreamFineTuningJobEventsAsync(id, after, cancellationToken))
         {
             if (api.Json) ApiContext.WriteJsonLine(e);
@@ -147,16 +204,6 @@ internal static class JobsCommands
                 AnsiConsole.MarkupLine($"[grey]{e.CreatedAt.ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture)}[/] {level} {Markup.Escape(e.Message)}");
             }
         }
-        var job = await api.Client.GetFineTuningJobAsync(id, cancellationToken);
-        if (api.Json) ApiContext.WriteJsonLine(job);
-        else
-        {
-            var result = job.ResultCheckpointId is { } checkpoint ? $": result {checkpoint}" : "";
-            var why = job.Error is { } error ? $": {error}" : "";
-            AnsiConsole.MarkupLine($"Job [bold]{job.Id}[/] {DatasetsCommands.StatusMarkup(job.Status)}{Markup.Escape(result + why)}" +
-                                   (job.Promoted == true ? $" (promoted to {Markup.Escape(job.Model)}@{Markup.Escape(job.PromoteTo ?? "")})" : ""));
-        }
-        return job.Status == "succeeded" ? 0 : ApiCommand.Unsuccessful;
     }
 
     private static Command LossCurve()
@@ -187,7 +234,7 @@ internal static class JobsCommands
         Row("job", j.Id.ToString());
         Row("model", j.Model);
         grid.AddRow("[grey]status[/]", DatasetsCommands.StatusMarkup(j.Status));
-        Row("progress", $"{j.Step}/{j.TotalSteps} steps ({j.Progress:P0})" + (j.ResumeStep > 0 ? $", resumed from step {j.ResumeStep}" : "") + $", attempt {j.Attempts}");
+        Row("progress", $"{j.Step}/{j.TotalSteps} steps ({j.Progress:P0})" + (j.ResumedFromStep is { } from ? $", resumed from step {from}" : "") + (j.LastSavedStep > 0 ? $", last saved step {j.LastSavedStep}" : "") + $", attempt {j.Attempts}");
         Row("base", j.BaseCheckpointId.ToString());
         Row("dataset", j.DatasetId.ToString());
         var h = j.Hyperparameters;

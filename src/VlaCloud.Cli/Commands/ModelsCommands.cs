@@ -22,12 +22,12 @@ internal static class ModelsCommands
         var command = new Command("list", "List a model's aliases") { Model };
         command.SetApiAction(async (api, cancellationToken) =>
         {
-            var page = await api.Client.ListAliasesAsync(api.Get(Model)!, cancellationToken);
             if (api.Json)
             {
-                ApiContext.WriteJson(page.Data);
+                await api.WriteApiPageAsync($"v1/models/{Uri.EscapeDataString(api.Get(Model)!)}/aliases", cancellationToken);
                 return 0;
             }
+            var page = await api.Client.ListAliasesAsync(api.Get(Model)!, cancellationToken);
             var table = new Table().AddColumns("alias", "version", "checkpoint", "updated");
             foreach (var a in page.Data)
                 table.AddRow($"[bold]{Markup.Escape(a.Model)}@{Markup.Escape(a.Alias)}[/]", a.Version is { } v ? $"v{v}" : "-", a.CheckpointId.ToString(),
@@ -73,12 +73,13 @@ internal static class ModelsCommands
         var command = new Command("history", "An alias's moves, newest first") { Model, Alias, limit };
         command.SetApiAction(async (api, cancellationToken) =>
         {
-            var page = await api.Client.GetAliasHistoryAsync(api.Get(Model)!, api.Get(Alias)!, limit: Math.Clamp(api.Get(limit), 1, 100), cancellationToken: cancellationToken);
             if (api.Json)
             {
-                ApiContext.WriteJson(page.Data);
+                await api.WriteApiPageAsync($"v1/models/{Uri.EscapeDataString(api.Get(Model)!)}/aliases/{Uri.EscapeDataString(api.Get(Alias)!)}/history", cancellationToken,
+                    ("limit", Math.Clamp(api.Get(limit), 1, 100)));
                 return 0;
             }
+            var page = await api.Client.GetAliasHistoryAsync(api.Get(Model)!, api.Get(Alias)!, limit: Math.Clamp(api.Get(limit), 1, 100), cancellationToken: cancellationToken);
             var table = new Table().AddColumns("moved at", "from", "to", "by key", "reason");
             foreach (var m in page.Data)
                 table.AddRow(m.MovedAt.ToString("u", CultureInfo.InvariantCulture), m.FromCheckpointId?.ToString() ?? "-", m.ToCheckpointId?.ToString() ?? "(deleted)",

@@ -104,9 +104,14 @@ internal static class SimCommands
             {
                 folder.Create();
                 for (var t = 0; t < recorded.Frames.Count; t++)
+                {
                     foreach (var camera in embodiment.Cameras)
                         await File.WriteAllBytesAsync(Path.Combine(folder.FullName, $"{camera.Name}_{t:000}.png"),
                             ImageCodec.EncodePng(recorded.Frames[t].Images[camera.Name], camera.Width, camera.Height), cancellationToken);
+                    // What the frame shows, to act on it: the robot's state then and the episode's instruction.
+                    await File.WriteAllTextAsync(Path.Combine(folder.FullName, $"observation_{t:000}.json"),
+                        System.Text.Json.JsonSerializer.Serialize(new { state = recorded.Frames[t].State, instruction = scene.Task.Instruction, step = t }), cancellationToken);
+                }
                 AnsiConsole.MarkupLine($"frames saved to {Markup.Escape(folder.FullName)}");
             }
             return recorded.Success ? 0 : 1;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
+using VlaCloud.Client.Contracts;
 
 namespace VlaCloud.Cli.Commands;
 
@@ -20,11 +21,18 @@ internal static class UsageCommand
                 ApiContext.WriteJson(usage);
                 return 0;
             }
-            var table = new Table().Title($"usage {usage.From:yyyy-MM-dd} … {usage.To:yyyy-MM-dd}").AddColumns("day", "checkpoint", "requests", "actions", "compute");
+            // Rows are per checkpoint; people think per model, so the table names each by model@vN (the id only when the
+            // checkpoint is gone), and a second table sums each model over the days.
+            static string Name(UsageDayResponse d) => d.Model is { } model ? $"{model}@v{d.Version}" : d.CheckpointId?.ToString() ?? "-";
+            var table = new Table().Title($"usage {usage.From:yyyy-MM-dd} … {usage.To:yyyy-MM-dd}").AddColumns("day", "model", "requests", "actions", "compute");
             foreach (var d in usage.Data)
-                table.AddRow(d.Day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), d.CheckpointId?.ToString() ?? "-", N(d.Requests), N(d.Actions), Ms(d.ComputeMs));
+                table.AddRow(d.Day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), Markup.Escape(Name(d)), N(d.Requests), N(d.Actions), Ms(d.ComputeMs));
             table.AddRow("[bold]total[/]", "", N(usage.TotalRequests), N(usage.TotalActions), Ms(usage.TotalComputeMs));
             AnsiConsole.Write(table);
+            var byModel = new Table().Title("per model").AddColumns("model", "requests", "actions", "compute");
+            foreach (var m in usage.Data.GroupBy(d => d.Model ?? d.CheckpointId?.ToString() ?? "-").OrderByDescending(g => g.Sum(d => d.ComputeMs)))
+                byModel.AddRow(Markup.Escape(m.Key), N(m.Sum(d => d.Requests)), N(m.Sum(d => d.Actions)), Ms(m.Sum(d => d.ComputeMs)));
+            if (usage.Data.Count > 0) AnsiConsole.Write(byModel);
             var q = usage.ComputeQuota;
             AnsiConsole.MarkupLine($"compute quota: {Ms(q.UsedMs)} used of {Ms(q.LimitMs)} ({Ms(q.RemainingMs)} left), resets {q.ResetsAt:yyyy-MM-dd HH:mm} UTC");
             return 0;

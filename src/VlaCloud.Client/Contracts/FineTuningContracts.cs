@@ -35,13 +35,18 @@ public sealed record FineTuningHyperparameters
 /// <param name="Hyperparameters">Training options; omitted ones get defaults.</param>
 /// <param name="Evaluate">Evaluate the result in the built-in simulator (simulator embodiments only).</param>
 /// <param name="PromoteTo">Alias of the result model to move to the result when it beats the alias's current holder.</param>
+/// <param name="NewHead">
+/// Required (true) to fine-tune a base trained for an embodiment whose action or state size or cameras differ from the
+/// dataset's: the action expert then learns a layout it was not trained on, which is a new head, not a fine-tune.
+/// </param>
 public sealed record CreateFineTuningJobRequest(
     string Base,
     Guid Dataset,
     string Model,
     FineTuningHyperparameters? Hyperparameters = null,
     bool Evaluate = false,
-    [property: JsonPropertyName("promote_to")] string? PromoteTo = null);
+    [property: JsonPropertyName("promote_to")] string? PromoteTo = null,
+    [property: JsonPropertyName("new_head")] bool NewHead = false);
 
 /// <summary>A fine-tuning job.</summary>
 /// <param name="Id">Job id.</param>
@@ -59,7 +64,8 @@ public sealed record CreateFineTuningJobRequest(
 /// <param name="Metrics">The latest training metrics (loss, …).</param>
 /// <param name="Evaluation">The simulator evaluation, when there was one (an empty object otherwise).</param>
 /// <param name="Error">Why it failed.</param>
-/// <param name="ResumeStep">The saved step the latest attempt resumed from (0: from the start).</param>
+/// <param name="LastSavedStep">The step of the last training state saved (0: none yet); a restarted attempt resumes from it.</param>
+/// <param name="ResumedFromStep">The saved step the latest attempt resumed from; null when no attempt resumed.</param>
 /// <param name="Attempts">Runs of the job so far (a trainer that dies leaves it to the next).</param>
 /// <param name="ResultCheckpointId">The registered result, once succeeded.</param>
 /// <param name="Promoted">Whether the result was promoted to <see cref="PromoteTo"/>.</param>
@@ -83,7 +89,8 @@ public sealed record FineTuningJobResponse(
     JsonElement Metrics,
     JsonElement Evaluation,
     string? Error,
-    [property: JsonPropertyName("resume_step")] int ResumeStep,
+    [property: JsonPropertyName("last_saved_step")] int LastSavedStep,
+    [property: JsonPropertyName("resumed_from_step")] int? ResumedFromStep,
     int Attempts,
     [property: JsonPropertyName("result_checkpoint_id")] Guid? ResultCheckpointId,
     bool? Promoted,
@@ -139,4 +146,48 @@ public sealed record JobCheckpointResponse(
 {
     /// <summary>The object type.</summary>
     [JsonPropertyName("object")] public string Object => "fine_tuning.job.checkpoint";
+}
+
+/// <summary>One step of a job's training series.</summary>
+/// <param name="Step">Training step.</param>
+/// <param name="Loss">Total loss.</param>
+/// <param name="ActionLoss">The action expert's loss.</param>
+/// <param name="SpatialLoss">The spatial loss (null on steps without spatial samples).</param>
+/// <param name="LearningRate">The action expert's learning rate.</param>
+/// <param name="VlmLearningRate">System 2's learning rate.</param>
+/// <param name="GradientNorm">Gradient norm before clipping.</param>
+public sealed record JobMetricsStep(
+    int Step,
+    double Loss,
+    [property: JsonPropertyName("action_loss")] double? ActionLoss,
+    [property: JsonPropertyName("spatial_loss")] double? SpatialLoss,
+    [property: JsonPropertyName("learning_rate")] double? LearningRate,
+    [property: JsonPropertyName("vlm_learning_rate")] double? VlmLearningRate,
+    [property: JsonPropertyName("gradient_norm")] double? GradientNorm);
+
+/// <summary>An evaluation of a job's policy.</summary>
+/// <param name="Step">The step evaluated.</param>
+/// <param name="Metrics">Its numbers by name (success_rate, action_mse, …).</param>
+public sealed record JobMetricsEvaluation(int Step, IReadOnlyDictionary<string, double> Metrics);
+
+/// <summary>
+/// A job's training series as data (<c>GET /v1/fine_tuning/jobs/{id}/metrics</c>; CSV with <c>Accept: text/csv</c>),
+/// for TensorBoard, W&amp;B or a notebook.
+/// </summary>
+/// <param name="JobId">The job.</param>
+/// <param name="TotalSteps">Steps the job runs.</param>
+/// <param name="Steps">One entry per reported step, in step order (a resumed run's repeated steps keep their latest value).</param>
+/// <param name="Evaluations">Evaluations in order.</param>
+/// <param name="SavedSteps">Steps whose training state was saved (a resume starts from one of them).</param>
+/// <param name="ResumedFromSteps">Steps an attempt resumed from.</param>
+public sealed record JobMetricsResponse(
+    [property: JsonPropertyName("job_id")] Guid JobId,
+    [property: JsonPropertyName("total_steps")] int TotalSteps,
+    IReadOnlyList<JobMetricsStep> Steps,
+    IReadOnlyList<JobMetricsEvaluation> Evaluations,
+    [property: JsonPropertyName("saved_steps")] IReadOnlyList<int> SavedSteps,
+    [property: JsonPropertyName("resumed_from_steps")] IReadOnlyList<int> ResumedFromSteps)
+{
+    /// <summary>The object type.</summary>
+    [JsonPropertyName("object")] public string Object => "fine_tuning.job.metrics";
 }

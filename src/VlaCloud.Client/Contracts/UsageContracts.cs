@@ -25,12 +25,16 @@ public sealed record UsageResponse(
 /// <param name="Requests">Requests.</param>
 /// <param name="Actions">Actions returned.</param>
 /// <param name="ComputeMs">Compute milliseconds.</param>
+/// <param name="Model">The checkpoint's model name (null when the use is not tied to a checkpoint, or it is gone).</param>
+/// <param name="Version">The checkpoint's version.</param>
 public sealed record UsageDayResponse(
     DateOnly Day,
     [property: JsonPropertyName("checkpoint_id")] Guid? CheckpointId,
     long Requests,
     long Actions,
-    [property: JsonPropertyName("compute_ms")] long ComputeMs);
+    [property: JsonPropertyName("compute_ms")] long ComputeMs,
+    string? Model = null,
+    int? Version = null);
 
 /// <summary>The monthly compute quota.</summary>
 /// <param name="LimitMs">Milliseconds per month.</param>

@@ -70,7 +70,10 @@ public sealed class FineTuningJob : ITenantOwned
     public string? Error { get; set; }
 
     /// <summary>Step of the last training state saved to the artifact store (0: none); a retry resumes here.</summary>
-    public int ResumeStep { get; set; }
+    public int LastSavedStep { get; set; }
+
+    /// <summary>The saved step the latest attempt resumed from; null when no attempt resumed (the job ran from its base).</summary>
+    public int? ResumedFromStep { get; set; }
 
     /// <summary>SHA-256 of that training state (weights + optimizer + step, a tar) in the artifact store.</summary>
     public string? ResumeArtifactSha256 { get; set; }

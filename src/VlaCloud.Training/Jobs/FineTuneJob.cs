@@ -176,10 +176,11 @@ public sealed class FineTuneJob(
         var states = Path.Combine(work, "states");
         Directory.CreateDirectory(states);
         var resumeStep = 0;
-        if (job.ResumeArtifactSha256 is { } stateSha && job.ResumeStep > 0)
+        if (job.ResumeArtifactSha256 is { } stateSha && job.LastSavedStep > 0)
         {
-            await RestoreStateAsync(stateSha, Path.Combine(states, $"step-{job.ResumeStep:D8}"), cancellationToken);
-            resumeStep = job.ResumeStep;
+            await RestoreStateAsync(stateSha, Path.Combine(states, $"step-{job.LastSavedStep:D8}"), cancellationToken);
+            resumeStep = job.LastSavedStep;
+            await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.ResumedFromStep, resumeStep), cancellationToken);
             sink.Message($"Resuming from step {resumeStep}.", data: new { resumed_from_step = resumeStep });
         }
 
@@ -210,7 +211,7 @@ public sealed class FineTuneJob(
             sink.Message("Evaluating the result.");
             score = await Task.Factory.StartNew(() => PolicyEvaluation.Score(policy, data, job.Evaluate && IsSim(embodiment),
                 Settings.EvaluationEpisodes, Settings.EvaluationInferenceSteps, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            sink.Message($"Evaluation: success rate {(score.SuccessRate is { } r ? r.ToString("P0") : "n/a")}, action MSE {score.ActionMse:G4}.", data: score.ToMetrics());
+            sink.Message($"{JobMetrics.EvaluationPrefix} success rate {(score.SuccessRate is { } r ? r.ToString("P0") : "n/a")}, action MSE {score.ActionMse:G4}.", data: score.ToMetrics());
         }
 
         var metrics = System.Text.Json.JsonSerializer.Serialize(new
@@ -324,9 +325,9 @@ public sealed class FineTuneJob(
                     await context.SaveChangesAsync(cancellationToken);
                 }
                 // Only forward: a late upload of an older state never moves the resume point back.
-                await context.FineTuningJobs.Where(j => j.Id == job.Id && j.ResumeStep < step).ExecuteUpdateAsync(s => s
-                    .SetProperty(j => j.ResumeStep, step).SetProperty(j => j.ResumeArtifactSha256, info.Sha256), cancellationToken);
-                sink.Message($"Saved the training state at step {step}.", data: new { step, sha256 = info.Sha256 });
+                await context.FineTuningJobs.Where(j => j.Id == job.Id && j.LastSavedStep < step).ExecuteUpdateAsync(s => s
+                    .SetProperty(j => j.LastSavedStep, step).SetProperty(j => j.ResumeArtifactSha256, info.Sha256), cancellationToken);
+                sink.Message($"{JobMetrics.SavedPrefix} at step {step}.", data: new { step, sha256 = info.Sha256 });
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -123,10 +123,10 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
         int killedAfter;
         using (var first = TrainerProcess.Start(services, root, "trainer-1"))
         {
-            var running = await world.WaitForJobAsync(job.Id, j => j.ResumeStep >= 5 && j.Status == "running", TimeSpan.FromMinutes(4), "no state saved");
+            var running = await world.WaitForJobAsync(job.Id, j => j.LastSavedStep >= 5 && j.Status == "running", TimeSpan.FromMinutes(4), "no state saved");
             first.Kill();
-            killedAfter = (await world.GetJobAsync(job.Id))!.ResumeStep;
-            Assert.True(killedAfter >= running.ResumeStep);
+            killedAfter = (await world.GetJobAsync(job.Id))!.LastSavedStep;
+            Assert.True(killedAfter >= running.LastSavedStep);
         }
         Assert.Equal("running", (await world.GetJobAsync(job.Id))!.Status);
 
@@ -142,6 +142,7 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
             }
         }
         Assert.Equal(2, job.Attempts);
+        Assert.Equal(killedAfter, job.ResumedFromStep);
         var events = await world.EventsAsync(job.Id);
         var resumed = Assert.Single(events, e => e.Message.StartsWith("Resuming from step", StringComparison.Ordinal));
         Assert.Equal(killedAfter, resumed.Data.GetProperty("resumed_from_step").GetInt32());

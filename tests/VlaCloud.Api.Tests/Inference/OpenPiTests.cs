@@ -1,4 +1,7 @@
+using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
 using System.Net.WebSockets;
+using VlaCloud.Client.Contracts;
 using VlaCloud.Client.Wire;
 using VlaCloud.Testing;
 
@@ -87,6 +90,35 @@ public sealed class OpenPiTests(ServicesFixture services)
         var actions = (NumpyArray)Decode(data)["actions"]!;
         Assert.Equal([16, InferenceWorld.ActionDim], actions.Shape);
         Assert.All(actions.ToFloats(), v => Assert.True(float.IsFinite(v)));
+    }
+
+    [Fact]
+    public async Task When_the_queue_is_full_an_openpi_observation_waits_for_a_place_and_gets_its_actions_instead_of_a_close()
+    {
+        // One place in the queue, held by a REST request that waits out a long batching window; the openpi observation
+        // finds the queue full. openpi's client raises on an error reply, so it must wait, not be refused.
+        await using var app = new VlaCloudAppFactory(services, new Dictionary<string, string?>
+        {
+            ["VlaCloud:Inference:QueueCapacity"] = "1", ["VlaCloud:Inference:MaxBatchSize"] = "64", ["VlaCloud:Inference:MaxQueueDelay"] = "00:00:02",
+            ["VlaCloud:Inference:DefaultTimeout"] = "00:02:00",
+        });
+        using var world = await InferenceWorld.CreateAsync(app);
+        using var socket = await ConnectAsync(app, world.Key, $"{world.Model}@v1");
+        await ReceiveAsync(socket);
+        var engine = app.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
+        var waiting = world.Client.PostAsJsonAsync("/v1/act", world.Request(0, options: new ActOptions(Steps: 4, TimeoutMs: 120_000)));
+        while (engine.QueueDepth < 1) await Task.Delay(10);
+        var refusedMeanwhile = await world.Client.PostAsJsonAsync("/v1/act", world.Request(1));
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, refusedMeanwhile.StatusCode);
+
+        await socket.SendAsync(Observation(0), WebSocketMessageType.Binary, true, CancellationToken.None);
+        var (type, data) = await ReceiveAsync(socket);
+
+        Assert.Equal(WebSocketMessageType.Binary, type);
+        Assert.Equal(WebSocketState.Open, socket.State);
+        var actions = (NumpyArray)Decode(data)["actions"]!;
+        Assert.Equal([VlaCloud.Policy.PolicyConfig.Tiny.ChunkLength, InferenceWorld.ActionDim], actions.Shape);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await waiting).StatusCode);
     }
 
     [Fact]

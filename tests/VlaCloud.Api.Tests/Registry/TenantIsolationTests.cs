@@ -28,6 +28,11 @@ public sealed class TenantIsolationTests(ServicesFixture services)
         ["POST /v1/admin/api-keys"] = "platform admin's own keys",
         ["GET /v1/admin/api-keys"] = "platform admin's own keys",
         ["DELETE /v1/admin/api-keys/{keyId:guid}"] = "platform admin's own keys",
+        ["GET /console"] = "the console's static page, anonymous",
+        ["GET /console/{file}"] = "the console's static files, anonymous",
+        ["POST /console/session"] = "sign-in: exchanges a key for a session of that key's tenant",
+        ["GET /console/session"] = "the caller's own session",
+        ["DELETE /console/session"] = "signs the caller's own session out",
     };
 
     /// <summary>For each tenant route: tenant B's request aimed at tenant A's resources, and what must hold.</summary>
@@ -43,6 +48,15 @@ public sealed class TenantIsolationTests(ServicesFixture services)
             Assert.Empty(page!.Data);
         },
         ["GET /v1/checkpoints/{id:guid}"] = async (a, b) => await Expect404(b.GetAsync($"/v1/checkpoints/{a.V1.Id}")),
+        ["GET /v1/checkpoints/{id:guid}/content"] = async (a, b) =>
+        {
+            await Expect404(b.GetAsync($"/v1/checkpoints/{a.V1.Id}/content"));
+            // A range or a matching ETag must not reveal the artifact either.
+            using var ranged = new HttpRequestMessage(HttpMethod.Get, $"/v1/checkpoints/{a.V1.Id}/content");
+            ranged.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(0, 9);
+            ranged.Headers.IfNoneMatch.Add(new System.Net.Http.Headers.EntityTagHeaderValue($"\"{a.Artifact.Sha256}\""));
+            await Expect404(b.SendAsync(ranged));
+        },
         ["GET /v1/checkpoints/resolve"] = async (a, b) =>
         {
             await Expect404(b.GetAsync($"/v1/checkpoints/resolve?ref={a.V1.Id}"));
@@ -96,7 +110,20 @@ public sealed class TenantIsolationTests(ServicesFixture services)
         ["GET /v1/fine_tuning/jobs/{id:guid}/events/stream"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/events/stream")),
         ["POST /v1/fine_tuning/jobs/{id:guid}/cancel"] = async (_, b) => await Expect404(b.PostAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/cancel", null)),
         ["GET /v1/fine_tuning/jobs/{id:guid}/checkpoints"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/checkpoints")),
+        ["GET /v1/fine_tuning/jobs/{id:guid}/metrics"] = async (_, b) =>
+        {
+            await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/metrics"));
+            using var csv = new HttpRequestMessage(HttpMethod.Get, $"/v1/fine_tuning/jobs/{fineTuning!.JobId}/metrics");
+            csv.Headers.Accept.ParseAdd("text/csv");
+            await Expect404(b.SendAsync(csv));
+        },
         ["GET /v1/fine_tuning/jobs/{id:guid}/loss_curve"] = async (_, b) => await Expect404(b.GetAsync($"/v1/fine_tuning/jobs/{fineTuning!.JobId}/loss_curve")),
+        ["GET /v1/api-keys"] = async (a, b) =>
+        {
+            var keys = await b.GetStringAsync("/v1/api-keys");
+            Assert.DoesNotContain(a.TenantId.ToString(), keys);
+            Assert.DoesNotContain(a.Key[4..14], keys);
+        },
         ["GET /v1/usage"] = async (_, b) =>
         {
             var usage = await b.GetFromJsonAsync<UsageResponse>("/v1/usage");
