@@ -34,13 +34,13 @@ public sealed class TrainerHeartbeatTests(ServicesFixture services, ITestOutputH
 
         var job = await world.CreateJobAsync(dataset.Id, new { steps = 60, batch_size = 4, learning_rate = 1e-3, warmup_steps = 2, checkpoint_interval = 5, seed = 9 });
         using var first = TrainerProcess.Start(services, root, "trainer-1", Heartbeat);
-        await world.WaitForJobAsync(job.Id, j => j.ResumeStep >= 5 && j.Status == "running", TimeSpan.FromMinutes(4), "no state saved");
+        await world.WaitForJobAsync(job.Id, j => j.LastSavedStep >= 5 && j.Status == "running", TimeSpan.FromMinutes(4), "no state saved");
         using var second = TrainerProcess.Start(services, root, "trainer-2", Heartbeat);
         await Eventually.TrueAsync(() => Task.FromResult(second.Serving), TimeSpan.FromMinutes(2), () => $"the second trainer did not start:\n{second.OutputTail}");
 
         first.Kill();
         var killed = Stopwatch.StartNew();
-        var savedStep = (await world.GetJobAsync(job.Id))!.ResumeStep;
+        var savedStep = (await world.GetJobAsync(job.Id))!.LastSavedStep;
         // The bound is the requirement (a dead worker's job is picked up within 30 s), not a speed measurement.
         await world.WaitForJobAsync(job.Id, j => j.Attempts == 2, TimeSpan.FromSeconds(30), "the second trainer did not take the job over within 30 s");
         var resumedAfter = killed.Elapsed;
