@@ -59,7 +59,7 @@ public static class AdminApi
         {
             await db.SaveChangesAsync(cancellationToken);
         }
-        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        catch (DbUpdateException e) when (e.IsUniqueViolation())
         {
             return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: $"A tenant named '{request.Name}' already exists.");
         }

@@ -148,15 +148,7 @@ public static class CheckpointsApi
         {
             // Refused bytes stay in the store unclaimed, and garbage collection deletes them.
             if (!storage.Fits(info.SizeBytes)) return ApiResults.StorageFull(storage, info.SizeBytes, "The artifact");
-            db.Artifacts.Add(new Artifact { TenantId = owner, Sha256 = info.Sha256, SizeBytes = info.SizeBytes, Uri = info.Uri, Kind = "checkpoint", CreatedAt = clock.GetUtcNow() });
-            try
-            {
-                await db.SaveChangesAsync(cancellationToken);
-            }
-            catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
-            {
-                // The same tenant put the same bytes concurrently: one row is enough.
-            }
+            await db.RecordArtifactAsync(owner, info, "checkpoint", clock.GetUtcNow(), cancellationToken);
         }
         return TypedResults.Created(ArtifactAddress(info.Sha256), new ArtifactResponse(info.Sha256, info.SizeBytes, ArtifactAddress(info.Sha256)));
     }

@@ -75,7 +75,7 @@ public static class EmbodimentsApi
         {
             await db.SaveChangesAsync(cancellationToken);
         }
-        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        catch (DbUpdateException e) when (e.IsUniqueViolation())
         {
             return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: $"An embodiment named '{request.Name}' already exists.");
         }

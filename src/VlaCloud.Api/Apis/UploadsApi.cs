@@ -174,7 +174,7 @@ public static class UploadsApi
         {
             return Conflict("The upload was completed or cancelled concurrently.");
         }
-        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        catch (DbUpdateException e) when (e.IsUniqueViolation())
         {
             return Conflict("The upload was completed concurrently; get it again.");
         }

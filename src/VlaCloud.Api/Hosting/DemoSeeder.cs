@@ -45,11 +45,7 @@ internal sealed class DemoSeeder(RegistryDbContext db, IArtifactStore artifacts,
             PolicyCheckpoint.Unpack(tar, folder);
             tar.Position = 0;
             var stored = await artifacts.PutAsync(tar, cancellationToken);
-            if (!await db.Artifacts.AnyAsync(a => a.TenantId == null && a.Sha256 == stored.Sha256, cancellationToken))
-            {
-                db.Artifacts.Add(new Artifact { Sha256 = stored.Sha256, SizeBytes = stored.SizeBytes, Uri = stored.Uri, Kind = "checkpoint" });
-                await db.SaveChangesAsync(cancellationToken);
-            }
+            await db.RecordArtifactAsync(null, stored, "checkpoint", DateTimeOffset.UtcNow, cancellationToken);
             // The registry services load their own copies of the embodiment and checkpoint; entities this seeder
             // tracked would collide with them in the shared context.
             db.ChangeTracker.Clear();

@@ -94,7 +94,7 @@ public sealed class AliasService(RegistryDbContext db, CheckpointRegistry checkp
         {
             await db.SaveChangesAsync(cancellationToken);
         }
-        catch (DbUpdateException e) when (e is DbUpdateConcurrencyException || e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        catch (DbUpdateException e) when (e is DbUpdateConcurrencyException || e.IsUniqueViolation())
         {
             throw RegistryException.Conflict($"Alias {modelName}@{alias} was changed concurrently; read it again and retry.");
         }

@@ -240,7 +240,7 @@ public sealed class FineTuneJob(
                 embodiment.Id.ToString(), job.Model, info.Sha256, policy.Config.ToJson(), NormalizationStats.ToJson(policy.Normalization), metrics,
                 job.BaseCheckpointId, job.DatasetId, job.Id, job.CreatedByKeyId), CancellationToken.None);
         }
-        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        catch (DbUpdateException e) when (e.IsUniqueViolation())
         {
             // Another run of the same job registered first (the unique index on fine_tuning_job_id): that one is the result.
             db.ChangeTracker.Clear();
@@ -347,16 +347,7 @@ public sealed class FineTuneJob(
     private async Task AddArtifactRowAsync(Guid? tenantId, ArtifactInfo info, string kind)
     {
         await using var context = new RegistryDbContext(dbOptions, new FixedTenantAccessor(tenantId));
-        if (await context.Artifacts.AnyAsync(a => a.TenantId == tenantId && a.Sha256 == info.Sha256)) return;
-        context.Artifacts.Add(new Artifact { TenantId = tenantId, Sha256 = info.Sha256, SizeBytes = info.SizeBytes, Uri = info.Uri, Kind = kind, CreatedAt = clock.GetUtcNow() });
-        try
-        {
-            await context.SaveChangesAsync();
-        }
-        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
-        {
-            // Put concurrently by the same tenant: one row is enough.
-        }
+        await context.RecordArtifactAsync(tenantId, info, kind, clock.GetUtcNow(), CancellationToken.None);
     }
 
     private async Task RestoreStateAsync(string sha256, string folder, CancellationToken cancellationToken)
