@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -246,6 +247,8 @@ public sealed partial class VlaCloudClient
         const int maxReconnects = 5;
         var last = after ?? 0;
         var failures = 0;
+        // The server says how long to wait before reconnecting (SSE "retry"); until it has, a pause that grows.
+        TimeSpan? reconnectAfter = null;
         // Only a stream that worked is resumed; a first connection that fails is an error to report at once.
         var received = false;
         while (true)
@@ -256,7 +259,7 @@ public sealed partial class VlaCloudClient
             {
                 while (true)
                 {
-                    SseMessage message;
+                    SseItem<string> message;
                     try
                     {
                         if (!await enumerator.MoveNextAsync()) break;
@@ -267,9 +270,10 @@ public sealed partial class VlaCloudClient
                         break;
                     }
                     received = true;
-                    if (message.Event == "done") yield break;
+                    if (message.ReconnectionInterval is { } interval) reconnectAfter = interval;
+                    if (message.EventType == "done") yield break;
                     var item = JsonSerializer.Deserialize<JobEventResponse>(message.Data, Json)
-                               ?? throw new InvalidDataException($"An empty '{message.Event}' event arrived on the stream of job {id}.");
+                               ?? throw new InvalidDataException($"An empty '{message.EventType}' event arrived on the stream of job {id}.");
                     last = item.Id;
                     failures = 0;
                     yield return item;
@@ -281,12 +285,12 @@ public sealed partial class VlaCloudClient
             }
             // The stream ended without "done": the connection dropped. Resume after the last event, after a pause.
             if (++failures > maxReconnects) throw new IOException($"The event stream of job {id} ended {failures} times in a row before the job did.");
-            await Task.Delay(TimeSpan.FromSeconds(failures), cancellationToken);
+            await Task.Delay(reconnectAfter ?? TimeSpan.FromSeconds(failures), cancellationToken);
         }
     }
 
-    /// <summary>The raw messages of one connection to a job's event stream.</summary>
-    private async IAsyncEnumerable<SseMessage> OpenEventStreamAsync(Guid id, long after, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>The messages of one connection to a job's event stream, parsed by the runtime's SSE parser.</summary>
+    private async IAsyncEnumerable<SseItem<string>> OpenEventStreamAsync(Guid id, long after, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"v1/fine_tuning/jobs/{id}/events/stream" + Query(("after", after)));
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
@@ -307,25 +311,9 @@ public sealed partial class VlaCloudClient
         {
             if (!response.IsSuccessStatusCode) throw await ErrorAsync(response, cancellationToken);
             await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-            using var reader = new StreamReader(body, Encoding.UTF8);
-            string? type = null;
-            var data = new StringBuilder();
-            while (await reader.ReadLineAsync(cancellationToken) is { } line)
-            {
-                if (line.Length == 0)
-                {
-                    if (data.Length > 0) yield return new SseMessage(type ?? "message", data.ToString());
-                    type = null;
-                    data.Clear();
-                }
-                else if (line.StartsWith("event:", StringComparison.Ordinal)) type = line[6..].Trim();
-                else if (line.StartsWith("data:", StringComparison.Ordinal)) data.Append(data.Length > 0 ? "\n" : "").Append(line[5..].TrimStart());
-                // id: and comments need nothing: the event's JSON carries its id.
-            }
+            await foreach (var item in SseParser.Create(body).EnumerateAsync(cancellationToken)) yield return item;
         }
     }
-
-    private readonly record struct SseMessage(string Event, string Data);
 
     /// <summary>One page of the training states a job saved, newest first, with their metrics.</summary>
     public Task<ListPage<JobCheckpointResponse>> ListFineTuningJobCheckpointsAsync(Guid id, Guid? after = null, int? limit = null, CancellationToken cancellationToken = default) =>

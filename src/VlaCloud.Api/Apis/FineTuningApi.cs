@@ -1,7 +1,10 @@
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Hangfire;
 using Hangfire.States;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using StackExchange.Redis;
 using Microsoft.Extensions.Options;
@@ -39,7 +42,7 @@ public static class FineTuningApi
         group.MapGet("/{id:guid}/events", EventsAsync).WithName("ListFineTuningJobEvents")
             .WithSummary("Lists a job's events in order, after a sequence number.");
         group.MapGet("/{id:guid}/events/stream", StreamEventsAsync).WithName("StreamFineTuningJobEvents")
-            .WithSummary("Streams a job's events as Server-Sent Events (after a sequence number) until the job ends.")
+            .WithSummary("Streams a job's events as Server-Sent Events (after ?after= or the Last-Event-ID header) until the job ends.")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapPost("/{id:guid}/cancel", CancelAsync).WithName("CancelFineTuningJob")
@@ -180,31 +183,43 @@ public static class FineTuningApi
             page.Count > 0 ? page[0].Id.ToString() : null, page.Count > 0 ? page[^1].Id.ToString() : null, rows.Count > take));
     }
 
+    /// <summary>How long a client waits before reconnecting when the stream drops (sent as the SSE <c>retry</c> field).</summary>
+    internal static readonly TimeSpan StreamReconnectionInterval = TimeSpan.FromSeconds(2);
+
     private static async Task<IResult> StreamEventsAsync(
-        Guid id, long? after, HttpContext context, RegistryDbContext db, IConnectionMultiplexer redis, RedisKeyspace keyspace, LiveSessions sessions,
-        CurrentTenant tenant, CancellationToken requestAborted)
+        Guid id, long? after, [FromHeader(Name = "Last-Event-ID")] string? lastEventId, HttpContext context, RegistryDbContext db,
+        IConnectionMultiplexer redis, RedisKeyspace keyspace, LiveSessions sessions, CurrentTenant tenant, CancellationToken requestAborted)
     {
         if (!await db.FineTuningJobs.AnyAsync(j => j.Id == id, requestAborted)) return ApiResults.NotFound($"Fine-tuning job {id}");
+        // A reconnecting EventSource sends the last id it saw; an explicit ?after= wins over it.
+        var from = after ?? (long.TryParse(lastEventId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seen) ? seen : 0);
+        // The events are written as the REST endpoints write them (the host's JSON options), so a client parses both alike.
+        var json = context.RequestServices.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+        context.Response.Headers["X-Accel-Buffering"] = "no";
+        return TypedResults.ServerSentEvents(JobEventItemsAsync(id, from, db, redis, keyspace, sessions, tenant, json, requestAborted));
+    }
+
+    /// <summary>
+    /// The job's events after <paramref name="from"/> as SSE items (<c>id</c> = the event's sequence number), then
+    /// <c>done</c> with the final status; or <c>revoked</c> when the caller's key is revoked or expires meanwhile.
+    /// </summary>
+    private static async IAsyncEnumerable<SseItem<string>> JobEventItemsAsync(
+        Guid id, long from, RegistryDbContext db, IConnectionMultiplexer redis, RedisKeyspace keyspace, LiveSessions sessions,
+        CurrentTenant tenant, JsonSerializerOptions json, [EnumeratorCancellation] CancellationToken requestAborted)
+    {
         // The stream ends with its key: a revocation ends it within a second with a final "revoked" event.
         using var live = sessions.Open(tenant.Identity!, null, _ => Task.CompletedTask);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, live.Ended);
         var cancellationToken = linked.Token;
-        var response = context.Response;
-        // The events are written as the REST endpoints write them (the host's JSON options), so a client parses both alike.
-        var json = context.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache";
-        response.Headers["X-Accel-Buffering"] = "no";
 
         // Redis only says "something new"; the events themselves come from Postgres in order, so a missed or
         // duplicated message never reorders or loses one. A slow poll covers a Redis outage.
         var nudge = new SemaphoreSlim(0);
-        var subscriber = redis.GetSubscriber();
         var channel = JobEventSink.Channel(keyspace, id);
         ChannelMessageQueue? queue = null;
         try
         {
-            queue = await subscriber.SubscribeAsync(channel);
+            queue = await redis.GetSubscriber().SubscribeAsync(channel);
             queue.OnMessage(_ => nudge.Release());
         }
         catch (RedisException)
@@ -212,41 +227,54 @@ public static class FineTuningApi
         }
         try
         {
-            var last = after ?? 0;
-            while (!cancellationToken.IsCancellationRequested)
+            var last = from;
+            var stopped = false;
+            while (!stopped)
             {
-                var status = await db.FineTuningJobs.AsNoTracking().Where(j => j.Id == id).Select(j => j.Status).SingleAsync(cancellationToken);
-                var events = await EventsAfterAsync(db, id, last, 500, cancellationToken);
+                string status;
+                List<JobEvent> events;
+                try
+                {
+                    status = await db.FineTuningJobs.AsNoTracking().Where(j => j.Id == id).Select(j => j.Status).SingleAsync(cancellationToken);
+                    events = await EventsAfterAsync(db, id, last, 500, cancellationToken);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
                 foreach (var e in events)
                 {
-                    await response.WriteAsync($"id: {e.Id}\nevent: {e.Type}\ndata: {JsonSerializer.Serialize(JobEventResponse.From(e), json)}\n\n", cancellationToken);
+                    yield return new SseItem<string>(JsonSerializer.Serialize(JobEventResponse.From(e), json), e.Type)
+                    {
+                        EventId = e.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        ReconnectionInterval = StreamReconnectionInterval,
+                    };
                     last = e.Id;
                 }
-                await response.Body.FlushAsync(cancellationToken);
                 if (events.Count == 500) continue;
                 if (FineTuningJobStatus.IsFinal(status))
                 {
-                    await response.WriteAsync($"event: done\ndata: {JsonSerializer.Serialize(new { status }, json)}\n\n", cancellationToken);
-                    break;
+                    yield return new SseItem<string>(JsonSerializer.Serialize(new { status }, json), "done");
+                    yield break;
                 }
-                await nudge.WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
-                while (nudge.CurrentCount > 0) await nudge.WaitAsync(cancellationToken);
+                try
+                {
+                    await nudge.WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
+                    while (nudge.CurrentCount > 0) await nudge.WaitAsync(cancellationToken);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    stopped = true;
+                }
             }
-        }
-        catch (OperationCanceledException) when (live.EndedBecause is { } ended && !requestAborted.IsCancellationRequested)
-        {
-            await response.WriteAsync($"event: revoked\ndata: {JsonSerializer.Serialize(new { code = ended.CloseCode, detail = ended.Reason }, json)}\n\n", requestAborted);
-            await response.Body.FlushAsync(requestAborted);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            // The client went away.
+            // Ended by the key, not by the client: say why before closing.
+            if (live.EndedBecause is { } ended && !requestAborted.IsCancellationRequested)
+                yield return new SseItem<string>(JsonSerializer.Serialize(new { code = ended.CloseCode, detail = ended.Reason }, json), "revoked");
         }
         finally
         {
             if (queue is not null) await queue.UnsubscribeAsync();
         }
-        return Results.Empty;
     }
 
     private static async Task<Results<Ok<FineTuningJobResponse>, ProblemHttpResult>> CancelAsync(

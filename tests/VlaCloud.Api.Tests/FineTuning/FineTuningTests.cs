@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
+using System.Net.ServerSentEvents;
 using System.Net.Http.Json;
 using System.Text.Json;
 using VlaCloud.Api.Apis;
@@ -65,9 +67,20 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
         Assert.Contains("<polyline", await svg.Content.ReadAsStringAsync());
 
         // The stream replays everything and ends with the final status.
-        var stream = await world.Client.GetStringAsync($"/v1/fine_tuning/jobs/{job.Id}/events/stream");
-        Assert.Equal(events.Count, stream.Split("\n\n").Count(block => block.StartsWith("id: ", StringComparison.Ordinal)));
-        Assert.Contains("event: done", stream);
+        await using var stream = await world.Client.GetStreamAsync($"/v1/fine_tuning/jobs/{job.Id}/events/stream");
+        var items = new List<SseItem<string>>();
+        await foreach (var item in SseParser.Create(stream).EnumerateAsync()) items.Add(item);
+        Assert.Equal(events.Select(e => e.Id.ToString(CultureInfo.InvariantCulture)), items.Where(i => i.EventId is not null).Select(i => i.EventId));
+        Assert.Equal("done", items[^1].EventType);
+        Assert.All(items.SkipLast(1), i => Assert.Equal(TimeSpan.FromSeconds(2), i.ReconnectionInterval));
+
+        // A reconnecting EventSource sends the last id it saw and gets only what followed.
+        using var resume = new HttpRequestMessage(HttpMethod.Get, $"/v1/fine_tuning/jobs/{job.Id}/events/stream");
+        resume.Headers.Add("Last-Event-ID", events[^2].Id.ToString(CultureInfo.InvariantCulture));
+        using var resumed = await world.Client.SendAsync(resume);
+        var rest = new List<SseItem<string>>();
+        await foreach (var item in SseParser.Create(await resumed.Content.ReadAsStreamAsync()).EnumerateAsync()) rest.Add(item);
+        Assert.Equal([events[^1].Id.ToString(CultureInfo.InvariantCulture), null], rest.Select(i => i.EventId));
 
         var observation = new ObservationInput(
             FineTuningWorld.Sim.Cameras.ToDictionary(c => c.Name, c => new ImageInput("raw", new byte[c.Width * c.Height * 3], [c.Height, c.Width, 3])),

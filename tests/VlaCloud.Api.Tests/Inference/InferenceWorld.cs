@@ -38,7 +38,7 @@ public sealed record InferenceWorld(string Key, HttpClient Client, string Model,
         var embodiment = $"arm-{Guid.NewGuid():N}"[..12];
         var created = await client.PostAsJsonAsync("/v1/embodiments", new CreateEmbodimentRequest(
             embodiment, ActionDim, StateDim, "delta_eef+gripper", Cameras.Select(c => new CameraDto(c, 64, 64)).ToList(), 10, config.ChunkLength));
-        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.True(created.StatusCode == HttpStatusCode.Created, $"POST /v1/embodiments: {(int)created.StatusCode} {await created.Content.ReadAsStringAsync()}");
 
         var stats = new Dictionary<string, NormalizationStats> { [embodiment] = Stats() };
         var policy = VlaPolicy.Create(config, stats, seed: 7,

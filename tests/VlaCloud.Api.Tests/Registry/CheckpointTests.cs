@@ -139,7 +139,12 @@ public sealed class CheckpointTests(ServicesFixture services)
         Assert.Equal(publicId.Id, resolved!.Id);
         Assert.True(resolved.IsPublic);
 
-        var own = await client.CreateEmbodimentAsync(publicId.Name);
+        // The tenant's robot may not take the public embodiment's name (it would shadow it), so it has its own name;
+        // its version of the model still wins over the public one's.
+        var shadow = await client.PostAsJsonAsync("/v1/embodiments", new CreateEmbodimentRequest(
+            publicId.Name, 7, 0, "delta_eef+gripper", [new CameraDto("primary", 224, 224)], 10, 16));
+        Assert.Equal(HttpStatusCode.Conflict, shadow.StatusCode);
+        var own = await client.CreateEmbodimentAsync();
         var artifact = await client.PutArtifactAsync();
         var mine = await client.RegisterAsync(model, own.Name, artifact.Sha256);
         var again = await client.GetFromJsonAsync<CheckpointResponse>($"/v1/checkpoints/resolve?ref={model}@v1");

@@ -18,7 +18,7 @@ internal static class RegistryClient
         var response = await client.PostAsJsonAsync("/v1/embodiments", new CreateEmbodimentRequest(
             name ?? $"arm-{Guid.NewGuid():N}"[..12], 7, 0, "delta_eef+gripper", [new CameraDto("primary", 224, 224)], 10, 16,
             ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]));
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, $"POST /v1/embodiments: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
         return (await response.Content.ReadFromJsonAsync<EmbodimentResponse>())!;
     }
 
