@@ -13,6 +13,7 @@ namespace VlaCloud.Api.Tests;
 [Collection(HostCollection.Name)]
 public sealed class HostTests(ServicesFixture services)
 {
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task Starting_twice_on_one_database_migrates_once_and_seeds_one_demo_tenant_key_admin_key_and_checkpoint()
     {

@@ -31,6 +31,7 @@ public sealed class CliTests(LiveHost host)
 
     private static JsonNode Json(CliRun run) => JsonNode.Parse(run.Out) ?? throw new InvalidDataException(run.ToString());
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task A_user_logs_in_creates_an_embodiment_puts_checkpoints_promotes_rolls_back_acts_and_streams_the_simulator()
     {

@@ -7,6 +7,7 @@ namespace VlaCloud.Cli.Tests;
 [Collection(LiveCollection.Name)]
 public sealed class DownloadCliTests(LiveHost host)
 {
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task Checkpoints_download_writes_the_verified_tar_and_resumes_an_interrupted_download_from_its_part_file()
     {

@@ -24,6 +24,7 @@ public sealed class FineTuningCliTests(LiveHost host)
     /// <summary>Console text without colours, its wrapped lines joined.</summary>
     private static string Plain(string text) => Regex.Replace(text, "\u001b\\[[0-9;]*m", "").ReplaceLineEndings(" ");
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task A_user_uploads_a_dataset_fine_tunes_a_checkpoint_follows_the_job_saves_its_loss_curve_promotes_and_acts_on_the_result()
     {

@@ -20,6 +20,7 @@ public sealed class FineTuningSdkTests(ServicesFixture services) : IDisposable
         ["VlaCloud:Jobs:QueuePollInterval"] = "00:00:00.500",
     });
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task A_dataset_uploaded_in_parts_survives_a_dropped_part_and_trains_into_version_2_while_its_events_stream_live()
     {

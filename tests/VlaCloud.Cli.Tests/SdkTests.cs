@@ -152,6 +152,7 @@ public sealed class SdkTests(ServicesFixture services)
         Assert.Equal("Healthy", (await client.GetReadinessAsync()).Status);
     }
 
+    [Trait("Category", "Slow")]
     [Theory]
     [InlineData("json")]
     [InlineData("msgpack")]

@@ -42,6 +42,7 @@ public sealed class SimTrainCliTests : IDisposable
         Assert.Equal(Directory.GetFiles(In("frames"), "main_*.png").Length, frames.Count);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task A_run_started_with_init_keeps_the_base_runs_architecture_and_weights_and_refuses_to_change_it()
     {

@@ -30,6 +30,7 @@ public sealed partial class DockerfileTests
         Assert.Contains("ARG TORCH=cpu", lines);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task The_dockerfile_publish_step_produces_the_host_and_its_native_libtorch_on_this_machine()
     {

@@ -22,6 +22,7 @@ public sealed class MigrateCommandTests(ServicesFixture services)
         Assert.Equal(afterFirst, await StateAsync(database));
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task The_host_process_started_with_migrate_migrates_and_exits_zero_without_serving()
     {

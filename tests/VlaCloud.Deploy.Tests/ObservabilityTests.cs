@@ -98,6 +98,7 @@ public sealed class ObservabilityTests(ServicesFixture services)
         Assert.All(inRequest, e => Assert.True(e.Scopes.ContainsKey("RequestId")));
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task Console_logs_are_json_with_scopes_by_default_and_simple_when_configured()
     {

@@ -27,6 +27,7 @@ public sealed class TrainingTests
         return new TrainingBatch(actions, spatial);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void Overfitting_a_few_samples_drives_both_losses_down_tenfold()
     {
@@ -123,6 +124,7 @@ public sealed class TrainingTests
         return (new SpatialSample([image], SpatialPrompts.Question(SpatialKind.Point, "touch the square"), SpatialKind.Point, [x + 3, y + 3]), x + 3, y + 3);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void With_the_convolutional_stem_the_vlm_learns_to_point_at_an_object_anywhere_in_the_image()
     {

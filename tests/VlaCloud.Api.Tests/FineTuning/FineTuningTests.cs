@@ -18,6 +18,7 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
 
     private static readonly object TinyRun = new { steps = 6, batch_size = 4, learning_rate = 1e-3, warmup_steps = 1, checkpoint_interval = 3, seed = 5 };
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task A_sim_dataset_uploaded_in_parts_trains_into_the_next_version_which_is_promoted_and_served()
     {
@@ -92,6 +93,7 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
         Assert.Equal(FineTuningWorld.Sim.ActionDim, actions.Actions[0].Length);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task An_internvla_m1_base_co_trains_on_actions_and_spatial_answers_and_its_result_is_registered_and_served()
     {
@@ -121,6 +123,7 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
         Assert.Equal((16, FineTuningWorld.Sim.ActionDim), (actions.Actions.Length, actions.Actions[0].Length));
     }
 
+    [Trait("Category", "Slow")]
     [Theory]
     [InlineData(PolicyConfig.St4VlaFamily)]
     [InlineData(PolicyConfig.InternVlaM1Family)]

@@ -20,6 +20,7 @@ public sealed class TrainerHeartbeatTests(ServicesFixture services, ITestOutputH
         ["VlaCloud:FineTuning:HeartbeatTimeout"] = "00:00:06",
     };
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task A_killed_trainers_job_is_resumed_by_a_second_trainer_within_30_seconds_through_the_heartbeat()
     {

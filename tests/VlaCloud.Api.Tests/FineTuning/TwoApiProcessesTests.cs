@@ -22,6 +22,7 @@ public sealed class TwoApiProcessesTests(ServicesFixture services, ITestOutputHe
 {
     private readonly string root = Directory.CreateTempSubdirectory("vlacloud-two-api-").FullName;
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task Uploads_alternate_between_two_api_processes_jobs_train_on_the_trainer_only_and_a_revocation_on_one_closes_a_stream_on_the_other()
     {

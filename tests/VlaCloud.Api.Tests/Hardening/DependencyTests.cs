@@ -28,6 +28,7 @@ public sealed class DependencyTests(ServicesFixture services, ITestOutputHelper 
 
     private static readonly TimeSpan NoWait = TimeSpan.FromSeconds(5);
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task With_redis_stopped_limited_routes_answer_503_with_retry_after_at_once_and_the_key_cache_recovers_when_it_returns()
     {
@@ -97,6 +98,7 @@ public sealed class DependencyTests(ServicesFixture services, ITestOutputHelper 
         Assert.Contains("503", stream.Message);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task With_postgres_stopped_requests_answer_503_with_retry_after_and_an_open_stream_keeps_acting_and_is_billed_once_after()
     {

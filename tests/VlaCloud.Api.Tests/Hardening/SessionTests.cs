@@ -85,6 +85,7 @@ public sealed class SessionTests(ServicesFixture services, ITestOutputHelper out
         output.WriteLine($"closed {after.TotalSeconds:F1} s after connecting with a key valid for 10 s (heartbeat every second)");
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task An_idle_session_keeps_its_slot_past_the_lease_and_a_session_that_lost_its_slot_is_closed_with_1013()
     {

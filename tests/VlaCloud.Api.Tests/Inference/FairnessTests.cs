@@ -14,6 +14,7 @@ namespace VlaCloud.Api.Tests.Inference;
 [Collection(InferenceCollection.Name)]
 public sealed class FairnessTests(ServicesFixture services, ITestOutputHelper output)
 {
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task A_tenant_flooding_act_with_long_deadlines_gets_429_inference_share_exceeded_and_the_other_tenant_none()
     {

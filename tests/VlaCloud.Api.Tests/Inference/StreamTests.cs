@@ -60,6 +60,7 @@ public sealed class StreamTests(ServicesFixture services)
         }
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task A_session_sends_its_metadata_first_and_survives_a_thousand_messages_with_correct_actions()
     {

@@ -18,6 +18,7 @@ public sealed class ConsoleBrowserTests(LiveHost host)
     private static readonly string Screenshots = Path.Combine(RepositoryRoot.Path, ".local/test-results/screenshots");
     private readonly List<string> accessibility = [];
 
+    [Trait("Category", "Slow")]
     [Fact]
     public async Task A_tenant_signs_in_starts_and_cancels_a_job_from_the_console_and_every_page_reads_and_passes_axe()
     {
