@@ -118,17 +118,7 @@ public sealed class StreamSession : IAsyncDisposable, IDisposable
     internal async Task ReadSessionAsync(CancellationToken cancellationToken)
     {
         var message = await ReceiveMapAsync(cancellationToken) ?? throw Closed("before its session message");
-        if (message.GetValueOrDefault("type") as string != "session") throw new InvalidDataException("The server's first message was not a session message.");
-        var checkpoint = Map(message["checkpoint"]);
-        var embodiment = Map(message["embodiment"]);
-        Info = new StreamSessionInfo(
-            Text(message["session_id"]),
-            new ResolvedCheckpoint(Guid.Parse(Text(checkpoint["id"]), CultureInfo.InvariantCulture), Text(checkpoint["model"]), (int)Long(checkpoint["version"]), Text(checkpoint["embodiment"])),
-            new StreamEmbodiment(Text(embodiment["name"]), (int)Long(embodiment["action_dim"]), (int)Long(embodiment["state_dim"]),
-                List(embodiment.GetValueOrDefault("action_names")).Select(Text).ToList(),
-                List(embodiment["cameras"]).Select(Map).Select(c => new CameraDto(Text(c["name"]), (int)Long(c["width"]), (int)Long(c["height"]))).ToList(),
-                Double(embodiment["control_hz"]), (int)Long(embodiment["chunk_length"])),
-            Text(message["encoding"]), Text(message["mode"]));
+                Info = StreamWire.SessionFromMap(message);
     }
 
     /// <summary>Sends an observation; returns its message id. Read the answer with <see cref="ReceiveAsync"/>.</summary>
@@ -197,35 +187,7 @@ public sealed class StreamSession : IAsyncDisposable, IDisposable
     public async Task<StreamReply?> ReceiveAsync(CancellationToken cancellationToken = default)
     {
         while (await ReceiveMapAsync(cancellationToken) is { } message)
-        {
-            var id = message.GetValueOrDefault("id") is { } rawId && rawId is long or double ? Long(rawId) : (long?)null;
-            switch (message.GetValueOrDefault("type") as string)
-            {
-                case "actions":
-                    SpatialOutput? spatial = null;
-                    if (message.GetValueOrDefault("spatial") is { } rawSpatial)
-                    {
-                        var s = Map(rawSpatial);
-                        spatial = new SpatialOutput(Text(s["kind"]), List(s["points"]).Select(Floats).ToArray());
-                    }
-                    return new StreamActions(id, List(message["actions"]).Select(Floats).ToArray(), Long(message["seed"]), Timing(message["timing"])!, spatial);
-                case "action":
-                    return new StreamAction(id, Long(message["step"]), message.GetValueOrDefault("replanned") is true, Floats(message["action"]), Timing(message.GetValueOrDefault("timing")));
-                case "busy":
-                    return new StreamBusy(id, TimeSpan.FromMilliseconds(Double(message["retry_after_ms"])));
-                case "error":
-                    var errors = message.GetValueOrDefault("errors") is { } rawErrors
-                        ? Map(rawErrors).ToDictionary(e => e.Key, e => List(e.Value).Select(Text).ToArray())
-                        : null;
-                    return new StreamError(id, (int)Long(message["status"]), Text(message["title"]), message.GetValueOrDefault("detail") as string, errors);
-                case "pong":
-                    return new StreamPong(id);
-                case "reset":
-                    return new StreamResetDone(id);
-                default:
-                    continue; // a newer server's message this client does not know
-            }
-        }
+            if (StreamWire.FromMap(message) is { } reply) return reply;   // an unknown type is a newer server's: skipped
         return null;
     }
 
@@ -277,47 +239,9 @@ public sealed class StreamSession : IAsyncDisposable, IDisposable
             buffer.Advance(result.Count);
             if (!result.EndOfMessage) continue;
             var value = result.MessageType == WebSocketMessageType.Binary ? MsgPack.Deserialize(buffer.WrittenSpan) : FromJson(JsonNode.Parse(buffer.WrittenSpan));
-            return Map(value);
+            return StreamWire.Map(value);
         }
     }
-
-    private static ActTiming? Timing(object? value)
-    {
-        if (value is null) return null;
-        var t = Map(value);
-        return new ActTiming(Double(t["queue_ms"]), Double(t["compute_ms"]), Double(t["total_ms"]), (int)Long(t["batch_size"]));
-    }
-
-    private static Dictionary<string, object?> Map(object? value) => value switch
-    {
-        Dictionary<string, object?> map => map,
-        IDictionary<object, object?> map => map.Where(e => e.Key is string).ToDictionary(e => (string)e.Key, e => e.Value),
-        _ => throw new InvalidDataException("Expected a map in the server's message."),
-    };
-
-    private static List<object?> List(object? value) => value as List<object?> ?? throw new InvalidDataException("Expected a list in the server's message.");
-
-    private static float[] Floats(object? value) => List(value).Select(v => (float)Double(v)).ToArray();
-
-    private static string Text(object? value) => value as string ?? throw new InvalidDataException("Expected a string in the server's message.");
-
-    private static long Long(object? value) => value switch
-    {
-        long l => l,
-        double d => (long)d,
-        float f => (long)f,
-        ulong u => (long)u,
-        _ => throw new InvalidDataException("Expected an integer in the server's message."),
-    };
-
-    private static double Double(object? value) => value switch
-    {
-        double d => d,
-        float f => f,
-        long l => l,
-        ulong u => u,
-        _ => throw new InvalidDataException("Expected a number in the server's message."),
-    };
 
     private static object? FromJson(JsonNode? node) => node switch
     {

@@ -160,24 +160,10 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
     public async Task RunAsync(CancellationToken aborted)
     {
         var embodiment = bound.Embodiment;
-        await SendAsync(new Dictionary<string, object?>
-        {
-            ["type"] = "session",
-            ["session_id"] = sessionId,
-            ["checkpoint"] = Describe(bound.Describe()),
-            ["embodiment"] = new Dictionary<string, object?>
-            {
-                ["name"] = embodiment.Name,
-                ["action_dim"] = embodiment.ActionDim,
-                ["state_dim"] = embodiment.StateDim,
-                ["action_names"] = embodiment.ActionNames,
-                ["cameras"] = embodiment.Cameras.Select(c => new Dictionary<string, object?> { ["name"] = c.Name, ["width"] = c.Width, ["height"] = c.Height }).ToList(),
-                ["control_hz"] = embodiment.ControlHz,
-                ["chunk_length"] = embodiment.ChunkLength,
-            },
-            ["encoding"] = binary ? "msgpack" : "json",
-            ["mode"] = broker is null ? "chunk" : "broker",
-        }, aborted);
+        await SendAsync(StreamWire.ToMap(new StreamSessionInfo(sessionId, bound.Describe(),
+            new StreamEmbodiment(embodiment.Name, embodiment.ActionDim, embodiment.StateDim, embodiment.ActionNames,
+                [.. embodiment.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height))], embodiment.ControlHz, embodiment.ChunkLength),
+            binary ? "msgpack" : "json", broker is null ? "chunk" : "broker")), aborted);
 
         try
         {
@@ -226,11 +212,11 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
         switch (message.GetValueOrDefault("type") as string)
         {
             case "ping":
-                await SendAsync(new() { ["type"] = "pong", ["id"] = id }, aborted);
+                await ReplyAsync(new StreamPong(null), id, aborted);
                 return true;
             case "reset":
                 broker?.Reset();
-                await SendAsync(new() { ["type"] = "reset", ["id"] = id, ["ok"] = true }, aborted);
+                await ReplyAsync(new StreamResetDone(null), id, aborted);
                 return true;
             case "close":
                 await WebSocketFrames.CloseAsync(socket, (int)WebSocketCloseStatus.NormalClosure, "closed by the client");
@@ -238,8 +224,8 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
             case "observation":
                 return await ObserveAsync(message, id, aborted);
             default:
-                await SendAsync(Error(id, StatusCodes.Status400BadRequest, "Unknown message type",
-                    new() { ["type"] = ["type must be observation, ping, reset or close."] }), aborted);
+                await ErrorAsync(id, StatusCodes.Status400BadRequest, "Unknown message type",
+                    new() { ["type"] = ["type must be observation, ping, reset or close."] }, aborted);
                 return true;
         }
     }
@@ -250,13 +236,13 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
         var (observation, options) = StreamMessages.ReadObservation(message, errors);
         if (errors.Count > 0)
         {
-            await SendAsync(Error(id, StatusCodes.Status400BadRequest, "Invalid observation", errors), aborted);
+            await ErrorAsync(id, StatusCodes.Status400BadRequest, "Invalid observation", errors, aborted);
             return true;
         }
 
         if (broker is not null && !broker.NeedsPlan)
         {
-            await SendAsync(new() { ["type"] = "action", ["id"] = id, ["step"] = broker.Step, ["replanned"] = false, ["action"] = broker.NextAction() }, aborted);
+            await ReplyAsync(new StreamAction(null, broker.Step, false, broker.NextAction(), null), id, aborted);
             return true;
         }
 
@@ -264,53 +250,38 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
         switch (outcome)
         {
             case ActOutcome.Success { Response: var response }:
-                var timing = new Dictionary<string, object?>
-                {
-                    ["queue_ms"] = response.Timing.QueueMs, ["compute_ms"] = response.Timing.ComputeMs,
-                    ["total_ms"] = response.Timing.TotalMs, ["batch_size"] = response.Timing.BatchSize,
-                };
                 if (broker is null)
-                {
-                    var reply = new Dictionary<string, object?> { ["type"] = "actions", ["id"] = id, ["actions"] = response.Actions, ["seed"] = response.Seed, ["timing"] = timing };
-                    if (response.Spatial is { } spatial) reply["spatial"] = new Dictionary<string, object?> { ["kind"] = spatial.Kind, ["points"] = spatial.Points };
-                    if (response.Guide is { } guide) reply["guide"] = new Dictionary<string, object?> { ["target"] = guide.Target, ["destination"] = guide.Destination };
-                    await SendAsync(reply, aborted);
-                }
+                    await ReplyAsync(new StreamActions(null, response.Actions, response.Seed, response.Timing, response.Spatial, response.Guide), id, aborted);
                 else
                 {
                     broker.AddChunk(ToChunk(response.Actions));
                     var step = broker.Step;
-                    await SendAsync(new() { ["type"] = "action", ["id"] = id, ["step"] = step, ["replanned"] = true, ["action"] = broker.NextAction(), ["timing"] = timing }, aborted);
+                    await ReplyAsync(new StreamAction(null, step, true, broker.NextAction(), response.Timing), id, aborted);
                 }
                 return true;
             case ActOutcome.Invalid invalid:
-                await SendAsync(Error(id, StatusCodes.Status400BadRequest, "The observation does not fit the checkpoint's embodiment.", invalid.Errors), aborted);
+                await ErrorAsync(id, StatusCodes.Status400BadRequest, "The observation does not fit the checkpoint's embodiment.", invalid.Errors, aborted);
                 return true;
             case ActOutcome.Busy busy:
-                await SendAsync(new() { ["type"] = "busy", ["id"] = id, ["retry_after_ms"] = (long)busy.RetryAfter.TotalMilliseconds }, aborted);
+                await ReplyAsync(new StreamBusy(null, busy.RetryAfter), id, aborted);
                 return true;
             case ActOutcome.ShareExceeded share:
-                var over = Error(id, StatusCodes.Status429TooManyRequests, "Inference share exceeded", null, share.Detail);
-                over["code"] = ActApi.ShareExceededCode;
-                over["retry_after_ms"] = (long)share.RetryAfter.TotalMilliseconds;
-                await SendAsync(over, aborted);
+                await ReplyAsync(new StreamError(null, StatusCodes.Status429TooManyRequests, "Inference share exceeded", share.Detail, null,
+                    ActApi.ShareExceededCode, share.RetryAfter), id, aborted);
                 return true;
             case ActOutcome.RateLimited limited:
-                var limitedError = Error(id, StatusCodes.Status429TooManyRequests, "Too many requests", null,
-                    $"The {limited.Decision.Reason ?? "rate"} limit is reached; retry later.");
-                limitedError["retry_after_ms"] = (long)Math.Max(1, limited.Decision.RetryAfter.TotalMilliseconds);
-                await SendAsync(limitedError, aborted);
+                await ReplyAsync(new StreamError(null, StatusCodes.Status429TooManyRequests, "Too many requests",
+                    $"The {limited.Decision.Reason ?? "rate"} limit is reached; retry later.", null, RetryAfter: limited.Decision.RetryAfter), id, aborted);
                 return true;
             case ActOutcome.DeadlineExceeded deadline:
-                await SendAsync(Error(id, StatusCodes.Status504GatewayTimeout, "Deadline exceeded", null, deadline.Detail), aborted);
+                await ErrorAsync(id, StatusCodes.Status504GatewayTimeout, "Deadline exceeded", null, aborted, deadline.Detail);
                 return true;
             case ActOutcome.Unavailable unavailable:
-                var error = Error(id, StatusCodes.Status503ServiceUnavailable, "Service unavailable", null, unavailable.Detail);
-                error["retry_after_ms"] = (long)unavailable.RetryAfter.TotalMilliseconds;
-                await SendAsync(error, aborted);
+                await ReplyAsync(new StreamError(null, StatusCodes.Status503ServiceUnavailable, "Service unavailable", unavailable.Detail, null,
+                    RetryAfter: unavailable.RetryAfter), id, aborted);
                 return true;
             case ActOutcome.Unservable unservable:
-                await SendAsync(Error(id, StatusCodes.Status422UnprocessableEntity, "Checkpoint cannot be served", null, unservable.Detail), aborted);
+                await ErrorAsync(id, StatusCodes.Status422UnprocessableEntity, "Checkpoint cannot be served", null, aborted, unservable.Detail);
                 return true;
             case ActOutcome.QuotaExceeded:
                 await WebSocketFrames.CloseAsync(socket, StreamMessages.QuotaExhausted, "The monthly compute quota is used up.");
@@ -328,18 +299,11 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
         return chunk;
     }
 
-    private static Dictionary<string, object?> Error(object? id, int status, string title, Dictionary<string, string[]>? errors, string? detail = null)
-    {
-        var error = new Dictionary<string, object?> { ["type"] = "error", ["id"] = id, ["status"] = status, ["title"] = title };
-        if (detail is not null) error["detail"] = detail;
-        if (errors is not null) error["errors"] = errors.ToDictionary(e => e.Key, e => (object?)e.Value);
-        return error;
-    }
+    private Task ErrorAsync(object? id, int status, string title, Dictionary<string, string[]>? errors, CancellationToken cancellationToken, string? detail = null) =>
+        ReplyAsync(new StreamError(null, status, title, detail, errors), id, cancellationToken);
 
-    internal static Dictionary<string, object?> Describe(ResolvedCheckpoint checkpoint) => new()
-    {
-        ["id"] = checkpoint.Id.ToString(), ["model"] = checkpoint.Model, ["version"] = checkpoint.Version, ["embodiment"] = checkpoint.Embodiment,
-    };
+    /// <summary>Sends a reply through the wire format the SDK reads (<see cref="StreamWire"/>), echoing the client's id as it was sent.</summary>
+    private Task ReplyAsync(StreamReply reply, object? id, CancellationToken cancellationToken) => SendAsync(StreamWire.ToMap(reply, id), cancellationToken);
 
     private Task SendAsync(Dictionary<string, object?> message, CancellationToken cancellationToken) =>
         socket.SendAsync(StreamMessages.Encode(message, binary), binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, cancellationToken);

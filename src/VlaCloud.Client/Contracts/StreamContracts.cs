@@ -44,7 +44,8 @@ public abstract record StreamReply(long? Id);
 /// <param name="Seed">The noise seed used.</param>
 /// <param name="Timing">Server timings.</param>
 /// <param name="Spatial">The spatial answer, when asked for.</param>
-public sealed record StreamActions(long? Id, float[][] Actions, long Seed, ActTiming Timing, SpatialOutput? Spatial) : StreamReply(Id);
+/// <param name="Guide">For a point-guided checkpoint, the points its actions were conditioned on (as in <see cref="ActResponse.Guide"/>).</param>
+public sealed record StreamActions(long? Id, float[][] Actions, long Seed, ActTiming Timing, SpatialOutput? Spatial, GuideOutput? Guide = null) : StreamReply(Id);
 
 /// <summary>Broker mode: the one action to execute now.</summary>
 /// <param name="Id">The observation's id.</param>
@@ -61,11 +62,14 @@ public sealed record StreamBusy(long? Id, TimeSpan RetryAfter) : StreamReply(Id)
 
 /// <summary>The message was refused; the session goes on.</summary>
 /// <param name="Id">The message's id.</param>
-/// <param name="Status">HTTP-like status (400, 503, 504).</param>
+/// <param name="Status">HTTP-like status (400, 422, 429, 503, 504).</param>
 /// <param name="Title">Short summary.</param>
 /// <param name="Detail">What went wrong.</param>
 /// <param name="Errors">Problems per field.</param>
-public sealed record StreamError(long? Id, int Status, string Title, string? Detail, IReadOnlyDictionary<string, string[]>? Errors) : StreamReply(Id);
+/// <param name="Code">A stable code where the status alone is ambiguous (e.g. <c>inference_share_exceeded</c> on a 429).</param>
+/// <param name="RetryAfter">When to send the observation again (429 and 503).</param>
+public sealed record StreamError(
+    long? Id, int Status, string Title, string? Detail, IReadOnlyDictionary<string, string[]>? Errors, string? Code = null, TimeSpan? RetryAfter = null) : StreamReply(Id);
 
 /// <summary>The answer to a ping.</summary>
 /// <param name="Id">The ping's id.</param>
