@@ -122,7 +122,13 @@ public sealed partial class VlaPolicy
         var (textVocab, vocab) = (Tokenizer.TextVocabSize, Tokenizer.VocabSize);
         for (var step = 0; step < maxTokens && !done.All(d => d); step++)
         {
-            var logits = Model.Lm.Logits(last).to(float32).cpu().data<float>().ToArray();  // (B, V)
+            // Constrained greedy decoding on the device: only the coordinate tokens [textVocab, vocab) and, where an answer
+            // may end, EOS compete. The argmax runs over that slice where the logits are, and 3 numbers per row come back
+            // to the CPU instead of the (B, V) logits. Ties go to EOS, then to the lowest coordinate token, as before.
+            var logits = Model.Lm.Logits(last).to(float32);                                 // (B, V)
+            var (coordinateMax, coordinateAt) = logits.narrow(-1, textVocab, vocab - textVocab).max(-1);   // (B), (B)
+            var eos = logits.narrow(-1, Tokenizer.EosId, 1).squeeze(-1);                     // (B)
+            var picked = stack([coordinateMax, coordinateAt.to(float32), eos], -1).cpu().data<float>().ToArray(); // (B, 3)
             var chosen = new long[b];
             for (var i = 0; i < b; i++)
             {
@@ -130,9 +136,8 @@ public sealed partial class VlaPolicy
                 var count = tokens[i].Count;
                 var mayEnd = kinds[i] == SpatialKind.Trajectory && count >= 2 && count % 2 == 0;
                 var best = mayEnd ? Tokenizer.EosId : -1;
-                var bestScore = mayEnd ? logits[i * vocab + Tokenizer.EosId] : float.NegativeInfinity;
-                for (var v = textVocab; v < vocab; v++)
-                    if (logits[i * vocab + v] > bestScore) (best, bestScore) = (v, logits[i * vocab + v]);
+                var bestScore = mayEnd ? picked[i * 3 + 2] : float.NegativeInfinity;
+                if (picked[i * 3] > bestScore) best = textVocab + (int)picked[i * 3 + 1];
                 chosen[i] = best;
                 if (best == Tokenizer.EosId) done[i] = true;
                 else tokens[i].Add(best);

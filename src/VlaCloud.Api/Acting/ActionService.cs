@@ -92,7 +92,8 @@ public sealed class ActionService(
     IOptions<InferenceOptions> options,
     IOptions<VlaCloudOptions> dependencyRetryAfter,
     RequestRateLimiter limiter,
-    IOptions<LimitsOptions> limitsOptions)
+    IOptions<LimitsOptions> limitsOptions,
+    ResolutionCache resolutions)
 {
     /// <summary>
     /// Takes one token of the caller's tenant and key rate limits for a stream message (an observation over a WebSocket
@@ -115,9 +116,12 @@ public sealed class ActionService(
         }
     }
 
-    /// <summary>Resolves <paramref name="reference"/> for the caller.</summary>
+    /// <summary>Resolves <paramref name="reference"/> for the caller (from memory when it was resolved before; see <see cref="ResolutionCache"/>).</summary>
     /// <exception cref="RegistryException">Not a reference, or no such checkpoint visible to the caller.</exception>
-    public async Task<BoundCheckpoint> ResolveAsync(string reference, string? embodiment, CancellationToken cancellationToken)
+    public Task<BoundCheckpoint> ResolveAsync(string reference, string? embodiment, CancellationToken cancellationToken) =>
+        resolutions.GetOrResolveAsync(tenant.TenantId, reference, embodiment, () => ResolveFromRegistryAsync(reference, embodiment, cancellationToken));
+
+    private async Task<BoundCheckpoint> ResolveFromRegistryAsync(string reference, string? embodiment, CancellationToken cancellationToken)
     {
         var checkpoint = await registry.ResolveAsync(reference, embodiment, cancellationToken);
         var target = checkpoint.Embodiment ?? await registry.FindEmbodimentAsync(checkpoint.EmbodimentId.ToString(), cancellationToken)

@@ -7,6 +7,7 @@ using VlaCloud.Api.Validation;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
+using VlaCloud.Registry.Keys;
 
 namespace VlaCloud.Api.Apis;
 
@@ -46,7 +47,7 @@ public static class EmbodimentsApi
             : ApiResults.NotFound($"Embodiment {id}");
 
     private static async Task<Results<Created<EmbodimentResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        CreateEmbodimentRequest request, RegistryDbContext db, CurrentTenant tenant, TimeProvider clock, CancellationToken cancellationToken)
+        CreateEmbodimentRequest request, RegistryDbContext db, CurrentTenant tenant, TimeProvider clock, ApiKeyCache invalidations, CancellationToken cancellationToken)
     {
         if (request.Validate(db) is { Count: > 0 } errors) return TypedResults.ValidationProblem(errors);
         // A tenant's embodiment may not shadow a public one: names resolve tenant-first, so a private 'sim-tabletop' would
@@ -79,6 +80,8 @@ public static class EmbodimentsApi
         {
             return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: $"An embodiment named '{request.Name}' already exists.");
         }
+        // Embodiment names take part in resolving model@vN references: remembered resolutions go.
+        await invalidations.PublishResolutionsChangedAsync();
         return TypedResults.Created($"/v1/embodiments/{embodiment.Id}", EmbodimentResponse.From(embodiment));
     }
 }

@@ -34,7 +34,8 @@ internal sealed class DitBlock : nn.Module
     {
         using var scope = NewDisposeScope();
         var m = modulation.call(nn.functional.silu(time)).unsqueeze(1).chunk(6, -1); // 6 × (B, 1, D)
-        x = x + m[2] * self.call(Modulate(norm1.call(x), m[0], m[1]), Modulate(norm1.call(x), m[0], m[1]), null);
+        var h = Modulate(norm1.call(x), m[0], m[1]);                                  // once: it is both queries and keys/values
+        x = x + m[2] * self.call(h, h, null);
         x = x + cross.call(norm2.call(x), cond, null);
         x = x + m[5] * mlp.call(Modulate(norm3.call(x), m[3], m[4]));
         return x.MoveToOuterDisposeScope();

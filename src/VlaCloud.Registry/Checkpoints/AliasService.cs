@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using VlaCloud.Registry.Entities;
+using VlaCloud.Registry.Keys;
 
 namespace VlaCloud.Registry.Checkpoints;
 
@@ -9,7 +10,7 @@ namespace VlaCloud.Registry.Checkpoints;
 /// save. Promotion is a move to a newer checkpoint; rollback is a move back to where the alias pointed
 /// before its last move.
 /// </summary>
-public sealed class AliasService(RegistryDbContext db, CheckpointRegistry checkpoints, TimeProvider clock)
+public sealed class AliasService(RegistryDbContext db, CheckpointRegistry checkpoints, TimeProvider clock, ApiKeyCache invalidations)
 {
     /// <summary>Points <paramref name="alias"/> of <paramref name="modelName"/> at the checkpoint <paramref name="checkpointReference"/> names.</summary>
     /// <exception cref="RegistryException">Invalid names, an unknown checkpoint, a checkpoint of another model, or a concurrent move.</exception>
@@ -98,6 +99,8 @@ public sealed class AliasService(RegistryDbContext db, CheckpointRegistry checkp
         {
             throw RegistryException.Conflict($"Alias {modelName}@{alias} was changed concurrently; read it again and retry.");
         }
+        // Every replica's remembered resolutions go, so the next request through the alias sees where it points now.
+        await invalidations.PublishResolutionsChangedAsync();
     }
 
     private static void ValidateNames(string modelName, string alias)

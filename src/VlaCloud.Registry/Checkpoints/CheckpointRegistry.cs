@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using VlaCloud.Registry.Entities;
+using VlaCloud.Registry.Keys;
 
 namespace VlaCloud.Registry.Checkpoints;
 
@@ -30,7 +31,7 @@ public sealed record CheckpointRegistration(
 /// Registers checkpoints and resolves references to them, in the name of the context's tenant.
 /// Inference resolves every request's checkpoint through <see cref="ResolveAsync"/>.
 /// </summary>
-public sealed class CheckpointRegistry(RegistryDbContext db, TimeProvider clock)
+public sealed class CheckpointRegistry(RegistryDbContext db, TimeProvider clock, ApiKeyCache invalidations)
 {
     /// <summary>
     /// Registers a new version for a client. Its lineage must be the caller's own: a parent it can see (its own or a
@@ -121,6 +122,8 @@ public sealed class CheckpointRegistry(RegistryDbContext db, TimeProvider clock)
         db.Checkpoints.Add(checkpoint);
         await db.SaveChangesAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+        // A new version may shadow a public one of the same number, or make model@vN ambiguous: remembered resolutions go.
+        await invalidations.PublishResolutionsChangedAsync();
         checkpoint.Embodiment = embodiment;
         return checkpoint;
     }

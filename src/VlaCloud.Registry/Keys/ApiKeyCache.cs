@@ -38,6 +38,7 @@ public sealed class ApiKeyCache : IDisposable
     private const string ChannelName = "apikeys:invalidate";
     private const string TenantMessagePrefix = "tenant:";
     private const string KeyMessagePrefix = "key:";
+    private const string ResolutionsMessage = "resolutions";
 
     /// <summary>Most unknown keys remembered at once; past it the oldest half is forgotten.</summary>
     public const int MaxUnknownKeys = 10_000;
@@ -90,6 +91,14 @@ public sealed class ApiKeyCache : IDisposable
     /// may have missed some), so sessions opened with a key can check it again.
     /// </summary>
     public event Action<KeyInvalidation>? Invalidated;
+
+    /// <summary>
+    /// Raised when what a checkpoint reference resolves to may have changed on any replica (an alias moved or was deleted,
+    /// a checkpoint or embodiment was registered), and whenever the channel may have missed messages, so caches of
+    /// resolutions (see <see cref="PublishResolutionsChangedAsync"/>) forget theirs. The same channel as key revocations:
+    /// one subscription per replica, one place that knows whether it is up.
+    /// </summary>
+    public event Action? ResolutionsInvalidated;
 
     /// <summary>Invalidations received from the channel, for diagnostics and tests.</summary>
     public long InvalidationsReceived => Interlocked.Read(ref generation);
@@ -147,6 +156,12 @@ public sealed class ApiKeyCache : IDisposable
     /// <summary>Tells every replica to forget every key of the tenant (after its limits changed).</summary>
     public Task PublishTenantChangedAsync(Guid tenantId) => PublishAsync(TenantMessagePrefix + tenantId);
 
+    /// <summary>
+    /// Tells every replica that checkpoint references may resolve differently now (after an alias moved or was deleted,
+    /// or a checkpoint or embodiment was registered); this replica forgets at once.
+    /// </summary>
+    public Task PublishResolutionsChangedAsync() => PublishAsync(ResolutionsMessage);
+
     private async Task PublishAsync(string message)
     {
         // This replica forgets at once, even before Redis echoes the message back.
@@ -191,13 +206,20 @@ public sealed class ApiKeyCache : IDisposable
         }
         logger.LogInformation("API key cache serves from memory again: the invalidation channel is subscribed");
         Invalidated?.Invoke(KeyInvalidation.All);
+        ResolutionsInvalidated?.Invoke();
         return true;
     }
 
     private void OnMessage(RedisValue value)
     {
-        Interlocked.Increment(ref generation);
         var message = value.ToString();
+        if (message == ResolutionsMessage)
+        {
+            // Not about keys: the key entries stay.
+            ResolutionsInvalidated?.Invoke();
+            return;
+        }
+        Interlocked.Increment(ref generation);
         KeyInvalidation invalidation;
         if (message.StartsWith(KeyMessagePrefix, StringComparison.Ordinal))
         {
@@ -215,6 +237,7 @@ public sealed class ApiKeyCache : IDisposable
         {
             entries.Clear();
             invalidation = KeyInvalidation.All;
+            ResolutionsInvalidated?.Invoke();
         }
         Invalidated?.Invoke(invalidation);
     }
@@ -230,6 +253,7 @@ public sealed class ApiKeyCache : IDisposable
             entries.Clear();
             subscribed = false;
         }
+        ResolutionsInvalidated?.Invoke();
         if (e.FailureType == ConnectionFailureType.None) IsSubscribed();
     }
 

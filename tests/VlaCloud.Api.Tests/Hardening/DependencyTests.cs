@@ -118,7 +118,8 @@ public sealed class DependencyTests(ServicesFixture services, ITestOutputHelper 
         var requests = new (string Name, Func<Task<HttpResponseMessage>> Send)[]
         {
             ("GET /v1/embodiments", () => world.Client.GetAsync("/v1/embodiments")),
-            ("POST /v1/act", () => world.Client.PostAsJsonAsync("/v1/act", world.Request(1))),
+            // By id: a reference this replica has not resolved before needs Postgres (model@v1 is remembered since the stream opened).
+            ("POST /v1/act", () => world.Client.PostAsJsonAsync("/v1/act", world.Request(1) with { Checkpoint = world.Checkpoint.Id.ToString() })),
             ("GET /v1/embodiments with a key not cached", () => app.CreateClient(unknownKey).GetAsync("/v1/embodiments")),
         };
         foreach (var (name, send) in requests)

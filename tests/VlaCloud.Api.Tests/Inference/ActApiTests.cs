@@ -378,4 +378,55 @@ public sealed class ActApiTests(ServicesFixture services)
     }
 
     private sealed record ValidationProblem(Dictionary<string, string[]> Errors);
+
+    [Fact]
+    public async Task Moving_an_alias_is_seen_by_the_next_request_here_and_through_the_channel_from_another_replica()
+    {
+        await using var app = App();
+        using var world = await InferenceWorld.CreateAsync(app);
+        var v2 = await world.Client.PostAsJsonAsync("/v1/checkpoints", new
+        {
+            model = world.Model, embodiment = world.Embodiment, artifact_sha256 = world.Checkpoint.Sha256,
+            config = JsonDocument.Parse(world.Reference.Config.ToJson()).RootElement,
+            normalization_stats = JsonDocument.Parse(world.Checkpoint.NormalizationStats.GetRawText()).RootElement,
+        });
+        Assert.True(v2.StatusCode == HttpStatusCode.Created, await v2.Content.ReadAsStringAsync());
+        var second = (await v2.Content.ReadFromJsonAsync<CheckpointResponse>())!;
+        var alias = $"/v1/models/{world.Model}/aliases/prod";
+        Assert.Equal(HttpStatusCode.OK, (await world.Client.PutAsJsonAsync(alias, new SetAliasRequest($"{world.Model}@v1"))).StatusCode);
+        var request = world.Request(0) with { Checkpoint = $"{world.Model}@prod" };
+        async Task<int> ServedVersionAsync()
+        {
+            var response = await world.Client.PostAsJsonAsync("/v1/act", request);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            return (await response.Content.ReadFromJsonAsync<ActResponse>())!.Checkpoint.Version;
+        }
+
+        // Resolved once, then from memory.
+        var cache = app.Services.GetRequiredService<VlaCloud.Api.Acting.ResolutionCache>();
+        Assert.Equal(1, await ServedVersionAsync());
+        var misses = cache.Misses;
+        Assert.Equal(1, await ServedVersionAsync());
+        Assert.Equal(misses, cache.Misses);
+
+        // Moved through the API of this replica: the very next request follows it.
+        Assert.Equal(HttpStatusCode.OK, (await world.Client.PutAsJsonAsync(alias, new SetAliasRequest($"{world.Model}@v2"))).StatusCode);
+        Assert.Equal(2, await ServedVersionAsync());
+
+        // Moved by another replica: the row changes behind this one's back, and the message comes over Redis.
+        await app.WithDbAsync(db => db.Aliases.IgnoreQueryFilters().Where(a => a.ModelName == world.Model && a.Name == "prod")
+            .ExecuteUpdateAsync(s => s.SetProperty(a => a.CheckpointId, world.Checkpoint.Id)));
+        var redis = app.Services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>();
+        var channel = app.Services.GetRequiredService<VlaCloud.Registry.RedisKeyspace>().Channel("apikeys:invalidate");
+        var keys = app.Services.GetRequiredService<VlaCloud.Registry.Keys.ApiKeyCache>();
+        var received = keys.InvalidationsReceived;
+        await redis.GetSubscriber().PublishAsync(channel, "resolutions");
+        // The message arrives asynchronously: until then a request may still be answered from memory.
+        var served = 2;
+        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(30); served != 1 && DateTime.UtcNow < until; await Task.Delay(20))
+            served = await ServedVersionAsync();
+        Assert.Equal(1, served);
+        Assert.Equal(received, keys.InvalidationsReceived); // not a key invalidation: cached keys stay
+        Assert.NotEqual(second.Id, world.Checkpoint.Id);
+    }
 }

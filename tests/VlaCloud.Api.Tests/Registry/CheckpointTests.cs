@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using VlaCloud.Api.Apis;
 using VlaCloud.Registry;
@@ -130,7 +131,7 @@ public sealed class CheckpointTests(ServicesFixture services)
             db.Embodiments.Add(embodiment);
             db.Artifacts.Add(new VlaCloud.Registry.Entities.Artifact { Sha256 = info.Sha256, SizeBytes = info.SizeBytes, Uri = info.Uri, Kind = "checkpoint" });
             await db.SaveChangesAsync();
-            var registry = new VlaCloud.Registry.Checkpoints.CheckpointRegistry(db, TimeProvider.System);
+            var registry = new VlaCloud.Registry.Checkpoints.CheckpointRegistry(db, TimeProvider.System, app.Services.GetRequiredService<VlaCloud.Registry.Keys.ApiKeyCache>());
             var checkpoint = await registry.RegisterAsync(new(embodiment.Id.ToString(), model, info.Sha256, "{}", "{}"), CancellationToken.None);
             return (checkpoint.Id, embodiment.Name);
         });
