@@ -206,7 +206,7 @@ public sealed class StreamSession : IAsyncDisposable, IDisposable
                     if (message.GetValueOrDefault("spatial") is { } rawSpatial)
                     {
                         var s = Map(rawSpatial);
-                        spatial = new SpatialOutput(Text(s["kind"]), List(s["points"]).Select(Floats).ToArray());
+                        spatial = new SpatialOutput(Text(s["kind"]), List(s["points"]).Select(Floats).ToArray(), s.GetValueOrDefault("text") as string);
                     }
                     return new StreamActions(id, List(message["actions"]).Select(Floats).ToArray(), Long(message["seed"]), Timing(message["timing"])!, spatial);
                 case "action":

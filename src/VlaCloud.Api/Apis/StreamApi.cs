@@ -272,7 +272,12 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
                 if (broker is null)
                 {
                     var reply = new Dictionary<string, object?> { ["type"] = "actions", ["id"] = id, ["actions"] = response.Actions, ["seed"] = response.Seed, ["timing"] = timing };
-                    if (response.Spatial is { } spatial) reply["spatial"] = new Dictionary<string, object?> { ["kind"] = spatial.Kind, ["points"] = spatial.Points };
+                    if (response.Spatial is { } spatial)
+                    {
+                        var answer = new Dictionary<string, object?> { ["kind"] = spatial.Kind, ["points"] = spatial.Points };
+                        if (spatial.Text is { } text) answer["text"] = text;
+                        reply["spatial"] = answer;
+                    }
                     if (response.Guide is { } guide) reply["guide"] = new Dictionary<string, object?> { ["target"] = guide.Target, ["destination"] = guide.Destination };
                     await SendAsync(reply, aborted);
                 }
