@@ -138,7 +138,7 @@ public static class TinyInternVlaM1
     /// group) so that greedy decoding gives back their answers; returns the last loss. The tiny config's byte-level
     /// vocabulary spells an answer a character a token, about 30 tokens for a box.
     /// </summary>
-    public static double TeachSpatial(Policy.VlaPolicy policy, IReadOnlyList<Policy.SpatialSample> samples, int steps = 60, double learningRate = 3e-3)
+    public static double TeachSpatial(Policy.VlaPolicy policy, IReadOnlyList<Policy.SpatialSample> samples, int steps = 150, double learningRate = 3e-3)
     {
         using var optimizer = policy.CreateOptimizer(vlmLr: learningRate, expertLr: 0, restLr: 0, weightDecay: 0);
         var batch = new Policy.TrainingBatch([], samples);
