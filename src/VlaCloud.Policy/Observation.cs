@@ -72,8 +72,18 @@ public sealed record SpatialSample(IReadOnlyList<CameraImage> Images, string Que
 public sealed record TrainingBatch(IReadOnlyList<ActionSample> Actions, IReadOnlyList<SpatialSample> Spatial);
 
 /// <summary>A decoded spatial answer: coordinates in pixels of the first image as x,y pairs.</summary>
-public sealed record SpatialPrediction(SpatialKind Kind, float[] Coordinates, int[] Tokens)
+/// <param name="Kind">The question's kind.</param>
+/// <param name="Coordinates">x,y pairs in pixels of the first image; empty when the model's text held no answer of the kind.</param>
+/// <param name="Tokens">The generated token ids.</param>
+/// <param name="Text">
+/// The answer as the model wrote it, for a family that answers in text (<c>internvla-m1</c>: Qwen's JSON); null for
+/// <c>st4vla</c>, whose answers are coordinate tokens and always parse.
+/// </param>
+public sealed record SpatialPrediction(SpatialKind Kind, float[] Coordinates, int[] Tokens, string? Text = null)
 {
+    /// <summary>Whether the model gave coordinates (false when its text held no answer of the kind).</summary>
+    public bool Answered => Coordinates.Length > 0;
+
     /// <summary>The coordinates as (x, y) points.</summary>
     public IEnumerable<(float X, float Y)> Points() =>
         Enumerable.Range(0, Coordinates.Length / 2).Select(i => (Coordinates[2 * i], Coordinates[2 * i + 1]));

@@ -92,10 +92,18 @@ public sealed partial class VlaPolicy
     /// greedily with a KV cache, allowing only coordinate tokens (and the end token where a trajectory may end),
     /// so every answer parses. Coordinates are pixels of each observation's first image, and the VLM sees only that image.
     /// </summary>
-    /// <exception cref="NotSupportedException">An InternVLA-M1 policy (its spatial answers are not served yet).</exception>
-    public SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind) =>
-        m1 is not null ? throw new NotSupportedException($"spatial answers of {Config.Family} policies are not served yet")
-            : Generate(observations, [.. observations.Select(_ => kind)]);
+    /// <remarks>
+    /// An InternVLA-M1 policy answers in text, as Qwen2.5-VL does: the question (the same as in training) after the first
+    /// image, greedy decoding with the KV cache up to a length fitting the kind, then Qwen's JSON
+    /// (<c>[{"bbox_2d": [x1, y1, x2, y2]}]</c>, <c>point_2d</c>, a trajectory's <c>[[x, y], …]</c>, in the resized
+    /// image's pixels) parsed back into the camera's pixels. Its prediction keeps the text
+    /// (<see cref="SpatialPrediction.Text"/>); text holding no answer of the kind gives empty coordinates.
+    /// </remarks>
+    public SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind)
+    {
+        if (observations.Count == 0) return [];
+        return m1 is not null ? GenerateSpatialInternVlaM1(observations, kind) : Generate(observations, [.. observations.Select(_ => kind)]);
+    }
 
     /// <summary><see cref="GenerateSpatial"/> with a question kind per observation, decoded in one batch.</summary>
     private SpatialPrediction[] Generate(IReadOnlyList<Observation> observations, IReadOnlyList<SpatialKind> kinds)

@@ -1,5 +1,6 @@
 using TorchSharp;
 using VlaCloud.Policy.InternVla;
+using VlaCloud.Policy.InternVla.Imaging;
 using VlaCloud.Policy.InternVla.Text;
 using static TorchSharp.torch;
 
@@ -127,6 +128,58 @@ public sealed partial class VlaPolicy
         return stack(losses).sum().MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The user message of a spatial question, in training (followed by the answer) and in generation (followed by the
+    /// generation prompt): the first camera's image, then the question (<see cref="SpatialPrompts.Question"/>).
+    /// </summary>
+    private static ChatMessage SpatialQuestion(string question) => ChatMessage.User(question, 1);
+
+    /// <summary>
+    /// M1's spatial answers: each observation's first image and the question of <paramref name="kind"/> about its
+    /// instruction, as in training; greedy decoding with the KV cache bounded by <see cref="InternVlaM1AnswerTokens"/>;
+    /// the text parsed as Qwen's JSON (<see cref="QwenSpatialAnswer.Parse(string?, SpatialKind, ImageCoordinateMap)"/>)
+    /// into the first image's pixels.
+    /// </summary>
+    private SpatialPrediction[] GenerateSpatialInternVlaM1(IReadOnlyList<Observation> observations, SpatialKind kind)
+    {
+        var images = observations.Select((o, i) => o.Images.Count > 0 ? o.Images[0] : throw new ArgumentException($"observation {i} has no image to ask about")).ToList();
+        foreach (var image in images) image.Validate();
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        M1.eval();
+        var answers = M1.GenerateAnswers([.. images.Select(i => (IReadOnlyList<CameraImage>)[i])],
+            [.. observations.Select(o => (IReadOnlyList<ChatMessage>)[SpatialQuestion(SpatialPrompts.Question(kind, o.Instruction))])],
+            InternVlaM1AnswerTokens(kind));
+        return [.. answers.Select((a, i) => ParseInternVlaM1Answer(kind, a.Text, a.Ids, M1.CoordinateMap(images[i]), Config.MaxTrajectoryPoints))];
+    }
+
+    /// <summary>
+    /// The most tokens an M1 answer of <paramref name="kind"/> may take: the characters of the longest answer training
+    /// could write (one item with 4-digit coordinates, a trajectory of <see cref="PolicyConfig.MaxTrajectoryPoints"/>
+    /// points) plus a 32-character label Qwen may add to a point or box, as if every character were a token (a
+    /// byte-level vocabulary; Qwen's own takes fewer), and the end token.
+    /// </summary>
+    internal int InternVlaM1AnswerTokens(SpatialKind kind)
+    {
+        var points = kind switch { SpatialKind.Trajectory => Config.MaxTrajectoryPoints, SpatialKind.Box => 2, _ => 1 };
+        var label = kind == SpatialKind.Trajectory ? null : new string('x', 32);
+        return QwenSpatialAnswer.Format([new SpatialItem(kind, [.. Enumerable.Repeat(9999f, 2 * points)], label)]).Length + 1;
+    }
+
+    /// <summary>
+    /// A generated M1 answer as a prediction: the first item of <paramref name="kind"/> in the text, in the camera's
+    /// pixels and clamped to its image, as the training targets are (a trajectory cut to
+    /// <paramref name="maxTrajectoryPoints"/> points). Text without such an item gives empty coordinates
+    /// (<see cref="SpatialPrediction.Answered"/> false); the text is kept either way.
+    /// </summary>
+    internal static SpatialPrediction ParseInternVlaM1Answer(SpatialKind kind, string text, int[] ids, ImageCoordinateMap map, int maxTrajectoryPoints)
+    {
+        var coordinates = QwenSpatialAnswer.Parse(text, kind, map).FirstOrDefault()?.Coordinates ?? [];
+        if (kind == SpatialKind.Trajectory && coordinates.Length > 2 * maxTrajectoryPoints) coordinates = coordinates[..(2 * maxTrajectoryPoints)];
+        for (var i = 0; i < coordinates.Length; i++) coordinates[i] = Math.Clamp(coordinates[i], 0, i % 2 == 0 ? map.SourceWidth : map.SourceHeight);
+        return new SpatialPrediction(kind, coordinates, ids, text);
+    }
+
     private Tensor InternVlaM1SpatialLoss(IReadOnlyList<SpatialSample> samples)
     {
         var images = new List<IReadOnlyList<CameraImage>>();
@@ -139,7 +192,7 @@ public sealed partial class VlaPolicy
             image.Validate();
             var answer = QwenSpatialAnswer.Format([new SpatialItem(s.Kind, s.Coordinates)], M1.CoordinateMap(image));
             images.Add([image]);
-            chats.Add([ChatMessage.User(s.Question, 1), ChatMessage.Assistant(answer)]);
+            chats.Add([SpatialQuestion(s.Question), ChatMessage.Assistant(answer)]);
         }
         return M1.VlmLoss(images, chats).to(float32);
     }

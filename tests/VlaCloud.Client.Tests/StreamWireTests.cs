@@ -20,6 +20,7 @@ public sealed class StreamWireTests
             "actions with spatial and guide",
             new StreamActions(8, [[1f, 2f]], 1, Timing, new SpatialOutput("box", [[1f, 2f], [30f, 40f]]), new GuideOutput([10f, 11f], [20f, 21f]))
         },
+        { "actions with a text answer", new StreamActions(18, [[1f]], 3, Timing, new SpatialOutput("box", [], "[{\"bbox_2d\": [1, 2]}]")) },
         { "actions with a guide lacking its destination", new StreamActions(9, [[1f]], 2, Timing, null, new GuideOutput([3f, 4f], null)) },
         { "broker action, replanned", new StreamAction(10, 4, true, [0.1f, 0.2f, 1f], Timing) },
         { "broker action from the chunk", new StreamAction(11, 5, false, [0.1f, 0.2f, 0f], null) },

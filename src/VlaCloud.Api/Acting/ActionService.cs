@@ -23,20 +23,6 @@ public sealed record BoundCheckpoint(Checkpoint Checkpoint, Embodiment Embodimen
 {
     /// <summary>The wire description of the checkpoint.</summary>
     public ResolvedCheckpoint Describe() => new(Checkpoint.Id, Checkpoint.ModelName, Checkpoint.Version, Embodiment.Name);
-
-    /// <summary>The model family of its config (<c>st4vla</c> when the config names none).</summary>
-    public string Family { get; } = FamilyOf(Checkpoint.Config);
-
-    private static string FamilyOf(string config)
-    {
-        try
-        {
-            using var json = JsonDocument.Parse(config);
-            return json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("family", out var f) && f.ValueKind == JsonValueKind.String
-                ? f.GetString()! : PolicyConfig.St4VlaFamily;
-        }
-        catch (JsonException) { return PolicyConfig.St4VlaFamily; }
-    }
 }
 
 /// <summary>How an action request ended, for each surface to answer in its own way.</summary>
@@ -138,9 +124,6 @@ public sealed class ActionService(
         var started = Stopwatch.GetTimestamp();
         var errors = new Dictionary<string, string[]>();
         var spatial = ObservationBinder.BindOptions(actOptions, errors);
-        // Refused here, not in the batch: a request the model cannot answer must not fail the others batched with it.
-        if (spatial is not null && bound.Family == PolicyConfig.InternVlaM1Family)
-            errors["options.spatial"] = ["internvla-m1 checkpoints do not answer spatial questions yet; ask without options.spatial."];
         var observation = ObservationBinder.Bind(input, bound.Embodiment, bound.NormalizationKey, errors, actOptions?.Resize);
         if (observation is null || errors.Count > 0) return new ActOutcome.Invalid(errors);
 
@@ -188,7 +171,7 @@ public sealed class ActionService(
         var response = new ActResponse(
             bound.Describe(),
             Rows(result.Actions),
-            result.Spatial is { } answer ? new SpatialOutput(SpatialPrompts.WireName(answer.Kind), answer.Points().Select(p => new[] { p.X, p.Y }).ToArray()) : null,
+            result.Spatial is { } answer ? new SpatialOutput(SpatialPrompts.WireName(answer.Kind), answer.Points().Select(p => new[] { p.X, p.Y }).ToArray(), answer.Text) : null,
             seed,
             new ActTiming(result.QueueTime.TotalMilliseconds, result.ComputeTime.TotalMilliseconds, Stopwatch.GetElapsedTime(started).TotalMilliseconds, result.BatchSize),
             result.Guide is { } guide ? new GuideOutput(guide.Target, guide.Destination) : null);

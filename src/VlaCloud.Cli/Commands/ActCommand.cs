@@ -42,7 +42,13 @@ internal static class ActCommand
                 table.AddRow([t.ToString(CultureInfo.InvariantCulture), .. response.Actions[t].Select(v => v.ToString("0.0000", CultureInfo.InvariantCulture))]);
             AnsiConsole.Write(table);
             if (response.Spatial is { } answer)
-                AnsiConsole.MarkupLine($"spatial {answer.Kind}: {string.Join(" ", answer.Points.Select(p => string.Create(CultureInfo.InvariantCulture, $"({p[0]:0.#}, {p[1]:0.#})")))}");
+            {
+                var points = answer.Points.Length == 0 ? "no answer"
+                    : string.Join(" ", answer.Points.Select(p => string.Create(CultureInfo.InvariantCulture, $"({p[0]:0.#}, {p[1]:0.#})")));
+                AnsiConsole.MarkupLine($"spatial {Markup.Escape(answer.Kind)}: {points}");
+                // A checkpoint that answers in text (internvla-m1) shows what the model wrote.
+                if (answer.Text is { } text) AnsiConsole.MarkupLine($"[grey]model text: {Markup.Escape(text)}[/]");
+            }
             var timing = response.Timing;
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                 $"[grey]seed {response.Seed} · queue {timing.QueueMs:0.0} ms · compute {timing.ComputeMs:0.0} ms · total {timing.TotalMs:0.0} ms · batch {timing.BatchSize}[/]"));

@@ -54,8 +54,15 @@ public sealed record ResolvedCheckpoint(Guid Id, string Model, int Version, stri
 
 /// <summary>A spatial answer in pixels of the first camera's image.</summary>
 /// <param name="Kind"><c>point</c>, <c>box</c>, <c>trajectory</c> or <c>placement</c>.</param>
-/// <param name="Points">The answer as (x, y) points: one for a point or a placement, two corners for a box, the path for a trajectory.</param>
-public sealed record SpatialOutput(string Kind, float[][] Points);
+/// <param name="Points">
+/// The answer as (x, y) points: one for a point or a placement, two corners for a box, the path for a trajectory.
+/// Empty when the model's text held no answer of the kind (see <paramref name="Text"/>).
+/// </param>
+/// <param name="Text">
+/// The answer as the model wrote it, for checkpoints that answer in text (<c>internvla-m1</c>: Qwen's JSON in the
+/// resized image's pixels, which <paramref name="Points"/> maps back to the camera's); absent for <c>st4vla</c>.
+/// </param>
+public sealed record SpatialOutput(string Kind, float[][] Points, string? Text = null);
 
 /// <summary>
 /// Where a point-guided checkpoint's System 2 located the task's object and its destination, in pixels of the first

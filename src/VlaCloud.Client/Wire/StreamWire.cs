@@ -22,7 +22,12 @@ public static class StreamWire
                 {
                     ["type"] = "actions", ["id"] = id, ["actions"] = actions.Actions, ["seed"] = actions.Seed, ["timing"] = Timing(actions.Timing),
                 };
-                if (actions.Spatial is { } spatial) map["spatial"] = new Dictionary<string, object?> { ["kind"] = spatial.Kind, ["points"] = spatial.Points };
+                if (actions.Spatial is { } spatial)
+                {
+                    var answer = new Dictionary<string, object?> { ["kind"] = spatial.Kind, ["points"] = spatial.Points };
+                    if (spatial.Text is { } text) answer["text"] = text;
+                    map["spatial"] = answer;
+                }
                 if (actions.Guide is { } guide) map["guide"] = new Dictionary<string, object?> { ["target"] = guide.Target, ["destination"] = guide.Destination };
                 return map;
             case StreamAction action:
@@ -65,7 +70,7 @@ public static class StreamWire
                 if (message.GetValueOrDefault("spatial") is { } rawSpatial)
                 {
                     var s = Map(rawSpatial);
-                    spatial = new SpatialOutput(Text(s["kind"]), List(s["points"]).Select(Floats).ToArray());
+                    spatial = new SpatialOutput(Text(s["kind"]), List(s["points"]).Select(Floats).ToArray(), s.GetValueOrDefault("text") as string);
                 }
                 GuideOutput? guide = null;
                 if (message.GetValueOrDefault("guide") is { } rawGuide)

@@ -145,6 +145,41 @@ public sealed class InternVlaM1 : nn.Module
         return nn.functional.cross_entropy(shifted, targets, ignore_index: QwenChatTemplate.IgnoreIndex).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Greedy answers to each sample's chat (<c>generate(do_sample=False)</c> after the chat template's generation
+    /// prompt), decoded with the KV cache for at most <paramref name="maxNewTokens"/> tokens; a row ends at
+    /// <c>&lt;|im_end|&gt;</c>, <c>&lt;|endoftext|&gt;</c> or the config's EOS ids. Returns each answer's ids (the
+    /// end token excluded) and its text with special tokens skipped.
+    /// </summary>
+    /// <param name="images">Each sample's image(s), as the processor will see them.</param>
+    /// <param name="chats">Each sample's messages, with one image part per image (the answer is what follows them).</param>
+    /// <param name="maxNewTokens">Tokens to generate at most per sample.</param>
+    public (int[] Ids, string Text)[] GenerateAnswers(IReadOnlyList<IReadOnlyList<CameraImage>> images, IReadOnlyList<IReadOnlyList<ChatMessage>> chats, int maxNewTokens)
+    {
+        if (images.Count != chats.Count || chats.Count == 0) throw new ArgumentException($"{images.Count} samples of images but {chats.Count} chats");
+        using var scope = NewDisposeScope();
+        var inputs = Encode(images, chats, addGenerationPrompt: true, out _);
+        var ends = new[] { "<|im_end|>", "<|endoftext|>" }.Select(Tokenizer.TokenToId).OfType<int>().Select(id => (long)id)
+            .Concat(Config.Qwen.EosTokenIds).Distinct().ToList();
+        var sequences = Qwen.Generate(inputs, new QwenGenerationOptions { MaxNewTokens = maxNewTokens, EosTokenIds = ends });    // (B, L + new)
+        var prompt = inputs.InputIds.shape[1];
+        var width = sequences.shape[1];
+        var all = sequences.data<long>().ToArray();
+        var answers = new (int[] Ids, string Text)[chats.Count];
+        for (var i = 0; i < chats.Count; i++)
+        {
+            var ids = new List<int>();
+            for (var j = prompt; j < width; j++)
+            {
+                var id = all[i * width + j];
+                if (ends.Contains(id)) break;
+                ids.Add((int)id);
+            }
+            answers[i] = ([.. ids], Tokenizer.Decode(ids, skipSpecialTokens: true));
+        }
+        return answers;
+    }
+
     /// <summary>The diffusion loss of normalised action chunks (B, T, A) given their condition.</summary>
     public Tensor ActionLoss(Tensor actions, Tensor condition) => heads.ActionLoss(actions, condition).Loss;
 

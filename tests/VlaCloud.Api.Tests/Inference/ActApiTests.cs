@@ -84,9 +84,47 @@ public sealed class ActApiTests(ServicesFixture services)
         var refused = await world.Client.PostAsJsonAsync("/v1/act", world.Request(0, seed: 200, new ActOptions(CfgScale: 1000)));
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         Assert.Contains("options.cfg_scale", await refused.Content.ReadAsStringAsync());
-        var spatial = await world.Client.PostAsJsonAsync("/v1/act", world.Request(0, seed: 200, new ActOptions(Spatial: "box")));
-        Assert.Equal(HttpStatusCode.BadRequest, spatial.StatusCode);
-        Assert.Contains("options.spatial", await spatial.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task An_internvla_m1_checkpoint_answers_a_spatial_question_with_qwen_json_read_back_into_the_cameras_pixels()
+    {
+        await using var app = App(("VlaCloud:Inference:MaxQueueDelay", "00:00:00.200"));
+        using var world = await InferenceWorld.CreateInternVlaM1Async(app, taught: true);
+
+        // Two requests batched: the taught one and another observation, each answered as the model alone answers it.
+        var responses = await Task.WhenAll(new[] { 0, 1 }.Select(v =>
+            world.Client.PostAsJsonAsync("/v1/act", world.Request(v, seed: 200 + v, new ActOptions(Steps: 4, Seed: 200 + v, Spatial: "box")))));
+        var results = new List<ActResponse>();
+        foreach (var response in responses)
+        {
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            results.Add((await response.Content.ReadFromJsonAsync<ActResponse>())!);
+        }
+        for (var v = 0; v < 2; v++)
+        {
+            var alone = world.Reference.GenerateSpatial([world.PolicyObservation(v)], VlaCloud.Policy.SpatialKind.Box)[0];
+            Assert.Equal("box", results[v].Spatial!.Kind);
+            Assert.Equal(alone.Text, results[v].Spatial!.Text);
+            Assert.Equal(alone.Points().Select(p => new[] { p.X, p.Y }), results[v].Spatial!.Points);
+            Assert.Equal(16, results[v].Actions.Length);
+        }
+
+        // The taught answer: Qwen's JSON in the processor's 56×56 pixels, the points in the 64×64 camera's.
+        var taught = results[0].Spatial!;
+        var map = new VlaCloud.Policy.InternVla.Imaging.ImageCoordinateMap(64, 64, 56, 56);
+        var box = InferenceWorld.TaughtBox;
+        Assert.Equal(VlaCloud.Policy.InternVla.Text.QwenSpatialAnswer.Format([new(VlaCloud.Policy.SpatialKind.Box, box)], map), taught.Text);
+        Assert.Equal(2, taught.Points.Length);
+        Assert.All(taught.Points.SelectMany(p => p).Zip(box), c => Assert.InRange(c.First, c.Second - 1.5f, c.Second + 1.5f));
+
+        // The JSON names the field "text".
+        var json = await (await world.Client.PostAsJsonAsync("/v1/act", world.Request(0, seed: 200, new ActOptions(Steps: 4, Seed: 200, Spatial: "box")))).Content.ReadAsStringAsync();
+        Assert.Equal(taught.Text, JsonDocument.Parse(json).RootElement.GetProperty("spatial").GetProperty("text").GetString());
+        // Input bounds still apply to a spatial request.
+        var unknown = await world.Client.PostAsJsonAsync("/v1/act", world.Request(0, seed: 200, new ActOptions(Spatial: "circle")));
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+        Assert.Contains("options.spatial", await unknown.Content.ReadAsStringAsync());
     }
 
     [Theory]

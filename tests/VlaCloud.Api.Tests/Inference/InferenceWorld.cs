@@ -27,10 +27,24 @@ public sealed record InferenceWorld(string Key, HttpClient Client, string Model,
     public const int StateDim = 3;
     public static readonly string[] Cameras = ["front", "wrist"];
 
-    /// <summary>The world with a tiny InternVLA-M1 policy (sizes from the fixtures, the release's 16-step chunk).</summary>
-    public static Task<InferenceWorld> CreateInternVlaM1Async(VlaCloudAppFactory app) => CreateAsync(app, TinyInternVlaM1.PolicyConfig());
+    /// <summary>The box an M1 world taught to answer (<see cref="CreateInternVlaM1Async"/>) for variant 0, in the front camera's pixels.</summary>
+    public static readonly float[] TaughtBox = [8, 16, 40, 48];
 
-    public static async Task<InferenceWorld> CreateAsync(VlaCloudAppFactory app, PolicyConfig? config = null)
+    /// <summary>
+    /// The world with a tiny InternVLA-M1 policy (sizes from the fixtures, the release's 16-step chunk). Taught, its
+    /// System 2 has memorised <see cref="TaughtBox"/> as the box answer about variant 0 before being registered.
+    /// </summary>
+    public static Task<InferenceWorld> CreateInternVlaM1Async(VlaCloudAppFactory app, bool taught = false) =>
+        CreateAsync(app, TinyInternVlaM1.PolicyConfig(), taught ? TeachBox : null);
+
+    private static void TeachBox(VlaPolicy policy)
+    {
+        var input = Observation(0);
+        var front = new CameraImage(input.Images[Cameras[0]].Data, 64, 64);
+        TinyInternVlaM1.TeachSpatial(policy, [new SpatialSample([front], SpatialPrompts.Question(SpatialKind.Box, input.Instruction), SpatialKind.Box, TaughtBox)]);
+    }
+
+    public static async Task<InferenceWorld> CreateAsync(VlaCloudAppFactory app, PolicyConfig? config = null, Action<VlaPolicy>? prepare = null)
     {
         config ??= PolicyConfig.Tiny;
         var (_, key) = await app.CreateTenantAsync();
@@ -48,6 +62,7 @@ public sealed record InferenceWorld(string Key, HttpClient Client, string Model,
         using (TorchSharp.torch.no_grad())
             foreach (var (_, p) in policy.NamedParameters().Where(p => p.Name.StartsWith("action_model.net.final_layer.", StringComparison.Ordinal)))
                 p.normal_(0, 0.2);
+        prepare?.Invoke(policy);
         using var tar = new MemoryStream();
         policy.SaveTar(tar);
         using var content = new ByteArrayContent(tar.ToArray());

@@ -123,6 +123,30 @@ public sealed class StreamTests(ServicesFixture services)
     }
 
     [Fact]
+    public async Task An_internvla_m1_session_answers_spatial_questions_with_the_points_and_the_models_text()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        using var world = await InferenceWorld.CreateInternVlaM1Async(app, taught: true);
+        using var socket = await ConnectAsync(app, world.Key, $"checkpoint={world.Model}@v1");
+        Assert.Equal("session", (string)(await ReceiveJsonAsync(socket))["type"]!);
+
+        var expected = world.Reference.GenerateSpatial([world.PolicyObservation(0)], VlaCloud.Policy.SpatialKind.Box)[0];
+        Assert.True(expected.Answered, expected.Text);
+        var message = JsonSerializer.SerializeToNode(Observation(0, seed: 9))!.AsObject();
+        message["options"] = new JsonObject { ["steps"] = 4, ["seed"] = 9, ["spatial"] = "box" };
+        await SendJsonAsync(socket, message);
+        var reply = await ReceiveJsonAsync(socket);
+        Assert.Equal("actions", (string)reply["type"]!);
+        var spatial = reply["spatial"]!.AsObject();
+        Assert.Equal("box", (string)spatial["kind"]!);
+        Assert.Equal(expected.Text, (string)spatial["text"]!);
+        var points = spatial["points"]!.AsArray();
+        Assert.Equal(2, points.Count);
+        Assert.Equal(expected.Coordinates, points.SelectMany(p => p!.AsArray().Select(c => (float)c!)));
+        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+    }
+
+    [Fact]
     public async Task A_broker_session_returns_one_action_per_step_and_replans_every_k_steps()
     {
         await using var app = new VlaCloudAppFactory(services);
