@@ -28,10 +28,13 @@ public static class StreamApi
         var group = app.MapGroup("/v1").WithTags("Inference").RequireAuthorization(ApiScopes.Inference).RequireTenantRateLimit().RequireWebSocketOrigin();
         group.MapGet("/stream", StreamAsync)
             .WithName("Stream")
-            .WithSummary("WebSocket control session (upgrade): session metadata first, then observation → actions per message; JSON text or MessagePack binary frames.");
+            .WithSummary("WebSocket control session (upgrade): session metadata first, then observation → actions per message; JSON text or MessagePack binary frames.")
+            .WithDescription("Messages, close codes and errors: docs/acting.md. Refusals before the upgrade are problem details.")
+            .Produces(StatusCodes.Status101SwitchingProtocols);
         group.MapGet("/openpi/{**checkpoint}", OpenPiAsync)
             .WithName("OpenPiStream")
-            .WithSummary("WebSocket endpoint for openpi's WebsocketClientPolicy (msgpack-numpy): metadata on connect, observation dict in, {actions, timings} out.");
+            .WithSummary("WebSocket endpoint for openpi's WebsocketClientPolicy (msgpack-numpy): metadata on connect, observation dict in, {actions, timings} out.")
+            .Produces(StatusCodes.Status101SwitchingProtocols);
         return app;
     }
 

@@ -27,6 +27,7 @@ internal static class OpenApiConventions
         ["Datasets"] = "LeRobot datasets: register an uploaded archive, validate it, read its statistics.",
         ["Uploads"] = "Resumable multi-part uploads of large files.",
         ["Fine-tuning"] = "Fine-tuning jobs, their events and checkpoints.",
+        ["API keys"] = "The calling tenant's own API keys (listing; keys are created and revoked through /v1/admin).",
     };
 
     public static void AddVlaCloudConventions(this SwaggerGenOptions swagger)
@@ -35,6 +36,29 @@ internal static class OpenApiConventions
         swagger.AddServer(new OpenApiServer { Url = "/", Description = "The host serving this document" });
         swagger.DocumentFilter<InfoAndTagsFilter>();
         swagger.OperationFilter<ProblemResponsesFilter>();
+        swagger.SchemaFilter<ProblemDetailsDescriptionsFilter>();
+    }
+
+    /// <summary>RFC 9457's field meanings on the framework's problem types, which carry no XML docs of their own.</summary>
+    private sealed class ProblemDetailsDescriptionsFilter : ISchemaFilter
+    {
+        private static readonly Dictionary<string, string> Fields = new(StringComparer.Ordinal)
+        {
+            ["type"] = "A URI reference identifying the problem type (RFC 9457).",
+            ["title"] = "A short, human-readable summary of the problem type.",
+            ["status"] = "The HTTP status code of this response.",
+            ["detail"] = "What went wrong in this occurrence, for a person to read.",
+            ["instance"] = "A URI reference identifying this occurrence.",
+            ["errors"] = "Problems per request field: the field's path (e.g. observation.images.front) and its messages.",
+        };
+
+        public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
+        {
+            if (!typeof(ProblemDetails).IsAssignableFrom(context.Type) || schema.Properties is null) return;
+            foreach (var (name, property) in schema.Properties)
+                if (property is OpenApiSchema { Description: null } concrete && Fields.TryGetValue(name, out var description))
+                    concrete.Description = description;
+        }
     }
 
     private sealed class InfoAndTagsFilter : IDocumentFilter
