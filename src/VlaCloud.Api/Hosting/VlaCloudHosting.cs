@@ -25,7 +25,14 @@ public static class VlaCloudHosting
     {
         var services = builder.Services;
         services.AddOptions<VlaCloudOptions>().BindConfiguration(VlaCloudOptions.Section);
-        services.AddProblemDetails();
+        // Under the test host (environment "Testing") an unhandled exception's text rides in its 500 problem, so a
+        // failure seen only in a loaded CI run says what threw; never in any other environment.
+        var showExceptions = builder.Environment.IsEnvironment("Testing");
+        services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
+        {
+            if (showExceptions && context.Exception is { } exception && context.ProblemDetails.Status == 500)
+                context.ProblemDetails.Extensions["exception"] = exception.ToString() is { Length: > 4000 } text ? text[..4000] : exception.ToString();
+        });
         services.AddExceptionHandler<DependencyExceptionHandler>();
         // The job dashboard checks antiforgery tokens on its POST actions when the service exists: a site that gets a
         // browser to send cached dashboard credentials still cannot trigger or delete jobs.
