@@ -203,7 +203,6 @@ public sealed class FineTuneJob(
             await uploader;
         }
         using var policy = run.Policy;
-        VlaCloudTelemetry.TrainingSteps.Add(run.Steps - run.StartStep);
 
         PolicyScore? score = null;
         if (job.Evaluate || job.PromoteTo is not null)
@@ -496,6 +495,7 @@ internal sealed class TrainingReporter(
 
     public void Report(TrainingProgress value)
     {
+        VlaCloudTelemetry.TrainingSteps.Add(1); // as it happens, so the counter is live
         // Described (text, JSON) by the sink's writer, not here on the training thread.
         sink.Metrics(value.Step, () => ($"Step {value.Step}/{value.TotalSteps}: loss {value.Loss:G4}", new
         {
