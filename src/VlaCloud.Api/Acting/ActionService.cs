@@ -132,13 +132,14 @@ public sealed class ActionService(
     public async Task<ActOutcome> ActAsync(BoundCheckpoint bound, ObservationInput? input, ActOptions? actOptions, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var tenantId = tenant.TenantId ?? throw new InvalidOperationException("Acting needs a tenant's key.");
-        var counter = prefetched.Take(tenantId); // taken first, so it never outlives this computation
+        // Taken first, so a value read for this computation never serves a later one.
+        var counter = tenant.TenantId is { } caller ? prefetched.Take(caller) : null;
         var errors = new Dictionary<string, string[]>();
         var spatial = ObservationBinder.BindOptions(actOptions, errors);
         var observation = ObservationBinder.Bind(input, bound.Embodiment, bound.NormalizationKey, errors, actOptions?.Resize);
         if (observation is null || errors.Count > 0) return new ActOutcome.Invalid(errors);
 
+        var tenantId = tenant.TenantId ?? throw new InvalidOperationException("Acting needs a tenant's key.");
         LimitDecision quota;
         try
         {

@@ -151,8 +151,7 @@ public sealed class JobEventSink : IAsyncDisposable
             batch.Add(Written(e));
             if (e.Describe is not null) Interlocked.Decrement(ref queuedMetrics);
         }
-        var step = progress;
-        progress = null;
+        var step = Interlocked.Exchange(ref progress, null);
         if (batch.Count == 0 && step is null && !poll) return;
         await using var db = new RegistryDbContext(dbOptions, new FixedTenantAccessor(tenantId));
         if (batch.Count > 0)
