@@ -33,6 +33,9 @@ internal sealed class DeviceWorker : IDisposable
     private readonly Thread thread;
     private bool stopping;
 
+    // The size of the worker's previous batch; a start counts as one (idle), see InferenceOptions.IdleDispatch.
+    private int lastBatchSize = 1;
+
     public DeviceWorker(string device, InferenceOptions options, ModelCache cache, Action<IReadOnlyCollection<InferenceRequest>> onDequeued, ILogger logger)
     {
         fair = new FairShare(options);
@@ -90,7 +93,8 @@ internal sealed class DeviceWorker : IDisposable
     }
 
     /// <summary>
-    /// Waits for work, lets a lone request wait up to <see cref="InferenceOptions.MaxQueueDelay"/> for company,
+    /// Waits for work, lets a lone request wait up to <see cref="InferenceOptions.MaxQueueDelay"/> for company (not when the
+    /// worker is idle and <see cref="InferenceOptions.IdleDispatch"/> is on: then a lone request goes at once),
     /// drops expired and cancelled requests, then takes the next batch by weighted fair queueing between tenants
     /// (<see cref="FairShare"/>): the tenant that has received the least compute for its weight goes first, with its
     /// earliest-deadline request's model, and the batch is shared between the tenants waiting for that model.
@@ -107,7 +111,9 @@ internal sealed class DeviceWorker : IDisposable
                 if (stopping) return null;
 
                 var oldest = pending.Min(i => i.EnqueuedAt);
-                while (pending.Count < options.MaxBatchSize && !stopping)
+                // Idle: nothing else waits and the previous batch was a lone request, so there is no load to wait for.
+                var idle = options.IdleDispatch && pending.Count == 1 && lastBatchSize <= 1;
+                while (!idle && pending.Count < options.MaxBatchSize && !stopping)
                 {
                     var remaining = options.MaxQueueDelay - Stopwatch.GetElapsedTime(oldest);
                     if (remaining <= TimeSpan.Zero) break;
@@ -129,6 +135,7 @@ internal sealed class DeviceWorker : IDisposable
             {
                 batch = fair.TakeBatch(pending);
                 pending.RemoveAll(batch.Contains);
+                lastBatchSize = batch.Count;
             }
         }
 

@@ -21,6 +21,14 @@ public sealed class InferenceOptions
     /// </summary>
     public TimeSpan MaxQueueDelay { get; set; } = TimeSpan.FromMilliseconds(2);
 
+    /// <summary>
+    /// Whether an idle worker dispatches a lone request at once instead of holding it for <see cref="MaxQueueDelay"/>: when it
+    /// is the only request waiting and the worker's previous batch had one request (or there was none), there is no load to
+    /// batch with, so the window would only add latency. Once batches hold more than one request (load), the window applies
+    /// again, so requests still batch under load. Default true; false holds every first request for the window.
+    /// </summary>
+    public bool IdleDispatch { get; set; } = true;
+
     /// <summary>Most requests waiting over all devices; past it callers get <see cref="EngineBusyException"/> at once.</summary>
     public int QueueCapacity { get; set; } = 512;
 

@@ -37,7 +37,7 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
 
     public string Name => "finetune";
 
-    public string Description => "fine-tuning job steps/s (in-process trainer) vs the raw CoTrainer loop on the same data and options (job_over_raw)";
+    public string Description => "fine-tuning job steps/s (in-process trainer) vs the raw CoTrainer loop on the same data and options (job_over_raw), and CPU per step (job_over_raw_cpu)";
 
     public async Task RunAsync(Report report, string[] args, CancellationToken cancellationToken)
     {
@@ -113,6 +113,102 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
         report.Add("job_over_raw", job.Loop.StepsPerSecond / raw.StepsPerSecond);
         report.Add("job_steady_over_raw", job.Loop.SteadyStepsPerSecond / raw.SteadyStepsPerSecond);
         report.Add("job_end_to_end_over_raw", job.EndToEndStepsPerSecond / raw.StepsPerSecond);
+
+        report.Note($"CPU time of this process (host and trainer) from a loop's first step to its last, raw and job interleaved over {CpuRounds} rounds, medians");
+        List<double> rawCpu = [], jobCpu = [];
+        for (var round = 0; round < CpuRounds && !cancellationToken.IsCancellationRequested; round++)
+        {
+            rawCpu.Add(RawCpuMsPerStep(baseTar, data, options, environment.Root, cancellationToken));
+            jobCpu.Add(await JobCpuMsPerStepAsync(http, model, dataset.Id, options, cancellationToken));
+        }
+        report.Add("raw_cpu_ms_per_step", Median(rawCpu));
+        report.Add("job_cpu_ms_per_step", Median(jobCpu));
+        // Raw CPU per step over the job's: 1 is the raw loop's cost, below 1 what the job machinery adds.
+        report.Add("job_over_raw_cpu", Median(rawCpu) / Median(jobCpu));
+    }
+
+    private const int CpuRounds = 5;
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static TimeSpan CpuNow()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime;
+    }
+
+    /// <summary>This process's CPU milliseconds per step of the raw loop, from its first step's report to its last one's.</summary>
+    private static double RawCpuMsPerStep(string baseTar, TrainingData data, CoTrainingOptions options, string root, CancellationToken cancellationToken)
+    {
+        var states = Path.Combine(root, "raw_cpu_states");
+        var steps = new CpuAtSteps(options.Steps);
+        var thread = new Thread(() => Train(baseTar, data, options, states, cancellationToken, steps).Dispose()) { Name = "raw training" };
+        thread.Start();
+        thread.Join();
+        Directory.Delete(states, recursive: true);
+        return steps.MsPerStep;
+    }
+
+    /// <summary>
+    /// This process's CPU milliseconds per step of a fine-tuning job's loop, from its first step to its last, as the job's
+    /// per-step <c>vlacloud.training.steps</c> counter reports them on the training thread. Nothing polls the job meanwhile.
+    /// </summary>
+    private static async Task<double> JobCpuMsPerStepAsync(HttpClient http, string model, Guid dataset, CoTrainingOptions options, CancellationToken cancellationToken)
+    {
+        var steps = new CpuAtSteps(options.Steps);
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name == "vlacloud.training.steps") l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) =>
+        {
+            for (var i = 0; i < value; i++) steps.Step();
+        });
+        listener.Start();
+        var created = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", new { @base = $"{model}@v1", dataset, model, hyperparameters = Hyperparameters }, cancellationToken);
+        await EnsureAsync(created);
+        var id = (await created.Content.ReadFromJsonAsync<FineTuningJobResponse>(cancellationToken))!.Id;
+        await steps.Done.WaitAsync(WaitLimit, cancellationToken);
+        listener.Dispose();
+        FineTuningJobResponse? job = null;
+        await WaitUntilAsync(async () =>
+        {
+            job = await http.GetFromJsonAsync<FineTuningJobResponse>($"/v1/fine_tuning/jobs/{id}", cancellationToken);
+            return job!.IsFinished;
+        }, $"job {id}", cancellationToken);
+        if (job!.Status != "succeeded") throw new InvalidOperationException($"job {id} {job.Status}: {job.Error}");
+        return steps.MsPerStep;
+    }
+
+    /// <summary>Records this process's CPU time at the first and the last of <c>total</c> steps, on the thread that reports them.</summary>
+    private sealed class CpuAtSteps(int total) : IProgress<TrainingProgress>
+    {
+        private int seen;
+        private TimeSpan first;
+        private TimeSpan last;
+        private readonly TaskCompletionSource done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Done => done.Task;
+
+        public double MsPerStep => (last - first).TotalMilliseconds / (total - 1);
+
+        public void Report(TrainingProgress value) => Step();
+
+        public void Step()
+        {
+            var n = Interlocked.Increment(ref seen);
+            if (n == 1) first = CpuNow();
+            if (n == total)
+            {
+                last = CpuNow();
+                done.TrySetResult();
+            }
+        }
     }
 
     /// <summary>

@@ -8,7 +8,7 @@ public sealed class FairShareTests(TinyCheckpoints checkpoints) : IClassFixture<
 {
     private InferenceEngine Engine(Action<InferenceOptions> configure)
     {
-        var options = new InferenceOptions { Devices = ["cpu"] };
+        var options = new InferenceOptions { Devices = ["cpu"], IdleDispatch = false }; // the tests rely on the window holding a lone request
         configure(options);
         return new InferenceEngine(Options.Create(options), new DirectoryCheckpointSource(checkpoints.Root), NullLoggerFactory.Instance);
     }

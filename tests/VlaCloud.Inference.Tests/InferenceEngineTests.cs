@@ -8,7 +8,7 @@ public sealed class InferenceEngineTests(TinyCheckpoints checkpoints) : IClassFi
 {
     private InferenceEngine Engine(Action<InferenceOptions>? configure = null)
     {
-        var options = new InferenceOptions { Devices = ["cpu"], MaxQueueDelay = TimeSpan.FromMilliseconds(20) };
+        var options = new InferenceOptions { Devices = ["cpu"], MaxQueueDelay = TimeSpan.FromMilliseconds(20), IdleDispatch = false };
         configure?.Invoke(options);
         return new InferenceEngine(Options.Create(options), new DirectoryCheckpointSource(checkpoints.Root), NullLoggerFactory.Instance);
     }
@@ -165,5 +165,24 @@ public sealed class InferenceEngineTests(TinyCheckpoints checkpoints) : IClassFi
         for (var round = 0; round < 25; round++)
             await Task.WhenAll(Enumerable.Range(0, 8).Select(v => engine.RunAsync(Request("a", v), CancellationToken.None)));
         Assert.Equal(before, engine.LiveTensors);
+    }
+
+    [Fact]
+    public async Task An_idle_engine_dispatches_a_lone_request_without_waiting_for_the_window_and_still_batches_under_load()
+    {
+        // A window far longer than a tiny forward: a request it held would report a queue time of at least the window.
+        var window = TimeSpan.FromSeconds(5);
+        using var engine = Engine(o => { o.IdleDispatch = true; o.MaxBatchSize = 8; o.MaxQueueDelay = window; });
+        var lone = await engine.RunAsync(Request("a", 0), CancellationToken.None);
+        Assert.Equal(1, lone.BatchSize);
+        Assert.True(lone.QueueTime < window, $"queue time {lone.QueueTime}");
+        var again = await engine.RunAsync(Request("a", 1), CancellationToken.None);
+        Assert.Equal(1, again.BatchSize);
+        Assert.True(again.QueueTime < window, $"queue time {again.QueueTime}");
+
+        // Load: nine requests at once. The first goes alone (the engine was idle); the others queue behind it and, as more
+        // than one waits, are batched as before (a full batch of eight is dispatched without waiting out the window).
+        var results = await Task.WhenAll(Enumerable.Range(0, 9).Select(v => engine.RunAsync(Request("a", v), CancellationToken.None)));
+        Assert.Contains(results, r => r.BatchSize > 1);
     }
 }

@@ -79,20 +79,30 @@ public sealed class ActionService(
     IOptions<VlaCloudOptions> dependencyRetryAfter,
     RequestRateLimiter limiter,
     IOptions<LimitsOptions> limitsOptions,
-    ResolutionCache resolutions)
+    ResolutionCache resolutions,
+    ComputeCounterPrefetch prefetched)
 {
     /// <summary>
     /// Takes one token of the caller's tenant and key rate limits for a stream message (an observation over a WebSocket
     /// costs what a REST request costs). Null when allowed; otherwise the refusal to send. As for REST, Redis being away
-    /// refuses (503) unless <see cref="LimitsOptions.RateLimitFailOpen"/>.
+    /// refuses (503) unless <see cref="LimitsOptions.RateLimitFailOpen"/>. The same Redis call reads the tenant's compute counter for
+    /// the next <see cref="ActAsync"/>'s quota check.
     /// </summary>
     public async Task<ActOutcome?> TakeStreamTokenAsync()
     {
         if (tenant.Identity is not { } identity) return null;
         try
         {
-            var decision = await limiter.TryAcquireAsync(identity.TenantId ?? Guid.Empty, identity.KeyId, tenant.Limits);
-            return decision.Allowed ? null : new ActOutcome.RateLimited(decision);
+            if (identity.TenantId is not { } tenantId)
+            {
+                var platform = await limiter.TryAcquireAsync(Guid.Empty, identity.KeyId, tenant.Limits);
+                return platform.Allowed ? null : new ActOutcome.RateLimited(platform);
+            }
+            var probe = usage.ComputeCounter(tenantId);
+            var (decision, counter) = await limiter.TryAcquireAsync(tenantId, identity.KeyId, tenant.Limits, probe.Key);
+            if (!decision.Allowed) return new ActOutcome.RateLimited(decision);
+            prefetched.Set(new ComputeCounterRead(probe, counter));
+            return null;
         }
         catch (Exception e) when (DependencyFailure.Of(e) is { } dependency)
         {
@@ -122,6 +132,8 @@ public sealed class ActionService(
     public async Task<ActOutcome> ActAsync(BoundCheckpoint bound, ObservationInput? input, ActOptions? actOptions, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
+        // Taken first, so a value read for this computation never serves a later one.
+        var counter = tenant.TenantId is { } caller ? prefetched.Take(caller) : null;
         var errors = new Dictionary<string, string[]>();
         var spatial = ObservationBinder.BindOptions(actOptions, errors);
         var observation = ObservationBinder.Bind(input, bound.Embodiment, bound.NormalizationKey, errors, actOptions?.Resize);
@@ -131,7 +143,10 @@ public sealed class ActionService(
         LimitDecision quota;
         try
         {
-            quota = await usage.CheckComputeQuotaAsync(tenantId, tenant.Limits, cancellationToken);
+            // Read by the rate limiter's script when it ran for this computation (one Redis round trip), else read now.
+            quota = counter is not null
+                ? await usage.CheckComputeQuotaAsync(counter, tenant.Limits, cancellationToken)
+                : await usage.CheckComputeQuotaAsync(tenantId, tenant.Limits, cancellationToken);
         }
         catch (Exception e) when (DependencyFailure.Of(e) is { } dependency)
         {

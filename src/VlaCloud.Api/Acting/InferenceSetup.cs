@@ -16,6 +16,7 @@ public static class InferenceSetup
         services.AddSingleton<CheckpointInspector>();
         services.AddSingleton<InferenceEngine>();
         services.AddScoped<ActionService>();
+        services.AddScoped<ComputeCounterPrefetch>();
         services.AddSingleton<ResolutionCache>();
         services.AddSingleton<UsageBuffer>();
         services.AddHostedService(sp => sp.GetRequiredService<UsageBuffer>());

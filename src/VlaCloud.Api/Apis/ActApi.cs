@@ -15,6 +15,7 @@ public static class ActApi
     {
         var group = app.MapGroup("/v1").WithTags("Inference").RequireAuthorization(ApiScopes.Inference).RequireTenantRateLimit();
         group.MapPost("/act", ActAsync)
+            .WithMetadata(ComputeCounterPrefetch.Marker.Instance)
             .WithName("Act")
             .WithSummary("Computes an action chunk for one observation with a checkpoint (id, model@vN or model@alias), batched with other requests.")
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity)

@@ -1,8 +1,10 @@
 using System.Globalization;
 using Microsoft.Extensions.Options;
+using VlaCloud.Api.Acting;
 using VlaCloud.Api.Auth;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Limits;
+using VlaCloud.Registry.Usage;
 
 namespace VlaCloud.Api.RateLimiting;
 
@@ -11,7 +13,9 @@ namespace VlaCloud.Api.RateLimiting;
 /// with <c>Retry-After</c>. Every answer carries <c>RateLimit-Limit</c>, <c>RateLimit-Remaining</c> and
 /// <c>RateLimit-Reset</c> (seconds), as in the IETF RateLimit header draft. When Redis does not answer, the
 /// request is refused with 503 and <c>Retry-After</c> at once (or let through, with
-/// <see cref="LimitsOptions.RateLimitFailOpen"/>). Platform administrators' keys share one bucket of their own.
+/// <see cref="LimitsOptions.RateLimitFailOpen"/>). Platform administrators' keys share one bucket of their own. On endpoints
+/// marked with <see cref="ComputeCounterPrefetch.Marker"/> the same script reads the tenant's compute counter, which the
+/// handler's quota check then uses instead of asking Redis again.
 /// </summary>
 internal sealed class TenantRateLimitFilter(RequestRateLimiter limiter, CurrentTenant tenant, IOptions<LimitsOptions> options) : IEndpointFilter
 {
@@ -21,7 +25,15 @@ internal sealed class TenantRateLimitFilter(RequestRateLimiter limiter, CurrentT
         LimitDecision decision;
         try
         {
-            decision = await limiter.TryAcquireAsync(identity.TenantId ?? Guid.Empty, identity.KeyId, tenant.Limits);
+            if (identity.TenantId is { } tenantId && context.HttpContext.GetEndpoint()?.Metadata.GetMetadata<ComputeCounterPrefetch.Marker>() is not null)
+            {
+                var services = context.HttpContext.RequestServices;
+                var probe = services.GetRequiredService<IUsageMeter>().ComputeCounter(tenantId);
+                (decision, var counter) = await limiter.TryAcquireAsync(tenantId, identity.KeyId, tenant.Limits, probe.Key);
+                if (decision.Allowed) services.GetRequiredService<ComputeCounterPrefetch>().Set(new ComputeCounterRead(probe, counter));
+            }
+            else
+                decision = await limiter.TryAcquireAsync(identity.TenantId ?? Guid.Empty, identity.KeyId, tenant.Limits);
         }
         catch (Exception e) when (DependencyFailure.IsUnavailable(e) && options.Value.RateLimitFailOpen)
         {

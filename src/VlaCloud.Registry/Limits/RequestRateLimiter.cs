@@ -5,13 +5,15 @@ namespace VlaCloud.Registry.Limits;
 /// <summary>
 /// Token buckets in Redis, one per tenant and one per key, taken together in one Lua script so a request
 /// is charged to both or to neither. Redis's own clock (<c>TIME</c>) is used, so replicas with skewed clocks
-/// agree.
+/// agree. The same script may also read a counter (the tenant's monthly compute total), so a request that is limited
+/// and then checked against its quota costs one Redis round trip.
 /// </summary>
 public sealed class RequestRateLimiter(IConnectionMultiplexer redis, RedisKeyspace keyspace)
 {
-    // KEYS: tenant bucket, key bucket. ARGV: tenant rate, tenant burst, key rate, key burst.
+    // KEYS: tenant bucket, key bucket[, counter]. ARGV: tenant rate, tenant burst, key rate, key burst.
     // A bucket is a hash {tokens, ts_us}; missing means full. Returns
-    // {allowed, limit, remaining, reset_ms, retry_ms} for the tighter bucket.
+    // {allowed, limit, remaining, reset_ms, retry_ms[, counter]} for the tighter bucket; counter is the GET of KEYS[3]
+    // (nil when missing) and is read only when a third key is given.
     private const string Script = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -44,18 +46,31 @@ public sealed class RequestRateLimiter(IConnectionMultiplexer redis, RedisKeyspa
           retry = math.ceil(worst)
         end
         local reset = math.ceil((bursts[tight] - levels[tight]) / rates[tight] * 1000)
-        return { allowed and 1 or 0, bursts[tight], math.floor(levels[tight]), reset, retry }
+        local result = { allowed and 1 or 0, bursts[tight], math.floor(levels[tight]), reset, retry }
+        if KEYS[3] then result[6] = redis.call('GET', KEYS[3]) end
+        return result
         """;
 
     /// <summary>Takes one token from the tenant's and the key's bucket, or refuses.</summary>
-    public async Task<LimitDecision> TryAcquireAsync(Guid tenantId, Guid keyId, TenantLimits limits)
+    public async Task<LimitDecision> TryAcquireAsync(Guid tenantId, Guid keyId, TenantLimits limits) =>
+        (await TryAcquireAsync(tenantId, keyId, limits, null)).Decision;
+
+    /// <summary>
+    /// Takes one token from the tenant's and the key's bucket, or refuses; in the same round trip reads
+    /// <paramref name="counter"/> (when given), whose value (<see cref="RedisValue.Null"/> when missing or not asked for) comes back
+    /// with the decision.
+    /// </summary>
+    public async Task<(LimitDecision Decision, RedisValue Counter)> TryAcquireAsync(Guid tenantId, Guid keyId, TenantLimits limits, RedisKey? counter)
     {
-        var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(Script,
-            [keyspace.Key($"rl:tenant:{tenantId}"), keyspace.Key($"rl:key:{keyId}")],
+        RedisKey[] keys = counter is { } key
+            ? [keyspace.Key($"rl:tenant:{tenantId}"), keyspace.Key($"rl:key:{keyId}"), key]
+            : [keyspace.Key($"rl:tenant:{tenantId}"), keyspace.Key($"rl:key:{keyId}")];
+        var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(Script, keys,
             [limits.RequestsPerSecond, limits.Burst, limits.KeyRequestsPerSecond, limits.KeyBurst]))!;
         var allowed = (long)result[0] == 1;
-        return new LimitDecision(allowed, (long)result[1], (long)result[2],
+        var decision = new LimitDecision(allowed, (long)result[1], (long)result[2],
             TimeSpan.FromMilliseconds((long)result[3]), TimeSpan.FromMilliseconds((long)result[4]),
             allowed ? null : "request rate");
+        return (decision, result.Length > 5 ? (RedisValue)result[5] : RedisValue.Null);
     }
 }

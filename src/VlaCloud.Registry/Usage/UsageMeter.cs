@@ -14,7 +14,7 @@ namespace VlaCloud.Registry.Usage;
 public sealed record UsageRecord(Guid TenantId, Guid CheckpointId, long Requests, long Actions, long ComputeMs);
 
 /// <summary>
-/// The metering and quota API inference calls: <see cref="CheckComputeQuotaAsync"/> before running a request,
+/// The metering and quota API inference calls: <see cref="CheckComputeQuotaAsync(Guid, TenantLimits, CancellationToken)"/> before running a request,
 /// <see cref="RecordAsync"/> after. The monthly compute counter lives in Redis (checked on the hot path);
 /// the durable per-day roll-up lives in Postgres.
 /// </summary>
@@ -23,9 +23,32 @@ public interface IUsageMeter
     /// <summary>Whether the tenant has compute quota left this UTC month.</summary>
     Task<LimitDecision> CheckComputeQuotaAsync(Guid tenantId, TenantLimits limits, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Where the tenant's month counter is now, so another Redis call (the rate limiter's script) can read it in its own round
+    /// trip and hand the value to <see cref="CheckComputeQuotaAsync(ComputeCounterRead, TenantLimits, CancellationToken)"/>.
+    /// </summary>
+    ComputeCounterProbe ComputeCounter(Guid tenantId);
+
+    /// <summary>
+    /// What <see cref="CheckComputeQuotaAsync(Guid, TenantLimits, CancellationToken)"/> answers, from a counter value already
+    /// read from Redis; Postgres is asked only when the counter was missing.
+    /// </summary>
+    Task<LimitDecision> CheckComputeQuotaAsync(ComputeCounterRead read, TenantLimits limits, CancellationToken cancellationToken);
+
     /// <summary>Charges the compute to this month's quota and adds the usage to today's roll-up.</summary>
     Task RecordAsync(UsageRecord usage, CancellationToken cancellationToken);
 }
+
+/// <summary>Where a tenant's month compute counter is, at the time it was asked.</summary>
+/// <param name="TenantId">The tenant.</param>
+/// <param name="Key">The Redis key of the counter.</param>
+/// <param name="At">When the key was chosen (its month).</param>
+public sealed record ComputeCounterProbe(Guid TenantId, RedisKey Key, DateTimeOffset At);
+
+/// <summary>The value read for a <see cref="ComputeCounterProbe"/>.</summary>
+/// <param name="Probe">What was read.</param>
+/// <param name="Value">The counter, or <see cref="RedisValue.Null"/> when Redis does not hold it.</param>
+public sealed record ComputeCounterRead(ComputeCounterProbe Probe, RedisValue Value);
 
 /// <summary>
 /// Postgres holds the bill (the per-day roll-up); Redis holds the hot path's copy of each tenant's month total, for
@@ -46,8 +69,23 @@ public sealed class UsageMeter(RegistryDbContext db, IConnectionMultiplexer redi
     /// <inheritdoc />
     public async Task<LimitDecision> CheckComputeQuotaAsync(Guid tenantId, TenantLimits limits, CancellationToken cancellationToken)
     {
+        var probe = ComputeCounter(tenantId);
+        var value = await redis.GetDatabase().StringGetAsync(probe.Key);
+        return await CheckComputeQuotaAsync(new ComputeCounterRead(probe, value), limits, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ComputeCounterProbe ComputeCounter(Guid tenantId)
+    {
         var now = clock.GetUtcNow();
-        var value = await redis.GetDatabase().StringGetAsync(MonthKey(tenantId, now));
+        return new ComputeCounterProbe(tenantId, MonthKey(tenantId, now), now);
+    }
+
+    /// <inheritdoc />
+    public async Task<LimitDecision> CheckComputeQuotaAsync(ComputeCounterRead read, TenantLimits limits, CancellationToken cancellationToken)
+    {
+        var (tenantId, _, now) = read.Probe;
+        var value = read.Value;
         var used = value.HasValue ? (long)value : await UsedThisMonthFromDatabaseAsync(tenantId, now, cancellationToken);
         var reset = MonthEnd(now) - now;
         var allowed = used < limits.MonthlyComputeMsQuota;

@@ -54,7 +54,7 @@ public sealed class FineTuneJob(
         var job = await db.FineTuningJobs.AsNoTracking().SingleAsync(j => j.Id == jobId, cancellationToken);
         if (FineTuningJobStatus.IsFinal(job.Status)) return;
 
-        await using var sink = new JobEventSink(dbOptions, tenantId, jobId, redis, keyspace, Settings.PollInterval);
+        await using var sink = new JobEventSink(dbOptions, tenantId, jobId, redis, keyspace, Settings.PollInterval, Settings.EventFlushInterval, Settings.EventFlushSteps);
         if (job.CancelRequestedAt is not null)
         {
             await FinishAsync(job, FineTuningJobStatus.Cancelled, sink, "Job cancelled before it started.");
@@ -203,15 +203,16 @@ public sealed class FineTuneJob(
             await uploader;
         }
         using var policy = run.Policy;
-        VlaCloudTelemetry.TrainingSteps.Add(run.Steps - run.StartStep);
 
         PolicyScore? score = null;
         if (job.Evaluate || job.PromoteTo is not null)
         {
             sink.Message("Evaluating the result.");
+            sink.FlushSoon(); // the loop's last steps are written before the evaluation runs
             score = await Task.Factory.StartNew(() => PolicyEvaluation.Score(policy, data, job.Evaluate && IsSim(embodiment),
                 Settings.EvaluationEpisodes, Settings.EvaluationInferenceSteps, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             sink.Message($"{JobMetrics.EvaluationPrefix} success rate {(score.SuccessRate is { } r ? r.ToString("P0") : "n/a")}, action MSE {score.ActionMse:G4}.", data: score.ToMetrics());
+            sink.FlushSoon();
         }
 
         var metrics = System.Text.Json.JsonSerializer.Serialize(new
@@ -328,6 +329,7 @@ public sealed class FineTuneJob(
                 await context.FineTuningJobs.Where(j => j.Id == job.Id && j.LastSavedStep < step).ExecuteUpdateAsync(s => s
                     .SetProperty(j => j.LastSavedStep, step).SetProperty(j => j.ResumeArtifactSha256, info.Sha256), cancellationToken);
                 sink.Message($"{JobMetrics.SavedPrefix} at step {step}.", data: new { step, sha256 = info.Sha256 });
+                sink.FlushSoon(); // a save point: the steps up to it are written now
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -493,12 +495,14 @@ internal sealed class TrainingReporter(
 
     public void Report(TrainingProgress value)
     {
-        sink.Metrics(value.Step, $"Step {value.Step}/{value.TotalSteps}: loss {value.Loss:G4}", new
+        VlaCloudTelemetry.TrainingSteps.Add(1); // as it happens, so the counter is live
+        // Described (text, JSON) by the sink's writer, not here on the training thread.
+        sink.Metrics(value.Step, () => ($"Step {value.Step}/{value.TotalSteps}: loss {value.Loss:G4}", new
         {
             step = value.Step, total_steps = value.TotalSteps, loss = value.Loss, action_loss = value.ActionLoss, spatial_loss = value.SpatialLoss,
             learning_rate = value.ExpertLearningRate, vlm_learning_rate = value.VlmLearningRate, gradient_norm = value.GradientNorm,
             spatial_samples = value.SpatialSamples, steps_per_second = value.StepsPerSecond,
-        });
+        }));
         // CoTrainer saves after reporting a step, so the state of step s - 1 is complete when step s is reported.
         var saved = value.Step - 1;
         if (interval > 0 && saved > resumeStep && saved % interval == 0 && previous is not null)

@@ -21,8 +21,17 @@ public sealed class FineTuningJobOptions
     /// <summary>Denoising steps per action chunk in evaluation.</summary>
     public int EvaluationInferenceSteps { get; set; } = 4;
 
-    /// <summary>How often a running job checks whether it was cancelled and flushes its events.</summary>
+    /// <summary>How often a running job checks whether it was cancelled (and beats its heartbeat).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// Longest a running job's queued events wait before they are written (one write for all of them, then one pub/sub
+    /// nudge to live readers). Save points, evaluations and the end of a run write at once.
+    /// </summary>
+    public TimeSpan EventFlushInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Training steps whose metrics events are written together at most: a write happens at this many, or at <see cref="EventFlushInterval"/>, whichever comes first.</summary>
+    public int EventFlushSteps { get; set; } = 50;
 
     /// <summary>
     /// Runs a job may start. A run whose trainer dies (killed for memory, a crashed pod) counts; a trainer that stops

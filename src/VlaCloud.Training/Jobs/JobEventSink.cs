@@ -9,9 +9,13 @@ namespace VlaCloud.Training.Jobs;
 
 /// <summary>
 /// A running job's outbox: events and progress are queued by any thread (the training thread never waits on
-/// the database) and written every poll interval by one loop with its own context, which then nudges live
-/// readers over Redis pub/sub and checks whether the job was cancelled. Once the job runs, the same loop is its
-/// worker heartbeat (<see cref="StartHeartbeat"/>): a trainer that finds the heartbeat stale takes the job over.
+/// the database, nor on Redis, nor serialises JSON: a step's metrics are queued as they came and turned into an event
+/// by the writer) and written by one loop with its own context, in one write per <c>flushSteps</c> metrics or per
+/// <c>flushInterval</c>, whichever comes first, or at once when asked (<see cref="FlushSoon"/>: save points, evaluations;
+/// the end of a run flushes itself). After a write the loop nudges live readers over Redis pub/sub without waiting for
+/// Redis. Every poll interval it checks whether the job was cancelled; once the job runs, the same loop is its worker
+/// heartbeat (<see cref="StartHeartbeat"/>): a trainer that finds the heartbeat stale takes the job over. Every event is
+/// written, one row per step, so the metrics route and the loss curve see every step.
 /// </summary>
 public sealed class JobEventSink : IAsyncDisposable
 {
@@ -21,7 +25,12 @@ public sealed class JobEventSink : IAsyncDisposable
     private readonly ISubscriber? publisher;
     private readonly RedisChannel channel;
     private readonly TimeSpan interval;
-    private readonly ConcurrentQueue<JobEvent> pending = new();
+    private readonly TimeSpan flushInterval;
+    private readonly int flushSteps;
+    private readonly ConcurrentQueue<Queued> pending = new();
+    private readonly SemaphoreSlim wake = new(0, 1);
+    private int queuedMetrics;
+    private DateTimeOffset nextPoll;
     private readonly CancellationTokenSource stop = new();
     private readonly CancellationTokenSource cancelled = new();
     private readonly CancellationTokenSource lost = new();
@@ -29,10 +38,18 @@ public sealed class JobEventSink : IAsyncDisposable
     private TimeSpan beatInterval;
     private DateTimeOffset nextBeat;
     private readonly Task loop;
-    private (int Step, string Metrics)? progress;
+    private Queued? progress;
 
-    /// <summary>Starts the writer loop for job <paramref name="jobId"/> of <paramref name="tenantId"/>.</summary>
-    public JobEventSink(DbContextOptions<RegistryDbContext> dbOptions, Guid tenantId, Guid jobId, IConnectionMultiplexer? redis, RedisKeyspace keyspace, TimeSpan interval)
+    /// <summary>An event to write; a metrics event is described (text and JSON) by the writer, off the training thread.</summary>
+    private sealed record Queued(JobEvent Event, int Step, Func<(string Text, object Data)>? Describe);
+
+    /// <summary>
+    /// Starts the writer loop for job <paramref name="jobId"/> of <paramref name="tenantId"/>: cancellation is checked every
+    /// <paramref name="interval"/>; events are written every <paramref name="flushInterval"/> (default: <paramref name="interval"/>)
+    /// or once <paramref name="flushSteps"/> metrics events wait, whichever comes first.
+    /// </summary>
+    public JobEventSink(DbContextOptions<RegistryDbContext> dbOptions, Guid tenantId, Guid jobId, IConnectionMultiplexer? redis, RedisKeyspace keyspace, TimeSpan interval,
+        TimeSpan? flushInterval = null, int flushSteps = 50)
     {
         this.dbOptions = dbOptions;
         this.tenantId = tenantId;
@@ -40,6 +57,8 @@ public sealed class JobEventSink : IAsyncDisposable
         publisher = redis?.GetSubscriber();
         channel = Channel(keyspace, jobId);
         this.interval = interval;
+        this.flushInterval = flushInterval is { } f && f > TimeSpan.Zero && f < interval ? f : interval;
+        this.flushSteps = Math.Max(1, flushSteps);
         loop = Task.Run(LoopAsync);
     }
 
@@ -70,28 +89,70 @@ public sealed class JobEventSink : IAsyncDisposable
     /// <summary>Queues a message event.</summary>
     public void Message(string text, string level = "info", object? data = null) => Add(level, "message", text, data);
 
-    /// <summary>Queues a metrics event and the job's new progress.</summary>
-    public void Metrics(int step, string text, object data)
+    /// <summary>
+    /// Queues a metrics event for <paramref name="step"/> and the job's new progress. <paramref name="describe"/> (the event's
+    /// text and data) is called by the writer, not on the caller's thread.
+    /// </summary>
+    public void Metrics(int step, Func<(string Text, object Data)> describe)
     {
-        var json = JsonSerializer.Serialize(data);
-        progress = (step, json);
-        pending.Enqueue(new JobEvent { JobId = jobId, TenantId = tenantId, Level = "info", Type = "metrics", Message = text, Data = json, CreatedAt = DateTimeOffset.UtcNow });
+        var queued = new Queued(new JobEvent { JobId = jobId, TenantId = tenantId, Level = "info", Type = "metrics", Message = "", CreatedAt = DateTimeOffset.UtcNow }, step, describe);
+        progress = queued;
+        pending.Enqueue(queued);
+        if (Interlocked.Increment(ref queuedMetrics) >= flushSteps) FlushSoon();
+    }
+
+    /// <summary>Queues a metrics event and the job's new progress.</summary>
+    public void Metrics(int step, string text, object data) => Metrics(step, () => (text, data));
+
+    /// <summary>Wakes the writer to write what is queued now rather than at its next interval (a save point, an evaluation).</summary>
+    public void FlushSoon()
+    {
+        try
+        {
+            if (wake.CurrentCount == 0) wake.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already woken.
+        }
+        catch (ObjectDisposedException)
+        {
+            // The sink is gone; its last flush wrote everything.
+        }
     }
 
     private void Add(string level, string type, string text, object? data) =>
-        pending.Enqueue(new JobEvent
+        pending.Enqueue(new Queued(new JobEvent
         {
             JobId = jobId, TenantId = tenantId, Level = level, Type = type, Message = text.Length > 2000 ? text[..2000] : text,
             Data = data is null ? null : JsonSerializer.Serialize(data), CreatedAt = DateTimeOffset.UtcNow,
-        });
+        }, 0, null));
 
-    /// <summary>Writes everything queued so far.</summary>
-    public async Task FlushAsync(CancellationToken cancellationToken)
+    /// <summary>Describes a queued metrics event (once; the job's progress and the event share it).</summary>
+    private static JobEvent Written(Queued queued)
+    {
+        if (queued.Describe is { } describe && queued.Event.Data is null)
+        {
+            var (text, data) = describe();
+            queued.Event.Message = text;
+            queued.Event.Data = JsonSerializer.Serialize(data);
+        }
+        return queued.Event;
+    }
+
+    /// <summary>Writes everything queued so far, and checks for a cancel (and beats the heartbeat) when they are due.</summary>
+    public Task FlushAsync(CancellationToken cancellationToken) => FlushAsync(poll: true, cancellationToken);
+
+    private async Task FlushAsync(bool poll, CancellationToken cancellationToken)
     {
         var batch = new List<JobEvent>();
-        while (pending.TryDequeue(out var e)) batch.Add(e);
-        var step = progress;
-        progress = null;
+        while (pending.TryDequeue(out var e))
+        {
+            batch.Add(Written(e));
+            if (e.Describe is not null) Interlocked.Decrement(ref queuedMetrics);
+        }
+        var step = Interlocked.Exchange(ref progress, null);
+        if (batch.Count == 0 && step is null && !poll) return;
         await using var db = new RegistryDbContext(dbOptions, new FixedTenantAccessor(tenantId));
         if (batch.Count > 0)
         {
@@ -100,20 +161,23 @@ public sealed class JobEventSink : IAsyncDisposable
         }
         if (step is { } p)
         {
+            var metrics = Written(p).Data;
             await db.FineTuningJobs.Where(j => j.Id == jobId)
-                .ExecuteUpdateAsync(s => s.SetProperty(j => j.Step, p.Step).SetProperty(j => j.Metrics, p.Metrics), cancellationToken);
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.Step, p.Step).SetProperty(j => j.Metrics, metrics), cancellationToken);
         }
         if (batch.Count > 0 && publisher is not null)
         {
             try
             {
-                await publisher.PublishAsync(channel, batch[^1].Id);
+                // Not awaited: live readers also poll, so a missed nudge only delays them, and the writer does not wait for Redis.
+                publisher.Publish(channel, batch[^1].Id, CommandFlags.FireAndForget);
             }
             catch (RedisException)
             {
-                // Live readers also poll; a missed nudge only delays them.
             }
         }
+        if (!poll) return;
+        nextPoll = DateTimeOffset.UtcNow + interval;
         if (!cancelled.IsCancellationRequested
             && await db.FineTuningJobs.AnyAsync(j => j.Id == jobId && j.CancelRequestedAt != null, cancellationToken))
             await cancelled.CancelAsync();
@@ -137,7 +201,7 @@ public sealed class JobEventSink : IAsyncDisposable
         {
             try
             {
-                await Task.Delay(interval, stop.Token);
+                await wake.WaitAsync(flushInterval, stop.Token);
             }
             catch (OperationCanceledException)
             {
@@ -145,7 +209,7 @@ public sealed class JobEventSink : IAsyncDisposable
             }
             try
             {
-                await FlushAsync(stop.Token);
+                await FlushAsync(poll: DateTimeOffset.UtcNow >= nextPoll, stop.Token);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -173,6 +237,7 @@ public sealed class JobEventSink : IAsyncDisposable
         }
         await FlushAsync(CancellationToken.None);
         stop.Dispose();
+        wake.Dispose();
         cancelled.Dispose();
         lost.Dispose();
     }

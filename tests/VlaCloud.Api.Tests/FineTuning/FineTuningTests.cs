@@ -95,6 +95,36 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
 
     [Trait("Category", "Slow")]
     [Fact]
+    public async Task Metrics_written_in_batches_still_give_the_metrics_route_every_step_once()
+    {
+        // Batches of 4 steps, or every 5 s (far longer than this job's loop), so most writes carry several steps at once.
+        var settings = FineTuningWorld.Settings(root, trainer: true);
+        settings["VlaCloud:FineTuning:EventFlushSteps"] = "4";
+        settings["VlaCloud:FineTuning:EventFlushInterval"] = "00:00:05";
+        settings["VlaCloud:FineTuning:PollInterval"] = "00:00:05";
+        await using var app = new VlaCloudAppFactory(services, settings);
+        var world = await FineTuningWorld.CreateAsync(app);
+        var dataset = await world.CompleteDatasetAsync(await world.UploadPartsAsync(await FineTuningWorld.SimDatasetTar, 1));
+        Assert.Equal("ready", dataset.Status);
+
+        var job = await world.CreateJobAsync(dataset.Id, new { steps = 14, batch_size = 2, learning_rate = 1e-3, warmup_steps = 1, checkpoint_interval = 5, seed = 5 });
+        job = await world.WaitForJobAsync(job.Id, j => j.Status is "succeeded" or "failed", TimeSpan.FromMinutes(5), "job did not end");
+        var events = await world.EventsAsync(job.Id);
+        Assert.True(job.Status == "succeeded", string.Join("\n", events.Select(e => e.Message)));
+
+        var metrics = (await world.Client.GetFromJsonAsync<JobMetricsResponse>($"/v1/fine_tuning/jobs/{job.Id}/metrics"))!;
+        Assert.Equal(Enumerable.Range(1, 14), metrics.Steps.Select(s => s.Step));
+        Assert.All(metrics.Steps, s => Assert.True(s.Loss > 0));
+        Assert.Equal([5, 10], metrics.SavedSteps);
+        var steps = events.Where(e => e.Type == "metrics").Select(e => e.Data.GetProperty("step").GetInt32()).ToList();
+        Assert.Equal(Enumerable.Range(1, 14), steps);
+        Assert.All(events.Where(e => e.Type == "metrics"), e => Assert.StartsWith($"Step {e.Data.GetProperty("step").GetInt32()}/14: loss ", e.Message));
+        Assert.Equal(events.Select(e => e.Id).Order(), events.Select(e => e.Id));
+        Assert.Equal(14, job.Step);
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
     public async Task An_internvla_m1_base_co_trains_on_actions_and_spatial_answers_and_its_result_is_registered_and_served()
     {
         await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: true));

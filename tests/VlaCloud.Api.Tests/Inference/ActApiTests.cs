@@ -19,7 +19,7 @@ public sealed class ActApiTests(ServicesFixture services)
     [Fact]
     public async Task Concurrent_clients_batched_together_each_get_the_actions_they_would_get_alone()
     {
-        await using var app = App(("VlaCloud:Inference:MaxQueueDelay", "00:00:00.200"));
+        await using var app = App(("VlaCloud:Inference:MaxQueueDelay", "00:00:00.200"), ("VlaCloud:Inference:IdleDispatch", "false"));
         using var world = await InferenceWorld.CreateAsync(app);
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(v => world.Client.PostAsJsonAsync("/v1/act", world.Request(v, seed: 100 + v))));
@@ -48,7 +48,7 @@ public sealed class ActApiTests(ServicesFixture services)
     [Fact]
     public async Task An_internvla_m1_checkpoint_is_served_batched_with_16_step_chunks_and_alone_equal_to_the_model()
     {
-        await using var app = App(("VlaCloud:Inference:MaxQueueDelay", "00:00:00.200"));
+        await using var app = App(("VlaCloud:Inference:MaxQueueDelay", "00:00:00.200"), ("VlaCloud:Inference:IdleDispatch", "false"));
         using var world = await InferenceWorld.CreateInternVlaM1Async(app);
 
         // Batched: a [16, D] chunk each. DDIM's first steps divide the noise prediction by √ᾱ_t (≈ 0.01 at t = 99), so
@@ -89,7 +89,7 @@ public sealed class ActApiTests(ServicesFixture services)
     [Fact]
     public async Task An_internvla_m1_checkpoint_answers_a_spatial_question_with_qwen_json_read_back_into_the_cameras_pixels()
     {
-        await using var app = App(("VlaCloud:Inference:MaxQueueDelay", "00:00:00.200"));
+        await using var app = App(("VlaCloud:Inference:MaxQueueDelay", "00:00:00.200"), ("VlaCloud:Inference:IdleDispatch", "false"));
         using var world = await InferenceWorld.CreateInternVlaM1Async(app, taught: true);
 
         // Two requests batched: the taught one and another observation, each answered as the model alone answers it.
@@ -365,7 +365,7 @@ public sealed class ActApiTests(ServicesFixture services)
     {
         // A long queue delay and a large batch keep the first request waiting in the queue; its own deadline
         // is far beyond that delay (the default one would race it).
-        await using var app = App(("VlaCloud:Inference:QueueCapacity", "1"), ("VlaCloud:Inference:MaxBatchSize", "64"), ("VlaCloud:Inference:MaxQueueDelay", "00:00:05"));
+        await using var app = App(("VlaCloud:Inference:QueueCapacity", "1"), ("VlaCloud:Inference:MaxBatchSize", "64"), ("VlaCloud:Inference:MaxQueueDelay", "00:00:05"), ("VlaCloud:Inference:IdleDispatch", "false"));
         using var world = await InferenceWorld.CreateAsync(app);
 
         var waiting = world.Client.PostAsJsonAsync("/v1/act", world.Request(0, options: new ActOptions(Steps: 4, TimeoutMs: 120_000)));
@@ -382,7 +382,7 @@ public sealed class ActApiTests(ServicesFixture services)
     [Fact]
     public async Task A_request_whose_deadline_passes_in_the_queue_is_a_504_and_never_computed()
     {
-        await using var app = App(("VlaCloud:Inference:MaxBatchSize", "64"), ("VlaCloud:Inference:MaxQueueDelay", "00:00:00.800"));
+        await using var app = App(("VlaCloud:Inference:MaxBatchSize", "64"), ("VlaCloud:Inference:MaxQueueDelay", "00:00:00.800"), ("VlaCloud:Inference:IdleDispatch", "false"));
         using var world = await InferenceWorld.CreateAsync(app);
         Assert.Equal(HttpStatusCode.OK, (await world.Client.PostAsJsonAsync("/v1/act", world.Request(0))).StatusCode);
         var engine = app.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
@@ -466,5 +466,37 @@ public sealed class ActApiTests(ServicesFixture services)
         Assert.Equal(1, served);
         Assert.Equal(received, keys.InvalidationsReceived); // not a key invalidation: cached keys stay
         Assert.NotEqual(second.Id, world.Checkpoint.Id);
+    }
+
+    [Fact]
+    public async Task The_quota_is_checked_from_the_counter_the_rate_limit_script_read_in_the_same_round_trip()
+    {
+        await using var app = App(("VlaCloud:Limits:MonthlyComputeMsQuota", "1000"));
+        using var world = await InferenceWorld.CreateAsync(app);
+        var tenantId = await app.WithDbAsync(db => db.Checkpoints.IgnoreQueryFilters().Where(c => c.Id == world.Checkpoint.Id).Select(c => c.TenantId!.Value).SingleAsync());
+        var redis = app.Services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>();
+        Assert.Equal(HttpStatusCode.OK, (await world.Client.PostAsJsonAsync("/v1/act", world.Request(0))).StatusCode);
+
+        // One /v1/act: the limiter's script, and no GET of the compute counter after it.
+        var session = new StackExchange.Redis.Profiling.ProfilingSession();
+        redis.RegisterProfiler(() => session);
+        var served = await world.Client.PostAsJsonAsync("/v1/act", world.Request(1));
+        var commands = session.FinishProfiling().Select(c => c.Command).ToList();
+        redis.RegisterProfiler(() => null);
+        Assert.True(served.StatusCode == HttpStatusCode.OK, await served.Content.ReadAsStringAsync());
+        Assert.DoesNotContain("GET", commands);
+        Assert.Contains(commands, c => c is "EVAL" or "EVALSHA");
+
+        // The counter the script read refuses once the month is used up: 429 with the quota's headers, nothing computed.
+        string counterKey;
+        using (var scope = app.Services.CreateScope())
+            counterKey = scope.ServiceProvider.GetRequiredService<VlaCloud.Registry.Usage.IUsageMeter>().ComputeCounter(tenantId).Key!;
+        await redis.GetDatabase().StringSetAsync(counterKey, 5000, TimeSpan.FromMinutes(5));
+        var refused = await world.Client.PostAsJsonAsync("/v1/act", world.Request(2));
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Contains("monthly compute quota", await refused.Content.ReadAsStringAsync());
+        Assert.Equal("1000", refused.Headers.GetValues("RateLimit-Limit").Single());
+        Assert.Equal("0", refused.Headers.GetValues("RateLimit-Remaining").Single());
+        Assert.True(int.Parse(refused.Headers.GetValues("Retry-After").Single()) >= 1);
     }
 }

@@ -69,7 +69,7 @@ public sealed class FairnessTests(ServicesFixture services, ITestOutputHelper ou
         // share (3 of 4) and gets 503; the other, of weight 1, holds twice its share (1) and gets the 429.
         var settings = new Dictionary<string, string?>
         {
-            ["VlaCloud:Inference:QueueCapacity"] = "4", ["VlaCloud:Inference:MaxBatchSize"] = "64", ["VlaCloud:Inference:MaxQueueDelay"] = "00:00:05",
+            ["VlaCloud:Inference:QueueCapacity"] = "4", ["VlaCloud:Inference:MaxBatchSize"] = "64", ["VlaCloud:Inference:MaxQueueDelay"] = "00:00:05", ["VlaCloud:Inference:IdleDispatch"] = "false",
         };
         await using var setup = new VlaCloudAppFactory(services, settings);
         using var heavy = await InferenceWorld.CreateAsync(setup);

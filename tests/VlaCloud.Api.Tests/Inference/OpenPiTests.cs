@@ -99,7 +99,7 @@ public sealed class OpenPiTests(ServicesFixture services)
         // finds the queue full. openpi's client raises on an error reply, so it must wait, not be refused.
         await using var app = new VlaCloudAppFactory(services, new Dictionary<string, string?>
         {
-            ["VlaCloud:Inference:QueueCapacity"] = "1", ["VlaCloud:Inference:MaxBatchSize"] = "64", ["VlaCloud:Inference:MaxQueueDelay"] = "00:00:02",
+            ["VlaCloud:Inference:QueueCapacity"] = "1", ["VlaCloud:Inference:MaxBatchSize"] = "64", ["VlaCloud:Inference:MaxQueueDelay"] = "00:00:02", ["VlaCloud:Inference:IdleDispatch"] = "false",
             ["VlaCloud:Inference:DefaultTimeout"] = "00:02:00",
         });
         using var world = await InferenceWorld.CreateAsync(app);
