@@ -115,7 +115,7 @@ public sealed class CheckpointImportJob(
         try
         {
             // Conversion is CPU and disk work of minutes for a real run: off the job's thread.
-            result = await Task.Factory.StartNew(() => InternVlaM1Import.ImportBundle(bundle, output, import.CheckpointFile, renames),
+            result = await Task.Factory.StartNew(() => InternVlaM1Import.ImportBundle(bundle, output, import.CheckpointFile, renames, import.Model),
                 cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
         catch (CheckpointException e)

@@ -46,9 +46,10 @@ public static class InternVlaM1Import
     /// <param name="output">Where the checkpoint tar is written.</param>
     /// <param name="checkpointFile">A <c>.pt</c> to read instead of the run's highest step.</param>
     /// <param name="embodiments">Renames of <c>dataset_statistics.json</c>'s tags to VlaCloud embodiment names (others keep their tag).</param>
+    /// <param name="name">The config's name (default: the run folder's name).</param>
     /// <exception cref="CheckpointException">A file is missing or malformed, or the weights do not match the config (names every missing, left-over or misshapen tensor).</exception>
     public static InternVlaM1ImportResult Import(string runDirectory, string qwenDirectory, string output, string? checkpointFile = null,
-        IReadOnlyDictionary<string, string>? embodiments = null)
+        IReadOnlyDictionary<string, string>? embodiments = null, string? name = null)
     {
         var pt = checkpointFile ?? LatestCheckpoint(runDirectory);
         var yaml = ReadYaml(Path.Combine(runDirectory, "config.yaml"));
@@ -66,7 +67,8 @@ public static class InternVlaM1Import
         InternVlaM1Config m1;
         try
         {
-            config = PolicyConfig.ForInternVlaM1(qwen, framework, imageSize, Path.GetFileName(Path.GetFullPath(runDirectory).TrimEnd(Path.DirectorySeparatorChar)) is { Length: > 0 } n ? n : "internvla-m1");
+            config = PolicyConfig.ForInternVlaM1(qwen, framework, imageSize,
+                name ?? (Path.GetFileName(Path.GetFullPath(runDirectory).TrimEnd(Path.DirectorySeparatorChar)) is { Length: > 0 } n ? n : "internvla-m1"));
             if (vlaData?["CoT_prompt"] is JsonValue prompt && prompt.TryGetValue<string>(out var cot)) config = config with { CotPrompt = cot };
             config.Validate();
             m1 = config.ToInternVlaM1();
@@ -167,9 +169,10 @@ public static class InternVlaM1Import
     /// <param name="output">Where the checkpoint tar is written.</param>
     /// <param name="checkpointFile">A file name in <c>checkpoints/</c> to read instead of the highest step.</param>
     /// <param name="embodiments">Renames of the statistics' tags.</param>
+    /// <param name="name">The config's name (a bundle's folder name means nothing).</param>
     /// <exception cref="CheckpointException">As <see cref="Import"/>, or the bundle lacks a file.</exception>
     public static InternVlaM1ImportResult ImportBundle(string bundleDirectory, string output, string? checkpointFile = null,
-        IReadOnlyDictionary<string, string>? embodiments = null)
+        IReadOnlyDictionary<string, string>? embodiments = null, string name = "internvla-m1")
     {
         var root = Path.GetFullPath(bundleDirectory).TrimEnd(Path.DirectorySeparatorChar);
         if (!File.Exists(Path.Combine(root, RunFiles[0])) && Directory.GetFiles(root).Length == 0 && Directory.GetDirectories(root) is [var only]
@@ -186,7 +189,7 @@ public static class InternVlaM1Import
             }
             var qwen = Path.Combine(root, BundleQwenFolder);
             if (!Directory.Exists(qwen)) throw new CheckpointException($"the bundle has no {BundleQwenFolder}/ folder (Qwen2.5-VL's config.json and tokenizer.json)");
-            return ImportResultRelative(Import(root, qwen, output, pt, embodiments), root);
+            return ImportResultRelative(Import(root, qwen, output, pt, embodiments, name), root);
         }
         catch (CheckpointException e) when (e.Message.Contains(root, StringComparison.Ordinal))
         {
