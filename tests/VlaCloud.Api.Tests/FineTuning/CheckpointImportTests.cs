@@ -155,7 +155,14 @@ public sealed class CheckpointImportTests(ServicesFixture services) : IDisposabl
         // The bundle alone fills the quota: the converted checkpoint cannot fit.
         var limited = await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(StorageQuotaBytes: bundle.Length)));
         Assert.Equal(HttpStatusCode.OK, limited.StatusCode);
-        await ExpectProblemAsync(await client.PostAsJsonAsync("/v1/checkpoints/imports", new { model = "m1", upload, embodiment }), HttpStatusCode.RequestEntityTooLarge, "storage_quota_bytes");
+        // The change reaches the key cache through Redis: asked until it has (an import accepted meanwhile stays queued, no trainer runs here).
+        HttpResponseMessage? refused = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            refused = await client.PostAsJsonAsync("/v1/checkpoints/imports", new { model = "m1", upload, embodiment });
+            return refused.StatusCode != HttpStatusCode.Accepted;
+        }, TimeSpan.FromSeconds(20), "the lowered quota never applied");
+        await ExpectProblemAsync(refused!, HttpStatusCode.RequestEntityTooLarge, "storage_quota_bytes");
     }
 
     [Fact]
