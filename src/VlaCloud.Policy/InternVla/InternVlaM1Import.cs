@@ -77,9 +77,9 @@ public static class InternVlaM1Import
         catch (Exception e) when (e is ArgumentException or InvalidDataException or System.Text.Json.JsonException)
         { throw new CheckpointException($"config: {e.Message}"); }
         var stats = ReadStatistics(Path.Combine(runDirectory, "dataset_statistics.json"), embodiments);
-        foreach (var (name, s) in stats)
+        foreach (var (tag, s) in stats)
         {
-            try { s.Validate(config, name); }
+            try { s.Validate(config, tag); }
             catch (ArgumentException e) { throw new CheckpointException($"dataset_statistics.json: {e.Message}"); }
         }
 
