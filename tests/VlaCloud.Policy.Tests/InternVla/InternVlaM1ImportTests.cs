@@ -67,4 +67,32 @@ public sealed class InternVlaM1ImportTests : IDisposable
         Assert.Contains("refused", error.Message);
         Assert.False(File.Exists(Path.Combine(root, "m1.tar")));
     }
+
+    [Fact]
+    public void A_bundle_imports_as_its_run_does_and_names_what_it_lacks_within_the_bundle()
+    {
+        var (run, qwen) = WriteRun(StandInTensors());
+        var bundle = Path.Combine(root, "bundle");
+        using (var tar = new MemoryStream())
+        {
+            Assert.Equal("steps_20000_pytorch_model.pt", InternVlaM1Import.WriteBundle(run, qwen, tar));
+            tar.Position = 0;
+            Directory.CreateDirectory(bundle);
+            System.Formats.Tar.TarFile.ExtractToDirectory(tar, bundle, overwriteFiles: false);
+        }
+        Assert.Equal(["checkpoints/steps_20000_pytorch_model.pt", "config.yaml", "dataset_statistics.json", "qwen/config.json", "qwen/tokenizer.json"],
+            Directory.EnumerateFiles(bundle, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(bundle, f).Replace('\\', '/')).Order(StringComparer.Ordinal));
+
+        var result = InternVlaM1Import.ImportBundle(bundle, Path.Combine(root, "b.tar"), embodiments: new Dictionary<string, string> { ["oxe_bridge"] = "widowx" }, name: "m1");
+        Assert.Equal("checkpoints/steps_20000_pytorch_model.pt", result.Checkpoint);
+        Assert.Equal("m1", result.Config.Name);
+        Assert.Equal(["widowx"], result.Normalization.Keys);
+
+        var other = Assert.Throws<CheckpointException>(() => InternVlaM1Import.ImportBundle(bundle, Path.Combine(root, "c.tar"), checkpointFile: "steps_1_pytorch_model.pt"));
+        Assert.Equal("checkpoints/steps_1_pytorch_model.pt is not in the bundle", other.Message);
+        File.Delete(Path.Combine(bundle, "qwen", "tokenizer.json"));
+        var missing = Assert.Throws<CheckpointException>(() => InternVlaM1Import.ImportBundle(bundle, Path.Combine(root, "c.tar")));
+        Assert.Equal("qwen/tokenizer.json is missing", missing.Message);
+        Assert.False(File.Exists(Path.Combine(root, "c.tar")));
+    }
 }
