@@ -345,6 +345,98 @@ namespace VlaCloud.Migrations.Migrations
                     b.ToTable("aliases", (string)null);
                 });
 
+            modelBuilder.Entity("VlaCloud.Registry.Entities.CheckpointImport", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ArtifactSha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character(64)")
+                        .HasColumnName("artifact_sha256")
+                        .IsFixedLength();
+
+                    b.Property<string>("CheckpointFile")
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)")
+                        .HasColumnName("checkpoint_file");
+
+                    b.Property<Guid?>("CheckpointId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("checkpoint_id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<Guid?>("CreatedByKeyId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("created_by_key_id");
+
+                    b.Property<Guid>("EmbodimentId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("embodiment_id");
+
+                    b.Property<string>("Embodiments")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("embodiments");
+
+                    b.Property<string>("Error")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)")
+                        .HasColumnName("error");
+
+                    b.Property<DateTimeOffset?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("Model")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("model");
+
+                    b.Property<long>("SizeBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("size_bytes");
+
+                    b.Property<DateTimeOffset?>("StartedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("started_at");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<Guid?>("UploadId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("upload_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_checkpoint_imports");
+
+                    b.HasIndex("CheckpointId")
+                        .HasDatabaseName("ix_checkpoint_imports_checkpoint_id");
+
+                    b.HasIndex("EmbodimentId")
+                        .HasDatabaseName("ix_checkpoint_imports_embodiment_id");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_checkpoint_imports_tenant_id_id");
+
+                    b.ToTable("checkpoint_imports", (string)null);
+                });
+
             modelBuilder.Entity("VlaCloud.Registry.Entities.Dataset", b =>
                 {
                     b.Property<Guid>("Id")
@@ -890,8 +982,8 @@ namespace VlaCloud.Migrations.Migrations
 
                     b.Property<string>("Purpose")
                         .IsRequired()
-                        .HasMaxLength(16)
-                        .HasColumnType("character varying(16)")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
                         .HasColumnName("purpose");
 
                     b.Property<uint>("RowVersion")
@@ -1073,6 +1165,28 @@ namespace VlaCloud.Migrations.Migrations
                         .HasConstraintName("fk_aliases_tenants_tenant_id");
 
                     b.Navigation("Checkpoint");
+                });
+
+            modelBuilder.Entity("VlaCloud.Registry.Entities.CheckpointImport", b =>
+                {
+                    b.HasOne("VlaCloud.Registry.Entities.Checkpoint", null)
+                        .WithMany()
+                        .HasForeignKey("CheckpointId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_checkpoint_imports_checkpoints_checkpoint_id");
+
+                    b.HasOne("VlaCloud.Registry.Entities.Embodiment", null)
+                        .WithMany()
+                        .HasForeignKey("EmbodimentId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_checkpoint_imports_embodiments_embodiment_id");
+
+                    b.HasOne("VlaCloud.Registry.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_checkpoint_imports_tenants_tenant_id");
                 });
 
             modelBuilder.Entity("VlaCloud.Registry.Entities.Dataset", b =>

@@ -16,7 +16,7 @@ public sealed record UploadFileOptions
     /// <summary>Default part size: 8 MiB.</summary>
     public const int DefaultPartSize = 8 << 20;
 
-    /// <summary><c>dataset</c> (the default) or <c>checkpoint</c>.</summary>
+    /// <summary><c>dataset</c> (the default), <c>checkpoint</c> or <c>checkpoint_import</c>.</summary>
     public string Purpose { get; init; } = "dataset";
 
     /// <summary>Embodiment (id or name) of a dataset.</summary>
@@ -192,6 +192,45 @@ public sealed partial class VlaCloudClient
         {
             var dataset = await GetDatasetAsync(id, cancellationToken);
             if (dataset.Status != "validating") return dataset;
+            await Task.Delay(pollInterval ?? TimeSpan.FromSeconds(1), cancellationToken);
+        }
+    }
+
+    // ---- imports of released runs
+
+    /// <summary>
+    /// Starts the import of a released InternVLA-M1 run whose bundle was uploaded (purpose <c>checkpoint_import</c>) or
+    /// stored; a trainer converts and registers it. Follow it with <see cref="WaitForCheckpointImportAsync"/>.
+    /// </summary>
+    public Task<CheckpointImportResponse> CreateCheckpointImportAsync(CreateCheckpointImportRequest request, CancellationToken cancellationToken = default) =>
+        SendAsync<CheckpointImportResponse>(HttpMethod.Post, "v1/checkpoints/imports", request, cancellationToken);
+
+    /// <summary>One import.</summary>
+    public Task<CheckpointImportResponse> GetCheckpointImportAsync(Guid id, CancellationToken cancellationToken = default) =>
+        SendAsync<CheckpointImportResponse>(HttpMethod.Get, $"v1/checkpoints/imports/{id}", null, cancellationToken);
+
+    /// <summary>
+    /// Uploads the bundle at <paramref name="bundlePath"/> (a tar of the run's <c>config.yaml</c>,
+    /// <c>dataset_statistics.json</c>, <c>checkpoints/NAME.pt</c> and <c>qwen/config.json</c>, <c>qwen/tokenizer.json</c>)
+    /// in parts and starts its import; <paramref name="request"/>'s upload is filled in.
+    /// </summary>
+    public async Task<CheckpointImportResponse> ImportCheckpointBundleAsync(
+        string bundlePath, CreateCheckpointImportRequest request, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var upload = await UploadFileAsync(bundlePath, new UploadFileOptions { Purpose = "checkpoint_import", MimeType = "application/x-tar" }, progress, cancellationToken);
+        return await CreateCheckpointImportAsync(request with { Upload = upload.Id, ArtifactSha256 = null }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Polls an import every <paramref name="pollInterval"/> (default 1 s) until it ends, and returns it: <c>succeeded</c>
+    /// with its checkpoint, or <c>failed</c> with its error. Bound the wait with the token.
+    /// </summary>
+    public async Task<CheckpointImportResponse> WaitForCheckpointImportAsync(Guid id, TimeSpan? pollInterval = null, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            var import = await GetCheckpointImportAsync(id, cancellationToken);
+            if (import.Status is "succeeded" or "failed") return import;
             await Task.Delay(pollInterval ?? TimeSpan.FromSeconds(1), cancellationToken);
         }
     }

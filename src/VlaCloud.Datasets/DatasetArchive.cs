@@ -6,7 +6,11 @@ namespace VlaCloud.Datasets;
 /// <summary>Limits that keep a hostile or broken archive from filling the disk.</summary>
 /// <param name="MaxTotalBytes">Most bytes all extracted files may add up to.</param>
 /// <param name="MaxEntries">Most files and folders.</param>
-public sealed record ArchiveLimits(long MaxTotalBytes = 20L << 30, int MaxEntries = 200_000);
+/// <param name="MaxEntryBytes">Most bytes of one file.</param>
+/// <param name="TarOnly">Only an uncompressed tar is accepted (so nothing expands past the archive's own size).</param>
+/// <param name="Folder">What the target folder is called in error messages.</param>
+public sealed record ArchiveLimits(long MaxTotalBytes = 20L << 30, int MaxEntries = 200_000, long MaxEntryBytes = long.MaxValue, bool TarOnly = false,
+    string Folder = "dataset folder");
 
 /// <summary>Extracts a dataset archive (.zip, .tar, .tar.gz/.tgz) safely.</summary>
 public static class DatasetArchive
@@ -22,6 +26,7 @@ public static class DatasetArchive
         Directory.CreateDirectory(target);
         var fullTarget = Path.GetFullPath(target) + Path.DirectorySeparatorChar;
         var kind = await SniffAsync(archivePath, cancellationToken);
+        if (limits.TarOnly && kind != ArchiveKind.Tar) throw new InvalidDataException("The file is not an uncompressed tar archive.");
         try
         {
             switch (kind)
@@ -63,7 +68,7 @@ public static class DatasetArchive
         long total = 0;
         foreach (var entry in zip.Entries)
         {
-            var destination = SafeDestination(target, entry.FullName);
+            var destination = SafeDestination(target, entry.FullName, limits);
             if (entry.FullName.EndsWith('/'))
             {
                 Directory.CreateDirectory(destination);
@@ -71,6 +76,7 @@ public static class DatasetArchive
             }
             total += entry.Length;
             if (total > limits.MaxTotalBytes) throw new InvalidDataException($"The archive expands past the limit of {limits.MaxTotalBytes} bytes.");
+            if (entry.Length > limits.MaxEntryBytes) throw new InvalidDataException($"The archive entry '{entry.FullName}' is {entry.Length} bytes; the limit is {limits.MaxEntryBytes}.");
             Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
             await using var source = entry.Open();
             await using var file = File.Create(destination);
@@ -91,12 +97,13 @@ public static class DatasetArchive
             switch (entry.EntryType)
             {
                 case TarEntryType.Directory:
-                    Directory.CreateDirectory(SafeDestination(target, entry.Name));
+                    Directory.CreateDirectory(SafeDestination(target, entry.Name, limits));
                     break;
                 case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
-                    var destination = SafeDestination(target, entry.Name);
+                    var destination = SafeDestination(target, entry.Name, limits);
                     total += entry.Length;
                     if (total > limits.MaxTotalBytes) throw new InvalidDataException($"The archive expands past the limit of {limits.MaxTotalBytes} bytes.");
+                    if (entry.Length > limits.MaxEntryBytes) throw new InvalidDataException($"The archive entry '{entry.Name}' is {entry.Length} bytes; the limit is {limits.MaxEntryBytes}.");
                     Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
                     await using (var file = File.Create(destination))
                     {
@@ -125,11 +132,13 @@ public static class DatasetArchive
         }
     }
 
-    private static string SafeDestination(string target, string entryName)
+    private static string SafeDestination(string target, string entryName, ArchiveLimits limits)
     {
         var destination = Path.GetFullPath(Path.Combine(target, entryName));
         if (Path.IsPathRooted(entryName) || !destination.StartsWith(target, StringComparison.Ordinal))
-            throw new InvalidDataException($"The archive entry '{entryName}' points outside the dataset folder.");
+            throw new InvalidDataException($"The archive entry '{entryName}' points outside the {limits.Folder}.");
+        if (entryName.Split('/', '\\').Contains(".."))
+            throw new InvalidDataException($"The archive entry '{entryName}' has a '..' in its path; entries must be plain relative paths.");
         return destination;
     }
 }

@@ -51,6 +51,9 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
     /// <summary>Datasets (filtered to the current tenant).</summary>
     public DbSet<Dataset> Datasets => Set<Dataset>();
 
+    /// <summary>Imports of released runs (filtered to the current tenant).</summary>
+    public DbSet<CheckpointImport> CheckpointImports => Set<CheckpointImport>();
+
     /// <summary>Fine-tuning jobs (filtered to the current tenant).</summary>
     public DbSet<FineTuningJob> FineTuningJobs => Set<FineTuningJob>();
 
@@ -164,7 +167,7 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
         {
             upload.Property(u => u.Filename).HasMaxLength(255);
             upload.Property(u => u.Sha256).HasMaxLength(64).IsFixedLength();
-            upload.Property(u => u.Purpose).HasMaxLength(16);
+            upload.Property(u => u.Purpose).HasMaxLength(32);
             upload.Property(u => u.MimeType).HasMaxLength(100);
             upload.Property(u => u.Embodiment).HasMaxLength(100);
             upload.Property(u => u.Status).HasMaxLength(16);
@@ -195,6 +198,21 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
             dataset.HasOne<Tenant>().WithMany().HasForeignKey(d => d.TenantId).OnDelete(DeleteBehavior.Cascade);
             dataset.HasOne<Embodiment>().WithMany().HasForeignKey(d => d.EmbodimentId).OnDelete(DeleteBehavior.Restrict);
             dataset.HasQueryFilter(d => d.TenantId == CurrentTenantId);
+        });
+
+        model.Entity<CheckpointImport>(import =>
+        {
+            import.Property(i => i.Model).HasMaxLength(100);
+            import.Property(i => i.Embodiments).HasColumnType("jsonb");
+            import.Property(i => i.CheckpointFile).HasMaxLength(255);
+            import.Property(i => i.ArtifactSha256).HasMaxLength(64).IsFixedLength();
+            import.Property(i => i.Status).HasMaxLength(16);
+            import.Property(i => i.Error).HasMaxLength(2000);
+            import.HasIndex(i => new { i.TenantId, i.Id });
+            import.HasOne<Tenant>().WithMany().HasForeignKey(i => i.TenantId).OnDelete(DeleteBehavior.Cascade);
+            import.HasOne<Embodiment>().WithMany().HasForeignKey(i => i.EmbodimentId).OnDelete(DeleteBehavior.Restrict);
+            import.HasOne<Checkpoint>().WithMany().HasForeignKey(i => i.CheckpointId).OnDelete(DeleteBehavior.Restrict);
+            import.HasQueryFilter(i => i.TenantId == CurrentTenantId);
         });
 
         model.Entity<FineTuningJob>(job =>

@@ -32,7 +32,7 @@ public static class UploadsApi
     {
         var group = app.MapGroup("/v1/uploads").WithTags("Uploads").RequireTenantRateLimit().RequireAuthorization(ApiScopes.Training);
         group.MapPost("", CreateAsync).WithName("CreateUpload")
-            .WithSummary("Creates an upload for a file of known size and SHA-256 (purpose dataset or checkpoint); it expires unless completed.");
+            .WithSummary("Creates an upload for a file of known size and SHA-256 (purpose dataset, checkpoint or checkpoint_import); it expires unless completed.");
         group.MapGet("/{id:guid}", GetAsync).WithName("GetUpload").WithSummary("Gets an upload with the parts received so far.");
         group.MapPut("/{id:guid}/parts/{n:int}", PutPartAsync).WithName("PutUploadPart")
             .WithSummary("Stores part n (from 1) of an upload from the request body; sending a part again replaces it.")
@@ -56,7 +56,8 @@ public static class UploadsApi
         else if ((request.Bytes + limits.MaxPartBytes - 1) / limits.MaxPartBytes > limits.MaxParts)
             errors["bytes"] = [$"a file of {request.Bytes} bytes needs more than {limits.MaxParts} parts of at most {limits.MaxPartBytes} bytes."];
         if (!Sha256Hex.IsValid(request.Sha256)) errors["sha256"] = ["sha256 must be 64 hex characters."];
-        if (request.Purpose is not ("dataset" or "checkpoint")) errors["purpose"] = ["purpose must be dataset or checkpoint."];
+        if (request.Purpose is not ("dataset" or "checkpoint" or CheckpointImportsApi.UploadPurpose))
+            errors["purpose"] = [$"purpose must be dataset, checkpoint or {CheckpointImportsApi.UploadPurpose}."];
         errors.CheckLength(db, (Upload u) => u.MimeType, "mime_type", request.MimeType);
         errors.CheckLength(db, (Upload u) => u.Embodiment, "embodiment", request.Embodiment);
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);

@@ -127,6 +127,7 @@ public static class VlaCloudHosting
         app.MapSystemApi();
         app.MapEmbodimentsApi();
         app.MapCheckpointsApi();
+        app.MapCheckpointImportsApi();
         app.MapModelsApi();
         app.MapUsageApi();
         app.MapActApi();

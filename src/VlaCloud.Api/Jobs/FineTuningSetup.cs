@@ -19,6 +19,7 @@ internal static class FineTuningSetup
         services.AddScoped<IFineTuneQueue, FineTuneQueue>();
         services.AddScoped<ArtifactCollectionJob>();
         services.AddScoped<DatasetValidationJob>();
+        services.AddScoped<CheckpointImportJob>();
         services.AddScoped<FineTuneJob>();
         services.AddScoped<UploadCleanupJob>();
         services.AddHostedService<RecurringJobsRegistrar>();

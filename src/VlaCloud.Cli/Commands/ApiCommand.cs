@@ -72,20 +72,23 @@ internal static class ApiCommand
 
     /// <summary>Sets <paramref name="action"/> as the command's action, with a client for the resolved profile.</summary>
     public static void SetApiAction(this Command command, Func<ApiContext, CancellationToken, Task<int>> action) =>
-        command.SetAction((parse, cancellationToken) => RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => RunAsync(() => RunWithClientAsync(parse, action, cancellationToken)));
+
+    /// <summary>Runs <paramref name="action"/> with a client for the resolved profile (for a command that is local unless asked otherwise).</summary>
+    public static async Task<int> RunWithClientAsync(ParseResult parse, Func<ApiContext, CancellationToken, Task<int>> action, CancellationToken cancellationToken)
+    {
+        var profile = CliConfig.Resolve(parse.GetValue(ProfileOption));
+        using var client = new VlaCloudClient(profile.Url, profile.ApiKey);
+        try
         {
-            var profile = CliConfig.Resolve(parse.GetValue(ProfileOption));
-            using var client = new VlaCloudClient(profile.Url, profile.ApiKey);
-            try
-            {
-                return await action(new ApiContext(parse, client, profile), cancellationToken);
-            }
-            catch (HttpRequestException e) when (e.StatusCode is null)
-            {
-                Error($"Cannot reach {profile.Url}: {e.InnerException?.Message ?? e.Message}");
-                return Unreachable;
-            }
-        }));
+            return await action(new ApiContext(parse, client, profile), cancellationToken);
+        }
+        catch (HttpRequestException e) when (e.StatusCode is null)
+        {
+            Error($"Cannot reach {profile.Url}: {e.InnerException?.Message ?? e.Message}");
+            return Unreachable;
+        }
+    }
 
     /// <summary>
     /// Sets <paramref name="action"/> as the action of a command that runs locally (no server). A value the

@@ -15,17 +15,24 @@ internal static class CheckpointsCommands
 
     /// <summary>
     /// <c>checkpoints import RUN_DIR -o OUT.tar --qwen DIR</c>: a released InternVLA-M1 run converted locally into a
-    /// policy tar (then <c>checkpoints put</c> registers it). Nothing in the .pt runs: only tensors and plain containers are read.
+    /// policy tar (then <c>checkpoints put</c> registers it). With <c>--remote --model M</c> the run's bundle (the files the
+    /// conversion reads) is uploaded instead, and the server converts it with the same code and registers it as the next
+    /// version of M; the command waits for that. Nothing in the .pt runs: only tensors and plain containers are read.
     /// </summary>
     private static Command Import()
     {
         var run = new Argument<DirectoryInfo>("run") { Description = "Released run folder: config.yaml, dataset_statistics.json, checkpoints/steps_N_pytorch_model.pt" };
-        var output = new Option<FileInfo>("--output", "-o") { Description = "Policy tar to write", Required = true };
+        var output = new Option<FileInfo?>("--output", "-o") { Description = "Policy tar to write (local import)" };
         var qwen = new Option<DirectoryInfo>("--qwen") { Description = "The Qwen2.5-VL folder the run was built on (config.json, tokenizer.json)", Required = true };
         var checkpoint = new Option<FileInfo?>("--checkpoint") { Description = "A .pt to read instead of the run's highest step" };
         var embodiment = new Option<string[]>("--embodiment") { Description = "TAG=NAME: name dataset_statistics.json's tag as a VlaCloud embodiment (repeatable)", AllowMultipleArgumentsPerToken = true };
-        var command = new Command("import", "Convert a released InternVLA-M1 run (torch.save weights) into a policy tar") { run, output, qwen, checkpoint, embodiment };
-        command.SetLocalAction((parse, _) =>
+        var remote = new Option<bool>("--remote") { Description = "Upload the run and let the server convert and register it (with --model)" };
+        var model = new Option<string?>("--model") { Description = "With --remote: the model the import becomes the next version of" };
+        var target = new Option<string?>("--register-for") { Description = "With --remote: the embodiment (id or name) to register for, when --embodiment maps several tags" };
+        var noWait = new Option<bool>("--no-wait") { Description = "With --remote: return once the import is queued" };
+        var command = new Command("import", "Convert a released InternVLA-M1 run (torch.save weights) into a policy tar, or with --remote import it on the server")
+            { run, output, qwen, checkpoint, embodiment, remote, model, target, noWait };
+        command.SetLocalAction(async (parse, cancellationToken) =>
         {
             var renames = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var pair in parse.GetValue(embodiment) ?? [])
@@ -34,21 +41,78 @@ internal static class CheckpointsCommands
                 if (at <= 0 || at == pair.Length - 1) throw new ArgumentException($"--embodiment '{pair}' is not TAG=NAME");
                 renames[pair[..at]] = pair[(at + 1)..];
             }
+            if (parse.GetValue(remote))
+            {
+                if (parse.GetValue(model) is null) throw new ArgumentException("--remote needs --model");
+                return await ApiCommand.RunWithClientAsync(parse, (api, token) => RemoteImportAsync(api, parse.GetValue(run)!, parse.GetValue(qwen)!,
+                    parse.GetValue(checkpoint), new CreateCheckpointImportRequest(parse.GetValue(model)!, parse.GetValue(target), renames), parse.GetValue(noWait), token),
+                    cancellationToken);
+            }
+            if (parse.GetValue(output) is not { } tar) throw new ArgumentException("--output is required (or --remote to import on the server)");
             try
             {
                 var result = Policy.InternVla.InternVlaM1Import.Import(parse.GetValue(run)!.FullName, parse.GetValue(qwen)!.FullName,
-                    parse.GetValue(output)!.FullName, parse.GetValue(checkpoint)?.FullName, renames);
+                    tar.FullName, parse.GetValue(checkpoint)?.FullName, renames);
                 AnsiConsole.MarkupLine($"Imported [bold]{Markup.Escape(Path.GetFileName(result.Checkpoint))}[/]: {result.Tensors:N0} tensors, {result.Parameters:N0} parameters, " +
-                                       $"embodiments {Markup.Escape(string.Join(", ", result.Embodiments))} → {Markup.Escape(parse.GetValue(output)!.FullName)}");
-                return Task.FromResult(0);
+                                       $"embodiments {Markup.Escape(string.Join(", ", result.Embodiments))} → {Markup.Escape(tar.FullName)}");
+                return 0;
             }
             catch (Policy.CheckpointException e)
             {
                 ApiCommand.Error(e.Message);
-                return Task.FromResult(ApiCommand.LocalError);
+                return ApiCommand.LocalError;
             }
         });
         return command;
+    }
+
+    /// <summary>Writes the run's bundle to a temporary tar, uploads it, starts the import and (unless told not to) waits for it.</summary>
+    private static async Task<int> RemoteImportAsync(ApiContext api, DirectoryInfo run, DirectoryInfo qwen, FileInfo? checkpoint,
+        CreateCheckpointImportRequest request, bool noWait, CancellationToken cancellationToken)
+    {
+        var bundle = Path.Combine(Path.GetTempPath(), $"vlacloud-import-{Guid.NewGuid():N}.tar");
+        try
+        {
+            string ptName;
+            try
+            {
+                await using var file = File.Create(bundle);
+                ptName = Policy.InternVla.InternVlaM1Import.WriteBundle(run.FullName, qwen.FullName, file, checkpoint?.FullName);
+            }
+            catch (Policy.CheckpointException e)
+            {
+                ApiCommand.Error(e.Message);
+                return ApiCommand.LocalError;
+            }
+            request = request with { CheckpointFile = checkpoint is null ? null : ptName };
+            CheckpointImportResponse? import = null;
+            if (api.Json) import = await api.Client.ImportCheckpointBundleAsync(bundle, request, null, cancellationToken);
+            else
+                await AnsiConsole.Progress().Columns(TransferColumns()).StartAsync(async ctx =>
+                {
+                    var bar = ctx.AddTask($"upload {Markup.Escape(run.Name)} ({Markup.Escape(ptName)})", maxValue: Math.Max(1, new FileInfo(bundle).Length));
+                    import = await api.Client.ImportCheckpointBundleAsync(bundle, request, new InlineProgress<long>(sent => bar.Value = sent), cancellationToken);
+                    bar.Value = bar.MaxValue;
+                });
+            File.Delete(bundle);
+            if (!noWait)
+                import = api.Json
+                    ? await api.Client.WaitForCheckpointImportAsync(import!.Id, cancellationToken: cancellationToken)
+                    : await AnsiConsole.Status().StartAsync($"importing {import!.Id}", _ => api.Client.WaitForCheckpointImportAsync(import!.Id, cancellationToken: cancellationToken));
+            if (api.Json) ApiContext.WriteJson(import);
+            else if (import!.Status == "succeeded")
+            {
+                var result = await api.Client.GetCheckpointAsync(import.CheckpointId!.Value, cancellationToken);
+                AnsiConsole.MarkupLine($"Imported and registered [bold]{Markup.Escape(result.Model)}@v{result.Version}[/] for {Markup.Escape(result.Embodiment ?? "")} ({result.Id})");
+            }
+            else if (import.Status == "failed") ApiCommand.Error($"Import {import.Id} failed: {import.Error}");
+            else AnsiConsole.MarkupLine($"Import [bold]{import.Id}[/] is {import.Status}.");
+            return import!.Status == "failed" ? ApiCommand.Unsuccessful : 0;
+        }
+        finally
+        {
+            if (File.Exists(bundle)) File.Delete(bundle);
+        }
     }
 
     private static Command Download()

@@ -6,7 +6,7 @@ namespace VlaCloud.Client.Contracts;
 /// <param name="Filename">The file's name (1-255 characters); a dataset upload names its dataset after it.</param>
 /// <param name="Bytes">The file's exact size.</param>
 /// <param name="Sha256">SHA-256 of the whole file, hex; completion verifies it.</param>
-/// <param name="Purpose"><c>dataset</c> or <c>checkpoint</c>.</param>
+/// <param name="Purpose"><c>dataset</c>, <c>checkpoint</c> or <c>checkpoint_import</c>.</param>
 /// <param name="MimeType">Optional media type, e.g. <c>application/x-tar</c>.</param>
 /// <param name="Embodiment">Embodiment (id or name) of a dataset; may instead be given at completion.</param>
 public sealed record CreateUploadRequest(
@@ -46,7 +46,7 @@ public sealed record UploadPartResponse(
 /// <param name="Filename">The file's name.</param>
 /// <param name="Bytes">The file's size.</param>
 /// <param name="Sha256">The file's SHA-256.</param>
-/// <param name="Purpose"><c>dataset</c> or <c>checkpoint</c>.</param>
+/// <param name="Purpose"><c>dataset</c>, <c>checkpoint</c> or <c>checkpoint_import</c>.</param>
 /// <param name="MimeType">Media type, if given.</param>
 /// <param name="Embodiment">Embodiment of a dataset, if given at creation.</param>
 /// <param name="Status"><c>pending</c>, <c>completed</c>, <c>cancelled</c> or <c>expired</c>.</param>

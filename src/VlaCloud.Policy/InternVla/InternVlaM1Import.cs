@@ -15,7 +15,9 @@ namespace VlaCloud.Policy.InternVla;
 /// <param name="Tensors">Tensors copied.</param>
 /// <param name="Parameters">Values copied.</param>
 /// <param name="Embodiments">Embodiment names of the statistics (after renaming).</param>
-public sealed record InternVlaM1ImportResult(string Checkpoint, PolicyConfig Config, int Tensors, long Parameters, IReadOnlyList<string> Embodiments);
+/// <param name="Normalization">The statistics written to <c>normalization.json</c>, by embodiment name.</param>
+public sealed record InternVlaM1ImportResult(string Checkpoint, PolicyConfig Config, int Tensors, long Parameters, IReadOnlyList<string> Embodiments,
+    IReadOnlyDictionary<string, NormalizationStats> Normalization);
 
 /// <summary>
 /// Converts a released InternVLA-M1 run folder to VlaCloud's checkpoint artifact (<c>vlacloud-checkpoint/1</c>): the
@@ -44,9 +46,10 @@ public static class InternVlaM1Import
     /// <param name="output">Where the checkpoint tar is written.</param>
     /// <param name="checkpointFile">A <c>.pt</c> to read instead of the run's highest step.</param>
     /// <param name="embodiments">Renames of <c>dataset_statistics.json</c>'s tags to VlaCloud embodiment names (others keep their tag).</param>
+    /// <param name="name">The config's name (default: the run folder's name).</param>
     /// <exception cref="CheckpointException">A file is missing or malformed, or the weights do not match the config (names every missing, left-over or misshapen tensor).</exception>
     public static InternVlaM1ImportResult Import(string runDirectory, string qwenDirectory, string output, string? checkpointFile = null,
-        IReadOnlyDictionary<string, string>? embodiments = null)
+        IReadOnlyDictionary<string, string>? embodiments = null, string? name = null)
     {
         var pt = checkpointFile ?? LatestCheckpoint(runDirectory);
         var yaml = ReadYaml(Path.Combine(runDirectory, "config.yaml"));
@@ -64,7 +67,8 @@ public static class InternVlaM1Import
         InternVlaM1Config m1;
         try
         {
-            config = PolicyConfig.ForInternVlaM1(qwen, framework, imageSize, Path.GetFileName(Path.GetFullPath(runDirectory).TrimEnd(Path.DirectorySeparatorChar)) is { Length: > 0 } n ? n : "internvla-m1");
+            config = PolicyConfig.ForInternVlaM1(qwen, framework, imageSize,
+                name ?? (Path.GetFileName(Path.GetFullPath(runDirectory).TrimEnd(Path.DirectorySeparatorChar)) is { Length: > 0 } n ? n : "internvla-m1"));
             if (vlaData?["CoT_prompt"] is JsonValue prompt && prompt.TryGetValue<string>(out var cot)) config = config with { CotPrompt = cot };
             config.Validate();
             m1 = config.ToInternVlaM1();
@@ -73,9 +77,9 @@ public static class InternVlaM1Import
         catch (Exception e) when (e is ArgumentException or InvalidDataException or System.Text.Json.JsonException)
         { throw new CheckpointException($"config: {e.Message}"); }
         var stats = ReadStatistics(Path.Combine(runDirectory, "dataset_statistics.json"), embodiments);
-        foreach (var (name, s) in stats)
+        foreach (var (tag, s) in stats)
         {
-            try { s.Validate(config, name); }
+            try { s.Validate(config, tag); }
             catch (ArgumentException e) { throw new CheckpointException($"dataset_statistics.json: {e.Message}"); }
         }
 
@@ -114,8 +118,88 @@ public static class InternVlaM1Import
             using (var tar = File.Create(output)) PolicyCheckpoint.Pack(dir.FullName, tar);
         }
         finally { dir.Delete(recursive: true); }
-        return new InternVlaM1ImportResult(pt, config, expected.Count, expected.Sum(e => e.Count), [.. stats.Keys]);
+        return new InternVlaM1ImportResult(pt, config, expected.Count, expected.Sum(e => e.Count), [.. stats.Keys], stats);
     }
+
+    /// <summary>The folder of a bundle that holds Qwen's <c>config.json</c> and <c>tokenizer.json</c>.</summary>
+    public const string BundleQwenFolder = "qwen";
+
+    /// <summary>The folder of a run (and of a bundle) that holds the <c>.pt</c> files.</summary>
+    public const string CheckpointsFolder = "checkpoints";
+
+    /// <summary>The run files a bundle carries besides the weights.</summary>
+    public static IReadOnlyList<string> RunFiles { get; } = ["config.yaml", "dataset_statistics.json"];
+
+    /// <summary>The Qwen files a bundle carries (the weights come from the <c>.pt</c>).</summary>
+    public static IReadOnlyList<string> QwenFiles { get; } = ["config.json", "tokenizer.json"];
+
+    private static readonly Regex CheckpointFileName = new(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.pt$", RegexOptions.CultureInvariant);
+
+    /// <summary>Whether <paramref name="name"/> is a plain <c>.pt</c> file name (no folder), as a bundle's checkpoint file must be.</summary>
+    public static bool IsCheckpointFileName(string name) => CheckpointFileName.IsMatch(name) && !name.Contains("..", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Writes the import bundle of a run, the tar the API's import takes: <c>config.yaml</c>, <c>dataset_statistics.json</c>,
+    /// <c>checkpoints/NAME.pt</c> (the run's highest step, or <paramref name="checkpointFile"/>) and <c>qwen/config.json</c>,
+    /// <c>qwen/tokenizer.json</c>. Returns the name of the <c>.pt</c> inside.
+    /// </summary>
+    /// <exception cref="CheckpointException">A file is missing.</exception>
+    public static string WriteBundle(string runDirectory, string qwenDirectory, Stream output, string? checkpointFile = null)
+    {
+        var pt = checkpointFile ?? LatestCheckpoint(runDirectory);
+        var ptName = Path.GetFileName(pt);
+        if (!IsCheckpointFileName(ptName)) throw new CheckpointException($"{ptName} is not a plain .pt file name (letters, digits, '.', '_', '-')");
+        var files = RunFiles.Select(f => (Path.Combine(runDirectory, f), f))
+            .Append((pt, $"{CheckpointsFolder}/{ptName}"))
+            .Concat(QwenFiles.Select(f => (Path.Combine(qwenDirectory, f), $"{BundleQwenFolder}/{f}")))
+            .ToList();
+        foreach (var (path, _) in files)
+            if (!File.Exists(path)) throw new CheckpointException($"{path} is missing");
+        using var tar = new System.Formats.Tar.TarWriter(output, System.Formats.Tar.TarEntryFormat.Pax, leaveOpen: true);
+        foreach (var (path, name) in files) tar.WriteEntry(path, name);
+        return ptName;
+    }
+
+    /// <summary>
+    /// Imports an extracted bundle (see <see cref="WriteBundle"/>): the run at <paramref name="bundleDirectory"/> (or in
+    /// its only folder, when the tar wrapped it in one) with Qwen's files in its <c>qwen</c> folder. Error messages name
+    /// files relative to the bundle.
+    /// </summary>
+    /// <param name="bundleDirectory">The extracted bundle.</param>
+    /// <param name="output">Where the checkpoint tar is written.</param>
+    /// <param name="checkpointFile">A file name in <c>checkpoints/</c> to read instead of the highest step.</param>
+    /// <param name="embodiments">Renames of the statistics' tags.</param>
+    /// <param name="name">The config's name (a bundle's folder name means nothing).</param>
+    /// <exception cref="CheckpointException">As <see cref="Import"/>, or the bundle lacks a file.</exception>
+    public static InternVlaM1ImportResult ImportBundle(string bundleDirectory, string output, string? checkpointFile = null,
+        IReadOnlyDictionary<string, string>? embodiments = null, string name = "internvla-m1")
+    {
+        var root = Path.GetFullPath(bundleDirectory).TrimEnd(Path.DirectorySeparatorChar);
+        if (!File.Exists(Path.Combine(root, RunFiles[0])) && Directory.GetFiles(root).Length == 0 && Directory.GetDirectories(root) is [var only]
+            && File.Exists(Path.Combine(only, RunFiles[0])))
+            root = only;
+        try
+        {
+            string? pt = null;
+            if (checkpointFile is not null)
+            {
+                if (!IsCheckpointFileName(checkpointFile)) throw new CheckpointException($"checkpoint file '{checkpointFile}' is not a plain .pt file name");
+                pt = Path.Combine(root, CheckpointsFolder, checkpointFile);
+                if (!File.Exists(pt)) throw new CheckpointException($"{CheckpointsFolder}/{checkpointFile} is not in the bundle");
+            }
+            var qwen = Path.Combine(root, BundleQwenFolder);
+            if (!Directory.Exists(qwen)) throw new CheckpointException($"the bundle has no {BundleQwenFolder}/ folder (Qwen2.5-VL's config.json and tokenizer.json)");
+            return ImportResultRelative(Import(root, qwen, output, pt, embodiments, name), root);
+        }
+        catch (CheckpointException e) when (e.Message.Contains(root, StringComparison.Ordinal))
+        {
+            // The server's folders mean nothing to a client: paths are named within the bundle.
+            throw new CheckpointException(e.Message.Replace(root + Path.DirectorySeparatorChar, "", StringComparison.Ordinal).Replace(root, "the bundle", StringComparison.Ordinal));
+        }
+    }
+
+    private static InternVlaM1ImportResult ImportResultRelative(InternVlaM1ImportResult result, string root) =>
+        result with { Checkpoint = Path.GetRelativePath(root, result.Checkpoint).Replace(Path.DirectorySeparatorChar, '/') };
 
     /// <summary>The tensors of the model a config describes, by state-dict name, without building it.</summary>
     public static IReadOnlyList<ParameterShape> ExpectedTensors(InternVlaM1Config config)

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 namespace VlaCloud.Registry.Artifacts;
 
 /// <summary>What one garbage collection removed.</summary>
-/// <param name="Rows">Artifact rows no checkpoint, dataset, saved training state or job referenced.</param>
+/// <param name="Rows">Artifact rows no checkpoint, dataset, saved training state, job or unfinished import referenced.</param>
 /// <param name="Blobs">Blobs no artifact row named any more.</param>
 /// <param name="Bytes">Bytes of those blobs.</param>
 public sealed record ArtifactCollection(int Rows, int Blobs, long Bytes);
@@ -36,6 +36,8 @@ public sealed class ArtifactCollector(RegistryDbContext db, IArtifactStore store
               AND NOT EXISTS (SELECT 1 FROM datasets d WHERE d.tenant_id = a.tenant_id AND d.artifact_sha256 = a.sha256)
               AND NOT EXISTS (SELECT 1 FROM job_checkpoints s WHERE s.tenant_id = a.tenant_id AND s.artifact_sha256 = a.sha256)
               AND NOT EXISTS (SELECT 1 FROM fine_tuning_jobs j WHERE j.tenant_id = a.tenant_id AND j.resume_artifact_sha256 = a.sha256)
+              AND NOT EXISTS (SELECT 1 FROM checkpoint_imports i WHERE i.tenant_id = a.tenant_id AND i.artifact_sha256 = a.sha256
+                              AND i.status IN ('queued', 'running'))
             """, cancellationToken);
 
         var named = (await db.Artifacts.IgnoreQueryFilters().Select(a => a.Sha256).Distinct().ToListAsync(cancellationToken)).ToHashSet(StringComparer.Ordinal);

@@ -35,7 +35,7 @@ public sealed class Upload : ITenantOwned
     /// <summary>Declared SHA-256, lower-case hex.</summary>
     public required string Sha256 { get; set; }
 
-    /// <summary><c>dataset</c> or <c>checkpoint</c>.</summary>
+    /// <summary><c>dataset</c>, <c>checkpoint</c> or <c>checkpoint_import</c> (a released run's bundle for <c>POST /v1/checkpoints/imports</c>).</summary>
     public required string Purpose { get; set; }
 
     /// <summary>The client's MIME type, informational.</summary>

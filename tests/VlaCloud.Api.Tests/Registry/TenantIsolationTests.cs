@@ -92,6 +92,9 @@ public sealed class TenantIsolationTests(ServicesFixture services)
         // Streams resolve their checkpoint before the upgrade, so a plain GET shows what an upgrade would get.
         ["GET /v1/stream"] = async (a, b) => await Expect404(b.GetAsync($"/v1/stream?checkpoint={a.Model}@production")),
         ["GET /v1/openpi/{**checkpoint}"] = async (a, b) => await Expect404(b.GetAsync($"/v1/openpi/{a.V1.Id}")),
+        ["POST /v1/checkpoints/imports"] = async (a, b) =>
+            await Expect404(b.PostAsJsonAsync("/v1/checkpoints/imports", new { model = a.Model, upload = fineTuning!.UploadId, embodiment = a.Embodiment.Id })),
+        ["GET /v1/checkpoints/imports/{id:guid}"] = async (_, b) => await Expect404(b.GetAsync($"/v1/checkpoints/imports/{fineTuning!.ImportId}")),
         ["POST /v1/uploads"] = async (a, b) =>
             await Expect404(b.PostAsJsonAsync("/v1/uploads", new CreateUploadRequest("x.tar", 10, new string('a', 64), "dataset", Embodiment: a.Embodiment.Id.ToString()))),
         ["GET /v1/uploads/{id:guid}"] = async (_, b) => await Expect404(b.GetAsync($"/v1/uploads/{fineTuning!.UploadId}")),
@@ -174,8 +177,8 @@ public sealed class TenantIsolationTests(ServicesFixture services)
     /// <summary>Tenant A's upload, dataset and job, made before the probes run.</summary>
     private static FineTuningResources? fineTuning;
 
-    /// <summary>A pending upload and a ready dataset with a queued job, rows of tenant A (no trainer runs in this test).</summary>
-    private sealed record FineTuningResources(Guid UploadId, Guid DatasetId, Guid JobId)
+    /// <summary>A pending upload, a queued import and a ready dataset with a queued job, rows of tenant A (no trainer runs in this test).</summary>
+    private sealed record FineTuningResources(Guid UploadId, Guid DatasetId, Guid JobId, Guid ImportId)
     {
         public static async Task<FineTuningResources> CreateAsync(VlaCloudAppFactory app, TenantWorld a)
         {
@@ -189,9 +192,10 @@ public sealed class TenantIsolationTests(ServicesFixture services)
                     TenantId = a.TenantId, Model = a.Model, BaseCheckpointId = a.V1.Id, DatasetId = dataset.Id, EmbodimentId = a.Embodiment.Id,
                     Hyperparameters = "{}", TotalSteps = 1,
                 };
-                db.AddRange(dataset, job);
+                var import = new CheckpointImport { TenantId = a.TenantId, Model = a.Model, EmbodimentId = a.Embodiment.Id, ArtifactSha256 = a.Artifact.Sha256 };
+                db.AddRange(dataset, job, import);
                 await db.SaveChangesAsync();
-                return new FineTuningResources(upload.Id, dataset.Id, job.Id);
+                return new FineTuningResources(upload.Id, dataset.Id, job.Id, import.Id);
             });
         }
     }
