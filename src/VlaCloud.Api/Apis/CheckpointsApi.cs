@@ -148,7 +148,7 @@ public static class CheckpointsApi
         {
             // Refused bytes stay in the store unclaimed, and garbage collection deletes them.
             if (!storage.Fits(info.SizeBytes)) return ApiResults.StorageFull(storage, info.SizeBytes, "The artifact");
-            await db.RecordArtifactAsync(owner, info, "checkpoint", clock.GetUtcNow(), cancellationToken);
+            await db.InsertArtifactRowAsync(owner, info, "checkpoint", clock.GetUtcNow(), cancellationToken);
         }
         return TypedResults.Created(ArtifactAddress(info.Sha256), new ArtifactResponse(info.Sha256, info.SizeBytes, ArtifactAddress(info.Sha256)));
     }

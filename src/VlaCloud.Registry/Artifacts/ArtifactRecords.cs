@@ -15,6 +15,16 @@ public static class ArtifactRecords
         DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (await db.Artifacts.AnyAsync(a => a.TenantId == tenantId && a.Sha256 == info.Sha256, cancellationToken)) return;
+        await db.InsertArtifactRowAsync(tenantId, info, kind, now, cancellationToken);
+    }
+
+    /// <summary>
+    /// <see cref="RecordArtifactAsync"/> for a caller that has just found no row (and checked what a new one costs):
+    /// inserts it, leaving alone one a concurrent put of the same bytes inserted first.
+    /// </summary>
+    public static async Task InsertArtifactRowAsync(this RegistryDbContext db, Guid? tenantId, ArtifactInfo info, string kind,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
         var row = new Artifact { TenantId = tenantId, Sha256 = info.Sha256, SizeBytes = info.SizeBytes, Uri = info.Uri, Kind = kind, CreatedAt = now };
         db.Artifacts.Add(row);
         try
