@@ -1,4 +1,4 @@
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 
 namespace VlaCloud.Client;
 

@@ -4,8 +4,8 @@ using System.Net;
 using System.Net.WebSockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using VlaCloud.Client.Contracts;
-using VlaCloud.Client.Wire;
+using VlaCloud.Contracts;
+using VlaCloud.Contracts.Wire;
 
 namespace VlaCloud.Client;
 

@@ -6,7 +6,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 
 namespace VlaCloud.Client;
 

@@ -9,7 +9,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using VlaCloud.Client.Wire;
+using VlaCloud.Contracts.Wire;
 using VlaCloud.Testing;
 using Xunit.Abstractions;
 

@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Entities;
 using VlaCloud.Testing;

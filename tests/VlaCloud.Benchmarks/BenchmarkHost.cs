@@ -7,7 +7,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using VlaCloud.Api.Hosting;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Policy;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Entities;

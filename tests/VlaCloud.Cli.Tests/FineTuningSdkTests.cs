@@ -1,7 +1,7 @@
 using System.Net;
 using Microsoft.EntityFrameworkCore;
 using VlaCloud.Client;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Cli.Tests;

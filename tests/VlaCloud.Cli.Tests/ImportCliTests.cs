@@ -3,7 +3,7 @@ using VlaCloud.Parity;
 
 namespace VlaCloud.Cli.Tests;
 
-/// <summary><c>vlacloud checkpoints import</c> as a user runs it on a released-layout run folder.</summary>
+/// <summary><c>vlacloud-lab import</c> as a user runs it on a released-layout run folder.</summary>
 public sealed class ImportCliTests : IDisposable
 {
     private readonly string folder = Directory.CreateTempSubdirectory("vlacloud-import-cli-").FullName;
@@ -42,7 +42,7 @@ public sealed class ImportCliTests : IDisposable
     {
         var (run, qwen) = Run(Fixture("function_global.pt"));
         var output = Path.Combine(folder, "m1.tar");
-        var result = await Vlacloud.RunAsync(env, "checkpoints", "import", run, "-o", output, "--qwen", qwen, "--embodiment", "bridge=widowx");
+        var result = await Vlacloud.RunLabAsync(env, "import", run, "-o", output, "--qwen", qwen, "--embodiment", "bridge=widowx");
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("posix.system", result.Error);
         Assert.DoesNotContain("   at ", result.Error);
@@ -53,7 +53,7 @@ public sealed class ImportCliTests : IDisposable
     public async Task Importing_a_pt_whose_tensors_are_not_the_models_names_what_is_missing()
     {
         var (run, qwen) = Run(Fixture("state_dict.pt"));
-        var result = await Vlacloud.RunAsync(env, "checkpoints", "import", run, "-o", Path.Combine(folder, "m1.tar"), "--qwen", qwen);
+        var result = await Vlacloud.RunLabAsync(env, "import", run, "-o", Path.Combine(folder, "m1.tar"), "--qwen", qwen);
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("missing", result.Error);
         Assert.Contains("qwen_vl_interface.model.", result.Error);

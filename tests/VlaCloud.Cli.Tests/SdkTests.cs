@@ -1,6 +1,6 @@
 using System.Net;
 using VlaCloud.Client;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Cli.Tests;

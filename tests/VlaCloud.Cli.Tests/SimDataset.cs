@@ -1,5 +1,5 @@
 using System.Formats.Tar;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Cli.Tests;

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Policy;
 using VlaCloud.Sim;
 

@@ -3,7 +3,7 @@ using VlaCloud.Training;
 
 namespace VlaCloud.Cli.Tests;
 
-/// <summary><c>vlacloud sim generate</c> and <c>sim train</c> as a user runs them: a spatial base run, then a run started from it.</summary>
+/// <summary><c>vlacloud sim generate</c> and <c>vlacloud-lab sim train</c> as a user runs them: a spatial base run, then a run started from it.</summary>
 public sealed class SimTrainCliTests : IDisposable
 {
     private readonly string folder = Path.Combine(Path.GetTempPath(), $"vlacloud-simtrain-{Guid.NewGuid():N}");
@@ -20,6 +20,13 @@ public sealed class SimTrainCliTests : IDisposable
     {
         var run = await Vlacloud.RunAsync(env, args);
         Assert.True(run.ExitCode == 0, $"vlacloud {string.Join(" ", args)}\n{run}");
+        return run;
+    }
+
+    private async Task<CliRun> OkLabAsync(params string[] args)
+    {
+        var run = await Vlacloud.RunLabAsync(env, args);
+        Assert.True(run.ExitCode == 0, $"vlacloud-lab {string.Join(" ", args)}\n{run}");
         return run;
     }
 
@@ -48,32 +55,32 @@ public sealed class SimTrainCliTests : IDisposable
     {
         await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
         await OkAsync("sim", "generate", "-o", In("stills"), "-n", "6", "--split", "grounding", "--frames-per-episode", "1");
-        await OkAsync("sim", "train", "--steps", "2", "--spatial-pretrain-steps", "1", "--data", In("train"), "--grounding", In("stills"),
+        await OkLabAsync("sim", "train", "--steps", "2", "--spatial-pretrain-steps", "1", "--data", In("train"), "--grounding", In("stills"),
             "--patch-size", "16", "--vision-stem", "conv", "--spatial-kinds", "point", "--checkpoint-interval", "1", "-o", In("base"));
         var saved = CoTrainingOptions.FromJson(File.ReadAllText(Path.Combine(In("base"), "checkpoints", "step-00000002", "options.json")));
         Assert.Equal([SpatialKind.Point], saved.SpatialKinds);
 
-        var refused = await Vlacloud.RunAsync(env, "sim", "train", "--steps", "1", "--data", In("train"), "--init", In("base"), "--vision-stem", "patch", "-o", In("refused"));
+        var refused = await Vlacloud.RunLabAsync(env, "sim", "train", "--steps", "1", "--data", In("train"), "--init", In("base"), "--vision-stem", "patch", "-o", In("refused"));
         Assert.Equal(2, refused.ExitCode);
         Assert.Contains("--init keeps the base checkpoint's architecture", refused.Error);
         Assert.DoesNotContain("   at ", refused.Error);
 
         // Learning rates at zero: the policy written is the base's weights under the new run's switches.
-        await OkAsync("sim", "train", "--mode", "vanilla", "--steps", "1", "--warmup", "0", "--lr-scale", "0", "--data", In("train"), "--init", In("base"), "-o", In("tuned"));
+        await OkLabAsync("sim", "train", "--mode", "vanilla", "--steps", "1", "--warmup", "0", "--lr-scale", "0", "--data", In("train"), "--init", In("base"), "-o", In("tuned"));
         using var basePolicy = VlaPolicy.Load(In("base/policy"));
         using var tuned = VlaPolicy.Load(In("tuned/policy"));
         Assert.Equal(("conv", 16, false, true), (tuned.Config.VisionStem, tuned.Config.PatchSize, basePolicy.Config.Vanilla, tuned.Config.Vanilla));
         Assert.Equal(File.ReadAllBytes(In($"base/policy/{PolicyCheckpoint.WeightsFile}")), File.ReadAllBytes(In($"tuned/policy/{PolicyCheckpoint.WeightsFile}")));
 
         // --point-guidance adds the point token to the base and keeps every weight it had.
-        await OkAsync("sim", "train", "--point-guidance", "--spatial-kinds", "point", "placement", "--steps", "1", "--warmup", "0", "--lr-scale", "0",
+        await OkLabAsync("sim", "train", "--point-guidance", "--spatial-kinds", "point", "placement", "--steps", "1", "--warmup", "0", "--lr-scale", "0",
             "--data", In("train"), "--grounding", In("stills"), "--init", In("base"), "-o", In("guided"));
         using var guided = VlaPolicy.Load(In("guided/policy"));
         Assert.True(guided.Config.PointGuidance);
         var guidedWeights = guided.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
         foreach (var (name, weight) in basePolicy.NamedParameters())
             Assert.True(weight.allclose(guidedWeights[name], rtol: 0, atol: 0), $"{name} changed");
-        var vanillaGuided = await Vlacloud.RunAsync(env, "sim", "train", "--mode", "vanilla", "--point-guidance", "--steps", "1", "--data", In("train"), "-o", In("refused"));
+        var vanillaGuided = await Vlacloud.RunLabAsync(env, "sim", "train", "--mode", "vanilla", "--point-guidance", "--steps", "1", "--data", In("train"), "-o", In("refused"));
         Assert.Equal(2, vanillaGuided.ExitCode);
         Assert.Contains("--point-guidance reads System 2's spatial answers", vanillaGuided.Error);
     }

@@ -9,12 +9,23 @@ public sealed record CliRun(int ExitCode, string Out, string Error)
     public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Out}\n--- stderr\n{Error}";
 }
 
-/// <summary>Runs the built command line (<c>src/VlaCloud.Cli/bin/Release/net10.0/vlacloud.dll</c>) as a user would.</summary>
+/// <summary>
+/// Runs the built command lines as a user would: <c>vlacloud</c> (<c>src/VlaCloud.Cli/bin/Release/net10.0/vlacloud.dll</c>)
+/// and <c>vlacloud-lab</c> (<c>src/VlaCloud.Lab/…/vlacloud-lab.dll</c>).
+/// </summary>
 public static class Vlacloud
 {
-    public static async Task<CliRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
+    /// <summary>Runs <c>vlacloud</c>.</summary>
+    public static Task<CliRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        RunToolAsync("src/VlaCloud.Cli/bin/Release/net10.0/vlacloud.dll", environment, args);
+
+    /// <summary>Runs <c>vlacloud-lab</c>.</summary>
+    public static Task<CliRun> RunLabAsync(IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        RunToolAsync("src/VlaCloud.Lab/bin/Release/net10.0/vlacloud-lab.dll", environment, args);
+
+    private static async Task<CliRun> RunToolAsync(string relativeDll, IReadOnlyDictionary<string, string> environment, string[] args)
     {
-        var dll = Path.Combine(RepositoryRoot.Path, "src/VlaCloud.Cli/bin/Release/net10.0/vlacloud.dll");
+        var dll = Path.Combine(RepositoryRoot.Path, relativeDll);
         var start = new ProcessStartInfo("dotnet", [dll, .. args])
         {
             RedirectStandardOutput = true,

@@ -1,5 +1,5 @@
 using System.Text;
-using VlaCloud.Client.Wire;
+using VlaCloud.Contracts.Wire;
 
 namespace VlaCloud.Client.Tests;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using VlaCloud.Client.Contracts;
-using VlaCloud.Client.Wire;
+using VlaCloud.Contracts;
+using VlaCloud.Contracts.Wire;
 
 namespace VlaCloud.Client.Tests;
 

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using VlaCloud.Api.Auth;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Inference;
 using VlaCloud.Policy;
 using VlaCloud.Registry;

@@ -1,4 +1,4 @@
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Datasets;
 using VlaCloud.Policy;
 using VlaCloud.Registry.Entities;

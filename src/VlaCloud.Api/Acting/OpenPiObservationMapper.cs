@@ -1,5 +1,5 @@
-using VlaCloud.Client.Contracts;
-using VlaCloud.Client.Wire;
+using VlaCloud.Contracts;
+using VlaCloud.Contracts.Wire;
 using VlaCloud.Registry.Entities;
 
 namespace VlaCloud.Api.Acting;

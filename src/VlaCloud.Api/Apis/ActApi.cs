@@ -2,7 +2,7 @@ using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using VlaCloud.Api.Acting;
 using VlaCloud.Api.RateLimiting;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Registry;
 
 namespace VlaCloud.Api.Apis;

@@ -198,7 +198,7 @@ public static class AdminApi
     }
 }
 
-/// <summary>Server-side behaviour of the admin contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+/// <summary>Server-side behaviour of the admin contracts (the records live in <c>VlaCloud.Contracts</c>).</summary>
 internal static class AdminContractExtensions
 {
     extension(TenantLimitsDto limits)

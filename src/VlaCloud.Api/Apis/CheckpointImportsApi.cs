@@ -60,7 +60,7 @@ public static class CheckpointImportsApi
             else errors["embodiment"] = ["embodiment (id or name) is required unless embodiments maps exactly one tag."];
         }
         else if (string.IsNullOrWhiteSpace(target) || target.Length > 100) errors["embodiment"] = ["embodiment must be an id or a name of 1-100 characters."];
-        if (request.CheckpointFile is { } file && !InternVlaM1Import.IsCheckpointFileName(file))
+        if (request.CheckpointFile is { } file && !CheckpointImportBundle.IsCheckpointFileName(file))
             errors["checkpoint_file"] = ["checkpoint_file must be a .pt file name in the bundle's checkpoints/ folder (letters, digits, '.', '_', '-'; no folders)."];
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
 
@@ -110,7 +110,7 @@ public static class CheckpointImportsApi
     }
 }
 
-/// <summary>Server-side behaviour of the import contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+/// <summary>Server-side behaviour of the import contracts (the records live in <c>VlaCloud.Contracts</c>).</summary>
 internal static class CheckpointImportContractExtensions
 {
     extension(CheckpointImportResponse)

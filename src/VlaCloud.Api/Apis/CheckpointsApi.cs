@@ -206,7 +206,7 @@ public static class CheckpointsApi
     }
 }
 
-/// <summary>Server-side behaviour of the checkpoint contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+/// <summary>Server-side behaviour of the checkpoint contracts (the records live in <c>VlaCloud.Contracts</c>).</summary>
 internal static class CheckpointContractExtensions
 {
     extension(CheckpointResponse)

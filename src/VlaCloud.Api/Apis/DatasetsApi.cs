@@ -49,7 +49,7 @@ public static class DatasetsApi
     }
 }
 
-/// <summary>Server-side behaviour of the dataset contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+/// <summary>Server-side behaviour of the dataset contracts (the records live in <c>VlaCloud.Contracts</c>).</summary>
 internal static class DatasetContractExtensions
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);

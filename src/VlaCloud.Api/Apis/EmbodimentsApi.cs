@@ -86,7 +86,7 @@ public static class EmbodimentsApi
     }
 }
 
-/// <summary>Server-side behaviour of the embodiment contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+/// <summary>Server-side behaviour of the embodiment contracts (the records live in <c>VlaCloud.Contracts</c>).</summary>
 internal static class EmbodimentContractExtensions
 {
     extension(CreateEmbodimentRequest request)

@@ -353,7 +353,7 @@ public static class FineTuningApi
         db.JobEvents.AsNoTracking().Where(e => e.JobId == id && e.Id > after).OrderBy(e => e.Id).Take(take).ToListAsync(cancellationToken);
 }
 
-/// <summary>Server-side behaviour of the fine-tuning contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+/// <summary>Server-side behaviour of the fine-tuning contracts (the records live in <c>VlaCloud.Contracts</c>).</summary>
 internal static class FineTuningContractExtensions
 {
     extension(FineTuningJobResponse)

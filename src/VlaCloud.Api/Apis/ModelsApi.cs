@@ -111,7 +111,7 @@ public static class ModelsApi
         AliasResponse.From(await db.Aliases.AsNoTracking().Include(a => a.Checkpoint).SingleAsync(a => a.Id == id, cancellationToken));
 }
 
-/// <summary>Server-side behaviour of the alias contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+/// <summary>Server-side behaviour of the alias contracts (the records live in <c>VlaCloud.Contracts</c>).</summary>
 internal static class ModelContractExtensions
 {
     extension(AliasResponse)

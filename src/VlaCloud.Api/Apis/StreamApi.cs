@@ -6,8 +6,8 @@ using Microsoft.Extensions.Options;
 using VlaCloud.Api.Acting;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.RateLimiting;
-using VlaCloud.Client.Contracts;
-using VlaCloud.Client.Wire;
+using VlaCloud.Contracts;
+using VlaCloud.Contracts.Wire;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Limits;
 

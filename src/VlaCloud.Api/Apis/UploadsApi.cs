@@ -281,7 +281,7 @@ internal static class UploadOptionsDefaults
     public const long MaxPartRequestBytes = (64L << 20) + (1 << 20);
 }
 
-/// <summary>Server-side behaviour of the upload contracts (the records live in <c>VlaCloud.Client.Contracts</c>).</summary>
+/// <summary>Server-side behaviour of the upload contracts (the records live in <c>VlaCloud.Contracts</c>).</summary>
 internal static class UploadContractExtensions
 {
     extension(UploadResponse)

@@ -71,7 +71,7 @@ public static class VlaCloudHosting
             swagger.AddVlaCloudConventions();
             // The contracts' XML docs (records' <param> texts included) become the document's descriptions, so clients
             // generated from it carry them; a file missing from a trimmed deployment only costs the descriptions.
-            foreach (var xml in new[] { "VlaCloud.Client.xml", "VlaCloud.Api.xml" }.Select(f => Path.Combine(AppContext.BaseDirectory, f)).Where(File.Exists))
+            foreach (var xml in new[] { "VlaCloud.Contracts.xml", "VlaCloud.Api.xml" }.Select(f => Path.Combine(AppContext.BaseDirectory, f)).Where(File.Exists))
                 swagger.IncludeXmlComments(xml, includeControllerXmlComments: true);
             swagger.SwaggerDoc(OpenApiDocumentName, new OpenApiInfo
             {

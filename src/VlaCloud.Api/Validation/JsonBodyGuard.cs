@@ -1,5 +1,5 @@
 using Microsoft.AspNetCore.Http.Features;
-using VlaCloud.Client.Wire;
+using VlaCloud.Contracts.Wire;
 
 namespace VlaCloud.Api.Validation;
 

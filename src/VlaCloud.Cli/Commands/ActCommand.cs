@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 
 namespace VlaCloud.Cli.Commands;
 
@@ -16,8 +16,8 @@ internal static class ActCommand
         var instruction = new Option<string>("--instruction", "-i") { Description = "The task in words", Required = true };
         var steps = new Option<int?>("--steps") { Description = "Denoising steps (default: the checkpoint's)" };
         var seed = new Option<long?>("--seed") { Description = "Noise seed, for repeatable actions" };
-        var spatial = new Option<string?>("--spatial") { Description = $"Also ask for the spatial answer: {string.Join(", ", VlaCloud.Policy.SpatialPrompts.WireNames)}" };
-        spatial.AcceptOnlyFromAmong([.. VlaCloud.Policy.SpatialPrompts.WireNames]);
+        var spatial = new Option<string?>("--spatial") { Description = $"Also ask for the spatial answer: {string.Join(", ", SpatialKinds.All)}" };
+        spatial.AcceptOnlyFromAmong([.. SpatialKinds.All]);
         var embodiment = new Option<string?>("--embodiment") { Description = "Embodiment, when the model exists for several" };
         var command = new Command("act", "Compute an action chunk for one observation (image files, state, instruction)")
         {

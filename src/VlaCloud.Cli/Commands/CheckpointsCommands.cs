@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using VlaCloud.Client;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 
 namespace VlaCloud.Cli.Commands;
 
@@ -14,56 +14,51 @@ internal static class CheckpointsCommands
     public static Command Create() => new("checkpoints", "Checkpoints: list, show, upload, register, download and import released ones") { List(), Get(), Put(), Download(), Import() };
 
     /// <summary>
-    /// <c>checkpoints import RUN_DIR -o OUT.tar --qwen DIR</c>: a released InternVLA-M1 run converted locally into a
-    /// policy tar (then <c>checkpoints put</c> registers it). With <c>--remote --model M</c> the run's bundle (the files the
-    /// conversion reads) is uploaded instead, and the server converts it with the same code and registers it as the next
-    /// version of M; the command waits for that. Nothing in the .pt runs: only tensors and plain containers are read.
+    /// <c>checkpoints import RUN_DIR --qwen DIR --model M</c>: a released InternVLA-M1 run's bundle (the files the
+    /// conversion reads) is uploaded, and the server converts it and registers it as the next version of M; the command
+    /// waits for that. Nothing in the .pt runs: the server reads only tensors and plain containers. Converting on this
+    /// machine instead is <c>vlacloud-lab import</c> (it needs libtorch, which this CLI does not ship).
     /// </summary>
     private static Command Import()
     {
         var run = new Argument<DirectoryInfo>("run") { Description = "Released run folder: config.yaml, dataset_statistics.json, checkpoints/steps_N_pytorch_model.pt" };
-        var output = new Option<FileInfo?>("--output", "-o") { Description = "Policy tar to write (local import)" };
         var qwen = new Option<DirectoryInfo>("--qwen") { Description = "The Qwen2.5-VL folder the run was built on (config.json, tokenizer.json)", Required = true };
-        var checkpoint = new Option<FileInfo?>("--checkpoint") { Description = "A .pt to read instead of the run's highest step" };
-        var embodiment = new Option<string[]>("--embodiment") { Description = "TAG=NAME: name dataset_statistics.json's tag as a VlaCloud embodiment (repeatable)", AllowMultipleArgumentsPerToken = true };
-        var remote = new Option<bool>("--remote") { Description = "Upload the run and let the server convert and register it (with --model)" };
-        var model = new Option<string?>("--model") { Description = "With --remote: the model the import becomes the next version of" };
-        var target = new Option<string?>("--register-for") { Description = "With --remote: the embodiment (id or name) to register for, when --embodiment maps several tags" };
-        var noWait = new Option<bool>("--no-wait") { Description = "With --remote: return once the import is queued" };
-        var command = new Command("import", "Convert a released InternVLA-M1 run (torch.save weights) into a policy tar, or with --remote import it on the server")
-            { run, output, qwen, checkpoint, embodiment, remote, model, target, noWait };
-        command.SetLocalAction(async (parse, cancellationToken) =>
+        var checkpoint = new Option<FileInfo?>("--checkpoint") { Description = "A .pt to send instead of the run's highest step" };
+        var embodiment = EmbodimentRenamesOption();
+        var model = new Option<string>("--model") { Description = "The model the import becomes the next version of", Required = true };
+        var target = new Option<string?>("--register-for") { Description = "The embodiment (id or name) to register for, when --embodiment maps several tags" };
+        var noWait = new Option<bool>("--no-wait") { Description = "Return once the import is queued" };
+        var command = new Command("import", "Import a released InternVLA-M1 run (torch.save weights): upload it, the server converts and registers it")
+            { run, qwen, checkpoint, embodiment, model, target, noWait };
+        command.SetLocalAction((parse, cancellationToken) =>
         {
-            var renames = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var pair in parse.GetValue(embodiment) ?? [])
-            {
-                var at = pair.IndexOf('=', StringComparison.Ordinal);
-                if (at <= 0 || at == pair.Length - 1) throw new ArgumentException($"--embodiment '{pair}' is not TAG=NAME");
-                renames[pair[..at]] = pair[(at + 1)..];
-            }
-            if (parse.GetValue(remote))
-            {
-                if (parse.GetValue(model) is null) throw new ArgumentException("--remote needs --model");
-                return await ApiCommand.RunWithClientAsync(parse, (api, token) => RemoteImportAsync(api, parse.GetValue(run)!, parse.GetValue(qwen)!,
-                    parse.GetValue(checkpoint), new CreateCheckpointImportRequest(parse.GetValue(model)!, parse.GetValue(target), renames), parse.GetValue(noWait), token),
-                    cancellationToken);
-            }
-            if (parse.GetValue(output) is not { } tar) throw new ArgumentException("--output is required (or --remote to import on the server)");
-            try
-            {
-                var result = Policy.InternVla.InternVlaM1Import.Import(parse.GetValue(run)!.FullName, parse.GetValue(qwen)!.FullName,
-                    tar.FullName, parse.GetValue(checkpoint)?.FullName, renames);
-                AnsiConsole.MarkupLine($"Imported [bold]{Markup.Escape(Path.GetFileName(result.Checkpoint))}[/]: {result.Tensors:N0} tensors, {result.Parameters:N0} parameters, " +
-                                       $"embodiments {Markup.Escape(string.Join(", ", result.Embodiments))} → {Markup.Escape(tar.FullName)}");
-                return 0;
-            }
-            catch (Policy.CheckpointException e)
-            {
-                ApiCommand.Error(e.Message);
-                return ApiCommand.LocalError;
-            }
+            var renames = ParseEmbodimentRenames(parse.GetValue(embodiment));
+            return ApiCommand.RunWithClientAsync(parse, (api, token) => RemoteImportAsync(api, parse.GetValue(run)!, parse.GetValue(qwen)!,
+                parse.GetValue(checkpoint), new CreateCheckpointImportRequest(parse.GetValue(model)!, parse.GetValue(target), renames), parse.GetValue(noWait), token),
+                cancellationToken);
         });
         return command;
+    }
+
+    /// <summary><c>--embodiment TAG=NAME</c> (repeatable): how the run's statistics tags are named as VlaCloud embodiments.</summary>
+    internal static Option<string[]> EmbodimentRenamesOption() => new("--embodiment")
+    {
+        Description = "TAG=NAME: name dataset_statistics.json's tag as a VlaCloud embodiment (repeatable)",
+        AllowMultipleArgumentsPerToken = true,
+    };
+
+    /// <summary>Parses the <c>--embodiment TAG=NAME</c> values.</summary>
+    /// <exception cref="ArgumentException">A value is not TAG=NAME.</exception>
+    internal static Dictionary<string, string> ParseEmbodimentRenames(string[]? pairs)
+    {
+        var renames = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var pair in pairs ?? [])
+        {
+            var at = pair.IndexOf('=', StringComparison.Ordinal);
+            if (at <= 0 || at == pair.Length - 1) throw new ArgumentException($"--embodiment '{pair}' is not TAG=NAME");
+            renames[pair[..at]] = pair[(at + 1)..];
+        }
+        return renames;
     }
 
     /// <summary>Writes the run's bundle to a temporary tar, uploads it, starts the import and (unless told not to) waits for it.</summary>
@@ -77,9 +72,9 @@ internal static class CheckpointsCommands
             try
             {
                 await using var file = File.Create(bundle);
-                ptName = Policy.InternVla.InternVlaM1Import.WriteBundle(run.FullName, qwen.FullName, file, checkpoint?.FullName);
+                ptName = CheckpointImportBundle.Write(run.FullName, qwen.FullName, file, checkpoint?.FullName);
             }
-            catch (Policy.CheckpointException e)
+            catch (InvalidDataException e)
             {
                 ApiCommand.Error(e.Message);
                 return ApiCommand.LocalError;

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 using VlaCloud.Client;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Cli.Commands;

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Spectre.Console;
 using VlaCloud.Client;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 
 namespace VlaCloud.Cli.Commands;
 

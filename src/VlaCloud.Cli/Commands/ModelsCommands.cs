@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 
 namespace VlaCloud.Cli.Commands;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
+using VlaCloud.Contracts;
 using VlaCloud.Policy.Checkpoint;
 using VlaCloud.Policy.InternVla.Heads;
 using VlaCloud.Policy.InternVla.Qwen;
@@ -29,8 +29,6 @@ public sealed record InternVlaM1ImportResult(string Checkpoint, PolicyConfig Con
 /// </summary>
 public static class InternVlaM1Import
 {
-    private static readonly Regex StepFile = new(@"^steps_(\d+)_pytorch_model\.pt$", RegexOptions.CultureInvariant);
-
     /// <summary>Largest <c>config.yaml</c>, <c>dataset_statistics.json</c> or Qwen <c>config.json</c> read.</summary>
     public const long MaxMetadataBytes = 16L << 20;
 
@@ -121,47 +119,8 @@ public static class InternVlaM1Import
         return new InternVlaM1ImportResult(pt, config, expected.Count, expected.Sum(e => e.Count), [.. stats.Keys], stats);
     }
 
-    /// <summary>The folder of a bundle that holds Qwen's <c>config.json</c> and <c>tokenizer.json</c>.</summary>
-    public const string BundleQwenFolder = "qwen";
-
-    /// <summary>The folder of a run (and of a bundle) that holds the <c>.pt</c> files.</summary>
-    public const string CheckpointsFolder = "checkpoints";
-
-    /// <summary>The run files a bundle carries besides the weights.</summary>
-    public static IReadOnlyList<string> RunFiles { get; } = ["config.yaml", "dataset_statistics.json"];
-
-    /// <summary>The Qwen files a bundle carries (the weights come from the <c>.pt</c>).</summary>
-    public static IReadOnlyList<string> QwenFiles { get; } = ["config.json", "tokenizer.json"];
-
-    private static readonly Regex CheckpointFileName = new(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.pt$", RegexOptions.CultureInvariant);
-
-    /// <summary>Whether <paramref name="name"/> is a plain <c>.pt</c> file name (no folder), as a bundle's checkpoint file must be.</summary>
-    public static bool IsCheckpointFileName(string name) => CheckpointFileName.IsMatch(name) && !name.Contains("..", StringComparison.Ordinal);
-
     /// <summary>
-    /// Writes the import bundle of a run, the tar the API's import takes: <c>config.yaml</c>, <c>dataset_statistics.json</c>,
-    /// <c>checkpoints/NAME.pt</c> (the run's highest step, or <paramref name="checkpointFile"/>) and <c>qwen/config.json</c>,
-    /// <c>qwen/tokenizer.json</c>. Returns the name of the <c>.pt</c> inside.
-    /// </summary>
-    /// <exception cref="CheckpointException">A file is missing.</exception>
-    public static string WriteBundle(string runDirectory, string qwenDirectory, Stream output, string? checkpointFile = null)
-    {
-        var pt = checkpointFile ?? LatestCheckpoint(runDirectory);
-        var ptName = Path.GetFileName(pt);
-        if (!IsCheckpointFileName(ptName)) throw new CheckpointException($"{ptName} is not a plain .pt file name (letters, digits, '.', '_', '-')");
-        var files = RunFiles.Select(f => (Path.Combine(runDirectory, f), f))
-            .Append((pt, $"{CheckpointsFolder}/{ptName}"))
-            .Concat(QwenFiles.Select(f => (Path.Combine(qwenDirectory, f), $"{BundleQwenFolder}/{f}")))
-            .ToList();
-        foreach (var (path, _) in files)
-            if (!File.Exists(path)) throw new CheckpointException($"{path} is missing");
-        using var tar = new System.Formats.Tar.TarWriter(output, System.Formats.Tar.TarEntryFormat.Pax, leaveOpen: true);
-        foreach (var (path, name) in files) tar.WriteEntry(path, name);
-        return ptName;
-    }
-
-    /// <summary>
-    /// Imports an extracted bundle (see <see cref="WriteBundle"/>): the run at <paramref name="bundleDirectory"/> (or in
+    /// Imports an extracted bundle (see <see cref="CheckpointImportBundle.Write"/>): the run at <paramref name="bundleDirectory"/> (or in
     /// its only folder, when the tar wrapped it in one) with Qwen's files in its <c>qwen</c> folder. Error messages name
     /// files relative to the bundle.
     /// </summary>
@@ -175,20 +134,20 @@ public static class InternVlaM1Import
         IReadOnlyDictionary<string, string>? embodiments = null, string name = "internvla-m1")
     {
         var root = Path.GetFullPath(bundleDirectory).TrimEnd(Path.DirectorySeparatorChar);
-        if (!File.Exists(Path.Combine(root, RunFiles[0])) && Directory.GetFiles(root).Length == 0 && Directory.GetDirectories(root) is [var only]
-            && File.Exists(Path.Combine(only, RunFiles[0])))
+        if (!File.Exists(Path.Combine(root, CheckpointImportBundle.RunFiles[0])) && Directory.GetFiles(root).Length == 0 && Directory.GetDirectories(root) is [var only]
+            && File.Exists(Path.Combine(only, CheckpointImportBundle.RunFiles[0])))
             root = only;
         try
         {
             string? pt = null;
             if (checkpointFile is not null)
             {
-                if (!IsCheckpointFileName(checkpointFile)) throw new CheckpointException($"checkpoint file '{checkpointFile}' is not a plain .pt file name");
-                pt = Path.Combine(root, CheckpointsFolder, checkpointFile);
-                if (!File.Exists(pt)) throw new CheckpointException($"{CheckpointsFolder}/{checkpointFile} is not in the bundle");
+                if (!CheckpointImportBundle.IsCheckpointFileName(checkpointFile)) throw new CheckpointException($"checkpoint file '{checkpointFile}' is not a plain .pt file name");
+                pt = Path.Combine(root, CheckpointImportBundle.CheckpointsFolder, checkpointFile);
+                if (!File.Exists(pt)) throw new CheckpointException($"{CheckpointImportBundle.CheckpointsFolder}/{checkpointFile} is not in the bundle");
             }
-            var qwen = Path.Combine(root, BundleQwenFolder);
-            if (!Directory.Exists(qwen)) throw new CheckpointException($"the bundle has no {BundleQwenFolder}/ folder (Qwen2.5-VL's config.json and tokenizer.json)");
+            var qwen = Path.Combine(root, CheckpointImportBundle.QwenFolder);
+            if (!Directory.Exists(qwen)) throw new CheckpointException($"the bundle has no {CheckpointImportBundle.QwenFolder}/ folder (Qwen2.5-VL's config.json and tokenizer.json)");
             return ImportResultRelative(Import(root, qwen, output, pt, embodiments, name), root);
         }
         catch (CheckpointException e) when (e.Message.Contains(root, StringComparison.Ordinal))
@@ -211,15 +170,11 @@ public static class InternVlaM1Import
     }
 
     /// <summary>The run's <c>checkpoints/steps_N_pytorch_model.pt</c> with the highest N.</summary>
+    /// <exception cref="CheckpointException">There is none.</exception>
     public static string LatestCheckpoint(string runDirectory)
     {
-        var folder = Path.Combine(runDirectory, "checkpoints");
-        if (!Directory.Exists(folder)) throw new CheckpointException($"{runDirectory} has no checkpoints folder");
-        var best = Directory.EnumerateFiles(folder)
-            .Select(f => (File: f, Match: StepFile.Match(Path.GetFileName(f))))
-            .Where(f => f.Match.Success && long.TryParse(f.Match.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out _))
-            .OrderByDescending(f => long.Parse(f.Match.Groups[1].Value, CultureInfo.InvariantCulture)).FirstOrDefault();
-        return best.File ?? throw new CheckpointException($"{folder} has no steps_N_pytorch_model.pt");
+        try { return CheckpointImportBundle.LatestCheckpoint(runDirectory); }
+        catch (InvalidDataException e) { throw new CheckpointException(e.Message); }
     }
 
     /// <summary>

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 
 namespace VlaCloud.Training.Jobs;
 

@@ -22,14 +22,14 @@ public sealed class CheckpointImportTests(ServicesFixture services) : IDisposabl
 
     public void Dispose() => Directory.Delete(root, recursive: true);
 
-    /// <summary>The bundle of a stand-in run (<see cref="InternVlaM1Import.WriteBundle"/>, as the CLI sends it), its .pt optionally replaced.</summary>
+    /// <summary>The bundle of a stand-in run (<see cref="CheckpointImportBundle.Write"/>, as the CLI sends it), its .pt optionally replaced.</summary>
     private byte[] Bundle(string? ptReplacement = null)
     {
         var folder = Path.Combine(root, $"run-{Guid.NewGuid():N}");
         var (run, qwen) = StandInInternVlaM1.WriteRun(folder, StandInInternVlaM1.Tensors());
         if (ptReplacement is not null) File.Copy(ptReplacement, Path.Combine(run, "checkpoints", "steps_20000_pytorch_model.pt"), overwrite: true);
         using var tar = new MemoryStream();
-        Assert.Equal("steps_20000_pytorch_model.pt", InternVlaM1Import.WriteBundle(run, qwen, tar));
+        Assert.Equal("steps_20000_pytorch_model.pt", CheckpointImportBundle.Write(run, qwen, tar));
         return tar.ToArray();
     }
 

@@ -6,7 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using VlaCloud.Api.Acting;
 using VlaCloud.Api.Tests.FineTuning;
 using VlaCloud.Api.Tests.Inference;
-using VlaCloud.Client.Wire;
+using VlaCloud.Contracts.Wire;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Entities;
 using VlaCloud.Registry.Limits;

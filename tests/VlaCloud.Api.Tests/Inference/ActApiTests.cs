@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using VlaCloud.Api.Tests.Registry;
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 using VlaCloud.Registry.Entities;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,8 +1,8 @@
 using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using System.Net.WebSockets;
-using VlaCloud.Client.Contracts;
-using VlaCloud.Client.Wire;
+using VlaCloud.Contracts;
+using VlaCloud.Contracts.Wire;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Api.Tests.Inference;

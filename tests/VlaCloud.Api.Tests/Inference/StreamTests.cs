@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Mvc.Testing;
-using VlaCloud.Client.Wire;
+using VlaCloud.Contracts.Wire;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Api.Tests.Inference;

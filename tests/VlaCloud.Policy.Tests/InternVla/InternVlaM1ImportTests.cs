@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using VlaCloud.Contracts;
 using VlaCloud.Parity;
 using VlaCloud.Policy.Checkpoint;
 using VlaCloud.Policy.InternVla;
@@ -75,7 +76,7 @@ public sealed class InternVlaM1ImportTests : IDisposable
         var bundle = Path.Combine(root, "bundle");
         using (var tar = new MemoryStream())
         {
-            Assert.Equal("steps_20000_pytorch_model.pt", InternVlaM1Import.WriteBundle(run, qwen, tar));
+            Assert.Equal("steps_20000_pytorch_model.pt", CheckpointImportBundle.Write(run, qwen, tar));
             tar.Position = 0;
             Directory.CreateDirectory(bundle);
             System.Formats.Tar.TarFile.ExtractToDirectory(tar, bundle, overwriteFiles: false);

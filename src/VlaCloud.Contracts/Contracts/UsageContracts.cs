@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>Usage over a range of days.</summary>
 /// <param name="From">First day (UTC).</param>

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>A stored artifact.</summary>
 /// <param name="Sha256">SHA-256 of its bytes, lowercase hex.</param>

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>
 /// One camera image. <c>png</c>/<c>jpeg</c>: <see cref="Data"/> is the encoded file. <c>raw</c>: <see cref="Data"/> is
@@ -91,3 +91,13 @@ public sealed record ActTiming(
 /// <param name="Timing">Timings.</param>
 /// <param name="Guide">For a point-guided checkpoint, the points its actions were conditioned on; null for other checkpoints.</param>
 public sealed record ActResponse(ResolvedCheckpoint Checkpoint, float[][] Actions, SpatialOutput? Spatial, long Seed, ActTiming Timing, GuideOutput? Guide = null);
+
+/// <summary>The spatial questions a request may ask (the <c>spatial</c> field of an act request or stream observation), as spelled on the wire.</summary>
+public static class SpatialKinds
+{
+    /// <summary>
+    /// <c>point</c>, <c>box</c>, <c>trajectory</c>, <c>placement</c> (where the object goes). The model's own list
+    /// (<c>SpatialPrompts.WireNames</c>) is checked against this one by a test, so clients need not load the model.
+    /// </summary>
+    public static IReadOnlyList<string> All { get; } = ["point", "box", "trajectory", "placement"];
+}

@@ -1,6 +1,6 @@
-using VlaCloud.Client.Contracts;
+using VlaCloud.Contracts;
 
-namespace VlaCloud.Client.Wire;
+namespace VlaCloud.Contracts.Wire;
 
 /// <summary>
 /// The server's <c>/v1/stream</c> replies as wire maps and back: the server writes every reply through
@@ -154,7 +154,7 @@ public static class StreamWire
     }
 
     /// <summary>A map with string keys, as JSON or MessagePack decoding gives it.</summary>
-    internal static Dictionary<string, object?> Map(object? value) => value switch
+    public static Dictionary<string, object?> Map(object? value) => value switch
     {
         Dictionary<string, object?> map => map,
         IDictionary<object, object?> map => map.Where(e => e.Key is string).ToDictionary(e => (string)e.Key, e => e.Value),

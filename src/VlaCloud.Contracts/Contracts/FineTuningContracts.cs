@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>A fine-tuning job's training options (all optional: the server fills in defaults and the job shows what it used).</summary>
 public sealed record FineTuningHyperparameters

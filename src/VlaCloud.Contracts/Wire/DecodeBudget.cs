@@ -1,4 +1,4 @@
-namespace VlaCloud.Client.Wire;
+namespace VlaCloud.Contracts.Wire;
 
 /// <summary>
 /// A bound on the memory a decoded message may take, charged as its values are decoded. Every decoded value is an

@@ -1,4 +1,4 @@
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>Result of a health probe.</summary>
 /// <param name="Status"><c>Healthy</c>, <c>Degraded</c> or <c>Unhealthy</c>.</param>

@@ -6,7 +6,9 @@ using VlaCloud.Policy;
 using VlaCloud.Sim;
 using VlaCloud.Training;
 
-namespace VlaCloud.Cli.Commands;
+using VlaCloud.Cli.Commands;
+
+namespace VlaCloud.Lab.Commands;
 
 /// <summary><c>vlacloud sim train</c> and the model side of <c>vlacloud sim evaluate</c>: the co-training loop on simulator data.</summary>
 internal static class SimTrainCommands

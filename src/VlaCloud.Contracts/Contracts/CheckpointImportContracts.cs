@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>
 /// Body of <c>POST /v1/checkpoints/imports</c>: convert a released InternVLA-M1 run, uploaded as a bundle (a tar of

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace VlaCloud.Client.Wire;
+namespace VlaCloud.Contracts.Wire;
 
 /// <summary>
 /// A small MessagePack codec over plain .NET values, written to match Python's <c>msgpack</c> (1.x,

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>A camera of an embodiment.</summary>
 /// <param name="Name">Observation key, e.g. <c>wrist</c>.</param>

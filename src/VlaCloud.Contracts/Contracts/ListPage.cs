@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>One page of a list, OpenAI style: pass <c>last_id</c> as <c>after</c> for the next page.</summary>
 /// <typeparam name="T">Item type.</typeparam>

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>One problem found in a dataset.</summary>
 /// <param name="File">The file (path inside the archive) the problem is in.</param>

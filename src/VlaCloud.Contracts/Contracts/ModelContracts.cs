@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>Body of <c>PUT /v1/models/{model}/aliases/{alias}</c>.</summary>
 /// <param name="Checkpoint">The target: an id, <c>model@vN</c> or another alias <c>model@alias</c>.</param>

@@ -1,4 +1,4 @@
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>How a <c>/v1/stream</c> session is opened.</summary>
 /// <param name="Checkpoint">Checkpoint reference: an id, <c>model@vN</c> or <c>model@alias</c>.</param>

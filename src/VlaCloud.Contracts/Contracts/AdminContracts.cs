@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>Optional per-tenant limits; absent fields keep their value (null on create means the default).</summary>
 /// <param name="RequestsPerSecond">Sustained request rate.</param>

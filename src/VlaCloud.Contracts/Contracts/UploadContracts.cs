@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace VlaCloud.Client.Contracts;
+namespace VlaCloud.Contracts;
 
 /// <summary>Body of <c>POST /v1/uploads</c>.</summary>
 /// <param name="Filename">The file's name (1-255 characters); a dataset upload names its dataset after it.</param>

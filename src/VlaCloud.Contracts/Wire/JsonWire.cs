@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 
-namespace VlaCloud.Client.Wire;
+namespace VlaCloud.Contracts.Wire;
 
 /// <summary>A JSON message refused by <see cref="JsonWire"/>: the path of the offending value and why.</summary>
 /// <param name="path">Where, e.g. <c>observation.images.front</c> or <c>cameras[0].name</c>; empty for the whole message.</param>

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace VlaCloud.Client.Wire;
+namespace VlaCloud.Contracts.Wire;
 
 /// <summary>
 /// A numpy array as openpi's <c>msgpack_numpy</c> puts it on the wire: a map
