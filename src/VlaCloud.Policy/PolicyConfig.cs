@@ -262,6 +262,21 @@ public sealed record PolicyConfig
         };
     }
 
+    /// <summary>
+    /// This config resized for an embodiment of <paramref name="layout"/>: the action and state sizes exactly the
+    /// embodiment's (at least 1), one camera slot per camera; every other size unchanged. An InternVLA-M1 config gets the
+    /// action size in its action model's <c>action_dim</c> as well, which is what its layers are built from.
+    /// </summary>
+    public PolicyConfig ForLayout(EmbodimentLayout layout)
+    {
+        var (actions, states, cameras) = (Math.Max(1, layout.ActionDim), Math.Max(1, layout.StateDim), Math.Max(1, layout.Cameras));
+        if (Family != InternVlaM1Family) return this with { MaxActionDim = actions, MaxStateDim = states, MaxCameras = cameras };
+        var framework = (JsonObject)(Framework ?? throw new ArgumentException("framework: an internvla-m1 config needs the framework section")).DeepClone();
+        if (framework["action_model"] is not JsonObject actionModel) throw new ArgumentException("framework must hold the action_model section");
+        actionModel["action_dim"] = actions;
+        return this with { Framework = framework, MaxActionDim = actions, MaxStateDim = states, MaxCameras = cameras };
+    }
+
     /// <summary>The InternVLA-M1 model config this policy config describes (<see cref="InternVlaM1Family"/> only).</summary>
     /// <exception cref="ArgumentException">Another family, or sections that are missing or do not fit together.</exception>
     public InternVlaM1Config ToInternVlaM1()
@@ -338,6 +353,12 @@ public sealed record PolicyConfig
 
     internal static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 }
+
+/// <summary>What an embodiment fixes of a policy's shapes: its action and state sizes and its number of cameras.</summary>
+/// <param name="ActionDim">Length of one action vector.</param>
+/// <param name="StateDim">Length of the state vector (0 without state).</param>
+/// <param name="Cameras">Number of cameras.</param>
+public sealed record EmbodimentLayout(int ActionDim, int StateDim, int Cameras);
 
 /// <summary>Parameter counts of the four parts of the model.</summary>
 public sealed record ParameterCounts(long Vision, long Language, long Bridge, long ActionExpert)

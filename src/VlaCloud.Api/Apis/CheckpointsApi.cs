@@ -95,7 +95,7 @@ public static class CheckpointsApi
         headers[Sha256Header] = checkpoint.Sha256;
         headers["Repr-Digest"] = $"sha-256=:{Convert.ToBase64String(Convert.FromHexString(checkpoint.Sha256))}:";
         // The bytes never change under an id (content addressed), so a client that has them is told so before the
-        // store is asked: opening verifies the whole blob's hash, which costs a full read of a multi-GB file.
+        // store is asked.
         if (context.Request.GetTypedHeaders().IfNoneMatch is { Count: > 0 } noneMatch
             && noneMatch.Any(e => e.Tag == etag.Tag || e.Tag == "*"))
         {
@@ -105,8 +105,10 @@ public static class CheckpointsApi
         Stream content;
         try
         {
-            // Verified against its hash before a byte leaves, so a download never hands out corrupted weights.
-            content = await store.OpenReadAsync(checkpoint.Sha256, cancellationToken);
+            // The registry's hash is the blob's: it is not recomputed before the first byte (a full read of a multi-GB file
+            // per request, ranges included). A whole download is hashed as it streams and aborted at its end if the blob no
+            // longer matches, so it never completes with corrupted weights; a range is checked by its client against the header.
+            content = new Sha256CheckingStream(await store.OpenStoredAsync(checkpoint.Sha256, cancellationToken), checkpoint.Sha256);
         }
         catch (Exception e) when (e is FileNotFoundException or ArtifactCorruptedException)
         {

@@ -89,7 +89,7 @@ public static class FineTuningApi
         // its action expert would be retargeted without a word. Only an explicit new_head asks for that.
         if (baseCheckpoint.EmbodimentId != embodiment.Id
             && await db.Embodiments.AsNoTracking().FirstOrDefaultAsync(e => e.Id == baseCheckpoint.EmbodimentId, cancellationToken) is { } baseEmbodiment
-            && LayoutDifference(baseEmbodiment, embodiment) is { } difference && !request.NewHead)
+            && FineTuneJob.LayoutDifference(baseEmbodiment, embodiment) is { } difference && !request.NewHead)
             return ApiResults.Invalid("base",
                 $"base {baseCheckpoint.ModelName}@v{baseCheckpoint.Version} was trained for embodiment '{baseEmbodiment.Name}', whose layout differs from the dataset's '{embodiment.Name}' ({difference}); "
                 + "set new_head: true to train a new action head for it, or pick a base of this layout.");
@@ -130,17 +130,6 @@ public static class FineTuningApi
         job.BackgroundJobId = jobs.Create<FineTuneJob>(run => run.RunAsync(job.Id, CancellationToken.None), new EnqueuedState(HangfireSetup.FineTuneQueue));
         await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.BackgroundJobId, job.BackgroundJobId), cancellationToken);
         return TypedResults.Created($"/v1/fine_tuning/jobs/{job.Id}", FineTuningJobResponse.From(job));
-    }
-
-    /// <summary>How two embodiments' layouts differ (action size, state size, cameras by name and size), or null when they match.</summary>
-    internal static string? LayoutDifference(Embodiment from, Embodiment to)
-    {
-        var differences = new List<string>();
-        if (from.ActionDim != to.ActionDim) differences.Add($"action size {from.ActionDim} vs {to.ActionDim}");
-        if (from.StateDim != to.StateDim) differences.Add($"state size {from.StateDim} vs {to.StateDim}");
-        static string Cameras(Embodiment e) => string.Join(", ", e.Cameras.OrderBy(c => c.Name, StringComparer.Ordinal).Select(c => $"{c.Name} {c.Width}×{c.Height}"));
-        if (Cameras(from) != Cameras(to)) differences.Add($"cameras [{Cameras(from)}] vs [{Cameras(to)}]");
-        return differences.Count == 0 ? null : string.Join("; ", differences);
     }
 
     private static bool IsPointGuided(Checkpoint checkpoint)

@@ -37,7 +37,9 @@ public sealed record FineTuningHyperparameters
 /// <param name="PromoteTo">Alias of the result model to move to the result when it beats the alias's current holder.</param>
 /// <param name="NewHead">
 /// Required (true) to fine-tune a base trained for an embodiment whose action or state size or cameras differ from the
-/// dataset's: the action expert then learns a layout it was not trained on, which is a new head, not a fine-tune.
+/// dataset's: the action expert then learns a layout it was not trained on, which is a new head, not a fine-tune. The
+/// trainer builds the model for the dataset's layout, copies every base tensor of the same name and shape, and starts the
+/// layers that read or write actions and state afresh; the job's events and the result's metrics (<c>new_head</c>) name them.
 /// </param>
 public sealed record CreateFineTuningJobRequest(
     string Base,

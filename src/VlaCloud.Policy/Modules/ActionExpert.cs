@@ -81,6 +81,12 @@ internal sealed class ActionExpert : nn.Module
         nn.init.zeros_(actionOut.bias!);
     }
 
+    /// <summary>The layers whose shapes follow the action dimension: the action token's projection and the output.</summary>
+    public IEnumerable<nn.Module> ActionLayoutModules => [actionIn, actionOut];
+
+    /// <summary>The layer whose shape follows the state dimension: the state token's projection.</summary>
+    public IEnumerable<nn.Module> StateLayoutModules => [stateIn];
+
     /// <param name="noisy">(B, H, A) noisy normalised actions.</param>
     /// <param name="t">(B) flow time in [0, 1].</param>
     /// <param name="state">(B, 2·S) normalised state and its mask, or null when the config has no state.</param>

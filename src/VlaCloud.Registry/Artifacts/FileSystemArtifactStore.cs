@@ -46,11 +46,9 @@ public sealed class FileSystemArtifactStore(string root) : IArtifactStore
     /// <inheritdoc />
     public async Task<Stream> OpenReadAsync(string sha256, CancellationToken cancellationToken)
     {
-        if (!Sha256Hex.IsValid(sha256)) throw new FileNotFoundException($"No artifact {sha256}.");
+        var stream = await OpenStoredAsync(sha256, cancellationToken);
         sha256 = sha256.ToLowerInvariant();
         var path = PathOf(sha256);
-        if (!File.Exists(path)) throw new FileNotFoundException($"No artifact {sha256} in the artifact store.", path);
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
         try
         {
             var actual = await Sha256Hex.OfAsync(stream, cancellationToken);
@@ -63,6 +61,16 @@ public sealed class FileSystemArtifactStore(string root) : IArtifactStore
             await stream.DisposeAsync();
             throw;
         }
+    }
+
+    /// <inheritdoc />
+    public Task<Stream> OpenStoredAsync(string sha256, CancellationToken cancellationToken)
+    {
+        if (!Sha256Hex.IsValid(sha256)) throw new FileNotFoundException($"No artifact {sha256}.");
+        sha256 = sha256.ToLowerInvariant();
+        var path = PathOf(sha256);
+        if (!File.Exists(path)) throw new FileNotFoundException($"No artifact {sha256} in the artifact store.", path);
+        return Task.FromResult<Stream>(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan));
     }
 
     /// <inheritdoc />

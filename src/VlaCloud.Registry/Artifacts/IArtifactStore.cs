@@ -34,6 +34,15 @@ public interface IArtifactStore
     /// <exception cref="ArtifactCorruptedException">Its bytes no longer match the hash.</exception>
     Task<Stream> OpenReadAsync(string sha256, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Opens the blob for reading as stored, seekable, without hashing it first: for a reader that already has the hash
+    /// from the registry and checks the bytes as they pass (<see cref="Sha256CheckingStream"/>), where
+    /// <see cref="OpenReadAsync"/> reads the whole blob before its first byte. A store that must copy the blob to have a
+    /// seekable stream (S3) hashes it on that copy anyway, so the default is the checked open.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The store does not have it.</exception>
+    Task<Stream> OpenStoredAsync(string sha256, CancellationToken cancellationToken) => OpenReadAsync(sha256, cancellationToken);
+
     /// <summary>Every stored blob, in no particular order (for garbage collection).</summary>
     IAsyncEnumerable<StoredBlob> ListAsync(CancellationToken cancellationToken);
 

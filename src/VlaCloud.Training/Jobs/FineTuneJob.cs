@@ -184,7 +184,20 @@ public sealed class FineTuneJob(
             sink.Message($"Resuming from step {resumeStep}.", data: new { resumed_from_step = resumeStep });
         }
 
-        using var initial = await LoadCheckpointAsync(baseCheckpoint, cancellationToken);
+        var loaded = await LoadCheckpointAsync(baseCheckpoint, cancellationToken);
+        NewHead? newHead;
+        try
+        {
+            // The API takes a base of another layout only with new_head: its action head is rebuilt for this embodiment.
+            newHead = await NewHeadAsync(loaded, baseCheckpoint, embodiment, trainingOptions.Seed, sink, cancellationToken);
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
+        if (newHead is not null) loaded.Dispose(); // only one model of a 3B base is held at a time
+        using var initial = newHead?.Policy ?? loaded;
         var uploads = Channel.CreateUnbounded<(int Step, string Tar, TrainingProgress Metrics)>();
         var uploader = Task.Run(() => UploadStatesAsync(job, uploads.Reader, sink, cancellationToken), CancellationToken.None);
         var reporter = new TrainingReporter(sink, states, work, trainingOptions.CheckpointInterval, resumeStep, uploads.Writer);
@@ -219,6 +232,7 @@ public sealed class FineTuneJob(
         {
             train = run.Final is { } f ? new { steps = f.Step, loss = f.Loss, action_loss = f.ActionLoss, spatial_loss = f.SpatialLoss } : null,
             evaluation = score?.ToMetrics(),
+            new_head = newHead is null ? null : new { reinitialised = newHead.Reinitialised, copied = newHead.Copied },
         });
         if (job.Evaluate || job.PromoteTo is not null)
             await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.Evaluation, metrics), CancellationToken.None);
@@ -226,6 +240,22 @@ public sealed class FineTuneJob(
         var result = await RegisterAsync(job, embodiment, policy, metrics, work);
         sink.Message($"Registered {result.ModelName}@v{result.Version}.", data: new { checkpoint_id = result.Id, version = result.Version });
         return (result, data, score);
+    }
+
+    /// <summary>
+    /// When the base was trained for an embodiment of another layout, the base rebuilt for this embodiment's (see
+    /// <see cref="VlaPolicy.WithNewHead"/>), with an event naming the tensors that start fresh; otherwise null.
+    /// </summary>
+    private async Task<NewHead?> NewHeadAsync(VlaPolicy loaded, Checkpoint baseCheckpoint, Embodiment embodiment, long seed, JobEventSink sink, CancellationToken cancellationToken)
+    {
+        if (baseCheckpoint.EmbodimentId == embodiment.Id) return null;
+        var baseEmbodiment = await db.Embodiments.AsNoTracking().FirstOrDefaultAsync(e => e.Id == baseCheckpoint.EmbodimentId, cancellationToken);
+        if (baseEmbodiment is null || LayoutDifference(baseEmbodiment, embodiment) is not { } difference) return null;
+        var head = loaded.WithNewHead(LayoutOf(baseEmbodiment), LayoutOf(embodiment), seed);
+        sink.Message($"New action head for '{embodiment.Name}' (the base was trained for '{baseEmbodiment.Name}': {difference}): "
+            + $"{head.Reinitialised.Count} tensors initialised afresh ({string.Join(", ", head.Reinitialised)}), {head.Copied} copied from the base.",
+            data: new { new_head = new { reinitialised = head.Reinitialised, copied = head.Copied, base_embodiment = baseEmbodiment.Name } });
+        return head;
     }
 
     private async Task<Checkpoint> RegisterAsync(FineTuningJob job, Embodiment embodiment, VlaPolicy policy, string metrics, string work)
@@ -458,6 +488,20 @@ public sealed class FineTuneJob(
         embodiment.Name == SimEmbodiment.Tabletop.Name && embodiment.ActionDim == SimEmbodiment.Tabletop.ActionDim
         && embodiment.StateDim == SimEmbodiment.Tabletop.StateDim
         && SimEmbodiment.Tabletop.Cameras.All(c => embodiment.Cameras.Any(e => e.Name == c.Name && e.Width == c.Width && e.Height == c.Height));
+
+    /// <summary>How two embodiments' layouts differ (action size, state size, cameras by name and size), or null when they match.</summary>
+    public static string? LayoutDifference(Embodiment from, Embodiment to)
+    {
+        var differences = new List<string>();
+        if (from.ActionDim != to.ActionDim) differences.Add($"action size {from.ActionDim} vs {to.ActionDim}");
+        if (from.StateDim != to.StateDim) differences.Add($"state size {from.StateDim} vs {to.StateDim}");
+        static string Cameras(Embodiment e) => string.Join(", ", e.Cameras.OrderBy(c => c.Name, StringComparer.Ordinal).Select(c => $"{c.Name} {c.Width}×{c.Height}"));
+        if (Cameras(from) != Cameras(to)) differences.Add($"cameras [{Cameras(from)}] vs [{Cameras(to)}]");
+        return differences.Count == 0 ? null : string.Join("; ", differences);
+    }
+
+    /// <summary>What <paramref name="embodiment"/> fixes of a policy's shapes.</summary>
+    public static EmbodimentLayout LayoutOf(Embodiment embodiment) => new(embodiment.ActionDim, embodiment.StateDim, embodiment.Cameras.Count);
 
     /// <summary>How a dataset of <paramref name="embodiment"/> becomes training data: its cameras in order, a <c>gripper</c> action kept binary.</summary>
     public static TrainingDataOptions DataOptionsFor(Embodiment embodiment)

@@ -199,6 +199,57 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
         Assert.Equal(job.ResultCheckpointId, Assert.Single(results).Id);
     }
 
+    [Trait("Category", "Slow")]
+    [Fact]
+    public async Task A_new_head_job_from_a_base_of_another_layout_trains_the_base_rebuilt_for_the_dataset_and_names_the_tensors_it_started_afresh()
+    {
+        await using var app = new VlaCloudAppFactory(services, FineTuningWorld.Settings(root, trainer: true));
+        var world = await FineTuningWorld.CreateAsync(app);
+        // A base trained for a 7-action, 7-state, one-camera arm; the dataset is the simulator's (3 actions, 3 state, 2 cameras).
+        var seven = $"seven-{Guid.NewGuid():N}"[..14];
+        var created = await world.Client.PostAsJsonAsync("/v1/embodiments", new CreateEmbodimentRequest(
+            seven, 7, 7, "joint", [new CameraDto("main", 64, 64)], 10, PolicyConfig.Tiny.ChunkLength, null));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var baseModel = $"b7-{Guid.NewGuid():N}"[..12];
+        var baseCheckpoint = await FineTuningWorld.RegisterBaseAsync(world.Client, baseModel, seven, PolicyConfig.Tiny.ForLayout(new EmbodimentLayout(7, 7, 1)),
+            new() { [seven] = new NormalizationStats(FineTuningWorld.Feature(7), FineTuningWorld.Feature(7)) });
+        var dataset = await world.CompleteDatasetAsync(await world.UploadPartsAsync(await FineTuningWorld.SimDatasetTar, 1));
+        Assert.Equal("ready", dataset.Status);
+
+        var model = $"nh-{Guid.NewGuid():N}"[..12];
+        var posted = await world.Client.PostAsJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            @base = baseCheckpoint.Id.ToString(), dataset = dataset.Id, model, new_head = true,
+            hyperparameters = new { steps = 3, batch_size = 4, learning_rate = 1e-3, warmup_steps = 1, checkpoint_interval = 0, seed = 5 },
+        });
+        Assert.True(posted.StatusCode == HttpStatusCode.Created, await posted.Content.ReadAsStringAsync());
+        var job = (await posted.Content.ReadFromJsonAsync<FineTuningJobResponse>())!;
+        job = await world.WaitForJobAsync(job.Id, j => j.Status == "succeeded", TimeSpan.FromMinutes(5), "job did not succeed");
+
+        // Action and state layers start afresh (their sizes differ), and the camera embedding (one camera slot became two).
+        string[] fresh = ["expert.actionIn.bias", "expert.actionIn.weight", "expert.actionOut.bias", "expert.actionOut.weight", "expert.stateIn.bias", "expert.stateIn.weight", "vision.camera"];
+        var events = await world.EventsAsync(job.Id);
+        var record = Assert.Single(events, e => e.Data.ValueKind == JsonValueKind.Object && e.Data.TryGetProperty("new_head", out _));
+        Assert.Contains("New action head", record.Message);
+        Assert.Equal(fresh, record.Data.GetProperty("new_head").GetProperty("reinitialised").EnumerateArray().Select(n => n.GetString()!).Order(StringComparer.Ordinal));
+        var result = (await world.Client.GetFromJsonAsync<CheckpointResponse>($"/v1/checkpoints/{job.ResultCheckpointId}"))!;
+        Assert.Equal(baseCheckpoint.Id, result.ParentCheckpointId);
+        var metrics = result.Metrics.GetProperty("new_head");
+        Assert.Equal(fresh, metrics.GetProperty("reinitialised").EnumerateArray().Select(n => n.GetString()!).Order(StringComparer.Ordinal));
+        Assert.True(metrics.GetProperty("copied").GetInt32() > 20);
+
+        // The registered result acts for the simulator's embodiment: chunks of its 3 action dimensions.
+        var observation = new ObservationInput(
+            FineTuningWorld.Sim.Cameras.ToDictionary(c => c.Name, c => new ImageInput("raw", new byte[c.Width * c.Height * 3], [c.Height, c.Width, 3])),
+            [0.5f, 0.5f, 0f], "pick the red cube and place it in the blue bowl");
+        var act = await world.Client.PostAsJsonAsync("/v1/act", new ActRequest($"{model}@v1", observation, new ActOptions(Steps: 2, Seed: 1)));
+        Assert.True(act.StatusCode == HttpStatusCode.OK, await act.Content.ReadAsStringAsync());
+        var actions = (await act.Content.ReadFromJsonAsync<ActResponse>())!;
+        Assert.Equal(result.Id, actions.Checkpoint.Id);
+        Assert.Equal(PolicyConfig.Tiny.ChunkLength, actions.Actions.Length);
+        Assert.All(actions.Actions, a => Assert.Equal(FineTuningWorld.Sim.ActionDim, a.Length));
+    }
+
     [Fact]
     public async Task Cancelling_a_running_job_stops_it_within_seconds_and_registers_nothing()
     {

@@ -57,8 +57,20 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
             Sim.ControlHz, config.ChunkLength, [.. Sim.ActionNames], [.. Sim.StateNames]));
         Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
 
-        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(), Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
         var stats = new Dictionary<string, NormalizationStats> { [Sim.Name] = new(Feature(Sim.ActionDim), Feature(Sim.StateDim), BinaryActionDims: [2]) };
+        var model = $"ft-{Guid.NewGuid():N}"[..12];
+        var v1 = await RegisterBaseAsync(client, model, Sim.Name, config, stats);
+        var alias = await client.PutAsJsonAsync($"/v1/models/{model}/aliases/production", new SetAliasRequest(v1.Id.ToString()));
+        Assert.Equal(HttpStatusCode.OK, alias.StatusCode);
+        return new FineTuningWorld(key, client, model, v1.Id);
+    }
+
+    /// <summary>Statistics of a feature of <paramref name="dim"/> dimensions in [−1, 1].</summary>
+    public static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(), Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
+
+    /// <summary>Uploads a freshly initialised policy of <paramref name="config"/> and registers it as the next version of <paramref name="model"/> for <paramref name="embodiment"/>.</summary>
+    public static async Task<CheckpointResponse> RegisterBaseAsync(HttpClient client, string model, string embodiment, PolicyConfig config, Dictionary<string, NormalizationStats> stats)
+    {
         using var policy = VlaPolicy.Create(config, stats, seed: 3,
             tokenizerJson: config.Family == PolicyConfig.InternVlaM1Family ? TinyInternVlaM1.TokenizerJson() : null);
         using var tar = new MemoryStream();
@@ -68,18 +80,14 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
         var put = await client.PostAsync("/v1/checkpoints/artifacts", content);
         Assert.Equal(HttpStatusCode.Created, put.StatusCode);
         var artifact = (await put.Content.ReadFromJsonAsync<ArtifactResponse>())!;
-        var model = $"ft-{Guid.NewGuid():N}"[..12];
         var registered = await client.PostAsJsonAsync("/v1/checkpoints", new
         {
-            model, embodiment = Sim.Name, artifact_sha256 = artifact.Sha256,
+            model, embodiment, artifact_sha256 = artifact.Sha256,
             config = JsonDocument.Parse(policy.Config.ToJson()).RootElement,
             normalization_stats = JsonDocument.Parse(NormalizationStats.ToJson(stats)).RootElement,
         });
         Assert.True(registered.StatusCode == HttpStatusCode.Created, await registered.Content.ReadAsStringAsync());
-        var v1 = (await registered.Content.ReadFromJsonAsync<CheckpointResponse>())!;
-        var alias = await client.PutAsJsonAsync($"/v1/models/{model}/aliases/production", new SetAliasRequest(v1.Id.ToString()));
-        Assert.Equal(HttpStatusCode.OK, alias.StatusCode);
-        return new FineTuningWorld(key, client, model, v1.Id);
+        return (await registered.Content.ReadFromJsonAsync<CheckpointResponse>())!;
     }
 
     /// <summary>The base config of a family for these tests: the tiny ST4VLA config or the tiny InternVLA-M1 one.</summary>

@@ -2,7 +2,9 @@ using System.Formats.Tar;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
+using Microsoft.Extensions.DependencyInjection;
 using VlaCloud.Api.Apis;
+using VlaCloud.Registry.Artifacts;
 using VlaCloud.Policy;
 using VlaCloud.Testing;
 
@@ -75,6 +77,40 @@ public sealed class ExportTests(ServicesFixture services)
         using var cached = new HttpRequestMessage(HttpMethod.Get, $"/v1/checkpoints/{a.V1.Id}/content");
         cached.Headers.IfNoneMatch.Add(etag);
         Assert.Equal(HttpStatusCode.NotModified, (await a.Client.SendAsync(cached)).StatusCode);
+    }
+
+    [Fact]
+    public async Task The_headers_and_a_range_come_with_the_registrys_hash_without_the_blob_being_hashed_first_and_a_whole_download_of_a_changed_blob_fails()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var a = await RegistryClient.CreateWorldAsync(app);
+        var whole = await a.Client.GetByteArrayAsync($"/v1/checkpoints/{a.V1.Id}/content");
+        // The real filesystem store: the blob's last byte is changed on disk, which only a read of the whole blob can tell.
+        var path = ((FileSystemArtifactStore)app.Services.GetRequiredService<IArtifactStore>()).PathOf(a.Artifact.Sha256);
+        var changed = whole.ToArray();
+        changed[^1] ^= 0xff;
+        await File.WriteAllBytesAsync(path, changed);
+        try
+        {
+            using var first = new HttpRequestMessage(HttpMethod.Get, $"/v1/checkpoints/{a.V1.Id}/content");
+            first.Headers.Range = new RangeHeaderValue(0, 99);
+            var head = await a.Client.SendAsync(first);
+
+            // Served at once (no 503 from hashing the changed blob), with the hash the registry stored.
+            Assert.Equal(HttpStatusCode.PartialContent, head.StatusCode);
+            Assert.Equal(whole[..100], await head.Content.ReadAsByteArrayAsync());
+            Assert.Equal(a.Artifact.Sha256, head.Headers.GetValues(CheckpointsApi.Sha256Header).Single());
+            Assert.Equal($"sha-256=:{Convert.ToBase64String(Convert.FromHexString(a.Artifact.Sha256))}:", head.Headers.GetValues("Repr-Digest").Single());
+            Assert.Equal($"\"{a.Artifact.Sha256}\"", head.Headers.ETag!.Tag);
+
+            // A whole download is hashed as it streams and never completes with the changed bytes.
+            await Assert.ThrowsAnyAsync<Exception>(() => a.Client.GetByteArrayAsync($"/v1/checkpoints/{a.V1.Id}/content"));
+        }
+        finally
+        {
+            await File.WriteAllBytesAsync(path, whole);
+        }
+        Assert.Equal(whole, await a.Client.GetByteArrayAsync($"/v1/checkpoints/{a.V1.Id}/content"));
     }
 
     [Fact]

@@ -1,4 +1,9 @@
+using System.Net.Http.Json;
+using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using VlaCloud.Registry;
 using VlaCloud.Testing;
@@ -32,5 +37,79 @@ public sealed class MigrationTests(ServicesFixture services)
         var tables = ((string)(await command.ExecuteScalarAsync())!).Split(',');
         Assert.Superset(new HashSet<string>(["tenants", "api_keys", "embodiments", "checkpoints", "aliases", "alias_moves", "artifacts", "model_version_counters", "usage_days"]),
             tables.ToHashSet());
+    }
+    [Fact]
+    public async Task Private_embodiments_that_shadow_a_public_name_are_renamed_by_their_migration_and_keep_their_checkpoints()
+    {
+        var connectionString = await services.CreateDatabaseAsync();
+        var options = new DbContextOptionsBuilder<RegistryDbContext>();
+        RegistryServiceCollectionExtensions.ConfigureNpgsql(options, connectionString);
+        await using (var db = new RegistryDbContext(options.Options))
+        {
+            var migrations = db.Database.GetMigrations().ToList();
+            var rename = migrations.FindIndex(m => m.EndsWith("_PrivateEmbodimentsNoLongerShadowPublicNames", StringComparison.Ordinal));
+            Assert.True(rename > 0, "the renaming migration is missing");
+            await db.GetService<IMigrator>().MigrateAsync(migrations[rename - 1]);
+        }
+
+        // What a database held before the rule, written as the schema of the migration before it.
+        var (a, b) = (Guid.NewGuid(), Guid.NewGuid());
+        var publicName = $"pub-{Guid.NewGuid():N}"[..16];
+        var longName = new string('l', 100);
+        var (publicId, longPublicId, shadowA, takenA, ownA, shadowB, longB, checkpoint) =
+            (Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+        await using (var connection = new NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync();
+            await using var insert = new NpgsqlCommand("""
+                INSERT INTO tenants (id, name, created_at) VALUES (@a, @an, now()), (@b, @bn, now());
+                INSERT INTO embodiments (id, tenant_id, name, action_dim, state_dim, action_space, action_names, state_names, control_hz, chunk_length, created_at)
+                VALUES (@public_id, NULL, @public, 3, 3, 'delta_eef+gripper', '{}', '{}', 10, 8, now()),
+                       (@long_public_id, NULL, @long, 3, 3, 'delta_eef+gripper', '{}', '{}', 10, 8, now()),
+                       (@shadow_a, @a, @public, 7, 0, 'joint', '{}', '{}', 10, 16, now()),
+                       (@taken_a, @a, @public || '-private', 7, 0, 'joint', '{}', '{}', 10, 16, now()),
+                       (@own_a, @a, 'own-arm', 7, 0, 'joint', '{}', '{}', 10, 16, now()),
+                       (@shadow_b, @b, @public, 3, 3, 'delta_eef+gripper', '{}', '{}', 10, 8, now()),
+                       (@long_b, @b, @long, 3, 3, 'delta_eef+gripper', '{}', '{}', 10, 8, now());
+                INSERT INTO checkpoints (id, tenant_id, embodiment_id, model_name, version, artifact_uri, sha256, size_bytes, config, normalization_stats, created_at)
+                VALUES (@checkpoint, @a, @shadow_a, 'my-policy', 1, 'file:///x', repeat('a', 64), 10, '{}', '{}', now());
+                """, connection);
+            foreach (var (name, value) in new (string, object)[]
+                     {
+                         ("a", a), ("b", b), ("an", $"t-{a:N}"[..20]), ("bn", $"t-{b:N}"[..20]), ("public", publicName), ("long", longName),
+                         ("public_id", publicId), ("long_public_id", longPublicId), ("shadow_a", shadowA), ("taken_a", takenA), ("own_a", ownA),
+                         ("shadow_b", shadowB), ("long_b", longB), ("checkpoint", checkpoint),
+                     })
+                insert.Parameters.AddWithValue(name, value);
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        await using (var db = new RegistryDbContext(options.Options))
+        {
+            await db.Database.MigrateAsync();
+            Assert.Empty(await db.Database.GetPendingMigrationsAsync());
+        }
+
+        await using var app = new VlaCloudAppFactory(connectionString, services.RedisConnectionString, services.RedisPrefix);
+        var names = await app.WithDbAsync(db => db.Embodiments.IgnoreQueryFilters().ToDictionaryAsync(e => e.Id, e => e.Name));
+        Assert.Equal(publicName, names[publicId]);
+        Assert.Equal(longName, names[longPublicId]);
+        Assert.Equal($"{publicName}-private-2", names[shadowA]); // -private was already the tenant's
+        Assert.Equal($"{publicName}-private", names[takenA]);
+        Assert.Equal("own-arm", names[ownA]);
+        Assert.Equal($"{publicName}-private", names[shadowB]); // per tenant: b had no -private
+        Assert.Equal($"{longName[..92]}-private", names[longB]);
+
+        // The checkpoint stays on its embodiment (same id) and resolves by the new name, and the name alone means the public embodiment now.
+        string key;
+        using (var scope = app.Services.CreateScope())
+            (_, key) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>().IssueAsync(a, "test", ApiScopes.Tenant.ToArray(), null, CancellationToken.None);
+        var client = app.CreateClient(key);
+        var resolved = await client.GetFromJsonAsync<JsonElement>($"/v1/checkpoints/resolve?ref=my-policy@v1&embodiment={publicName}-private-2");
+        Assert.Equal(checkpoint, resolved.GetProperty("id").GetGuid());
+        var byId = await client.GetFromJsonAsync<JsonElement>($"/v1/checkpoints/{checkpoint}");
+        Assert.Equal($"{publicName}-private-2", byId.GetProperty("embodiment").GetString());
+        var listed = await client.GetFromJsonAsync<JsonElement>("/v1/embodiments?limit=100");
+        Assert.Single(listed.GetProperty("data").EnumerateArray(), e => e.GetProperty("name").GetString() == publicName);
     }
 }

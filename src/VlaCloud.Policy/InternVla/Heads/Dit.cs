@@ -180,6 +180,9 @@ public sealed class Dit : nn.Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>The sizes this DiT was built with.</summary>
     public ActionModelConfig Config => config;
 
+    /// <summary>The layers whose shapes follow <see cref="ActionModelConfig.ActionDim"/>: the action and history embedders and the output projection.</summary>
+    internal IEnumerable<nn.Module> ActionLayoutModules => [xEmbedder.Linear, historyEmbedder.Linear, finalLayer.Linear];
+
     /// <summary>(Q, D) learned null condition used for guidance and condition dropout.</summary>
     public Tensor Uncondition => zEmbedder.Uncondition;
 
