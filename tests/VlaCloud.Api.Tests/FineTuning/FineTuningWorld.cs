@@ -61,25 +61,32 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
         var stats = new Dictionary<string, NormalizationStats> { [Sim.Name] = new(Feature(Sim.ActionDim), Feature(Sim.StateDim), BinaryActionDims: [2]) };
         using var policy = VlaPolicy.Create(config, stats, seed: 3,
             tokenizerJson: config.Family == PolicyConfig.InternVlaM1Family ? TinyInternVlaM1.TokenizerJson() : null);
+        var model = $"ft-{Guid.NewGuid():N}"[..12];
+        var world = new FineTuningWorld(key, client, model, Guid.Empty);
+        var v1 = await world.RegisterAsync(policy);
+        var alias = await client.PutAsJsonAsync($"/v1/models/{model}/aliases/production", new SetAliasRequest(v1.Id.ToString()));
+        Assert.Equal(HttpStatusCode.OK, alias.StatusCode);
+        return world with { BaseId = v1.Id };
+    }
+
+    /// <summary>Uploads <paramref name="policy"/> and registers it as the next version of <see cref="Model"/> for the sim embodiment.</summary>
+    public async Task<CheckpointResponse> RegisterAsync(VlaPolicy policy)
+    {
         using var tar = new MemoryStream();
         policy.SaveTar(tar);
         using var content = new ByteArrayContent(tar.ToArray());
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        var put = await client.PostAsync("/v1/checkpoints/artifacts", content);
+        var put = await Client.PostAsync("/v1/checkpoints/artifacts", content);
         Assert.Equal(HttpStatusCode.Created, put.StatusCode);
         var artifact = (await put.Content.ReadFromJsonAsync<ArtifactResponse>())!;
-        var model = $"ft-{Guid.NewGuid():N}"[..12];
-        var registered = await client.PostAsJsonAsync("/v1/checkpoints", new
+        var registered = await Client.PostAsJsonAsync("/v1/checkpoints", new
         {
-            model, embodiment = Sim.Name, artifact_sha256 = artifact.Sha256,
+            model = Model, embodiment = Sim.Name, artifact_sha256 = artifact.Sha256,
             config = JsonDocument.Parse(policy.Config.ToJson()).RootElement,
-            normalization_stats = JsonDocument.Parse(NormalizationStats.ToJson(stats)).RootElement,
+            normalization_stats = JsonDocument.Parse(NormalizationStats.ToJson(policy.Normalization)).RootElement,
         });
         Assert.True(registered.StatusCode == HttpStatusCode.Created, await registered.Content.ReadAsStringAsync());
-        var v1 = (await registered.Content.ReadFromJsonAsync<CheckpointResponse>())!;
-        var alias = await client.PutAsJsonAsync($"/v1/models/{model}/aliases/production", new SetAliasRequest(v1.Id.ToString()));
-        Assert.Equal(HttpStatusCode.OK, alias.StatusCode);
-        return new FineTuningWorld(key, client, model, v1.Id);
+        return (await registered.Content.ReadFromJsonAsync<CheckpointResponse>())!;
     }
 
     /// <summary>The base config of a family for these tests: the tiny ST4VLA config or the tiny InternVLA-M1 one.</summary>
@@ -127,11 +134,12 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
         return dataset!;
     }
 
-    public async Task<FineTuningJobResponse> CreateJobAsync(Guid dataset, object hyperparameters, bool evaluate = false, string? promoteTo = null)
+    public async Task<FineTuningJobResponse> CreateJobAsync(
+        Guid dataset, object hyperparameters, bool evaluate = false, string? promoteTo = null, int? evaluationEpisodes = null, string? from = null)
     {
         var created = await Client.PostAsJsonAsync("/v1/fine_tuning/jobs", new
         {
-            @base = $"{Model}@production", dataset, model = Model, hyperparameters, evaluate, promote_to = promoteTo,
+            @base = from ?? $"{Model}@production", dataset, model = Model, hyperparameters, evaluate, promote_to = promoteTo, evaluation_episodes = evaluationEpisodes,
         });
         Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
         return (await created.Content.ReadFromJsonAsync<FineTuningJobResponse>())!;
