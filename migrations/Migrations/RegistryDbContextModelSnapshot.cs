@@ -644,6 +644,10 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnType("jsonb")
                         .HasColumnName("evaluation");
 
+                    b.Property<int?>("EvaluationEpisodes")
+                        .HasColumnType("integer")
+                        .HasColumnName("evaluation_episodes");
+
                     b.Property<DateTimeOffset?>("FinishedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("finished_at");

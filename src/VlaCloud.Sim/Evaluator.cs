@@ -1,17 +1,27 @@
+using System.Globalization;
+using System.Text.Json;
+
 namespace VlaCloud.Sim;
 
 /// <summary>How an evaluation runs.</summary>
-/// <param name="EpisodesPerSplit">Episodes per split (episode i uses the split's seed <c>SeedBase + i</c>).</param>
+/// <param name="EpisodesPerSplit">Episodes per split (episode i uses the split's seed <c>SeedBase + i</c>, counted from <paramref name="SeedBase"/>).</param>
 /// <param name="ParallelEnvs">Environments stepped in lockstep; the controller gets up to this many observations per call.</param>
 /// <param name="ExecuteSteps">Actions of each returned chunk executed before the controller is asked again.</param>
 /// <param name="Tasks">Task kinds, alternated by episode index.</param>
 /// <param name="Embodiment">Robot description (cameras, step limit).</param>
+/// <param name="SeedBase">
+/// Where in each split's seed range the episodes start: episode i of split s uses seed
+/// <c>s.SeedBase + SeedBase + i</c> (<see cref="SimSplit.SeedOf(int, int)"/>). The default,
+/// <see cref="SimSplits.DevelopmentSeedBase"/>, gives the scenes every earlier evaluation used; a reported result takes
+/// a base no one tuned on. <c>SeedBase + EpisodesPerSplit</c> must not exceed <see cref="SimSplits.SeedStride"/>.
+/// </param>
 public sealed record EvaluationOptions(
     int EpisodesPerSplit = 50,
     int ParallelEnvs = 8,
     int ExecuteSteps = 8,
     IReadOnlyList<TaskKind>? Tasks = null,
-    SimEmbodiment? Embodiment = null)
+    SimEmbodiment? Embodiment = null,
+    int SeedBase = SimSplits.DevelopmentSeedBase)
 {
     internal IReadOnlyList<TaskKind> TaskKinds => Tasks is { Count: > 0 } ? Tasks : [TaskKind.PickPlace, TaskKind.Push];
 
@@ -35,6 +45,59 @@ public sealed record SuccessRate(int Successes, int Episodes)
 
     /// <inheritdoc />
     public override string ToString() => $"{Rate:P1} [{Low:P1}, {High:P1}] ({Successes}/{Episodes})";
+}
+
+/// <summary>
+/// The headline of an evaluation: success on the <c>seen</c> split (new scenes of the training distribution) and on the
+/// <c>unseen</c> split (held-out objects and wordings), as fractions with their 95 % Wilson intervals, and the seed range
+/// they were measured on.
+/// </summary>
+/// <param name="SeedBase">The evaluation's seed base (<see cref="EvaluationOptions.SeedBase"/>).</param>
+/// <param name="EpisodesPerSplit">Episodes per split.</param>
+/// <param name="Seen">Success on <see cref="SimSplits.Seen"/>, or null when it was not evaluated.</param>
+/// <param name="Unseen">Success on <see cref="SimSplits.Unseen"/>, or null when it was not evaluated.</param>
+public sealed record EvaluationSummary(int SeedBase, int EpisodesPerSplit, SuccessRate? Seen, SuccessRate? Unseen)
+{
+    /// <summary>Success on the seen split as a fraction in [0, 1], or null.</summary>
+    public double? SuccessSeen => Seen?.Rate;
+
+    /// <summary>Success on the unseen split as a fraction in [0, 1], or null.</summary>
+    public double? SuccessUnseen => Unseen?.Rate;
+
+    /// <summary>The summary of <paramref name="results"/>, evaluated with <paramref name="options"/>.</summary>
+    public static EvaluationSummary Of(IEnumerable<SplitResult> results, EvaluationOptions options)
+    {
+        var bySplit = results.ToDictionary(r => r.Split, r => r.Overall);
+        return new EvaluationSummary(options.SeedBase, options.EpisodesPerSplit,
+            bySplit.GetValueOrDefault(SimSplits.Seen.Name), bySplit.GetValueOrDefault(SimSplits.Unseen.Name));
+    }
+
+    /// <summary>
+    /// <c>key: value</c> lines, the two success fractions last (<c>success_seen: 0.22</c>, <c>success_unseen: 0.2</c>;
+    /// <c>n/a</c> for a split not evaluated), so a script reads them from the end of a run's output.
+    /// </summary>
+    public string ToText()
+    {
+        var lines = new List<string>
+        {
+            $"seed_base: {SeedBase.ToString(CultureInfo.InvariantCulture)}",
+            $"episodes_per_split: {EpisodesPerSplit.ToString(CultureInfo.InvariantCulture)}",
+            $"success_seen_95ci: {Interval(Seen)}",
+            $"success_unseen_95ci: {Interval(Unseen)}",
+            $"success_seen: {Fraction(Seen?.Rate)}",
+            $"success_unseen: {Fraction(Unseen?.Rate)}",
+        };
+        return string.Join('\n', lines);
+
+        static string Fraction(double? x) => x is { } v ? v.ToString("0.####", CultureInfo.InvariantCulture) : "n/a";
+        static string Interval(SuccessRate? r) => r is null ? "n/a" : $"[{Fraction(r.Low)}, {Fraction(r.High)}]";
+    }
+
+    /// <summary>
+    /// As JSON (snake_case): <c>seed_base</c>, <c>episodes_per_split</c>, <c>success_seen</c>, <c>success_unseen</c>, and
+    /// <c>seen</c> / <c>unseen</c> with successes, episodes, rate and the interval's <c>low</c> and <c>high</c>.
+    /// </summary>
+    public string ToJson() => JsonSerializer.Serialize(this, SimSplits.JsonOptions);
 }
 
 /// <summary>The outcome of one split.</summary>
@@ -107,6 +170,9 @@ public static class Evaluator
         ArgumentOutOfRangeException.ThrowIfLessThan(options.EpisodesPerSplit, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ParallelEnvs, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ExecuteSteps, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.SeedBase);
+        if ((long)options.SeedBase + options.EpisodesPerSplit > SimSplits.SeedStride)
+            throw new ArgumentOutOfRangeException(nameof(options), $"seed base {options.SeedBase} + {options.EpisodesPerSplit} episodes run past the split's {SimSplits.SeedStride} seeds");
         var robot = options.Robot;
         var total = options.EpisodesPerSplit;
         var slots = new Slot?[Math.Min(options.ParallelEnvs, total)];
@@ -202,9 +268,9 @@ public static class Evaluator
 
     private static Slot Start(SimSplit split, int episode, EvaluationOptions options)
     {
-        var scene = SceneGenerator.ForEpisode(split, episode, SceneGenerator.KindOf(episode, options.TaskKinds));
-        // Episode ids are unique across splits too, so a controller keeping per-episode history never mixes two.
-        return new Slot(new TabletopWorld(scene), (long)split.SeedBase + episode);
+        var scene = SceneGenerator.ForEpisode(split, episode, SceneGenerator.KindOf(episode, options.TaskKinds), options.SeedBase);
+        // Episode ids (the scene's seed) are unique across splits too, so a controller keeping per-episode history never mixes two.
+        return new Slot(new TabletopWorld(scene), scene.Seed);
     }
 
     private sealed class Slot(TabletopWorld world, long episodeId)

@@ -13,8 +13,9 @@ public static class SceneGenerator
     /// <summary>The task kind of episode <paramref name="episode"/> when a dataset or evaluation mixes <paramref name="kinds"/>.</summary>
     public static TaskKind KindOf(int episode, IReadOnlyList<TaskKind> kinds) => kinds[episode % kinds.Count];
 
-    /// <summary>Scene of episode <paramref name="episode"/> of <paramref name="split"/>.</summary>
-    public static SceneSpec ForEpisode(SimSplit split, int episode, TaskKind kind) => Generate(split, split.SeedOf(episode), kind);
+    /// <summary>Scene of episode <paramref name="episode"/> of <paramref name="split"/>, counted from <paramref name="seedBase"/> (see <see cref="SimSplit.SeedOf(int, int)"/>).</summary>
+    public static SceneSpec ForEpisode(SimSplit split, int episode, TaskKind kind, int seedBase = SimSplits.DevelopmentSeedBase) =>
+        Generate(split, split.SeedOf(episode, seedBase), kind);
 
     /// <summary>Samples a scene from <paramref name="seed"/>: 2–4 objects, two destinations, one task.</summary>
     public static SceneSpec Generate(SimSplit split, int seed, TaskKind kind)

@@ -6,6 +6,8 @@ namespace VlaCloud.Sim;
 /// <summary>
 /// One split of episodes, as data. Episode <c>i</c> of a split uses seed <c>SeedBase + i</c>, so two
 /// splits never share a scene as long as fewer than <see cref="SimSplits.SeedStride"/> episodes are drawn.
+/// An evaluation may start further into the split's range (<see cref="SeedOf(int, int)"/>), so the scenes a result is
+/// reported on need not be the ones a policy was developed on.
 /// </summary>
 /// <param name="Name">Split name.</param>
 /// <param name="TargetKinds">Object kinds ("red cube") the task's target is drawn from.</param>
@@ -19,9 +21,21 @@ public sealed record SimSplit(
     bool ParaphrasedInstructions,
     int SeedBase)
 {
-    /// <summary>The seed of episode <paramref name="episode"/>.</summary>
-    public int SeedOf(int episode) =>
-        episode is >= 0 and < SimSplits.SeedStride ? SeedBase + episode : throw new ArgumentOutOfRangeException(nameof(episode));
+    /// <summary>The seed of episode <paramref name="episode"/> in the development range (<see cref="SimSplits.DevelopmentSeedBase"/>).</summary>
+    public int SeedOf(int episode) => SeedOf(episode, SimSplits.DevelopmentSeedBase);
+
+    /// <summary>
+    /// The seed of episode <paramref name="episode"/> counted from <paramref name="seedBase"/> within this split's range:
+    /// <c>SeedBase + seedBase + episode</c>. Both must stay inside the range (their sum below
+    /// <see cref="SimSplits.SeedStride"/>), so a seed base never reaches into another split's scenes (the training ones above all).
+    /// </summary>
+    public int SeedOf(int episode, int seedBase)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(seedBase);
+        if (episode < 0 || (long)seedBase + episode >= SimSplits.SeedStride) throw new ArgumentOutOfRangeException(nameof(episode), episode,
+            $"episode {episode} from seed base {seedBase} lies outside the split's {SimSplits.SeedStride} seeds");
+        return SeedBase + seedBase + episode;
+    }
 
     internal IReadOnlyList<ObjectKind> TargetObjectKinds => [.. TargetKinds.Select(SimSplits.KindNamed)];
 
@@ -38,6 +52,12 @@ public static class SimSplits
 {
     /// <summary>Seeds reserved per split.</summary>
     public const int SeedStride = 1_000_000;
+
+    /// <summary>
+    /// The seed base of development: evaluations that do not name one run a split's first seeds, which every earlier
+    /// evaluation (and all tuning) used. Results meant for reporting take another base, on scenes never looked at before.
+    /// </summary>
+    public const int DevelopmentSeedBase = 0;
 
     /// <summary>Combinations never used in training action data.</summary>
     public static IReadOnlyList<string> HeldOutKinds { get; } =

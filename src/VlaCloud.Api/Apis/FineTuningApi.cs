@@ -69,6 +69,8 @@ public static class FineTuningApi
         if (string.IsNullOrWhiteSpace(request.Base)) errors["base"] = ["base (a checkpoint id, model@vN or model@alias) is required."];
         if (request.Dataset == Guid.Empty) errors["dataset"] = ["dataset (a dataset id) is required."];
         if (request.PromoteTo is not null && !Names.IsValidAlias(request.PromoteTo)) errors["promote_to"] = ["promote_to must be a valid alias name."];
+        if (request.EvaluationEpisodes is < 1 or > CreateFineTuningJobRequest.MaxEvaluationEpisodes)
+            errors["evaluation_episodes"] = [$"evaluation_episodes must be between 1 and {CreateFineTuningJobRequest.MaxEvaluationEpisodes}."];
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
 
         var dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == request.Dataset, cancellationToken);
@@ -121,6 +123,7 @@ public static class FineTuningApi
         {
             TenantId = tenant.TenantId, Model = request.Model, BaseCheckpointId = baseCheckpoint.Id, DatasetId = dataset.Id, EmbodimentId = embodiment.Id,
             Hyperparameters = FineTuningHyperparameters.From(options).ToJson(), Evaluate = request.Evaluate, PromoteTo = request.PromoteTo,
+            EvaluationEpisodes = request.EvaluationEpisodes ?? CreateFineTuningJobRequest.DefaultEvaluationEpisodes,
             TotalSteps = options.Steps, CreatedByKeyId = tenant.KeyId, CreatedAt = clock.GetUtcNow(),
         };
         db.FineTuningJobs.Add(job);
@@ -351,7 +354,7 @@ internal static class FineTuningContractExtensions
             j.Id, j.Model, j.Status, j.BaseCheckpointId, j.DatasetId, j.EmbodimentId, FineTuningHyperparameters.FromJson(j.Hyperparameters),
             j.Evaluate, j.PromoteTo, j.Step, j.TotalSteps, j.TotalSteps == 0 ? 0 : Math.Round((double)j.Step / j.TotalSteps, 4), Json.Parse(j.Metrics),
             Json.Parse(j.Evaluation ?? "{}"), j.Error, j.LastSavedStep, j.ResumedFromStep, j.Attempts, j.ResultCheckpointId, j.Promoted, j.CancelRequestedAt, j.CreatedAt, j.StartedAt,
-            j.FinishedAt);
+            j.FinishedAt, j.EvaluationEpisodes);
     }
 
     extension(JobEventResponse)

@@ -34,12 +34,18 @@ public sealed record FineTuningHyperparameters
 /// <param name="Model">Name of the result model; the result is its next version for the dataset's embodiment.</param>
 /// <param name="Hyperparameters">Training options; omitted ones get defaults.</param>
 /// <param name="Evaluate">Evaluate the result in the built-in simulator (simulator embodiments only).</param>
-/// <param name="PromoteTo">Alias of the result model to move to the result when it beats the alias's current holder.</param>
+/// <param name="PromoteTo">
+/// Alias of the result model to move to the result when it beats the alias's current holder: closed-loop success in the
+/// simulator first (both on the same episodes), action error on demonstrations only on a tie or off the simulator.
+/// </param>
 /// <param name="NewHead">
 /// Required (true) to fine-tune a base trained for an embodiment whose action or state size or cameras differ from the
 /// dataset's: the action expert then learns a layout it was not trained on, which is a new head, not a fine-tune. The
 /// trainer builds the model for the dataset's layout, copies every base tensor of the same name and shape, and starts the
 /// layers that read or write actions and state afresh; the job's events and the result's metrics (<c>new_head</c>) name them.
+/// </param>
+/// <param name="EvaluationEpisodes">
+/// Simulator episodes per evaluation, 1 to 1000 (default 50): the result's, and the alias holder's when promoting.
 /// </param>
 public sealed record CreateFineTuningJobRequest(
     string Base,
@@ -48,7 +54,15 @@ public sealed record CreateFineTuningJobRequest(
     FineTuningHyperparameters? Hyperparameters = null,
     bool Evaluate = false,
     [property: JsonPropertyName("promote_to")] string? PromoteTo = null,
-    [property: JsonPropertyName("new_head")] bool NewHead = false);
+    [property: JsonPropertyName("new_head")] bool NewHead = false,
+    [property: JsonPropertyName("evaluation_episodes")] int? EvaluationEpisodes = null)
+{
+    /// <summary>Simulator episodes per evaluation when a request names none.</summary>
+    public const int DefaultEvaluationEpisodes = 50;
+
+    /// <summary>The most simulator episodes per evaluation a job may ask for.</summary>
+    public const int MaxEvaluationEpisodes = 1000;
+}
 
 /// <summary>A fine-tuning job.</summary>
 /// <param name="Id">Job id.</param>
@@ -64,7 +78,12 @@ public sealed record CreateFineTuningJobRequest(
 /// <param name="TotalSteps">Steps to do.</param>
 /// <param name="Progress"><see cref="Step"/> / <see cref="TotalSteps"/>.</param>
 /// <param name="Metrics">The latest training metrics (loss, …).</param>
-/// <param name="Evaluation">The simulator evaluation, when there was one (an empty object otherwise).</param>
+/// <param name="Evaluation">
+/// The evaluation, when there was one (an empty object otherwise): <c>evaluation</c> holds the result's scores, and a
+/// job with <see cref="PromoteTo"/> adds <c>promotion</c>, the decision: <c>decided_by</c> (<c>success</c>,
+/// <c>action_mse</c>, <c>no_incumbent</c>, <c>incumbent_unscorable</c> or <c>not_comparable</c>), the deciding
+/// criterion's <c>candidate_value</c> and <c>incumbent_value</c>, and <c>promoted</c>.
+/// </param>
 /// <param name="Error">Why it failed.</param>
 /// <param name="LastSavedStep">The step of the last training state saved (0: none yet); a restarted attempt resumes from it.</param>
 /// <param name="ResumedFromStep">The saved step the latest attempt resumed from; null when no attempt resumed.</param>
@@ -75,6 +94,7 @@ public sealed record CreateFineTuningJobRequest(
 /// <param name="CreatedAt">When it was created.</param>
 /// <param name="StartedAt">When a trainer first took it.</param>
 /// <param name="FinishedAt">When it ended.</param>
+/// <param name="EvaluationEpisodes">Simulator episodes per evaluation (null on jobs created before jobs carried it).</param>
 public sealed record FineTuningJobResponse(
     Guid Id,
     string Model,
@@ -99,7 +119,8 @@ public sealed record FineTuningJobResponse(
     [property: JsonPropertyName("cancel_requested_at")] DateTimeOffset? CancelRequestedAt,
     [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
     [property: JsonPropertyName("started_at")] DateTimeOffset? StartedAt,
-    [property: JsonPropertyName("finished_at")] DateTimeOffset? FinishedAt)
+    [property: JsonPropertyName("finished_at")] DateTimeOffset? FinishedAt,
+    [property: JsonPropertyName("evaluation_episodes")] int? EvaluationEpisodes = null)
 {
     /// <summary>The object type.</summary>
     [JsonPropertyName("object")] public string Object => "fine_tuning.job";

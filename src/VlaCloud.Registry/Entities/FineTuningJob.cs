@@ -51,6 +51,12 @@ public sealed class FineTuningJob : ITenantOwned
     /// <summary>Alias to move to the result when it beats the alias's current holder.</summary>
     public string? PromoteTo { get; set; }
 
+    /// <summary>
+    /// Simulator episodes each closed-loop evaluation runs (the result's, and the alias holder's when promoting, on the
+    /// same seeds). Null on jobs created before jobs carried it: those run the trainer's configured count.
+    /// </summary>
+    public int? EvaluationEpisodes { get; set; }
+
     /// <summary>See <see cref="FineTuningJobStatus"/>.</summary>
     public string Status { get; set; } = FineTuningJobStatus.Queued;
 
@@ -63,7 +69,7 @@ public sealed class FineTuningJob : ITenantOwned
     /// <summary>Latest training metrics (JSON object).</summary>
     public string Metrics { get; set; } = "{}";
 
-    /// <summary>Evaluation results and the promotion decision (JSON object), when done.</summary>
+    /// <summary>Evaluation results (<c>train</c>, <c>evaluation</c>) and the promotion decision (<c>promotion</c>) as a JSON object, when done.</summary>
     public string? Evaluation { get; set; }
 
     /// <summary>Why it failed.</summary>

@@ -220,11 +220,17 @@ public sealed class FineTuneJob(
         PolicyScore? score = null;
         if (job.Evaluate || job.PromoteTo is not null)
         {
-            sink.Message("Evaluating the result.");
+            // A promotion is decided by closed-loop success wherever the simulator can run the embodiment, asked for or not.
+            var inSimulator = IsSim(embodiment);
+            var episodes = EvaluationEpisodes(job);
+            sink.Message(inSimulator
+                    ? $"Evaluating the result on {episodes} simulator episodes ({SimSplits.Seen.Name} split, seeds {SimSplits.Seen.SeedOf(0)}–{SimSplits.Seen.SeedOf(episodes - 1)})."
+                    : "Evaluating the result (action error on demonstrations; the embodiment is not a simulator one).",
+                data: new { evaluation_episodes = inSimulator ? episodes : 0, split = inSimulator ? SimSplits.Seen.Name : null, seed_base = inSimulator ? SimSplits.DevelopmentSeedBase : (int?)null });
             sink.FlushSoon(); // the loop's last steps are written before the evaluation runs
-            score = await Task.Factory.StartNew(() => PolicyEvaluation.Score(policy, data, job.Evaluate && IsSim(embodiment),
-                Settings.EvaluationEpisodes, Settings.EvaluationInferenceSteps, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            sink.Message($"{JobMetrics.EvaluationPrefix} success rate {(score.SuccessRate is { } r ? r.ToString("P0") : "n/a")}, action MSE {score.ActionMse:G4}.", data: score.ToMetrics());
+            score = await Task.Factory.StartNew(() => PolicyEvaluation.Score(policy, data, inSimulator,
+                episodes, Settings.EvaluationInferenceSteps, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            sink.Message($"{JobMetrics.EvaluationPrefix} success rate {(score.SuccessRate is { } r ? $"{r:P0} ({score.Successes}/{score.Episodes} episodes)" : "n/a")}, action MSE {score.ActionMse:G4}.", data: score.ToMetrics());
             sink.FlushSoon();
         }
 
@@ -284,43 +290,51 @@ public sealed class FineTuneJob(
         var alias = job.PromoteTo!;
         var holder = await db.Aliases.AsNoTracking().Include(a => a.Checkpoint)
             .Where(a => a.TenantId == job.TenantId && a.ModelName == job.Model && a.Name == alias).FirstOrDefaultAsync(cancellationToken);
-        string reason;
         if (holder?.CheckpointId == result.Id)
         {
             sink.Message($"{job.Model}@{alias} already points at the result.");
             return true;
         }
+        PolicyScore? theirs = null;
+        PromotionDecision decision;
         if (holder is null)
         {
-            reason = $"fine-tuning job {job.Id}: {job.Model}@{alias} was unset";
+            decision = new PromotionDecision(PromotionDecision.NoIncumbent, true);
         }
         else if (data is null || score is null)
         {
-            sink.Message($"Not promoted: the result of an earlier attempt cannot be compared with {job.Model}@{alias} any more.", "warn");
-            return false;
+            decision = new PromotionDecision(PromotionDecision.NotComparable, false);
         }
         else
         {
             var embodiment = await db.Embodiments.AsNoTracking().SingleAsync(e => e.Id == job.EmbodimentId, cancellationToken);
-            PolicyScore? theirs = null;
             try
             {
+                // Scored exactly as the result was: the same simulator episodes (seeds), noise and demonstration frames.
                 using var current = await LoadCheckpointAsync(holder.Checkpoint!, cancellationToken);
                 theirs = await Task.Factory.StartNew(() => PolicyEvaluation.Score(current, data, score.SuccessRate is not null,
-                    Settings.EvaluationEpisodes, Settings.EvaluationInferenceSteps, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                    EvaluationEpisodes(job), Settings.EvaluationInferenceSteps, cancellationToken, score.SeedBase ?? SimSplits.DevelopmentSeedBase),
+                    cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             }
             catch (Exception e) when (e is ArgumentException or KeyNotFoundException or CheckpointException)
             {
                 sink.Message($"The current holder of {job.Model}@{alias} cannot act for {embodiment.Name} ({e.Message}); it counts as beaten.", "warn");
             }
-            var beats = theirs is null || score.Beats(theirs);
-            var summary = theirs is null ? "holder not scorable"
-                : $"success {Fmt(score.SuccessRate)} vs {Fmt(theirs.SuccessRate)}, action MSE {score.ActionMse:G4} vs {theirs.ActionMse:G4}";
-            sink.Message(beats ? $"The result beats {job.Model}@{alias} ({summary})." : $"Not promoted: the result does not beat {job.Model}@{alias} ({summary}).",
-                data: new { result = score.ToMetrics(), holder = theirs?.ToMetrics(), promoted = beats });
-            if (!beats) return false;
-            reason = $"fine-tuning job {job.Id}: {summary}";
+            decision = theirs is null ? new PromotionDecision(PromotionDecision.IncumbentUnscorable, true) : score.Against(theirs);
         }
+
+        var promotion = decision.ToData(alias, holder?.CheckpointId, EvaluationEpisodes(job), score, theirs);
+        await RecordPromotionAsync(job, promotion);
+        var target = $"{job.Model}@{alias}";
+        sink.Message(decision.DecidedBy switch
+        {
+            PromotionDecision.NotComparable => $"Not promoted: the result of an earlier attempt cannot be compared with {target} any more.",
+            PromotionDecision.NoIncumbent => $"The result takes {target}, which was unset.",
+            _ when decision.Promoted => $"The result beats {target} ({decision}).",
+            _ => $"Not promoted: the result does not beat {target} ({decision}).",
+        }, decision.DecidedBy == PromotionDecision.NotComparable ? "warn" : "info", promotion);
+        if (!decision.Promoted) return false;
+        var reason = $"fine-tuning job {job.Id}: {decision}";
         try
         {
             await aliases.SetAsync(job.Model, alias, result.Id.ToString(), reason.Length > 500 ? reason[..500] : reason, job.CreatedByKeyId, cancellationToken);
@@ -330,10 +344,21 @@ public sealed class FineTuneJob(
             sink.Message($"Not promoted: {e.Message}", "warn");
             return false;
         }
-        sink.Message($"Promoted {job.Model}@{alias} to v{result.Version}.");
+        sink.Message($"Promoted {target} to v{result.Version}.");
         return true;
+    }
 
-        static string Fmt(double? rate) => rate is { } r ? r.ToString("P0") : "n/a";
+    /// <summary>Episodes per closed-loop evaluation: the job's own count, or the configured one for jobs from before jobs had it.</summary>
+    private int EvaluationEpisodes(FineTuningJob job) => job.EvaluationEpisodes ?? Settings.EvaluationEpisodes;
+
+    /// <summary>Adds the promotion decision to the job's evaluation object, next to the result's scores.</summary>
+    private async Task RecordPromotionAsync(FineTuningJob job, object decision)
+    {
+        var evaluation = await db.FineTuningJobs.Where(j => j.Id == job.Id).Select(j => j.Evaluation).SingleAsync(CancellationToken.None);
+        var merged = (evaluation is null ? null : System.Text.Json.Nodes.JsonNode.Parse(evaluation) as System.Text.Json.Nodes.JsonObject) ?? [];
+        merged["promotion"] = System.Text.Json.JsonSerializer.SerializeToNode(decision);
+        var json = merged.ToJsonString();
+        await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.Evaluation, json), CancellationToken.None);
     }
 
     private async Task UploadStatesAsync(FineTuningJob job, ChannelReader<(int Step, string Tar, TrainingProgress Metrics)> reader, JobEventSink sink, CancellationToken cancellationToken)

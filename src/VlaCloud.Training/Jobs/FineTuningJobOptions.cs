@@ -15,7 +15,10 @@ public sealed class FineTuningJobOptions
     /// <summary>Device training runs on (<c>cpu</c>, <c>cuda</c>).</summary>
     public string Device { get; set; } = "cpu";
 
-    /// <summary>Episodes per closed-loop evaluation (seen objects, the train split).</summary>
+    /// <summary>
+    /// Episodes per closed-loop evaluation of jobs created before each job carried its own count (the API's
+    /// <c>evaluation_episodes</c>, default 50); newer jobs ignore it.
+    /// </summary>
     public int EvaluationEpisodes { get; set; } = 4;
 
     /// <summary>Denoising steps per action chunk in evaluation.</summary>

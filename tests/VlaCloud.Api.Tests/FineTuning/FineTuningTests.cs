@@ -41,7 +41,7 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
         Assert.Equal(4, dataset.Episodes);
         Assert.Equal(FineTuningWorld.Sha(tar), dataset.ArtifactSha256);
 
-        var job = await world.CreateJobAsync(dataset.Id, TinyRun, evaluate: true, promoteTo: "production");
+        var job = await world.CreateJobAsync(dataset.Id, TinyRun, evaluate: true, promoteTo: "production", evaluationEpisodes: 2);
         Assert.Equal("queued", job.Status);
         job = await world.WaitForJobAsync(job.Id, j => j.Status == "succeeded", TimeSpan.FromMinutes(5), "job did not succeed");
 

@@ -73,6 +73,15 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
     {
         using var policy = VlaPolicy.Create(config, stats, seed: 3,
             tokenizerJson: config.Family == PolicyConfig.InternVlaM1Family ? TinyInternVlaM1.TokenizerJson() : null);
+        return await RegisterPolicyAsync(client, model, embodiment, policy);
+    }
+
+    /// <summary>Uploads <paramref name="policy"/> and registers it as the next version of <see cref="Model"/> for the sim embodiment.</summary>
+    public Task<CheckpointResponse> RegisterAsync(VlaPolicy policy) => RegisterPolicyAsync(Client, Model, Sim.Name, policy);
+
+    /// <summary>Uploads <paramref name="policy"/> and registers it as the next version of <paramref name="model"/> for <paramref name="embodiment"/>.</summary>
+    public static async Task<CheckpointResponse> RegisterPolicyAsync(HttpClient client, string model, string embodiment, VlaPolicy policy)
+    {
         using var tar = new MemoryStream();
         policy.SaveTar(tar);
         using var content = new ByteArrayContent(tar.ToArray());
@@ -84,7 +93,7 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
         {
             model, embodiment, artifact_sha256 = artifact.Sha256,
             config = JsonDocument.Parse(policy.Config.ToJson()).RootElement,
-            normalization_stats = JsonDocument.Parse(NormalizationStats.ToJson(stats)).RootElement,
+            normalization_stats = JsonDocument.Parse(NormalizationStats.ToJson(policy.Normalization)).RootElement,
         });
         Assert.True(registered.StatusCode == HttpStatusCode.Created, await registered.Content.ReadAsStringAsync());
         return (await registered.Content.ReadFromJsonAsync<CheckpointResponse>())!;
