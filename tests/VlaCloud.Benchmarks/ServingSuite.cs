@@ -21,11 +21,16 @@ internal sealed class ServingSuite : IBenchmarkSuite
 
     public string Name => "serving";
 
-    public string Description => "host over HTTP/WebSocket at 1/8/32 clients vs raw batched SampleActions (served_over_raw, overhead)";
+    public string Description => "host over HTTP/WebSocket at 1/8/32 clients vs raw batched SampleActions (served_over_raw, overhead); `serving profile [SECONDS] [CLIENTS]` only serves, for a profiler";
 
     public async Task RunAsync(Report report, string[] args, CancellationToken cancellationToken)
     {
         await using var environment = await BenchmarkEnvironment.CreateAsync();
+        if (args.Length > 0 && args[0] == "profile")
+        {
+            await ServeForProfilerAsync(environment, report, args[1..], cancellationToken);
+            return;
+        }
         var stats = new Dictionary<string, NormalizationStats> { [Embodiment] = Stats() };
         using var policy = VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: 3);
 
@@ -91,6 +96,34 @@ internal sealed class ServingSuite : IBenchmarkSuite
         report.Add("overhead_cpu_ms_per_request", Median(served1) - Median(raw1));
     }
 
+    /// <summary>
+    /// Serves <c>/v1/act</c> to the child load generator (1 client unless told) for SECONDS (60 unless told) and nothing
+    /// else, so a profiler attached to this process (its id is printed as <c>host_pid</c>, then <c>serving_started</c>
+    /// when the load starts) sees only the serving path; the CPU figure is printed at the end as in the full suite.
+    /// </summary>
+    private static async Task ServeForProfilerAsync(BenchmarkEnvironment environment, Report report, string[] args, CancellationToken cancellationToken)
+    {
+        var seconds = args.Length > 0 ? double.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 60;
+        var clients = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1;
+        var stats = new Dictionary<string, NormalizationStats> { [Embodiment] = Stats() };
+        using var policy = VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: 3);
+        await using var host = await environment.StartHostAsync(null, cancellationToken);
+        var key = await host.CreateTenantAsync();
+        using var http = host.CreateClient(key);
+        var model = await RegisterAsync(http, policy);
+        var bodyFile = Path.Combine(environment.Root, "act.json");
+        var body = JsonSerializer.SerializeToUtf8Bytes(new ActRequest($"{model}@v1", Input(0), new ActOptions(Seed: 1)));
+        await File.WriteAllBytesAsync(bodyFile, body, cancellationToken);
+        // A short load first, so JIT and first-use costs are over before a profiler looks.
+        await ServedCpuMsPerRequestAsync(host.Address, key, clients, bodyFile, cancellationToken);
+        report.Add("host_pid", Environment.ProcessId);
+        report.Add("serving_started", DateTimeOffset.UtcNow.ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture));
+        var (cpu, load) = await ServedCpuMsPerRequestAsync(host.Address, key, clients, bodyFile, cancellationToken, TimeSpan.FromSeconds(seconds));
+        report.Add("served_requests", load.Requests);
+        report.Add("served_p50_ms", load.P50);
+        report.Add($"served_cpu_ms_per_request_{clients}_clients", cpu);
+    }
+
     private static double RawCpuMsPerSample(Action step, int samplesPerStep, TimeSpan duration)
     {
         step();
@@ -105,10 +138,11 @@ internal sealed class ServingSuite : IBenchmarkSuite
         return (CpuNow() - cpu).TotalMilliseconds / samples;
     }
 
-    private static async Task<(double CpuMs, LoadGeneratorSuite.Result Load)> ServedCpuMsPerRequestAsync(Uri address, string key, int clients, string bodyFile, CancellationToken cancellationToken)
+    private static async Task<(double CpuMs, LoadGeneratorSuite.Result Load)> ServedCpuMsPerRequestAsync(
+        Uri address, string key, int clients, string bodyFile, CancellationToken cancellationToken, TimeSpan? duration = null)
     {
         var cpu = CpuNow();
-        var load = await LoadGeneratorSuite.RunChildAsync(address, key, clients, TimeSpan.FromSeconds(3), bodyFile, cancellationToken);
+        var load = await LoadGeneratorSuite.RunChildAsync(address, key, clients, duration ?? TimeSpan.FromSeconds(3), bodyFile, cancellationToken);
         if (load.Errors > 0 || load.Requests == 0) throw new InvalidOperationException($"load generator: {load.Errors} errors, {load.Requests} answers");
         return ((CpuNow() - cpu).TotalMilliseconds / load.Requests, load);
     }
