@@ -144,11 +144,12 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
         return dataset!;
     }
 
-    public async Task<FineTuningJobResponse> CreateJobAsync(Guid dataset, object hyperparameters, bool evaluate = false, string? promoteTo = null)
+    public async Task<FineTuningJobResponse> CreateJobAsync(
+        Guid dataset, object hyperparameters, bool evaluate = false, string? promoteTo = null, int? evaluationEpisodes = null, string? from = null)
     {
         var created = await Client.PostAsJsonAsync("/v1/fine_tuning/jobs", new
         {
-            @base = $"{Model}@production", dataset, model = Model, hyperparameters, evaluate, promote_to = promoteTo,
+            @base = from ?? $"{Model}@production", dataset, model = Model, hyperparameters, evaluate, promote_to = promoteTo, evaluation_episodes = evaluationEpisodes,
         });
         Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
         return (await created.Content.ReadFromJsonAsync<FineTuningJobResponse>())!;
