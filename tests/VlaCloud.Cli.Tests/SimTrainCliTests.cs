@@ -33,6 +33,19 @@ public sealed class SimTrainCliTests : IDisposable
     private string In(string name) => Path.Combine(folder, name);
 
     [Fact]
+    public async Task Sim_evaluate_takes_a_seed_base_and_ends_with_the_success_fractions()
+    {
+        var run = await OkLabAsync("sim", "evaluate", "-n", "2", "--envs", "2", "--seed-base", "5000", "--splits", "seen", "unseen");
+        var lines = run.Out.TrimEnd().Split('\n');
+        Assert.StartsWith("success_seen: ", lines[^2]);
+        Assert.StartsWith("success_unseen: ", lines[^1]);
+        Assert.Contains("seed_base: 5000", run.Out);
+        var refused = await Vlacloud.RunLabAsync(env, "sim", "evaluate", "-n", "2", "--seed-base", "-1");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--seed-base", refused.Error);
+    }
+
+    [Fact]
     public async Task Sim_rollout_frames_come_with_each_frames_state_and_instruction_to_act_on()
     {
         var run = await OkAsync("sim", "rollout", "--frames", In("frames"));

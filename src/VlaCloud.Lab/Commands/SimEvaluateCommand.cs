@@ -7,7 +7,10 @@ using VlaCloud.Training;
 
 namespace VlaCloud.Lab.Commands;
 
-/// <summary><c>vlacloud-lab sim evaluate</c>: success rates per split of the scripted expert or a policy run here.</summary>
+/// <summary>
+/// <c>vlacloud-lab sim evaluate</c>: success rates per split of the scripted expert or a policy run here, from a chosen seed
+/// base, ending with <c>success_seen: x</c> and <c>success_unseen: x</c> (fractions).
+/// </summary>
 internal static class SimEvaluateCommand
 {
     /// <summary><c>sim evaluate</c>: the closed-loop evaluation of the scripted expert or a local policy.</summary>
@@ -32,15 +35,26 @@ internal static class SimEvaluateCommand
         var checkpoint = new Option<string?>("--checkpoint") { Description = "A trained policy (run folder, policy folder or .tar); implies --controller policy" };
         var inferenceSteps = new Option<int?>("--inference-steps") { Description = "Euler steps per action chunk (default: the policy's config)" };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file" };
+        var seedBase = new Option<int>("--seed-base")
+        {
+            Description = "Episode i of each split uses that split's seed base + this + i; 0 gives the development scenes, report on a base nobody tuned on",
+            DefaultValueFactory = _ => SimSplits.DevelopmentSeedBase,
+        };
         var command = new Command("evaluate", "Closed-loop evaluation: success rate per split with a 95% Wilson interval")
         {
-            episodes, splits, envs, execute, ensemble, controller, checkpoint, inferenceSteps, json, SimCommands.TasksOption, SimCommands.ImageSizeOption,
+            episodes, splits, envs, execute, ensemble, controller, checkpoint, inferenceSteps, json, seedBase, SimCommands.TasksOption, SimCommands.ImageSizeOption,
         };
         command.SetLocalAction(async (parse, cancellationToken) =>
         {
             var chosen = parse.GetValue(splits)!.Select(SimSplits.Named).ToArray();
+            if (parse.GetValue(seedBase) is var first && (first < 0 || (long)first + parse.GetValue(episodes) > SimSplits.SeedStride))
+            {
+                ApiCommand.Error($"--seed-base must be at least 0 and --seed-base + --episodes at most {SimSplits.SeedStride}");
+                return ApiCommand.LocalError;
+            }
             var options = new EvaluationOptions(parse.GetValue(episodes), parse.GetValue(envs), parse.GetValue(execute),
-                SimCommands.ParseTasks(parse.GetValue(SimCommands.TasksOption)!), SimEmbodiment.Create(parse.GetValue(SimCommands.ImageSizeOption)));
+                SimCommands.ParseTasks(parse.GetValue(SimCommands.TasksOption)!), SimEmbodiment.Create(parse.GetValue(SimCommands.ImageSizeOption)),
+                SeedBase: parse.GetValue(seedBase));
             using var model = parse.GetValue(checkpoint) is { } path ? SimTrainCommands.LoadCheckpoint(path)
                 : parse.GetValue(controller) == "policy" ? throw new ArgumentException("--controller policy needs --checkpoint") : null;
             IActionController policy = model is null ? new ScriptedExpert() : new PolicyController(model, options.Robot(), parse.GetValue(inferenceSteps));
@@ -69,6 +83,8 @@ internal static class SimEvaluateCommand
                     by_task = r.ByTask.ToDictionary(kv => SimCommands.TaskName(kv.Key), kv => new { kv.Value.Successes, kv.Value.Episodes }), mean_steps = r.MeanSteps,
                     target_first = r.TargetFirst.Successes, other_first = r.OtherFirst.Successes, mean_progress = r.MeanProgress,
                 }), new System.Text.Json.JsonSerializerOptions { WriteIndented = true }), cancellationToken);
+            // Plain lines last (success_seen, then success_unseen), for scripts that read the final two lines.
+            Console.Out.WriteLine(EvaluationSummary.Of(results, options).ToText());
             return 0;
         });
         return command;
