@@ -18,14 +18,39 @@ internal sealed class WorkItem(InferenceRequest request, ModelCache.ModelLease l
     public (string Checkpoint, int? Steps, double? CfgScale) BatchKey => (Request.Checkpoint, Request.Steps, Request.CfgScale);
 }
 
+/// <summary>A batch that has started: its prefix is computed and its denoising steps are being taken.</summary>
+internal sealed class Cohort(List<WorkItem> items, ActionSampling sampling, PointGuide[]? guides, long started, double pass)
+{
+    public List<WorkItem> Items { get; } = items;
+    public ActionSampling Sampling { get; } = sampling;
+    public PointGuide[]? Guides { get; } = guides;
+    public long Started { get; } = started;
+    public DateTimeOffset StartedAt { get; } = DateTimeOffset.UtcNow;
+
+    /// <summary>Stride scheduling between batches in flight: the one with the smallest pass takes the next step.</summary>
+    public double Pass { get; set; } = pass;
+
+    /// <summary>What a step adds to <see cref="Pass"/>: its rows for the weight they pay with, so each weighted row gets steps at the same rate.</summary>
+    public double Stride { get; } = items.Count / items.Sum(i => i.Request.Weight > 0 ? i.Request.Weight : 1);
+
+    /// <summary>This batch's own compute so far (its prefix and steps, not the other batches' steps in between).</summary>
+    public TimeSpan Compute { get; set; }
+}
+
 /// <summary>
-/// One device's dedicated thread: it owns the device's models and runs one batch at a time. The thread
-/// never awaits, so tensors never cross threads; only plain arrays leave <see cref="Execute"/>.
+/// One device's dedicated thread: it owns the device's models and batches. It slices batches between denoising steps:
+/// a batch's prefix (vision, language, condition) runs when it starts, then the worker takes one denoising step at a time
+/// of one of the batches in flight (stride scheduling: each weighted row gets steps at the same rate), and starts new
+/// batches between steps, so a short request never waits for a long request's remaining steps. Each request finishes
+/// when its own steps are done, with the same numbers as if its batch had run alone. The thread never awaits, so tensors
+/// never cross threads; only plain arrays leave it.
 /// </summary>
 internal sealed class DeviceWorker : IDisposable
 {
     private readonly object gate = new();
     private readonly List<WorkItem> pending = [];
+    // Batches in flight; touched by the worker thread only.
+    private readonly List<Cohort> inFlight = [];
     private readonly InferenceOptions options;
     private readonly Action<IReadOnlyCollection<InferenceRequest>> onDequeued;
     private readonly FairShare fair;
@@ -78,18 +103,18 @@ internal sealed class DeviceWorker : IDisposable
 
     private void Run()
     {
-        while (TakeBatch() is { } batch)
+        // Wait for work only when nothing is in flight; otherwise take what is waiting and go on stepping.
+        while (TakeBatch(wait: inFlight.Count == 0) is { } batch)
         {
-            try
-            {
-                Execute(batch);
-            }
-            finally
-            {
-                foreach (var item in batch) item.Lease.Dispose();
-                Interlocked.Exchange(ref liveTensors, TorchSharp.DisposeScopeManager.Statistics.TensorStatistics.ThreadTotalLiveCount);
-            }
+            if (batch.Count > 0) Start(batch);
+            StepNext();
         }
+        foreach (var cohort in inFlight)
+        {
+            foreach (var item in cohort.Items) item.Completion.TrySetCanceled();
+            Release(cohort);
+        }
+        inFlight.Clear();
     }
 
     /// <summary>
@@ -99,7 +124,7 @@ internal sealed class DeviceWorker : IDisposable
     /// (<see cref="FairShare"/>): the tenant that has received the least compute for its weight goes first, with its
     /// earliest-deadline request's model, and the batch is shared between the tenants waiting for that model.
     /// </summary>
-    private List<WorkItem>? TakeBatch()
+    private List<WorkItem>? TakeBatch(bool wait)
     {
         List<WorkItem> dropped = [];
         List<WorkItem> batch;
@@ -107,13 +132,15 @@ internal sealed class DeviceWorker : IDisposable
         {
             while (true)
             {
-                while (pending.Count == 0 && !stopping) Monitor.Wait(gate);
+                while (wait && pending.Count == 0 && !stopping) Monitor.Wait(gate);
                 if (stopping) return null;
+                if (pending.Count == 0 || !wait && inFlight.Count >= options.MaxInFlightBatches) return [];
 
                 var oldest = pending.Min(i => i.EnqueuedAt);
                 // Idle: nothing else waits and the previous batch was a lone request, so there is no load to wait for.
                 var idle = options.IdleDispatch && pending.Count == 1 && lastBatchSize <= 1;
-                while (!idle && pending.Count < options.MaxBatchSize && !stopping)
+                // With batches in flight the worker does not hold a step back to wait for company: more arrive between steps.
+                while (wait && !idle && pending.Count < options.MaxBatchSize && !stopping)
                 {
                     var remaining = options.MaxQueueDelay - Stopwatch.GetElapsedTime(oldest);
                     if (remaining <= TimeSpan.Zero) break;
@@ -123,17 +150,16 @@ internal sealed class DeviceWorker : IDisposable
                 var now = DateTimeOffset.UtcNow;
                 dropped.AddRange(pending.Where(i => i.Completion.Task.IsCompleted || i.Request.Deadline <= now));
                 pending.RemoveAll(dropped.Contains);
-                if (pending.Count > 0) break;
-                if (dropped.Count > 0) break;
+                if (pending.Count > 0 || dropped.Count > 0 || !wait) break;
             }
 
-            if (pending.Count == 0)
+            // A tenant with MaxInFlightBatchesPerTenant batches in flight waits for one of them to finish, so its flood of
+            // long requests cannot fill the device's batches in flight while another tenant's request waits.
+            var busy = inFlight.SelectMany(c => c.Items.Select(i => i.Request.Tenant ?? "").Distinct())
+                .GroupBy(t => t).Where(g => g.Count() >= options.MaxInFlightBatchesPerTenant).Select(g => g.Key).ToHashSet();
+            batch = pending.Count == 0 ? [] : fair.TakeBatch(pending, busy.Count == 0 ? null : i => !busy.Contains(i.Request.Tenant ?? ""));
+            if (batch.Count > 0)
             {
-                batch = [];
-            }
-            else
-            {
-                batch = fair.TakeBatch(pending);
                 pending.RemoveAll(batch.Contains);
                 lastBatchSize = batch.Count;
             }
@@ -150,51 +176,106 @@ internal sealed class DeviceWorker : IDisposable
         return batch;
     }
 
-    private void Execute(List<WorkItem> batch)
+    /// <summary>Starts a batch: its point guides if the model asks for them, its prefix and its noise; it joins the batches in flight.</summary>
+    private void Start(List<WorkItem> batch)
     {
-        if (batch.Count == 0) return;
         var started = Stopwatch.GetTimestamp();
         var policy = batch[0].Lease.Policy;
-        using var activity = VlaCloudTelemetry.ActivitySource.StartActivity(
-            "inference.batch", ActivityKind.Internal, parentContext: default,
-            links: batch.Select(i => new ActivityLink(i.Parent)));
-        activity?.SetTag(VlaCloudTelemetry.Tags.Device, Device);
-        activity?.SetTag(VlaCloudTelemetry.Tags.Checkpoint, batch[0].Request.Checkpoint);
-        activity?.SetTag("vlacloud.batch.size", batch.Count);
         try
         {
             Interlocked.Add(ref computed, batch.Count);
             var observations = batch.Select(i => i.Request.Observation).ToList();
-            // Asked here rather than inside SampleActions so each response can say where its actions were aimed.
+            // Asked here rather than inside the sampling so each response can say where its actions were aimed.
             var guides = policy.Config.PointGuidance ? policy.GeneratePointGuides(observations) : null;
-            var actions = policy.SampleActions(observations, batch.Select(i => i.Request.Seed).ToList(), batch[0].Request.Steps, guides, batch[0].Request.CfgScale);
-            var spatial = new SpatialPrediction?[batch.Count];
-            foreach (var group in Enumerable.Range(0, batch.Count).Where(i => batch[i].Request.Spatial is not null).GroupBy(i => batch[i].Request.Spatial!.Value))
-            {
-                var indices = group.ToList();
-                var answers = policy.GenerateSpatial(indices.Select(i => batch[i].Request.Observation).ToList(), group.Key);
-                for (var j = 0; j < indices.Count; j++) spatial[indices[j]] = answers[j];
-            }
-
-            var compute = Stopwatch.GetElapsedTime(started);
-            VlaCloudTelemetry.InferenceBatchSize.Record(batch.Count, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Device, Device));
-            VlaCloudTelemetry.InferenceBatchDuration.Record(compute.TotalSeconds, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Device, Device));
-            for (var i = 0; i < batch.Count; i++)
-            {
-                var queued = TimeSpan.FromTicks((long)((started - batch[i].EnqueuedAt) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
-                VlaCloudTelemetry.InferenceQueueWait.Record(queued.TotalSeconds);
-                if (batch[i].Completion.TrySetResult(new InferenceResult(actions[i], spatial[i], queued, compute, batch.Count, Device, guides?[i])))
-                    VlaCloudTelemetry.InferenceRequests.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, "ok"));
-            }
+            var sampling = policy.StartSampling(observations, batch.Select(i => i.Request.Seed).ToList(), batch[0].Request.Steps, guides, batch[0].Request.CfgScale);
+            // It joins level with the batch furthest behind, so it neither waits for the others' passes nor overtakes them for long.
+            var cohort = new Cohort(batch, sampling, guides, started, inFlight.Count == 0 ? 0 : inFlight.Min(c => c.Pass));
+            cohort.Compute = Stopwatch.GetElapsedTime(started);
+            inFlight.Add(cohort);
         }
         catch (Exception e)
         {
-            logger.LogError(e, "Inference batch of {Count} on {Device} failed", batch.Count, Device);
-            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
-            foreach (var item in batch)
-                if (item.Completion.TrySetException(e))
-                    VlaCloudTelemetry.InferenceRequests.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, "error"));
+            Fail(batch, e);
+            foreach (var item in batch) item.Lease.Dispose();
         }
+    }
+
+    /// <summary>Takes one denoising step of the batch in flight with the smallest pass, and finishes it if that was its last.</summary>
+    private void StepNext()
+    {
+        // A batch whose every request was cancelled (its callers went away) is not computed further.
+        foreach (var abandoned in inFlight.Where(c => c.Items.All(i => i.Completion.Task.IsCompleted)).ToList())
+        {
+            inFlight.Remove(abandoned);
+            Release(abandoned);
+        }
+        if (inFlight.MinBy(c => c.Pass) is not { } cohort) return;
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            cohort.Sampling.Step();
+            cohort.Pass += cohort.Stride;
+            cohort.Compute += Stopwatch.GetElapsedTime(started);
+            if (cohort.Sampling.Done) Finish(cohort);
+        }
+        catch (Exception e)
+        {
+            Fail(cohort.Items, e);
+        }
+        if (cohort.Sampling.Done || cohort.Items.All(i => i.Completion.Task.IsCompleted))
+        {
+            inFlight.Remove(cohort);
+            Release(cohort);
+        }
+    }
+
+    private void Finish(Cohort cohort)
+    {
+        var batch = cohort.Items;
+        var policy = batch[0].Lease.Policy;
+        var finishing = Stopwatch.GetTimestamp();
+        using var activity = VlaCloudTelemetry.ActivitySource.StartActivity(
+            "inference.batch", ActivityKind.Internal, parentContext: default, tags: null,
+            links: batch.Select(i => new ActivityLink(i.Parent)), startTime: cohort.StartedAt);
+        activity?.SetTag(VlaCloudTelemetry.Tags.Device, Device);
+        activity?.SetTag(VlaCloudTelemetry.Tags.Checkpoint, batch[0].Request.Checkpoint);
+        activity?.SetTag("vlacloud.batch.size", batch.Count);
+        activity?.SetTag("vlacloud.batch.steps", cohort.Sampling.Steps);
+        var actions = cohort.Sampling.Finish();
+        var spatial = new SpatialPrediction?[batch.Count];
+        foreach (var group in Enumerable.Range(0, batch.Count).Where(i => batch[i].Request.Spatial is not null).GroupBy(i => batch[i].Request.Spatial!.Value))
+        {
+            var indices = group.ToList();
+            var answers = policy.GenerateSpatial(indices.Select(i => batch[i].Request.Observation).ToList(), group.Key);
+            for (var j = 0; j < indices.Count; j++) spatial[indices[j]] = answers[j];
+        }
+
+        var compute = cohort.Compute + Stopwatch.GetElapsedTime(finishing);
+        VlaCloudTelemetry.InferenceBatchSize.Record(batch.Count, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Device, Device));
+        VlaCloudTelemetry.InferenceBatchDuration.Record(compute.TotalSeconds, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Device, Device));
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var queued = TimeSpan.FromTicks((long)((cohort.Started - batch[i].EnqueuedAt) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
+            VlaCloudTelemetry.InferenceQueueWait.Record(queued.TotalSeconds);
+            if (batch[i].Completion.TrySetResult(new InferenceResult(actions[i], spatial[i], queued, compute, batch.Count, Device, cohort.Guides?[i])))
+                VlaCloudTelemetry.InferenceRequests.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, "ok"));
+        }
+    }
+
+    private void Fail(List<WorkItem> batch, Exception e)
+    {
+        logger.LogError(e, "Inference batch of {Count} on {Device} failed", batch.Count, Device);
+        foreach (var item in batch)
+            if (item.Completion.TrySetException(e))
+                VlaCloudTelemetry.InferenceRequests.Add(1, new KeyValuePair<string, object?>(VlaCloudTelemetry.Tags.Outcome, "error"));
+    }
+
+    /// <summary>Frees a batch's tensors and its model leases.</summary>
+    private void Release(Cohort cohort)
+    {
+        cohort.Sampling.Dispose();
+        foreach (var item in cohort.Items) item.Lease.Dispose();
+        Interlocked.Exchange(ref liveTensors, TorchSharp.DisposeScopeManager.Statistics.TensorStatistics.ThreadTotalLiveCount);
     }
 
     public void Dispose()
@@ -232,9 +313,15 @@ internal sealed class FairShare(InferenceOptions options)
     private readonly Dictionary<string, double> virtualTimes = [];
     private double now;
 
-    /// <summary>Chooses, charges and returns the next batch out of <paramref name="pending"/> (which it does not change).</summary>
-    public List<WorkItem> TakeBatch(List<WorkItem> pending)
+    /// <summary>
+    /// Chooses, charges and returns the next batch out of <paramref name="pending"/> (which it does not change), from the
+    /// requests <paramref name="eligible"/> allows (all when null); empty when it allows none.
+    /// </summary>
+    public List<WorkItem> TakeBatch(List<WorkItem> pending, Func<WorkItem, bool>? eligible = null)
     {
+        var waiting = pending.Select(i => i.Request.Tenant ?? "").ToHashSet();
+        if (eligible is not null) pending = [.. pending.Where(eligible)];
+        if (pending.Count == 0) return [];
         var byTenant = pending.GroupBy(i => i.Request.Tenant ?? "").ToList();
         var next = byTenant
             .Select(g => (Tenant: g, Start: Math.Max(now, virtualTimes.GetValueOrDefault(g.Key, now)), Earliest: g.Min(i => i.Request.Deadline)))
@@ -273,7 +360,6 @@ internal sealed class FairShare(InferenceOptions options)
         }
         // A tenant that waits for nothing and is not ahead of the clock would restart at the clock anyway: forget it,
         // so the table holds only tenants with work or with a debt to wait out.
-        var waiting = byTenant.Select(g => g.Key).ToHashSet();
         foreach (var idle in virtualTimes.Where(v => v.Value <= now && !waiting.Contains(v.Key)).Select(v => v.Key).ToList())
             virtualTimes.Remove(idle);
         return batch;

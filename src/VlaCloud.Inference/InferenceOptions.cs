@@ -59,6 +59,19 @@ public sealed class InferenceOptions
     /// </summary>
     public int MaxBatchSteps { get; set; }
 
+    /// <summary>
+    /// Most batches one device has in flight at once. A worker slices batches between denoising steps: it takes one step
+    /// of one batch in flight at a time and starts waiting batches between steps, so a short request does not wait for a
+    /// long one's remaining steps. More batches in flight mean less waiting to start and more memory held.
+    /// </summary>
+    public int MaxInFlightBatches { get; set; } = 8;
+
+    /// <summary>
+    /// Most batches in flight on one device that hold a request of the same tenant; a tenant at it waits for one of them to
+    /// finish before another of its batches starts, so one tenant's flood cannot take every place in flight.
+    /// </summary>
+    public int MaxInFlightBatchesPerTenant { get; set; } = 2;
+
     /// <summary>Deadline of a request that names none.</summary>
     public TimeSpan DefaultTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -22,11 +22,26 @@ public sealed partial class VlaPolicy
         double? cfgScale = null)
     {
         if (observations.Count == 0) return [];
+        using var sampling = StartSampling(observations, seeds, steps, guides, cfgScale);
+        while (!sampling.Done) sampling.Step();
+        return sampling.Finish();
+    }
+
+    /// <summary>
+    /// <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?)"/>
+    /// one denoising step at a time: computes the batch's prefix (vision, language, condition, the point guides if asked)
+    /// and its seeded noise now, and returns the sampling for the caller to step (<see cref="ActionSampling.Step"/>) and
+    /// finish, with other work in between if it likes. The result is the same as running the steps back to back.
+    /// </summary>
+    public ActionSampling StartSampling(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null, IReadOnlyList<PointGuide?>? guides = null,
+        double? cfgScale = null)
+    {
+        if (observations.Count == 0) throw new ArgumentException("no observations to sample for");
         if (seeds.Count != observations.Count) throw new ArgumentException($"{observations.Count} observations but {seeds.Count} seeds");
         if (m1 is not null)
         {
             if (guides is not null) throw new ArgumentException("this policy has no point guidance to read the guides with");
-            return SampleInternVlaM1(observations, seeds, steps, cfgScale);
+            return StartInternVlaM1(observations, seeds, steps, cfgScale);
         }
         var k = steps ?? Config.InferenceSteps;
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(steps), "at least one Euler step");
@@ -38,32 +53,12 @@ public sealed partial class VlaPolicy
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         Model.eval();
-        var cond = Condition(observations, 1.0);                                           // (B, Q, De)
-        var state = States(observations);                                                  // (B, 2S) or null
-        var points = guides is null ? null : PointFeatures(observations, guides);          // (B, 6) or null
-        var x = stack(seeds.Select(s => Noise(s, h, a)).ToArray()).to(DType, Device);      // (B, H, A)
-        var b = observations.Count;
-        for (var i = 0; i < k; i++)
-        {
-            // x_t = t·noise + (1 − t)·action, integrated from t = 1 down to 0 by Euler steps of the velocity.
-            var t = full(b, 1.0 - (double)i / k, DType, Device);
-            x = x - Model.Expert.Forward(x, t, state, points, cond) * (1.0 / k);
-        }
-        var flat = x.to(float32).cpu().data<float>().ToArray();
-
-        var result = new float[b][,];
-        for (var i = 0; i < b; i++)
-        {
-            var dim = stats[i].ActionDim;
-            var chunk = new float[h, dim];
-            for (var step = 0; step < h; step++)
-            {
-                var row = stats[i].UnnormalizeAction(flat.AsSpan((i * h + step) * a, dim));
-                for (var d = 0; d < dim; d++) chunk[step, d] = row[d];
-            }
-            result[i] = chunk;
-        }
-        return result;
+        var cond = Condition(observations, 1.0).DetachFromDisposeScope();                           // (B, Q, De)
+        var state = States(observations)?.DetachFromDisposeScope();                                 // (B, 2S) or null
+        var points = guides is null ? null : PointFeatures(observations, guides)?.DetachFromDisposeScope(); // (B, 6) or null
+        var x = stack(seeds.Select(s => Noise(s, h, a)).ToArray()).to(DType, Device).DetachFromDisposeScope(); // (B, H, A)
+        var euler = new EulerDenoising((xt, t) => Model.Expert.Forward(xt, t, state, points, cond), x, k, DType, Device, [cond, state, points]);
+        return new ActionSampling([(Enumerable.Range(0, observations.Count).ToArray(), euler)], stats, h, a, k);
     }
 
     /// <summary>One observation's action chunk <c>[H, action_dim]</c>.</summary>

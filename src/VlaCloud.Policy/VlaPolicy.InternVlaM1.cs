@@ -22,12 +22,12 @@ public sealed partial class VlaPolicy
     }
 
     /// <summary>
-    /// <c>predict_action</c> for a batch: each observation's cameras resized, the lower-cased instruction in the prompt,
-    /// the condition, then DDIM (<paramref name="steps"/>, default the config's 10) with guidance
+    /// <c>predict_action</c> for a batch, ready to step: each observation's cameras resized, the lower-cased instruction in
+    /// the prompt, the condition, then DDIM (<paramref name="steps"/>, default the config's 10) with guidance
     /// (<paramref name="cfgScale"/>, default 1.5) from each sample's own seeded noise. Observations with different camera
-    /// counts run as separate groups (DINO stacks a sample's views).
+    /// counts run as separate groups (DINO stacks a sample's views), each a chain stepped together.
     /// </summary>
-    private float[][,] SampleInternVlaM1(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps, double? cfgScale)
+    private ActionSampling StartInternVlaM1(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps, double? cfgScale)
     {
         var action = M1.Config.Heads.ActionModel;
         var k = steps ?? Config.InferenceSteps;
@@ -36,35 +36,31 @@ public sealed partial class VlaPolicy
         CheckCameras([.. observations.Select(o => o.Images)]);
         var stats = observations.Select(o => StatsFor(o.Embodiment)).ToArray();
         var (h, a) = (M1.Config.ChunkLength, M1.Config.ActionDim);
-        var result = new float[observations.Count][,];
 
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         M1.eval();
-        foreach (var group in Enumerable.Range(0, observations.Count).GroupBy(i => observations[i].Images.Count))
+        var chains = new List<(int[], IDenoising)>();
+        try
         {
-            var members = group.ToList();
-            var batch = members.Select(i => observations[i]).ToList();
-            var views = M1.ResizeViews(batch.Select(o => o.Images));
-            // predict_action lower-cases the instructions.
-            var prompts = batch.Select(o => M1.ActionPrompt(o.Instruction.ToLowerInvariant())).ToList();
-            var condition = M1.Condition(views, prompts, States(batch));                        // (B, Q, D)
-            var noise = stack(members.Select(i => Noise(seeds[i], h, a)).ToArray());            // (B, H, A)
-            var x = M1.SampleActions(condition, noise, cfgScale, k);                            // (B, H, A)
-            var flat = x.to(float32).cpu().data<float>().ToArray();
-            for (var j = 0; j < members.Count; j++)
+            foreach (var group in Enumerable.Range(0, observations.Count).GroupBy(i => observations[i].Images.Count))
             {
-                var s = stats[members[j]];
-                var chunk = new float[h, s.ActionDim];
-                for (var step = 0; step < h; step++)
-                {
-                    var row = s.UnnormalizeAction(flat.AsSpan((j * h + step) * a, s.ActionDim));
-                    for (var d = 0; d < s.ActionDim; d++) chunk[step, d] = row[d];
-                }
-                result[members[j]] = chunk;
+                var members = group.ToArray();
+                var batch = members.Select(i => observations[i]).ToList();
+                var views = M1.ResizeViews(batch.Select(o => o.Images));
+                // predict_action lower-cases the instructions.
+                var prompts = batch.Select(o => M1.ActionPrompt(o.Instruction.ToLowerInvariant())).ToList();
+                var condition = M1.Condition(views, prompts, States(batch));                        // (B, Q, D)
+                var noise = stack(members.Select(i => Noise(seeds[i], h, a)).ToArray());            // (B, H, A)
+                chains.Add((members, new DdimDenoising(M1.StartSampling(condition, noise, cfgScale, k))));
             }
         }
-        return result;
+        catch
+        {
+            foreach (var (_, chain) in chains) chain.Dispose();
+            throw;
+        }
+        return new ActionSampling(chains, stats, h, a, k);
     }
 
     /// <summary>

@@ -95,5 +95,23 @@ public sealed class FairShareTests(TinyCheckpoints checkpoints) : IClassFixture<
         Assert.Equal("quiet", Assert.Single(fair.TakeBatch(pending)).Request.Tenant);
     }
 
+    [Fact]
+    public async Task A_short_request_arriving_while_a_long_one_denoises_starts_between_its_steps_and_finishes_first()
+    {
+        using var engine = Engine(o => o.MaxQueueDelay = TimeSpan.Zero);
+        // Warm the model so the long request starts denoising at once.
+        await engine.RunAsync(Request("long", 0, steps: 1), CancellationToken.None);
+        var alone = await engine.RunAsync(Request("short", 1, steps: 4), CancellationToken.None);
+
+        var longRequest = engine.RunAsync(Request("long", 2, steps: 2000), CancellationToken.None);
+        while (engine.QueueDepth > 0) await Task.Delay(1);
+        var shortResult = await engine.RunAsync(Request("short", 1, steps: 4), CancellationToken.None);
+
+        // Before slicing, the short request waited for all 2000 steps of the batch in progress.
+        Assert.False(longRequest.IsCompleted, "the short request finished only after the long one's remaining steps");
+        Assert.Equal(alone.Actions.Cast<float>(), shortResult.Actions.Cast<float>());
+        Assert.Equal(1, (await longRequest).BatchSize);
+    }
+
     private static WorkItem Item(InferenceRequest request) => new(request, null!, System.Diagnostics.Stopwatch.GetTimestamp(), default);
 }

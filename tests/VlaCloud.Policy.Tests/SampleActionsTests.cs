@@ -38,6 +38,37 @@ public sealed class SampleActionsTests : IDisposable
     }
 
     [Fact]
+    public void A_batch_sampled_a_step_at_a_time_with_another_batchs_steps_in_between_gives_exactly_the_actions_of_running_it_alone()
+    {
+        // What the inference worker does when it slices batches between denoising steps: a long batch and a short one in
+        // flight together, their steps interleaved; each must end with the same numbers as its batch run back to back.
+        Observation[] shortBatch = [TestData.Observation(0), TestData.Observation(1, TestData.Gripper)];
+        Observation[] longBatch = [TestData.Observation(2), TestData.Observation(3)];
+        var shortAlone = policy.SampleActions(shortBatch, [5, 6], steps: 3);
+        var longAlone = policy.SampleActions(longBatch, [7, 8], steps: 12);
+
+        using var longSampling = policy.StartSampling(longBatch, [7, 8], steps: 12);
+        longSampling.Step();
+        using var shortSampling = policy.StartSampling(shortBatch, [5, 6], steps: 3);
+        while (!shortSampling.Done)
+        {
+            shortSampling.Step();
+            longSampling.Step();
+        }
+        var shortSliced = shortSampling.Finish();
+        while (!longSampling.Done) longSampling.Step();
+        var longSliced = longSampling.Finish();
+
+        Assert.Equal((3, 12), (shortSampling.Steps, longSampling.Steps));
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(shortAlone[i].Cast<float>(), shortSliced[i].Cast<float>());
+            Assert.Equal(longAlone[i].Cast<float>(), longSliced[i].Cast<float>());
+        }
+        Assert.Throws<InvalidOperationException>(() => shortSampling.Step());
+    }
+
+    [Fact]
     public void The_same_seed_gives_the_same_actions_and_another_seed_others()
     {
         var o = TestData.Observation(2);

@@ -190,6 +190,10 @@ public sealed class InternVlaM1 : nn.Module
     public Tensor SampleActions(Tensor condition, Tensor initialNoise, double? cfgScale = null, int? ddimSteps = null) =>
         heads.SampleActions(condition, initialNoise.to(float32).to(condition.device), cfgScale, ddimSteps);
 
+    /// <summary><see cref="SampleActions"/> one DDIM step at a time (see <see cref="ActionModel.StartSampling"/>).</summary>
+    public DdimSampling StartSampling(Tensor condition, Tensor initialNoise, double? cfgScale = null, int? ddimSteps = null) =>
+        heads.StartSampling(condition, initialNoise.to(float32).to(condition.device), cfgScale, ddimSteps);
+
     /// <summary>Where the weights are.</summary>
     public Device Device => Qwen.Device;
 

@@ -150,6 +150,32 @@ public sealed class InternVlaM1PolicyTests
         Assert.Null(plain.Spatial);
     }
 
+    [Fact]
+    public void A_batch_sampled_a_ddim_step_at_a_time_with_another_batchs_steps_in_between_gives_exactly_the_actions_of_running_it_alone()
+    {
+        using var policy = Create();
+        // The long batch has two camera counts (two chains) and guidance; the short one runs without guidance and fewer steps.
+        Observation[] longBatch = [Observation(0), Observation(1, cameras: 2)];
+        Observation[] shortBatch = [Observation(2)];
+        var longAlone = policy.SampleActions(longBatch, [1, 2]);
+        var shortAlone = policy.SampleActions(shortBatch, [3], steps: 4, cfgScale: 1.0);
+
+        using var longSampling = policy.StartSampling(longBatch, [1, 2]);
+        longSampling.Step();
+        using var shortSampling = policy.StartSampling(shortBatch, [3], steps: 4, cfgScale: 1.0);
+        Assert.Throws<InvalidOperationException>(() => shortSampling.Finish());
+        while (!shortSampling.Done)
+        {
+            shortSampling.Step();
+            if (!longSampling.Done) longSampling.Step();
+        }
+        while (!longSampling.Done) longSampling.Step();
+
+        Assert.Equal(shortAlone[0].Cast<float>(), shortSampling.Finish()[0].Cast<float>());
+        var longSliced = longSampling.Finish();
+        for (var i = 0; i < 2; i++) Assert.Equal(longAlone[i].Cast<float>(), longSliced[i].Cast<float>());
+    }
+
     private static float MaxDiff(float[,] a, float[,] b) =>
         a.Cast<float>().Zip(b.Cast<float>(), (x, y) => MathF.Abs(x - y)).Max();
 }

@@ -104,6 +104,18 @@ public sealed class ActionModel : nn.Module
     /// <returns>(B, T, A) normalised actions.</returns>
     public Tensor SampleActions(Tensor condition, Tensor? initialNoise = null, double? cfgScale = null, int? ddimSteps = null)
     {
+        using var sampling = StartSampling(condition, initialNoise, cfgScale, ddimSteps);
+        while (!sampling.Done) sampling.Step();
+        return sampling.Result();
+    }
+
+    /// <summary>
+    /// <see cref="SampleActions"/> one DDIM step at a time (<see cref="DdimSampling.Step"/>), so a caller can run other
+    /// work between steps; the steps are the same arithmetic as the whole loop. The sampling keeps its own references to
+    /// what it needs (the caller may dispose <paramref name="condition"/> afterwards) and must be disposed.
+    /// </summary>
+    public DdimSampling StartSampling(Tensor condition, Tensor? initialNoise = null, double? cfgScale = null, int? ddimSteps = null)
+    {
         var scale = cfgScale ?? config.CfgScale;
         var process = Ddim(ddimSteps ?? config.DdimSteps);
         var b = condition.shape[0];
@@ -116,10 +128,70 @@ public sealed class ActionModel : nn.Module
         // runs in the weights' dtype, so a bf16 model samples without its arithmetic promoting the state away from it.
         var (state, weights) = (x.dtype, condition.dtype);
         // Upstream guides only above 1 (predict_action's using_cfg = cfg_scale > 1.0).
-        if (!(scale > 1.0)) return process.DdimSample((xt, t) => net.call(xt.to(weights), t, condition).to(state), x).MoveToOuterDisposeScope();
+        if (!(scale > 1.0))
+        {
+            var cond = condition.alias().DetachFromDisposeScope();
+            return new DdimSampling(process, (xt, t) => net.call(xt.to(weights), t, cond).to(state), x.alias().DetachFromDisposeScope(), b, [cond]);
+        }
         var unconditional = net.Uncondition.unsqueeze(0).expand(b, -1, -1).to(weights);         // (B, Q, D)
-        var z = cat([condition, unconditional], 0);                                               // (2B, Q, D)
-        var samples = process.DdimSample((xt, t) => net.ForwardWithCfg(xt.to(weights), t, z, scale).to(state), cat([x, x], 0)); // (2B, T, A)
-        return samples[..(int)b].MoveToOuterDisposeScope();
+        var z = cat([condition, unconditional], 0).DetachFromDisposeScope();                      // (2B, Q, D)
+        return new DdimSampling(process, (xt, t) => net.ForwardWithCfg(xt.to(weights), t, z, scale).to(state),
+            cat([x, x], 0).DetachFromDisposeScope(), b, [z]);                                     // (2B, T, A)
+    }
+}
+
+/// <summary>
+/// A DDIM sampling in progress (<see cref="ActionModel.StartSampling"/>): x and the condition it is sampled under, owned
+/// by this object and by no dispose scope, so they live across whatever the caller does between steps.
+/// </summary>
+public sealed class DdimSampling : IDisposable
+{
+    private readonly GaussianDiffusion process;
+    private readonly Func<Tensor, Tensor, Tensor> model;
+    private readonly long rows;
+    private readonly Tensor[] owned;
+    private Tensor x;
+
+    internal DdimSampling(GaussianDiffusion process, Func<Tensor, Tensor, Tensor> model, Tensor x, long rows, Tensor[] owned)
+    {
+        this.process = process;
+        this.model = model;
+        this.x = x;
+        this.rows = rows;
+        this.owned = owned;
+    }
+
+    /// <summary>DDIM steps in all.</summary>
+    public int Steps => process.NumTimesteps;
+
+    /// <summary>Steps taken so far.</summary>
+    public int Completed { get; private set; }
+
+    /// <summary>Whether every step has been taken.</summary>
+    public bool Done => Completed == Steps;
+
+    /// <summary>Takes the next DDIM step.</summary>
+    public void Step()
+    {
+        if (Done) throw new InvalidOperationException("every DDIM step has been taken");
+        using var _ = no_grad();
+        var next = process.DdimStep(model, x, Steps - 1 - Completed).DetachFromDisposeScope();
+        x.Dispose();
+        x = next;
+        Completed++;
+    }
+
+    /// <summary>(B, T, A) the samples (the conditional half under guidance), in the caller's dispose scope.</summary>
+    public Tensor Result()
+    {
+        if (!Done) throw new InvalidOperationException($"{Steps - Completed} DDIM steps are still to take");
+        return x.shape[0] == rows ? x.alias() : x[..(int)rows];
+    }
+
+    /// <summary>Releases x and the condition.</summary>
+    public void Dispose()
+    {
+        x.Dispose();
+        foreach (var tensor in owned) tensor.Dispose();
     }
 }

@@ -147,22 +147,31 @@ public sealed class GaussianDiffusion
     public Tensor DdimSample(Func<Tensor, Tensor, Tensor> model, Tensor noise)
     {
         using var scope = NewDisposeScope();
-        using var map = tensor(timestepMap, device: noise.device);
         var x = noise;
-        for (var i = NumTimesteps - 1; i >= 0; i--)
-        {
-            using var step = NewDisposeScope();
-            var t = full(noise.shape[0], i, ScalarType.Int64, noise.device);             // (N)
-            var eps = model(x, map.index_select(0, t));                                 // (N, …)
-            var recip = Extract(sqrtRecipAlphasCumprod, t, x);
-            var recipm1 = Extract(sqrtRecipm1AlphasCumprod, t, x);
-            var predXStart = recip * x - recipm1 * eps;
-            // Upstream re-derives ε from x₀ (the model might predict x₀); kept for the same rounding.
-            var epsAgain = (recip * x - predXStart) / recipm1;
-            var alphaBarPrev = Extract(AlphasCumprodPrev, t, x);
-            x = (predXStart * alphaBarPrev.sqrt() + (1 - alphaBarPrev).sqrt() * epsAgain).MoveToOuterDisposeScope();
-        }
+        for (var i = NumTimesteps - 1; i >= 0; i--) x = DdimStep(model, x, i);
         return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// One step of <see cref="DdimSample"/>: from x at step <paramref name="i"/> of this process (counting down from
+    /// <see cref="NumTimesteps"/> − 1) to x at step i − 1. Lets a caller interleave other work between steps with the
+    /// same arithmetic as the whole loop.
+    /// </summary>
+    /// <returns>The next x, in the caller's dispose scope.</returns>
+    public Tensor DdimStep(Func<Tensor, Tensor, Tensor> model, Tensor x, int i)
+    {
+        if (i < 0 || i >= NumTimesteps) throw new ArgumentOutOfRangeException(nameof(i), $"step {i} of a process of {NumTimesteps}");
+        using var step = NewDisposeScope();
+        using var map = tensor(timestepMap, device: x.device);
+        var t = full(x.shape[0], i, ScalarType.Int64, x.device);                     // (N)
+        var eps = model(x, map.index_select(0, t));                                 // (N, …)
+        var recip = Extract(sqrtRecipAlphasCumprod, t, x);
+        var recipm1 = Extract(sqrtRecipm1AlphasCumprod, t, x);
+        var predXStart = recip * x - recipm1 * eps;
+        // Upstream re-derives ε from x₀ (the model might predict x₀); kept for the same rounding.
+        var epsAgain = (recip * x - predXStart) / recipm1;
+        var alphaBarPrev = Extract(AlphasCumprodPrev, t, x);
+        return (predXStart * alphaBarPrev.sqrt() + (1 - alphaBarPrev).sqrt() * epsAgain).MoveToOuterDisposeScope();
     }
 
     /// <summary><c>_extract_into_tensor</c>: float64 values at steps t, as float32, shaped (N, 1, …) to broadcast over <paramref name="like"/>.</summary>

@@ -90,4 +90,8 @@ public sealed class InternVlaHeads : nn.Module
     /// <summary>Normalised action chunks for a condition (see <see cref="ActionModel.SampleActions"/>).</summary>
     public Tensor SampleActions(Tensor condition, Tensor? initialNoise = null, double? cfgScale = null, int? ddimSteps = null) =>
         actionModel.SampleActions(condition, initialNoise, cfgScale, ddimSteps);
+
+    /// <summary><see cref="SampleActions"/> one DDIM step at a time (see <see cref="ActionModel.StartSampling"/>).</summary>
+    public DdimSampling StartSampling(Tensor condition, Tensor? initialNoise = null, double? cfgScale = null, int? ddimSteps = null) =>
+        actionModel.StartSampling(condition, initialNoise, cfgScale, ddimSteps);
 }
