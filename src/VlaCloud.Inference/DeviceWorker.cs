@@ -188,8 +188,10 @@ internal sealed class DeviceWorker : IDisposable
             // Asked here rather than inside the sampling so each response can say where its actions were aimed.
             var guides = policy.Config.PointGuidance ? policy.GeneratePointGuides(observations) : null;
             var sampling = policy.StartSampling(observations, batch.Select(i => i.Request.Seed).ToList(), batch[0].Request.Steps, guides, batch[0].Request.CfgScale);
-            // It joins level with the batch furthest behind, so it neither waits for the others' passes nor overtakes them for long.
+            // It joins level with the batch furthest behind, its prefix counted as one step, so it neither waits for the
+            // others' passes nor overtakes them for long; a tenant starting batch after batch pays for each prefix.
             var cohort = new Cohort(batch, sampling, guides, started, inFlight.Count == 0 ? 0 : inFlight.Min(c => c.Pass));
+            cohort.Pass += cohort.Stride;
             cohort.Compute = Stopwatch.GetElapsedTime(started);
             inFlight.Add(cohort);
         }
@@ -209,7 +211,8 @@ internal sealed class DeviceWorker : IDisposable
             inFlight.Remove(abandoned);
             Release(abandoned);
         }
-        if (inFlight.MinBy(c => c.Pass) is not { } cohort) return;
+        // On a tie the batch with fewer steps left goes first: it frees its callers (and its place) sooner.
+        if (inFlight.OrderBy(c => c.Pass).ThenBy(c => c.Sampling.Steps - c.Sampling.Completed).FirstOrDefault() is not { } cohort) return;
         var started = Stopwatch.GetTimestamp();
         try
         {

@@ -16,7 +16,7 @@ namespace VlaCloud.Benchmarks;
 /// </summary>
 internal sealed class ServingSuite : IBenchmarkSuite
 {
-    private const string Embodiment = "bench-arm";
+    internal const string Embodiment = "bench-arm";
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(8);
 
     public string Name => "serving";
@@ -254,7 +254,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
         return http.PostAsync("/v1/act", content);
     }
 
-    private static async Task<string> RegisterAsync(HttpClient http, VlaPolicy policy)
+    internal static async Task<string> RegisterAsync(HttpClient http, VlaPolicy policy)
     {
         (await http.PostAsJsonAsync("/v1/embodiments", new
         {
@@ -265,7 +265,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
         return "bench";
     }
 
-    private static ObservationInput Input(int variant) =>
+    internal static ObservationInput Input(int variant) =>
         new(new Dictionary<string, ImageInput> { ["main"] = new("raw", Pixels(variant), [64, 64, 3]) }, [0.1f, 0.2f, 1f], "pick the red cube and place it in the blue bowl");
 
     private static Observation Observation(int variant) =>
@@ -278,7 +278,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
         return pixels;
     }
 
-    private static NormalizationStats Stats()
+    internal static NormalizationStats Stats()
     {
         static FeatureStats Feature() => new([0, 0, 0], [1, 1, 1], [-1, -1, -1], [1, 1, 1]);
         return new NormalizationStats(Feature(), Feature(), BinaryActionDims: [2]);
