@@ -69,7 +69,7 @@ public sealed partial class VlaPolicy
         // Flow times from Beta(1.5, 1) (as π0): more weight on noisy times, where the velocity is learnable.
         var t = (rand(b, DType, Device).pow(1 / 1.5) * 0.999 + 0.001).view(b, 1, 1);            // (B, 1, 1)
         var xt = t * noise + (1 - t) * actions;
-        var velocity = Model.Expert.Forward(xt, t.view(b), state, points, cond);              // (B, H, A)
+        var velocity = Model.Expert.call(xt, t.view(b), state, points, cond);              // (B, H, A)
         var error = (velocity - (noise - actions)).pow(2) * mask;
         return (error.sum() / mask.sum().clamp_min(1)).to(float32).MoveToOuterDisposeScope();
     }
