@@ -158,7 +158,7 @@ public sealed partial class VlaPolicy
         var (images, cameraCounts) = SpatialImages(observations.Select(o => o.Images));
         var text = observations.Select((o, i) => TextIds(SpatialPrompts.Question(kinds[i], o.Instruction))).ToList();
         var seq = Sequence(images, cameraCounts, text, withQueries: false);
-        var hidden = Model.Lm.Forward(seq.Embeds, seq.Positions, seq.Mask, cache);          // (B, T, D)
+        var hidden = Model.Lm.call(seq.Embeds, seq.Positions, seq.Mask, cache);          // (B, T, D)
         var keyMask = seq.KeyMask;                                                           // (B, 1, 1, T)
         var next = seq.Positions[.., -1] + 1;                                                // (B)
         var last = hidden[.., -1];                                                           // (B, D)
@@ -190,7 +190,7 @@ public sealed partial class VlaPolicy
             if (step == maxTokens - 1 || done.All(d => d)) break;
             var x = Model.Lm.Embed(tensor(chosen, device: Device).unsqueeze(1));              // (B, 1, D)
             keyMask = cat([keyMask, zeros([b, 1, 1, 1], DType, Device)], -1);
-            var h = Model.Lm.Forward(x, next.unsqueeze(1), keyMask, cache);                 // (B, 1, D)
+            var h = Model.Lm.call(x, next.unsqueeze(1), keyMask, cache);                 // (B, 1, D)
             last = h[.., -1];
             next = next + 1;
         }

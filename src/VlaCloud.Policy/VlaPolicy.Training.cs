@@ -93,7 +93,7 @@ public sealed partial class VlaPolicy
         }
         var (images, cameraCounts) = SpatialImages(samples.Select(s => s.Images));
         var seq = Sequence(images, cameraCounts, texts, withQueries: false);
-        var hidden = Model.Lm.Forward(seq.Embeds, seq.Positions, seq.Mask);                  // (B, T, D)
+        var hidden = Model.Lm.call(seq.Embeds, seq.Positions, seq.Mask, null);                  // (B, T, D)
 
         // Each answer token is predicted from the position before it.
         var rows = new List<long>();

@@ -69,7 +69,43 @@ internal sealed class ForwardSuite : IBenchmarkSuite
                 }
             }
         }
+        // The ST4VLA denoising loop alone (the VLM pass done once before), the per-step forward against the prepared
+        // steps of SampleActions, at 1 thread, interleaved: the DiT change measured in one process.
+        set_num_threads(1);
+        var (perStep, prepared) = (new List<double>(), new List<double>());
+        using (var loop = NewDisposeScope())
+        using (inference_mode())
+        {
+            var expert = st4vla.Model.Expert;
+            st4vla.Model.eval();
+            var k = st4vla.Config.InferenceSteps;
+            var observation = St4VlaObservation();
+            var cond = st4vla.Condition([observation], 1.0);
+            var state = st4vla.States([observation]);
+            var noise = VlaPolicy.Noise(1, st4vla.Config.ChunkLength, st4vla.Config.MaxActionDim).unsqueeze(0);
+            void PerStep()
+            {
+                using var scope = NewDisposeScope();
+                var x = noise;
+                for (var i = 0; i < k; i++) x = x - expert.call(x, full(1, 1.0 - (double)i / k), state, null, cond) * (1.0 / k);
+            }
+            void Prepared()
+            {
+                using var scope = NewDisposeScope();
+                var steps = expert.Prepare(tensor(Enumerable.Range(0, k).Select(i => 1.0 - (double)i / k).ToArray(), float32), state, null, cond);
+                var x = noise;
+                for (var i = 0; i < k; i++) x = x.add(expert.Velocity(x, i, steps), -1.0 / k);
+            }
+            for (var i = 0; i < 5; i++) { PerStep(); Prepared(); }
+            for (var round = 0; round < rounds && !cancellationToken.IsCancellationRequested; round++)
+            {
+                perStep.Add(Measure(PerStep, TimeSpan.FromSeconds(seconds / 2)).CpuMs);
+                prepared.Add(Measure(Prepared, TimeSpan.FromSeconds(seconds / 2)).CpuMs);
+            }
+        }
         set_num_threads(defaultThreads);
+        report.Add("st4vla_denoise_loop_per_step_forward_cpu_ms", Median(perStep));
+        report.Add("st4vla_denoise_loop_prepared_cpu_ms", Median(prepared));
         report.Add("rounds", rounds);
         report.Add("batch", batch);
         report.Add("load_average_end", LoadAverage());

@@ -23,7 +23,7 @@ public sealed class ModuleShapeTests
         using var lm = new LanguageModel("lm", C);
         var x = lm.Embed(randint(0, C.VocabSize, [2, 5]));
         var mask = zeros(2, 1, 5, 5);
-        var h = lm.Forward(x, arange(5).unsqueeze(0).expand(2, 5), mask);
+        var h = lm.call(x, arange(5).unsqueeze(0).expand(2, 5), mask, null);
         Assert.Equal(new long[] { 2, 5, C.LmWidth }, h.shape);
         Assert.Equal(new long[] { 2, 5, C.VocabSize }, lm.Logits(h).shape);
     }
@@ -33,7 +33,7 @@ public sealed class ModuleShapeTests
     {
         using var scope = NewDisposeScope();
         using var bridge = new Bridge("b", C);
-        var y = bridge.Forward(randn(2, C.LatentQueries, C.LmWidth), randn(2, 30, C.LmWidth), zeros(2, 1, 1, 30));
+        var y = bridge.call(randn(2, C.LatentQueries, C.LmWidth), randn(2, 30, C.LmWidth), zeros(2, 1, 1, 30));
         Assert.Equal(new long[] { 2, C.LatentQueries, C.ExpertWidth }, y.shape);
     }
 
