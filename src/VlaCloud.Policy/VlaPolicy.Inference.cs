@@ -35,7 +35,6 @@ public sealed partial class VlaPolicy
         if (guides is not null && !Config.PointGuidance) throw new ArgumentException("this policy has no point guidance to read the guides with");
         if (Config.PointGuidance) guides ??= GeneratePointGuides(observations);
 
-        using var threads = IntraOpThreads.ForBatch(this, observations.Count);
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         Model.eval();
@@ -64,43 +63,6 @@ public sealed partial class VlaPolicy
         }
         return result;
     }
-
-    /// <summary>
-    /// The libtorch threads a sampling call runs with. A small model's batch-1 forward is per-operation overhead: its
-    /// tensors are too small to split, and each parallel region still wakes the other OpenMP threads (a futex wake-up and
-    /// a context switch per operation). Measured with the <c>forward</c> benchmark on 2 cores, the tiny configs' batch-1
-    /// call took 2–3× the wall time with 2 threads than with 1, and more CPU time too (docs/perf-issue-23-notes.md).
-    /// So a call of one sample on a model under <see cref="SmallModelParameters"/> runs on the calling thread alone;
-    /// OpenMP's thread count is a per-thread setting, so this touches no other thread, and it is restored afterwards.
-    /// </summary>
-    internal readonly struct IntraOpThreads : IDisposable
-    {
-        /// <summary>Below this many parameters a batch-1 call runs single-threaded (the tiny configs have 0.3–0.7 M).</summary>
-        internal const long SmallModelParameters = 20_000_000;
-
-        private readonly int previous;
-
-        private IntraOpThreads(int previous) => this.previous = previous;
-
-        public static IntraOpThreads ForBatch(VlaPolicy policy, int batch)
-        {
-            if (batch != 1 || policy.SmallModel is false) return default;
-            var previous = get_num_threads();
-            if (previous == 1) return default;
-            set_num_threads(1);
-            return new IntraOpThreads(previous);
-        }
-
-        public void Dispose()
-        {
-            if (previous > 0) set_num_threads(previous);
-        }
-    }
-
-    private bool? smallModel;
-
-    /// <summary>Whether the model has fewer than <see cref="IntraOpThreads.SmallModelParameters"/> parameters (counted once).</summary>
-    private bool SmallModel => smallModel ??= ParameterCount < IntraOpThreads.SmallModelParameters;
 
     /// <summary>One observation's action chunk <c>[H, action_dim]</c>.</summary>
     public float[,] SampleActions(Observation observation, long seed, int? steps = null) => SampleActions([observation], [seed], steps)[0];

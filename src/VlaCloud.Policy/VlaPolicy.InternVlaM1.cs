@@ -38,7 +38,6 @@ public sealed partial class VlaPolicy
         var (h, a) = (M1.Config.ChunkLength, M1.Config.ActionDim);
         var result = new float[observations.Count][,];
 
-        using var threads = IntraOpThreads.ForBatch(this, observations.Count);
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         M1.eval();
