@@ -99,9 +99,10 @@ internal sealed class DdimDenoising(DdimSampling sampling) : IDenoising
 
 /// <summary>
 /// The ST4VLA flow: x_t = t·noise + (1 − t)·action, integrated from t = 1 down to 0 by <paramref name="k"/> Euler steps of
-/// the expert's velocity. Owns its tensors (none in a dispose scope).
+/// the expert's velocity at step i (<see cref="Modules.ActionExpert.Velocity"/> over prepared steps). Owns its tensors
+/// (none in a dispose scope).
 /// </summary>
-internal sealed class EulerDenoising(Func<Tensor, Tensor, Tensor> velocity, Tensor x, int k, ScalarType dtype, Device device, Tensor?[] owned) : IDenoising
+internal sealed class EulerDenoising(Func<Tensor, int, Tensor> velocity, Tensor x, int k, Tensor[] owned) : IDenoising
 {
     private Tensor x = x;
     private int i;
@@ -109,8 +110,7 @@ internal sealed class EulerDenoising(Func<Tensor, Tensor, Tensor> velocity, Tens
     public void Step()
     {
         using var scope = NewDisposeScope();
-        var t = full(x.shape[0], 1.0 - (double)i / k, dtype, device);
-        var next = (x - velocity(x, t) * (1.0 / k)).DetachFromDisposeScope();
+        var next = x.add(velocity(x, i), -1.0 / k).DetachFromDisposeScope();
         x.Dispose();
         x = next;
         i++;
@@ -121,6 +121,6 @@ internal sealed class EulerDenoising(Func<Tensor, Tensor, Tensor> velocity, Tens
     public void Dispose()
     {
         x.Dispose();
-        foreach (var tensor in owned) tensor?.Dispose();
+        foreach (var tensor in owned) tensor.Dispose();
     }
 }

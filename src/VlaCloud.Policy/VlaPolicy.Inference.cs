@@ -53,11 +53,15 @@ public sealed partial class VlaPolicy
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         Model.eval();
-        var cond = Condition(observations, 1.0).DetachFromDisposeScope();                           // (B, Q, De)
-        var state = States(observations)?.DetachFromDisposeScope();                                 // (B, 2S) or null
-        var points = guides is null ? null : PointFeatures(observations, guides)?.DetachFromDisposeScope(); // (B, 6) or null
+        var cond = Condition(observations, 1.0);                                                   // (B, Q, De)
+        var state = States(observations);                                                          // (B, 2S) or null
+        var points = guides is null ? null : PointFeatures(observations, guides);                  // (B, 6) or null
         var x = stack(seeds.Select(s => Noise(s, h, a)).ToArray()).to(DType, Device).DetachFromDisposeScope(); // (B, H, A)
-        var euler = new EulerDenoising((xt, t) => Model.Expert.Forward(xt, t, state, points, cond), x, k, DType, Device, [cond, state, points]);
+        // What does not depend on x (the time path, the conditioning's keys and values, the state token) is computed
+        // once for all steps; it outlives this scope because the caller steps later.
+        var prepared = Model.Expert.Prepare(tensor(Enumerable.Range(0, k).Select(i => 1.0 - (double)i / k).ToArray(), DType, Device), state, points, cond);
+        var owned = prepared.Tensors().Select(t => t.DetachFromDisposeScope()).ToArray();
+        var euler = new EulerDenoising((xt, i) => Model.Expert.Velocity(xt, i, prepared), x, k, owned);
         return new ActionSampling([(Enumerable.Range(0, observations.Count).ToArray(), euler)], stats, h, a, k);
     }
 
@@ -117,7 +121,7 @@ public sealed partial class VlaPolicy
         var (images, cameraCounts) = SpatialImages(observations.Select(o => o.Images));
         var text = observations.Select((o, i) => TextIds(SpatialPrompts.Question(kinds[i], o.Instruction))).ToList();
         var seq = Sequence(images, cameraCounts, text, withQueries: false);
-        var hidden = Model.Lm.Forward(seq.Embeds, seq.Positions, seq.Mask, cache);          // (B, T, D)
+        var hidden = Model.Lm.call(seq.Embeds, seq.Positions, seq.Mask, cache);          // (B, T, D)
         var keyMask = seq.KeyMask;                                                           // (B, 1, 1, T)
         var next = seq.Positions[.., -1] + 1;                                                // (B)
         var last = hidden[.., -1];                                                           // (B, D)
@@ -149,7 +153,7 @@ public sealed partial class VlaPolicy
             if (step == maxTokens - 1 || done.All(d => d)) break;
             var x = Model.Lm.Embed(tensor(chosen, device: Device).unsqueeze(1));              // (B, 1, D)
             keyMask = cat([keyMask, zeros([b, 1, 1, 1], DType, Device)], -1);
-            var h = Model.Lm.Forward(x, next.unsqueeze(1), keyMask, cache);                 // (B, 1, D)
+            var h = Model.Lm.call(x, next.unsqueeze(1), keyMask, cache);                 // (B, 1, D)
             last = h[.., -1];
             next = next + 1;
         }

@@ -69,7 +69,7 @@ public sealed partial class VlaPolicy
         // Flow times from Beta(1.5, 1) (as π0): more weight on noisy times, where the velocity is learnable.
         var t = (rand(b, DType, Device).pow(1 / 1.5) * 0.999 + 0.001).view(b, 1, 1);            // (B, 1, 1)
         var xt = t * noise + (1 - t) * actions;
-        var velocity = Model.Expert.Forward(xt, t.view(b), state, points, cond);              // (B, H, A)
+        var velocity = Model.Expert.call(xt, t.view(b), state, points, cond);              // (B, H, A)
         var error = (velocity - (noise - actions)).pow(2) * mask;
         return (error.sum() / mask.sum().clamp_min(1)).to(float32).MoveToOuterDisposeScope();
     }
@@ -93,7 +93,7 @@ public sealed partial class VlaPolicy
         }
         var (images, cameraCounts) = SpatialImages(samples.Select(s => s.Images));
         var seq = Sequence(images, cameraCounts, texts, withQueries: false);
-        var hidden = Model.Lm.Forward(seq.Embeds, seq.Positions, seq.Mask);                  // (B, T, D)
+        var hidden = Model.Lm.call(seq.Embeds, seq.Positions, seq.Mask, null);                  // (B, T, D)
 
         // Each answer token is predicted from the position before it.
         var rows = new List<long>();

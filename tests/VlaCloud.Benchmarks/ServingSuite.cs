@@ -3,7 +3,12 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using VlaCloud.Contracts;
+using VlaCloud.Contracts.Wire;
 using VlaCloud.Policy;
 
 namespace VlaCloud.Benchmarks;
@@ -21,7 +26,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
 
     public string Name => "serving";
 
-    public string Description => "host over HTTP/WebSocket at 1/8/32 clients vs raw batched SampleActions (served_over_raw, overhead); `serving profile [SECONDS] [CLIENTS]` only serves, for a profiler";
+    public string Description => "host over HTTP/WebSocket at 1/8/32 clients vs raw batched SampleActions (served_over_raw, overhead), the openpi route against a WebSocket echo of the same payload (openpi_over_echo); `serving profile [SECONDS] [CLIENTS]` only serves, for a profiler";
 
     public async Task RunAsync(Report report, string[] args, CancellationToken cancellationToken)
     {
@@ -243,8 +248,101 @@ internal sealed class ServingSuite : IBenchmarkSuite
             }
             report.Add("websocket_control_loop_hz", messages / watch.Elapsed.TotalSeconds);
             await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cancellationToken);
+            await MeasureOpenPiAgainstEchoAsync(address, key, model, report, cancellationToken);
         }
         return results;
+    }
+
+    /// <summary>
+    /// The openpi route's per-call time against its floor: a minimal WebSocket echo server (Kestrel, in this process, on
+    /// loopback) answering the same msgpack-numpy observation with the same bytes. Rounds alternate openpi and echo so
+    /// drift hits both; the medians, their ratio and the openpi loop's rate are printed. The openpi call includes the
+    /// model's forward, so the ratio is the served loop over the transport alone (the model's own batch-1 time is
+    /// <c>raw_batch1_p50_ms</c>).
+    /// </summary>
+    private static async Task MeasureOpenPiAgainstEchoAsync(Uri address, string key, string model, Report report, CancellationToken cancellationToken)
+    {
+        var observation = MsgPack.Serialize(NumpyArray.ToWireTree(new Dictionary<string, object?>
+        {
+            ["observation/main"] = NumpyArray.FromBytes(Pixels(1), 64, 64, 3),
+            ["observation/state"] = NumpyArray.FromFloats([0.1f, 0.2f, 1f], 3),
+            ["prompt"] = "pick the red cube and place it in the blue bowl",
+        }));
+        var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        await using var echo = builder.Build();
+        echo.UseWebSockets();
+        echo.Map("/echo", async (HttpContext context) =>
+        {
+            using var server = await context.WebSockets.AcceptWebSocketAsync();
+            var buffer = new byte[1 << 20];
+            while (true)
+            {
+                var total = 0;
+                ValueWebSocketReceiveResult result;
+                do
+                {
+                    result = await server.ReceiveAsync(buffer.AsMemory(total), CancellationToken.None);
+                    total += result.Count;
+                } while (!result.EndOfMessage);
+                if (result.MessageType == WebSocketMessageType.Close) break;
+                await server.SendAsync(buffer.AsMemory(0, total), WebSocketMessageType.Binary, true, CancellationToken.None);
+            }
+            await server.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
+        });
+        await echo.StartAsync(cancellationToken);
+        var echoAddress = echo.Urls.First().Replace("http://", "ws://", StringComparison.Ordinal);
+
+        using var openpi = new ClientWebSocket();
+        openpi.Options.SetRequestHeader("Authorization", $"Api-Key {key}");
+        await openpi.ConnectAsync(new Uri($"ws://{address.Authority}/v1/openpi/{model}@v1"), cancellationToken);
+        var buffer = new byte[1 << 20];
+        await ReceiveWholeAsync(openpi, buffer, cancellationToken); // metadata
+        using var floor = new ClientWebSocket();
+        await floor.ConnectAsync(new Uri($"{echoAddress}/echo"), cancellationToken);
+
+        async Task<double> CallMsAsync(ClientWebSocket socket)
+        {
+            var started = Stopwatch.GetTimestamp();
+            await socket.SendAsync(observation, WebSocketMessageType.Binary, true, cancellationToken);
+            var type = await ReceiveWholeAsync(socket, buffer, cancellationToken);
+            if (type != WebSocketMessageType.Binary) throw new InvalidOperationException("the openpi route answered with an error frame");
+            return Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        }
+
+        for (var i = 0; i < 20; i++) { await CallMsAsync(openpi); await CallMsAsync(floor); } // warm-up
+        List<double> openpiMs = [], echoMs = [];
+        var openpiTotal = TimeSpan.Zero;
+        var openpiCalls = 0;
+        for (var round = 0; round < 5 && !cancellationToken.IsCancellationRequested; round++)
+        {
+            var watch = Stopwatch.StartNew();
+            while (watch.Elapsed < TimeSpan.FromSeconds(1.5)) { openpiMs.Add(await CallMsAsync(openpi)); openpiCalls++; }
+            openpiTotal += watch.Elapsed;
+            watch.Restart();
+            while (watch.Elapsed < TimeSpan.FromSeconds(0.5)) echoMs.Add(await CallMsAsync(floor));
+        }
+        report.Add("openpi_payload_bytes", observation.Length);
+        report.Add("openpi_call_p50_ms", Median(openpiMs));
+        report.Add("websocket_echo_call_p50_ms", Median(echoMs));
+        report.Add("openpi_over_echo", Median(openpiMs) / Median(echoMs));
+        report.Add("openpi_control_loop_hz", openpiCalls / openpiTotal.TotalSeconds);
+        await openpi.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cancellationToken);
+        await floor.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cancellationToken);
+        await echo.StopAsync(cancellationToken);
+    }
+
+    private static async Task<WebSocketMessageType> ReceiveWholeAsync(ClientWebSocket socket, byte[] buffer, CancellationToken cancellationToken)
+    {
+        var total = 0;
+        WebSocketReceiveResult result;
+        do
+        {
+            result = await socket.ReceiveAsync(new ArraySegment<byte>(buffer, total, buffer.Length - total), cancellationToken);
+            total += result.Count;
+        } while (!result.EndOfMessage);
+        return result.MessageType;
     }
 
     private static Task<HttpResponseMessage> PostAsync(HttpClient http, byte[] body)

@@ -23,7 +23,7 @@ public sealed class ModuleShapeTests
         using var lm = new LanguageModel("lm", C);
         var x = lm.Embed(randint(0, C.VocabSize, [2, 5]));
         var mask = zeros(2, 1, 5, 5);
-        var h = lm.Forward(x, arange(5).unsqueeze(0).expand(2, 5), mask);
+        var h = lm.call(x, arange(5).unsqueeze(0).expand(2, 5), mask, null);
         Assert.Equal(new long[] { 2, 5, C.LmWidth }, h.shape);
         Assert.Equal(new long[] { 2, 5, C.VocabSize }, lm.Logits(h).shape);
     }
@@ -33,7 +33,7 @@ public sealed class ModuleShapeTests
     {
         using var scope = NewDisposeScope();
         using var bridge = new Bridge("b", C);
-        var y = bridge.Forward(randn(2, C.LatentQueries, C.LmWidth), randn(2, 30, C.LmWidth), zeros(2, 1, 1, 30));
+        var y = bridge.call(randn(2, C.LatentQueries, C.LmWidth), randn(2, 30, C.LmWidth), zeros(2, 1, 1, 30));
         Assert.Equal(new long[] { 2, C.LatentQueries, C.ExpertWidth }, y.shape);
     }
 
@@ -44,8 +44,40 @@ public sealed class ModuleShapeTests
         using var expert = new ActionExpert("e", C);
         var cond = randn(4, C.LatentQueries, C.ExpertWidth);
         var noisy = randn(4, C.ChunkLength, C.MaxActionDim);
-        Assert.Equal(noisy.shape, expert.Forward(noisy, rand(4), randn(4, 2 * C.MaxStateDim), null, cond).shape);
-        Assert.Equal(noisy.shape, expert.Forward(noisy, rand(4), null, null, cond).shape);
+        Assert.Equal(noisy.shape, expert.call(noisy, rand(4), randn(4, 2 * C.MaxStateDim), null, cond).shape);
+        Assert.Equal(noisy.shape, expert.call(noisy, rand(4), null, null, cond).shape);
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void The_expert_s_prepared_sampling_steps_give_its_forward_s_velocity(bool state, bool points)
+    {
+        var config = C with { UseState = state, PointGuidance = points };
+        using var scope = NewDisposeScope();
+        using var expert = new ActionExpert("e", config);
+        // adaLN-zero starts every block (and the output) at zero; random weights make every path count.
+        using (no_grad())
+        {
+            var generator = new TorchSharp.torch.Generator(5);
+            foreach (var p in expert.parameters()) p.normal_(0, 0.2, generator);
+        }
+        expert.eval();
+        using var inference = inference_mode();
+        var cond = randn(3, C.LatentQueries, C.ExpertWidth);
+        var s = state ? randn(3, 2 * C.MaxStateDim) : null;
+        var pointFeatures = points ? randn(3, PolicyConfig.PointGuideFeatures) : null;
+        var times = tensor(new[] { 1.0f, 0.55f, 0.1f });
+        var prepared = expert.Prepare(times, s, pointFeatures, cond);
+        for (var i = 0; i < 3; i++)
+        {
+            var noisy = randn(3, C.ChunkLength, C.MaxActionDim);
+            var expected = expert.call(noisy, times[i].expand(3), s, pointFeatures, cond);
+            var actual = expert.Velocity(noisy, i, prepared);
+            Assert.True(expected.abs().max().item<float>() > 0.1f, "the velocity is not trivially zero");
+            Assert.True(allclose(actual, expected, rtol: 1e-4, atol: 1e-5), $"step {i}: max difference {(actual - expected).abs().max().item<float>()}");
+        }
     }
 
     [Fact]
@@ -62,8 +94,8 @@ public sealed class ModuleShapeTests
         using var scope = NewDisposeScope();
         var cond = randn(4, C.LatentQueries, C.ExpertWidth);
         var noisy = randn(4, C.ChunkLength, C.MaxActionDim);
-        Assert.Equal(noisy.shape, policy.Model.Expert.Forward(noisy, rand(4), randn(4, 2 * C.MaxStateDim), randn(4, PolicyConfig.PointGuideFeatures), cond).shape);
-        Assert.Throws<ArgumentException>(() => policy.Model.Expert.Forward(noisy, rand(4), null, null, cond));
+        Assert.Equal(noisy.shape, policy.Model.Expert.call(noisy, rand(4), randn(4, 2 * C.MaxStateDim), randn(4, PolicyConfig.PointGuideFeatures), cond).shape);
+        Assert.Throws<ArgumentException>(() => policy.Model.Expert.call(noisy, rand(4), null, null, cond));
         // The point token reads System 2's answers, which a vanilla policy is not trained to give.
         Assert.Throws<ArgumentException>(() => (guided with { Vanilla = true }).Validate());
     }

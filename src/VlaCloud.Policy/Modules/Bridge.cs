@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace VlaCloud.Policy.Modules;
 
 /// <summary>One querying block: LN(q) → cross-attention to the VLM states → residual, LN → MLP → residual.</summary>
-internal sealed class QueryBlock : nn.Module
+internal sealed class QueryBlock : nn.Module<Tensor, Tensor, Tensor, Tensor>
 {
     private readonly LayerNorm norm1, norm2;
     private readonly Attention cross;
@@ -20,7 +20,7 @@ internal sealed class QueryBlock : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor q, Tensor context, Tensor mask)
+    public override Tensor forward(Tensor q, Tensor context, Tensor mask)
     {
         using var scope = NewDisposeScope();
         q = q + cross.call(norm1.call(q), context, mask);
@@ -33,7 +33,7 @@ internal sealed class QueryBlock : nn.Module
 /// The bridge between the systems (a small Q-Former): the latent queries' final VLM states, projected,
 /// attend over all VLM states and become the action expert's conditioning tokens.
 /// </summary>
-internal sealed class Bridge : nn.Module
+internal sealed class Bridge : nn.Module<Tensor, Tensor, Tensor, Tensor>
 {
     private readonly Linear inQuery, inContext, output;
     private readonly ModuleList<QueryBlock> blocks;
@@ -53,12 +53,12 @@ internal sealed class Bridge : nn.Module
     /// <param name="context">(B, T, D_lm) all final VLM states.</param>
     /// <param name="contextMask">(B, 1, 1, T) additive key-padding mask.</param>
     /// <returns>(B, Q, D_expert) conditioning tokens.</returns>
-    public Tensor Forward(Tensor queries, Tensor context, Tensor contextMask)
+    public override Tensor forward(Tensor queries, Tensor context, Tensor contextMask)
     {
         using var scope = NewDisposeScope();
         var q = inQuery.call(queries);       // (B, Q, Db)
         var ctx = inContext.call(context);   // (B, T, Db)
-        foreach (var block in blocks) q = block.Forward(q, ctx, contextMask);
+        foreach (var block in blocks) q = block.call(q, ctx, contextMask);
         return output.call(norm.call(q)).MoveToOuterDisposeScope();
     }
 }

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace VlaCloud.Policy.Modules;
 
 /// <summary>Causal self-attention with rotary positions and an optional KV cache.</summary>
-internal sealed class CausalSelfAttention : nn.Module
+internal sealed class CausalSelfAttention : nn.Module<Tensor, Tensor, Tensor, Tensor, KvCache?, int, Tensor>
 {
     private readonly Linear qkv, proj;
     private readonly long heads;
@@ -19,7 +19,7 @@ internal sealed class CausalSelfAttention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
+    public override Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
     {
         using var scope = NewDisposeScope();
         var (b, t, d) = (x.shape[0], x.shape[1], x.shape[2]);
@@ -34,7 +34,7 @@ internal sealed class CausalSelfAttention : nn.Module
 }
 
 /// <summary>Pre-norm decoder block: RMSNorm → attention → residual, RMSNorm → SwiGLU → residual.</summary>
-internal sealed class DecoderBlock : nn.Module
+internal sealed class DecoderBlock : nn.Module<Tensor, Tensor, Tensor, Tensor, KvCache?, int, Tensor>
 {
     private readonly RmsNorm norm1, norm2;
     private readonly CausalSelfAttention attn;
@@ -49,10 +49,10 @@ internal sealed class DecoderBlock : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
+    public override Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
     {
         using var scope = NewDisposeScope();
-        x = x + attn.Forward(norm1.call(x), cos, sin, mask, cache, layer);
+        x = x + attn.call(norm1.call(x), cos, sin, mask, cache, layer);
         x = x + mlp.call(norm2.call(x));
         return x.MoveToOuterDisposeScope();
     }
@@ -62,7 +62,7 @@ internal sealed class DecoderBlock : nn.Module
 /// System 2's decoder-only transformer over <c>[image tokens; text; latent queries]</c>, with token
 /// embeddings tied to the output head (as in Qwen2.5-VL-3B).
 /// </summary>
-internal sealed class LanguageModel : nn.Module
+internal sealed class LanguageModel : nn.Module<Tensor, Tensor, Tensor, KvCache?, Tensor>
 {
     private readonly Embedding embed;
     private readonly ModuleList<DecoderBlock> blocks;
@@ -87,13 +87,13 @@ internal sealed class LanguageModel : nn.Module
     /// <param name="x">(B, T, D) input embeddings.</param>
     /// <param name="positions">(B, T) rotary positions.</param>
     /// <param name="mask">(B, 1, T, Tk) additive mask (0 or -inf).</param>
-    /// <param name="cache">filled with this call's keys/values when given (greedy decoding).</param>
+    /// <param name="cache">filled with this call's keys/values when given (greedy decoding), else null.</param>
     /// <returns>(B, T, D) final normalised hidden states.</returns>
-    public Tensor Forward(Tensor x, Tensor positions, Tensor mask, KvCache? cache = null)
+    public override Tensor forward(Tensor x, Tensor positions, Tensor mask, KvCache? cache)
     {
         using var scope = NewDisposeScope();
         var (cos, sin) = Rotary.Tables(positions, config.LmWidth / config.LmHeads, config.RopeTheta, x.dtype);
-        for (var i = 0; i < blocks.Count; i++) x = blocks[i].Forward(x, cos, sin, mask, cache, i);
+        for (var i = 0; i < blocks.Count; i++) x = blocks[i].call(x, cos, sin, mask, cache, i);
         return norm.call(x).MoveToOuterDisposeScope();
     }
 

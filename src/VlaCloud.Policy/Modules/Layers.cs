@@ -110,6 +110,29 @@ internal sealed class Attention : nn.Module<Tensor, Tensor, Tensor?, Tensor>
         var y = nn.functional.scaled_dot_product_attention(qh, kvh[0], kvh[1], mask); // (B, h, T, hd)
         return proj.call(y.transpose(1, 2).reshape(b, t, d)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The context's keys and values split into heads, (K (B, h, S, hd), V (B, h, S, hd)): a context that stays the same
+    /// over many calls (the DiT's conditioning tokens over the denoising steps) is projected once.
+    /// </summary>
+    public (Tensor K, Tensor V) KeysValues(Tensor context)
+    {
+        var (b, s) = (context.shape[0], context.shape[1]);
+        var hd = proj.weight!.shape[0] / heads;
+        var kvh = kv.call(context).view(b, s, 2, heads, hd).permute(2, 0, 3, 1, 4);  // (2, B, h, S, hd)
+        var both = kvh.unbind(0);
+        return (both[0], both[1]);
+    }
+
+    /// <summary><see cref="forward"/> over keys and values from <see cref="KeysValues"/>: the same numbers, one projection fewer.</summary>
+    public Tensor Attend(Tensor x, (Tensor K, Tensor V) context, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        var (b, t, d) = (x.shape[0], x.shape[1], x.shape[2]);
+        var qh = q.call(x).view(b, t, heads, d / heads).transpose(1, 2);      // (B, h, T, hd)
+        var y = nn.functional.scaled_dot_product_attention(qh, context.K, context.V, mask); // (B, h, T, hd)
+        return proj.call(y.transpose(1, 2).reshape(b, t, d)).MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>Rotary position embedding (RoPE) for per-sample integer positions.</summary>

@@ -157,11 +157,29 @@ public sealed class GaussianDiffusion
     /// <see cref="NumTimesteps"/> − 1) to x at step i − 1. Lets a caller interleave other work between steps with the
     /// same arithmetic as the whole loop.
     /// </summary>
+    /// <remarks>
+    /// A float32 state takes far fewer operations with the same numbers: every sample is at the same step, so each
+    /// coefficient is one float32 value (the float64 table's value rounded to float32, as <see cref="Extract"/> gives it, and
+    /// <c>sqrt</c>/<c>1 −</c> of it in float32 as the tensor ops compute them), passed as a scalar instead of a (N, 1, …)
+    /// tensor built, gathered and cast at every step.
+    /// </remarks>
     /// <returns>The next x, in the caller's dispose scope.</returns>
     public Tensor DdimStep(Func<Tensor, Tensor, Tensor> model, Tensor x, int i)
     {
         if (i < 0 || i >= NumTimesteps) throw new ArgumentOutOfRangeException(nameof(i), $"step {i} of a process of {NumTimesteps}");
         using var step = NewDisposeScope();
+        if (x.dtype == ScalarType.Float32)
+        {
+            var epsF = model(x, full(x.shape[0], (long)timestepMap[i], ScalarType.Int64, x.device)); // (N, …)
+            var recipF = (float)sqrtRecipAlphasCumprod[i];
+            var recipm1F = (float)sqrtRecipm1AlphasCumprod[i];
+            var alphaBarPrevF = (float)AlphasCumprodPrev[i];
+            var scaled = x * recipF;
+            var predXStartF = scaled - epsF * recipm1F;
+            // Upstream re-derives ε from x₀ (the model might predict x₀); kept for the same rounding.
+            var epsAgainF = (scaled - predXStartF) / recipm1F;
+            return (predXStartF * MathF.Sqrt(alphaBarPrevF) + epsAgainF * MathF.Sqrt(1f - alphaBarPrevF)).MoveToOuterDisposeScope();
+        }
         using var map = tensor(timestepMap, device: x.device);
         var t = full(x.shape[0], i, ScalarType.Int64, x.device);                     // (N)
         var eps = model(x, map.index_select(0, t));                                 // (N, …)

@@ -10,7 +10,7 @@ namespace VlaCloud.Policy.InternVla.Qwen;
 /// Decoder self-attention: q/k/v with biases, o without, grouped-query attention (each key/value head serves
 /// heads / kv_heads query heads), M-RoPE on queries and keys, and an optional KV cache.
 /// </summary>
-internal sealed class QwenTextAttention : nn.Module
+internal sealed class QwenTextAttention : nn.Module<Tensor, Tensor, Tensor, Tensor, KvCache?, int, Tensor>
 {
     [ComponentName(Name = "q_proj")] private readonly Linear qProj;
     [ComponentName(Name = "k_proj")] private readonly Linear kProj;
@@ -34,7 +34,7 @@ internal sealed class QwenTextAttention : nn.Module
     /// <param name="mask">(B, 1, T, Tk) additive mask over the cached and new keys.</param>
     /// <param name="cache">when given, this call's keys/values are appended and attention runs over all of them.</param>
     /// <param name="layer">this layer's slot in the cache.</param>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
+    public override Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
     {
         using var scope = NewDisposeScope();
         var (b, t) = (x.shape[0], x.shape[1]);
@@ -59,7 +59,7 @@ internal sealed class QwenTextAttention : nn.Module
 }
 
 /// <summary>Pre-norm decoder layer: RMSNorm → attention → residual, RMSNorm → SwiGLU → residual.</summary>
-internal sealed class QwenDecoderLayer : nn.Module
+internal sealed class QwenDecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor, KvCache?, int, Tensor>
 {
     [ComponentName(Name = "self_attn")] private readonly QwenTextAttention selfAttn;
     private readonly QwenMlp mlp;
@@ -75,10 +75,10 @@ internal sealed class QwenDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
+    public override Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
     {
         using var scope = NewDisposeScope();
-        x = x + selfAttn.Forward(inputLayernorm.call(x), cos, sin, mask, cache, layer);
+        x = x + selfAttn.call(inputLayernorm.call(x), cos, sin, mask, cache, layer);
         x = x + mlp.call(postAttentionLayernorm.call(x));
         return x.MoveToOuterDisposeScope();
     }
@@ -127,7 +127,7 @@ internal sealed class QwenTextModel : nn.Module
         for (var i = 0; i < layers.Count; i++)
         {
             Keep(i, x);
-            x = layers[i].Forward(x, cos, sin, mask, cache, i);
+            x = layers[i].call(x, cos, sin, mask, cache, i);
         }
         x = norm.call(x);
         Keep(layers.Count, x);

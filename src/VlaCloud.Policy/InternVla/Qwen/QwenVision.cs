@@ -160,7 +160,7 @@ internal sealed class VisionPatchEmbed : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Vision self-attention: fused qkv with bias, 2-D rotary in float32, attention inside each segment.</summary>
-internal sealed class VisionAttention : nn.Module
+internal sealed class VisionAttention : nn.Module<Tensor, Tensor, Tensor, AttentionSegments, Tensor>
 {
     private readonly Linear qkv, proj;
     private readonly long heads;
@@ -178,7 +178,7 @@ internal sealed class VisionAttention : nn.Module
     /// <param name="sin">(S, 1, hd) float32 rotary table.</param>
     /// <param name="segments">which patches attend to each other.</param>
     /// <returns>(S, D).</returns>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionSegments segments)
+    public override Tensor forward(Tensor x, Tensor cos, Tensor sin, AttentionSegments segments)
     {
         using var scope = NewDisposeScope();
         var (s, d) = (x.shape[0], x.shape[1]);
@@ -199,7 +199,7 @@ internal sealed class VisionAttention : nn.Module
 }
 
 /// <summary>Pre-norm vision block: RMSNorm → attention → residual, RMSNorm → gated MLP (with biases) → residual.</summary>
-internal sealed class VisionBlock : nn.Module
+internal sealed class VisionBlock : nn.Module<Tensor, Tensor, Tensor, AttentionSegments, Tensor>
 {
     private readonly RmsNorm norm1, norm2;
     private readonly VisionAttention attn;
@@ -214,10 +214,10 @@ internal sealed class VisionBlock : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionSegments segments)
+    public override Tensor forward(Tensor x, Tensor cos, Tensor sin, AttentionSegments segments)
     {
         using var scope = NewDisposeScope();
-        x = x + attn.Forward(norm1.call(x), cos, sin, segments);
+        x = x + attn.call(norm1.call(x), cos, sin, segments);
         x = x + mlp.call(norm2.call(x));
         return x.MoveToOuterDisposeScope();
     }
@@ -284,7 +284,7 @@ internal sealed class QwenVisionTransformer : nn.Module
         x = x.view(s / config.MergeUnit, config.MergeUnit, d).index_select(0, windowOrder).reshape(s, d);
         var (cos, sin) = RotaryTables(grids, windowOrder, device);                         // (S, 1, hd)
         for (var i = 0; i < blocks.Count; i++)
-            x = blocks[i].Forward(x, cos, sin, config.FullAttentionBlockIndexes.Contains(i) ? frames : windows);
+            x = blocks[i].call(x, cos, sin, config.FullAttentionBlockIndexes.Contains(i) ? frames : windows);
         x = merger.call(x);                                                                // (S / unit, D_lm)
         return x.index_select(0, windowOrder.argsort()).MoveToOuterDisposeScope();
     }
