@@ -18,7 +18,7 @@ namespace VlaCloud.Lab.Commands;
 /// <param name="Config">The built-in model config (<c>sim train --config</c>).</param>
 /// <param name="Episodes">Expert demonstrations of the train split (the action data every arm shares).</param>
 /// <param name="GroundingEpisodes">Episodes of the grounding split (all object kinds) for the spatial questions.</param>
-/// <param name="BaseSteps">Steps of the grounding base: spatial questions only, from fresh weights.</param>
+/// <param name="BaseSteps">Steps of the grounding base from fresh weights: spatial questions only but the last step, which co-trains (the trainer wants at least one), as the older bases were built.</param>
 /// <param name="BaseKinds">Question forms of the base (<see cref="SpatialPrompts.Question"/>).</param>
 /// <param name="FineTuneSteps">Steps of every arm's fine-tune (arm 4 gets <see cref="BaseSteps"/> more, from fresh weights).</param>
 /// <param name="FineTuneKinds">Question forms co-trained in the st4vla arms.</param>
@@ -162,7 +162,7 @@ internal static class SimRecipeCommand
                 steps.Add(new($"{name}/eval-{label}", ["sim", "evaluate", "--checkpoint", In(name), "-n", I(episodes), "--seed-base", L(seedBase), "--splits", "seen", "unseen",
                     "--execute-steps", I(r.ExecuteSteps), "--json", In(name, $"eval-{label}.json")], 0, 2 * episodes, 2 * episodes * SimRecipe.SecondsPerEpisode));
         }
-        Train("base", r.BaseSteps, ["--config", r.Config, "--mode", "st4vla", "--seed", L(r.BaseSeed), "--spatial-pretrain-steps", I(r.BaseSteps), "--spatial-kinds", .. r.BaseKinds]);
+        Train("base", r.BaseSteps, ["--config", r.Config, "--mode", "st4vla", "--seed", L(r.BaseSeed), "--spatial-pretrain-steps", I(r.BaseSteps - 1), "--spatial-kinds", .. r.BaseKinds]);
         foreach (var seed in r.Seeds)
         {
             Train($"arm1-vanilla-from-base/seed-{seed}", r.FineTuneSteps, "--init", In("base"), "--mode", "vanilla", "--seed", L(seed));
