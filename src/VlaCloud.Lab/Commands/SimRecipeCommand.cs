@@ -245,6 +245,7 @@ internal static class SimRecipeCommand
         foreach (var a in args) start.ArgumentList.Add(a);
         Console.Out.WriteLine($"$ vlacloud-lab {string.Join(' ', args)}");
         Console.Out.Flush();
+        var before = ChildrenCpuSeconds();
         using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start vlacloud-lab");
         try { await process.WaitForExitAsync(cancellationToken); }
         catch (OperationCanceledException)
@@ -252,8 +253,20 @@ internal static class SimRecipeCommand
             process.Kill(entireProcessTree: true);
             throw;
         }
-        return (process.ExitCode, process.TotalProcessorTime.TotalSeconds);
+        // An exited child's times are gone from Process; the kernel adds them to this process's reaped-children total.
+        return (process.ExitCode, ChildrenCpuSeconds() - before);
     }
+
+    /// <summary>User + system CPU seconds of this process's waited-for children (Linux/macOS <c>getrusage</c>; 0 elsewhere).</summary>
+    private static double ChildrenCpuSeconds()
+    {
+        if (OperatingSystem.IsWindows()) return 0;
+        var usage = new long[18];
+        return GetRUsage(-1, usage) == 0 ? usage[0] + usage[1] / 1e6 + usage[2] + usage[3] / 1e6 : 0;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getrusage")]
+    private static extern int GetRUsage(int who, [System.Runtime.InteropServices.Out] long[] usage);
 
     /// <summary>The commit of the checkout the tool runs from (HEAD, with <c>-dirty</c> for uncommitted changes), or <c>unknown</c>.</summary>
     private static string GitCommit()
