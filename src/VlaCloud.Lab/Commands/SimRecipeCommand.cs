@@ -43,13 +43,13 @@ public sealed record SimRecipe(
     public const string Version = "sim-m1-recipe-v1";
 
     /// <summary>
-    /// CPU seconds one training step of <c>m1-tiny</c> took on this machine at batch 8 (one core, measured in the
-    /// reduced run of 2026-12-05); only the dry run's estimate uses it.
+    /// CPU seconds one training step of <c>m1-tiny</c> took at batch 8 (st4vla arm, 2 threads, the reduced run of
+    /// 2026-12-05 in docs/experiments.md); only the dry run's estimate uses it.
     /// </summary>
-    public const double SecondsPerStep = 4.0;
+    public const double SecondsPerStep = 0.7;
 
     /// <summary>CPU seconds one evaluation episode of <c>m1-tiny</c> took (same run).</summary>
-    public const double SecondsPerEpisode = 5.0;
+    public const double SecondsPerEpisode = 0.6;
 
     /// <summary>The recipe at a scale.</summary>
     public static SimRecipe For(string scale) => scale switch
