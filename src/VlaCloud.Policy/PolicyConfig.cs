@@ -295,6 +295,11 @@ public sealed record PolicyConfig
         {
             Qwen = qwen,
             Heads = heads,
+            // The processor's patch grid is the ViT's (14 and 2 released); a small config's finer patches must reach it.
+            Processor = new InternVla.Imaging.QwenImageProcessorConfig
+            {
+                PatchSize = qwen.Vision.PatchSize, MergeSize = qwen.Vision.SpatialMergeSize, TemporalPatchSize = qwen.Vision.TemporalPatchSize,
+            },
             CotPrompt = CotPrompt ?? InternVlaM1Config.ReleasedCotPrompt,
             ImageSize = ImageSize,
             DinoShortSide = dinoResize,

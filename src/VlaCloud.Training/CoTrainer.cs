@@ -61,8 +61,9 @@ public static class CoTrainer
     /// A freshly initialised policy for a run: <paramref name="config"/> with the options' mode, gradient
     /// decay and spatial loss weight, weights from the options' seed, the data's normalisation statistics.
     /// </summary>
-    public static VlaPolicy CreatePolicy(PolicyConfig config, TrainingData data, CoTrainingOptions options, string device = "cpu") =>
-        VlaPolicy.Create(ConfigFor(config, options), new Dictionary<string, NormalizationStats> { [data.Embodiment] = data.Normalization }, options.Seed, device);
+    public static VlaPolicy CreatePolicy(PolicyConfig config, TrainingData data, CoTrainingOptions options, string device = "cpu", string? tokenizerJson = null) =>
+        VlaPolicy.Create(ConfigFor(config, options), new Dictionary<string, NormalizationStats> { [data.Embodiment] = data.Normalization }, options.Seed, device,
+            tokenizerJson: tokenizerJson);
 
     /// <summary>
     /// Trains <paramref name="initial"/> (a base checkpoint or <see cref="CreatePolicy"/>'s result) on

@@ -98,6 +98,66 @@ public sealed class SimTrainCliTests : IDisposable
         Assert.Contains("--point-guidance reads System 2's spatial answers", vanillaGuided.Error);
     }
 
+    [Trait("Category", "Slow")]
+    [Theory]
+    [InlineData("st4vla")]
+    [InlineData("vanilla")]
+    public async Task A_short_run_of_the_built_in_m1_tiny_config_gives_a_checkpoint_that_sim_evaluate_and_the_serving_path_act_with(string mode)
+    {
+        await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
+        await OkAsync("sim", "generate", "-o", In("stills"), "-n", "4", "--split", "grounding", "--frames-per-episode", "1");
+        await OkLabAsync("sim", "train", "--config", "m1-tiny", "--mode", mode, "--steps", "2", "--batch-size", "2", "--data", In("train"), "--grounding", In("stills"), "-o", In("m1"));
+
+        var run = await OkLabAsync("sim", "evaluate", "--checkpoint", In("m1"), "-n", "1", "--seed-base", "7000", "--splits", "seen", "unseen", "--json", In("eval.json"));
+        Assert.StartsWith("success_unseen: ", run.Out.TrimEnd().Split('\n')[^1]);
+        var splits = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("eval.json"))).RootElement;
+        Assert.Equal(["seen", "unseen"], splits.EnumerateArray().Select(s => s.GetProperty("split").GetString()!));
+        Assert.All(splits.EnumerateArray(), s => Assert.Equal(1, s.GetProperty("episodes").GetInt32()));
+
+        // The serving path loads a policy folder with a weight budget (ModelCache) and samples a chunk from raw frames.
+        using var policy = VlaPolicy.Load(In("m1/policy"), "cpu", "fp32", maxWeightBytes: 64L << 20);
+        Assert.Equal((PolicyConfig.InternVlaM1Family, "m1-tiny", mode == "vanilla", false), (policy.Config.Family, policy.Config.Name, policy.Config.Vanilla, policy.Config.UseState));
+        var chunk = SimPolicy.Expected(policy, policy.Normalization.Keys.Single(), seed: 3, steps: 2);
+        Assert.Equal((8, 3), (chunk.GetLength(0), chunk.GetLength(1)));
+        Assert.All(chunk.Cast<float>(), v => Assert.True(float.IsFinite(v)));
+        using var tar = VlaPolicy.Load(In("m1/policy.tar"));
+        Assert.Equal(chunk, SimPolicy.Expected(tar, policy.Normalization.Keys.Single(), seed: 3, steps: 2));
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
+    public async Task Sim_recipe_at_smoke_scale_rebuilds_base_arms_and_demo_and_names_the_recipe_and_commit()
+    {
+        var dry = await OkLabAsync("sim", "recipe", "--scale", "full", "--dry-run", "-o", In("plan"));
+        Assert.Contains("total: ", dry.Out);
+        Assert.Contains("--seed-base 100000", dry.Out);
+        Assert.False(Directory.Exists(In("plan/base")));
+
+        var run = await OkLabAsync("sim", "recipe", "--scale", "smoke", "-o", In("recipe"));
+        var recipe = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("recipe/recipe.json"))).RootElement;
+        var record = recipe.GetProperty("recipe");
+        Assert.Equal("sim-m1-recipe-v1-smoke", record.GetProperty("name").GetString());
+        Assert.Equal([0L, 1L, 2L], record.GetProperty("seeds").EnumerateArray().Select(s => s.GetInt64()));
+        Assert.NotEqual(record.GetProperty("dev_seed_base").GetInt64(), record.GetProperty("report_seed_base").GetInt64());
+        Assert.Contains("{instruction}", recipe.GetProperty("questions").GetProperty("point").GetString());
+
+        var metrics = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("recipe/demo/metrics.json"))).RootElement;
+        Assert.Equal("sim-m1-recipe-v1-smoke", metrics.GetProperty("recipe").GetString());
+        Assert.Matches("^([0-9a-f]{40}(-dirty)?|unknown)$", metrics.GetProperty("commit").GetString());
+        Assert.Equal(1, metrics.GetProperty("reporting").GetProperty("unseen").GetProperty("episodes").GetInt32());
+
+        var results = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("recipe/results.json"))).RootElement.GetProperty("arms");
+        foreach (var arm in new[] { "arm1-vanilla-from-base", "arm2-st4vla-latent", "arm4-vanilla-equal-compute" })
+        {
+            var reporting = results.GetProperty(arm).GetProperty("reporting");
+            Assert.Equal(3, reporting.GetProperty("seen").GetProperty("episodes").GetInt32());
+            Assert.Equal(3, reporting.GetProperty("unseen").GetProperty("per_seed").GetArrayLength());
+            foreach (var seed in new[] { 0, 1, 2 }) Assert.True(File.Exists(In($"recipe/{arm}/seed-{seed}/policy.tar")));
+        }
+        Assert.False(results.TryGetProperty("arm3-st4vla-point-guidance", out _));
+        Assert.Contains("arm3-st4vla-point-guidance", run.Out);
+    }
+
     [Theory]
     [InlineData("FramesPerEpisode", "sim", "generate", "-n", "1", "--frames-per-episode", "0")]
     [InlineData("position noise must not be negative", "sim", "generate", "-n", "1", "--noise-xy", "-0.1")]

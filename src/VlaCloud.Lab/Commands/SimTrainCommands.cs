@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using VlaCloud.Policy;
+using VlaCloud.Policy.InternVla;
 using VlaCloud.Sim;
 using VlaCloud.Training;
 
@@ -18,8 +19,12 @@ internal static class SimTrainCommands
     {
         var mode = new Option<string>("--mode") { Description = "st4vla (spatial co-training + prompt) or vanilla (action loss only)", DefaultValueFactory = _ => "st4vla" };
         mode.AcceptOnlyFromAmong("st4vla", "vanilla");
-        var config = new Option<string>("--config") { Description = "Model size: tiny or small", DefaultValueFactory = _ => "tiny" };
-        config.AcceptOnlyFromAmong("tiny", "small");
+        var config = new Option<string>("--config")
+        {
+            Description = "Model: tiny or small (the st4vla family), m1-tiny or m1-small (InternVLA-M1 at small sizes, Qwen2's byte-level vocabulary)",
+            DefaultValueFactory = _ => "tiny",
+        };
+        config.AcceptOnlyFromAmong(["tiny", "small", .. InternVlaM1Sizes.BuiltIn.Keys]);
         var steps = new Option<int>("--steps") { Description = "Optimizer steps", DefaultValueFactory = _ => 1000 };
         var seed = new Option<long>("--seed") { Description = "Seed of weights, data order and noise", DefaultValueFactory = _ => 0 };
         var output = new Option<DirectoryInfo>("--out", "-o") { Description = "Run folder: checkpoints/ (resumable), policy/ and policy.tar, metrics.jsonl", Required = true };
@@ -64,6 +69,12 @@ internal static class SimTrainCommands
                 ApiCommand.Error("--init keeps the base checkpoint's architecture; leave out --config, --patch-size and --vision-stem");
                 return ApiCommand.LocalError;
             }
+            var m1Sizes = InternVlaM1Sizes.BuiltIn.GetValueOrDefault(parse.GetValue(config)!);
+            if (m1Sizes is not null && (parse.GetResult(patch) is not null || parse.GetResult(stem) is not null || parse.GetValue(guidance)))
+            {
+                ApiCommand.Error($"{m1Sizes.Name} reads its patch sizes from its config and has no point guidance; leave out --patch-size, --vision-stem and --point-guidance");
+                return ApiCommand.LocalError;
+            }
             var isVanilla = parse.GetValue(mode) == "vanilla";
             if (isVanilla && parse.GetValue(guidance))
             {
@@ -82,7 +93,7 @@ internal static class SimTrainCommands
                 CheckpointInterval = parse.GetValue(interval), PointGuidance = parse.GetValue(guidance),
             };
             if (isVanilla) options = options.AsVanilla();
-            var policyConfig = parse.GetValue(config) == "small" ? PolicyConfig.Small : PolicyConfig.Tiny;
+            var policyConfig = m1Sizes?.ToPolicyConfig() ?? (parse.GetValue(config) == "small" ? PolicyConfig.Small : PolicyConfig.Tiny);
             if (parse.GetValue(patch) is { } patchSize) policyConfig = policyConfig with { PatchSize = patchSize };
             if (parse.GetValue(stem) is { } visionStem) policyConfig = policyConfig with { VisionStem = visionStem };
             var run = parse.GetValue(output)!.FullName;
@@ -106,7 +117,7 @@ internal static class SimTrainCommands
 
             using var initial = parse.GetValue(init) is { } basePolicy
                 ? LoadCheckpoint(basePolicy.FullName)
-                : CoTrainer.CreatePolicy(policyConfig, trainingData, options);
+                : CoTrainer.CreatePolicy(policyConfig, trainingData, options, tokenizerJson: m1Sizes is null ? null : QwenByteTokenizer.Json());
             var checkpoints = Path.Combine(run, "checkpoints");
             if (CoTrainer.Latest(checkpoints) is { } latest) AnsiConsole.MarkupLine($"resuming from step {latest.Step}");
             await using var metrics = new StreamWriter(Path.Combine(run, "metrics.jsonl"), append: true);
