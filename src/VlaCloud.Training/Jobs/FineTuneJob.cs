@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using StackExchange.Redis;
-using VlaCloud.Contracts;
 using VlaCloud.Policy;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Artifacts;
@@ -164,7 +163,7 @@ public sealed class FineTuneJob(
         var embodiment = await db.Embodiments.AsNoTracking().SingleAsync(e => e.Id == job.EmbodimentId, cancellationToken);
         var dataset = await db.Datasets.AsNoTracking().SingleAsync(d => d.Id == job.DatasetId, cancellationToken);
         var baseCheckpoint = await db.Checkpoints.AsNoTracking().SingleAsync(c => c.Id == job.BaseCheckpointId, cancellationToken);
-        var trainingOptions = FineTuningHyperparameters.FromJson(job.Hyperparameters).ToOptions(out _);
+        var trainingOptions = FineTuningJobSpec.FromJson(job.Hyperparameters).ToOptions();
 
         var folder = await DatasetFiles.EnsureExtractedAsync(store, dataset.ArtifactSha256, Settings, cancellationToken);
         var data = await TrainingData.LoadAsync(folder, [], DataOptionsFor(embodiment), cancellationToken);
