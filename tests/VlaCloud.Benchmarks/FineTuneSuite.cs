@@ -30,9 +30,16 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
 
     // Tiny but long enough that the loop, not start-up, dominates; the job saves (and uploads) a resumable
     // state at step 40 and at the end, and the raw runs save the same states to a folder.
-    private static readonly FineTuningHyperparameters Hyperparameters = new()
+    private static readonly RequestedTrainingOptions Requested = new()
     {
         Steps = 80, BatchSize = 8, LearningRate = 1e-3, WarmupSteps = 8, CheckpointInterval = 40, Seed = 5,
+    };
+
+    // The same options as the REST request sends them.
+    private static readonly FineTuningHyperparameters Hyperparameters = new()
+    {
+        Steps = Requested.Steps, BatchSize = Requested.BatchSize, LearningRate = Requested.LearningRate, WarmupSteps = Requested.WarmupSteps,
+        CheckpointInterval = Requested.CheckpointInterval, Seed = Requested.Seed,
     };
 
     public string Name => "finetune";
@@ -43,7 +50,7 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
     {
         // What the job trains with: the API stores the hyperparameters with defaults filled in and the job reads
         // them back, so the raw runs take the same round trip.
-        var options = FineTuningHyperparameters.FromJson(FineTuningHyperparameters.From(Hyperparameters.ToOptions(out var errors)).ToJson()).ToOptions(out _);
+        var options = FineTuningJobSpec.FromJson(FineTuningJobSpec.Resolve(Requested, out var errors).ToJson()).ToOptions();
         if (errors.Count > 0) throw new InvalidOperationException(string.Join("; ", errors.SelectMany(e => e.Value)));
         report.Note($"config tiny, steps {options.Steps}, batch {options.BatchSize}, checkpoint_interval {options.CheckpointInterval}, mode {options.Mode}");
 
@@ -299,7 +306,7 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
         using var scope = host.Services.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<RegistryDbContext>();
         var stored = await db.FineTuningJobs.IgnoreQueryFilters().Where(j => j.Id == job).Select(j => j.Hyperparameters).SingleAsync(cancellationToken);
-        var theirs = FineTuningHyperparameters.FromJson(stored).ToOptions(out _);
+        var theirs = FineTuningJobSpec.FromJson(stored).ToOptions();
         if (theirs.ToJson() != options.ToJson())
             throw new InvalidOperationException($"the job trains with {theirs.ToJson()}, the raw runs with {options.ToJson()}");
     }

@@ -64,7 +64,9 @@ public static class FineTuningApi
         CreateFineTuningJobRequest request, RegistryDbContext db, CheckpointRegistry registry, StorageQuota quota, CurrentTenant tenant,
         IBackgroundJobClient jobs, IOptions<LimitsOptions> limits, TimeProvider clock, CancellationToken cancellationToken)
     {
-        var options = (request.Hyperparameters ?? new FineTuningHyperparameters()).ToOptions(out var errors);
+        var spec = FineTuningJobSpec.Resolve((request.Hyperparameters ?? new FineTuningHyperparameters()).ToRequested(), out var specErrors);
+        var options = spec.ToOptions();
+        var errors = specErrors.ToDictionary(e => $"hyperparameters.{e.Key}", e => e.Value);
         if (!Names.IsValidModelName(request.Model)) errors["model"] = ["model must be 1-100 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit."];
         if (string.IsNullOrWhiteSpace(request.Base)) errors["base"] = ["base (a checkpoint id, model@vN or model@alias) is required."];
         if (request.Dataset == Guid.Empty) errors["dataset"] = ["dataset (a dataset id) is required."];
@@ -122,7 +124,7 @@ public static class FineTuningApi
         var job = new FineTuningJob
         {
             TenantId = tenant.TenantId, Model = request.Model, BaseCheckpointId = baseCheckpoint.Id, DatasetId = dataset.Id, EmbodimentId = embodiment.Id,
-            Hyperparameters = FineTuningHyperparameters.From(options).ToJson(), Evaluate = request.Evaluate, PromoteTo = request.PromoteTo,
+            Hyperparameters = spec.ToJson(), Evaluate = request.Evaluate, PromoteTo = request.PromoteTo,
             EvaluationEpisodes = request.EvaluationEpisodes ?? CreateFineTuningJobRequest.DefaultEvaluationEpisodes,
             TotalSteps = options.Steps, CreatedByKeyId = tenant.KeyId, CreatedAt = clock.GetUtcNow(),
         };
@@ -351,10 +353,31 @@ internal static class FineTuningContractExtensions
     extension(FineTuningJobResponse)
     {
         internal static FineTuningJobResponse From(FineTuningJob j) => new(
-            j.Id, j.Model, j.Status, j.BaseCheckpointId, j.DatasetId, j.EmbodimentId, FineTuningHyperparameters.FromJson(j.Hyperparameters),
+            j.Id, j.Model, j.Status, j.BaseCheckpointId, j.DatasetId, j.EmbodimentId, FineTuningHyperparameters.From(FineTuningJobSpec.FromJson(j.Hyperparameters)),
             j.Evaluate, j.PromoteTo, j.Step, j.TotalSteps, j.TotalSteps == 0 ? 0 : Math.Round((double)j.Step / j.TotalSteps, 4), Json.Parse(j.Metrics),
             Json.Parse(j.Evaluation ?? "{}"), j.Error, j.LastSavedStep, j.ResumedFromStep, j.Attempts, j.ResultCheckpointId, j.Promoted, j.CancelRequestedAt, j.CreatedAt, j.StartedAt,
             j.FinishedAt, j.EvaluationEpisodes);
+    }
+
+    extension(FineTuningHyperparameters h)
+    {
+        /// <summary>The request's options as Training takes them; the public names stay here, out of the stored form.</summary>
+        internal RequestedTrainingOptions ToRequested() => new()
+        {
+            Steps = h.Steps, BatchSize = h.BatchSize, LearningRate = h.LearningRate, WarmupSteps = h.WarmupSteps, SpatialRatio = h.SpatialRatio,
+            GradientDecay = h.GradientDecay, SpatialPrompt = h.SpatialPrompt, Seed = h.Seed, CheckpointInterval = h.CheckpointInterval, Mode = h.Mode,
+        };
+    }
+
+    extension(FineTuningHyperparameters)
+    {
+        /// <summary>What a job trains with, as the REST record shows it.</summary>
+        internal static FineTuningHyperparameters From(FineTuningJobSpec s) => new()
+        {
+            Steps = s.Steps, BatchSize = s.BatchSize, LearningRate = s.LearningRate, WarmupSteps = s.WarmupSteps, SpatialRatio = s.SpatialRatio,
+            GradientDecay = s.GradientDecay, SpatialPrompt = s.SpatialPrompt, Seed = s.Seed, CheckpointInterval = s.CheckpointInterval,
+            Mode = s.Mode == TrainingMode.Vanilla ? "vanilla" : "st4vla",
+        };
     }
 
     extension(JobEventResponse)

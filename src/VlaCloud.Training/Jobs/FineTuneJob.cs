@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using StackExchange.Redis;
-using VlaCloud.Contracts;
 using VlaCloud.Policy;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Artifacts;
@@ -36,10 +35,10 @@ public sealed class FineTuneJob(
     TimeProvider clock,
     ILogger<FineTuneJob> logger)
 {
-    /// <summary>Artifact kind of saved training states.</summary>
-    public const string TrainingStateKind = "training_state";
-
     private FineTuningJobOptions Settings => options.Value;
+    private readonly TrainingStateStore trainingStates = new(store, dbOptions, clock);
+    private readonly ResultRegistrar registrar = new(db, dbOptions, registry, store, clock);
+    private readonly AliasPromotion promotion = new(db, aliases, store, options.Value);
 
     /// <summary>
     /// Runs job <paramref name="jobId"/>. Returns normally when the job reached a final status (failures are recorded
@@ -113,7 +112,7 @@ public sealed class FineTuneJob(
             {
                 (result, data, score) = await TrainAndRegisterAsync(job, work, sink, linked.Token);
             }
-            var promoted = job.PromoteTo is null ? (bool?)null : await PromoteAsync(job, result, data, score, sink, cancellationToken);
+            var promoted = job.PromoteTo is null ? (bool?)null : await promotion.PromoteAsync(job, result, data, score, sink, cancellationToken);
             await db.FineTuningJobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.ResultCheckpointId, result.Id)
                 .SetProperty(j => j.Promoted, promoted), CancellationToken.None);
@@ -164,7 +163,7 @@ public sealed class FineTuneJob(
         var embodiment = await db.Embodiments.AsNoTracking().SingleAsync(e => e.Id == job.EmbodimentId, cancellationToken);
         var dataset = await db.Datasets.AsNoTracking().SingleAsync(d => d.Id == job.DatasetId, cancellationToken);
         var baseCheckpoint = await db.Checkpoints.AsNoTracking().SingleAsync(c => c.Id == job.BaseCheckpointId, cancellationToken);
-        var trainingOptions = FineTuningHyperparameters.FromJson(job.Hyperparameters).ToOptions(out _);
+        var trainingOptions = FineTuningJobSpec.FromJson(job.Hyperparameters).ToOptions();
 
         var folder = await DatasetFiles.EnsureExtractedAsync(store, dataset.ArtifactSha256, Settings, cancellationToken);
         var data = await TrainingData.LoadAsync(folder, [], DataOptionsFor(embodiment), cancellationToken);
@@ -178,13 +177,13 @@ public sealed class FineTuneJob(
         var resumeStep = 0;
         if (job.ResumeArtifactSha256 is { } stateSha && job.LastSavedStep > 0)
         {
-            await RestoreStateAsync(stateSha, Path.Combine(states, $"step-{job.LastSavedStep:D8}"), cancellationToken);
+            await trainingStates.RestoreAsync(stateSha, Path.Combine(states, $"step-{job.LastSavedStep:D8}"), cancellationToken);
             resumeStep = job.LastSavedStep;
             await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.ResumedFromStep, resumeStep), cancellationToken);
             sink.Message($"Resuming from step {resumeStep}.", data: new { resumed_from_step = resumeStep });
         }
 
-        var loaded = await LoadCheckpointAsync(baseCheckpoint, cancellationToken);
+        var loaded = await JobArtifacts.LoadPolicyAsync(store, baseCheckpoint, Settings.Device, cancellationToken);
         NewHead? newHead;
         try
         {
@@ -199,7 +198,7 @@ public sealed class FineTuneJob(
         if (newHead is not null) loaded.Dispose(); // only one model of a 3B base is held at a time
         using var initial = newHead?.Policy ?? loaded;
         var uploads = Channel.CreateUnbounded<(int Step, string Tar, TrainingProgress Metrics)>();
-        var uploader = Task.Run(() => UploadStatesAsync(job, uploads.Reader, sink, cancellationToken), CancellationToken.None);
+        var uploader = Task.Run(() => trainingStates.UploadAsync(job, uploads.Reader, sink, cancellationToken), CancellationToken.None);
         var reporter = new TrainingReporter(sink, states, work, trainingOptions.CheckpointInterval, resumeStep, uploads.Writer);
 
         CoTrainingResult run;
@@ -222,7 +221,7 @@ public sealed class FineTuneJob(
         {
             // A promotion is decided by closed-loop success wherever the simulator can run the embodiment, asked for or not.
             var inSimulator = IsSim(embodiment);
-            var episodes = EvaluationEpisodes(job);
+            var episodes = Settings.EvaluationEpisodesOf(job);
             sink.Message(inSimulator
                     ? $"Evaluating the result on {episodes} simulator episodes ({SimSplits.Seen.Name} split, seeds {SimSplits.Seen.SeedOf(0)}–{SimSplits.Seen.SeedOf(episodes - 1)})."
                     : "Evaluating the result (action error on demonstrations; the embodiment is not a simulator one).",
@@ -243,7 +242,7 @@ public sealed class FineTuneJob(
         if (job.Evaluate || job.PromoteTo is not null)
             await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.Evaluation, metrics), CancellationToken.None);
         // Past this point a cancel is too late: the result is registered whole or not at all.
-        var result = await RegisterAsync(job, embodiment, policy, metrics, work);
+        var result = await registrar.RegisterAsync(job, embodiment, policy, metrics, work);
         sink.Message($"Registered {result.ModelName}@v{result.Version}.", data: new { checkpoint_id = result.Id, version = result.Version });
         return (result, data, score);
     }
@@ -262,172 +261,6 @@ public sealed class FineTuneJob(
             + $"{head.Reinitialised.Count} tensors initialised afresh ({string.Join(", ", head.Reinitialised)}), {head.Copied} copied from the base.",
             data: new { new_head = new { reinitialised = head.Reinitialised, copied = head.Copied, base_embodiment = baseEmbodiment.Name } });
         return head;
-    }
-
-    private async Task<Checkpoint> RegisterAsync(FineTuningJob job, Embodiment embodiment, VlaPolicy policy, string metrics, string work)
-    {
-        var tar = Path.Combine(work, "result.tar");
-        await using (var file = File.Create(tar)) policy.SaveTar(file);
-        ArtifactInfo info;
-        await using (var file = File.OpenRead(tar)) info = await store.PutAsync(file, CancellationToken.None);
-        await AddArtifactRowAsync(job.TenantId, info, "checkpoint");
-        try
-        {
-            return await registry.RegisterJobResultAsync(new CheckpointRegistration(
-                embodiment.Id.ToString(), job.Model, info.Sha256, policy.Config.ToJson(), NormalizationStats.ToJson(policy.Normalization), metrics,
-                job.BaseCheckpointId, job.DatasetId, job.Id, job.CreatedByKeyId), CancellationToken.None);
-        }
-        catch (DbUpdateException e) when (e.IsUniqueViolation())
-        {
-            // Another run of the same job registered first (the unique index on fine_tuning_job_id): that one is the result.
-            db.ChangeTracker.Clear();
-            return await db.Checkpoints.AsNoTracking().SingleAsync(c => c.FineTuningJobId == job.Id);
-        }
-    }
-
-    private async Task<bool> PromoteAsync(FineTuningJob job, Checkpoint result, TrainingData? data, PolicyScore? score, JobEventSink sink, CancellationToken cancellationToken)
-    {
-        var alias = job.PromoteTo!;
-        var holder = await db.Aliases.AsNoTracking().Include(a => a.Checkpoint)
-            .Where(a => a.TenantId == job.TenantId && a.ModelName == job.Model && a.Name == alias).FirstOrDefaultAsync(cancellationToken);
-        if (holder?.CheckpointId == result.Id)
-        {
-            sink.Message($"{job.Model}@{alias} already points at the result.");
-            return true;
-        }
-        PolicyScore? theirs = null;
-        PromotionDecision decision;
-        if (holder is null)
-        {
-            decision = new PromotionDecision(PromotionDecision.NoIncumbent, true);
-        }
-        else if (data is null || score is null)
-        {
-            decision = new PromotionDecision(PromotionDecision.NotComparable, false);
-        }
-        else
-        {
-            var embodiment = await db.Embodiments.AsNoTracking().SingleAsync(e => e.Id == job.EmbodimentId, cancellationToken);
-            try
-            {
-                // Scored exactly as the result was: the same simulator episodes (seeds), noise and demonstration frames.
-                using var current = await LoadCheckpointAsync(holder.Checkpoint!, cancellationToken);
-                theirs = await Task.Factory.StartNew(() => PolicyEvaluation.Score(current, data, score.SuccessRate is not null,
-                    EvaluationEpisodes(job), Settings.EvaluationInferenceSteps, cancellationToken, score.SeedBase ?? SimSplits.DevelopmentSeedBase),
-                    cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            }
-            catch (Exception e) when (e is ArgumentException or KeyNotFoundException or CheckpointException)
-            {
-                sink.Message($"The current holder of {job.Model}@{alias} cannot act for {embodiment.Name} ({e.Message}); it counts as beaten.", "warn");
-            }
-            decision = theirs is null ? new PromotionDecision(PromotionDecision.IncumbentUnscorable, true) : score.Against(theirs);
-        }
-
-        var promotion = decision.ToData(alias, holder?.CheckpointId, EvaluationEpisodes(job), score, theirs);
-        await RecordPromotionAsync(job, promotion);
-        var target = $"{job.Model}@{alias}";
-        sink.Message(decision.DecidedBy switch
-        {
-            PromotionDecision.NotComparable => $"Not promoted: the result of an earlier attempt cannot be compared with {target} any more.",
-            PromotionDecision.NoIncumbent => $"The result takes {target}, which was unset.",
-            _ when decision.Promoted => $"The result beats {target} ({decision}).",
-            _ => $"Not promoted: the result does not beat {target} ({decision}).",
-        }, decision.DecidedBy == PromotionDecision.NotComparable ? "warn" : "info", promotion);
-        if (!decision.Promoted) return false;
-        var reason = $"fine-tuning job {job.Id}: {decision}";
-        try
-        {
-            await aliases.SetAsync(job.Model, alias, result.Id.ToString(), reason.Length > 500 ? reason[..500] : reason, job.CreatedByKeyId, cancellationToken);
-        }
-        catch (RegistryException e)
-        {
-            sink.Message($"Not promoted: {e.Message}", "warn");
-            return false;
-        }
-        sink.Message($"Promoted {target} to v{result.Version}.");
-        return true;
-    }
-
-    /// <summary>Episodes per closed-loop evaluation: the job's own count, or the configured one for jobs from before jobs had it.</summary>
-    private int EvaluationEpisodes(FineTuningJob job) => job.EvaluationEpisodes ?? Settings.EvaluationEpisodes;
-
-    /// <summary>Adds the promotion decision to the job's evaluation object, next to the result's scores.</summary>
-    private async Task RecordPromotionAsync(FineTuningJob job, object decision)
-    {
-        var evaluation = await db.FineTuningJobs.Where(j => j.Id == job.Id).Select(j => j.Evaluation).SingleAsync(CancellationToken.None);
-        var merged = (evaluation is null ? null : System.Text.Json.Nodes.JsonNode.Parse(evaluation) as System.Text.Json.Nodes.JsonObject) ?? [];
-        merged["promotion"] = System.Text.Json.JsonSerializer.SerializeToNode(decision);
-        var json = merged.ToJsonString();
-        await db.FineTuningJobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.Evaluation, json), CancellationToken.None);
-    }
-
-    private async Task UploadStatesAsync(FineTuningJob job, ChannelReader<(int Step, string Tar, TrainingProgress Metrics)> reader, JobEventSink sink, CancellationToken cancellationToken)
-    {
-        await foreach (var (step, tar, metrics) in reader.ReadAllAsync(CancellationToken.None))
-        {
-            try
-            {
-                ArtifactInfo info;
-                await using (var file = File.OpenRead(tar)) info = await store.PutAsync(file, cancellationToken);
-                await AddArtifactRowAsync(job.TenantId, info, TrainingStateKind);
-                await using var context = new RegistryDbContext(dbOptions, new FixedTenantAccessor(job.TenantId));
-                if (!await context.JobCheckpoints.AnyAsync(c => c.JobId == job.Id && c.Step == step, cancellationToken))
-                {
-                    context.JobCheckpoints.Add(new JobCheckpoint
-                    {
-                        JobId = job.Id, TenantId = job.TenantId, Step = step, ArtifactSha256 = info.Sha256, SizeBytes = info.SizeBytes,
-                        Metrics = TrainingReporter.MetricsJson(metrics), CreatedAt = clock.GetUtcNow(),
-                    });
-                    await context.SaveChangesAsync(cancellationToken);
-                }
-                // Only forward: a late upload of an older state never moves the resume point back.
-                await context.FineTuningJobs.Where(j => j.Id == job.Id && j.LastSavedStep < step).ExecuteUpdateAsync(s => s
-                    .SetProperty(j => j.LastSavedStep, step).SetProperty(j => j.ResumeArtifactSha256, info.Sha256), cancellationToken);
-                sink.Message($"{JobMetrics.SavedPrefix} at step {step}.", data: new { step, sha256 = info.Sha256 });
-                sink.FlushSoon(); // a save point: the steps up to it are written now
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                sink.Message($"Could not save the training state at step {step}: {e.Message}", "warn");
-            }
-            catch (OperationCanceledException)
-            {
-                // The run is stopping; the earlier state stays the resume point.
-            }
-            finally
-            {
-                File.Delete(tar);
-            }
-        }
-    }
-
-    private async Task AddArtifactRowAsync(Guid? tenantId, ArtifactInfo info, string kind)
-    {
-        await using var context = new RegistryDbContext(dbOptions, new FixedTenantAccessor(tenantId));
-        await context.RecordArtifactAsync(tenantId, info, kind, clock.GetUtcNow(), CancellationToken.None);
-    }
-
-    private async Task RestoreStateAsync(string sha256, string folder, CancellationToken cancellationToken)
-    {
-        Directory.CreateDirectory(folder);
-        await using var source = await store.OpenReadAsync(sha256, cancellationToken);
-        await TarFile.ExtractToDirectoryAsync(source, folder, overwriteFiles: true, cancellationToken);
-    }
-
-    private async Task<VlaPolicy> LoadCheckpointAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
-    {
-        var file = Path.Combine(Path.GetTempPath(), $"vlacloud-base-{Guid.NewGuid():N}.tar");
-        try
-        {
-            await using (var source = await store.OpenReadAsync(checkpoint.Sha256, cancellationToken))
-            await using (var target = File.Create(file))
-                await source.CopyToAsync(target, cancellationToken);
-            return VlaPolicy.Load(file, Settings.Device);
-        }
-        finally
-        {
-            File.Delete(file);
-        }
     }
 
     private const string WaitingMessage = "Waiting for a running job of the tenant to end";
@@ -550,45 +383,4 @@ public sealed class FineTuneJob(
             // Scratch space: whatever is left is deleted by the next attempt.
         }
     }
-}
-
-/// <summary>
-/// Receives each step's metrics on the training thread: queues them as events, and when the step before was a
-/// save point, packs that training state (its folder is complete by then) for the uploader.
-/// </summary>
-internal sealed class TrainingReporter(
-    JobEventSink sink, string states, string work, int interval, int resumeStep,
-    ChannelWriter<(int Step, string Tar, TrainingProgress Metrics)> uploads) : IProgress<TrainingProgress>
-{
-    private TrainingProgress? previous;
-
-    public void Report(TrainingProgress value)
-    {
-        VlaCloudTelemetry.TrainingSteps.Add(1); // as it happens, so the counter is live
-        // Described (text, JSON) by the sink's writer, not here on the training thread.
-        sink.Metrics(value.Step, () => ($"Step {value.Step}/{value.TotalSteps}: loss {value.Loss:G4}", new
-        {
-            step = value.Step, total_steps = value.TotalSteps, loss = value.Loss, action_loss = value.ActionLoss, spatial_loss = value.SpatialLoss,
-            learning_rate = value.ExpertLearningRate, vlm_learning_rate = value.VlmLearningRate, gradient_norm = value.GradientNorm,
-            spatial_samples = value.SpatialSamples, steps_per_second = value.StepsPerSecond,
-        }));
-        // CoTrainer saves after reporting a step, so the state of step s - 1 is complete when step s is reported.
-        var saved = value.Step - 1;
-        if (interval > 0 && saved > resumeStep && saved % interval == 0 && previous is not null)
-        {
-            var folder = Path.Combine(states, $"step-{saved:D8}");
-            if (Directory.Exists(folder))
-            {
-                var tar = Path.Combine(work, $"state-{saved:D8}.tar");
-                TarFile.CreateFromDirectory(folder, tar, includeBaseDirectory: false);
-                uploads.TryWrite((saved, tar, previous));
-            }
-        }
-        previous = value;
-    }
-
-    public static string MetricsJson(TrainingProgress p) => System.Text.Json.JsonSerializer.Serialize(new
-    {
-        step = p.Step, loss = p.Loss, action_loss = p.ActionLoss, spatial_loss = p.SpatialLoss, learning_rate = p.ExpertLearningRate,
-    });
 }

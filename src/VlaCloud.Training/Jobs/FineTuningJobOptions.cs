@@ -66,4 +66,7 @@ public sealed class FineTuningJobOptions
 
     /// <summary>Largest extracted dataset.</summary>
     public long MaxDatasetBytes { get; set; } = 20L << 30;
+
+    /// <summary>Episodes per closed-loop evaluation of <paramref name="job"/>: its own count, or this one for jobs from before jobs had it.</summary>
+    public int EvaluationEpisodesOf(VlaCloud.Registry.Entities.FineTuningJob job) => job.EvaluationEpisodes ?? EvaluationEpisodes;
 }

@@ -39,7 +39,7 @@ public sealed class TrainerLimitTests(ServicesFixture services) : IDisposable
             var job = new FineTuningJob
             {
                 TenantId = tenantA, Model = a.Model, BaseCheckpointId = a.BaseId, DatasetId = datasetA.Id, EmbodimentId = datasetA.EmbodimentId,
-                Hyperparameters = FineTuningHyperparameters.From(new FineTuningHyperparameters().ToOptions(out _)).ToJson(), TotalSteps = 100,
+                Hyperparameters = FineTuningJobSpec.Resolve(new RequestedTrainingOptions(), out _).ToJson(), TotalSteps = 100,
                 Status = FineTuningJobStatus.Running, Attempts = 3, StartedAt = DateTimeOffset.UtcNow,
             };
             db.FineTuningJobs.Add(job);
