@@ -118,32 +118,14 @@ public sealed class StreamSession : IAsyncDisposable, IDisposable
     internal async Task ReadSessionAsync(CancellationToken cancellationToken)
     {
         var message = await ReceiveMapAsync(cancellationToken) ?? throw Closed("before its session message");
-                Info = StreamWire.SessionFromMap(message);
+        Info = StreamWire.SessionFromMap(message);
     }
 
     /// <summary>Sends an observation; returns its message id. Read the answer with <see cref="ReceiveAsync"/>.</summary>
     public async Task<long> SendObservationAsync(ObservationInput observation, ActOptions? options = null, CancellationToken cancellationToken = default)
     {
         var id = Interlocked.Increment(ref nextId);
-        var images = observation.Images.ToDictionary(i => i.Key, i =>
-        {
-            var image = new Dictionary<string, object?> { ["format"] = i.Value.Format, ["data"] = i.Value.Data };
-            if (i.Value.Shape is { } shape) image["shape"] = shape;
-            return (object?)image;
-        });
-        var message = new Dictionary<string, object?> { ["type"] = "observation", ["id"] = id, ["images"] = images, ["instruction"] = observation.Instruction };
-        if (observation.State is { } state) message["state"] = state;
-        if (options is not null)
-        {
-            var o = new Dictionary<string, object?>();
-            if (options.Steps is { } steps) o["steps"] = steps;
-            if (options.Seed is { } seed) o["seed"] = seed;
-            if (options.Spatial is { } spatial) o["spatial"] = spatial;
-            if (options.TimeoutMs is { } timeoutMs) o["timeout_ms"] = timeoutMs;
-            if (options.Resize is { } resize) o["resize"] = resize;
-            message["options"] = o;
-        }
-        await SendAsync(message, cancellationToken);
+        await SendAsync(new StreamObservation(id, observation, options), cancellationToken);
         return id;
     }
 
@@ -170,7 +152,7 @@ public sealed class StreamSession : IAsyncDisposable, IDisposable
     {
         var id = Interlocked.Increment(ref nextId);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        await SendAsync(new Dictionary<string, object?> { ["type"] = "ping", ["id"] = id }, cancellationToken);
+        await SendAsync(new StreamPing(id), cancellationToken);
         await ReceiveForAsync(id, cancellationToken);
         return System.Diagnostics.Stopwatch.GetElapsedTime(started);
     }
@@ -179,7 +161,7 @@ public sealed class StreamSession : IAsyncDisposable, IDisposable
     public async Task ResetAsync(CancellationToken cancellationToken = default)
     {
         var id = Interlocked.Increment(ref nextId);
-        await SendAsync(new Dictionary<string, object?> { ["type"] = "reset", ["id"] = id }, cancellationToken);
+        await SendAsync(new StreamReset(id), cancellationToken);
         await ReceiveForAsync(id, cancellationToken);
     }
 
@@ -195,7 +177,7 @@ public sealed class StreamSession : IAsyncDisposable, IDisposable
     public async Task CloseAsync(CancellationToken cancellationToken = default)
     {
         if (socket.State != WebSocketState.Open) return;
-        await SendAsync(new Dictionary<string, object?> { ["type"] = "close" }, cancellationToken);
+        await SendAsync(new StreamClose(), cancellationToken);
         while (await ReceiveMapAsync(cancellationToken) is not null)
         {
         }
@@ -213,14 +195,24 @@ public sealed class StreamSession : IAsyncDisposable, IDisposable
     private VlaCloudApiException Closed(string when)
     {
         var code = (int?)socket.CloseStatus ?? 1006;
-        var status = code switch { 4401 => HttpStatusCode.Unauthorized, 4429 => HttpStatusCode.TooManyRequests, _ => HttpStatusCode.BadGateway };
+        var status = code switch
+        {
+            StreamCloseCodes.KeyRevoked => HttpStatusCode.Unauthorized,
+            StreamCloseCodes.QuotaExhausted => HttpStatusCode.TooManyRequests,
+            StreamCloseCodes.TryAgainLater => HttpStatusCode.ServiceUnavailable,
+            _ => HttpStatusCode.BadGateway,
+        };
         return new VlaCloudApiException(status, new ApiProblem(null, "Stream closed", (int)status,
             $"The server closed the session {when} (code {code}{(socket.CloseStatusDescription is { Length: > 0 } d ? $": {d}" : "")})."));
     }
 
-    private Task SendAsync(Dictionary<string, object?> message, CancellationToken cancellationToken) =>
-        socket.SendAsync(binary ? MsgPack.Serialize(message) : JsonSerializer.SerializeToUtf8Bytes(message),
+    /// <summary>Sends a message through the wire format the server reads (<see cref="StreamWire"/>).</summary>
+    private Task SendAsync(StreamRequest request, CancellationToken cancellationToken)
+    {
+        var message = StreamWire.ToMap(request);
+        return socket.SendAsync(binary ? MsgPack.Serialize(message) : JsonSerializer.SerializeToUtf8Bytes(message),
             binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, cancellationToken);
+    }
 
     /// <summary>The next whole message as a map with string keys; null when the socket closed.</summary>
     private async Task<Dictionary<string, object?>?> ReceiveMapAsync(CancellationToken cancellationToken)

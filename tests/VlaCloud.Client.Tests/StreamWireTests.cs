@@ -6,8 +6,9 @@ namespace VlaCloud.Client.Tests;
 
 /// <summary>
 /// Every <c>/v1/stream</c> message the server writes (through <see cref="StreamWire.ToMap(StreamReply, object?)"/>) reads
-/// back into the same record on the SDK's side (through <see cref="StreamWire.FromMap"/>), in both encodings, so no field
-/// is sent that the SDK drops.
+/// back into the same record on the SDK's side (through <see cref="StreamWire.FromMap"/>), and every message the SDK
+/// writes (<see cref="StreamWire.ToMap(StreamRequest)"/>) reads back on the server's side (<see cref="StreamWire.RequestFromMap"/>),
+/// in both encodings, so no field is sent that the other end drops.
 /// </summary>
 public sealed class StreamWireTests
 {
@@ -45,6 +46,64 @@ public sealed class StreamWireTests
         Assert.True(Same(reply, fromMsgPack), $"{name}: MessagePack read back {Show(fromMsgPack)}, sent {Show(reply)}");
     }
 
+    private static readonly ObservationInput Observation = new(
+        new Dictionary<string, ImageInput>
+        {
+            ["main"] = new("raw", [1, 2, 3, 4, 5, 6], [1, 2, 3]),
+            ["wrist"] = new("png", [0x89, 0x50, 0x4e, 0x47]),
+        },
+        [0.5f, -0.25f, 1f],
+        "pick the red cube");
+
+    public static TheoryData<string, StreamRequest> Requests() => new()
+    {
+        { "observation with every option", new StreamObservation(1L, Observation, new ActOptions(4, 42, "box", 800, "pad", 2.5)) },
+        { "observation without options or state", new StreamObservation(2L, Observation with { State = null, Instruction = "" }) },
+        { "observation with a text id", new StreamObservation("frame-3", Observation, new ActOptions(Seed: -7)) },
+        { "ping", new StreamPing(4L) },
+        { "reset", new StreamReset(5L) },
+        { "close", new StreamClose() },
+    };
+
+    [Theory]
+    [MemberData(nameof(Requests))]
+    public void A_message_written_by_the_sdk_reads_back_equal_on_the_server_in_json_and_msgpack(string name, StreamRequest request)
+    {
+        var map = StreamWire.ToMap(request);
+        var jsonErrors = new Dictionary<string, string[]>();
+        var msgPackErrors = new Dictionary<string, string[]>();
+
+        var fromJson = StreamWire.RequestFromMap(AsMap(JsonWire.Parse(JsonSerializer.SerializeToUtf8Bytes(map), DecodeBudget.ForMessage(1 << 20))), jsonErrors);
+        var fromMsgPack = StreamWire.RequestFromMap(AsMap(MsgPack.Deserialize(MsgPack.Serialize(map))), msgPackErrors);
+
+        Assert.Empty(jsonErrors);
+        Assert.Empty(msgPackErrors);
+        Assert.True(Same(request, fromJson), $"{name}: JSON read back {Show(fromJson)}, sent {Show(request)}");
+        Assert.True(Same(request, fromMsgPack), $"{name}: MessagePack read back {Show(fromMsgPack)}, sent {Show(request)}");
+    }
+
+    [Fact]
+    public void An_observation_with_fields_that_do_not_fit_names_each_of_them()
+    {
+        var errors = new Dictionary<string, string[]>();
+        var message = new Dictionary<string, object?>
+        {
+            ["type"] = "observation", ["id"] = 1L, ["images"] = new Dictionary<string, object?> { ["main"] = new Dictionary<string, object?> { ["format"] = "raw" } },
+            ["state"] = new List<object?> { 1L, "two" },
+            ["options"] = new Dictionary<string, object?> { ["steps"] = 1e12, ["cfg_scale"] = "high" },
+        };
+
+        Assert.IsType<StreamObservation>(StreamWire.RequestFromMap(message, errors));
+
+        Assert.Equal(["images.main", "options.cfg_scale", "options.steps", "state"], errors.Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void A_client_message_type_the_server_does_not_know_reads_as_null()
+    {
+        Assert.Null(StreamWire.RequestFromMap(new Dictionary<string, object?> { ["type"] = "teleport", ["id"] = 1L }, []));
+    }
+
     [Fact]
     public void The_session_message_reads_back_equal()
     {
@@ -78,7 +137,7 @@ public sealed class StreamWireTests
     };
 
     // Records holding arrays compare by reference; their JSON compares by value (TimeSpan included).
-    private static bool Same(StreamReply expected, StreamReply? actual) =>
+    private static bool Same(object expected, object? actual) =>
         actual is not null && actual.GetType() == expected.GetType() && Show(expected) == Show(actual);
 
     private static string Show(object? value) => value is null ? "null" : JsonSerializer.Serialize(value, value.GetType());

@@ -211,21 +211,26 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
     /// <summary>Handles one message; false when the session must end.</summary>
     private async Task<bool> HandleAsync(Dictionary<string, object?> message, CancellationToken aborted)
     {
+        var errors = new Dictionary<string, string[]>();
+        var request = StreamWire.RequestFromMap(message, errors);
         var id = message.GetValueOrDefault("id");
-        switch (message.GetValueOrDefault("type") as string)
+        switch (request)
         {
-            case "ping":
+            case StreamPing:
                 await ReplyAsync(new StreamPong(null), id, aborted);
                 return true;
-            case "reset":
+            case StreamReset:
                 broker?.Reset();
                 await ReplyAsync(new StreamResetDone(null), id, aborted);
                 return true;
-            case "close":
+            case StreamClose:
                 await WebSocketFrames.CloseAsync(socket, (int)WebSocketCloseStatus.NormalClosure, "closed by the client");
                 return false;
-            case "observation":
-                return await ObserveAsync(message, id, aborted);
+            case StreamObservation observation when errors.Count > 0:
+                await ErrorAsync(observation.Id, StatusCodes.Status400BadRequest, "Invalid observation", errors, aborted);
+                return true;
+            case StreamObservation observation:
+                return await ObserveAsync(observation.Observation, observation.Options, observation.Id, aborted);
             default:
                 await ErrorAsync(id, StatusCodes.Status400BadRequest, "Unknown message type",
                     new() { ["type"] = ["type must be observation, ping, reset or close."] }, aborted);
@@ -233,16 +238,8 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
         }
     }
 
-    private async Task<bool> ObserveAsync(Dictionary<string, object?> message, object? id, CancellationToken aborted)
+    private async Task<bool> ObserveAsync(ObservationInput observation, ActOptions? options, object? id, CancellationToken aborted)
     {
-        var errors = new Dictionary<string, string[]>();
-        var (observation, options) = StreamMessages.ReadObservation(message, errors);
-        if (errors.Count > 0)
-        {
-            await ErrorAsync(id, StatusCodes.Status400BadRequest, "Invalid observation", errors, aborted);
-            return true;
-        }
-
         if (broker is not null && !broker.NeedsPlan)
         {
             await ReplyAsync(new StreamAction(null, broker.Step, false, broker.NextAction(), null), id, aborted);

@@ -78,3 +78,27 @@ public sealed record StreamPong(long? Id) : StreamReply(Id);
 /// <summary>The answer to a reset (the broker forgot its chunks).</summary>
 /// <param name="Id">The reset's id.</param>
 public sealed record StreamResetDone(long? Id) : StreamReply(Id);
+
+/// <summary>A message the client sends during a session; the server answers it with a <see cref="StreamReply"/> carrying the same id.</summary>
+/// <param name="Id">
+/// The client's id for the message, echoed in the answer exactly as sent: any JSON value (the SDK numbers its messages
+/// 1, 2, …); null when the client does not need to match answers.
+/// </param>
+public abstract record StreamRequest(object? Id);
+
+/// <summary>An observation to act on: answered by <see cref="StreamActions"/> (chunk mode), <see cref="StreamAction"/> (broker mode), <see cref="StreamBusy"/> or <see cref="StreamError"/>.</summary>
+/// <param name="Id">The message's id.</param>
+/// <param name="Observation">Images, state and instruction, as in <see cref="ActRequest.Observation"/>.</param>
+/// <param name="Options">Options, or null for defaults.</param>
+public sealed record StreamObservation(object? Id, ObservationInput Observation, ActOptions? Options = null) : StreamRequest(Id);
+
+/// <summary>A liveness check, answered by <see cref="StreamPong"/>.</summary>
+/// <param name="Id">The message's id.</param>
+public sealed record StreamPing(object? Id) : StreamRequest(Id);
+
+/// <summary>A new episode starts: broker mode forgets its chunks. Answered by <see cref="StreamResetDone"/>.</summary>
+/// <param name="Id">The message's id.</param>
+public sealed record StreamReset(object? Id) : StreamRequest(Id);
+
+/// <summary>The client ends the session; the server closes the socket with 1000 and answers nothing else.</summary>
+public sealed record StreamClose() : StreamRequest((object?)null);

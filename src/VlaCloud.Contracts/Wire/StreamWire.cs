@@ -3,9 +3,11 @@ using VlaCloud.Contracts;
 namespace VlaCloud.Contracts.Wire;
 
 /// <summary>
-/// The server's <c>/v1/stream</c> replies as wire maps and back: the server writes every reply through
-/// <see cref="ToMap(StreamReply, object?)"/> and the SDK reads every reply through <see cref="FromMap"/>, so a field exists on both ends or
-/// on neither. The maps are what <see cref="MsgPack"/> encodes and what JSON text frames carry (keys in snake_case).
+/// Every <c>/v1/stream</c> message as a wire map and back, in both directions: the server writes every reply through
+/// <see cref="ToMap(StreamReply, object?)"/> and the SDK reads it through <see cref="FromMap"/>; the SDK writes every
+/// request through <see cref="ToMap(StreamRequest)"/> and the server reads it through <see cref="RequestFromMap"/>. So a
+/// field exists on both ends or on neither. The maps are what <see cref="MsgPack"/> encodes and what JSON text frames
+/// carry (keys in snake_case; in JSON, image bytes are base64).
 /// </summary>
 public static class StreamWire
 {
@@ -140,6 +142,174 @@ public static class StreamWire
                 Double(embodiment["control_hz"]), (int)Long(embodiment["chunk_length"])),
             Text(message["encoding"]), Text(message["mode"]));
     }
+
+    /// <summary>A client message as the map sent on the wire.</summary>
+    public static Dictionary<string, object?> ToMap(StreamRequest request)
+    {
+        switch (request)
+        {
+            case StreamObservation { Observation: var observation, Options: var options }:
+                var images = observation.Images.ToDictionary(i => i.Key, i =>
+                {
+                    var image = new Dictionary<string, object?> { ["format"] = i.Value.Format, ["data"] = i.Value.Data };
+                    if (i.Value.Shape is { } shape) image["shape"] = shape;
+                    return (object?)image;
+                });
+                var message = new Dictionary<string, object?> { ["type"] = "observation", ["id"] = request.Id, ["images"] = images, ["instruction"] = observation.Instruction };
+                if (observation.State is { } state) message["state"] = state;
+                if (options is not null)
+                {
+                    var o = new Dictionary<string, object?>();
+                    if (options.Steps is { } steps) o["steps"] = steps;
+                    if (options.Seed is { } seed) o["seed"] = seed;
+                    if (options.Spatial is { } spatial) o["spatial"] = spatial;
+                    if (options.TimeoutMs is { } timeoutMs) o["timeout_ms"] = timeoutMs;
+                    if (options.Resize is { } resize) o["resize"] = resize;
+                    if (options.CfgScale is { } cfg) o["cfg_scale"] = cfg;
+                    message["options"] = o;
+                }
+                return message;
+            case StreamPing:
+                return new() { ["type"] = "ping", ["id"] = request.Id };
+            case StreamReset:
+                return new() { ["type"] = "reset", ["id"] = request.Id };
+            case StreamClose:
+                return new() { ["type"] = "close" };
+            default:
+                throw new ArgumentException($"{request.GetType().Name} is not a message a client sends.", nameof(request));
+        }
+    }
+
+    /// <summary>
+    /// A client message read from a decoded frame (the server's side). Lenient where the client chose (a missing
+    /// instruction is empty), strict where a wrong value would be guessed at: every field that does not fit is named in
+    /// <paramref name="errors"/> (e.g. <c>images.main</c>, <c>options.steps</c>) and the observation is then not to be acted on.
+    /// </summary>
+    /// <param name="message">The decoded frame.</param>
+    /// <param name="errors">Receives the fields that do not fit.</param>
+    /// <returns>The message; null for a type this version does not know (the server answers it with an error).</returns>
+    public static StreamRequest? RequestFromMap(IReadOnlyDictionary<string, object?> message, Dictionary<string, string[]> errors)
+    {
+        var id = message.GetValueOrDefault("id");
+        switch (message.GetValueOrDefault("type") as string)
+        {
+            case "ping":
+                return new StreamPing(id);
+            case "reset":
+                return new StreamReset(id);
+            case "close":
+                return new StreamClose();
+            case "observation":
+                var (observation, options) = ReadObservation(message, errors);
+                return new StreamObservation(id, observation, options);
+            default:
+                return null;
+        }
+    }
+
+    private static (ObservationInput Observation, ActOptions? Options) ReadObservation(IReadOnlyDictionary<string, object?> message, Dictionary<string, string[]> errors)
+    {
+        var images = new Dictionary<string, ImageInput>();
+        if (message.GetValueOrDefault("images") is IDictionary<object, object?> or Dictionary<string, object?>)
+        {
+            foreach (var (name, value) in Entries(message["images"]))
+            {
+                if (ReadImage(value, out var image, out var reason)) images[name] = image!;
+                else errors[$"images.{name}"] = [reason!];
+            }
+        }
+        else errors["images"] = ["images must be a map of camera name to image."];
+
+        float[]? state = null;
+        if (message.GetValueOrDefault("state") is { } rawState)
+        {
+            state = Numbers(rawState);
+            if (state is null) errors["state"] = ["state must be a list of numbers."];
+        }
+        var instruction = message.GetValueOrDefault("instruction") as string ?? "";
+
+        ActOptions? options = null;
+        if (message.GetValueOrDefault("options") is { } rawOptions)
+        {
+            var o = Entries(rawOptions).ToDictionary(e => e.Key, e => e.Value);
+            double? cfgScale = null;
+            if (o.GetValueOrDefault("cfg_scale") is { } rawCfg)
+            {
+                if (rawCfg is long or double or float or ulong) cfgScale = Double(rawCfg);
+                else errors["options.cfg_scale"] = ["cfg_scale must be a number."];
+            }
+            options = new ActOptions(
+                Steps: Int32(o, "steps", errors),
+                Seed: Integer(o.GetValueOrDefault("seed")),
+                Spatial: o.GetValueOrDefault("spatial") as string,
+                TimeoutMs: Int32(o, "timeout_ms", errors),
+                Resize: o.GetValueOrDefault("resize") as string,
+                CfgScale: cfgScale);
+        }
+        return (new ObservationInput(images, state, instruction), options);
+    }
+
+    private static bool ReadImage(object? value, out ImageInput? image, out string? reason)
+    {
+        image = null;
+        reason = null;
+        var fields = Entries(value).ToDictionary(e => e.Key, e => e.Value);
+        var format = fields.GetValueOrDefault("format") as string;
+        byte[]? data = fields.GetValueOrDefault("data") switch
+        {
+            byte[] bytes => bytes,
+            string base64 => TryBase64(base64),
+            _ => null,
+        };
+        if (format is null || data is null)
+        {
+            reason = "An image needs format (png, jpeg or raw) and data (bytes, or base64 in JSON).";
+            return false;
+        }
+        var shape = fields.GetValueOrDefault("shape") is { } rawShape ? Numbers(rawShape)?.Select(v => v is >= 0 and <= int.MaxValue ? (int)v : -1).ToArray() : null;
+        image = new ImageInput(format, data, shape);
+        return true;
+    }
+
+    private static byte[]? TryBase64(string text)
+    {
+        try
+        {
+            return Convert.FromBase64String(text);
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
+    private static IEnumerable<(string Key, object? Value)> Entries(object? map) => map switch
+    {
+        Dictionary<string, object?> s => s.Select(e => (e.Key, e.Value)),
+        IDictionary<object, object?> o => o.Where(e => e.Key is string).Select(e => ((string)e.Key, e.Value)),
+        _ => [],
+    };
+
+    private static float[]? Numbers(object? value) =>
+        value is List<object?> list && list.All(v => v is long or double or float or ulong)
+            ? list.Select(v => Convert.ToSingle(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray()
+            : null;
+
+    /// <summary>An option that must be an int when given; a number past int's range is an error, not a wrapped value.</summary>
+    private static int? Int32(Dictionary<string, object?> options, string name, Dictionary<string, string[]> errors)
+    {
+        if (options.GetValueOrDefault(name) is not { } raw) return null;
+        if (Integer(raw) is { } value and >= int.MinValue and <= int.MaxValue) return (int)value;
+        errors[$"options.{name}"] = [$"{name} must be an integer."];
+        return null;
+    }
+
+    private static long? Integer(object? value) => value switch
+    {
+        long l => l,
+        double d when d == Math.Floor(d) && Math.Abs(d) < 9e15 => (long)d,
+        _ => null,
+    };
 
     private static Dictionary<string, object?> Timing(ActTiming timing) => new()
     {
