@@ -12,6 +12,7 @@ namespace VlaCloud.Client;
 /// <param name="Instance">The request path.</param>
 /// <param name="Errors">Validation errors per field (for 400 validation problems).</param>
 /// <param name="TraceId">The server's trace id of the request, when it sent one.</param>
+/// <param name="Code">The problem type's code (<c>rate_limited</c>, <c>not_found</c>, …; see <c>ProblemTypes</c>).</param>
 public sealed record ApiProblem(
     string? Type,
     string? Title,
@@ -19,7 +20,8 @@ public sealed record ApiProblem(
     string? Detail,
     string? Instance = null,
     IReadOnlyDictionary<string, string[]>? Errors = null,
-    [property: JsonPropertyName("traceId")] string? TraceId = null);
+    [property: JsonPropertyName("traceId")] string? TraceId = null,
+    [property: JsonPropertyName("code")] string? Code = null);
 
 /// <summary>
 /// The server refused a request: carries its status and problem details (title, detail, validation errors),
@@ -41,6 +43,12 @@ public sealed class VlaCloudApiException : Exception
 
     /// <summary>The problem details (synthesised from the status when the body had none).</summary>
     public ApiProblem Problem { get; }
+
+    /// <summary>The problem's type URI (one of <see cref="VlaCloud.Contracts.ProblemTypes"/>): what to match on, not the title.</summary>
+    public string? Type => Problem.Type;
+
+    /// <summary>The problem type's code, e.g. <c>rate_limited</c>.</summary>
+    public string? Code => Problem.Code ?? VlaCloud.Contracts.ProblemTypes.CodeOf(Problem.Type);
 
     /// <summary>When to retry, from the <c>Retry-After</c> header.</summary>
     public TimeSpan? RetryAfter { get; }

@@ -50,6 +50,32 @@ public sealed class OpenApiTests(ServicesFixture services)
             "and commit the result.");
     }
 
+
+    [Fact]
+    public async Task Every_property_is_described_and_every_operation_documents_its_errors()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var document = JsonNode.Parse(await app.CreateClient().GetStringAsync("/swagger/v1/swagger.json"))!;
+        var gaps = new List<string>();
+        foreach (var (name, schema) in document["components"]!["schemas"]!.AsObject())
+            foreach (var (property, body) in schema!["properties"]?.AsObject() ?? [])
+                if (string.IsNullOrWhiteSpace((string?)body!["description"])) gaps.Add($"{name}.{property}: no description");
+        foreach (var (path, item) in document["paths"]!.AsObject())
+            foreach (var (method, operation) in item!.AsObject())
+            {
+                var responses = operation!["responses"]!.AsObject();
+                var secured = responses.ContainsKey("401");
+                if (secured && path.Contains('{') && !responses.ContainsKey("404")) gaps.Add($"{method} {path}: no 404");
+                if (secured && method == "post" && responses.ContainsKey("101") == false && operation["parameters"]?.AsArray().Any(p => (string?)p!["name"] == "Idempotency-Key") == true
+                    && !(responses.ContainsKey("409") && responses.ContainsKey("422"))) gaps.Add($"{method} {path}: Idempotency-Key without 409/422");
+                if (responses.ContainsKey("429") && responses["429"]!["headers"]?["Retry-After"] is null) gaps.Add($"{method} {path}: 429 without Retry-After");
+                foreach (var (status, response) in responses)
+                    if (status[0] is '4' or '5' && status != "416" && response!["content"]?["application/problem+json"] is null && path != "/readyz")
+                        gaps.Add($"{method} {path}: {status} is not a problem");
+            }
+        Assert.True(gaps.Count == 0, string.Join("\n", gaps));
+    }
+
     private static string Normalize(string json) =>
         JsonNode.Parse(json)!.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 }

@@ -45,7 +45,7 @@ public static class ActApi
     public const string ShareExceededCode = "inference_share_exceeded";
 
     /// <summary>The problem type of that 429.</summary>
-    public const string ShareExceededType = "https://vlacloud.dev/problems/inference_share_exceeded";
+    public const string ShareExceededType = ProblemTypes.InferenceShareExceeded;
 
     /// <summary>The HTTP answer of an outcome.</summary>
     internal static Results<Ok<ActResponse>, ValidationProblem, ProblemHttpResult> ToHttp(ActOutcome outcome, HttpResponse response)
@@ -58,7 +58,7 @@ public static class ActApi
                 return TypedResults.ValidationProblem(invalid.Errors, title: "The observation does not fit the checkpoint's embodiment.");
             case ActOutcome.Busy busy:
                 response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(busy.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Inference is busy",
+                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Inference is busy", type: ProblemTypes.Busy,
                     detail: "Every inference queue is full; retry after the Retry-After delay.");
             case ActOutcome.ShareExceeded share:
                 response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(share.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
@@ -70,8 +70,8 @@ public static class ActApi
             case ActOutcome.DeadlineExceeded deadline:
                 return TypedResults.Problem(statusCode: StatusCodes.Status504GatewayTimeout, title: "Deadline exceeded", detail: deadline.Detail);
             case ActOutcome.QuotaExceeded quota:
-                TenantRateLimitFilter.WriteHeaders(response, quota.Decision);
-                return (ProblemHttpResult)TenantRateLimitFilter.TooManyRequests(response, quota.Decision);
+                TenantRateLimitFilter.WriteHeaders(response, quota.Decision, TenantRateLimitFilter.ComputePolicy);
+                return (ProblemHttpResult)TenantRateLimitFilter.TooManyRequests(response, quota.Decision, ProblemTypes.QuotaExceeded);
             case ActOutcome.Unavailable unavailable:
                 response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(unavailable.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
                 return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Service unavailable", detail: unavailable.Detail);

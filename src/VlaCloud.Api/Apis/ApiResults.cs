@@ -49,6 +49,7 @@ internal static class ApiResults
         TypedResults.Problem(
             statusCode: StatusCodes.Status413PayloadTooLarge,
             title: "Storage quota exceeded",
+            type: ProblemTypes.StorageQuotaExceeded,
             detail: $"{what} needs {needed} bytes; the tenant stores {usage.UsedBytes} of its {usage.QuotaBytes} bytes ({usage.RemainingBytes} left). " +
                     "Unregistered artifacts are removed after a day; an administrator can raise limits.storage_quota_bytes.",
             extensions: new Dictionary<string, object?>

@@ -116,7 +116,7 @@ public static class FineTuningApi
         // states and its result).
         var active = await db.FineTuningJobs.CountAsync(j => j.Status == FineTuningJobStatus.Queued || j.Status == FineTuningJobStatus.Running, cancellationToken);
         if (active >= limits.Value.MaxActiveJobsPerTenant)
-            return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many fine-tuning jobs",
+            return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many fine-tuning jobs", type: ProblemTypes.ConcurrencyLimited,
                 detail: $"The tenant has {active} jobs queued or running, its limit; create this one when one of them ends (or cancel one).");
         var storage = await quota.GetAsync(tenant.TenantId!.Value, tenant.Limits, cancellationToken);
         if (storage.RemainingBytes == 0) return ApiResults.StorageFull(storage, baseCheckpoint.SizeBytes, "A fine-tuning job's result");

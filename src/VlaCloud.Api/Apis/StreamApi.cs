@@ -121,7 +121,7 @@ public static class StreamApi
         var (decision, slot) = await slots.TryAcquireAsync(tenant.TenantId!.Value, tenant.Limits, lease);
         return slot is not null
             ? (slot, null)
-            : (null, TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many streams",
+            : (null, TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many streams", type: ProblemTypes.ConcurrencyLimited,
                 detail: $"The tenant already has {decision.Limit} concurrent streams open; close one first."));
     }
 

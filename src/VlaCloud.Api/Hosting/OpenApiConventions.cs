@@ -2,7 +2,11 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.ModelBinding;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.OpenApi;
+using VlaCloud.Api.Idempotency;
+using VlaCloud.Api.RateLimiting;
 using Swashbuckle.AspNetCore.SwaggerGen;
 
 namespace VlaCloud.Api.Hosting;
@@ -37,6 +41,10 @@ internal static class OpenApiConventions
         swagger.DocumentFilter<InfoAndTagsFilter>();
         swagger.OperationFilter<ProblemResponsesFilter>();
         swagger.SchemaFilter<ProblemDetailsDescriptionsFilter>();
+        swagger.SchemaFilter<WireSchemaFilter>();
+        // A member whose type is another record is a $ref, which OpenAPI 3.0 gives no description; wrapped in allOf it
+        // keeps the member's XML doc.
+        swagger.UseAllOfToExtendReferenceSchemas();
     }
 
     /// <summary>RFC 9457's field meanings on the framework's problem types, which carry no XML docs of their own.</summary>
@@ -50,6 +58,7 @@ internal static class OpenApiConventions
             ["detail"] = "What went wrong in this occurrence, for a person to read.",
             ["instance"] = "A URI reference identifying this occurrence.",
             ["errors"] = "Problems per request field: the field's path (e.g. observation.images.front) and its messages.",
+            ["code"] = "The problem type's code, the last segment of `type` (e.g. `rate_limited`): what clients match on.",
         };
 
         public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
@@ -79,29 +88,121 @@ internal static class OpenApiConventions
         }
     }
 
+    /// <summary>
+    /// Operations whose handlers answer 409 (a name taken, a state that forbids the change, a concurrent update):
+    /// read off the handlers, which return <c>Conflict</c> problems or registry conflicts.
+    /// </summary>
+    internal static readonly HashSet<string> ConflictOperations = new(StringComparer.Ordinal)
+    {
+        "CreateTenant", "UpdateTenant", "RevokeApiKey", "RevokeAdminKey", "CreateEmbodiment", "RegisterCheckpoint",
+        "CreateFineTuningJob", "CancelFineTuningJob", "CreateCheckpointImport", "PutUploadPart", "CompleteUpload",
+        "CancelUpload", "SetAlias", "DeleteAlias", "RollbackAlias",
+    };
+
+    /// <summary>
+    /// The documented errors of every operation: 401/403 where a key is needed, 404 where the path names a resource,
+    /// 409 where the handler can conflict, 429 with <c>Retry-After</c> and 503 where the tenant rate limit applies (and
+    /// the RateLimit headers on its answers), <c>Idempotency-Key</c> with its 409/422 on the POSTs that honour it, and
+    /// 101 on WebSocket routes.
+    /// </summary>
     private sealed class ProblemResponsesFilter : IOperationFilter
     {
         public void Apply(OpenApiOperation operation, OperationFilterContext context)
         {
-            var metadata = context.ApiDescription.ActionDescriptor.EndpointMetadata;
+            var description = context.ApiDescription;
+            var metadata = description.ActionDescriptor.EndpointMetadata;
+            operation.Responses ??= [];
+            if (operation.Responses.TryGetValue("101", out var upgrade) && upgrade is OpenApiResponse switching)
+                switching.Description = "Switching Protocols: the WebSocket session is open; messages as docs/acting.md describes.";
             if (metadata.OfType<IAllowAnonymous>().Any() || !metadata.OfType<IAuthorizeData>().Any()) return;
 
-            operation.Responses ??= [];
-            AddProblem(operation, context, "401", "The API key is missing, unknown, expired or revoked.");
-            AddProblem(operation, context, "403", "The API key lacks the scope this operation needs.");
+            AddProblem(operation, context, "401", "The API key is missing, unknown, expired or revoked.", ProblemTypes.Unauthorized);
+            AddProblem(operation, context, "403", "The API key lacks the scope this operation needs.", ProblemTypes.Forbidden);
+            if (description.ParameterDescriptions.Any(p => p.Source == BindingSource.Path))
+                AddProblem(operation, context, "404", "Nothing the path names exists for the calling tenant.", ProblemTypes.NotFound);
+            if (operation.OperationId is { } id && ConflictOperations.Contains(id))
+                AddProblem(operation, context, "409", "The resource's state does not allow this (a name taken, a state that forbids the change, a concurrent update).", ProblemTypes.Conflict);
+
+            if (string.Equals(description.HttpMethod, "POST", StringComparison.OrdinalIgnoreCase) && !metadata.OfType<SkipIdempotencyAttribute>().Any())
+            {
+                (operation.Parameters ??= []).Add(new OpenApiParameter
+                {
+                    Name = IdempotencyMiddleware.HeaderName,
+                    In = ParameterLocation.Header,
+                    Required = false,
+                    Description = "A client-chosen key (at most 255 characters) that makes a retry safe: the first response is stored " +
+                                  "for 24 h and replayed (with `Idempotent-Replayed: true`) for a retry with the same key, method, path and body.",
+                    Schema = new OpenApiSchema { Type = JsonSchemaType.String, MaxLength = 255 },
+                });
+                AddProblem(operation, context, "409", "A request with the same Idempotency-Key is still running.", ProblemTypes.IdempotencyInProgress);
+                AddProblem(operation, context, "422", "The Idempotency-Key was used for another request (method, path or body).", ProblemTypes.IdempotencyKeyReused);
+            }
+
+            if (metadata.OfType<TenantRateLimitMetadata>().Any())
+            {
+                foreach (var (status, response) in operation.Responses)
+                    if (status.StartsWith('2') && response is OpenApiResponse ok) AddRateLimitHeaders(ok);
+                AddProblem(operation, context, "429", "The tenant's or key's request rate (or another tenant limit) is exceeded; retry after Retry-After.", ProblemTypes.RateLimited);
+                AddRateLimitHeaders((OpenApiResponse)operation.Responses["429"]);
+                AddRetryAfter((OpenApiResponse)operation.Responses["429"]);
+                AddProblem(operation, context, "503", "A dependency (Redis, Postgres) does not answer, or inference is busy; retry after Retry-After.", ProblemTypes.Unavailable);
+                AddRetryAfter((OpenApiResponse)operation.Responses["503"]);
+            }
         }
 
-        private static void AddProblem(OpenApiOperation operation, OperationFilterContext context, string status, string description)
+        private static void AddRateLimitHeaders(OpenApiResponse response)
         {
-            if (operation.Responses!.ContainsKey(status)) return;
+            response.Headers ??= new Dictionary<string, IOpenApiHeader>();
+            response.Headers.TryAdd("RateLimit-Policy", new OpenApiHeader
+            {
+                Description = "The limit applied (IETF draft-ietf-httpapi-ratelimit-headers-09): `\"requests\";q=BURST`, the token bucket's size " +
+                              "(`\"compute\";q=MS` for the monthly compute quota).",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String },
+                Example = JsonValue.Create("\"requests\";q=100"),
+            });
+            response.Headers.TryAdd("RateLimit", new OpenApiHeader
+            {
+                Description = "What is left of it: `\"requests\";r=REMAINING;t=SECONDS`, the tokens left and the seconds until the bucket is full again.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String },
+                Example = JsonValue.Create("\"requests\";r=42;t=17"),
+            });
+        }
+
+        private static void AddRetryAfter(OpenApiResponse response)
+        {
+            response.Headers ??= new Dictionary<string, IOpenApiHeader>();
+            response.Headers.TryAdd("Retry-After", new OpenApiHeader
+            {
+                Description = "Seconds to wait before retrying.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.Integer, Minimum = "1" },
+            });
+        }
+
+        private static void AddProblem(OpenApiOperation operation, OperationFilterContext context, string status, string description, string type)
+        {
             var schema = context.SchemaGenerator.GenerateSchema(typeof(ProblemDetails), context.SchemaRepository);
+            var code = int.Parse(status, System.Globalization.CultureInfo.InvariantCulture);
+            var example = new JsonObject
+            {
+                ["type"] = type, ["title"] = ReasonPhrases.GetReasonPhrase(code), ["status"] = code, ["detail"] = description,
+                ["code"] = ProblemTypes.CodeOf(type),
+            };
+            if (operation.Responses!.TryGetValue(status, out var existing))
+            {
+                // Declared by the endpoint (ProducesProblem) without words or an example: give it both.
+                if (existing is OpenApiResponse declared)
+                {
+                    if (declared.Description is null or "" || declared.Description == ReasonPhrases.GetReasonPhrase(code)) declared.Description = description;
+                    if (declared.Content?.TryGetValue("application/problem+json", out var media) == true && media.Example is null) media.Example = example;
+                }
+                return;
+            }
             operation.Responses[status] = new OpenApiResponse
             {
                 Description = description,
                 Content = new Dictionary<string, OpenApiMediaType>
                 {
-                    ["application/problem+json"] = new() { Schema = schema, Example = JsonNode.Parse(
-                        $$"""{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.{{(status == "401" ? 2 : 4)}}","title":"{{(status == "401" ? "Unauthorized" : "Forbidden")}}","status":{{status}},"detail":"{{description}}"}""") },
+                    ["application/problem+json"] = new() { Schema = schema, Example = example },
                 },
             };
         }

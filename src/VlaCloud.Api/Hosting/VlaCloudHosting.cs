@@ -30,6 +30,13 @@ public static class VlaCloudHosting
         var showExceptions = builder.Environment.IsEnvironment("Testing");
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
         {
+            // Every problem gets a stable type of ours (a specific one where the site set it, else its status's) and the
+            // type's code, so clients match on them instead of on titles; the framework's default type is only the RFC
+            // section of the status.
+            var problem = context.ProblemDetails;
+            if (problem.Type is null || !problem.Type.StartsWith(ProblemTypes.Base, StringComparison.Ordinal))
+                problem.Type = ProblemTypes.ForStatus(problem.Status ?? context.HttpContext.Response.StatusCode);
+            problem.Extensions.TryAdd("code", ProblemTypes.CodeOf(problem.Type));
             if (showExceptions && context.Exception is { } exception && context.ProblemDetails.Status == 500)
                 context.ProblemDetails.Extensions["exception"] = exception.ToString() is { Length: > 4000 } text ? text[..4000] : exception.ToString();
         });

@@ -140,12 +140,12 @@ internal sealed class IdempotencyMiddleware(
         }
         else if (previous.Fingerprint != fingerprint)
         {
-            await Results.Problem(statusCode: 422, title: "Idempotency key reused",
+            await Results.Problem(statusCode: 422, title: "Idempotency key reused", type: ProblemTypes.IdempotencyKeyReused,
                 detail: $"This {HeaderName} was used for a different request (method, path or body). Use a new key.").ExecuteAsync(context);
         }
         else if (previous.Status == 0)
         {
-            await Results.Problem(statusCode: 409, title: "Request in progress",
+            await Results.Problem(statusCode: 409, title: "Request in progress", type: ProblemTypes.IdempotencyInProgress,
                 detail: $"A request with this {HeaderName} is still running; retry when it has finished.").ExecuteAsync(context);
         }
         else

@@ -10,8 +10,9 @@ namespace VlaCloud.Api.RateLimiting;
 
 /// <summary>
 /// Takes a token from the caller's tenant and key buckets before the handler runs; on refusal answers 429
-/// with <c>Retry-After</c>. Every answer carries <c>RateLimit-Limit</c>, <c>RateLimit-Remaining</c> and
-/// <c>RateLimit-Reset</c> (seconds), as in the IETF RateLimit header draft. When Redis does not answer, the
+/// with <c>Retry-After</c>. Every answer carries the structured <c>RateLimit-Policy</c> and <c>RateLimit</c> headers of the
+/// IETF draft (draft-ietf-httpapi-ratelimit-headers-09): <c>RateLimit-Policy: "requests";q=BURST</c> and
+/// <c>RateLimit: "requests";r=REMAINING;t=SECONDS</c>. When Redis does not answer, the
 /// request is refused with 503 and <c>Retry-After</c> at once (or let through, with
 /// <see cref="LimitsOptions.RateLimitFailOpen"/>). Platform administrators' keys share one bucket of their own. On endpoints
 /// marked with <see cref="ComputeCounterPrefetch.Marker"/> the same script reads the tenant's compute counter, which the
@@ -46,21 +47,33 @@ internal sealed class TenantRateLimitFilter(RequestRateLimiter limiter, CurrentT
         return TooManyRequests(response, decision);
     }
 
-    /// <summary>Writes the <c>RateLimit-*</c> headers of <paramref name="decision"/>.</summary>
-    public static void WriteHeaders(HttpResponse response, LimitDecision decision)
+    /// <summary>The policy name of the request-rate limit in the <c>RateLimit</c> headers.</summary>
+    public const string RequestsPolicy = "requests";
+
+    /// <summary>The policy name of the monthly compute quota (milliseconds) in the <c>RateLimit</c> headers.</summary>
+    public const string ComputePolicy = "compute";
+
+    /// <summary>
+    /// Writes <paramref name="decision"/> as <c>RateLimit-Policy</c> (the quota <c>q</c>) and <c>RateLimit</c> (what is left,
+    /// <c>r</c>, and the seconds until the quota is whole again, <c>t</c>), structured fields named by
+    /// <paramref name="policy"/> as the current IETF draft has them; the older <c>RateLimit-Limit/-Remaining/-Reset</c>
+    /// trio is not sent.
+    /// </summary>
+    public static void WriteHeaders(HttpResponse response, LimitDecision decision, string policy = RequestsPolicy)
     {
-        response.Headers["RateLimit-Limit"] = decision.Limit.ToString(CultureInfo.InvariantCulture);
-        response.Headers["RateLimit-Remaining"] = decision.Remaining.ToString(CultureInfo.InvariantCulture);
-        response.Headers["RateLimit-Reset"] = Seconds(decision.ResetAfter).ToString(CultureInfo.InvariantCulture);
+        var invariant = CultureInfo.InvariantCulture;
+        response.Headers["RateLimit-Policy"] = string.Create(invariant, $"\"{policy}\";q={decision.Limit}");
+        response.Headers["RateLimit"] = string.Create(invariant, $"\"{policy}\";r={decision.Remaining};t={Seconds(decision.ResetAfter)}");
     }
 
-    /// <summary>The 429 problem for a refused <paramref name="decision"/>, with <c>Retry-After</c> set.</summary>
-    public static IResult TooManyRequests(HttpResponse response, LimitDecision decision)
+    /// <summary>The 429 problem (of <paramref name="type"/>) for a refused <paramref name="decision"/>, with <c>Retry-After</c> set.</summary>
+    public static IResult TooManyRequests(HttpResponse response, LimitDecision decision, string type = ProblemTypes.RateLimited)
     {
         response.Headers.RetryAfter = Math.Max(1, Seconds(decision.RetryAfter)).ToString(CultureInfo.InvariantCulture);
         return TypedResults.Problem(
             statusCode: StatusCodes.Status429TooManyRequests,
             title: "Too many requests",
+            type: type,
             detail: $"The {decision.Reason ?? "rate"} limit is reached; retry after {Math.Max(1, Seconds(decision.RetryAfter))} s.");
     }
 
@@ -72,5 +85,14 @@ public static class TenantRateLimitExtensions
 {
     /// <summary>Limits every endpoint of <paramref name="builder"/> by the caller's tenant and key buckets.</summary>
     public static TBuilder RequireTenantRateLimit<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
-        builder.AddEndpointFilter<TBuilder, TenantRateLimitFilter>();
+        builder.AddEndpointFilter<TBuilder, TenantRateLimitFilter>().WithMetadata(TenantRateLimitMetadata.Instance);
+}
+
+/// <summary>Marks an endpoint the tenant rate limit applies to, so the OpenAPI document lists its 429, 503 and RateLimit headers.</summary>
+public sealed class TenantRateLimitMetadata
+{
+    /// <summary>The one instance.</summary>
+    public static readonly TenantRateLimitMetadata Instance = new();
+
+    private TenantRateLimitMetadata() { }
 }

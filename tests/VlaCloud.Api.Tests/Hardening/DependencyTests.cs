@@ -82,7 +82,7 @@ public sealed class DependencyTests(ServicesFixture services, ITestOutputHelper 
         await redis.StopAsync();
         var listed = await world.Client.GetAsync("/v1/embodiments");
         Assert.Equal(HttpStatusCode.OK, listed.StatusCode);
-        Assert.False(listed.Headers.Contains("RateLimit-Limit"));
+        Assert.False(listed.Headers.Contains("RateLimit"));
 
         var clock = Stopwatch.StartNew();
         var act = await world.Client.PostAsJsonAsync("/v1/act", world.Request(1));

@@ -495,8 +495,9 @@ public sealed class ActApiTests(ServicesFixture services)
         var refused = await world.Client.PostAsJsonAsync("/v1/act", world.Request(2));
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Contains("monthly compute quota", await refused.Content.ReadAsStringAsync());
-        Assert.Equal("1000", refused.Headers.GetValues("RateLimit-Limit").Single());
-        Assert.Equal("0", refused.Headers.GetValues("RateLimit-Remaining").Single());
+        Assert.Equal("\"compute\";q=1000", refused.Headers.GetValues("RateLimit-Policy").Single());
+        Assert.StartsWith("\"compute\";r=0;", refused.Headers.GetValues("RateLimit").Single());
+        Assert.Contains(ProblemTypes.QuotaExceeded, await refused.Content.ReadAsStringAsync());
         Assert.True(int.Parse(refused.Headers.GetValues("Retry-After").Single()) >= 1);
     }
 }

@@ -29,18 +29,23 @@ public sealed class LimitsTests(ServicesFixture services)
         {
             var ok = await client.GetAsync("/v1/embodiments");
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
-            Assert.Equal("3", ok.Headers.GetValues("RateLimit-Limit").Single());
-            remaining.Add(ok.Headers.GetValues("RateLimit-Remaining").Single());
-            Assert.True(int.Parse(ok.Headers.GetValues("RateLimit-Reset").Single()) > 0);
+            Assert.Equal("\"requests\";q=3", ok.Headers.GetValues("RateLimit-Policy").Single());
+            var state = ok.Headers.GetValues("RateLimit").Single().Split(';');
+            Assert.Equal("\"requests\"", state[0]);
+            remaining.Add(state[1]);
+            Assert.True(int.Parse(state[2]["t=".Length..]) > 0);
         }
-        Assert.Equal(["2", "1", "0"], remaining);
+        Assert.Equal(["r=2", "r=1", "r=0"], remaining);
 
         var refused = await client.GetAsync("/v1/embodiments");
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
         var retryAfter = int.Parse(refused.Headers.GetValues("Retry-After").Single());
         Assert.InRange(retryAfter, 1, 6);
-        Assert.Equal("0", refused.Headers.GetValues("RateLimit-Remaining").Single());
+        Assert.StartsWith("\"requests\";r=0;", refused.Headers.GetValues("RateLimit").Single());
+        var problem = await refused.Content.ReadFromJsonAsync<System.Text.Json.Nodes.JsonObject>();
+        Assert.Equal(ProblemTypes.RateLimited, (string?)problem!["type"]);
+        Assert.Equal("rate_limited", (string?)problem["code"]);
 
         // Another tenant's bucket is untouched.
         Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync("/v1/admin/tenants")).StatusCode);
