@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TorchSharp;
-using VlaCloud.Registry.Telemetry;
+using VlaCloud.Telemetry;
 
 namespace VlaCloud.Inference;
 

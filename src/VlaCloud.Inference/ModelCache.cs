@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using VlaCloud.Policy;
-using VlaCloud.Registry.Telemetry;
+using VlaCloud.Telemetry;
 
 namespace VlaCloud.Inference;
 

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Hangfire;
 using Microsoft.Extensions.DependencyInjection;
-using VlaCloud.Registry.Telemetry;
+using VlaCloud.Telemetry;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Deploy.Tests;

@@ -6,7 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
-using VlaCloud.Registry.Telemetry;
+using VlaCloud.Telemetry;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Deploy.Tests;

@@ -3,7 +3,7 @@ using Hangfire;
 using Hangfire.Client;
 using Hangfire.Common;
 using Hangfire.Server;
-using VlaCloud.Registry.Telemetry;
+using VlaCloud.Telemetry;
 
 namespace VlaCloud.Api.Observability;
 

@@ -3,7 +3,7 @@ using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using VlaCloud.Api.Hosting;
-using VlaCloud.Registry.Telemetry;
+using VlaCloud.Telemetry;
 
 namespace VlaCloud.Api.Observability;
 

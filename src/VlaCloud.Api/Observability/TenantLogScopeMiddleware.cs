@@ -1,7 +1,7 @@
 using System.Collections;
 using System.Diagnostics;
 using VlaCloud.Api.Auth;
-using VlaCloud.Registry.Telemetry;
+using VlaCloud.Telemetry;
 
 namespace VlaCloud.Api.Observability;
 

@@ -10,7 +10,7 @@ using VlaCloud.Registry;
 using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Telemetry;
+using VlaCloud.Telemetry;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Training.Jobs;

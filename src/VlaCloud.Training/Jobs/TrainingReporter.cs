@@ -1,6 +1,6 @@
 using System.Formats.Tar;
 using System.Threading.Channels;
-using VlaCloud.Registry.Telemetry;
+using VlaCloud.Telemetry;
 
 namespace VlaCloud.Training.Jobs;
 

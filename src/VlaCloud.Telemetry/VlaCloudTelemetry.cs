@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
-namespace VlaCloud.Registry.Telemetry;
+namespace VlaCloud.Telemetry;
 
 /// <summary>
 /// The one <see cref="ActivitySource"/> and <see cref="Meter"/> of VlaCloud, with the instruments every
-/// part records into. It lives in Registry because every server project references Registry; the host
-/// exports both (Prometheus <c>/metrics</c>, OTLP traces) without the parts knowing how.
+/// part records into. It is a project of its own, without dependencies, so every server project can record
+/// without referencing anything else; the host exports both (Prometheus <c>/metrics</c>, OTLP traces) without the
+/// parts knowing how.
 /// </summary>
 /// <remarks>
 /// Names follow OpenTelemetry conventions (dotted, unit in <c>unit</c>, not in the name); Prometheus
