@@ -8,11 +8,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
-using VlaCloud.Registry.Keys;
-using VlaCloud.Registry.Limits;
-using VlaCloud.Registry.Storage;
 using VlaCloud.Registry.Uploads;
-using VlaCloud.Registry.Usage;
 
 namespace VlaCloud.Registry;
 
@@ -23,10 +19,10 @@ public static class RegistryServiceCollectionExtensions
     public const string ConnectionStringName = "Registry";
 
     /// <summary>
-    /// Adds <see cref="RegistryDbContext"/> on Npgsql with snake_case names, the checkpoint registry, the
-    /// artifact store, the key cache, limits and metering. The connection string is read when the first
-    /// context is created, so hosts and tests can set it late. The host provides an
-    /// <see cref="ITenantAccessor"/>, a <see cref="RedisKeyspace"/> and an <c>IConnectionMultiplexer</c>.
+    /// Adds <see cref="RegistryDbContext"/> on Npgsql with snake_case names, the checkpoint registry, keys and the
+    /// artifact store. The connection string is read when the first context is created, so hosts and tests can set it
+    /// late. The host provides an <see cref="ITenantAccessor"/> and, for the checkpoint registry, an
+    /// <see cref="IResolutionChanges"/>.
     /// </summary>
     public static IServiceCollection AddRegistry(this IServiceCollection services)
     {
@@ -36,13 +32,7 @@ public static class RegistryServiceCollectionExtensions
         services.AddScoped<ApiKeyIssuer>();
         services.AddScoped<CheckpointRegistry>();
         services.AddScoped<AliasService>();
-        services.AddScoped<IUsageMeter, UsageMeter>();
-        services.AddScoped<StorageQuota>();
         services.AddScoped<ArtifactCollector>();
-        services.AddSingleton<ApiKeyCache>();
-        services.AddSingleton<RequestRateLimiter>();
-        services.AddSingleton<StreamSlots>();
-        services.AddOptions<LimitsOptions>().BindConfiguration(LimitsOptions.Section);
         services.AddOptions<ArtifactStoreOptions>().BindConfiguration(ArtifactStoreOptions.Section)
             .Configure<IConfiguration>((options, configuration) =>
             {

@@ -8,8 +8,8 @@ using VlaCloud.Policy;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Limits;
-using VlaCloud.Registry.Usage;
+using VlaCloud.Api.Limits;
+using VlaCloud.Api.Usage;
 using Microsoft.Extensions.Options;
 using VlaCloud.Api.Hosting;
 

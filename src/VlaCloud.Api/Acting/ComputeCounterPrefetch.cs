@@ -1,4 +1,4 @@
-using VlaCloud.Registry.Usage;
+using VlaCloud.Api.Usage;
 
 namespace VlaCloud.Api.Acting;
 

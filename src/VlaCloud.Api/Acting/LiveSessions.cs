@@ -2,8 +2,8 @@ using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using Microsoft.Extensions.Options;
 using VlaCloud.Registry;
-using VlaCloud.Registry.Keys;
-using VlaCloud.Registry.Limits;
+using VlaCloud.Api.Keys;
+using VlaCloud.Api.Limits;
 
 namespace VlaCloud.Api.Acting;
 

@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using VlaCloud.Registry.Keys;
+using VlaCloud.Api.Keys;
 
 namespace VlaCloud.Api.Acting;
 

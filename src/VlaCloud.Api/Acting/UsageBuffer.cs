@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using VlaCloud.Registry.Usage;
+using VlaCloud.Api.Usage;
 
 namespace VlaCloud.Api.Acting;
 

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using VlaCloud.Registry;
-using VlaCloud.Registry.Storage;
+using VlaCloud.Api.Limits;
 
 namespace VlaCloud.Api.Apis;
 

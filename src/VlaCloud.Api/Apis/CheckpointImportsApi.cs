@@ -10,7 +10,7 @@ using VlaCloud.Registry;
 using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Storage;
+using VlaCloud.Api.Limits;
 
 namespace VlaCloud.Api.Apis;
 

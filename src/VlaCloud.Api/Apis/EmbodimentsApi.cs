@@ -7,7 +7,7 @@ using VlaCloud.Api.Validation;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Keys;
+using VlaCloud.Api.Keys;
 
 namespace VlaCloud.Api.Apis;
 

@@ -15,8 +15,7 @@ using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Datasets;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Limits;
-using VlaCloud.Registry.Storage;
+using VlaCloud.Api.Limits;
 using VlaCloud.Training;
 using VlaCloud.Training.Jobs;
 // Two records of one JSON shape: the contract (shared with the SDK) and the training side's, which validates and

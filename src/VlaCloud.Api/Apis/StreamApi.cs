@@ -9,7 +9,7 @@ using VlaCloud.Api.RateLimiting;
 using VlaCloud.Contracts;
 using VlaCloud.Contracts.Wire;
 using VlaCloud.Registry;
-using VlaCloud.Registry.Limits;
+using VlaCloud.Api.Limits;
 
 namespace VlaCloud.Api.Apis;
 

@@ -14,7 +14,7 @@ using VlaCloud.Registry;
 using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Storage;
+using VlaCloud.Api.Limits;
 using VlaCloud.Registry.Uploads;
 using VlaCloud.Training.Jobs;
 

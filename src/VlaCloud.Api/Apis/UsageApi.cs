@@ -3,7 +3,7 @@ using Microsoft.EntityFrameworkCore;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.RateLimiting;
 using VlaCloud.Registry;
-using VlaCloud.Registry.Usage;
+using VlaCloud.Api.Usage;
 
 namespace VlaCloud.Api.Apis;
 

@@ -6,7 +6,7 @@ using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 using VlaCloud.Registry;
-using VlaCloud.Registry.Keys;
+using VlaCloud.Api.Keys;
 
 namespace VlaCloud.Api.Auth;
 

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 using VlaCloud.Registry;
-using VlaCloud.Registry.Limits;
+using VlaCloud.Api.Limits;
 
 namespace VlaCloud.Api.Auth;
 

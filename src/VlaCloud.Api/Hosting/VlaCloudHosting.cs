@@ -8,6 +8,7 @@ using VlaCloud.Api.Apis;
 using VlaCloud.Api.Auth;
 using VlaCloud.Api.Health;
 using VlaCloud.Api.Idempotency;
+using VlaCloud.Api.Limits;
 using VlaCloud.Api.Observability;
 using VlaCloud.Api.Validation;
 using VlaCloud.Registry;
@@ -51,6 +52,7 @@ public static class VlaCloudHosting
         builder.AddVlaCloudObservability();
 
         services.AddRegistry();
+        services.AddVlaCloudLimits();
         services.AddSingleton<IConnectionMultiplexer>(sp => ConnectRedis(sp.GetRequiredService<IConfiguration>()));
 
         // The initializer is the first hosted service: migrations and seed data exist before anything else starts.

@@ -9,8 +9,7 @@ using VlaCloud.Registry;
 using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Limits;
-using VlaCloud.Registry.Storage;
+using VlaCloud.Api.Limits;
 using VlaCloud.Training.Jobs;
 
 namespace VlaCloud.Api;

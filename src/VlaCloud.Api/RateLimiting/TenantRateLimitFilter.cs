@@ -3,8 +3,8 @@ using Microsoft.Extensions.Options;
 using VlaCloud.Api.Acting;
 using VlaCloud.Api.Auth;
 using VlaCloud.Registry;
-using VlaCloud.Registry.Limits;
-using VlaCloud.Registry.Usage;
+using VlaCloud.Api.Limits;
+using VlaCloud.Api.Usage;
 
 namespace VlaCloud.Api.RateLimiting;
 

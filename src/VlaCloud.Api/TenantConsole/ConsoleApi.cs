@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using VlaCloud.Api.Apis;
 using VlaCloud.Api.Auth;
-using VlaCloud.Registry.Keys;
+using VlaCloud.Api.Keys;
 
 namespace VlaCloud.Api.TenantConsole;
 

@@ -1,7 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Keys;
 
 namespace VlaCloud.Registry.Checkpoints;
 
@@ -10,7 +9,7 @@ namespace VlaCloud.Registry.Checkpoints;
 /// save. Promotion is a move to a newer checkpoint; rollback is a move back to where the alias pointed
 /// before its last move.
 /// </summary>
-public sealed class AliasService(RegistryDbContext db, CheckpointRegistry checkpoints, TimeProvider clock, ApiKeyCache invalidations)
+public sealed class AliasService(RegistryDbContext db, CheckpointRegistry checkpoints, TimeProvider clock, IResolutionChanges invalidations)
 {
     /// <summary>Points <paramref name="alias"/> of <paramref name="modelName"/> at the checkpoint <paramref name="checkpointReference"/> names.</summary>
     /// <exception cref="RegistryException">Invalid names, an unknown checkpoint, a checkpoint of another model, or a concurrent move.</exception>

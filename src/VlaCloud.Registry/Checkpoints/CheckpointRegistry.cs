@@ -1,6 +1,5 @@
 using Microsoft.EntityFrameworkCore;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Keys;
 
 namespace VlaCloud.Registry.Checkpoints;
 
@@ -31,7 +30,7 @@ public sealed record CheckpointRegistration(
 /// Registers checkpoints and resolves references to them, in the name of the context's tenant.
 /// Inference resolves every request's checkpoint through <see cref="ResolveAsync"/>.
 /// </summary>
-public sealed class CheckpointRegistry(RegistryDbContext db, TimeProvider clock, ApiKeyCache invalidations)
+public sealed class CheckpointRegistry(RegistryDbContext db, TimeProvider clock, IResolutionChanges invalidations)
 {
     /// <summary>
     /// Registers a new version for a client. Its lineage must be the caller's own: a parent it can see (its own or a

@@ -6,7 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using VlaCloud.Api.Tests.Registry;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Keys;
+using VlaCloud.Api.Keys;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Api.Tests.Hardening;

@@ -7,9 +7,9 @@ using VlaCloud.Api.Acting;
 using VlaCloud.Api.Tests.FineTuning;
 using VlaCloud.Api.Tests.Inference;
 using VlaCloud.Api.Tests.Registry;
-using VlaCloud.Registry.Keys;
-using VlaCloud.Registry.Limits;
-using VlaCloud.Registry.Usage;
+using VlaCloud.Api.Keys;
+using VlaCloud.Api.Limits;
+using VlaCloud.Api.Usage;
 using VlaCloud.Testing;
 using Xunit.Abstractions;
 

@@ -9,7 +9,7 @@ using VlaCloud.Api.Tests.Inference;
 using VlaCloud.Contracts.Wire;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Limits;
+using VlaCloud.Api.Limits;
 using VlaCloud.Testing;
 using Xunit.Abstractions;
 

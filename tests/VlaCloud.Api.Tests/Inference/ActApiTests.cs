@@ -456,7 +456,7 @@ public sealed class ActApiTests(ServicesFixture services)
             .ExecuteUpdateAsync(s => s.SetProperty(a => a.CheckpointId, world.Checkpoint.Id)));
         var redis = app.Services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>();
         var channel = app.Services.GetRequiredService<VlaCloud.Registry.RedisKeyspace>().Channel("apikeys:invalidate");
-        var keys = app.Services.GetRequiredService<VlaCloud.Registry.Keys.ApiKeyCache>();
+        var keys = app.Services.GetRequiredService<VlaCloud.Api.Keys.ApiKeyCache>();
         var received = keys.InvalidationsReceived;
         await redis.GetSubscriber().PublishAsync(channel, "resolutions");
         // The message arrives asynchronously: until then a request may still be answered from memory.
@@ -490,7 +490,7 @@ public sealed class ActApiTests(ServicesFixture services)
         // The counter the script read refuses once the month is used up: 429 with the quota's headers, nothing computed.
         string counterKey;
         using (var scope = app.Services.CreateScope())
-            counterKey = scope.ServiceProvider.GetRequiredService<VlaCloud.Registry.Usage.IUsageMeter>().ComputeCounter(tenantId).Key!;
+            counterKey = scope.ServiceProvider.GetRequiredService<VlaCloud.Api.Usage.IUsageMeter>().ComputeCounter(tenantId).Key!;
         await redis.GetDatabase().StringSetAsync(counterKey, 5000, TimeSpan.FromMinutes(5));
         var refused = await world.Client.PostAsJsonAsync("/v1/act", world.Request(2));
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);

@@ -4,7 +4,7 @@ using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using VlaCloud.Api.Apis;
 using VlaCloud.Registry;
-using VlaCloud.Registry.Keys;
+using VlaCloud.Api.Keys;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Api.Tests.Registry;

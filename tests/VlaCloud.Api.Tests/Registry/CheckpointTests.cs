@@ -131,7 +131,7 @@ public sealed class CheckpointTests(ServicesFixture services)
             db.Embodiments.Add(embodiment);
             db.Artifacts.Add(new VlaCloud.Registry.Entities.Artifact { Sha256 = info.Sha256, SizeBytes = info.SizeBytes, Uri = info.Uri, Kind = "checkpoint" });
             await db.SaveChangesAsync();
-            var registry = new VlaCloud.Registry.Checkpoints.CheckpointRegistry(db, TimeProvider.System, app.Services.GetRequiredService<VlaCloud.Registry.Keys.ApiKeyCache>());
+            var registry = new VlaCloud.Registry.Checkpoints.CheckpointRegistry(db, TimeProvider.System, app.Services.GetRequiredService<VlaCloud.Api.Keys.ApiKeyCache>());
             var checkpoint = await registry.RegisterAsync(new(embodiment.Id.ToString(), model, info.Sha256, "{}", "{}"), CancellationToken.None);
             return (checkpoint.Id, embodiment.Name);
         });

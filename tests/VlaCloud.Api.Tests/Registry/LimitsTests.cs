@@ -3,8 +3,8 @@ using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using VlaCloud.Api.Apis;
 using VlaCloud.Registry;
-using VlaCloud.Registry.Limits;
-using VlaCloud.Registry.Usage;
+using VlaCloud.Api.Limits;
+using VlaCloud.Api.Usage;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Api.Tests.Registry;

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using VlaCloud.Api.Apis;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Usage;
+using VlaCloud.Api.Usage;
 using VlaCloud.Testing;
 
 namespace VlaCloud.Api.Tests.Registry;

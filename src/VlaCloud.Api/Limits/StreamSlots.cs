@@ -1,6 +1,7 @@
 using StackExchange.Redis;
+using VlaCloud.Registry;
 
-namespace VlaCloud.Registry.Limits;
+namespace VlaCloud.Api.Limits;
 
 /// <summary>
 /// Concurrent-stream slots per tenant: a Redis sorted set of slot ids scored by lease expiry. A session

@@ -1,8 +1,8 @@
 using Microsoft.EntityFrameworkCore;
+using VlaCloud.Registry;
 using VlaCloud.Registry.Entities;
-using VlaCloud.Registry.Limits;
 
-namespace VlaCloud.Registry.Storage;
+namespace VlaCloud.Api.Limits;
 
 /// <summary>A tenant's storage against its quota.</summary>
 /// <param name="UsedBytes">Its artifacts (checkpoints, datasets, training states, files put) plus the declared size of its pending uploads.</param>

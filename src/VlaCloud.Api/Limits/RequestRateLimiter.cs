@@ -1,6 +1,7 @@
 using StackExchange.Redis;
+using VlaCloud.Registry;
 
-namespace VlaCloud.Registry.Limits;
+namespace VlaCloud.Api.Limits;
 
 /// <summary>
 /// Token buckets in Redis, one per tenant and one per key, taken together in one Lua script so a request

@@ -1,4 +1,6 @@
-namespace VlaCloud.Registry.Limits;
+using VlaCloud.Registry;
+
+namespace VlaCloud.Api.Limits;
 
 /// <summary>Deployment defaults for tenant limits, section <c>VlaCloud:Limits</c>; a tenant row may override each.</summary>
 public sealed class LimitsOptions

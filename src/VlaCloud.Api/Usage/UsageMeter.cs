@@ -1,9 +1,10 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
-using VlaCloud.Registry.Limits;
+using VlaCloud.Api.Limits;
+using VlaCloud.Registry;
 
-namespace VlaCloud.Registry.Usage;
+namespace VlaCloud.Api.Usage;
 
 /// <summary>One served unit of work to meter.</summary>
 /// <param name="TenantId">The tenant charged.</param>

@@ -3,8 +3,10 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
+using VlaCloud.Registry;
+using VlaCloud.Registry.Checkpoints;
 
-namespace VlaCloud.Registry.Keys;
+namespace VlaCloud.Api.Keys;
 
 /// <summary>What an invalidation message names: one key (by prefix), every key of a tenant, or everything.</summary>
 /// <param name="Prefix">The key's prefix, for a key message.</param>
@@ -33,7 +35,7 @@ public sealed record KeyInvalidation(string? Prefix, Guid? TenantId)
 /// presented with a real key's prefix cannot lock that key out; keys are random, so one unknown now is not
 /// issued later.
 /// </remarks>
-public sealed class ApiKeyCache : IDisposable
+public sealed class ApiKeyCache : IResolutionChanges, IDisposable
 {
     private const string ChannelName = "apikeys:invalidate";
     private const string TenantMessagePrefix = "tenant:";
