@@ -1,16 +1,13 @@
-using System.Net.Http.Json;
-using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Migrations;
-using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
-using VlaCloud.Registry;
+using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Testing;
 
-namespace VlaCloud.Api.Tests.Registry;
+namespace VlaCloud.Registry.Tests;
 
-[Collection(RegistryCollection.Name)]
+[Collection(RegistryDatabaseCollection.Name)]
 public sealed class MigrationTests(ServicesFixture services)
 {
     [Fact]
@@ -90,8 +87,9 @@ public sealed class MigrationTests(ServicesFixture services)
             Assert.Empty(await db.Database.GetPendingMigrationsAsync());
         }
 
-        await using var app = new VlaCloudAppFactory(connectionString, services.RedisConnectionString, services.RedisPrefix);
-        var names = await app.WithDbAsync(db => db.Embodiments.IgnoreQueryFilters().ToDictionaryAsync(e => e.Id, e => e.Name));
+        Dictionary<Guid, string> names;
+        await using (var db = new RegistryDbContext(options.Options))
+            names = await db.Embodiments.IgnoreQueryFilters().ToDictionaryAsync(e => e.Id, e => e.Name);
         Assert.Equal(publicName, names[publicId]);
         Assert.Equal(longName, names[longPublicId]);
         Assert.Equal($"{publicName}-private-2", names[shadowA]); // -private was already the tenant's
@@ -101,15 +99,12 @@ public sealed class MigrationTests(ServicesFixture services)
         Assert.Equal($"{longName[..92]}-private", names[longB]);
 
         // The checkpoint stays on its embodiment (same id) and resolves by the new name, and the name alone means the public embodiment now.
-        string key;
-        using (var scope = app.Services.CreateScope())
-            (_, key) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>().IssueAsync(a, "test", ApiScopes.Tenant.ToArray(), null, CancellationToken.None);
-        var client = app.CreateClient(key);
-        var resolved = await client.GetFromJsonAsync<JsonElement>($"/v1/checkpoints/resolve?ref=my-policy@v1&embodiment={publicName}-private-2");
-        Assert.Equal(checkpoint, resolved.GetProperty("id").GetGuid());
-        var byId = await client.GetFromJsonAsync<JsonElement>($"/v1/checkpoints/{checkpoint}");
-        Assert.Equal($"{publicName}-private-2", byId.GetProperty("embodiment").GetString());
-        var listed = await client.GetFromJsonAsync<JsonElement>("/v1/embodiments?limit=100");
-        Assert.Single(listed.GetProperty("data").EnumerateArray(), e => e.GetProperty("name").GetString() == publicName);
+        await using var tenantA = new RegistryDbContext(options.Options, new FixedTenantAccessor(a));
+        var registry = new CheckpointRegistry(tenantA, TimeProvider.System, new ResolutionChangeLog());
+        var resolved = await registry.ResolveAsync("my-policy@v1", $"{publicName}-private-2", CancellationToken.None);
+        Assert.Equal(checkpoint, resolved.Id);
+        Assert.Equal(shadowA, resolved.EmbodimentId);
+        Assert.Equal(publicId, (await registry.FindEmbodimentAsync(publicName, CancellationToken.None))!.Id);
+        Assert.Single(await tenantA.Embodiments.Where(e => e.Name == publicName).ToListAsync());
     }
 }

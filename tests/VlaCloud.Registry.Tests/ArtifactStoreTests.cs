@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using VlaCloud.Registry.Artifacts;
 
-namespace VlaCloud.Api.Tests.Registry;
+namespace VlaCloud.Registry.Tests;
 
 public sealed class ArtifactStoreTests : IDisposable
 {
