@@ -45,10 +45,10 @@ public sealed record DatasetInspection(IReadOnlyList<DatasetIssue> Issues, LeRob
 public sealed class LeRobotDataset
 {
     /// <summary>The state feature's name.</summary>
-    public const string StateFeature = "observation.state";
+    public const string StateFeature = LeRobotFeatures.State;
 
     /// <summary>The action feature's name.</summary>
-    public const string ActionFeature = "action";
+    public const string ActionFeature = LeRobotFeatures.Action;
 
     /// <summary>Optional per-frame spatial labels (points, boxes, trajectories) written by VlaCloud's simulator.</summary>
     public const string SpatialAnnotationsFile = "meta/spatial_annotations.jsonl";
