@@ -1,6 +1,4 @@
-using System.Collections;
 using System.Globalization;
-using System.Text.Json;
 using Parquet.Serialization;
 using static VlaCloud.Datasets.LeRobotFiles;
 using static VlaCloud.Datasets.LeRobotLayoutV2;

@@ -1,15 +1,6 @@
 using System.Buffers;
-using System.Diagnostics;
 using System.Net.WebSockets;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.Extensions.Options;
 using VlaCloud.Api.Acting;
-using VlaCloud.Api.Auth;
-using VlaCloud.Api.RateLimiting;
-using VlaCloud.Contracts;
-using VlaCloud.Contracts.Wire;
-using VlaCloud.Registry;
-using VlaCloud.Registry.Limits;
 
 namespace VlaCloud.Api.Apis;
 
