@@ -115,7 +115,7 @@ public sealed class LeRobotDataset
         var hasState = Info.Features.ContainsKey(StateFeature);
         var data = new EpisodeData(
             episode,
-            rows.Select(r => (int)Convert.ToInt64(r["task_index"], CultureInfo.InvariantCulture)).ToArray(),
+            rows.Select(r => (int)Convert.ToInt64(r[LeRobotFeatures.TaskIndex], CultureInfo.InvariantCulture)).ToArray(),
             rows.Select(r => hasState ? ToFloats(r[StateFeature]) ?? [] : []).ToArray(),
             rows.Select(r => ToFloats(r[ActionFeature]) ?? []).ToArray(),
             new Dictionary<string, RgbImage[]>());
@@ -158,7 +158,7 @@ public sealed class LeRobotDataset
             dataFiles.Clear();
             dataFiles[episode.DataFile] = rows;
         }
-        return Info.IsV3 ? rows.Where(r => r.TryGetValue("episode_index", out var e) && Long(e) == episode.Index).ToList() : rows;
+        return Info.IsV3 ? rows.Where(r => r.TryGetValue(LeRobotFeatures.EpisodeIndex, out var e) && Long(e) == episode.Index).ToList() : rows;
     }
 
 }

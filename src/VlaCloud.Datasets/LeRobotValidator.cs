@@ -60,13 +60,13 @@ internal sealed class LeRobotValidator(LeRobotDataset dataset)
         {
             var row = rows[i];
             string At() => $"row {i} (episode {episode.Index})";
-            if (Long(row["episode_index"]) != episode.Index) issues.Add(new(file, $"{At()}: episode_index is {row["episode_index"]}."));
-            if (Long(row["frame_index"]) != i) issues.Add(new(file, $"{At()}: frame_index is {row["frame_index"]}, expected {i}."));
-            var timestamp = Convert.ToDouble(row["timestamp"], CultureInfo.InvariantCulture);
-            var firstTimestamp = Convert.ToDouble(rows[0]["timestamp"], CultureInfo.InvariantCulture);
+            if (Long(row[LeRobotFeatures.EpisodeIndex]) != episode.Index) issues.Add(new(file, $"{At()}: episode_index is {row[LeRobotFeatures.EpisodeIndex]}."));
+            if (Long(row[LeRobotFeatures.FrameIndex]) != i) issues.Add(new(file, $"{At()}: frame_index is {row[LeRobotFeatures.FrameIndex]}, expected {i}."));
+            var timestamp = Convert.ToDouble(row[LeRobotFeatures.Timestamp], CultureInfo.InvariantCulture);
+            var firstTimestamp = Convert.ToDouble(rows[0][LeRobotFeatures.Timestamp], CultureInfo.InvariantCulture);
             if (Math.Abs(timestamp - firstTimestamp - i / Info.Fps) > 1e-4)
                 issues.Add(new(file, $"{At()}: timestamp {timestamp:0.######} does not match frame {i} at {Info.Fps} fps (tolerance 1e-4 s)."));
-            if (Long(row["task_index"]) is var task && (task < 0 || task >= taskCount))
+            if (Long(row[LeRobotFeatures.TaskIndex]) is var task && (task < 0 || task >= taskCount))
                 issues.Add(new(file, $"{At()}: task_index {task} is not in meta tasks (0..{taskCount - 1})."));
 
             foreach (var feature in Info.Features.Values.Where(f => f.Dtype is "float32" or "float64" && f.Name is ActionFeature or StateFeature))
