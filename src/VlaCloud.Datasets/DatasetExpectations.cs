@@ -12,5 +12,5 @@ namespace VlaCloud.Datasets;
 public sealed record DatasetExpectations(int ActionDim, int StateDim, IReadOnlyList<string> Cameras, int? ImageWidth = null, int? ImageHeight = null)
 {
     /// <summary>The feature name of a camera.</summary>
-    public static string CameraFeature(string camera) => $"observation.images.{camera}";
+    public static string CameraFeature(string camera) => LeRobotFeatures.Camera(camera);
 }

@@ -39,7 +39,7 @@ public sealed record LeRobotInfo(
     IReadOnlyDictionary<string, LeRobotFeature> Features)
 {
     /// <summary>Columns every LeRobot frame has.</summary>
-    public static readonly IReadOnlyList<string> IndexColumns = ["timestamp", "frame_index", "episode_index", "index", "task_index"];
+    public static readonly IReadOnlyList<string> IndexColumns = LeRobotFeatures.IndexColumns;
 
     /// <summary>Whether the layout is v3.0 (many episodes per file).</summary>
     public bool IsV3 => CodebaseVersion.StartsWith("v3", StringComparison.Ordinal);

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Parquet.Serialization;
+using VlaCloud.Datasets;
 
 namespace VlaCloud.Sim;
 
@@ -117,7 +118,7 @@ public sealed class LeRobotWriter
         }, LineOptions));
         _statsLines.Add(new JsonObject
         {
-            ["episode_index"] = episodeIndex,
+            [LeRobotFeatures.EpisodeIndex] = episodeIndex,
             ["stats"] = EpisodeStats(episode, rows, main, wrist),
         }.ToJsonString());
         _frames += rows.Length;
@@ -151,10 +152,10 @@ public sealed class LeRobotWriter
                 ["shape"] = new JsonArray(c.Height, c.Width, 3),
                 ["names"] = new JsonArray("height", "width", "channel"),
             };
-        features["observation.state"] = Vector(_embodiment.StateNames);
-        features["action"] = Vector(_embodiment.ActionNames);
-        features["timestamp"] = Scalar("float32");
-        foreach (var name in new[] { "frame_index", "episode_index", "index", "task_index" }) features[name] = Scalar("int64");
+        features[LeRobotFeatures.State] = Vector(_embodiment.StateNames);
+        features[LeRobotFeatures.Action] = Vector(_embodiment.ActionNames);
+        features[LeRobotFeatures.Timestamp] = Scalar("float32");
+        foreach (var name in new[] { LeRobotFeatures.FrameIndex, LeRobotFeatures.EpisodeIndex, LeRobotFeatures.Index, LeRobotFeatures.TaskIndex }) features[name] = Scalar("int64");
         return new JsonObject
         {
             ["codebase_version"] = "v2.1",
@@ -189,10 +190,10 @@ public sealed class LeRobotWriter
         return new JsonObject
         {
             ["state"] = Slices(_embodiment.StateNames),
-            ["action"] = Slices(_embodiment.ActionNames),
+            [LeRobotFeatures.Action] = Slices(_embodiment.ActionNames),
             ["video"] = new JsonObject([.. _embodiment.Cameras.Select(c =>
                 KeyValuePair.Create(c.Name, (JsonNode?)new JsonObject { ["original_key"] = c.FeatureKey }))]),
-            ["annotation"] = new JsonObject { ["human.task_description"] = new JsonObject { ["original_key"] = "task_index" } },
+            ["annotation"] = new JsonObject { ["human.task_description"] = new JsonObject { ["original_key"] = LeRobotFeatures.TaskIndex } },
         };
     }
 
@@ -202,13 +203,13 @@ public sealed class LeRobotWriter
         {
             [main.FeatureKey] = ImageStats(episode.Frames.Select(f => f.Images["main"])),
             [wrist.FeatureKey] = ImageStats(episode.Frames.Select(f => f.Images["wrist"])),
-            ["observation.state"] = VectorStats(rows.Select(r => r.State.Select(v => (double)v).ToArray())),
-            ["action"] = VectorStats(rows.Select(r => r.Action.Select(v => (double)v).ToArray())),
-            ["timestamp"] = VectorStats(rows.Select(r => new double[] { r.Timestamp })),
-            ["frame_index"] = VectorStats(rows.Select(r => new double[] { r.FrameIndex })),
-            ["episode_index"] = VectorStats(rows.Select(r => new double[] { r.EpisodeIndex })),
-            ["index"] = VectorStats(rows.Select(r => new double[] { r.Index })),
-            ["task_index"] = VectorStats(rows.Select(r => new double[] { r.TaskIndex })),
+            [LeRobotFeatures.State] = VectorStats(rows.Select(r => r.State.Select(v => (double)v).ToArray())),
+            [LeRobotFeatures.Action] = VectorStats(rows.Select(r => r.Action.Select(v => (double)v).ToArray())),
+            [LeRobotFeatures.Timestamp] = VectorStats(rows.Select(r => new double[] { r.Timestamp })),
+            [LeRobotFeatures.FrameIndex] = VectorStats(rows.Select(r => new double[] { r.FrameIndex })),
+            [LeRobotFeatures.EpisodeIndex] = VectorStats(rows.Select(r => new double[] { r.EpisodeIndex })),
+            [LeRobotFeatures.Index] = VectorStats(rows.Select(r => new double[] { r.Index })),
+            [LeRobotFeatures.TaskIndex] = VectorStats(rows.Select(r => new double[] { r.TaskIndex })),
         };
         return stats;
     }
@@ -284,15 +285,15 @@ public sealed class LeRobotWriter
     /// <summary>One parquet row. Column names are LeRobot's; images are HF <c>Image</c> structs.</summary>
     internal sealed class FrameRow
     {
-        [JsonPropertyName("observation.images.main")] public ImageCell ImageMain { get; set; } = new();
-        [JsonPropertyName("observation.images.wrist")] public ImageCell ImageWrist { get; set; } = new();
-        [JsonPropertyName("observation.state")] public List<float> State { get; set; } = [];
-        [JsonPropertyName("action")] public List<float> Action { get; set; } = [];
-        [JsonPropertyName("timestamp")] public float Timestamp { get; set; }
-        [JsonPropertyName("frame_index")] public long FrameIndex { get; set; }
-        [JsonPropertyName("episode_index")] public long EpisodeIndex { get; set; }
-        [JsonPropertyName("index")] public long Index { get; set; }
-        [JsonPropertyName("task_index")] public long TaskIndex { get; set; }
+        [JsonPropertyName(LeRobotFeatures.ImagePrefix + "main")] public ImageCell ImageMain { get; set; } = new();
+        [JsonPropertyName(LeRobotFeatures.ImagePrefix + "wrist")] public ImageCell ImageWrist { get; set; } = new();
+        [JsonPropertyName(LeRobotFeatures.State)] public List<float> State { get; set; } = [];
+        [JsonPropertyName(LeRobotFeatures.Action)] public List<float> Action { get; set; } = [];
+        [JsonPropertyName(LeRobotFeatures.Timestamp)] public float Timestamp { get; set; }
+        [JsonPropertyName(LeRobotFeatures.FrameIndex)] public long FrameIndex { get; set; }
+        [JsonPropertyName(LeRobotFeatures.EpisodeIndex)] public long EpisodeIndex { get; set; }
+        [JsonPropertyName(LeRobotFeatures.Index)] public long Index { get; set; }
+        [JsonPropertyName(LeRobotFeatures.TaskIndex)] public long TaskIndex { get; set; }
     }
 
     /// <summary>An image cell: PNG bytes and a nominal file name.</summary>

@@ -1,3 +1,5 @@
+using VlaCloud.Datasets;
+
 namespace VlaCloud.Sim;
 
 /// <summary>One camera of an embodiment: its name and image size (RGB, uint8, HWC).</summary>
@@ -7,7 +9,7 @@ namespace VlaCloud.Sim;
 public sealed record CameraSpec(string Name, int Height, int Width)
 {
     /// <summary>The LeRobot feature name, <c>observation.images.{Name}</c>.</summary>
-    public string FeatureKey => $"observation.images.{Name}";
+    public string FeatureKey => LeRobotFeatures.Camera(Name);
 }
 
 /// <summary>

@@ -367,7 +367,7 @@ public sealed class FineTuneJob(
         var gripper = embodiment.ActionNames.Select((name, i) => (name, i)).Where(x => x.name.Contains("gripper", StringComparison.OrdinalIgnoreCase)).Select(x => x.i).ToArray();
         if (IsSim(embodiment)) gripper = [.. SimTrainingSets.DataOptions.BinaryActionDims ?? []];
         return new TrainingDataOptions(embodiment.Name, gripper.Length > 0 ? gripper : null,
-            [.. embodiment.Cameras.Select(c => $"observation.images.{c.Name}")]);
+            [.. embodiment.Cameras.Select(c => VlaCloud.Datasets.LeRobotFeatures.Camera(c.Name))]);
     }
 
     private static string Truncate(string text) => text.Length > 2000 ? text[..2000] : text;
