@@ -51,7 +51,7 @@ internal sealed class WireSchemaFilter : ISchemaFilter
     {
         [typeof(ActRequest)] = """
             {"checkpoint":"sim-demo@production",
-             "observation":{"images":{"front":{"format":"jpeg","data":"/9j/4AAQSkZJRgABAQ..."}},"state":[0.1,0.0,0.25,0.0,0.0,0.0,1.0],
+             "observation":{"images":{"front":{"format":"jpeg","data":"/9j/4AAQSkZJRgABAQAAAQABAAD/2Q=="}},"state":[0.1,0.0,0.25,0.0,0.0,0.0,1.0],
                             "instruction":"pick the red cube and place it in the blue bowl"},
              "options":{"steps":10,"seed":42,"spatial":"point","timeout_ms":2000,"resize":"pad"}}
             """,
@@ -76,6 +76,11 @@ internal sealed class WireSchemaFilter : ISchemaFilter
     {
         if (schema is not OpenApiSchema concrete || context.MemberInfo is not null || context.ParameterInfo is not null) return;
         if (Examples.TryGetValue(context.Type, out var example)) concrete.Example = JsonNode.Parse(example);
+        // A nullable member of a record type is an allOf around the record's $ref marked nullable; OpenAPI 3.0 ignores
+        // `nullable` without a sibling `type` (validators then refuse the null), so the wrapper says it is an object.
+        foreach (var property in concrete.Properties?.Values ?? [])
+            if (property is OpenApiSchema { AllOf.Count: > 0, Type: JsonSchemaType.Null } wrapper)
+                wrapper.Type = JsonSchemaType.Object | JsonSchemaType.Null;
         if (concrete.Properties is not { Count: > 0 } properties || !context.Type.IsClass || context.Type.Namespace != typeof(ActRequest).Namespace) return;
 
         var members = context.Type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
