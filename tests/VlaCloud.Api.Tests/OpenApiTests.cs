@@ -76,6 +76,32 @@ public sealed class OpenApiTests(ServicesFixture services)
         Assert.True(gaps.Count == 0, string.Join("\n", gaps));
     }
 
+    /// <summary>
+    /// Routes whose parameters are not described yet: the WebSocket handlers in StreamApi, which issue 24 splits into one
+    /// file per protocol session with <c>[AsParameters]</c> records (whose members' docs will describe them). Remove a
+    /// route from here once it is described.
+    /// </summary>
+    private static readonly HashSet<string> ParametersUndescribedUntilStreamSplit = ["/v1/stream", "/v1/openpi/{checkpoint}"];
+
+    [Fact]
+    public async Task Every_parameter_is_described()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var document = JsonNode.Parse(await app.CreateClient().GetStringAsync("/swagger/v1/swagger.json"))!;
+        var gaps = new List<string>();
+        var count = 0;
+        foreach (var (path, item) in document["paths"]!.AsObject())
+            foreach (var (method, operation) in item!.AsObject())
+                foreach (var parameter in operation!["parameters"]?.AsArray() ?? [])
+                {
+                    count++;
+                    if (string.IsNullOrWhiteSpace((string?)parameter!["description"]) && !ParametersUndescribedUntilStreamSplit.Contains(path))
+                        gaps.Add($"{method} {path}: {parameter["in"]} parameter {parameter["name"]} has no description (a <param> doc on its handler)");
+                }
+        Assert.True(count > 50, $"only {count} parameters found: is the walker reading the right document?");
+        Assert.True(gaps.Count == 0, string.Join("\n", gaps));
+    }
+
     private static string Normalize(string json) =>
         JsonNode.Parse(json)!.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 }

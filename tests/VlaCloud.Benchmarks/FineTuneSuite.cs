@@ -9,6 +9,7 @@ using VlaCloud.Contracts;
 using VlaCloud.Policy;
 using VlaCloud.Registry;
 using VlaCloud.Sim;
+using VlaCloud.Testing;
 using VlaCloud.Training;
 using VlaCloud.Training.Jobs;
 
@@ -391,11 +392,8 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
         File.Exists("/proc/loadavg") && double.TryParse(File.ReadAllText("/proc/loadavg").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture, out var load)
             ? load : double.NaN;
 
-    private static Dictionary<string, NormalizationStats> BaseStats()
-    {
-        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(), Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
-        return new() { [Sim.Name] = new(Feature(Sim.ActionDim), Feature(Sim.StateDim), BinaryActionDims: [2]) };
-    }
+    private static Dictionary<string, NormalizationStats> BaseStats() =>
+        new() { [Sim.Name] = TestPolicies.IdentityStats(Sim.ActionDim, Sim.StateDim, binaryActionDims: [2]) };
 
     /// <summary>Records the first and last step's report and when they came, on the training thread.</summary>
     private sealed class StepTimes : IProgress<TrainingProgress>

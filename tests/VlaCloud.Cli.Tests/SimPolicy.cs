@@ -2,6 +2,7 @@ using System.Text.Json;
 using VlaCloud.Contracts;
 using VlaCloud.Policy;
 using VlaCloud.Sim;
+using VlaCloud.Testing;
 
 namespace VlaCloud.Cli.Tests;
 
@@ -22,9 +23,7 @@ public static class SimPolicy
     /// <summary>The policy (untrained, seeded) for <paramref name="embodiment"/>.</summary>
     public static VlaPolicy Create(string embodiment, int seed = 7)
     {
-        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(),
-            Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
-        var stats = new Dictionary<string, NormalizationStats> { [embodiment] = new(Feature(3), Feature(3)) };
+        var stats = new Dictionary<string, NormalizationStats> { [embodiment] = TestPolicies.IdentityStats(3, 3) };
         return VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: seed);
     }
 

@@ -1,4 +1,5 @@
 using VlaCloud.Policy;
+using VlaCloud.Testing;
 
 namespace VlaCloud.Inference.Tests;
 
@@ -35,12 +36,7 @@ public sealed class TinyCheckpoints : IDisposable
         return new CameraImage(pixels, side, side);
     }
 
-    private static NormalizationStats Stats()
-    {
-        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(),
-            Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
-        return new NormalizationStats(Feature(ActionDim), Feature(StateDim));
-    }
+    private static NormalizationStats Stats() => TestPolicies.IdentityStats(ActionDim, StateDim);
 
     public void Dispose() => Directory.Delete(Root, recursive: true);
 }

@@ -1,5 +1,6 @@
 using VlaCloud.Parity;
 using static TorchSharp.torch;
+using VlaCloud.Testing;
 
 namespace VlaCloud.Policy.Tests;
 
@@ -8,11 +9,7 @@ public sealed class NewHeadTests
 {
     private static readonly EmbodimentLayout Seven = new(7, 7, 1), Four = new(4, 3, 1);
 
-    private static NormalizationStats Stats(int actions, int states)
-    {
-        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(), Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
-        return new NormalizationStats(Feature(actions), Feature(states));
-    }
+    private static NormalizationStats Stats(int actions, int states) => TestPolicies.IdentityStats(actions, states);
 
     private static VlaPolicy Base(string family, EmbodimentLayout layout, int embodimentActions)
     {

@@ -1,3 +1,5 @@
+using VlaCloud.Testing;
+
 namespace VlaCloud.Policy.Tests;
 
 /// <summary>Small synthetic inputs for the tiny config: coloured squares on a grey table.</summary>
@@ -11,7 +13,7 @@ internal static class TestData
     {
         [Arm] = new NormalizationStats(
             new FeatureStats([0, 0, 0, 0, 0, 0, 0.5f], [1, 1, 1, 1, 1, 1, 0.5f], [-1, -1, -1, -2, -2, -2, 0], [1, 1, 1, 2, 2, 2, 1]),
-            new FeatureStats(new float[8], Enumerable.Repeat(1f, 8).ToArray(), Enumerable.Repeat(-1f, 8).ToArray(), Enumerable.Repeat(1f, 8).ToArray()),
+            TestPolicies.IdentityFeature(8),
             BinaryActionDims: [6]),
         [Gripper] = new NormalizationStats(new FeatureStats([0, 0, 0], [1, 1, 1], [-0.5f, -0.5f, -0.5f], [0.5f, 0.5f, 0.5f])),
     };

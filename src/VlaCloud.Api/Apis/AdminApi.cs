@@ -76,11 +76,13 @@ public static class AdminApi
         return TypedResults.Ok(ApiResults.Page(rows, take, t => t.Id, TenantResponse.From));
     }
 
+    /// <param name="id">The tenant's id.</param>
     private static async Task<Results<Ok<TenantResponse>, ProblemHttpResult>> GetTenantAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
         await db.Tenants.AsNoTracking().FirstOrDefaultAsync(t => t.Id == id, cancellationToken) is { } tenant
             ? TypedResults.Ok(TenantResponse.From(tenant))
             : ApiResults.NotFound($"Tenant {id}");
 
+    /// <param name="id">The tenant's id.</param>
     private static async Task<Results<Ok<TenantResponse>, ValidationProblem, ProblemHttpResult>> UpdateTenantAsync(
         Guid id, UpdateTenantRequest request, RegistryDbContext db, ApiKeyCache keys, CancellationToken cancellationToken)
     {
@@ -104,6 +106,7 @@ public static class AdminApi
         return TypedResults.Ok(TenantResponse.From(tenant));
     }
 
+    /// <param name="id">The id of the tenant the key is for.</param>
     private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateKeyAsync(
         Guid id, CreateApiKeyRequest request, HttpContext context, RegistryDbContext db, ApiKeyIssuer issuer, TimeProvider clock, CancellationToken cancellationToken)
     {
@@ -160,10 +163,12 @@ public static class AdminApi
         return TypedResults.Ok(ApiResults.Page(rows, int.MaxValue, k => k.Id, ApiKeyResponse.From));
     }
 
+    /// <param name="keyId">The id of the administrator key to revoke.</param>
     private static Task<Results<NoContent, ProblemHttpResult>> RevokeAdminKeyAsync(
         Guid keyId, RegistryDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken cancellationToken) =>
         RevokeAsync(db.ApiKeys.Where(k => k.Id == keyId && k.TenantId == null), keyId, db, keys, clock, cancellationToken);
 
+    /// <param name="id">The tenant's id.</param>
     private static async Task<Results<Ok<ListPage<ApiKeyResponse>>, ProblemHttpResult>> ListKeysAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
     {
         if (!await db.Tenants.AnyAsync(t => t.Id == id, cancellationToken)) return ApiResults.NotFound($"Tenant {id}");
@@ -171,6 +176,8 @@ public static class AdminApi
         return TypedResults.Ok(ApiResults.Page(rows, int.MaxValue, k => k.Id, ApiKeyResponse.From));
     }
 
+    /// <param name="id">The tenant's id.</param>
+    /// <param name="keyId">The id of the key to revoke.</param>
     private static Task<Results<NoContent, ProblemHttpResult>> RevokeKeyAsync(
         Guid id, Guid keyId, RegistryDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken cancellationToken) =>
         RevokeAsync(db.ApiKeys.Where(k => k.Id == keyId && k.TenantId == id), keyId, db, keys, clock, cancellationToken);

@@ -101,6 +101,7 @@ public static class CheckpointImportsApi
         return TypedResults.Accepted($"/v1/checkpoints/imports/{import.Id}", CheckpointImportResponse.From(import, embodiment.Name));
     }
 
+    /// <param name="id">The import's id (from POST /v1/checkpoints/imports).</param>
     private static async Task<Results<Ok<CheckpointImportResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
     {
         var import = await db.CheckpointImports.AsNoTracking().FirstOrDefaultAsync(i => i.Id == id, cancellationToken);

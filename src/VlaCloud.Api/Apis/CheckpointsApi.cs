@@ -55,6 +55,8 @@ public static class CheckpointsApi
         return app;
     }
 
+    /// <param name="model">Only the versions of this model (exact name).</param>
+    /// <param name="embodiment">Only checkpoints for this embodiment (its name or id); 404 if none has it.</param>
     private static async Task<Results<Ok<ListPage<CheckpointResponse>>, ValidationProblem, ProblemHttpResult>> ListAsync(
         RegistryDbContext db, CheckpointRegistry registry, string? model, string? embodiment, Guid? after, int? limit, CancellationToken cancellationToken)
     {
@@ -72,6 +74,7 @@ public static class CheckpointsApi
         return TypedResults.Ok(ApiResults.Page(rows, take, c => c.Id, CheckpointResponse.From));
     }
 
+    /// <param name="id">The checkpoint's id.</param>
     private static async Task<Results<Ok<CheckpointResponse>, ProblemHttpResult>> GetAsync(
         Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
         await db.Checkpoints.AsNoTracking().Include(c => c.Embodiment).FirstOrDefaultAsync(c => c.Id == id, cancellationToken) is { } checkpoint
@@ -84,6 +87,7 @@ public static class CheckpointsApi
     /// <summary>The response header carrying the artifact's SHA-256 in hex (Repr-Digest carries it too, RFC 9530's base64 form).</summary>
     public const string Sha256Header = "X-Content-SHA256";
 
+    /// <param name="id">The checkpoint's id.</param>
     private static async Task<IResult> ContentAsync(Guid id, HttpContext context, RegistryDbContext db, IArtifactStore store, CancellationToken cancellationToken)
     {
         // The tenant filter makes another tenant's checkpoint a 404, as every route does; public ones are everyone's.
@@ -120,6 +124,8 @@ public static class CheckpointsApi
         return TypedResults.Stream(content, ContentType, $"{checkpoint.ModelName}-v{checkpoint.Version}.tar", entityTag: etag, enableRangeProcessing: true);
     }
 
+    /// <param name="reference">The reference to resolve: a checkpoint id, `model@vN` or `model@alias` (e.g. `sim-demo@production`).</param>
+    /// <param name="embodiment">The embodiment the checkpoint must be for (its name or id), as inference checks it; omit to accept any.</param>
     private static async Task<Results<Ok<CheckpointResponse>, ProblemHttpResult>> ResolveAsync(
         [FromQuery(Name = "ref")] string reference, string? embodiment, CheckpointRegistry registry, CancellationToken cancellationToken)
     {

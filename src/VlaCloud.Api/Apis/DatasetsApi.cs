@@ -22,6 +22,7 @@ public static class DatasetsApi
         return app;
     }
 
+    /// <param name="status">Only datasets in this state: `validating`, `ready` or `failed`.</param>
     private static async Task<Results<Ok<ListPage<DatasetResponse>>, ValidationProblem>> ListAsync(
         RegistryDbContext db, string? status, Guid? after, int? limit, CancellationToken cancellationToken)
     {
@@ -34,6 +35,7 @@ public static class DatasetsApi
         return TypedResults.Ok(ApiResults.Page(rows, take, d => d.Id, d => DatasetResponse.From(d, names.GetValueOrDefault(d.EmbodimentId))));
     }
 
+    /// <param name="id">The dataset's id.</param>
     private static async Task<Results<Ok<DatasetResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
     {
         var dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id, cancellationToken);

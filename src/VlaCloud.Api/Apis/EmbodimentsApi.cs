@@ -40,6 +40,7 @@ public static class EmbodimentsApi
         return TypedResults.Ok(ApiResults.Page(rows, take, e => e.Id, EmbodimentResponse.From));
     }
 
+    /// <param name="id">The embodiment's id.</param>
     private static async Task<Results<Ok<EmbodimentResponse>, ProblemHttpResult>> GetAsync(
         Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
         await db.Embodiments.AsNoTracking().FirstOrDefaultAsync(e => e.Id == id, cancellationToken) is { } embodiment

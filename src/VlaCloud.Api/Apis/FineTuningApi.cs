@@ -160,11 +160,14 @@ public static class FineTuningApi
         return TypedResults.Ok(ApiResults.Page(rows, take, j => j.Id, FineTuningJobResponse.From));
     }
 
+    /// <param name="id">The job's id.</param>
     private static async Task<Results<Ok<FineTuningJobResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
         await db.FineTuningJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken) is { } job
             ? TypedResults.Ok(FineTuningJobResponse.From(job))
             : ApiResults.NotFound($"Fine-tuning job {id}");
 
+    /// <param name="id">The job's id.</param>
+    /// <param name="after">Sequence number: only events after it (0 or omitted: from the first).</param>
     private static async Task<Results<Ok<ListPage<JobEventResponse>>, ValidationProblem, ProblemHttpResult>> EventsAsync(
         Guid id, long? after, int? limit, RegistryDbContext db, CancellationToken cancellationToken)
     {
@@ -179,6 +182,9 @@ public static class FineTuningApi
     /// <summary>How long a client waits before reconnecting when the stream drops (sent as the SSE <c>retry</c> field).</summary>
     internal static readonly TimeSpan StreamReconnectionInterval = TimeSpan.FromSeconds(2);
 
+    /// <param name="id">The job's id.</param>
+    /// <param name="after">Sequence number: only events after it; wins over Last-Event-ID.</param>
+    /// <param name="lastEventId">The id of the last event a reconnecting EventSource received (its sequence number); the stream resumes after it.</param>
     private static async Task<IResult> StreamEventsAsync(
         Guid id, long? after, [FromHeader(Name = "Last-Event-ID")] string? lastEventId, HttpContext context, RegistryDbContext db,
         IConnectionMultiplexer redis, RedisKeyspace keyspace, LiveSessions sessions, CurrentTenant tenant, CancellationToken requestAborted)
@@ -270,6 +276,7 @@ public static class FineTuningApi
         }
     }
 
+    /// <param name="id">The job's id.</param>
     private static async Task<Results<Ok<FineTuningJobResponse>, ProblemHttpResult>> CancelAsync(
         Guid id, RegistryDbContext db, IBackgroundJobClient jobs, TimeProvider clock, CancellationToken cancellationToken)
     {
@@ -296,6 +303,7 @@ public static class FineTuningApi
         return TypedResults.Ok(FineTuningJobResponse.From(await db.FineTuningJobs.AsNoTracking().SingleAsync(j => j.Id == id, cancellationToken)));
     }
 
+    /// <param name="id">The job's id.</param>
     private static async Task<Results<Ok<ListPage<JobCheckpointResponse>>, ValidationProblem, ProblemHttpResult>> CheckpointsAsync(
         Guid id, Guid? after, int? limit, RegistryDbContext db, CancellationToken cancellationToken)
     {
@@ -307,6 +315,7 @@ public static class FineTuningApi
         return TypedResults.Ok(ApiResults.Page(rows, take, c => c.Id, JobCheckpointResponse.From));
     }
 
+    /// <param name="id">The job's id.</param>
     private static async Task<IResult> MetricsAsync(Guid id, HttpContext context, RegistryDbContext db, CancellationToken cancellationToken)
     {
         var job = await db.FineTuningJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
@@ -324,6 +333,8 @@ public static class FineTuningApi
             [.. metrics.Evaluations.Select(e => new JobMetricsEvaluation(e.Step, e.Metrics))], metrics.Saves, metrics.Resumes));
     }
 
+    /// <param name="id">The job's id.</param>
+    /// <param name="smoothing">Exponential moving-average weight in [0, 1) drawn over the raw losses (0 or omitted: the raw values only).</param>
     private static async Task<Results<ContentHttpResult, ProblemHttpResult, ValidationProblem>> LossCurveAsync(
         Guid id, double? smoothing, RegistryDbContext db, CancellationToken cancellationToken)
     {

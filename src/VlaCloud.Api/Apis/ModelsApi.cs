@@ -34,6 +34,7 @@ public static class ModelsApi
         return app;
     }
 
+    /// <param name="model">The model's name.</param>
     private static async Task<Ok<ListPage<AliasResponse>>> ListAsync(string model, RegistryDbContext db, CancellationToken cancellationToken)
     {
         var rows = await db.Aliases.AsNoTracking().Include(a => a.Checkpoint)
@@ -41,6 +42,8 @@ public static class ModelsApi
         return TypedResults.Ok(ApiResults.Page(rows, int.MaxValue, a => a.Id, AliasResponse.From));
     }
 
+    /// <param name="model">The model's name.</param>
+    /// <param name="alias">The alias (e.g. `production`).</param>
     private static async Task<Results<Ok<AliasResponse>, ProblemHttpResult>> GetAsync(
         string model, string alias, RegistryDbContext db, CancellationToken cancellationToken) =>
         await db.Aliases.AsNoTracking().Include(a => a.Checkpoint)
@@ -49,6 +52,8 @@ public static class ModelsApi
             ? TypedResults.Ok(AliasResponse.From(found))
             : ApiResults.NotFound($"Alias {model}@{alias}");
 
+    /// <param name="model">The model's name.</param>
+    /// <param name="alias">The alias (e.g. `production`).</param>
     private static async Task<Results<Ok<ListPage<AliasMoveResponse>>, ValidationProblem, ProblemHttpResult>> HistoryAsync(
         string model, string alias, Guid? after, int? limit, RegistryDbContext db, CancellationToken cancellationToken)
     {
@@ -60,6 +65,8 @@ public static class ModelsApi
         return TypedResults.Ok(ApiResults.Page(rows, take, m => m.Id, AliasMoveResponse.From));
     }
 
+    /// <param name="model">The model's name.</param>
+    /// <param name="alias">The alias to point (created when new, e.g. `production`).</param>
     private static async Task<Results<Ok<AliasResponse>, ValidationProblem, ProblemHttpResult>> SetAsync(
         string model, string alias, SetAliasRequest request, AliasService aliases, RegistryDbContext db, CurrentTenant tenant, CancellationToken cancellationToken)
     {
@@ -77,6 +84,8 @@ public static class ModelsApi
         }
     }
 
+    /// <param name="model">The model's name.</param>
+    /// <param name="alias">The alias to move back (e.g. `production`).</param>
     private static async Task<Results<Ok<AliasResponse>, ValidationProblem, ProblemHttpResult>> RollbackAsync(
         string model, string alias, RollbackAliasRequest? request, AliasService aliases, RegistryDbContext db, CurrentTenant tenant, CancellationToken cancellationToken)
     {
@@ -93,6 +102,8 @@ public static class ModelsApi
         }
     }
 
+    /// <param name="model">The model's name.</param>
+    /// <param name="alias">The alias to delete.</param>
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
         string model, string alias, AliasService aliases, CurrentTenant tenant, CancellationToken cancellationToken)
     {

@@ -79,11 +79,14 @@ public static class UploadsApi
         return TypedResults.Created($"/v1/uploads/{upload.Id}", UploadResponse.From(upload));
     }
 
+    /// <param name="id">The upload's id.</param>
     private static async Task<Results<Ok<UploadResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
         await db.Uploads.AsNoTracking().Include(u => u.Parts).FirstOrDefaultAsync(u => u.Id == id, cancellationToken) is { } upload
             ? TypedResults.Ok(UploadResponse.From(upload))
             : ApiResults.NotFound($"Upload {id}");
 
+    /// <param name="id">The upload's id.</param>
+    /// <param name="n">The part's number, from 1; parts may arrive in any order and a part sent again replaces it.</param>
     private static async Task<Results<Ok<UploadPartResponse>, ValidationProblem, ProblemHttpResult>> PutPartAsync(
         Guid id, int n, HttpRequest request, RegistryDbContext db, UploadPartStore parts, IOptions<UploadOptions> options, TimeProvider clock,
         CancellationToken cancellationToken)
@@ -107,6 +110,7 @@ public static class UploadsApi
         return TypedResults.Ok(new UploadPartResponse(id, n, part.Size, part.Sha256, now));
     }
 
+    /// <param name="id">The upload's id.</param>
     private static async Task<Results<Ok<UploadResponse>, ValidationProblem, ProblemHttpResult>> CompleteAsync(
         Guid id, CompleteUploadRequest? request, RegistryDbContext db, UploadPartStore parts, IArtifactStore store, CheckpointRegistry registry,
         IBackgroundJobClient jobs, TimeProvider clock, ILogger<UploadPartStore> logger, CancellationToken cancellationToken)
@@ -192,6 +196,7 @@ public static class UploadsApi
         return TypedResults.Ok(UploadResponse.From(upload));
     }
 
+    /// <param name="id">The upload's id.</param>
     private static async Task<Results<Ok<UploadResponse>, ProblemHttpResult>> CancelAsync(
         Guid id, RegistryDbContext db, UploadPartStore parts, TimeProvider clock, CancellationToken cancellationToken)
     {

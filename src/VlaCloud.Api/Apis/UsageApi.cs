@@ -22,6 +22,8 @@ public static class UsageApi
         return app;
     }
 
+    /// <param name="from">First day (UTC, `yyyy-MM-dd`), inclusive; default: the first day of the current month.</param>
+    /// <param name="to">Last day (UTC, `yyyy-MM-dd`), inclusive; default: today. At most 366 days from `from`.</param>
     private static async Task<Results<Ok<UsageResponse>, ValidationProblem>> GetAsync(
         DateOnly? from, DateOnly? to, RegistryDbContext db, IUsageMeter meter, CurrentTenant tenant, TimeProvider clock, CancellationToken cancellationToken)
     {

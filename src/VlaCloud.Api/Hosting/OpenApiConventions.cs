@@ -40,6 +40,7 @@ internal static class OpenApiConventions
         swagger.AddServer(new OpenApiServer { Url = "/", Description = "The host serving this document" });
         swagger.DocumentFilter<InfoAndTagsFilter>();
         swagger.OperationFilter<ProblemResponsesFilter>();
+        swagger.OperationFilter<PaginationParametersFilter>();
         swagger.SchemaFilter<ProblemDetailsDescriptionsFilter>();
         swagger.SchemaFilter<WireSchemaFilter>();
         // A member whose type is another record is a $ref, which OpenAPI 3.0 gives no description; wrapped in allOf it
@@ -67,6 +68,25 @@ internal static class OpenApiConventions
             foreach (var (name, property) in schema.Properties)
                 if (property is OpenApiSchema { Description: null } concrete && Fields.TryGetValue(name, out var description))
                     concrete.Description = description;
+        }
+    }
+
+    /// <summary>
+    /// The list routes' <c>after</c> and <c>limit</c> mean the same everywhere (<see cref="Apis.ApiResults"/> pages them),
+    /// so they are described once here; a handler's own <c>&lt;param&gt;</c> doc (e.g. a sequence-number cursor) wins.
+    /// </summary>
+    private sealed class PaginationParametersFilter : IOperationFilter
+    {
+        public void Apply(OpenApiOperation operation, OperationFilterContext context)
+        {
+            foreach (var parameter in operation.Parameters?.OfType<OpenApiParameter>() ?? [])
+            {
+                if (parameter is not { In: ParameterLocation.Query, Description: null or "" }) continue;
+                if (parameter.Name == "limit")
+                    parameter.Description = $"Page size: 1 to {Apis.ApiResults.MaxLimit} items (default {Apis.ApiResults.DefaultLimit}).";
+                else if (parameter.Name == "after" && parameter.Schema?.Format == "uuid")
+                    parameter.Description = "Cursor: the previous page's `last_id`; this page starts after that item (omit for the first page).";
+            }
         }
     }
 

@@ -51,7 +51,7 @@ internal sealed class WireSchemaFilter : ISchemaFilter
     {
         [typeof(ActRequest)] = """
             {"checkpoint":"sim-demo@production",
-             "observation":{"images":{"front":{"format":"jpeg","data":"/9j/4AAQSkZJRgABAQ..."}},"state":[0.1,0.0,0.25,0.0,0.0,0.0,1.0],
+             "observation":{"images":{"front":{"format":"jpeg","data":"/9j/4AAQSkZJRgABAQAAAQABAAD/2Q=="}},"state":[0.1,0.0,0.25,0.0,0.0,0.0,1.0],
                             "instruction":"pick the red cube and place it in the blue bowl"},
              "options":{"steps":10,"seed":42,"spatial":"point","timeout_ms":2000,"resize":"pad"}}
             """,
@@ -66,6 +66,20 @@ internal sealed class WireSchemaFilter : ISchemaFilter
              "mime_type":"application/x-tar","embodiment":"widowx"}
             """,
         [typeof(CompleteUploadRequest)] = """{"part_numbers":[1,2,3]}""",
+        [typeof(CreateCheckpointImportRequest)] = """
+            {"model":"internvla-m1-bridge","embodiments":{"oxe_bridge":"widowx"},
+             "upload":"5d0c7a4e-8b1f-4f3a-b6a2-0e9d1c2b3a45","checkpoint_file":"steps_30000_pytorch_model.pt"}
+            """,
+        [typeof(SetAliasRequest)] = """{"checkpoint":"my-widowx@v3","reason":"evaluation success 0.82 on 50 episodes"}""",
+        [typeof(RollbackAliasRequest)] = """{"reason":"v3 drops the cube on the real arm"}""",
+        [typeof(CreateTenantRequest)] = """
+            {"name":"acme-robotics","display_name":"ACME Robotics",
+             "limits":{"requests_per_second":20,"burst":40,"max_concurrent_streams":4,
+                       "monthly_compute_ms_quota":36000000,"storage_quota_bytes":107374182400}}
+            """,
+        [typeof(UpdateTenantRequest)] = """{"display_name":"ACME Robotics GmbH","limits":{"max_concurrent_streams":8}}""",
+        [typeof(CreateApiKeyRequest)] = """{"name":"lab-arm-1","scopes":["inference","registry:read"],"expires_at":"2027-06-30T00:00:00Z"}""",
+        [typeof(CreateAdminKeyRequest)] = """{"name":"ops on-call","expires_at":null}""",
         [typeof(CreateEmbodimentRequest)] = """
             {"name":"widowx","action_dim":7,"state_dim":7,"action_space":"delta_eef+gripper",
              "cameras":[{"name":"front","width":224,"height":224}],"control_hz":5,"chunk_length":16}
@@ -76,6 +90,11 @@ internal sealed class WireSchemaFilter : ISchemaFilter
     {
         if (schema is not OpenApiSchema concrete || context.MemberInfo is not null || context.ParameterInfo is not null) return;
         if (Examples.TryGetValue(context.Type, out var example)) concrete.Example = JsonNode.Parse(example);
+        // A nullable member of a record type is an allOf around the record's $ref marked nullable; OpenAPI 3.0 ignores
+        // `nullable` without a sibling `type` (validators then refuse the null), so the wrapper says it is an object.
+        foreach (var property in concrete.Properties?.Values ?? [])
+            if (property is OpenApiSchema { AllOf.Count: > 0, Type: JsonSchemaType.Null } wrapper)
+                wrapper.Type = JsonSchemaType.Object | JsonSchemaType.Null;
         if (concrete.Properties is not { Count: > 0 } properties || !context.Type.IsClass || context.Type.Namespace != typeof(ActRequest).Namespace) return;
 
         var members = context.Type.GetProperties(BindingFlags.Public | BindingFlags.Instance)

@@ -212,7 +212,7 @@ public sealed class FineTuningTests(ServicesFixture services) : IDisposable
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var baseModel = $"b7-{Guid.NewGuid():N}"[..12];
         var baseCheckpoint = await FineTuningWorld.RegisterBaseAsync(world.Client, baseModel, seven, PolicyConfig.Tiny.ForLayout(new EmbodimentLayout(7, 7, 1)),
-            new() { [seven] = new NormalizationStats(FineTuningWorld.Feature(7), FineTuningWorld.Feature(7)) });
+            new() { [seven] = TestPolicies.IdentityStats(7, 7) });
         var dataset = await world.CompleteDatasetAsync(await world.UploadPartsAsync(await FineTuningWorld.SimDatasetTar, 1));
         Assert.Equal("ready", dataset.Status);
 

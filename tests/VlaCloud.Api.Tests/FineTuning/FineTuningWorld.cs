@@ -57,16 +57,13 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
             Sim.ControlHz, config.ChunkLength, [.. Sim.ActionNames], [.. Sim.StateNames]));
         Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
 
-        var stats = new Dictionary<string, NormalizationStats> { [Sim.Name] = new(Feature(Sim.ActionDim), Feature(Sim.StateDim), BinaryActionDims: [2]) };
+        var stats = new Dictionary<string, NormalizationStats> { [Sim.Name] = TestPolicies.IdentityStats(Sim.ActionDim, Sim.StateDim, binaryActionDims: [2]) };
         var model = $"ft-{Guid.NewGuid():N}"[..12];
         var v1 = await RegisterBaseAsync(client, model, Sim.Name, config, stats);
         var alias = await client.PutAsJsonAsync($"/v1/models/{model}/aliases/production", new SetAliasRequest(v1.Id.ToString()));
         Assert.Equal(HttpStatusCode.OK, alias.StatusCode);
         return new FineTuningWorld(key, client, model, v1.Id);
     }
-
-    /// <summary>Statistics of a feature of <paramref name="dim"/> dimensions in [−1, 1].</summary>
-    public static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(), Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
 
     /// <summary>Uploads a freshly initialised policy of <paramref name="config"/> and registers it as the next version of <paramref name="model"/> for <paramref name="embodiment"/>.</summary>
     public static async Task<CheckpointResponse> RegisterBaseAsync(HttpClient client, string model, string embodiment, PolicyConfig config, Dictionary<string, NormalizationStats> stats)

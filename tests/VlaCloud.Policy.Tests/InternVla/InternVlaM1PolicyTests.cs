@@ -2,6 +2,7 @@ using TorchSharp;
 using VlaCloud.Parity;
 using VlaCloud.Policy.Checkpoint;
 using static TorchSharp.torch;
+using VlaCloud.Testing;
 
 namespace VlaCloud.Policy.Tests.InternVla;
 
@@ -11,12 +12,7 @@ public sealed class InternVlaM1PolicyTests
     private const string Embodiment = "arm6";
     private const int ActionDim = 6;
 
-    private static NormalizationStats Stats()
-    {
-        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(),
-            Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
-        return new NormalizationStats(Feature(ActionDim), Feature(3));
-    }
+    private static NormalizationStats Stats() => TestPolicies.IdentityStats(ActionDim, 3);
 
     private static VlaPolicy Create(PolicyConfig? config = null, long seed = 3)
     {

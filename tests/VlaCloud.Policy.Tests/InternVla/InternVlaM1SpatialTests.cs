@@ -1,6 +1,7 @@
 using VlaCloud.Parity;
 using VlaCloud.Policy.InternVla.Imaging;
 using VlaCloud.Policy.InternVla.Text;
+using VlaCloud.Testing;
 
 namespace VlaCloud.Policy.Tests.InternVla;
 
@@ -16,12 +17,7 @@ public sealed class InternVlaM1SpatialTests
         VlaPolicy.Create(TinyInternVlaM1.PolicyConfig(), new Dictionary<string, NormalizationStats> { [Embodiment] = Stats() }, seed: 3,
             tokenizerJson: TinyInternVlaM1.TokenizerJson());
 
-    private static NormalizationStats Stats()
-    {
-        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(),
-            Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
-        return new NormalizationStats(Feature(6), Feature(3));
-    }
+    private static NormalizationStats Stats() => TestPolicies.IdentityStats(6, 3);
 
     private static CameraImage Image(int seed, int width, int height)
     {
