@@ -103,6 +103,9 @@ internal sealed class DeviceWorker : IDisposable
 
     private void Run()
     {
+        // The thread's first parallel operation adopts the process's thread count (TorchThreads) and, doing so, resets
+        // oneDNN's cache; asking for the count here does that before the first batch instead of inside it.
+        logger.LogInformation("Inference worker on {Device} runs libtorch on {Threads} threads", Device, TorchSharp.torch.get_num_threads());
         // Wait for work only when nothing is in flight; otherwise take what is waiting and go on stepping.
         while (TakeBatch(wait: inFlight.Count == 0) is { } batch)
         {

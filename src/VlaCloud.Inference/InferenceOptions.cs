@@ -12,6 +12,15 @@ public sealed class InferenceOptions
     /// <summary>Weights dtype on the devices: <c>fp32</c> or <c>bf16</c>.</summary>
     public string DType { get; set; } = "fp32";
 
+    /// <summary>
+    /// libtorch's intra-op threads for the whole process (inference and training alike), set once at startup before any
+    /// model is loaded; unset: libtorch's default (one per core, or <c>OMP_NUM_THREADS</c>). A small model's batch-1
+    /// forward is per-operation overhead, which every extra thread's wake-up adds to (the tiny model: ~6 ms at 1 thread,
+    /// ~21 ms at 2), so 1 suits small models on small machines; large models and batches gain from more.
+    /// See <see cref="VlaCloud.Inference.TorchThreads"/>.
+    /// </summary>
+    public int? TorchThreads { get; set; }
+
     /// <summary>Most requests in one forward pass.</summary>
     public int MaxBatchSize { get; set; } = 32;
 

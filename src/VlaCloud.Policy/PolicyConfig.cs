@@ -7,6 +7,24 @@ using VlaCloud.Policy.InternVla.Qwen;
 
 namespace VlaCloud.Policy;
 
+/// <summary>The model families a <see cref="PolicyConfig"/> can describe (its <c>family</c> field, parsed).</summary>
+public enum PolicyFamily
+{
+    /// <summary><see cref="PolicyConfig.St4VlaFamily"/>: VlaCloud's own outline ST4VLA model.</summary>
+    St4Vla,
+    /// <summary><see cref="PolicyConfig.InternVlaM1Family"/>: the released InternVLA-M1.</summary>
+    InternVlaM1,
+}
+
+/// <summary>The ViT stems of the ST4VLA family (<see cref="PolicyConfig.VisionStem"/>, parsed).</summary>
+public enum VisionStemKind
+{
+    /// <summary><c>patch</c>: a linear projection of each patch.</summary>
+    Patch,
+    /// <summary><c>conv</c>: two 3×3 stride-2 convolutions before the patch projection.</summary>
+    Conv,
+}
+
 /// <summary>
 /// Every size and switch of the ST4VLA model; saved as <c>config.json</c> inside each checkpoint.
 /// Use <see cref="Tiny"/>, <see cref="Small"/> or <see cref="Base"/> and change fields with <c>with</c>.
@@ -27,6 +45,18 @@ public sealed record PolicyConfig
     /// <see cref="InternVlaM1Family"/>.
     /// </summary>
     public string Family { get; init; } = St4VlaFamily;
+
+    /// <summary>
+    /// <see cref="Family"/> parsed: code branches on this, so a family name is compared in one place.
+    /// </summary>
+    /// <exception cref="ArgumentException">The family is none of the known names (the message lists them).</exception>
+    [JsonIgnore]
+    public PolicyFamily ModelFamily => Family switch
+    {
+        St4VlaFamily => PolicyFamily.St4Vla,
+        InternVlaM1Family => PolicyFamily.InternVlaM1,
+        _ => throw new ArgumentException($"family must be {St4VlaFamily} or {InternVlaM1Family}, not '{Family}'"),
+    };
 
     /// <summary>
     /// InternVLA-M1 only: Qwen2.5-VL's upstream <c>config.json</c> object (<c>text_config</c>, <c>vision_config</c>,
@@ -60,6 +90,16 @@ public sealed record PolicyConfig
     /// <c>conv</c> needs <see cref="PatchSize"/> divisible by 4.
     /// </summary>
     public string VisionStem { get; init; } = "patch";
+
+    /// <summary><see cref="VisionStem"/> parsed.</summary>
+    /// <exception cref="ArgumentException">Neither <c>patch</c> nor <c>conv</c>.</exception>
+    [JsonIgnore]
+    public VisionStemKind VisionStemKind => VisionStem switch
+    {
+        "patch" => VisionStemKind.Patch,
+        "conv" => VisionStemKind.Conv,
+        _ => throw new ArgumentException($"vision_stem must be patch or conv, not '{VisionStem}'"),
+    };
     /// <summary>ViT width.</summary>
     public int VisionWidth { get; init; } = 64;
     /// <summary>ViT depth.</summary>
@@ -181,12 +221,12 @@ public sealed record PolicyConfig
     /// <summary>Parameter counts per part, computed from the shapes (equals the built model's count).</summary>
     public ParameterCounts EstimateParameters()
     {
-        if (Family == InternVlaM1Family) return EstimateInternVlaM1();
+        if (ModelFamily == PolicyFamily.InternVlaM1) return EstimateInternVlaM1();
         static long Linear(long i, long o, bool bias = true) => i * o + (bias ? o : 0);
         static long Ln(long d) => 2 * d;
         static long Encoder(long d) => Ln(d) + Linear(d, d) + Linear(d, 2 * d) + Linear(d, d) + Ln(d) + Linear(d, 4 * d) + Linear(4 * d, d);
 
-        long stem = VisionStem == "conv"
+        long stem = VisionStemKind == VisionStemKind.Conv
             ? (3L * 9 * StemChannels1 + StemChannels1) + (9L * StemChannels1 * StemChannels2 + StemChannels2)
               + (long)StemChannels2 * (PatchSize / 4) * (PatchSize / 4) * VisionWidth + VisionWidth
             : 3L * VisionWidth * PatchSize * PatchSize + VisionWidth;
@@ -219,12 +259,11 @@ public sealed record PolicyConfig
     /// </summary>
     public void Validate()
     {
-        if (Family == InternVlaM1Family)
+        if (ModelFamily == PolicyFamily.InternVlaM1)
         {
             ValidateInternVlaM1();
             return;
         }
-        if (Family != St4VlaFamily) throw new ArgumentException($"family must be {St4VlaFamily} or {InternVlaM1Family}, not '{Family}'");
         if (Qwen is not null || Framework is not null) throw new ArgumentException($"qwen and framework belong to the {InternVlaM1Family} family, not {St4VlaFamily}");
         foreach (var (field, value, min, max) in Ranges())
             if (value < min || value > max)
@@ -232,8 +271,7 @@ public sealed record PolicyConfig
         if (!(double.IsFinite(RopeTheta) && RopeTheta > 0)) throw new ArgumentException("rope_theta must be a positive number");
         if (!double.IsFinite(GradientDecay) || !double.IsFinite(SpatialLossWeight)) throw new ArgumentException("gradient_decay and spatial_loss_weight must be finite");
         if (ImageSize % PatchSize != 0) throw new ArgumentException($"ImageSize {ImageSize} is not a multiple of PatchSize {PatchSize}");
-        if (VisionStem is not ("patch" or "conv")) throw new ArgumentException($"VisionStem must be patch or conv, not '{VisionStem}'");
-        if (VisionStem == "conv" && PatchSize % 4 != 0) throw new ArgumentException($"a conv stem needs PatchSize divisible by 4, not {PatchSize}");
+        if (VisionStemKind == VisionStemKind.Conv && PatchSize % 4 != 0) throw new ArgumentException($"a conv stem needs PatchSize divisible by 4, not {PatchSize}");
         if (VisionWidth % VisionHeads != 0 || LmWidth % LmHeads != 0 || BridgeWidth % BridgeHeads != 0 || ExpertWidth % ExpertHeads != 0)
             throw new ArgumentException("every width must be divisible by its head count");
         if ((LmWidth / LmHeads) % 2 != 0) throw new ArgumentException("rotary positions need an even head dimension");
@@ -270,7 +308,7 @@ public sealed record PolicyConfig
     public PolicyConfig ForLayout(EmbodimentLayout layout)
     {
         var (actions, states, cameras) = (Math.Max(1, layout.ActionDim), Math.Max(1, layout.StateDim), Math.Max(1, layout.Cameras));
-        if (Family != InternVlaM1Family) return this with { MaxActionDim = actions, MaxStateDim = states, MaxCameras = cameras };
+        if (ModelFamily != PolicyFamily.InternVlaM1) return this with { MaxActionDim = actions, MaxStateDim = states, MaxCameras = cameras };
         var framework = (JsonObject)(Framework ?? throw new ArgumentException("framework: an internvla-m1 config needs the framework section")).DeepClone();
         if (framework["action_model"] is not JsonObject actionModel) throw new ArgumentException("framework must hold the action_model section");
         actionModel["action_dim"] = actions;
@@ -281,7 +319,7 @@ public sealed record PolicyConfig
     /// <exception cref="ArgumentException">Another family, or sections that are missing or do not fit together.</exception>
     public InternVlaM1Config ToInternVlaM1()
     {
-        if (Family != InternVlaM1Family) throw new ArgumentException($"a {Family} config has no InternVLA-M1 model");
+        if (ModelFamily != PolicyFamily.InternVlaM1) throw new ArgumentException($"a {Family} config has no InternVLA-M1 model");
         var qwenJson = Qwen ?? throw new ArgumentException("qwen: an internvla-m1 config needs Qwen2.5-VL's config.json object");
         var framework = Framework ?? throw new ArgumentException("framework: an internvla-m1 config needs the framework section (dino, layer_qformer, action_model)");
         if (framework["layer_qformer"] is not JsonObject || framework["action_model"] is not JsonObject)

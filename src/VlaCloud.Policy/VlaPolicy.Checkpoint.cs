@@ -68,7 +68,7 @@ public sealed partial class VlaPolicy
         InternVla.Text.Qwen2Tokenizer? qwenTokenizer = null;
         try
         {
-            if (config.Family == PolicyConfig.InternVlaM1Family) qwenTokenizer = ReadQwenTokenizer(tokenizerJson);
+            if (config.ModelFamily == PolicyFamily.InternVlaM1) qwenTokenizer = ReadQwenTokenizer(tokenizerJson);
             else tokenizer = PolicyTokenizer.ForConfig(config, tokenizerJson);
         }
         catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException or InvalidDataException or NullReferenceException or KeyNotFoundException)

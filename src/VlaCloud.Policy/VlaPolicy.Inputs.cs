@@ -191,10 +191,7 @@ public sealed partial class VlaPolicy
         var images = Images(observations.Select(o => o.Images).ToList(), out _);
         var text = observations.Select(o => TextIds(Config.Vanilla ? o.Instruction : SpatialPrompts.ForAction(o.Instruction))).ToList();
         var seq = Sequence(images, observations.Select(o => o.Images.Count).ToArray(), text, withQueries: true);
-        var hidden = Model.Lm.call(seq.Embeds, seq.Positions, seq.Mask, null);                   // (B, T, D)
-        hidden = GradientScale.Apply(hidden, gradientDecay);
-        var queries = hidden[.., ^Config.LatentQueries..];                                      // (B, Q, D)
-        return Model.Bridge.call(queries, hidden, seq.KeyMask).MoveToOuterDisposeScope();   // (B, Q, De)
+        return Model.call(seq, gradientDecay).MoveToOuterDisposeScope();                       // (B, Q, De)
     }
 
     private static T[] Flatten<T>(T[,] a)

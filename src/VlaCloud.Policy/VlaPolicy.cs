@@ -73,7 +73,7 @@ public sealed partial class VlaPolicy : IDisposable
     {
         config.Validate();
         var (dev, type) = (ParseDevice(device), ParseDtype(dtype));
-        if (config.Family == PolicyConfig.InternVlaM1Family)
+        if (config.ModelFamily == PolicyFamily.InternVlaM1)
         {
             var qwenTokenizer = ReadQwenTokenizer(tokenizerJson ?? throw new ArgumentException("an internvla-m1 policy needs Qwen's tokenizer.json"));
             InternVlaM1 built;

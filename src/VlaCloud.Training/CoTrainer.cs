@@ -197,7 +197,7 @@ public static class CoTrainer
     {
         // Otherwise the base's own tokenizer, not the built-in one: a BPE or custom word list keeps the ids it was trained with.
         // Only the ST4VLA family has a growing word list; an InternVLA-M1 policy keeps Qwen's tokenizer as it is.
-        var words = initial.Config.Family == PolicyConfig.St4VlaFamily;
+        var words = initial.Config.ModelFamily == PolicyFamily.St4Vla;
         var grown = words ? initial.Tokenizer.GrownToBuiltInWords() : null;
         var config = ConfigFor(initial.Config, options);
         if (words) config = config with { TextVocabSize = (grown ?? initial.Tokenizer).TextVocabSize };

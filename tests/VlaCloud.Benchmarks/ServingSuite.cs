@@ -36,6 +36,10 @@ internal sealed class ServingSuite : IBenchmarkSuite
             await ServeForProfilerAsync(environment, report, args[1..], cancellationToken);
             return;
         }
+        // The host applies VlaCloud:Inference:TorchThreads at its start; the raw loop runs in this process too, so the
+        // setting (from the environment, VlaCloud__Inference__TorchThreads) is applied first and both sides share it.
+        var threads = Environment.GetEnvironmentVariable("VlaCloud__Inference__TorchThreads");
+        report.Add("torch_threads", VlaCloud.Inference.TorchThreads.Apply(string.IsNullOrEmpty(threads) ? null : int.Parse(threads, System.Globalization.CultureInfo.InvariantCulture)));
         var stats = new Dictionary<string, NormalizationStats> { [Embodiment] = Stats() };
         using var policy = VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: 3);
 

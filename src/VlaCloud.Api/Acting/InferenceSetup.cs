@@ -12,6 +12,7 @@ public static class InferenceSetup
     public static IServiceCollection AddVlaCloudInference(this IServiceCollection services)
     {
         services.AddOptions<InferenceOptions>().BindConfiguration(InferenceOptions.Section);
+        services.AddHostedService<TorchThreadsStartup>();
         services.AddSingleton<ICheckpointSource, RegistryCheckpointSource>();
         services.AddSingleton<CheckpointInspector>();
         services.AddSingleton<InferenceEngine>();

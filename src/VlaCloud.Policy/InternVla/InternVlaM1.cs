@@ -14,9 +14,11 @@ namespace VlaCloud.Policy.InternVla;
 /// <c>named_parameters()</c> are the released state dict's names. Its forward: each sample's cameras resized to the
 /// training size, the <c>CoT_prompt</c> in a user message after the images through Qwen's chat template and image
 /// processor, the chosen hidden states each followed by the projected DINO tokens of every view, the Q-Former, then the
-/// DiT: DDPM ε-loss in training, DDIM with classifier-free guidance at inference. Used by one thread at a time.
+/// DiT: DDPM ε-loss in training, DDIM with classifier-free guidance at inference. The module's forward is the action
+/// condition (<see cref="Condition"/>); <see cref="ActionLoss"/> and <see cref="SampleActions"/> take it from there, and
+/// <see cref="VlmLoss"/> and <see cref="GenerateAnswers"/> are the VLM's own entry points. Used by one thread at a time.
 /// </summary>
-public sealed class InternVlaM1 : nn.Module
+public sealed class InternVlaM1 : nn.Module<IReadOnlyList<IReadOnlyList<CameraImage>>, IReadOnlyList<string>, Tensor?, Tensor>
 {
     private readonly QwenVlInterface qwenVlInterface;
     private readonly InternVlaHeads heads;
@@ -106,19 +108,24 @@ public sealed class InternVlaM1 : nn.Module
     /// <param name="prompts">Each sample's prompt text (see <see cref="ActionPrompt"/>).</param>
     /// <param name="state">(B, 2·StateDim) normalised state and mask when the config uses state, else null.</param>
     /// <returns>(B, Q, D_action) condition tokens.</returns>
-    public Tensor Condition(IReadOnlyList<IReadOnlyList<CameraImage>> views, IReadOnlyList<string> prompts, Tensor? state = null)
+    public Tensor Condition(IReadOnlyList<IReadOnlyList<CameraImage>> views, IReadOnlyList<string> prompts, Tensor? state = null) =>
+        call(views, prompts, state);
+
+    /// <summary>The module's forward: <see cref="Condition"/>.</summary>
+    /// <returns>(B, Q, D_action).</returns>
+    public override Tensor forward(IReadOnlyList<IReadOnlyList<CameraImage>> views, IReadOnlyList<string> prompts, Tensor? state)
     {
         if (views.Count != prompts.Count || views.Count == 0) throw new ArgumentException($"{views.Count} samples of views but {prompts.Count} prompts");
         using var scope = NewDisposeScope();
         var q = Config.Heads.QFormer;
         var inputs = Encode(views, prompts.Select(p => (IReadOnlyList<ChatMessage>)[ChatMessage.User(p, 0)]).ToList(), addGenerationPrompt: true, out _);
-        using var output = Qwen.Forward(inputs, new QwenForwardOptions { HiddenStates = [.. Enumerable.Range(q.StartLayer, q.Layers)] });
+        using var output = Qwen.call(inputs, new QwenForwardOptions { HiddenStates = [.. Enumerable.Range(q.StartLayer, q.Layers)] });
         var states = new Tensor[q.EndLayer];
         foreach (var (index, hidden) in output.HiddenStates) states[index] = hidden;
         var pixels = dino.Prepare(views).ToTensor();                                                   // (B·V, 3, H, W)
         var dinoViews = pixels.view(views.Count, views[0].Count, 3, pixels.shape[2], pixels.shape[3]).to(DType, Device);
         var dinoTokens = heads.DinoTokens(dinoViews);                                                    // (B, V·N, D_vlm)
-        var condition = heads.Condition(states, dinoTokens.to(states[q.StartLayer].dtype));              // (B, Q, D)
+        var condition = heads.call(states, dinoTokens.to(states[q.StartLayer].dtype));                   // (B, Q, D)
         if (stateProjector is not null)
         {
             if (state is null) throw new ArgumentException("this config reads the state; pass it");
@@ -137,7 +144,7 @@ public sealed class InternVlaM1 : nn.Module
     {
         using var scope = NewDisposeScope();
         var inputs = Encode(images, chats, addGenerationPrompt: false, out var labels);
-        using var output = Qwen.Forward(inputs, new QwenForwardOptions { Logits = QwenLogits.All });
+        using var output = Qwen.call(inputs, new QwenForwardOptions { Logits = QwenLogits.All });
         var logits = output.Logits!;                                                                     // (B, L, V)
         var (b, l) = (logits.shape[0], logits.shape[1]);
         var shifted = logits[.., ..(int)(l - 1)].reshape(-1, logits.shape[2]).to(float32);               // (B·(L−1), V)

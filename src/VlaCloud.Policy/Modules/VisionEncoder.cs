@@ -46,7 +46,7 @@ internal sealed class VisionEncoder : nn.Module<Tensor, Tensor>
     public VisionEncoder(string name, PolicyConfig c) : base(name)
     {
         var patches = c.PatchesPerImage;
-        if (c.VisionStem == "conv")
+        if (c.VisionStemKind == VisionStemKind.Conv)
         {
             // Two stride-2 convolutions take the image to a quarter of its side; the patch projection covers the rest.
             stem = nn.Sequential(

@@ -18,8 +18,9 @@ public sealed record DiffusionLoss(Tensor Loss, Tensor NoisyActions, Tensor Nois
 /// InternVLA-M1's System 1 (<c>ActionModel</c> in <c>DiTActionHeader.py</c>): the <see cref="Dit"/> as <c>net</c>, trained
 /// as a DDPM ε-predictor on the base process (<see cref="ActionModelConfig.DiffusionSteps"/> steps, cosine schedule) and
 /// sampled with DDIM on a respaced process, with classifier-free guidance, as <c>InternVLA_M1.predict_action</c> does.
+/// Its forward is upstream's: the training loss (<see cref="ComputeLoss"/>); sampling is <see cref="SampleActions"/>.
 /// </summary>
-public sealed class ActionModel : nn.Module
+public sealed class ActionModel : nn.Module<Tensor, Tensor, Tensor?, Tensor?, DiffusionLoss>
 {
     private readonly Dit net;
     private readonly ActionModelConfig config;
@@ -66,7 +67,11 @@ public sealed class ActionModel : nn.Module
     /// <param name="condition">(B, Q, D) the bridge's output.</param>
     /// <param name="noise">ε for the repeated batch, (B·r, T, A); drawn when null.</param>
     /// <param name="timesteps">t for the repeated batch, (B·r) int64; drawn when null.</param>
-    public DiffusionLoss ComputeLoss(Tensor actions, Tensor condition, Tensor? noise = null, Tensor? timesteps = null)
+    public DiffusionLoss ComputeLoss(Tensor actions, Tensor condition, Tensor? noise = null, Tensor? timesteps = null) =>
+        call(actions, condition, noise, timesteps);
+
+    /// <summary>The module's forward: <see cref="ComputeLoss"/> (call that, or <c>call</c>, so hooks run).</summary>
+    public override DiffusionLoss forward(Tensor actions, Tensor condition, Tensor? noise, Tensor? timesteps)
     {
         var (chunk, r) = (config.ChunkLength, config.RepeatedDiffusionSteps);
         if (actions.dim() != 3 || actions.shape[1] < chunk || actions.shape[2] != config.ActionDim)

@@ -10,9 +10,10 @@ namespace VlaCloud.Policy.InternVla.Heads;
 /// The parts of <c>InternVLA_M1</c> besides Qwen2.5-VL, under its attribute names (<c>layer_qformer</c>,
 /// <c>action_model</c>, <c>dino_encoder</c>, <c>dino_pro</c>) so <c>named_parameters()</c> matches the upstream state
 /// dict: the DINOv2 stream and its projection to the VLM width, the layer-wise Q-Former that turns the VLM's chosen
-/// hidden states (each followed by the DINO tokens) into condition tokens, and the DiT action model.
+/// hidden states (each followed by the DINO tokens) into condition tokens, and the DiT action model. Its forward is the
+/// bridge (<see cref="Condition"/>); the DINO stream, the loss and sampling are methods.
 /// </summary>
-public sealed class InternVlaHeads : nn.Module
+public sealed class InternVlaHeads : nn.Module<IReadOnlyList<Tensor>, Tensor, Tensor>
 {
     [ComponentName(Name = "layer_qformer")] private readonly LayerwiseQFormer layerQformer;
     [ComponentName(Name = "action_model")] private readonly ActionModel actionModel;
@@ -68,7 +69,13 @@ public sealed class InternVlaHeads : nn.Module
     /// <param name="vlmHiddenStates">The VLM's <c>hidden_states</c>: embeddings, then every layer's output, each (B, L, D_vlm).</param>
     /// <param name="dinoTokens">(B, V·N, D_vlm) from <see cref="DinoTokens"/>.</param>
     /// <returns>(B, Q, D_action) condition tokens.</returns>
-    public Tensor Condition(IReadOnlyList<Tensor> vlmHiddenStates, Tensor dinoTokens)
+    public Tensor Condition(IReadOnlyList<Tensor> vlmHiddenStates, Tensor dinoTokens) => call(vlmHiddenStates, dinoTokens);
+
+    /// <summary>The module's forward: <see cref="Condition"/>.</summary>
+    /// <param name="vlmHiddenStates">(B, L, D_vlm) each: the VLM's hidden states, embeddings first.</param>
+    /// <param name="dinoTokens">(B, V·N, D_vlm).</param>
+    /// <returns>(B, Q, D_action).</returns>
+    public override Tensor forward(IReadOnlyList<Tensor> vlmHiddenStates, Tensor dinoTokens)
     {
         var q = config.QFormer;
         if (vlmHiddenStates.Count < q.EndLayer)

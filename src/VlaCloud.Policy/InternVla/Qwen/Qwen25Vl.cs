@@ -97,9 +97,11 @@ public sealed record QwenGenerationOptions
 /// Qwen2.5-VL (transformers' <c>Qwen2_5_VLForConditionalGeneration</c>) in TorchSharp: the vision tower and the Qwen2.5
 /// decoder under <c>model.visual</c> / <c>model.language_model</c>, and <c>lm_head</c> (the token embedding when the
 /// config ties them), so <c>named_parameters()</c> are transformers' in-memory names. Sizes come from
-/// <see cref="Qwen25VlConfig"/>; weights from <see cref="Qwen25VlCheckpoint"/>. Used by one thread at a time.
+/// <see cref="Qwen25VlConfig"/>; weights from <see cref="Qwen25VlCheckpoint"/>. Its forward is one pass over a batch
+/// (<see cref="Forward"/>); <see cref="Generate"/>, <see cref="EncodeImages"/> and <see cref="RopeIndex"/> are the other
+/// entry points. Used by one thread at a time.
 /// </summary>
-public sealed class Qwen25Vl : nn.Module
+public sealed class Qwen25Vl : nn.Module<QwenInputs, QwenForwardOptions?, QwenOutput>
 {
     [ComponentName(Name = "model")] private readonly Qwen25VlBackbone backbone;
     // Null when tied: the logits then reuse the embedding, which is how transformers ties them (one tensor).
@@ -146,7 +148,13 @@ public sealed class Qwen25Vl : nn.Module
     /// caller turned it off, so it serves training as well as inference.
     /// </summary>
     /// <exception cref="ArgumentException">inputs that do not fit together or the config (message says which).</exception>
-    public QwenOutput Forward(QwenInputs inputs, QwenForwardOptions? options = null)
+    public QwenOutput Forward(QwenInputs inputs, QwenForwardOptions? options = null) => call(inputs, options);
+
+    /// <summary>The module's forward: <see cref="Forward"/>.</summary>
+    /// <param name="inputs">(B, L) ids, (B, L) mask, (N, C·T·P·P) patches with their (images, 3) grids.</param>
+    /// <param name="options">Hidden states and logits to return; none besides the last hidden state when null.</param>
+    /// <returns>(B, L, D) last hidden state, the asked (B, L, D) hidden states, (B, L | 1, V) logits, (B, 1) rope deltas.</returns>
+    public override QwenOutput forward(QwenInputs inputs, QwenForwardOptions? options)
     {
         options ??= new QwenForwardOptions();
         if (options.HiddenStates.Any(i => i < 0 || i > Config.Text.NumHiddenLayers))
@@ -170,7 +178,7 @@ public sealed class Qwen25Vl : nn.Module
     {
         using var scope = NewDisposeScope();
         var grids = ReadGrids(pixelValues, imageGridThw);
-        return backbone.Visual.Forward(pixelValues.to(Device), grids).MoveToOuterDisposeScope();
+        return backbone.Visual.call(pixelValues.to(Device), grids).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -311,14 +319,14 @@ public sealed class Qwen25Vl : nn.Module
         var embeds = lm.Embed(prompt.Ids); // (B, L, D)
         if (prompt.Pixels is not null)
         {
-            var images = backbone.Visual.Forward(prompt.Pixels, prompt.Grids!).to(embeds.dtype); // (N / unit, D)
+            var images = backbone.Visual.call(prompt.Pixels, prompt.Grids!).to(embeds.dtype);    // (N / unit, D)
             var slots = prompt.Ids.eq(Config.ImageTokenId).unsqueeze(-1).expand_as(embeds);
             embeds = embeds.masked_scatter(slots, images);
         }
         var (positions, deltas) = RopePositions(prompt);
         var mask = AttentionMask(prompt.Mask, past: 0, queries: prompt.Ids.shape[1], embeds.dtype);
         var layerStates = new Dictionary<int, Tensor>();
-        var hidden = lm.Forward(embeds, positions, mask, cache, keep, layerStates);
+        var hidden = lm.call(embeds, positions, mask, cache, keep, layerStates);                 // (B, L, D)
         foreach (var (index, state) in layerStates) kept[index] = state.MoveToOuterDisposeScope();
         return (hidden.MoveToOuterDisposeScope(), deltas.MoveToOuterDisposeScope());
     }
@@ -332,7 +340,7 @@ public sealed class Qwen25Vl : nn.Module
         var positions = (arange(past, past + count, dtype: int64, device: ids.device).unsqueeze(0) + deltas).unsqueeze(0).expand(3, batch, count); // (3, B, T)
         var embeds = backbone.LanguageModel.Embed(ids);
         var attention = AttentionMask(mask, past, count, embeds.dtype);
-        return backbone.LanguageModel.Forward(embeds, positions, attention, cache, null, new Dictionary<int, Tensor>()).MoveToOuterDisposeScope();
+        return backbone.LanguageModel.call(embeds, positions, attention, cache, null, new Dictionary<int, Tensor>()).MoveToOuterDisposeScope(); // (B, T, D)
     }
 
     private (Tensor Positions, Tensor Deltas) RopePositions(Prompt prompt) =>

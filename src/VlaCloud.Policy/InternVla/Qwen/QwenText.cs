@@ -85,7 +85,7 @@ internal sealed class QwenDecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tenso
 }
 
 /// <summary>The Qwen2.5 decoder: token embedding, layers, final RMSNorm (transformers' <c>Qwen2_5_VLTextModel</c>).</summary>
-internal sealed class QwenTextModel : nn.Module
+internal sealed class QwenTextModel : nn.Module<Tensor, Tensor, Tensor, KvCache?, IReadOnlyCollection<int>?, IDictionary<int, Tensor>, Tensor>
 {
     [ComponentName(Name = "embed_tokens")] private readonly TokenEmbedding embedTokens;
     private readonly ModuleList<QwenDecoderLayer> layers;
@@ -115,7 +115,7 @@ internal sealed class QwenTextModel : nn.Module
     /// layer k − 1, the last = after the final norm).</param>
     /// <param name="kept">receives the kept hidden states (handles of their own), owned by the caller's dispose scope.</param>
     /// <returns>(B, T, D) hidden states after the final norm.</returns>
-    public Tensor Forward(Tensor x, Tensor positions, Tensor mask, KvCache? cache, IReadOnlyCollection<int>? keep, IDictionary<int, Tensor> kept)
+    public override Tensor forward(Tensor x, Tensor positions, Tensor mask, KvCache? cache, IReadOnlyCollection<int>? keep, IDictionary<int, Tensor> kept)
     {
         using var scope = NewDisposeScope();
         var (cos, sin) = MropeTables(positions, x.dtype);

@@ -251,7 +251,7 @@ internal sealed class PatchMerger : nn.Module<Tensor, Tensor>
 /// at <see cref="QwenVisionConfig.FullAttentionBlockIndexes"/>) over the patches reordered into windows, the patch
 /// merger, and the inverse reordering, so image tokens come out in the processor's order.
 /// </summary>
-internal sealed class QwenVisionTransformer : nn.Module
+internal sealed class QwenVisionTransformer : nn.Module<Tensor, IReadOnlyList<ImageGrid>, Tensor>
 {
     [ComponentName(Name = "patch_embed")] private readonly VisionPatchEmbed patchEmbed;
     private readonly ModuleList<VisionBlock> blocks;
@@ -270,7 +270,7 @@ internal sealed class QwenVisionTransformer : nn.Module
     /// <param name="pixelValues">(N, C·T·P·P) patches of all images, image after image.</param>
     /// <param name="grids">each image's grid (checked against <paramref name="pixelValues"/> by <see cref="ImageGrid.Read"/>).</param>
     /// <returns>(N / unit, D_lm) image embeddings, one per merged token, in the processor's order.</returns>
-    public Tensor Forward(Tensor pixelValues, IReadOnlyList<ImageGrid> grids)
+    public override Tensor forward(Tensor pixelValues, IReadOnlyList<ImageGrid> grids)
     {
         using var scope = NewDisposeScope();
         var device = pixelValues.device;
