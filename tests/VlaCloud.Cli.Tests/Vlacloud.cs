@@ -17,13 +17,16 @@ public static class Vlacloud
 {
     /// <summary>Runs <c>vlacloud</c>.</summary>
     public static Task<CliRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args) =>
-        RunToolAsync("src/VlaCloud.Cli/bin/Release/net10.0/vlacloud.dll", environment, args);
+        RunToolAsync("src/VlaCloud.Cli/bin/Release/net10.0/vlacloud.dll", environment, args, TimeSpan.FromMinutes(3));
 
-    /// <summary>Runs <c>vlacloud-lab</c>.</summary>
+    /// <summary>
+    /// Runs <c>vlacloud-lab</c>. Its commands train and evaluate models, which on a loaded 2-core CI machine can take
+    /// several times their quiet-machine minute, so it gets a longer limit than the client.
+    /// </summary>
     public static Task<CliRun> RunLabAsync(IReadOnlyDictionary<string, string> environment, params string[] args) =>
-        RunToolAsync("src/VlaCloud.Lab/bin/Release/net10.0/vlacloud-lab.dll", environment, args);
+        RunToolAsync("src/VlaCloud.Lab/bin/Release/net10.0/vlacloud-lab.dll", environment, args, TimeSpan.FromMinutes(15));
 
-    private static async Task<CliRun> RunToolAsync(string relativeDll, IReadOnlyDictionary<string, string> environment, string[] args)
+    private static async Task<CliRun> RunToolAsync(string relativeDll, IReadOnlyDictionary<string, string> environment, string[] args, TimeSpan limit)
     {
         var dll = Path.Combine(RepositoryRoot.Path, relativeDll);
         var start = new ProcessStartInfo("dotnet", [dll, .. args])
@@ -39,8 +42,16 @@ public static class Vlacloud
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        await process.WaitForExitAsync(timeout.Token);
+        using var timeout = new CancellationTokenSource(limit);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{Path.GetFileName(dll)} {string.Join(" ", args)} still running after {limit}");
+        }
         return new CliRun(process.ExitCode, await stdout, await stderr);
     }
 }
