@@ -14,13 +14,8 @@ namespace VlaCloud.Parity;
 /// </summary>
 public static class TinyInternVlaM1
 {
-    /// <summary>Qwen2.5's added tokens in their order (ids 151643… in the real vocabulary).</summary>
-    public static IReadOnlyList<string> AddedTokens { get; } =
-    [
-        "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>",
-        "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
-        "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
-    ];
+    /// <summary>Qwen2.5's added tokens in their order (ids 151643… in the real vocabulary), as <see cref="QwenByteTokenizer"/> has them.</summary>
+    public static IReadOnlyList<string> AddedTokens => QwenByteTokenizer.AddedTokens;
 
     /// <summary>Side of the camera images the tiny config is made for.</summary>
     public const int ImageSize = 56;
@@ -32,29 +27,7 @@ public static class TinyInternVlaM1
     public static string FixtureFolder { get; } = FindFixtures();
 
     /// <summary>A byte-level Qwen2 <c>tokenizer.json</c>: the 256 byte symbols, no merges, the added tokens after them.</summary>
-    public static string TokenizerJson()
-    {
-        var vocab = new JsonObject();
-        var symbols = ByteSymbols();
-        for (var i = 0; i < symbols.Count; i++) vocab[symbols[i]] = i;
-        var added = new JsonArray();
-        for (var i = 0; i < AddedTokens.Count; i++)
-            added.Add(new JsonObject { ["id"] = 256 + i, ["content"] = AddedTokens[i], ["special"] = true, ["lstrip"] = false, ["rstrip"] = false, ["single_word"] = false, ["normalized"] = false });
-        var root = new JsonObject
-        {
-            ["added_tokens"] = added,
-            ["normalizer"] = new JsonObject { ["type"] = "NFC" },
-            ["pre_tokenizer"] = new JsonObject
-            {
-                ["type"] = "Sequence",
-                ["pretokenizers"] = new JsonArray(
-                    new JsonObject { ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = Qwen2Tokenizer.PreTokenizerPattern }, ["behavior"] = "Isolated", ["invert"] = false },
-                    new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = false, ["use_regex"] = false }),
-            },
-            ["model"] = new JsonObject { ["type"] = "BPE", ["vocab"] = vocab, ["merges"] = new JsonArray() },
-        };
-        return root.ToJsonString();
-    }
+    public static string TokenizerJson() => QwenByteTokenizer.Json();
 
     /// <summary>The tokenizer of <see cref="TokenizerJson"/>.</summary>
     public static Qwen2Tokenizer Tokenizer()
@@ -153,16 +126,6 @@ public static class TinyInternVlaM1
             loss = total.item<float>();
         }
         return loss;
-    }
-
-    /// <summary>GPT-2's byte-to-symbol table (<c>bytes_to_unicode</c>) in byte order.</summary>
-    private static List<string> ByteSymbols()
-    {
-        var printable = Enumerable.Range('!', '~' - '!' + 1).Concat(Enumerable.Range('¡', '¬' - '¡' + 1)).Concat(Enumerable.Range('®', 'ÿ' - '®' + 1)).ToHashSet();
-        var symbols = new string[256];
-        var extra = 0;
-        for (var b = 0; b < 256; b++) symbols[b] = printable.Contains(b) ? ((char)b).ToString() : ((char)(256 + extra++)).ToString();
-        return [.. symbols];
     }
 
     private static string FindFixtures()
