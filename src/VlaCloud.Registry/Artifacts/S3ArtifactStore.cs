@@ -26,7 +26,11 @@ public sealed class S3ArtifactStore(IAmazonS3 s3, string bucket, string prefix) 
             Key = KeyOf(sha),
             InputStream = spool,
             AutoCloseStream = false,
-            ChecksumAlgorithm = ChecksumAlgorithm.SHA256,
+            // The hash is known, so it goes in a header the bucket verifies against the body. Left to the SDK, it would
+            // be a trailer of an aws-chunked body, which S3-compatible servers without that encoding (s3rver, older
+            // MinIO and Ceph) store framing and all, so every later read fails its hash check.
+            ChecksumSHA256 = Sha256Hex.ToBase64(sha),
+            UseChunkEncoding = false,
         }, cancellationToken);
         return new ArtifactInfo(sha, size, UriOf(sha));
     }

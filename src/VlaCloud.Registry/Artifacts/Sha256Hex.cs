@@ -28,4 +28,7 @@ public static class Sha256Hex
     /// <summary>The SHA-256 of a stream's remaining bytes.</summary>
     public static async Task<string> OfAsync(Stream source, CancellationToken cancellationToken) =>
         Convert.ToHexStringLower(await SHA256.HashDataAsync(source, cancellationToken));
+
+    /// <summary>A hex SHA-256 as the base64 of its 32 bytes, the form of S3's <c>x-amz-checksum-sha256</c>.</summary>
+    public static string ToBase64(string sha256Hex) => Convert.ToBase64String(Convert.FromHexString(sha256Hex));
 }

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Amazon.S3;
 using Amazon.S3.Model;
+using VlaCloud.Registry.Artifacts;
 
 namespace VlaCloud.Registry.Uploads;
 
@@ -130,7 +131,9 @@ public sealed class S3UploadPartStore(IAmazonS3 s3, string bucket, string prefix
         spool.Position = 0;
         await s3.PutObjectAsync(new PutObjectRequest
         {
-            BucketName = bucket, Key = KeyOf(uploadId, partNumber), InputStream = spool, AutoCloseStream = false, ChecksumAlgorithm = ChecksumAlgorithm.SHA256,
+            BucketName = bucket, Key = KeyOf(uploadId, partNumber), InputStream = spool, AutoCloseStream = false,
+            // A header checksum, not an aws-chunked trailer: see S3ArtifactStore.PutAsync.
+            ChecksumSHA256 = Sha256Hex.ToBase64(written.Value.Sha256), UseChunkEncoding = false,
         }, cancellationToken);
         return written;
     }
