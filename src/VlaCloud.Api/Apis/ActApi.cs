@@ -18,6 +18,7 @@ public static class ActApi
             .WithMetadata(ComputeCounterPrefetch.Marker.Instance)
             .WithName("Act")
             .WithSummary("Computes an action chunk for one observation with a checkpoint (id, model@vN or model@alias), batched with other requests.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .ProducesProblem(StatusCodes.Status504GatewayTimeout);

@@ -33,6 +33,7 @@ public static class CheckpointImportsApi
         var group = app.MapGroup("/v1/checkpoints/imports").WithTags("Checkpoints").RequireTenantRateLimit();
         group.MapPost("", CreateAsync).RequireAuthorization(ApiScopes.RegistryWrite).WithName("CreateCheckpointImport")
             .WithSummary("Imports a released InternVLA-M1 run from an uploaded bundle (config.yaml, dataset_statistics.json, checkpoints/steps_N_pytorch_model.pt, qwen/config.json, qwen/tokenizer.json): a trainer converts it and registers it as the next version of the model.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
         group.MapGet("/{id:guid}", GetAsync).RequireAuthorization(ApiScopes.RegistryRead).WithName("GetCheckpointImport")
             .WithSummary("Gets an import: queued, running, succeeded (with its checkpoint) or failed (with the file or tensor at fault).");

@@ -32,7 +32,8 @@ public static class CheckpointsApi
         var write = group.MapGroup("").RequireAuthorization(ApiScopes.RegistryWrite);
 
         read.MapGet("", ListAsync).WithName("ListCheckpoints")
-            .WithSummary("Lists visible checkpoints (the caller's and public ones), newest first, filtered by model and embodiment.");
+            .WithSummary("Lists visible checkpoints (the caller's and public ones), newest first, filtered by model and embodiment.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
         read.MapGet("/{id:guid}", GetAsync).WithName("GetCheckpoint")
             .WithSummary("Gets one checkpoint by id.");
         read.MapGet("/{id:guid}/content", ContentAsync).WithName("GetCheckpointContent")
@@ -44,13 +45,18 @@ public static class CheckpointsApi
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         read.MapGet("/resolve", ResolveAsync).WithName("ResolveCheckpoint")
-            .WithSummary("Resolves a reference (id, model@vN or model@alias) to a checkpoint, as inference does.");
+            .WithSummary("Resolves a reference (id, model@vN or model@alias) to a checkpoint, as inference does.")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound);
         write.MapPost("/artifacts", PutArtifactAsync).WithName("PutCheckpointArtifact")
             .WithSummary("Stores a checkpoint file (the request body) by its SHA-256; register it with POST /v1/checkpoints.")
             .Accepts<Stream>("application/octet-stream")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .WithMetadata(new SkipIdempotencyAttribute(), new RequestSizeLimitAttribute(MaxArtifactBytes));
         write.MapPost("", RegisterAsync).WithName("RegisterCheckpoint")
             .WithSummary("Registers a stored artifact as the next version of a model for an embodiment, once it is checked to be a checkpoint that can be served (422 otherwise).")
+            .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         return app;
     }

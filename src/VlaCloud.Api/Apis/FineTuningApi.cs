@@ -35,7 +35,9 @@ public static class FineTuningApi
     {
         var group = app.MapGroup("/v1/fine_tuning/jobs").WithTags("Fine-tuning").RequireTenantRateLimit().RequireAuthorization(ApiScopes.Training);
         group.MapPost("", CreateAsync).WithName("CreateFineTuningJob")
-            .WithSummary("Creates a fine-tuning job: base checkpoint + ready dataset → the next version of a model; queued for a trainer.");
+            .WithSummary("Creates a fine-tuning job: base checkpoint + ready dataset → the next version of a model; queued for a trainer.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
         group.MapGet("", ListAsync).WithName("ListFineTuningJobs").WithSummary("Lists the caller's fine-tuning jobs, newest first.");
         group.MapGet("/{id:guid}", GetAsync).WithName("GetFineTuningJob").WithSummary("Gets a job: status, progress, metrics, result.");
         group.MapGet("/{id:guid}/events", EventsAsync).WithName("ListFineTuningJobEvents")
@@ -63,7 +65,8 @@ public static class FineTuningApi
     /// Checks everything a trainer would refuse after the queue wait, then queues the job and answers 201 with it
     /// (<c>queued</c>) and its <c>Location</c>. The trainer fine-tunes <c>base</c> on <c>dataset</c>, saves training
     /// states at intervals (a restarted job resumes from the last), registers the result as the next version of
-    /// <c>model</c>, and, when asked, evaluates it in the simulator and moves <c>promote_to</c> to it. Follow it with
+    /// <c>model</c>, evaluates it in the simulator when asked, and moves the alias <c>promote_to</c> to it when it beats
+    /// the alias's current holder. Follow it with
     /// <c>GET …/{id}</c>, its events or their Server-Sent Events stream.
     ///
     /// Errors: 400 for invalid hyperparameters or names, a missing base or dataset, <c>evaluation_episodes</c> outside
@@ -389,7 +392,7 @@ public static class FineTuningApi
     /// <c>smoothing</c> outside [0, 1); 404 for a job the caller cannot see.
     /// </remarks>
     /// <param name="id">The job's id.</param>
-    /// <param name="smoothing">Exponential moving-average weight in [0, 1) drawn over the raw losses (0 or omitted: the raw values only).</param>
+    /// <param name="smoothing">Exponential moving-average weight in [0, 1) drawn over the raw losses: 0 draws the raw values only; omitted, a weight that averages about the last 1 % of the run (raw for fewer than 20 points).</param>
     private static async Task<Results<ContentHttpResult, ProblemHttpResult, ValidationProblem>> LossCurveAsync(
         Guid id, double? smoothing, RegistryDbContext db, CancellationToken cancellationToken)
     {

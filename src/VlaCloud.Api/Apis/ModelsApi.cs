@@ -30,7 +30,8 @@ public static class ModelsApi
             .WithSummary("Creates or moves an alias to a checkpoint (promotion).");
         write.MapPost("/{alias}/rollback", RollbackAsync).WithName("RollbackAlias")
             .WithSummary("Moves an alias back to the checkpoint it pointed at before its last move.");
-        write.MapDelete("/{alias}", DeleteAsync).WithName("DeleteAlias").WithSummary("Deletes an alias (recorded in its history).");
+        write.MapDelete("/{alias}", DeleteAsync).WithName("DeleteAlias").WithSummary("Deletes an alias (recorded in its history).")
+            .ProducesProblem(StatusCodes.Status400BadRequest);
         return app;
     }
 

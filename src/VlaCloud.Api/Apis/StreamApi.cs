@@ -25,6 +25,7 @@ public static class StreamApi
         group.MapGet("/stream", StreamAsync)
             .WithName("Stream")
             .WithSummary("WebSocket control session (upgrade): session metadata first, then observation → actions per message; JSON text or MessagePack binary frames.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
             .Produces(StatusCodes.Status101SwitchingProtocols);
         group.MapGet("/openpi/{**checkpoint}", OpenPiAsync)
             .WithName("OpenPiStream")

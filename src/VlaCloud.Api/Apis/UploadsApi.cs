@@ -32,7 +32,9 @@ public static class UploadsApi
     {
         var group = app.MapGroup("/v1/uploads").WithTags("Uploads").RequireTenantRateLimit().RequireAuthorization(ApiScopes.Training);
         group.MapPost("", CreateAsync).WithName("CreateUpload")
-            .WithSummary("Creates an upload for a file of known size and SHA-256 (purpose dataset, checkpoint or checkpoint_import); it expires unless completed.");
+            .WithSummary("Creates an upload for a file of known size and SHA-256 (purpose dataset, checkpoint or checkpoint_import); it expires unless completed.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
         group.MapGet("/{id:guid}", GetAsync).WithName("GetUpload").WithSummary("Gets an upload with the parts received so far.");
         group.MapPut("/{id:guid}/parts/{n:int}", PutPartAsync).WithName("PutUploadPart")
             .WithSummary("Stores part n (from 1) of an upload from the request body; sending a part again replaces it.")

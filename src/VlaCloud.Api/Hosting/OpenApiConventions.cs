@@ -194,9 +194,14 @@ internal static class OpenApiConventions
                 switching.Description = "Switching Protocols: the WebSocket session is open; messages as docs/acting.md describes.";
             if (metadata.OfType<IAllowAnonymous>().Any() || !metadata.OfType<IAuthorizeData>().Any()) return;
 
+            var hasPath = description.ParameterDescriptions.Any(p => p.Source == BindingSource.Path);
+            foreach (var (status, (meaning, type)) in DeclaredProblems)
+                if (operation.Responses.TryGetValue(status, out var declared) && IsBare(declared) && !(status == "404" && hasPath))
+                    AddProblem(operation, context, status, meaning, type);
+
             AddProblem(operation, context, "401", "The API key is missing, unknown, expired or revoked.", ProblemTypes.Unauthorized);
             AddProblem(operation, context, "403", "The API key lacks the scope this operation needs.", ProblemTypes.Forbidden);
-            if (description.ParameterDescriptions.Any(p => p.Source == BindingSource.Path))
+            if (hasPath)
                 AddProblem(operation, context, "404", "Nothing the path names exists for the calling tenant.", ProblemTypes.NotFound);
             if (operation.OperationId is { } id && ConflictOperations.Contains(id))
                 AddProblem(operation, context, "409", "The resource's state does not allow this (a name taken, a state that forbids the change, a concurrent update).", ProblemTypes.Conflict);
@@ -227,6 +232,24 @@ internal static class OpenApiConventions
                 AddRetryAfter((OpenApiResponse)operation.Responses["503"]);
             }
         }
+
+        /// <summary>
+        /// What a problem status an endpoint declares (<c>ProducesProblem</c>) means wherever it is declared; the
+        /// operation's description says which causes lead to it on that route.
+        /// </summary>
+        private static readonly Dictionary<string, (string Meaning, string Type)> DeclaredProblems = new(StringComparer.Ordinal)
+        {
+            ["400"] = ("The request is invalid: `detail` says what to fix.", ProblemTypes.Validation),
+            ["404"] = ("Something the request names (in its query or body) does not exist for the calling tenant.", ProblemTypes.NotFound),
+            ["413"] = ("The content does not fit the tenant's storage quota (the problem carries `storage_used_bytes`, `storage_quota_bytes` " +
+                       "and `needed_bytes`), or the body is larger than the route accepts.", ProblemTypes.StorageQuotaExceeded),
+            ["422"] = ("The request is well-formed, but what it names cannot be used: `detail` says why.", ProblemTypes.Unprocessable),
+            ["504"] = ("The deadline (the request's `timeout_ms` or the server's default) passed before the result was ready.", ProblemTypes.DeadlineExceeded),
+        };
+
+        /// <summary>A problem response as the endpoint declared it: no example yet, so no words of ours either.</summary>
+        private static bool IsBare(IOpenApiResponse response) =>
+            response.Content?.TryGetValue("application/problem+json", out var media) == true && media.Example is null;
 
         private static void AddRateLimitHeaders(OpenApiResponse response)
         {
@@ -267,11 +290,17 @@ internal static class OpenApiConventions
             };
             if (operation.Responses!.TryGetValue(status, out var existing))
             {
-                // Declared by the endpoint (ProducesProblem) without words or an example: give it both.
+                // Declared by the endpoint (ProducesProblem) with the framework's reason phrase only: words and an example.
+                // Described already (one status, two causes: a conflicting state and a running retry, say): both causes.
                 if (existing is OpenApiResponse declared)
                 {
-                    if (declared.Description is null or "" || declared.Description == ReasonPhrases.GetReasonPhrase(code)) declared.Description = description;
-                    if (declared.Content?.TryGetValue("application/problem+json", out var media) == true && media.Example is null) media.Example = example;
+                    if (IsBare(declared))
+                    {
+                        declared.Description = description;
+                        declared.Content!["application/problem+json"].Example = example;
+                    }
+                    else if (declared.Description is null or "") declared.Description = description;
+                    else if (!declared.Description.Contains(description, StringComparison.Ordinal)) declared.Description += " Or: " + description;
                 }
                 return;
             }
