@@ -111,6 +111,9 @@ public sealed class OpenApiTests(ServicesFixture services)
                 // The access sentence is generated for every operation; the handler's <remarks> say what it does.
                 var description = (string?)operation["description"] ?? "";
                 if (!description.Contains("\n\n", StringComparison.Ordinal)) gaps.Add($"{method} {path}: no description (<remarks> on its handler)");
+                // An error the words promise is one a generated client can expect: it has to be among the responses.
+                foreach (var status in System.Text.RegularExpressions.Regex.Matches(description, @"\b[45]\d\d\b").Select(m => m.Value).Distinct())
+                    if (operation["responses"]?[status] is null) gaps.Add($"{method} {path}: the description names {status}, the responses do not (ProducesProblem)");
                 if (operation["requestBody"] is not { } body) continue;
                 foreach (var (mediaType, content) in body["content"]!.AsObject())
                 {
