@@ -18,12 +18,27 @@ public static class ActApi
             .WithMetadata(ComputeCounterPrefetch.Marker.Instance)
             .WithName("Act")
             .WithSummary("Computes an action chunk for one observation with a checkpoint (id, model@vN or model@alias), batched with other requests.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .ProducesProblem(StatusCodes.Status504GatewayTimeout);
         return app;
     }
 
+    /// <remarks>
+    /// Resolves <c>checkpoint</c> as the caller's tenant sees it (its own versions and aliases before public ones;
+    /// <c>embodiment</c> picks one when the model has versions for several), checks the observation against the
+    /// checkpoint's embodiment (a decodable image per camera, the state's length, the instruction) and the options, and
+    /// queues it for batched inference with other requests. The answer is one action chunk in the embodiment's units,
+    /// with timings.
+    ///
+    /// Errors: 400 for a body or observation that does not fit (<c>errors</c> names the fields); 404 for a checkpoint or
+    /// embodiment the caller cannot see; 422 for a checkpoint that can never be served (corrupt, not a policy, too large
+    /// for a device); 429 with Retry-After past the request rate, the monthly compute quota (<c>quota_exceeded</c>) or
+    /// the tenant's share of the inference queue (<c>inference_share_exceeded</c>); 503 with Retry-After when every
+    /// inference queue is full or the checkpoint cannot be loaded now; 504 when <c>options.timeout_ms</c> passes before
+    /// the chunk is computed.
+    /// </remarks>
     private static async Task<Results<Ok<ActResponse>, ValidationProblem, ProblemHttpResult>> ActAsync(
         ActRequest request, ActionService actions, HttpResponse response, CancellationToken cancellationToken)
     {

@@ -43,6 +43,11 @@ public static class AdminApi
         return app;
     }
 
+    /// <remarks>
+    /// Creates a tenant with its name, display name and optional limits (unset limits take the server's defaults) and
+    /// answers 201 with it and its <c>Location</c>; give it keys with <c>POST …/{id}/api-keys</c>. 400 for a name that is
+    /// not a slug, a too long display name or a limit out of range; 409 when a tenant of that name exists.
+    /// </remarks>
     private static async Task<Results<Created<TenantResponse>, ValidationProblem, ProblemHttpResult>> CreateTenantAsync(
         CreateTenantRequest request, RegistryDbContext db, TimeProvider clock, CancellationToken cancellationToken)
     {
@@ -66,6 +71,10 @@ public static class AdminApi
         return TypedResults.Created($"/v1/admin/tenants/{tenant.Id}", TenantResponse.From(tenant));
     }
 
+    /// <remarks>
+    /// Every tenant with its limits, newest first, paged with <c>after</c> and <c>limit</c> (400 for a limit outside
+    /// 1–100).
+    /// </remarks>
     private static async Task<Results<Ok<ListPage<TenantResponse>>, ValidationProblem>> ListTenantsAsync(
         Guid? after, int? limit, RegistryDbContext db, CancellationToken cancellationToken)
     {
@@ -76,12 +85,19 @@ public static class AdminApi
         return TypedResults.Ok(ApiResults.Page(rows, take, t => t.Id, TenantResponse.From));
     }
 
+    /// <remarks>The tenant with its display name and limits. 404 when no tenant has this id.</remarks>
     /// <param name="id">The tenant's id.</param>
     private static async Task<Results<Ok<TenantResponse>, ProblemHttpResult>> GetTenantAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
         await db.Tenants.AsNoTracking().FirstOrDefaultAsync(t => t.Id == id, cancellationToken) is { } tenant
             ? TypedResults.Ok(TenantResponse.From(tenant))
             : ApiResults.NotFound($"Tenant {id}");
 
+    /// <remarks>
+    /// Changes only the fields given: the display name and any of the limits (a limit left out keeps its value). The
+    /// tenant's cached keys are dropped on every replica, so the new limits apply from the next request on. 400 for a too
+    /// long display name or a limit out of range (<c>max_concurrent_streams</c> 0 means no streams); 404 when no tenant
+    /// has this id; 409 when it was changed concurrently (read it again and retry).
+    /// </remarks>
     /// <param name="id">The tenant's id.</param>
     private static async Task<Results<Ok<TenantResponse>, ValidationProblem, ProblemHttpResult>> UpdateTenantAsync(
         Guid id, UpdateTenantRequest request, RegistryDbContext db, ApiKeyCache keys, CancellationToken cancellationToken)
@@ -106,6 +122,13 @@ public static class AdminApi
         return TypedResults.Ok(TenantResponse.From(tenant));
     }
 
+    /// <remarks>
+    /// Issues a key of the tenant with the given scopes (any of <c>inference</c>, <c>training</c>, <c>registry:read</c>,
+    /// <c>registry:write</c>; never <c>admin</c>) and optional expiry, and answers 201 with it and its secret
+    /// (<c>vlc_&lt;prefix&gt;_&lt;secret&gt;</c>). The secret is in this response only and is never stored: a retry with the
+    /// same <c>Idempotency-Key</c> answers 409 naming the key created, never the secret again. 400 for a missing or too
+    /// long name, an unknown scope or an expiry in the past; 404 when no tenant has this id.
+    /// </remarks>
     /// <param name="id">The id of the tenant the key is for.</param>
     private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateKeyAsync(
         Guid id, CreateApiKeyRequest request, HttpContext context, RegistryDbContext db, ApiKeyIssuer issuer, TimeProvider clock, CancellationToken cancellationToken)
@@ -123,6 +146,11 @@ public static class AdminApi
         }
     }
 
+    /// <remarks>
+    /// Issues a key with scope <c>admin</c> that belongs to no tenant, and answers 201 with it and its secret. The secret
+    /// is in this response only: a retry with the same <c>Idempotency-Key</c> answers 409 naming the key created. 400
+    /// for a missing or too long name or an expiry in the past.
+    /// </remarks>
     private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateAdminKeyAsync(
         CreateAdminKeyRequest request, HttpContext context, RegistryDbContext db, ApiKeyIssuer issuer, TimeProvider clock, CancellationToken cancellationToken)
     {
@@ -157,17 +185,30 @@ public static class AdminApi
         return TypedResults.Created(location, new CreatedApiKeyResponse(ApiKeyResponse.From(key), plain));
     }
 
+    /// <remarks>
+    /// Every platform administrator's key, revoked and expired ones included, newest first, in one page: name, prefix,
+    /// expiry and revocation; never a secret.
+    /// </remarks>
     private static async Task<Ok<ListPage<ApiKeyResponse>>> ListAdminKeysAsync(RegistryDbContext db, CancellationToken cancellationToken)
     {
         var rows = await db.ApiKeys.AsNoTracking().Where(k => k.TenantId == null).OrderByDescending(k => k.Id).ToListAsync(cancellationToken);
         return TypedResults.Ok(ApiResults.Page(rows, int.MaxValue, k => k.Id, ApiKeyResponse.From));
     }
 
+    /// <remarks>
+    /// Revokes the administrator key (revoking a revoked key changes nothing) and tells every replica, which refuse it
+    /// from the next request on. 204 on success; 404 when no administrator key has this id; 409 when it was changed
+    /// concurrently.
+    /// </remarks>
     /// <param name="keyId">The id of the administrator key to revoke.</param>
     private static Task<Results<NoContent, ProblemHttpResult>> RevokeAdminKeyAsync(
         Guid keyId, RegistryDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken cancellationToken) =>
         RevokeAsync(db.ApiKeys.Where(k => k.Id == keyId && k.TenantId == null), keyId, db, keys, clock, cancellationToken);
 
+    /// <remarks>
+    /// Every key of the tenant, revoked and expired ones included, newest first, in one page: name, prefix, scopes,
+    /// expiry and revocation; never a secret. 404 when no tenant has this id.
+    /// </remarks>
     /// <param name="id">The tenant's id.</param>
     private static async Task<Results<Ok<ListPage<ApiKeyResponse>>, ProblemHttpResult>> ListKeysAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
     {
@@ -176,6 +217,11 @@ public static class AdminApi
         return TypedResults.Ok(ApiResults.Page(rows, int.MaxValue, k => k.Id, ApiKeyResponse.From));
     }
 
+    /// <remarks>
+    /// Revokes the tenant's key (revoking a revoked key changes nothing) and tells every replica: they refuse it from the
+    /// next request on and close its open WebSocket sessions with 4401 and its event streams with a <c>revoked</c> event.
+    /// 204 on success; 404 when the tenant has no key with this id; 409 when it was changed concurrently.
+    /// </remarks>
     /// <param name="id">The tenant's id.</param>
     /// <param name="keyId">The id of the key to revoke.</param>
     private static Task<Results<NoContent, ProblemHttpResult>> RevokeKeyAsync(

@@ -18,6 +18,11 @@ public static class ApiKeysApi
         return app;
     }
 
+    /// <remarks>
+    /// Every key of the caller's own tenant (at most 1000, in one page: <c>has_more</c> is false), newest first, whatever
+    /// the calling key's scopes. Secrets are never returned: a key is recognised by its prefix (<c>vlc_&lt;prefix&gt;_…</c>).
+    /// Keys are created and revoked by a platform administrator (<c>/v1/admin/tenants/{id}/api-keys</c>).
+    /// </remarks>
     private static async Task<Ok<ListPage<ApiKeyResponse>>> ListAsync(RegistryDbContext db, CurrentTenant tenant, CancellationToken cancellationToken)
     {
         var owner = tenant.TenantId!.Value;

@@ -33,12 +33,25 @@ public static class CheckpointImportsApi
         var group = app.MapGroup("/v1/checkpoints/imports").WithTags("Checkpoints").RequireTenantRateLimit();
         group.MapPost("", CreateAsync).RequireAuthorization(ApiScopes.RegistryWrite).WithName("CreateCheckpointImport")
             .WithSummary("Imports a released InternVLA-M1 run from an uploaded bundle (config.yaml, dataset_statistics.json, checkpoints/steps_N_pytorch_model.pt, qwen/config.json, qwen/tokenizer.json): a trainer converts it and registers it as the next version of the model.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
         group.MapGet("/{id:guid}", GetAsync).RequireAuthorization(ApiScopes.RegistryRead).WithName("GetCheckpointImport")
             .WithSummary("Gets an import: queued, running, succeeded (with its checkpoint) or failed (with the file or tensor at fault).");
         return app;
     }
 
+    /// <remarks>
+    /// Takes the bundle as <c>upload</c> (a completed upload of purpose <c>checkpoint_import</c>) or as
+    /// <c>artifact_sha256</c> (an artifact already stored), records the import as <c>queued</c> and answers 202 with it
+    /// and its <c>Location</c>; a trainer converts it and registers the result as the next version of <c>model</c>. Poll
+    /// <c>GET /v1/checkpoints/imports/{id}</c> until it succeeds or fails.
+    ///
+    /// Errors: 400 for an invalid model name, both or neither of <c>upload</c> and <c>artifact_sha256</c>, more than 64
+    /// tag renames in <c>embodiments</c>, no target embodiment (name one, or map exactly one tag), a
+    /// <c>checkpoint_file</c> that is not a bare <c>.pt</c> name, or an upload of another purpose; 404 when the
+    /// embodiment, the upload or the artifact is not visible to the caller; 409 when the upload is not completed; 413
+    /// (<c>storage_quota_exceeded</c>) when the bundle's size does not fit the tenant's storage quota.
+    /// </remarks>
     private static async Task<Results<Accepted<CheckpointImportResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
         CreateCheckpointImportRequest request, RegistryDbContext db, CheckpointRegistry registry, StorageQuota quota, CurrentTenant tenant,
         IBackgroundJobClient jobs, TimeProvider clock, CancellationToken cancellationToken)
@@ -101,6 +114,10 @@ public static class CheckpointImportsApi
         return TypedResults.Accepted($"/v1/checkpoints/imports/{import.Id}", CheckpointImportResponse.From(import, embodiment.Name));
     }
 
+    /// <remarks>
+    /// An import of the caller's tenant: <c>queued</c>, <c>running</c>, <c>succeeded</c> (with <c>checkpoint_id</c>, the
+    /// registered version) or <c>failed</c> (with <c>error</c> naming the file or tensor at fault). 404 for any other id.
+    /// </remarks>
     /// <param name="id">The import's id (from POST /v1/checkpoints/imports).</param>
     private static async Task<Results<Ok<CheckpointImportResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
     {

@@ -32,7 +32,8 @@ public static class CheckpointsApi
         var write = group.MapGroup("").RequireAuthorization(ApiScopes.RegistryWrite);
 
         read.MapGet("", ListAsync).WithName("ListCheckpoints")
-            .WithSummary("Lists visible checkpoints (the caller's and public ones), newest first, filtered by model and embodiment.");
+            .WithSummary("Lists visible checkpoints (the caller's and public ones), newest first, filtered by model and embodiment.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
         read.MapGet("/{id:guid}", GetAsync).WithName("GetCheckpoint")
             .WithSummary("Gets one checkpoint by id.");
         read.MapGet("/{id:guid}/content", ContentAsync).WithName("GetCheckpointContent")
@@ -44,17 +45,26 @@ public static class CheckpointsApi
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         read.MapGet("/resolve", ResolveAsync).WithName("ResolveCheckpoint")
-            .WithSummary("Resolves a reference (id, model@vN or model@alias) to a checkpoint, as inference does.");
+            .WithSummary("Resolves a reference (id, model@vN or model@alias) to a checkpoint, as inference does.")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound);
         write.MapPost("/artifacts", PutArtifactAsync).WithName("PutCheckpointArtifact")
             .WithSummary("Stores a checkpoint file (the request body) by its SHA-256; register it with POST /v1/checkpoints.")
             .Accepts<Stream>("application/octet-stream")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .WithMetadata(new SkipIdempotencyAttribute(), new RequestSizeLimitAttribute(MaxArtifactBytes));
         write.MapPost("", RegisterAsync).WithName("RegisterCheckpoint")
             .WithSummary("Registers a stored artifact as the next version of a model for an embodiment, once it is checked to be a checkpoint that can be served (422 otherwise).")
+            .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         return app;
     }
 
+    /// <remarks>
+    /// The caller's tenant's checkpoints and the public ones, newest first, paged with <c>after</c> and <c>limit</c>
+    /// (400 for a limit outside 1–100). 404 when <c>embodiment</c> names no embodiment the caller can see.
+    /// </remarks>
     /// <param name="model">Only the versions of this model (exact name).</param>
     /// <param name="embodiment">Only checkpoints for this embodiment (its name or id); 404 if none has it.</param>
     private static async Task<Results<Ok<ListPage<CheckpointResponse>>, ValidationProblem, ProblemHttpResult>> ListAsync(
@@ -74,6 +84,10 @@ public static class CheckpointsApi
         return TypedResults.Ok(ApiResults.Page(rows, take, c => c.Id, CheckpointResponse.From));
     }
 
+    /// <remarks>
+    /// A checkpoint of the caller's tenant or a public one, with its configuration, normalisation statistics, metrics
+    /// and lineage (parent, dataset, job). 404 for any other id, another tenant's included.
+    /// </remarks>
     /// <param name="id">The checkpoint's id.</param>
     private static async Task<Results<Ok<CheckpointResponse>, ProblemHttpResult>> GetAsync(
         Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
@@ -87,6 +101,14 @@ public static class CheckpointsApi
     /// <summary>The response header carrying the artifact's SHA-256 in hex (Repr-Digest carries it too, RFC 9530's base64 form).</summary>
     public const string Sha256Header = "X-Content-SHA256";
 
+    /// <remarks>
+    /// Streams the artifact of a checkpoint the caller can see (its tenant's or a public one) as
+    /// <c>{model}-v{version}.tar</c>. The bytes under an id never change, so <c>If-None-Match</c> with the ETag answers 304
+    /// without reading the store; <c>Range</c> (with <c>If-Range</c>) resumes a download with 206, and 416 answers a range
+    /// past the end. A whole download is hashed as it streams and aborted, never completed, if the stored blob no
+    /// longer matches its SHA-256. 404 for a checkpoint the caller cannot see; 503 when the artifact store cannot return the
+    /// artifact.
+    /// </remarks>
     /// <param name="id">The checkpoint's id.</param>
     private static async Task<IResult> ContentAsync(Guid id, HttpContext context, RegistryDbContext db, IArtifactStore store, CancellationToken cancellationToken)
     {
@@ -124,6 +146,11 @@ public static class CheckpointsApi
         return TypedResults.Stream(content, ContentType, $"{checkpoint.ModelName}-v{checkpoint.Version}.tar", entityTag: etag, enableRangeProcessing: true);
     }
 
+    /// <remarks>
+    /// Answers the checkpoint a request with this reference would run now: the caller's own versions and aliases win
+    /// over public ones of the same name. 400 for a malformed reference, or a <c>model@vN</c> that exists for several
+    /// embodiments when none is named; 404 when nothing visible to the caller matches.
+    /// </remarks>
     /// <param name="reference">The reference to resolve: a checkpoint id, `model@vN` or `model@alias` (e.g. `sim-demo@production`).</param>
     /// <param name="embodiment">The embodiment the checkpoint must be for (its name or id), as inference checks it; omit to accept any.</param>
     private static async Task<Results<Ok<CheckpointResponse>, ProblemHttpResult>> ResolveAsync(
@@ -139,6 +166,14 @@ public static class CheckpointsApi
         }
     }
 
+    /// <remarks>
+    /// The request body is the checkpoint tar itself (<c>application/octet-stream</c>, up to 20 GiB; larger files go
+    /// through <c>/v1/uploads</c>). It is stored by its SHA-256, so putting the same bytes again stores nothing new and
+    /// answers the same address; 201 with the SHA-256, size and address. An artifact that is not registered within a day
+    /// is removed. 400 for an empty body; 413 (<c>storage_quota_exceeded</c>, with the numbers) when it does not fit the
+    /// tenant's storage quota, judged from <c>Content-Length</c> before a byte is stored. Not idempotent by
+    /// <c>Idempotency-Key</c>: the body is a stream, and content addressing makes a retry safe anyway.
+    /// </remarks>
     private static async Task<Results<Created<ArtifactResponse>, ProblemHttpResult>> PutArtifactAsync(
         HttpRequest request, IArtifactStore store, RegistryDbContext db, StorageQuota quota, CurrentTenant tenant, TimeProvider clock,
         CancellationToken cancellationToken)
@@ -167,6 +202,19 @@ public static class CheckpointsApi
     /// </summary>
     internal static string ArtifactAddress(string sha256) => $"/v1/checkpoints/artifacts/{sha256}";
 
+    /// <remarks>
+    /// Registers an artifact stored with <c>POST /v1/checkpoints/artifacts</c> (or a completed upload of purpose
+    /// <c>checkpoint</c>) as the next version of <c>model</c> for the embodiment: versions count from 1 per tenant, model
+    /// and embodiment, without gaps or duplicates under concurrent registrations. The artifact is first loaded as
+    /// inference would load it, so a checkpoint that cannot be served is refused now rather than on every request.
+    /// Answers 201 with the checkpoint and its <c>Location</c>.
+    ///
+    /// Errors: 400 for a malformed field (<c>artifact_sha256</c> not 64 hex characters, <c>config</c> or
+    /// <c>normalization_stats</c> not an object, an invalid model name); 404 when the embodiment, the artifact, the
+    /// parent checkpoint, the dataset or the fine-tuning job is not visible to the caller; 409 when
+    /// <c>fine_tuning_job_id</c> names one of the caller's jobs (a job registers its own result); 422 when the artifact
+    /// is not a checkpoint that can be served, or cannot be read from the store (put it again).
+    /// </remarks>
     private static async Task<Results<Created<CheckpointResponse>, ValidationProblem, ProblemHttpResult>> RegisterAsync(
         RegisterCheckpointRequest request, CheckpointRegistry registry, CheckpointInspector inspector, RegistryDbContext db, CurrentTenant tenant,
         CancellationToken cancellationToken)

@@ -22,6 +22,11 @@ public static class DatasetsApi
         return app;
     }
 
+    /// <remarks>
+    /// The caller's tenant's datasets, newest first, paged with <c>after</c> and <c>limit</c> (400 for a limit outside
+    /// 1–100). A dataset is made by completing an upload of purpose <c>dataset</c> and is validated in the background:
+    /// <c>validating</c>, then <c>ready</c> (trainable) or <c>failed</c> (see its <c>issues</c>).
+    /// </remarks>
     /// <param name="status">Only datasets in this state: `validating`, `ready` or `failed`.</param>
     private static async Task<Results<Ok<ListPage<DatasetResponse>>, ValidationProblem>> ListAsync(
         RegistryDbContext db, string? status, Guid? after, int? limit, CancellationToken cancellationToken)
@@ -35,6 +40,11 @@ public static class DatasetsApi
         return TypedResults.Ok(ApiResults.Page(rows, take, d => d.Id, d => DatasetResponse.From(d, names.GetValueOrDefault(d.EmbodimentId))));
     }
 
+    /// <remarks>
+    /// The dataset with its embodiment, size, format, episode and frame counts, the validation problems per file
+    /// (<c>issues</c>) and the statistics validation computed. 404 when no dataset of the caller's tenant has this id.
+    /// Poll it after completing the upload until <c>status</c> is <c>ready</c> or <c>failed</c>.
+    /// </remarks>
     /// <param name="id">The dataset's id.</param>
     private static async Task<Results<Ok<DatasetResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken)
     {

@@ -30,6 +30,10 @@ public static class EmbodimentsApi
         return app;
     }
 
+    /// <remarks>
+    /// The caller's tenant's embodiments and the public ones (<c>is_public</c>), newest first, paged with <c>after</c>
+    /// and <c>limit</c> (400 for a limit outside 1–100).
+    /// </remarks>
     private static async Task<Results<Ok<ListPage<EmbodimentResponse>>, ValidationProblem>> ListAsync(
         RegistryDbContext db, Guid? after, int? limit, CancellationToken cancellationToken)
     {
@@ -40,6 +44,10 @@ public static class EmbodimentsApi
         return TypedResults.Ok(ApiResults.Page(rows, take, e => e.Id, EmbodimentResponse.From));
     }
 
+    /// <remarks>
+    /// An embodiment of the caller's tenant or a public one: its action and state sizes and names, cameras, control
+    /// rate and chunk length. 404 for any other id, another tenant's included.
+    /// </remarks>
     /// <param name="id">The embodiment's id.</param>
     private static async Task<Results<Ok<EmbodimentResponse>, ProblemHttpResult>> GetAsync(
         Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
@@ -47,6 +55,13 @@ public static class EmbodimentsApi
             ? TypedResults.Ok(EmbodimentResponse.From(embodiment))
             : ApiResults.NotFound($"Embodiment {id}");
 
+    /// <remarks>
+    /// Creates an embodiment owned by the caller's tenant and answers 201 with it and its <c>Location</c>. 400 when a
+    /// field is out of range (name a slug; <c>action_dim</c> 1–64, <c>state_dim</c> 0–256, one or more cameras of
+    /// 1–4096 pixels with unique names, <c>control_hz</c> in (0, 1000], <c>chunk_length</c> 1–256, one name per
+    /// dimension in <c>action_names</c>/<c>state_names</c>); 409 when the tenant already has an embodiment of that name,
+    /// or a public embodiment has it (a private one would silently take over every reference to the public one).
+    /// </remarks>
     private static async Task<Results<Created<EmbodimentResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
         CreateEmbodimentRequest request, RegistryDbContext db, CurrentTenant tenant, TimeProvider clock, ApiKeyCache invalidations, CancellationToken cancellationToken)
     {

@@ -35,7 +35,9 @@ public static class FineTuningApi
     {
         var group = app.MapGroup("/v1/fine_tuning/jobs").WithTags("Fine-tuning").RequireTenantRateLimit().RequireAuthorization(ApiScopes.Training);
         group.MapPost("", CreateAsync).WithName("CreateFineTuningJob")
-            .WithSummary("Creates a fine-tuning job: base checkpoint + ready dataset → the next version of a model; queued for a trainer.");
+            .WithSummary("Creates a fine-tuning job: base checkpoint + ready dataset → the next version of a model; queued for a trainer.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
         group.MapGet("", ListAsync).WithName("ListFineTuningJobs").WithSummary("Lists the caller's fine-tuning jobs, newest first.");
         group.MapGet("/{id:guid}", GetAsync).WithName("GetFineTuningJob").WithSummary("Gets a job: status, progress, metrics, result.");
         group.MapGet("/{id:guid}/events", EventsAsync).WithName("ListFineTuningJobEvents")
@@ -59,6 +61,21 @@ public static class FineTuningApi
         return app;
     }
 
+    /// <remarks>
+    /// Checks everything a trainer would refuse after the queue wait, then queues the job and answers 201 with it
+    /// (<c>queued</c>) and its <c>Location</c>. The trainer fine-tunes <c>base</c> on <c>dataset</c>, saves training
+    /// states at intervals (a restarted job resumes from the last), registers the result as the next version of
+    /// <c>model</c>, evaluates it in the simulator when asked, and moves the alias <c>promote_to</c> to it when it beats
+    /// the alias's current holder. Follow it with
+    /// <c>GET …/{id}</c>, its events or their Server-Sent Events stream.
+    ///
+    /// Errors: 400 for invalid hyperparameters or names, a missing base or dataset, <c>evaluation_episodes</c> outside
+    /// 1–1000, a base whose embodiment has another layout than the dataset's without <c>new_head</c>, <c>evaluate</c> on
+    /// an embodiment that is not a simulator one, or a point-guided base with <c>vanilla</c> mode or a dataset without
+    /// spatial annotations; 404 when the dataset or base is not visible to the caller; 409 when the dataset is not
+    /// <c>ready</c>; 413 (<c>storage_quota_exceeded</c>) when the tenant's storage is full; 429
+    /// (<c>concurrency_limited</c>) when the tenant already has its limit of jobs queued or running (10 by default).
+    /// </remarks>
     private static async Task<Results<Created<FineTuningJobResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
         CreateFineTuningJobRequest request, RegistryDbContext db, CheckpointRegistry registry, StorageQuota quota, CurrentTenant tenant,
         IBackgroundJobClient jobs, IOptions<LimitsOptions> limits, TimeProvider clock, CancellationToken cancellationToken)
@@ -150,6 +167,10 @@ public static class FineTuningApi
         return statistics.RootElement.TryGetProperty("spatial_annotations", out var count) && count.TryGetInt32(out var n) ? n : 0;
     }
 
+    /// <remarks>
+    /// The caller's tenant's jobs in every state, newest first, paged with <c>after</c> and <c>limit</c> (400 for a
+    /// limit outside 1–100).
+    /// </remarks>
     private static async Task<Results<Ok<ListPage<FineTuningJobResponse>>, ValidationProblem>> ListAsync(
         RegistryDbContext db, Guid? after, int? limit, CancellationToken cancellationToken)
     {
@@ -160,12 +181,21 @@ public static class FineTuningApi
         return TypedResults.Ok(ApiResults.Page(rows, take, j => j.Id, FineTuningJobResponse.From));
     }
 
+    /// <remarks>
+    /// A job of the caller's tenant: status, step and progress, the latest metrics, evaluation, the last saved and
+    /// resumed steps, the result checkpoint and whether it was promoted, or the error. 404 for any other id.
+    /// </remarks>
     /// <param name="id">The job's id.</param>
     private static async Task<Results<Ok<FineTuningJobResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
         await db.FineTuningJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken) is { } job
             ? TypedResults.Ok(FineTuningJobResponse.From(job))
             : ApiResults.NotFound($"Fine-tuning job {id}");
 
+    /// <remarks>
+    /// The job's messages and metrics events, oldest first; each event's <c>id</c> is its sequence number, and a page's
+    /// <c>last_id</c> is the <c>after</c> of the next one. 400 for a limit outside 1–100; 404 for a job the caller cannot
+    /// see.
+    /// </remarks>
     /// <param name="id">The job's id.</param>
     /// <param name="after">Sequence number: only events after it (0 or omitted: from the first).</param>
     private static async Task<Results<Ok<ListPage<JobEventResponse>>, ValidationProblem, ProblemHttpResult>> EventsAsync(
@@ -182,6 +212,14 @@ public static class FineTuningApi
     /// <summary>How long a client waits before reconnecting when the stream drops (sent as the SSE <c>retry</c> field).</summary>
     internal static readonly TimeSpan StreamReconnectionInterval = TimeSpan.FromSeconds(2);
 
+    /// <remarks>
+    /// A <c>text/event-stream</c> of the job's events as they are written: each SSE event is named by the event's
+    /// <c>type</c> (<c>message</c> or <c>metrics</c>), carries it as JSON and has its sequence number as <c>id</c>, with
+    /// <c>retry: 2000</c>, so an EventSource that reconnects resumes after the last event it received. When the job ends,
+    /// a <c>done</c> event carries its final status and the stream closes; if the caller's key is revoked or expires
+    /// meanwhile, a <c>revoked</c> event says so within a second and the stream closes. 404 for a job the caller cannot
+    /// see.
+    /// </remarks>
     /// <param name="id">The job's id.</param>
     /// <param name="after">Sequence number: only events after it; wins over Last-Event-ID.</param>
     /// <param name="lastEventId">The id of the last event a reconnecting EventSource received (its sequence number); the stream resumes after it.</param>
@@ -276,6 +314,11 @@ public static class FineTuningApi
         }
     }
 
+    /// <remarks>
+    /// A queued job is cancelled at once (status <c>cancelled</c>); a running one is asked to stop and its trainer ends it
+    /// within seconds without registering a result (the answer shows <c>cancel_requested_at</c> until then). Either way
+    /// the job's events record it. 404 for a job the caller cannot see; 409 when the job has already ended.
+    /// </remarks>
     /// <param name="id">The job's id.</param>
     private static async Task<Results<Ok<FineTuningJobResponse>, ProblemHttpResult>> CancelAsync(
         Guid id, RegistryDbContext db, IBackgroundJobClient jobs, TimeProvider clock, CancellationToken cancellationToken)
@@ -303,6 +346,11 @@ public static class FineTuningApi
         return TypedResults.Ok(FineTuningJobResponse.From(await db.FineTuningJobs.AsNoTracking().SingleAsync(j => j.Id == id, cancellationToken)));
     }
 
+    /// <remarks>
+    /// The training states the job saved (step, metrics, artifact SHA-256 and size), newest first, paged with
+    /// <c>after</c> and <c>limit</c>. These are resume points, not registered checkpoints: the job registers only its
+    /// result. 400 for a limit outside 1–100; 404 for a job the caller cannot see.
+    /// </remarks>
     /// <param name="id">The job's id.</param>
     private static async Task<Results<Ok<ListPage<JobCheckpointResponse>>, ValidationProblem, ProblemHttpResult>> CheckpointsAsync(
         Guid id, Guid? after, int? limit, RegistryDbContext db, CancellationToken cancellationToken)
@@ -315,6 +363,12 @@ public static class FineTuningApi
         return TypedResults.Ok(ApiResults.Page(rows, take, c => c.Id, JobCheckpointResponse.From));
     }
 
+    /// <remarks>
+    /// The series read from the job's events so far (it grows while the job runs): per logged step the losses, learning
+    /// rates and gradient norm; the evaluations; the steps whose training state was saved; the steps it resumed from.
+    /// JSON by default; with <c>Accept: text/csv</c> one CSV row per step, as an attachment. 404 for a job the caller
+    /// cannot see.
+    /// </remarks>
     /// <param name="id">The job's id.</param>
     private static async Task<IResult> MetricsAsync(Guid id, HttpContext context, RegistryDbContext db, CancellationToken cancellationToken)
     {
@@ -333,8 +387,12 @@ public static class FineTuningApi
             [.. metrics.Evaluations.Select(e => new JobMetricsEvaluation(e.Step, e.Metrics))], metrics.Saves, metrics.Resumes));
     }
 
+    /// <remarks>
+    /// An <c>image/svg+xml</c> chart of the same series as <c>…/metrics</c>, for a browser or a notebook. 400 for a
+    /// <c>smoothing</c> outside [0, 1); 404 for a job the caller cannot see.
+    /// </remarks>
     /// <param name="id">The job's id.</param>
-    /// <param name="smoothing">Exponential moving-average weight in [0, 1) drawn over the raw losses (0 or omitted: the raw values only).</param>
+    /// <param name="smoothing">Exponential moving-average weight in [0, 1) drawn over the raw losses: 0 draws the raw values only; omitted, a weight that averages about the last 1 % of the run (raw for fewer than 20 points).</param>
     private static async Task<Results<ContentHttpResult, ProblemHttpResult, ValidationProblem>> LossCurveAsync(
         Guid id, double? smoothing, RegistryDbContext db, CancellationToken cancellationToken)
     {

@@ -30,10 +30,15 @@ public static class ModelsApi
             .WithSummary("Creates or moves an alias to a checkpoint (promotion).");
         write.MapPost("/{alias}/rollback", RollbackAsync).WithName("RollbackAlias")
             .WithSummary("Moves an alias back to the checkpoint it pointed at before its last move.");
-        write.MapDelete("/{alias}", DeleteAsync).WithName("DeleteAlias").WithSummary("Deletes an alias (recorded in its history).");
+        write.MapDelete("/{alias}", DeleteAsync).WithName("DeleteAlias").WithSummary("Deletes an alias (recorded in its history).")
+            .ProducesProblem(StatusCodes.Status400BadRequest);
         return app;
     }
 
+    /// <remarks>
+    /// The aliases of the model the caller can see (its tenant's and public ones, <c>is_public</c>), newest first, with
+    /// the checkpoint and version each points at; all in one page. An unknown model answers an empty list, not 404.
+    /// </remarks>
     /// <param name="model">The model's name.</param>
     private static async Task<Ok<ListPage<AliasResponse>>> ListAsync(string model, RegistryDbContext db, CancellationToken cancellationToken)
     {
@@ -42,6 +47,10 @@ public static class ModelsApi
         return TypedResults.Ok(ApiResults.Page(rows, int.MaxValue, a => a.Id, AliasResponse.From));
     }
 
+    /// <remarks>
+    /// The alias and the checkpoint it points at; the caller's own alias wins over a public one of the same name, as
+    /// in resolution. 404 when neither exists.
+    /// </remarks>
     /// <param name="model">The model's name.</param>
     /// <param name="alias">The alias (e.g. `production`).</param>
     private static async Task<Results<Ok<AliasResponse>, ProblemHttpResult>> GetAsync(
@@ -52,6 +61,11 @@ public static class ModelsApi
             ? TypedResults.Ok(AliasResponse.From(found))
             : ApiResults.NotFound($"Alias {model}@{alias}");
 
+    /// <remarks>
+    /// Every move of the alias (creation, promotion, rollback, deletion), newest first, with the key that made it and
+    /// its reason; paged with <c>after</c> and <c>limit</c> (400 for a limit outside 1–100). 404 when the alias has no
+    /// history.
+    /// </remarks>
     /// <param name="model">The model's name.</param>
     /// <param name="alias">The alias (e.g. `production`).</param>
     private static async Task<Results<Ok<ListPage<AliasMoveResponse>>, ValidationProblem, ProblemHttpResult>> HistoryAsync(
@@ -65,6 +79,15 @@ public static class ModelsApi
         return TypedResults.Ok(ApiResults.Page(rows, take, m => m.Id, AliasMoveResponse.From));
     }
 
+    /// <remarks>
+    /// Points the caller's tenant's alias at the checkpoint <c>checkpoint</c> names (an id, <c>model@vN</c> or
+    /// <c>model@alias</c>), creating the alias when new, and records the move with its reason. Setting it to where it
+    /// already points changes nothing. Every replica resolves the alias anew from the next request on.
+    ///
+    /// Errors: 400 for a missing, malformed or ambiguous checkpoint reference, an invalid model or alias name (an alias may not look like
+    /// <c>v&lt;number&gt;</c>), a reason that is too long, or a checkpoint of another model; 404 when the checkpoint is
+    /// not visible to the caller; 409 when the alias was moved concurrently.
+    /// </remarks>
     /// <param name="model">The model's name.</param>
     /// <param name="alias">The alias to point (created when new, e.g. `production`).</param>
     private static async Task<Results<Ok<AliasResponse>, ValidationProblem, ProblemHttpResult>> SetAsync(
@@ -84,6 +107,12 @@ public static class ModelsApi
         }
     }
 
+    /// <remarks>
+    /// Moves the caller's tenant's alias back to the checkpoint it pointed at before its last move, recorded as a move
+    /// of its own (reason <c>rollback</c> unless one is given); the body is optional. 404 when the tenant has no such
+    /// alias; 409 when the alias has no earlier checkpoint (its last move created it) or was moved concurrently; 400 for an
+    /// invalid model or alias name or a reason that is too long.
+    /// </remarks>
     /// <param name="model">The model's name.</param>
     /// <param name="alias">The alias to move back (e.g. `production`).</param>
     private static async Task<Results<Ok<AliasResponse>, ValidationProblem, ProblemHttpResult>> RollbackAsync(
@@ -102,6 +131,11 @@ public static class ModelsApi
         }
     }
 
+    /// <remarks>
+    /// Deletes the caller's tenant's alias and records the deletion in its history; references through it stop
+    /// resolving on every replica from the next request on. 204 on success; 404 when the tenant has no such alias (public
+    /// aliases cannot be deleted by tenants); 409 when it was moved concurrently; 400 for an invalid model or alias name.
+    /// </remarks>
     /// <param name="model">The model's name.</param>
     /// <param name="alias">The alias to delete.</param>
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(

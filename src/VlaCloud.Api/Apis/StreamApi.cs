@@ -25,7 +25,7 @@ public static class StreamApi
         group.MapGet("/stream", StreamAsync)
             .WithName("Stream")
             .WithSummary("WebSocket control session (upgrade): session metadata first, then observation → actions per message; JSON text or MessagePack binary frames.")
-            .WithDescription("Messages, close codes and errors: docs/acting.md. Refusals before the upgrade are problem details.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
             .Produces(StatusCodes.Status101SwitchingProtocols);
         group.MapGet("/openpi/{**checkpoint}", OpenPiAsync)
             .WithName("OpenPiStream")
@@ -34,6 +34,26 @@ public static class StreamApi
         return app;
     }
 
+    /// <remarks>
+    /// A WebSocket upgrade bound to one checkpoint: the server first sends a <c>session</c> message (session id,
+    /// checkpoint, embodiment, encoding, mode); then every <c>observation</c> message gets an <c>actions</c> chunk (or, in
+    /// broker mode, one <c>action</c> per control step), and <c>ping</c>, <c>reset</c> and <c>close</c> do what they say.
+    /// Each observation takes a token of the request rate, as a REST request does. Messages, errors and close codes
+    /// (4401 when the key is revoked or expires, 4429 when the compute quota is used up, 1013 when the session loses its
+    /// stream slot): docs/acting.md.
+    ///
+    /// Refused before the upgrade, as problem details: 400 for a missing checkpoint, an unknown <c>encoding</c> or
+    /// <c>mode</c>, a <c>replanEvery</c> outside 1 to the chunk length, or a request that is not a WebSocket upgrade; 403
+    /// for a browser page of an origin that is not allowed, or a tenant whose <c>max_concurrent_streams</c> is 0; 404 for
+    /// a checkpoint or embodiment the caller cannot see; 429 (<c>concurrency_limited</c>) when the tenant's concurrent
+    /// streams are all open.
+    /// </remarks>
+    /// <param name="checkpoint">The checkpoint to run (required): an id, `model@vN` or `model@alias` (e.g. `sim-demo@production`).</param>
+    /// <param name="embodiment">The embodiment (name or id) when the model has versions for several; omit otherwise.</param>
+    /// <param name="encoding">`json` (text frames, the default) or `msgpack` (MessagePack in binary frames), for both directions.</param>
+    /// <param name="mode">`chunk` (the default): each observation gets a whole action chunk; `broker`: send an observation every control step and get one action back, the server re-planning every `replanEvery` steps.</param>
+    /// <param name="replanEvery">Broker mode: control steps between new chunks, 1 to the embodiment's chunk length (default: half of it).</param>
+    /// <param name="ensemble">Broker mode: blend the overlapping chunks' actions for a step (the default, true) instead of taking the newest chunk's.</param>
     private static async Task<Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>> StreamAsync(
         [AsParameters] StreamServices services, string? checkpoint, string? embodiment, string? encoding, string? mode, int? replanEvery, bool? ensemble,
         CancellationToken cancellationToken)
@@ -78,6 +98,20 @@ public static class StreamApi
             : [];
     }
 
+    /// <remarks>
+    /// The wire protocol of openpi's <c>WebsocketClientPolicy</c>, so an openpi robot client can point at VlaCloud: a
+    /// msgpack metadata map on connect, then per binary frame an observation dict (msgpack-numpy) in and
+    /// <c>{"actions": [H, D] float32, "policy_timing", "server_timing"}</c> out. A failure sends the error as a text
+    /// frame and closes (1007 not msgpack-numpy, 1008 an observation that does not fit, 1009 too big, 1013 the queue
+    /// stayed full until the deadline, 1011 a server failure). Python usage: docs/python.md.
+    ///
+    /// Refused before the upgrade, as problem details: 400 for a request that is not a WebSocket upgrade; 403 for a
+    /// browser page of an origin that is not allowed, or a tenant whose <c>max_concurrent_streams</c> is 0; 404 for a
+    /// checkpoint or embodiment the caller cannot see; 429 (<c>concurrency_limited</c>) when the tenant's concurrent
+    /// streams are all open.
+    /// </remarks>
+    /// <param name="checkpoint">The checkpoint to run, in the path: an id, `model@vN` or `model@alias` (e.g. `sim-demo@production`).</param>
+    /// <param name="embodiment">The embodiment (name or id) when the model has versions for several; omit otherwise.</param>
     private static async Task<Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>> OpenPiAsync(
         [AsParameters] StreamServices services, string checkpoint, string? embodiment, CancellationToken cancellationToken)
     {

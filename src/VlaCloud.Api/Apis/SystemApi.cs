@@ -23,9 +23,18 @@ public static class SystemApi
         return app;
     }
 
+    /// <remarks>
+    /// Answers 200 with status <c>Healthy</c> whenever the process serves HTTP. It checks no dependency on purpose: a
+    /// database outage makes the pod unready (<c>/readyz</c>), not restarted.
+    /// </remarks>
     private static Ok<HealthReportResponse> Liveness() =>
         TypedResults.Ok(new HealthReportResponse("Healthy", []));
 
+    /// <remarks>
+    /// Runs the readiness checks (Postgres and Redis) and answers with each check's status, description and duration:
+    /// 200 when all are healthy, else 503 with the same body (a health report, not a problem document), so a load
+    /// balancer stops sending traffic until they recover.
+    /// </remarks>
     private static async Task<Results<Ok<HealthReportResponse>, JsonHttpResult<HealthReportResponse>>> ReadinessAsync(
         HealthCheckService health, CancellationToken cancellationToken)
     {

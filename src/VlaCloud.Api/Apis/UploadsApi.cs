@@ -32,7 +32,9 @@ public static class UploadsApi
     {
         var group = app.MapGroup("/v1/uploads").WithTags("Uploads").RequireTenantRateLimit().RequireAuthorization(ApiScopes.Training);
         group.MapPost("", CreateAsync).WithName("CreateUpload")
-            .WithSummary("Creates an upload for a file of known size and SHA-256 (purpose dataset, checkpoint or checkpoint_import); it expires unless completed.");
+            .WithSummary("Creates an upload for a file of known size and SHA-256 (purpose dataset, checkpoint or checkpoint_import); it expires unless completed.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
         group.MapGet("/{id:guid}", GetAsync).WithName("GetUpload").WithSummary("Gets an upload with the parts received so far.");
         group.MapPut("/{id:guid}/parts/{n:int}", PutPartAsync).WithName("PutUploadPart")
             .WithSummary("Stores part n (from 1) of an upload from the request body; sending a part again replaces it.")
@@ -44,6 +46,16 @@ public static class UploadsApi
         return app;
     }
 
+    /// <remarks>
+    /// Creates a <c>pending</c> upload for the caller's tenant and answers 201 with its id, its <c>Location</c> and when
+    /// it expires; the announced size is reserved from the tenant's storage quota until the upload completes, is
+    /// cancelled or expires. Then send the parts (<c>PUT /v1/uploads/{id}/parts/{n}</c>) and complete it.
+    ///
+    /// Errors: 400 for a missing or too long filename, a size out of range or needing too many parts, a
+    /// <c>sha256</c> that is not 64 hex characters, an unknown <c>purpose</c>, or a too long <c>mime_type</c> or
+    /// <c>embodiment</c>; 404 when <c>embodiment</c> names no embodiment the caller can see; 413
+    /// (<c>storage_quota_exceeded</c>) when the size does not fit the tenant's storage quota.
+    /// </remarks>
     private static async Task<Results<Created<UploadResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
         CreateUploadRequest request, RegistryDbContext db, CheckpointRegistry registry, StorageQuota quota, CurrentTenant tenant,
         IOptions<UploadOptions> options, TimeProvider clock, CancellationToken cancellationToken)
@@ -79,12 +91,24 @@ public static class UploadsApi
         return TypedResults.Created($"/v1/uploads/{upload.Id}", UploadResponse.From(upload));
     }
 
+    /// <remarks>
+    /// An upload of the caller's tenant with its status, the parts received (number, size, SHA-256) and the bytes so
+    /// far, so a client that was interrupted sends only what is missing; once completed, the stored artifact and, for a
+    /// dataset, the dataset it made. 404 for any other id.
+    /// </remarks>
     /// <param name="id">The upload's id.</param>
     private static async Task<Results<Ok<UploadResponse>, ProblemHttpResult>> GetAsync(Guid id, RegistryDbContext db, CancellationToken cancellationToken) =>
         await db.Uploads.AsNoTracking().Include(u => u.Parts).FirstOrDefaultAsync(u => u.Id == id, cancellationToken) is { } upload
             ? TypedResults.Ok(UploadResponse.From(upload))
             : ApiResults.NotFound($"Upload {id}");
 
+    /// <remarks>
+    /// The request body is the part's bytes (<c>application/octet-stream</c>, at most 64 MiB by default); answers 200 with the
+    /// part's size and SHA-256. Parts may arrive in any order and in parallel; sending a part again replaces it, which is
+    /// how a failed part is retried (<c>Idempotency-Key</c> does not apply: the body is a stream). 400 for a part number
+    /// outside 1 to the part limit (10000 by default) or an empty or oversized part; 404 for an upload the caller cannot see; 409 when the upload is no
+    /// longer pending or has expired.
+    /// </remarks>
     /// <param name="id">The upload's id.</param>
     /// <param name="n">The part's number, from 1; parts may arrive in any order and a part sent again replaces it.</param>
     private static async Task<Results<Ok<UploadPartResponse>, ValidationProblem, ProblemHttpResult>> PutPartAsync(
@@ -110,6 +134,18 @@ public static class UploadsApi
         return TypedResults.Ok(new UploadPartResponse(id, n, part.Size, part.Sha256, now));
     }
 
+    /// <remarks>
+    /// Assembles the parts 1..N in order, checks their total size and SHA-256 against the ones announced, and stores the
+    /// file as an artifact (its bytes are hashed before they are stored, so a mismatch stores nothing). An upload of
+    /// purpose <c>dataset</c> then becomes a dataset in <c>validating</c> (its id in <c>dataset_id</c>), validated in the
+    /// background; one of purpose <c>checkpoint</c> is ready for <c>POST /v1/checkpoints</c>, one of purpose
+    /// <c>checkpoint_import</c> for <c>POST /v1/checkpoints/imports</c>. The body is optional.
+    ///
+    /// Errors: 400 when a dataset upload has no embodiment (at creation or here) or <c>part_numbers</c> differs from
+    /// the parts received; 404 for an upload or embodiment the caller cannot see; 409 when the upload is not pending or
+    /// has expired, the parts have gaps, their sizes do not add up to the announced size, the assembled SHA-256 differs
+    /// (send the wrong parts again), or another request completed or cancelled it meanwhile.
+    /// </remarks>
     /// <param name="id">The upload's id.</param>
     private static async Task<Results<Ok<UploadResponse>, ValidationProblem, ProblemHttpResult>> CompleteAsync(
         Guid id, CompleteUploadRequest? request, RegistryDbContext db, UploadPartStore parts, IArtifactStore store, CheckpointRegistry registry,
@@ -196,6 +232,11 @@ public static class UploadsApi
         return TypedResults.Ok(UploadResponse.From(upload));
     }
 
+    /// <remarks>
+    /// Marks a pending upload <c>cancelled</c>, frees its reservation of the storage quota and deletes the parts
+    /// received. 404 for an upload the caller cannot see; 409 when it is already completed, cancelled or expired, or was
+    /// completed or cancelled concurrently.
+    /// </remarks>
     /// <param name="id">The upload's id.</param>
     private static async Task<Results<Ok<UploadResponse>, ProblemHttpResult>> CancelAsync(
         Guid id, RegistryDbContext db, UploadPartStore parts, TimeProvider clock, CancellationToken cancellationToken)

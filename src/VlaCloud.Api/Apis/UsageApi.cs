@@ -22,6 +22,12 @@ public static class UsageApi
         return app;
     }
 
+    /// <remarks>
+    /// The caller's tenant's metered use, one row per UTC day and checkpoint (requests, actions and compute
+    /// milliseconds, with the checkpoint's model and version), the totals over the range, and the monthly compute quota
+    /// (limit, used, remaining and when it resets). 400 when <c>to</c> is before <c>from</c> or the range spans more than
+    /// 366 days.
+    /// </remarks>
     /// <param name="from">First day (UTC, `yyyy-MM-dd`), inclusive; default: the first day of the current month.</param>
     /// <param name="to">Last day (UTC, `yyyy-MM-dd`), inclusive; default: today. At most 366 days from `from`.</param>
     private static async Task<Results<Ok<UsageResponse>, ValidationProblem>> GetAsync(

@@ -41,11 +41,54 @@ internal static class OpenApiConventions
         swagger.DocumentFilter<InfoAndTagsFilter>();
         swagger.OperationFilter<ProblemResponsesFilter>();
         swagger.OperationFilter<PaginationParametersFilter>();
+        swagger.OperationFilter<RawBodyFilter>();
         swagger.SchemaFilter<ProblemDetailsDescriptionsFilter>();
         swagger.SchemaFilter<WireSchemaFilter>();
         // A member whose type is another record is a $ref, which OpenAPI 3.0 gives no description; wrapped in allOf it
         // keeps the member's XML doc.
         swagger.UseAllOfToExtendReferenceSchemas();
+    }
+
+    /// <summary>
+    /// Completes every operation's description with who may call it. Runs after the XML comments filter, which puts the
+    /// handler's <c>&lt;remarks&gt;</c> (what the operation does, its notable behaviour and why it refuses) into the
+    /// description; call it after <c>IncludeXmlComments</c>.
+    /// </summary>
+    public static void AddOperationDescriptions(this SwaggerGenOptions swagger) => swagger.OperationFilter<OperationDescriptionFilter>();
+
+    /// <summary>
+    /// Appends the key an operation needs, read off the endpoint's authorization metadata (the policies that enforce it),
+    /// so the words cannot drift from the rule; and the tenant rate limit where it applies.
+    /// </summary>
+    private sealed class OperationDescriptionFilter : IOperationFilter
+    {
+        public void Apply(OpenApiOperation operation, OperationFilterContext context)
+        {
+            var metadata = context.ApiDescription.ActionDescriptor.EndpointMetadata;
+            var policies = metadata.OfType<IAuthorizeData>().Select(a => a.Policy).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
+            var access = metadata.OfType<IAllowAnonymous>().Any() || policies.Count == 0
+                ? "No API key needed."
+                : "Needs " + string.Join(" and ", policies.Select(policy => policy switch
+                {
+                    Auth.ScopePolicies.Tenant => "any API key of a tenant (whatever its scopes)",
+                    VlaCloud.Registry.ApiScopes.Admin => "a platform administrator's key (scope `admin`, no tenant)",
+                    _ => $"a tenant's API key with the `{policy}` scope",
+                })) + ".";
+            if (metadata.OfType<TenantRateLimitMetadata>().Any())
+                access += policies.Contains(VlaCloud.Registry.ApiScopes.Admin)
+                    ? " Each call takes a token from the request-rate bucket the administrators' keys share (RateLimit headers on the answer)."
+                    : " Each call takes a token from the tenant's and the key's request-rate buckets (RateLimit headers on the answer).";
+            operation.Description = string.Join("\n\n", [.. Paragraphs(operation.Description), access]);
+        }
+
+        /// <summary>
+        /// The remarks' paragraphs, each on one line: the XML comment's line breaks are the source file's wrapping, which
+        /// would otherwise reach generated clients' doc comments as ragged lines.
+        /// </summary>
+        private static IEnumerable<string> Paragraphs(string? text) =>
+            System.Text.RegularExpressions.Regex.Split(text ?? "", @"\n\s*\n")
+                .Select(paragraph => string.Join(' ', paragraph.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)))
+                .Where(paragraph => paragraph.Length > 0);
     }
 
     /// <summary>RFC 9457's field meanings on the framework's problem types, which carry no XML docs of their own.</summary>
@@ -87,6 +130,21 @@ internal static class OpenApiConventions
                 else if (parameter.Name == "after" && parameter.Schema?.Format == "uuid")
                     parameter.Description = "Cursor: the previous page's `last_id`; this page starts after that item (omit for the first page).";
             }
+        }
+    }
+
+    /// <summary>
+    /// Says what a raw-bytes body (<c>Accepts&lt;Stream&gt;</c>, the artifact and upload-part routes) is, which the schema
+    /// (<c>string</c>, <c>binary</c>) does not: clients generated from the document otherwise tend to send a form. Such a
+    /// body gets no example; the operation's description says what the bytes must be.
+    /// </summary>
+    private sealed class RawBodyFilter : IOperationFilter
+    {
+        public void Apply(OpenApiOperation operation, OperationFilterContext context)
+        {
+            if (operation.RequestBody is not OpenApiRequestBody { Description: null or "" } body || body.Content is null) return;
+            if (body.Content.Values.Any(media => media.Schema is OpenApiSchema { Format: "binary" }))
+                body.Description = "The bytes themselves as the request body (`application/octet-stream`): not multipart form data, not base64.";
         }
     }
 
@@ -136,9 +194,14 @@ internal static class OpenApiConventions
                 switching.Description = "Switching Protocols: the WebSocket session is open; messages as docs/acting.md describes.";
             if (metadata.OfType<IAllowAnonymous>().Any() || !metadata.OfType<IAuthorizeData>().Any()) return;
 
+            var hasPath = description.ParameterDescriptions.Any(p => p.Source == BindingSource.Path);
+            foreach (var (status, (meaning, type)) in DeclaredProblems)
+                if (operation.Responses.TryGetValue(status, out var declared) && IsBare(declared) && !(status == "404" && hasPath))
+                    AddProblem(operation, context, status, meaning, type);
+
             AddProblem(operation, context, "401", "The API key is missing, unknown, expired or revoked.", ProblemTypes.Unauthorized);
             AddProblem(operation, context, "403", "The API key lacks the scope this operation needs.", ProblemTypes.Forbidden);
-            if (description.ParameterDescriptions.Any(p => p.Source == BindingSource.Path))
+            if (hasPath)
                 AddProblem(operation, context, "404", "Nothing the path names exists for the calling tenant.", ProblemTypes.NotFound);
             if (operation.OperationId is { } id && ConflictOperations.Contains(id))
                 AddProblem(operation, context, "409", "The resource's state does not allow this (a name taken, a state that forbids the change, a concurrent update).", ProblemTypes.Conflict);
@@ -169,6 +232,24 @@ internal static class OpenApiConventions
                 AddRetryAfter((OpenApiResponse)operation.Responses["503"]);
             }
         }
+
+        /// <summary>
+        /// What a problem status an endpoint declares (<c>ProducesProblem</c>) means wherever it is declared; the
+        /// operation's description says which causes lead to it on that route.
+        /// </summary>
+        private static readonly Dictionary<string, (string Meaning, string Type)> DeclaredProblems = new(StringComparer.Ordinal)
+        {
+            ["400"] = ("The request is invalid: `detail` says what to fix.", ProblemTypes.Validation),
+            ["404"] = ("Something the request names (in its query or body) does not exist for the calling tenant.", ProblemTypes.NotFound),
+            ["413"] = ("The content does not fit the tenant's storage quota (the problem carries `storage_used_bytes`, `storage_quota_bytes` " +
+                       "and `needed_bytes`), or the body is larger than the route accepts.", ProblemTypes.StorageQuotaExceeded),
+            ["422"] = ("The request is well-formed, but what it names cannot be used: `detail` says why.", ProblemTypes.Unprocessable),
+            ["504"] = ("The deadline (the request's `timeout_ms` or the server's default) passed before the result was ready.", ProblemTypes.DeadlineExceeded),
+        };
+
+        /// <summary>A problem response as the endpoint declared it: no example yet, so no words of ours either.</summary>
+        private static bool IsBare(IOpenApiResponse response) =>
+            response.Content?.TryGetValue("application/problem+json", out var media) == true && media.Example is null;
 
         private static void AddRateLimitHeaders(OpenApiResponse response)
         {
@@ -209,11 +290,17 @@ internal static class OpenApiConventions
             };
             if (operation.Responses!.TryGetValue(status, out var existing))
             {
-                // Declared by the endpoint (ProducesProblem) without words or an example: give it both.
+                // Declared by the endpoint (ProducesProblem) with the framework's reason phrase only: words and an example.
+                // Described already (one status, two causes: a conflicting state and a running retry, say): both causes.
                 if (existing is OpenApiResponse declared)
                 {
-                    if (declared.Description is null or "" || declared.Description == ReasonPhrases.GetReasonPhrase(code)) declared.Description = description;
-                    if (declared.Content?.TryGetValue("application/problem+json", out var media) == true && media.Example is null) media.Example = example;
+                    if (IsBare(declared))
+                    {
+                        declared.Description = description;
+                        declared.Content!["application/problem+json"].Example = example;
+                    }
+                    else if (declared.Description is null or "") declared.Description = description;
+                    else if (!declared.Description.Contains(description, StringComparison.Ordinal)) declared.Description += " Or: " + description;
                 }
                 return;
             }

@@ -66,6 +66,19 @@ internal sealed class WireSchemaFilter : ISchemaFilter
              "mime_type":"application/x-tar","embodiment":"widowx"}
             """,
         [typeof(CompleteUploadRequest)] = """{"part_numbers":[1,2,3]}""",
+        [typeof(RegisterCheckpointRequest)] = """
+            {"model":"my-widowx","embodiment":"widowx",
+             "artifact_sha256":"3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b",
+             "config":{"image_size":224,"patch_size":16,"chunk_length":16,"max_action_dim":7,"max_state_dim":7},
+             "normalization_stats":{"widowx":{
+                "action":{"mean":[0.0,0.0,0.0,0.0,0.0,0.0,0.5],"std":[0.01,0.01,0.01,0.03,0.03,0.03,0.5],
+                          "q01":[-0.03,-0.03,-0.03,-0.1,-0.1,-0.1,0.0],"q99":[0.03,0.03,0.03,0.1,0.1,0.1,1.0]},
+                "state":{"mean":[0.3,0.0,0.1,0.0,0.0,0.0,0.5],"std":[0.05,0.1,0.05,0.1,0.1,0.5,0.5],
+                         "q01":[0.2,-0.2,0.0,-0.3,-0.3,-1.0,0.0],"q99":[0.4,0.2,0.2,0.3,0.3,1.0,1.0]},
+                "mode":"q99","binary_action_dims":[6]}},
+             "metrics":{"eval_success_rate":0.82},
+             "parent_checkpoint_id":"0190a3c4-7b2e-7d41-9f3a-5c6b8e2d1f07","dataset_id":"0b5e2f8c-3c1d-4a7e-9a51-2f6d8e4c1b90"}
+            """,
         [typeof(CreateCheckpointImportRequest)] = """
             {"model":"internvla-m1-bridge","embodiments":{"oxe_bridge":"widowx"},
              "upload":"5d0c7a4e-8b1f-4f3a-b6a2-0e9d1c2b3a45","checkpoint_file":"steps_30000_pytorch_model.pt"}

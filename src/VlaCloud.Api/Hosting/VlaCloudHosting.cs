@@ -82,6 +82,7 @@ public static class VlaCloudHosting
             // generated from it carry them; a file missing from a trimmed deployment only costs the descriptions.
             foreach (var xml in new[] { "VlaCloud.Contracts.xml", "VlaCloud.Api.xml" }.Select(f => Path.Combine(AppContext.BaseDirectory, f)).Where(File.Exists))
                 swagger.IncludeXmlComments(xml, includeControllerXmlComments: true);
+            swagger.AddOperationDescriptions();
             swagger.SwaggerDoc(OpenApiDocumentName, new OpenApiInfo
             {
                 Title = "VlaCloud API",
