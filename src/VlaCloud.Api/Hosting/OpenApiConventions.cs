@@ -66,7 +66,11 @@ internal static class OpenApiConventions
         {
             var metadata = context.ApiDescription.ActionDescriptor.EndpointMetadata;
             var policies = metadata.OfType<IAuthorizeData>().Select(a => a.Policy).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
-            var access = metadata.OfType<IAllowAnonymous>().Any() || policies.Count == 0
+            var anonymous = metadata.OfType<IAllowAnonymous>().Any() || policies.Count == 0;
+            // The document requires a key everywhere; an empty list lifts that for this operation, so a generated client
+            // does not send (or demand) a key for the probes.
+            if (anonymous) operation.Security = [];
+            var access = anonymous
                 ? "No API key needed."
                 : "Needs " + string.Join(" and ", policies.Select(policy => policy switch
                 {
