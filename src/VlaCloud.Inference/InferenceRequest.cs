@@ -1,3 +1,4 @@
+using VlaCloud.Actions;
 using VlaCloud.Policy;
 
 namespace VlaCloud.Inference;
@@ -16,7 +17,7 @@ public sealed record InferenceRequest(
     string Checkpoint, Observation Observation, long Seed, int? Steps, SpatialKind? Spatial, DateTimeOffset Deadline,
     double? CfgScale = null, string? Tenant = null, double Weight = 1);
 
-/// <summary>The answer to an <see cref="InferenceRequest"/>, as plain arrays.</summary>
+/// <summary>The answer to an <see cref="InferenceRequest"/>, with no tensors in it.</summary>
 /// <param name="Actions">The action chunk <c>[H, action_dim]</c> in the embodiment's units.</param>
 /// <param name="Spatial">The spatial answer, when one was asked for.</param>
 /// <param name="QueueTime">From submission to the start of its batch.</param>
@@ -24,7 +25,7 @@ public sealed record InferenceRequest(
 /// <param name="BatchSize">Requests in the batch that served it.</param>
 /// <param name="Device">The device that computed it.</param>
 /// <param name="Guide">For a point-guided checkpoint, System 2's target and destination points that the actions were conditioned on.</param>
-public sealed record InferenceResult(float[,] Actions, SpatialPrediction? Spatial, TimeSpan QueueTime, TimeSpan ComputeTime, int BatchSize, string Device, PointGuide? Guide = null);
+public sealed record InferenceResult(ActionChunk Actions, SpatialPrediction? Spatial, TimeSpan QueueTime, TimeSpan ComputeTime, int BatchSize, string Device, PointGuide? Guide = null);
 
 /// <summary>The queue is full: retry after <see cref="RetryAfter"/>. Nothing was computed.</summary>
 public sealed class EngineBusyException(TimeSpan retryAfter)

@@ -1,3 +1,4 @@
+using VlaCloud.Actions;
 using VlaCloud.Policy.InternVla.Heads;
 using static TorchSharp.torch;
 
@@ -46,26 +47,29 @@ public sealed class ActionSampling : IDisposable
         Completed++;
     }
 
-    /// <summary>Each chunk <c>[H, action_dim]</c> in its embodiment's units, in the order of the observations.</summary>
-    public float[][,] Finish()
+    /// <summary>
+    /// Each chunk <c>[H, action_dim]</c> in its embodiment's units, in the order of the observations. Each row is
+    /// unnormalised from the batch's (B, H, A) result straight into its chunk's buffer: the one copy between the tensor and
+    /// the wire.
+    /// </summary>
+    public ActionChunk[] Finish()
     {
         if (!Done) throw new InvalidOperationException($"{Steps - Completed} denoising steps are still to take");
         using var scope = NewDisposeScope();
         var (h, a) = shape;
-        var result = new float[stats.Length][,];
+        var result = new ActionChunk[stats.Length];
         foreach (var (members, chain) in chains)
         {
             var flat = chain.Result().to(float32).cpu().data<float>().ToArray();
             for (var j = 0; j < members.Length; j++)
             {
                 var s = stats[members[j]];
-                var chunk = new float[h, s.ActionDim];
-                for (var step = 0; step < h; step++)
+                result[members[j]] = ActionChunk.Create((int)h, s.ActionDim, (Flat: flat, Start: (int)(j * h * a), H: (int)h, A: (int)a, Stats: s), static (chunk, c) =>
                 {
-                    var row = s.UnnormalizeAction(flat.AsSpan((int)((j * h + step) * a), s.ActionDim));
-                    for (var d = 0; d < s.ActionDim; d++) chunk[step, d] = row[d];
-                }
-                result[members[j]] = chunk;
+                    var dim = c.Stats.ActionDim;
+                    for (var step = 0; step < c.H; step++)
+                        c.Stats.UnnormalizeAction(c.Flat.AsSpan(c.Start + step * c.A, dim), chunk.Slice(step * dim, dim));
+                });
             }
         }
         return result;

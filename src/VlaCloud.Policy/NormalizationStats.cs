@@ -77,8 +77,18 @@ public sealed record NormalizationStats(FeatureStats Action, FeatureStats? State
     /// <summary>Model range → actions in embodiment units.</summary>
     public float[] UnnormalizeAction(ReadOnlySpan<float> normalized)
     {
+        var x = new float[Action.Dim];
+        UnnormalizeAction(normalized, x);
+        return x;
+    }
+
+    /// <summary>
+    /// Model range → actions in embodiment units, written into <paramref name="x"/> (<see cref="ActionDim"/> values): how
+    /// sampling fills an <see cref="VlaCloud.Actions.ActionChunk"/>'s rows in place.
+    /// </summary>
+    public void UnnormalizeAction(ReadOnlySpan<float> normalized, Span<float> x)
+    {
         var s = Action;
-        var x = new float[s.Dim];
         for (var d = 0; d < s.Dim; d++)
         {
             x[d] = Mode == NormalizationMode.Q99
@@ -86,7 +96,6 @@ public sealed record NormalizationStats(FeatureStats Action, FeatureStats? State
                 : normalized[d] * Math.Max(s.Std[d], 1e-8f) + s.Mean[d];
         }
         foreach (var d in BinaryActionDims ?? []) x[d] = normalized[d] > 0 ? 1f : 0f;
-        return x;
     }
 
     /// <summary>State (embodiment units) → model range.</summary>

@@ -1,3 +1,5 @@
+using VlaCloud.Actions;
+
 namespace VlaCloud.Policy;
 
 /// <summary>One camera image: RGB, 8 bits per channel, rows top to bottom, pixels as R,G,B (HWC).</summary>
@@ -26,7 +28,7 @@ public sealed record Observation(IReadOnlyList<CameraImage> Images, string Instr
 /// read by configs with <see cref="PolicyConfig.PointGuidance"/> in place of System 2's answers (teacher forcing);
 /// null means neither is known.
 /// </summary>
-public sealed record ActionSample(Observation Observation, float[,] Actions, bool[]? Valid = null, PointGuide? Guide = null);
+public sealed record ActionSample(Observation Observation, ActionChunk Actions, bool[]? Valid = null, PointGuide? Guide = null);
 
 /// <summary>
 /// Where a task's object is (<see cref="Target"/>) and where it goes (<see cref="Destination"/>), each <c>[x, y]</c> in

@@ -1,4 +1,5 @@
 using TorchSharp;
+using VlaCloud.Actions;
 using VlaCloud.Policy.Modules;
 using static TorchSharp.torch;
 
@@ -18,7 +19,7 @@ public sealed partial class VlaPolicy
     /// classifier-free guidance of scale <paramref name="cfgScale"/> (default the config's, 1.5 released; 1 or less turns
     /// guidance off). The ST4VLA family has no guidance and ignores the scale.
     /// </remarks>
-    public float[][,] SampleActions(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null, IReadOnlyList<PointGuide?>? guides = null,
+    public ActionChunk[] SampleActions(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null, IReadOnlyList<PointGuide?>? guides = null,
         double? cfgScale = null)
     {
         if (observations.Count == 0) return [];
@@ -66,7 +67,7 @@ public sealed partial class VlaPolicy
     }
 
     /// <summary>One observation's action chunk <c>[H, action_dim]</c>.</summary>
-    public float[,] SampleActions(Observation observation, long seed, int? steps = null) => SampleActions([observation], [seed], steps)[0];
+    public ActionChunk SampleActions(Observation observation, long seed, int? steps = null) => SampleActions([observation], [seed], steps)[0];
 
     /// <summary>
     /// System 2's answers to the point and placement questions about each observation, as the guide System 1 reads

@@ -40,16 +40,14 @@ public sealed partial class VlaPolicy
         {
             var s = samples[i];
             var stats = StatsFor(s.Observation.Embodiment);
-            if (s.Actions.GetLength(0) != h || s.Actions.GetLength(1) != stats.ActionDim)
-                throw new ArgumentException($"sample {i}: actions are [{s.Actions.GetLength(0)}, {s.Actions.GetLength(1)}], expected [{h}, {stats.ActionDim}]");
+            if (s.Actions.Horizon != h || s.Actions.ActionDim != stats.ActionDim)
+                throw new ArgumentException($"sample {i}: actions are [{s.Actions.Horizon}, {s.Actions.ActionDim}], expected [{h}, {stats.ActionDim}]");
             if (s.Valid is { } v && v.Length != h) throw new ArgumentException($"sample {i}: Valid has {v.Length} entries, expected {h}");
-            var row = new float[stats.ActionDim];
             for (var step = 0; step < h; step++)
             {
                 if (s.Valid is { } valid && !valid[step]) continue;
-                for (var d = 0; d < row.Length; d++) row[d] = s.Actions[step, d];
-                var normed = stats.NormalizeAction(row);
-                for (var d = 0; d < row.Length; d++)
+                var normed = stats.NormalizeAction(s.Actions[step]);
+                for (var d = 0; d < normed.Length; d++)
                 {
                     target[i, step, d] = normed[d];
                     weight[i, step, d] = 1f;

@@ -1,3 +1,5 @@
+using VlaCloud.Actions;
+
 namespace VlaCloud.Sim;
 
 /// <summary>What a controller sees at one step of one episode.</summary>
@@ -29,10 +31,10 @@ public interface IActionController
     bool NeedsImages => true;
 
     /// <summary>
-    /// Returns, for each observation in order, an action chunk <c>[H][ActionDim]</c> with <c>H ≥ 1</c>.
+    /// Returns, for each observation in order, an action chunk of <c>H ≥ 1</c> actions of the embodiment's dimension.
     /// The evaluator executes up to its configured number of the chunk's actions before asking again.
     /// </summary>
-    IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch);
+    IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch);
 }
 
 /// <summary>
@@ -59,8 +61,8 @@ public sealed class ScriptedExpert : IActionController
     public bool NeedsImages => false;
 
     /// <inheritdoc />
-    public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch) =>
-        [.. batch.Select(o => new[] { NextAction(o.Privileged) })];
+    public IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch) =>
+        [.. batch.Select(o => ActionChunk.FromRows([NextAction(o.Privileged)]))];
 
     /// <summary>The expert's action in state <paramref name="s"/>: <c>[dx, dy, gripper]</c>.</summary>
     public static float[] NextAction(WorldState s) =>

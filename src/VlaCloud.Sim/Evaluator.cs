@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using VlaCloud.Actions;
 
 namespace VlaCloud.Sim;
 
@@ -206,9 +207,8 @@ public static class Evaluator
                         throw new InvalidOperationException($"the controller returned {chunks.Count} chunks for {observations.Length} observations");
                     for (var j = 0; j < needing.Length; j++)
                     {
-                        var chunk = chunks[j];
-                        if (chunk.Length == 0) throw new InvalidOperationException("the controller returned an empty action chunk");
-                        foreach (var action in chunk.Take(options.ExecuteSteps)) slots[needing[j]]!.Pending.Enqueue(action);
+                        var chunk = chunks[j] ?? throw new InvalidOperationException("the controller returned no action chunk");
+                        for (var t = 0; t < Math.Min(chunk.Horizon, options.ExecuteSteps); t++) slots[needing[j]]!.Pending.Enqueue((chunk, t));
                     }
                 }
 
@@ -216,7 +216,8 @@ public static class Evaluator
                 {
                     var slot = slots[i];
                     if (slot is null) continue;
-                    slot.World.Apply(slot.Pending.Dequeue());
+                    var (planned, step) = slot.Pending.Dequeue();
+                    slot.World.Apply(planned[step]);
                     slot.FirstMoved ??= MovedObject(slot.World);
                     var success = slot.World.IsSuccess;
                     if (!success && slot.World.Step < robot.MaxEpisodeSteps) continue;
@@ -277,7 +278,8 @@ public static class Evaluator
     {
         public TabletopWorld World { get; } = world;
         public long EpisodeId { get; } = episodeId;
-        public Queue<float[]> Pending { get; } = new();
+        /// <summary>The actions still to execute: each a step of a chunk the controller returned (kept whole, not copied per action).</summary>
+        public Queue<(ActionChunk Chunk, int Step)> Pending { get; } = new();
         public int? FirstMoved { get; set; }
     }
 }

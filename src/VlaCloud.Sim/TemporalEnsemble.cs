@@ -1,3 +1,5 @@
+using VlaCloud.Actions;
+
 namespace VlaCloud.Sim;
 
 /// <summary>
@@ -35,12 +37,12 @@ public sealed class TemporalEnsemble : IActionController
     public bool NeedsImages => inner.NeedsImages;
 
     /// <summary>Returns a one-action chunk per observation, so the caller asks again at the next step.</summary>
-    public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch)
+    public IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch)
     {
         var chunks = inner.Act(batch);
         if (chunks.Count != batch.Count) throw new InvalidOperationException($"the inner controller returned {chunks.Count} chunks for {batch.Count} observations");
         calls++;
-        var result = new float[batch.Count][][];
+        var result = new ActionChunk[batch.Count];
         for (var i = 0; i < batch.Count; i++)
         {
             var o = batch[i];
@@ -49,8 +51,8 @@ public sealed class TemporalEnsemble : IActionController
             history.LastStep = o.Step;
             history.LastCall = calls;
             history.Chunks.Add((o.Step, chunks[i]));
-            history.Chunks.RemoveAll(c => o.Step - c.Start >= Math.Min(c.Actions.Length, horizon));
-            result[i] = [Mix(history.Chunks, o.Step)];
+            history.Chunks.RemoveAll(c => o.Step - c.Start >= Math.Min(c.Actions.Horizon, horizon));
+            result[i] = Mix(history.Chunks, o.Step);
         }
         if (episodes.Count > KeptEpisodes)
             foreach (var stale in episodes.OrderBy(e => e.Value.LastCall).Take(episodes.Count - KeptEpisodes).Select(e => e.Key).ToArray())
@@ -58,24 +60,28 @@ public sealed class TemporalEnsemble : IActionController
         return result;
     }
 
-    private float[] Mix(List<(int Start, float[][] Actions)> chunks, int step)
+    /// <summary>The one-action chunk executed at <paramref name="step"/>: the weighted mean of every kept chunk's action for it.</summary>
+    private ActionChunk Mix(List<(int Start, ActionChunk Actions)> chunks, int step)
     {
-        var newest = chunks[^1].Actions[0];
-        var dim = newest.Length;
+        var newest = chunks[^1].Actions;
+        var dim = newest.ActionDim;
         var sum = new double[dim];
         var total = 0.0;
         foreach (var (start, actions) in chunks)
         {
+            if (actions.ActionDim != dim) throw new InvalidOperationException("action chunks of one episode differ in dimension");
             var action = actions[step - start];
-            if (action.Length != dim) throw new InvalidOperationException("action chunks of one episode differ in dimension");
-            var weight = Math.Exp(alpha * CosineSimilarity(action, newest));
+            var weight = Math.Exp(alpha * CosineSimilarity(action, newest[0]));
             for (var d = 0; d < dim; d++) sum[d] += weight * action[d];
             total += weight;
         }
-        return [.. sum.Select(s => (float)(s / total))];
+        return ActionChunk.Create(1, dim, (Sum: sum, Total: total), static (mixed, s) =>
+        {
+            for (var d = 0; d < mixed.Length; d++) mixed[d] = (float)(s.Sum[d] / s.Total);
+        });
     }
 
-    private static double CosineSimilarity(float[] a, float[] b)
+    private static double CosineSimilarity(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         double dot = 0, na = 0, nb = 0;
         for (var i = 0; i < a.Length; i++) (dot, na, nb) = (dot + a[i] * b[i], na + a[i] * a[i], nb + b[i] * b[i]);
@@ -84,7 +90,7 @@ public sealed class TemporalEnsemble : IActionController
 
     private sealed class EpisodeHistory
     {
-        public List<(int Start, float[][] Actions)> Chunks { get; } = [];
+        public List<(int Start, ActionChunk Actions)> Chunks { get; } = [];
         public int LastStep { get; set; }
         public long LastCall { get; set; }
     }

@@ -1,3 +1,4 @@
+using VlaCloud.Actions;
 using VlaCloud.Policy;
 
 namespace VlaCloud.Training;
@@ -54,13 +55,14 @@ public sealed class BatchSampler
         var episode = data.Episodes[e];
         var t = globalFrame - frameStarts[e];
         var dim = episode.Actions[0].Length;
-        var chunk = new float[chunkLength, dim];
         var valid = new bool[chunkLength];
-        for (var k = 0; k < chunkLength && t + k < episode.Length; k++)
+        for (var k = 0; k < chunkLength && t + k < episode.Length; k++) valid[k] = true;
+        // Steps past the episode's end stay zero; Valid masks them out of the loss.
+        var chunk = ActionChunk.Create(chunkLength, dim, (Actions: episode.Actions, Start: t, End: Math.Min(episode.Length, t + chunkLength)), static (values, e) =>
         {
-            valid[k] = true;
-            for (var d = 0; d < dim; d++) chunk[k, d] = episode.Actions[t + k][d];
-        }
+            var dim = e.Actions[0].Length;
+            for (var k = 0; e.Start + k < e.End; k++) e.Actions[e.Start + k].CopyTo(values.Slice(k * dim, dim));
+        });
         return new ActionSample(episode.Observations[t], chunk, valid, episode.Guides?[t]);
     }
 

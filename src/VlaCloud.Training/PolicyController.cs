@@ -1,3 +1,4 @@
+using VlaCloud.Actions;
 using VlaCloud.Policy;
 using VlaCloud.Sim;
 
@@ -32,14 +33,14 @@ public sealed class PolicyController : IActionController
     public int Calls { get; private set; }
 
     /// <inheritdoc />
-    public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch)
+    public IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch)
     {
         var observations = batch.Select(ToObservation).ToArray();
         var seeds = batch.Select(o => (long)BatchSampler.StepSeed(seed, o.EpisodeId, o.Step)).ToArray();
+        // The policy's chunks are the simulator's: no conversion between them.
         var chunks = policy.SampleActions(observations, seeds, inferenceSteps);
         Calls++;
-        return [.. chunks.Select(c => Enumerable.Range(0, c.GetLength(0))
-            .Select(t => Enumerable.Range(0, c.GetLength(1)).Select(d => c[t, d]).ToArray()).ToArray())];
+        return chunks;
     }
 
     /// <summary>The model's view of a simulator observation: cameras in the embodiment's order, state, instruction.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using VlaCloud.Policy;
 using static TorchSharp.torch;
+using VlaCloud.Actions;
 
 namespace VlaCloud.Benchmarks;
 
@@ -101,7 +102,7 @@ internal sealed class ModelSuite : IBenchmarkSuite
         }
 
         var trainBatch = new TrainingBatch(
-            Enumerable.Range(0, 8).Select(i => new ActionSample(MakeObservation(i), new float[config.ChunkLength, 7])).ToList(),
+            Enumerable.Range(0, 8).Select(i => new ActionSample(MakeObservation(i), new ActionChunk(config.ChunkLength, 7, new float[config.ChunkLength * 7]))).ToList(),
             Enumerable.Range(0, 8).Select(i => new SpatialSample(MakeObservation(i).Images, SpatialPrompts.Question(SpatialKind.Box, "pick the red cube"), SpatialKind.Box, [10, 10, 30, 30])).ToList());
         using var optimizer = policy.CreateOptimizer();
         var stepTimes = new List<double>();

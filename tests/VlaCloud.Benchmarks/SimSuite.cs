@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using VlaCloud.Actions;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Benchmarks;
@@ -88,6 +89,6 @@ internal sealed class SimSuite : IBenchmarkSuite
 
         public bool NeedsImages => true;
 
-        public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch) => _expert.Act(batch);
+        public IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch) => _expert.Act(batch);
     }
 }

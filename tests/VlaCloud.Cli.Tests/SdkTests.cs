@@ -2,6 +2,7 @@ using System.Net;
 using VlaCloud.Client;
 using VlaCloud.Contracts;
 using VlaCloud.Testing;
+using VlaCloud.Actions;
 
 namespace VlaCloud.Cli.Tests;
 
@@ -244,12 +245,12 @@ public sealed class SdkTests(ServicesFixture services)
         return list;
     }
 
-    private static void AssertActions(float[,] expected, float[][] actual)
+    private static void AssertActions(ActionChunk expected, float[][] actual)
     {
-        Assert.Equal(expected.GetLength(0), actual.Length);
+        Assert.Equal(expected.Horizon, actual.Length);
         for (var t = 0; t < actual.Length; t++)
         {
-            Assert.Equal(expected.GetLength(1), actual[t].Length);
+            Assert.Equal(expected.ActionDim, actual[t].Length);
             for (var d = 0; d < actual[t].Length; d++) Assert.Equal(expected[t, d], actual[t][d], 3);
         }
     }

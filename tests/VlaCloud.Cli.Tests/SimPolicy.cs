@@ -3,6 +3,7 @@ using VlaCloud.Contracts;
 using VlaCloud.Policy;
 using VlaCloud.Sim;
 using VlaCloud.Testing;
+using VlaCloud.Actions;
 
 namespace VlaCloud.Cli.Tests;
 
@@ -55,7 +56,7 @@ public static class SimPolicy
         [0.5f, 0.5f, 1f], "pick the red cube and place it in the blue bowl");
 
     /// <summary>What the policy computes for <see cref="Observation"/> alone, outside the service.</summary>
-    public static float[,] Expected(VlaPolicy policy, string embodiment, long seed, int steps, int episode = 0)
+    public static ActionChunk Expected(VlaPolicy policy, string embodiment, long seed, int steps, int episode = 0)
     {
         var input = Observation(episode);
         var images = SimEmbodiment.Tabletop.Cameras.Select(c => new CameraImage(input.Images[c.Name].Data, 64, 64)).ToList();

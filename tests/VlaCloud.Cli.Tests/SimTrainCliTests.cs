@@ -118,8 +118,8 @@ public sealed class SimTrainCliTests : IDisposable
         using var policy = VlaPolicy.Load(In("m1/policy"), "cpu", "fp32", maxWeightBytes: 64L << 20);
         Assert.Equal((PolicyConfig.InternVlaM1Family, "m1-tiny", mode == "vanilla", false), (policy.Config.Family, policy.Config.Name, policy.Config.Vanilla, policy.Config.UseState));
         var chunk = SimPolicy.Expected(policy, policy.Normalization.Keys.Single(), seed: 3, steps: 2);
-        Assert.Equal((8, 3), (chunk.GetLength(0), chunk.GetLength(1)));
-        Assert.All(chunk.Cast<float>(), v => Assert.True(float.IsFinite(v)));
+        Assert.Equal((8, 3), (chunk.Horizon, chunk.ActionDim));
+        Assert.All(chunk.Values.ToArray(), v => Assert.True(float.IsFinite(v)));
         using var tar = VlaPolicy.Load(In("m1/policy.tar"));
         Assert.Equal(chunk, SimPolicy.Expected(tar, policy.Normalization.Keys.Single(), seed: 3, steps: 2));
     }

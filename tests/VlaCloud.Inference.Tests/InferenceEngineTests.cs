@@ -28,9 +28,9 @@ public sealed class InferenceEngineTests(TinyCheckpoints checkpoints) : IClassFi
         for (var v = 0; v < 8; v++)
         {
             var alone = reference.SampleActions(TinyCheckpoints.Observation(v), 100 + v, steps: 4);
-            Assert.Equal(alone.GetLength(0), results[v].Actions.GetLength(0));
-            Assert.Equal(TinyCheckpoints.ActionDim, results[v].Actions.GetLength(1));
-            foreach (var (batched, single) in results[v].Actions.Cast<float>().Zip(alone.Cast<float>()))
+            Assert.Equal(alone.Horizon, results[v].Actions.Horizon);
+            Assert.Equal(TinyCheckpoints.ActionDim, results[v].Actions.ActionDim);
+            foreach (var (batched, single) in results[v].Actions.Values.ToArray().Zip(alone.Values.ToArray()))
                 Assert.Equal(single, batched, 4);
         }
     }
@@ -128,7 +128,7 @@ public sealed class InferenceEngineTests(TinyCheckpoints checkpoints) : IClassFi
         Assert.Equal(1, stats.Models);
         Assert.Equal(3, stats.Loads);
         Assert.Equal(2, stats.Evictions);
-        Assert.Equal(first.Actions.Cast<float>(), again.Actions.Cast<float>());
+        Assert.Equal(first.Actions.Values.ToArray(), again.Actions.Values.ToArray());
     }
 
     [Fact]

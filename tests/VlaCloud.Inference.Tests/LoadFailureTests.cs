@@ -86,7 +86,7 @@ public sealed class LoadFailureTests(TinyCheckpoints checkpoints) : IClassFixtur
 
         await Task.Delay(TimeSpan.FromSeconds(4.2));
         var served = await ActAsync(engine, "a");
-        Assert.Equal(TinyCheckpoints.ActionDim, served.Actions.GetLength(1));
+        Assert.Equal(TinyCheckpoints.ActionDim, served.Actions.ActionDim);
         Assert.Equal(3, source.Calls);
         var stats = Assert.Single(engine.CacheStats);
         Assert.Equal((2L, 1L, 1L), (stats.FailedLoads, stats.Refused, stats.Loads));

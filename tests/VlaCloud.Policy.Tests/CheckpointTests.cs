@@ -13,7 +13,7 @@ public sealed class CheckpointTests : IDisposable
     private string Dir(string name) => Path.Combine(temp.FullName, name);
 
     private static float[] Actions(VlaPolicy p) =>
-        p.SampleActions([TestData.Observation(0), TestData.Observation(1, TestData.Gripper)], [5, 6], steps: 3).SelectMany(c => c.Cast<float>()).ToArray();
+        p.SampleActions([TestData.Observation(0), TestData.Observation(1, TestData.Gripper)], [5, 6], steps: 3).SelectMany(c => c.Values.ToArray()).ToArray();
 
     [Fact]
     public void Save_then_load_gives_identical_outputs_from_a_directory_and_from_a_tar()

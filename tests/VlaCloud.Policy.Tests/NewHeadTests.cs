@@ -56,7 +56,7 @@ public sealed class NewHeadTests
         policy.SetNormalization("four-arm", Stats(4, 3));
         var side = policy.Config.ImageSize;
         var chunk = policy.SampleActions(new Observation([new CameraImage(new byte[side * side * 3], side, side)], "pick the red cube", [0.1f, 0.2f, 0.3f], "four-arm"), 1);
-        Assert.Equal((policy.Config.ChunkLength, 4), (chunk.GetLength(0), chunk.GetLength(1)));
+        Assert.Equal((policy.Config.ChunkLength, 4), (chunk.Horizon, chunk.ActionDim));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using VlaCloud.Actions;
 
 namespace VlaCloud.Policy.Tests;
 
@@ -13,8 +14,8 @@ public sealed class SampleActionsTests : IDisposable
     public void Each_sample_gets_a_chunk_of_its_own_embodiments_action_dimension_in_its_units()
     {
         var chunks = policy.SampleActions([TestData.Observation(0), TestData.Observation(1, TestData.Gripper)], [1, 2], steps: 4);
-        Assert.Equal([PolicyConfig.Tiny.ChunkLength, 7], new[] { chunks[0].GetLength(0), chunks[0].GetLength(1) });
-        Assert.Equal([PolicyConfig.Tiny.ChunkLength, 3], new[] { chunks[1].GetLength(0), chunks[1].GetLength(1) });
+        Assert.Equal([PolicyConfig.Tiny.ChunkLength, 7], new[] { chunks[0].Horizon, chunks[0].ActionDim });
+        Assert.Equal([PolicyConfig.Tiny.ChunkLength, 3], new[] { chunks[1].Horizon, chunks[1].ActionDim });
         for (var s = 0; s < PolicyConfig.Tiny.ChunkLength; s++)
         {
             Assert.Contains(chunks[0][s, 6], new[] { 0f, 1f });                    // the binary gripper
@@ -32,8 +33,8 @@ public sealed class SampleActionsTests : IDisposable
         for (var i = 0; i < observations.Length; i++)
         {
             var alone = policy.SampleActions(observations[i], seeds[i], steps: 5);
-            Assert.Equal(alone.Length, batched[i].Length);
-            foreach (var (a, b) in alone.Cast<float>().Zip(batched[i].Cast<float>())) Assert.Equal(a, b, 1e-4f);
+            Assert.Equal((alone.Horizon, alone.ActionDim), (batched[i].Horizon, batched[i].ActionDim));
+            foreach (var (a, b) in alone.Values.ToArray().Zip(batched[i].Values.ToArray())) Assert.Equal(a, b, 1e-4f);
         }
     }
 
@@ -62,8 +63,8 @@ public sealed class SampleActionsTests : IDisposable
         Assert.Equal((3, 12), (shortSampling.Steps, longSampling.Steps));
         for (var i = 0; i < 2; i++)
         {
-            Assert.Equal(shortAlone[i].Cast<float>(), shortSliced[i].Cast<float>());
-            Assert.Equal(longAlone[i].Cast<float>(), longSliced[i].Cast<float>());
+            Assert.Equal(shortAlone[i].Values.ToArray(), shortSliced[i].Values.ToArray());
+            Assert.Equal(longAlone[i].Values.ToArray(), longSliced[i].Values.ToArray());
         }
         Assert.Throws<InvalidOperationException>(() => shortSampling.Step());
     }
@@ -75,8 +76,8 @@ public sealed class SampleActionsTests : IDisposable
         var first = policy.SampleActions(o, 7, steps: 3);
         var again = policy.SampleActions(o, 7, steps: 3);
         var other = policy.SampleActions(o, 8, steps: 3);
-        Assert.Equal(first.Cast<float>(), again.Cast<float>());
-        Assert.NotEqual(first.Cast<float>().Take(6), other.Cast<float>().Take(6));
+        Assert.Equal(first.Values.ToArray(), again.Values.ToArray());
+        Assert.NotEqual(first.Values.ToArray().Take(6), other.Values.ToArray().Take(6));
     }
 
     [Fact]
@@ -177,5 +178,5 @@ public sealed class SampleActionsTests : IDisposable
         Assert.Throws<ArgumentException>(() => policy.SampleActions([observations[0]], [1], guides: [guides[0]]));
     }
 
-    private static float[] Flat(float[,] chunk) => [.. chunk.Cast<float>()];
+    private static float[] Flat(ActionChunk chunk) => chunk.Values.ToArray();
 }

@@ -115,7 +115,7 @@ public sealed class TokenizerTests
             policy.Save(dir.FullName);
             using var loaded = VlaPolicy.Load(dir.FullName);
             Assert.Equal(policy.Tokenizer.Encode("pick the red cube"), loaded.Tokenizer.Encode("pick the red cube"));
-            Assert.Equal(policy.SampleActions(TestData.Observation(0), 3, steps: 2).Cast<float>(), loaded.SampleActions(TestData.Observation(0), 3, steps: 2).Cast<float>());
+            Assert.Equal(policy.SampleActions(TestData.Observation(0), 3, steps: 2).Values.ToArray(), loaded.SampleActions(TestData.Observation(0), 3, steps: 2).Values.ToArray());
         }
         finally { dir.Delete(recursive: true); }
     }

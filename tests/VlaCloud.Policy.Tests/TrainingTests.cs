@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using VlaCloud.Actions;
 
 namespace VlaCloud.Policy.Tests;
 
@@ -8,13 +9,15 @@ public sealed class TrainingTests
     {
         var actions = Enumerable.Range(0, 4).Select(i =>
         {
-            var chunk = new float[PolicyConfig.Tiny.ChunkLength, 7];
-            for (var s = 0; s < chunk.GetLength(0); s++)
+            var chunk = ActionChunk.Create(PolicyConfig.Tiny.ChunkLength, 7, i, static (values, i) =>
             {
-                for (var d = 0; d < 6; d++) chunk[s, d] = 0.8f * MathF.Sin(0.4f * s + d + 2 * i);
-                chunk[s, 6] = (s + i) % 4 < 2 ? 1 : 0;
-            }
-            var valid = Enumerable.Range(0, chunk.GetLength(0)).Select(s => i != 3 || s < 5).ToArray(); // one episode ends early
+                for (var s = 0; s < values.Length / 7; s++)
+                {
+                    for (var d = 0; d < 6; d++) values[s * 7 + d] = 0.8f * MathF.Sin(0.4f * s + d + 2 * i);
+                    values[s * 7 + 6] = (s + i) % 4 < 2 ? 1 : 0;
+                }
+            });
+            var valid = Enumerable.Range(0, chunk.Horizon).Select(s => i != 3 || s < 5).ToArray(); // one episode ends early
             var o = TestData.Observation(i);
             return new ActionSample(o with { Images = [o.Images[0]] }, chunk, valid);
         }).ToList();
@@ -160,8 +163,10 @@ public sealed class TrainingTests
         (float X, float Y)[] targets = [(8, 8), (56, 8), (8, 56), (56, 56), (32, 32), (20, 44)];
         var samples = targets.Select(t =>
         {
-            var chunk = new float[PolicyConfig.Tiny.ChunkLength, 7];
-            for (var s = 0; s < chunk.GetLength(0); s++) (chunk[s, 0], chunk[s, 1]) = (t.X / 32 - 1, t.Y / 32 - 1);
+            var chunk = ActionChunk.Create(PolicyConfig.Tiny.ChunkLength, 7, t, static (values, t) =>
+            {
+                for (var s = 0; s < values.Length / 7; s++) (values[s * 7], values[s * 7 + 1]) = (t.X / 32 - 1, t.Y / 32 - 1);
+            });
             return new ActionSample(observation, chunk, null, new PointGuide([t.X, t.Y], [32, 10]));
         }).ToList();
         var batch = new TrainingBatch(samples, []);

@@ -1,3 +1,4 @@
+using VlaCloud.Actions;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Sim.Tests;
@@ -176,14 +177,14 @@ public sealed class ExpertAndDeterminismTests
     {
         public bool NeedsImages => false;
 
-        public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch) =>
+        public IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch) =>
         [
             .. batch.Select(o =>
             {
                 var scene = o.Privileged.Scene;
                 var other = (scene.Task.TargetObject + 1) % scene.Objects.Count;
                 var misled = o.Privileged with { Scene = scene with { Task = scene.Task with { TargetObject = other } } };
-                return new[] { ScriptedExpert.NextAction(misled) };
+                return ActionChunk.FromRows([ScriptedExpert.NextAction(misled)]);
             }),
         ];
     }
@@ -195,12 +196,12 @@ public sealed class ExpertAndDeterminismTests
 
         public bool NeedsImages => false;
 
-        public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch) =>
+        public IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch) =>
         [
             .. batch.Select(o =>
             {
                 if (!streams.TryGetValue(o.EpisodeId, out var rng)) streams[o.EpisodeId] = rng = new Random((int)o.EpisodeId);
-                return new[] { noise.Perturb(ScriptedExpert.NextAction(o.Privileged), rng) };
+                return ActionChunk.FromRows([noise.Perturb(ScriptedExpert.NextAction(o.Privileged), rng)]);
             }),
         ];
     }
@@ -210,11 +211,11 @@ public sealed class ExpertAndDeterminismTests
         public int LargestBatch { get; private set; }
         public IReadOnlyDictionary<string, byte[]>? LastImages { get; private set; }
 
-        public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch)
+        public IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch)
         {
             LargestBatch = Math.Max(LargestBatch, batch.Count);
             LastImages = batch[^1].Images;
-            return [.. batch.Select(_ => Enumerable.Range(0, 8).Select(_ => new[] { 0f, 0f, 0f }).ToArray())];
+            return [.. batch.Select(_ => new ActionChunk(8, 3, new float[8 * 3]))];
         }
     }
 }

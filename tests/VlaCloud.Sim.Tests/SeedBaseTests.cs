@@ -1,4 +1,5 @@
 using System.Text.Json;
+using VlaCloud.Actions;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Sim.Tests;
@@ -113,10 +114,10 @@ public sealed class SeedBaseTests
 
         public bool NeedsImages => false;
 
-        public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch)
+        public IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch)
         {
             foreach (var o in batch) Scenes.TryAdd(o.EpisodeId, Describe(o.Privileged.Scene));
-            return [.. batch.Select(_ => new[] { new[] { 0f, 0f, 0f } })];
+            return [.. batch.Select(_ => new ActionChunk(1, 3, [0f, 0f, 0f]))];
         }
     }
 }

@@ -1,3 +1,4 @@
+using VlaCloud.Actions;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Sim.Tests;
@@ -5,11 +6,11 @@ namespace VlaCloud.Sim.Tests;
 public sealed class TemporalEnsembleTests
 {
     /// <summary>Answers each call with a scripted chunk per episode and step, and records what it was asked.</summary>
-    private sealed class Scripted(Func<long, int, float[][]> chunk) : IActionController
+    private sealed class Scripted(Func<long, int, ActionChunk> chunk) : IActionController
     {
         public List<(long Episode, int Step)> Asked { get; } = [];
         public bool NeedsImages => false;
-        public IReadOnlyList<float[][]> Act(IReadOnlyList<SimObservation> batch)
+        public IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch)
         {
             Asked.AddRange(batch.Select(o => (o.EpisodeId, o.Step)));
             return [.. batch.Select(o => chunk(o.EpisodeId, o.Step))];
@@ -21,7 +22,7 @@ public sealed class TemporalEnsembleTests
     private static SimObservation At(long episode, int step) =>
         new(episode, step, Scene.Task.Instruction, [0.5f, 0.5f, 1f], new Dictionary<string, byte[]>(), new TabletopWorld(Scene).Snapshot());
 
-    private static float[][] Constant(int length, params float[] action) => [.. Enumerable.Range(0, length).Select(_ => action)];
+    private static ActionChunk Constant(int length, params float[] action) => ActionChunk.FromRows([.. Enumerable.Range(0, length).Select(_ => action)]);
 
     [Fact]
     public void Each_step_executes_one_action_mixed_from_every_chunk_that_covers_it()
@@ -29,7 +30,7 @@ public sealed class TemporalEnsembleTests
         // Chunk asked at step s says s for every action; with alpha 0 the ensemble is the plain mean of the covering chunks.
         var inner = new Scripted((_, step) => Constant(3, step, 0, 0));
         var ensemble = new TemporalEnsemble(inner, horizon: 3, alpha: 0);
-        float Executed(int step) => ensemble.Act([At(1, step)]) is [[var only]] ? only[0] : throw new InvalidOperationException("expected one action");
+        float Executed(int step) => ensemble.Act([At(1, step)]) is [{ Horizon: 1 } only] ? only[0, 0] : throw new InvalidOperationException("expected one action");
 
         Assert.Equal(0f, Executed(0));
         Assert.Equal(0.5f, Executed(1));          // chunks from steps 0 and 1
@@ -45,7 +46,7 @@ public sealed class TemporalEnsembleTests
         var inner = new Scripted((_, step) => Constant(2, step == 0 ? 1f : -1f, 0, 0));
         var ensemble = new TemporalEnsemble(inner, horizon: 2, alpha: 1);
         ensemble.Act([At(1, 0)]);
-        var mixed = ensemble.Act([At(1, 1)])[0][0][0];
+        var mixed = ensemble.Act([At(1, 1)])[0][0, 0];
         var expected = (Math.Exp(-1) * 1 + Math.Exp(1) * -1) / (Math.Exp(-1) + Math.Exp(1));
         Assert.Equal(expected, mixed, 5);
     }
@@ -56,11 +57,11 @@ public sealed class TemporalEnsembleTests
         var inner = new Scripted((episode, _) => Constant(4, episode, 0, 1));
         var ensemble = new TemporalEnsemble(inner, horizon: 4, alpha: 0);
         var first = ensemble.Act([At(1, 0), At(2, 0)]);
-        Assert.Equal([1f, 0f, 1f], first[0][0]);
-        Assert.Equal([2f, 0f, 1f], first[1][0]);
+        Assert.Equal([1f, 0f, 1f], first[0][0].ToArray());
+        Assert.Equal([2f, 0f, 1f], first[1][0].ToArray());
         var second = ensemble.Act([At(1, 1), At(2, 1)]);
-        Assert.Equal(1f, second[0][0][0]);
-        Assert.Equal(2f, second[1][0][0]);
+        Assert.Equal(1f, second[0][0, 0]);
+        Assert.Equal(2f, second[1][0, 0]);
 
         // The same id back at step 0 is a new episode: nothing from before is mixed in.
         var restarted = false;
@@ -69,7 +70,7 @@ public sealed class TemporalEnsembleTests
         restart.Act([At(5, 0)]);
         restart.Act([At(5, 1)]);
         restarted = true;
-        Assert.Equal(9f, restart.Act([At(5, 0)])[0][0][0]);
+        Assert.Equal(9f, restart.Act([At(5, 0)])[0][0, 0]);
     }
 
     [Fact]

@@ -36,7 +36,7 @@ public sealed class NewHeadTrainingTests(SimDataFixture fixture)
         Assert.Equal(3, run.Final!.Step);
         Assert.True(double.IsFinite(run.Final.Loss));
         var chunk = trained.SampleActions(episodes[0].Observations[0], 1);
-        Assert.Equal((trained.Config.ChunkLength, 4), (chunk.GetLength(0), chunk.GetLength(1)));
+        Assert.Equal((trained.Config.ChunkLength, 4), (chunk.Horizon, chunk.ActionDim));
         foreach (var tensor in copiedBefore.Values) tensor.Dispose();
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
+using VlaCloud.Actions;
 using VlaCloud.Api.Auth;
 using VlaCloud.Contracts;
 using VlaCloud.Inference;
@@ -30,8 +31,22 @@ public abstract record ActOutcome
 {
     private ActOutcome() { }
 
-    /// <summary>Actions computed.</summary>
-    public sealed record Success(ActResponse Response) : ActOutcome;
+    /// <summary>
+    /// Actions computed: the chunk as the engine returned it, and the rest of the answer in its wire types. Each surface
+    /// maps the chunk to its own wire shape (<see cref="ToResponse"/> for JSON, <see cref="ActionChunkWire.ToNumpy"/> for
+    /// openpi); a stream's broker takes the chunk itself.
+    /// </summary>
+    /// <param name="Checkpoint">The checkpoint that computed it.</param>
+    /// <param name="Actions">The action chunk in the embodiment's units.</param>
+    /// <param name="Spatial">The spatial answer, when one was asked for.</param>
+    /// <param name="Seed">The seed of the noise.</param>
+    /// <param name="Timing">Queue, compute and total time, and the batch size.</param>
+    /// <param name="Guide">The points a point-guided checkpoint's actions were conditioned on.</param>
+    public sealed record Success(ResolvedCheckpoint Checkpoint, ActionChunk Actions, SpatialOutput? Spatial, long Seed, ActTiming Timing, GuideOutput? Guide) : ActOutcome
+    {
+        /// <summary>The REST answer (<c>/v1/act</c>): the chunk's rows become the JSON's <c>float[][]</c>.</summary>
+        public ActResponse ToResponse() => new(Checkpoint, ActionChunkWire.ToRows(Actions), Spatial, Seed, Timing, Guide);
+    }
 
     /// <summary>The input does not fit the checkpoint's embodiment (400).</summary>
     public sealed record Invalid(Dictionary<string, string[]> Errors) : ActOutcome;
@@ -182,25 +197,14 @@ public sealed class ActionService(
             return e.Unservable ? new ActOutcome.Unservable(e.Message) : new ActOutcome.Unavailable(e.Message, e.RetryAfter);
         }
 
-        buffer.Add(new UsageRecord(tenantId, bound.Checkpoint.Id, 1, result.Actions.GetLength(0), (long)Math.Ceiling(result.ComputeTime.TotalMilliseconds / result.BatchSize)));
-        var response = new ActResponse(
+        buffer.Add(new UsageRecord(tenantId, bound.Checkpoint.Id, 1, result.Actions.Horizon, (long)Math.Ceiling(result.ComputeTime.TotalMilliseconds / result.BatchSize)));
+        // The chunk goes on as it is; only the surface that answers maps it to its wire shape (one copy, or none for a broker).
+        return new ActOutcome.Success(
             bound.Describe(),
-            Rows(result.Actions),
+            result.Actions,
             result.Spatial is { } answer ? new SpatialOutput(SpatialPrompts.WireName(answer.Kind), answer.Points().Select(p => new[] { p.X, p.Y }).ToArray(), answer.Text) : null,
             seed,
             new ActTiming(result.QueueTime.TotalMilliseconds, result.ComputeTime.TotalMilliseconds, Stopwatch.GetElapsedTime(started).TotalMilliseconds, result.BatchSize),
             result.Guide is { } guide ? new GuideOutput(guide.Target, guide.Destination) : null);
-        return new ActOutcome.Success(response);
-    }
-
-    private static float[][] Rows(float[,] chunk)
-    {
-        var rows = new float[chunk.GetLength(0)][];
-        for (var i = 0; i < rows.Length; i++)
-        {
-            rows[i] = new float[chunk.GetLength(1)];
-            for (var d = 0; d < rows[i].Length; d++) rows[i][d] = chunk[i, d];
-        }
-        return rows;
     }
 }

@@ -1,3 +1,5 @@
+using VlaCloud.Actions;
+
 namespace VlaCloud.Api.Acting;
 
 /// <summary>
@@ -15,7 +17,7 @@ public sealed class ChunkBroker
     private readonly int replanEvery;
     private readonly bool ensemble;
     private readonly double alpha;
-    private readonly List<(long Start, float[,] Chunk)> chunks = [];
+    private readonly List<(long Start, ActionChunk Chunk)> chunks = [];
     private readonly int[] binaryDims;
 
     /// <summary>Creates a broker.</summary>
@@ -40,9 +42,10 @@ public sealed class ChunkBroker
     /// <summary>Whether the current step needs a new chunk from the model.</summary>
     public bool NeedsPlan => chunks.Count == 0 || Step - chunks[^1].Start >= replanEvery;
 
-    /// <summary>Stores a chunk planned at the current step.</summary>
-    public void AddChunk(float[,] chunk)
+    /// <summary>Stores a chunk planned at the current step (the engine's chunk itself: it is immutable, so no copy is kept).</summary>
+    public void AddChunk(ActionChunk chunk)
     {
+        ArgumentNullException.ThrowIfNull(chunk);
         chunks.Add((Step, chunk));
         // Only chunks that still cover a future step matter.
         chunks.RemoveAll(c => c.Start + chunkLength <= Step);
@@ -53,12 +56,12 @@ public sealed class ChunkBroker
     {
         if (chunks.Count == 0) throw new InvalidOperationException("No chunk planned yet.");
         var newest = chunks[^1];
-        var dim = newest.Chunk.GetLength(1);
-        var reference = Row(newest.Chunk, (int)(Step - newest.Start));
+        var dim = newest.Chunk.ActionDim;
+        var reference = newest.Chunk[(int)(Step - newest.Start)];
         float[] action;
         if (!ensemble)
         {
-            action = reference;
+            action = reference.ToArray();
         }
         else
         {
@@ -68,7 +71,7 @@ public sealed class ChunkBroker
             {
                 var offset = Step - start;
                 if (offset < 0 || offset >= chunkLength) continue;
-                var row = Row(chunk, (int)offset);
+                var row = chunk[(int)offset];
                 var weight = Math.Exp(alpha * Cosine(row, reference));
                 total += weight;
                 for (var d = 0; d < dim; d++) action[d] += (float)(weight * row[d]);
@@ -88,14 +91,7 @@ public sealed class ChunkBroker
         Step = 0;
     }
 
-    private static float[] Row(float[,] chunk, int row)
-    {
-        var values = new float[chunk.GetLength(1)];
-        for (var d = 0; d < values.Length; d++) values[d] = chunk[row, d];
-        return values;
-    }
-
-    private static double Cosine(float[] a, float[] b)
+    private static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         double dot = 0, na = 0, nb = 0;
         for (var i = 0; i < a.Length; i++)

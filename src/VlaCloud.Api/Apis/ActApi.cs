@@ -68,7 +68,7 @@ public static class ActApi
         switch (outcome)
         {
             case ActOutcome.Success success:
-                return TypedResults.Ok(success.Response);
+                return TypedResults.Ok(success.ToResponse());
             case ActOutcome.Invalid invalid:
                 return TypedResults.ValidationProblem(invalid.Errors, title: "The observation does not fit the checkpoint's embodiment.");
             case ActOutcome.Busy busy:

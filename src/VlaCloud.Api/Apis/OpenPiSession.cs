@@ -78,7 +78,7 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
                     await Task.Delay(wait < left ? wait : left, aborted);
                     outcome = await actions.ActAsync(bound, input, null, aborted);
                 }
-                if (outcome is not ActOutcome.Success { Response: var response })
+                if (outcome is not ActOutcome.Success response)
                 {
                     await FailAsync(Describe(outcome), outcome switch
                     {
@@ -94,7 +94,7 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
                 if (previousTotalMs is { } previous) serverTiming["prev_total_ms"] = previous;
                 await SendAsync(new Dictionary<string, object?>
                 {
-                    ["actions"] = NumpyArray.FromFloats(response.Actions.SelectMany(r => r).ToArray(), response.Actions.Length, response.Actions.Length == 0 ? 0 : response.Actions[0].Length),
+                    ["actions"] = ActionChunkWire.ToNumpy(response.Actions),
                     ["policy_timing"] = new Dictionary<string, object?> { ["infer_ms"] = response.Timing.ComputeMs },
                     ["server_timing"] = serverTiming,
                 }, aborted);

@@ -99,12 +99,12 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
         var outcome = await actions.TakeStreamTokenAsync() ?? await actions.ActAsync(bound, observation, options, aborted);
         switch (outcome)
         {
-            case ActOutcome.Success { Response: var response }:
+            case ActOutcome.Success response:
                 if (broker is null)
-                    await ReplyAsync(new StreamActions(null, response.Actions, response.Seed, response.Timing, response.Spatial, response.Guide), id, aborted);
+                    await ReplyAsync(new StreamActions(null, ActionChunkWire.ToRows(response.Actions), response.Seed, response.Timing, response.Spatial, response.Guide), id, aborted);
                 else
                 {
-                    broker.AddChunk(ToChunk(response.Actions));
+                    broker.AddChunk(response.Actions);
                     var step = broker.Step;
                     await ReplyAsync(new StreamAction(null, step, true, broker.NextAction(), response.Timing), id, aborted);
                 }
@@ -139,14 +139,6 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
             default:
                 throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}.");
         }
-    }
-
-    private static float[,] ToChunk(float[][] rows)
-    {
-        var chunk = new float[rows.Length, rows.Length == 0 ? 0 : rows[0].Length];
-        for (var i = 0; i < rows.Length; i++)
-            for (var d = 0; d < rows[i].Length; d++) chunk[i, d] = rows[i][d];
-        return chunk;
     }
 
     private Task ErrorAsync(object? id, int status, string title, Dictionary<string, string[]>? errors, CancellationToken cancellationToken, string? detail = null) =>

@@ -127,9 +127,9 @@ public static class PolicyEvaluation
         long count = 0;
         for (var i = 0; i < samples; i++)
         {
-            for (var h = 0; h < targets[i].Count && h < chunks[i].GetLength(0); h++)
+            for (var h = 0; h < targets[i].Count && h < chunks[i].Horizon; h++)
             {
-                for (var d = 0; d < targets[i][h].Length && d < chunks[i].GetLength(1); d++)
+                for (var d = 0; d < targets[i][h].Length && d < chunks[i].ActionDim; d++)
                 {
                     var diff = chunks[i][h, d] - targets[i][h][d];
                     sum += diff * diff;

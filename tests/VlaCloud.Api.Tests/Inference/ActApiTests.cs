@@ -34,8 +34,8 @@ public sealed class ActApiTests(ServicesFixture services)
         for (var v = 0; v < 8; v++)
         {
             var expected = world.Expected(v, 100 + v);
-            Assert.Equal(expected.GetLength(0), results[v].Actions.Length);
-            for (var step = 0; step < expected.GetLength(0); step++)
+            Assert.Equal(expected.Horizon, results[v].Actions.Length);
+            for (var step = 0; step < expected.Horizon; step++)
             {
                 Assert.Equal(InferenceWorld.ActionDim, results[v].Actions[step].Length);
                 for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], results[v].Actions[step][d], 3);
@@ -164,7 +164,7 @@ public sealed class ActApiTests(ServicesFixture services)
         Assert.Equal(guide.Destination, result.Guide.Destination);
         Assert.All(result.Guide.Target!.Concat(result.Guide.Destination!), c => Assert.InRange(c, 0, 64));
         var expected = world.Expected(2, 9);
-        for (var step = 0; step < expected.GetLength(0); step++)
+        for (var step = 0; step < expected.Horizon; step++)
             for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], result.Actions[step][d], 3);
     }
 
@@ -232,7 +232,7 @@ public sealed class ActApiTests(ServicesFixture services)
             var actions = (await response.Content.ReadFromJsonAsync<ActResponse>())!.Actions;
             var observation = world.PolicyObservation(0) with { Images = [front, new VlaCloud.Policy.CameraImage(InferenceWorld.Pixels(0), 64, 64)] };
             var expected = world.Reference.SampleActions(observation, 3, 4);
-            for (var step = 0; step < expected.GetLength(0); step++)
+            for (var step = 0; step < expected.Horizon; step++)
                 for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], actions[step][d], 3);
         }
     }

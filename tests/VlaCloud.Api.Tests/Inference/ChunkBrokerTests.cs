@@ -1,15 +1,12 @@
+using VlaCloud.Actions;
 using VlaCloud.Api.Acting;
 
 namespace VlaCloud.Api.Tests.Inference;
 
 public sealed class ChunkBrokerTests
 {
-    private static float[,] Chunk(int length, float dx, float gripper)
-    {
-        var chunk = new float[length, 3];
-        for (var t = 0; t < length; t++) (chunk[t, 0], chunk[t, 1], chunk[t, 2]) = (dx, 0.5f, gripper);
-        return chunk;
-    }
+    private static ActionChunk Chunk(int length, float dx, float gripper) =>
+        ActionChunk.FromRows([.. Enumerable.Range(0, length).Select(_ => new[] { dx, 0.5f, gripper })]);
 
     [Fact]
     public void Blending_overlapping_chunks_keeps_a_binary_gripper_exactly_0_or_1_and_averages_the_other_dimensions()

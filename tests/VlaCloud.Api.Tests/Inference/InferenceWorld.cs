@@ -7,6 +7,7 @@ using VlaCloud.Contracts;
 using VlaCloud.Parity;
 using VlaCloud.Policy;
 using VlaCloud.Testing;
+using VlaCloud.Actions;
 
 namespace VlaCloud.Api.Tests.Inference;
 
@@ -94,7 +95,7 @@ public sealed record InferenceWorld(string Key, HttpClient Client, string Model,
         variant % 2 == 0 ? "pick the red cube and place it in the blue bowl" : "push the green ball to the yellow square");
 
     /// <summary>What the model computes for the same input, alone, outside the service.</summary>
-    public float[,] Expected(int variant, long seed, int steps = 4) => Reference.SampleActions(PolicyObservation(variant), seed, steps);
+    public ActionChunk Expected(int variant, long seed, int steps = 4) => Reference.SampleActions(PolicyObservation(variant), seed, steps);
 
     /// <summary>The policy's view of <see cref="Observation"/>.</summary>
     public Observation PolicyObservation(int variant)

@@ -53,8 +53,8 @@ public sealed class SdkStreamContractTests(ServicesFixture services)
         Assert.Equal(guide.Destination, reply.Guide.Destination);
         Assert.Equal(9, reply.Seed);
         var expected = world.Expected(2, 9);
-        Assert.Equal(expected.GetLength(0), reply.Actions.Length);
-        for (var step = 0; step < expected.GetLength(0); step++)
+        Assert.Equal(expected.Horizon, reply.Actions.Length);
+        for (var step = 0; step < expected.Horizon; step++)
             for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], reply.Actions[step][d], 3);
     }
 

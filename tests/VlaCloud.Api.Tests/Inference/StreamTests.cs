@@ -92,7 +92,7 @@ public sealed class StreamTests(ServicesFixture services)
             Assert.Equal("actions", (string)reply["type"]!);
             Assert.Equal(3, (int)reply["id"]!);
             var actions = reply["actions"]!.AsArray();
-            Assert.Equal(expected.GetLength(0), actions.Count);
+            Assert.Equal(expected.Horizon, actions.Count);
             if (i % 250 == 0) Assert.Equal(expected[1, 2], (float)actions[1]![2]!, 3);
         }
         await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);

@@ -3,6 +3,7 @@ using VlaCloud.Parity;
 using VlaCloud.Policy.Checkpoint;
 using static TorchSharp.torch;
 using VlaCloud.Testing;
+using VlaCloud.Actions;
 
 namespace VlaCloud.Policy.Tests.InternVla;
 
@@ -56,8 +57,8 @@ public sealed class InternVlaM1PolicyTests
         using var policy = Create();
         var observations = new[] { Observation(0), Observation(1, cameras: 2), Observation(2) };
         var a = policy.SampleActions(observations, [1, 2, 3]);
-        Assert.All(a, chunk => Assert.Equal((TinyInternVlaM1.ChunkLength, ActionDim), (chunk.GetLength(0), chunk.GetLength(1))));
-        Assert.All(a, chunk => Assert.All(chunk.Cast<float>(), v => Assert.True(float.IsFinite(v) && v >= -1.0001f && v <= 1.0001f)));
+        Assert.All(a, chunk => Assert.Equal((TinyInternVlaM1.ChunkLength, ActionDim), (chunk.Horizon, chunk.ActionDim)));
+        Assert.All(a, chunk => Assert.All(chunk.Values.ToArray(), v => Assert.True(float.IsFinite(v) && v >= -1.0001f && v <= 1.0001f)));
         // A sample's result does not depend on its batch, and its noise comes from its seed.
         var alone = policy.SampleActions([observations[2]], [3])[0];
         Assert.True(MaxDiff(alone, a[2]) < 1e-4);
@@ -87,8 +88,8 @@ public sealed class InternVlaM1PolicyTests
             using (var bf16 = VlaPolicy.Load(dir, dtype: "bf16"))
             {
                 var chunk = bf16.SampleActions([Observation(4)], [9])[0];
-                Assert.Equal((TinyInternVlaM1.ChunkLength, ActionDim), (chunk.GetLength(0), chunk.GetLength(1)));
-                Assert.All(chunk.Cast<float>(), v => Assert.True(float.IsFinite(v)));
+                Assert.Equal((TinyInternVlaM1.ChunkLength, ActionDim), (chunk.Horizon, chunk.ActionDim));
+                Assert.All(chunk.Values.ToArray(), v => Assert.True(float.IsFinite(v)));
             }
             using var loaded = VlaPolicy.Load(dir);
             Assert.Equal(PolicyConfig.InternVlaM1Family, loaded.Config.Family);
@@ -124,8 +125,10 @@ public sealed class InternVlaM1PolicyTests
         Assert.Equal(all.Count, groups.Vlm.Count + groups.ActionExpert.Count + groups.Rest.Count);
         Assert.Equal(all.Count, groups.Vlm.Concat(groups.ActionExpert).Concat(groups.Rest).Distinct().Count());
 
-        var actions = new float[TinyInternVlaM1.ChunkLength, ActionDim];
-        for (var t = 0; t < actions.GetLength(0); t++) for (var d = 0; d < ActionDim; d++) actions[t, d] = MathF.Sin(t + d);
+        var actions = ActionChunk.Create(TinyInternVlaM1.ChunkLength, ActionDim, 0, static (values, _) =>
+        {
+            for (var i = 0; i < values.Length; i++) values[i] = MathF.Sin(i / ActionDim + i % ActionDim);
+        });
         var valid = Enumerable.Range(0, TinyInternVlaM1.ChunkLength).Select(t => t < 12).ToArray();
         var batch = new TrainingBatch(
             [new ActionSample(Observation(0), actions), new ActionSample(Observation(1, cameras: 2), actions, valid)],
@@ -167,11 +170,11 @@ public sealed class InternVlaM1PolicyTests
         }
         while (!longSampling.Done) longSampling.Step();
 
-        Assert.Equal(shortAlone[0].Cast<float>(), shortSampling.Finish()[0].Cast<float>());
+        Assert.Equal(shortAlone[0].Values.ToArray(), shortSampling.Finish()[0].Values.ToArray());
         var longSliced = longSampling.Finish();
-        for (var i = 0; i < 2; i++) Assert.Equal(longAlone[i].Cast<float>(), longSliced[i].Cast<float>());
+        for (var i = 0; i < 2; i++) Assert.Equal(longAlone[i].Values.ToArray(), longSliced[i].Values.ToArray());
     }
 
-    private static float MaxDiff(float[,] a, float[,] b) =>
-        a.Cast<float>().Zip(b.Cast<float>(), (x, y) => MathF.Abs(x - y)).Max();
+    private static float MaxDiff(ActionChunk a, ActionChunk b) =>
+        a.Values.ToArray().Zip(b.Values.ToArray(), (x, y) => MathF.Abs(x - y)).Max();
 }
