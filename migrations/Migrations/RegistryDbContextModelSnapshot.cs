@@ -543,6 +543,11 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnType("character varying(100)")
                         .HasColumnName("action_space");
 
+                    b.PrimitiveCollection<int[]>("BinaryActionDims")
+                        .IsRequired()
+                        .HasColumnType("integer[]")
+                        .HasColumnName("binary_action_dims");
+
                     b.Property<int>("ChunkLength")
                         .HasColumnType("integer")
                         .HasColumnName("chunk_length");
@@ -565,6 +570,11 @@ namespace VlaCloud.Migrations.Migrations
                         .HasMaxLength(100)
                         .HasColumnType("character varying(100)")
                         .HasColumnName("name");
+
+                    b.Property<string>("Simulator")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("simulator");
 
                     b.Property<int>("StateDim")
                         .HasColumnType("integer")
@@ -893,6 +903,12 @@ namespace VlaCloud.Migrations.Migrations
                         .HasColumnType("character varying(200)")
                         .HasColumnName("display_name");
 
+                    b.Property<double>("InferenceWeight")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("double precision")
+                        .HasDefaultValue(1.0)
+                        .HasColumnName("inference_weight");
+
                     b.Property<int?>("MaxConcurrentStreams")
                         .HasColumnType("integer")
                         .HasColumnName("max_concurrent_streams");
@@ -928,7 +944,10 @@ namespace VlaCloud.Migrations.Migrations
                         .IsUnique()
                         .HasDatabaseName("ix_tenants_name");
 
-                    b.ToTable("tenants", (string)null);
+                    b.ToTable("tenants", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_tenants_inference_weight", "inference_weight >= 0.1 AND inference_weight <= 100");
+                        });
                 });
 
             modelBuilder.Entity("VlaCloud.Registry.Entities.Upload", b =>

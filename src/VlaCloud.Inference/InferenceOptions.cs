@@ -50,12 +50,6 @@ public sealed class InferenceOptions
     public int MaxQueuedPerTenant { get; set; } = 128;
 
     /// <summary>
-    /// Weights of tenants in the fair sharing of the queue and of each batch, by tenant id
-    /// (<c>VlaCloud:Inference:TenantWeights:&lt;tenant id&gt;</c>); a tenant not listed weighs 1, so 2 gets twice its share.
-    /// </summary>
-    public Dictionary<string, double> TenantWeights { get; set; } = new(StringComparer.OrdinalIgnoreCase);
-
-    /// <summary>
     /// The cost the fair scheduler charges for a request that names no step count (its checkpoint's default); a
     /// request's cost is its steps, so a tenant asking for 100 steps uses its share ten times faster than one asking 10.
     /// </summary>

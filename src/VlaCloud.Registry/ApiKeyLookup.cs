@@ -21,7 +21,13 @@ public sealed record ApiKeyIdentity(Guid KeyId, Guid? TenantId, string Prefix, I
 /// <param name="MaxConcurrentStreams">Streams at once.</param>
 /// <param name="MonthlyComputeMsQuota">Compute milliseconds per month.</param>
 /// <param name="StorageQuotaBytes">Bytes of artifacts, datasets and pending uploads.</param>
-public sealed record TenantLimitOverrides(double? RequestsPerSecond, int? Burst, int? MaxConcurrentStreams, long? MonthlyComputeMsQuota, long? StorageQuotaBytes = null)
+/// <param name="InferenceWeight">
+/// The tenant's weight in the inference engine's fair sharing (always stored; 1 unless the administrator set another).
+/// It travels with the cached key identity, so the hot path reads it from memory and a change reaches every replica
+/// through the same invalidation as the limits.
+/// </param>
+public sealed record TenantLimitOverrides(double? RequestsPerSecond, int? Burst, int? MaxConcurrentStreams, long? MonthlyComputeMsQuota, long? StorageQuotaBytes = null,
+    double InferenceWeight = Entities.Tenant.DefaultInferenceWeight)
 {
     /// <summary>No overrides.</summary>
     public static TenantLimitOverrides None { get; } = new(null, null, null, null);
@@ -40,7 +46,8 @@ public sealed class ApiKeyLookup(RegistryDbContext db)
         // A tenant's key never acts as the platform administrator, whatever a row written before the roles were
         // separated (or by hand) says.
         return new ApiKeyIdentity(key.Id, key.TenantId, key.Prefix, [.. key.Scopes.Where(s => s != ApiScopes.Admin)], key.ExpiresAt,
-            new TenantLimitOverrides(tenant.RequestsPerSecond, tenant.Burst, tenant.MaxConcurrentStreams, tenant.MonthlyComputeMsQuota, tenant.StorageQuotaBytes));
+            new TenantLimitOverrides(tenant.RequestsPerSecond, tenant.Burst, tenant.MaxConcurrentStreams, tenant.MonthlyComputeMsQuota, tenant.StorageQuotaBytes,
+                tenant.InferenceWeight));
     }
 
     /// <summary>Those of <paramref name="keyIds"/> that are still active at <paramref name="now"/> (one query).</summary>

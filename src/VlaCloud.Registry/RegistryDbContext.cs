@@ -72,6 +72,9 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
             tenant.HasIndex(t => t.Name).IsUnique();
             tenant.Property(t => t.DisplayName).HasMaxLength(200);
             tenant.Property(t => t.RowVersion).IsRowVersion();
+            tenant.Property(t => t.InferenceWeight).HasDefaultValue(Tenant.DefaultInferenceWeight);
+            tenant.ToTable(t => t.HasCheckConstraint("ck_tenants_inference_weight",
+                $"inference_weight >= {Tenant.MinInferenceWeight.ToString(System.Globalization.CultureInfo.InvariantCulture)} AND inference_weight <= {Tenant.MaxInferenceWeight.ToString(System.Globalization.CultureInfo.InvariantCulture)}"));
         });
 
         model.Entity<ApiKey>(key =>
@@ -89,6 +92,7 @@ public sealed class RegistryDbContext(DbContextOptions<RegistryDbContext> option
             embodiment.Property(e => e.Name).HasMaxLength(100);
             embodiment.Property(e => e.Description).HasMaxLength(1000);
             embodiment.Property(e => e.ActionSpace).HasMaxLength(100);
+            embodiment.Property(e => e.Simulator).HasMaxLength(64);
             // Public rows have no tenant; NULLS NOT DISTINCT keeps their names unique too.
             embodiment.HasIndex(e => new { e.TenantId, e.Name }).IsUnique().AreNullsDistinct(false);
             embodiment.HasOne<Tenant>().WithMany().HasForeignKey(e => e.TenantId).OnDelete(DeleteBehavior.Cascade);

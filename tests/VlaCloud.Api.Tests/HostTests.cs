@@ -52,6 +52,11 @@ public sealed class HostTests(ServicesFixture services)
                 Assert.Equal(("sim-demo", 1, "sim-tabletop"), (acted.Checkpoint.Model, acted.Checkpoint.Version, acted.Checkpoint.Embodiment));
                 Assert.Equal(8, acted.Actions.Length);
                 Assert.All(acted.Actions, a => Assert.True(a.Length == 3 && a.All(float.IsFinite)));
+                // The seeded embodiment says it is the simulator's (the column fine-tuning reads), gripper binary.
+                var embodiments = await client.GetFromJsonAsync<ListPage<EmbodimentResponse>>("/v1/embodiments?limit=100");
+                var sim = Assert.Single(embodiments!.Data, e => e.Name == "sim-tabletop");
+                Assert.Equal(("sim-tabletop", true), (sim.Simulator, sim.IsPublic));
+                Assert.Equal([2], sim.BinaryActionDims);
             }
 
             // A build bundling other demo weights registers them as the next version on its next start and moves the alias;

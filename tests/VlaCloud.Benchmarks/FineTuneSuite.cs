@@ -316,7 +316,7 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
     {
         await EnsureAsync(await http.PostAsJsonAsync("/v1/embodiments", new CreateEmbodimentRequest(
             Sim.Name, Sim.ActionDim, Sim.StateDim, "delta_eef+gripper", [.. Sim.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height))],
-            Sim.ControlHz, PolicyConfig.Tiny.ChunkLength, [.. Sim.ActionNames], [.. Sim.StateNames])));
+            Sim.ControlHz, PolicyConfig.Tiny.ChunkLength, [.. Sim.ActionNames], [.. Sim.StateNames], Simulator: SimEnvironments.Tabletop)));
         using var policy = VlaPolicy.Load(baseTar);
         const string model = "bench-ft";
         await BenchmarkHost.RegisterCheckpointAsync(http, policy, model, Sim.Name);

@@ -107,4 +107,68 @@ public sealed class MigrationTests(ServicesFixture services)
         Assert.Equal(publicId, (await registry.FindEmbodimentAsync(publicName, CancellationToken.None))!.Id);
         Assert.Single(await tenantA.Embodiments.Where(e => e.Name == publicName).ToListAsync());
     }
+
+    [Fact]
+    public async Task The_capabilities_migration_marks_only_the_embodiments_the_old_guess_took_for_the_simulator_and_gives_every_tenant_weight_1()
+    {
+        var connectionString = await services.CreateDatabaseAsync();
+        var options = new DbContextOptionsBuilder<RegistryDbContext>();
+        RegistryServiceCollectionExtensions.ConfigureNpgsql(options, connectionString);
+        await using (var db = new RegistryDbContext(options.Options))
+        {
+            var migrations = db.Database.GetMigrations().ToList();
+            var capabilities = migrations.FindIndex(m => m.EndsWith("_EmbodimentSimulatorAndTenantWeight", StringComparison.Ordinal));
+            Assert.True(capabilities > 0, "the capabilities migration is missing");
+            await db.GetService<IMigrator>().MigrateAsync(migrations[capabilities - 1]);
+        }
+
+        // Rows as the schema before the migration held them; cameras as EF wrote them (read back through the model below).
+        var tenant = Guid.NewGuid();
+        var (sim, smallSim, arm, plain) = (Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+        await using (var connection = new NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync();
+            await using var insert = new NpgsqlCommand("""
+                INSERT INTO tenants (id, name, created_at) VALUES (@t, @tn, now());
+                INSERT INTO embodiments (id, tenant_id, name, action_dim, state_dim, action_space, action_names, state_names, cameras, control_hz, chunk_length, created_at)
+                VALUES (@sim, NULL, 'sim-tabletop', 3, 3, 'delta_xy+gripper', '{dx,dy,gripper}', '{x,y,gripper}',
+                        '[{"Name": "main", "Width": 64, "Height": 64}, {"Name": "wrist", "Width": 64, "Height": 64}]', 10, 8, now()),
+                       (@small_sim, @t, 'sim-tabletop', 3, 3, 'delta_xy+gripper', '{dx,dy,gripper}', '{x,y,gripper}',
+                        '[{"Name": "main", "Width": 32, "Height": 32}, {"Name": "wrist", "Width": 32, "Height": 32}]', 10, 8, now()),
+                       (@arm, @t, 'widowx', 7, 0, 'delta_eef+gripper', '{x,y,z,roll,pitch,yaw,Gripper_Open}', '{}',
+                        '[{"Name": "main", "Width": 64, "Height": 64}, {"Name": "wrist", "Width": 64, "Height": 64}]', 5, 16, now()),
+                       (@plain, @t, 'so100', 6, 6, 'joint_position', '{}', '{}', '[{"Name": "top", "Width": 640, "Height": 480}]', 30, 50, now());
+                """, connection);
+            foreach (var (name, value) in new (string, object)[] { ("t", tenant), ("tn", $"t-{tenant:N}"[..20]), ("sim", sim), ("small_sim", smallSim), ("arm", arm), ("plain", plain) })
+                insert.Parameters.AddWithValue(name, value);
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        await using (var db = new RegistryDbContext(options.Options))
+        {
+            await db.Database.MigrateAsync();
+            Assert.Empty(await db.Database.GetPendingMigrationsAsync());
+        }
+
+        await using var after = new RegistryDbContext(options.Options);
+        var rows = await after.Embodiments.IgnoreQueryFilters().AsNoTracking().ToDictionaryAsync(e => e.Id);
+        Assert.Equal(["main", "wrist"], rows[sim].Cameras.Select(c => c.Name)); // the model reads the camera JSON the SQL matched
+        Assert.Equal("sim-tabletop", rows[sim].Simulator);
+        Assert.Equal([2], rows[sim].BinaryActionDims);
+        Assert.Null(rows[smallSim].Simulator); // its cameras are not the simulator's
+        Assert.Equal([2], rows[smallSim].BinaryActionDims);
+        Assert.Null(rows[arm].Simulator);
+        Assert.Equal([6], rows[arm].BinaryActionDims);
+        Assert.Null(rows[plain].Simulator);
+        Assert.Empty(rows[plain].BinaryActionDims);
+        Assert.Equal(1, (await after.Tenants.SingleAsync(t => t.Id == tenant)).InferenceWeight);
+
+        // The bounds hold in the database too, whatever path writes the row.
+        await using var tooHeavy = new NpgsqlConnection(connectionString);
+        await tooHeavy.OpenAsync();
+        await using var update = new NpgsqlCommand("UPDATE tenants SET inference_weight = 1000 WHERE id = @t", tooHeavy);
+        update.Parameters.AddWithValue("t", tenant);
+        var refused = await Assert.ThrowsAsync<PostgresException>(() => update.ExecuteNonQueryAsync());
+        Assert.Equal(PostgresErrorCodes.CheckViolation, refused.SqlState);
+    }
 }

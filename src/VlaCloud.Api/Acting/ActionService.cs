@@ -174,7 +174,7 @@ public sealed class ActionService(
         var timeout = actOptions?.TimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Value.DefaultTimeout;
         var request = new InferenceRequest(bound.Checkpoint.Id.ToString(), observation, seed, actOptions?.Steps, spatial, DateTimeOffset.UtcNow + timeout,
             actOptions?.CfgScale,
-            Tenant: tenantId.ToString("N"), Weight: options.Value.TenantWeights.TryGetValue(tenantId.ToString(), out var weight) && weight > 0 ? weight : 1);
+            Tenant: tenantId.ToString("N"), Weight: tenant.Limits.InferenceWeight);
         InferenceResult result;
         try
         {

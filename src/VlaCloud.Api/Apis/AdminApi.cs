@@ -117,7 +117,7 @@ public static class AdminApi
         {
             return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: "The tenant was changed concurrently; read it again and retry.");
         }
-        // Limits travel with the cached key identity: drop the tenant's cached keys everywhere.
+        // Limits and the inference weight travel with the cached key identity: drop the tenant's cached keys everywhere.
         await keys.PublishTenantChangedAsync(id);
         return TypedResults.Ok(TenantResponse.From(tenant));
     }
@@ -264,6 +264,8 @@ internal static class AdminContractExtensions
             if (limits.MaxConcurrentStreams is < 0 or > 10_000) errors["limits.max_concurrent_streams"] = ["must be between 0 (no streams) and 10000."];
             if (limits.MonthlyComputeMsQuota is < 0) errors["limits.monthly_compute_ms_quota"] = ["must not be negative."];
             if (limits.StorageQuotaBytes is < 0) errors["limits.storage_quota_bytes"] = ["must not be negative."];
+            if (limits.InferenceWeight is { } weight && !(weight >= Tenant.MinInferenceWeight && weight <= Tenant.MaxInferenceWeight))
+                errors["limits.inference_weight"] = [FormattableString.Invariant($"must be between {Tenant.MinInferenceWeight} and {Tenant.MaxInferenceWeight}.")];
         }
 
         internal void ApplyTo(Tenant tenant)
@@ -273,13 +275,14 @@ internal static class AdminContractExtensions
             if (limits.MaxConcurrentStreams is not null) tenant.MaxConcurrentStreams = limits.MaxConcurrentStreams;
             if (limits.MonthlyComputeMsQuota is not null) tenant.MonthlyComputeMsQuota = limits.MonthlyComputeMsQuota;
             if (limits.StorageQuotaBytes is not null) tenant.StorageQuotaBytes = limits.StorageQuotaBytes;
+            if (limits.InferenceWeight is { } weight) tenant.InferenceWeight = weight;
         }
     }
 
     extension(TenantResponse)
     {
         internal static TenantResponse From(Tenant t) => new(t.Id, t.Name, t.DisplayName,
-            new TenantLimitsDto(t.RequestsPerSecond, t.Burst, t.MaxConcurrentStreams, t.MonthlyComputeMsQuota, t.StorageQuotaBytes), t.CreatedAt);
+            new TenantLimitsDto(t.RequestsPerSecond, t.Burst, t.MaxConcurrentStreams, t.MonthlyComputeMsQuota, t.StorageQuotaBytes, t.InferenceWeight), t.CreatedAt);
     }
 
     extension(ApiKeyResponse)

@@ -8,6 +8,7 @@ using VlaCloud.Registry;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
 using VlaCloud.Api.Keys;
+using VlaCloud.Sim;
 
 namespace VlaCloud.Api.Apis;
 
@@ -85,6 +86,8 @@ public static class EmbodimentsApi
             Cameras = request.Cameras.Select(c => new EmbodimentCamera { Name = c.Name, Width = c.Width, Height = c.Height }).ToList(),
             ControlHz = request.ControlHz,
             ChunkLength = request.ChunkLength,
+            Simulator = request.Simulator,
+            BinaryActionDims = request.BinaryActionDimsOrDefault(),
             CreatedAt = clock.GetUtcNow(),
         };
         db.Embodiments.Add(embodiment);
@@ -127,8 +130,33 @@ internal static class EmbodimentContractExtensions
             if (request.ChunkLength is < 1 or > 256) errors["chunk_length"] = ["chunk_length must be between 1 and 256."];
             CheckNames(errors, "action_names", request.ActionNames, request.ActionDim, "action");
             CheckNames(errors, "state_names", request.StateNames, request.StateDim, "state");
+            if (request.BinaryActionDims is { } binary)
+            {
+                if (binary.Length > request.ActionDim || binary.Any(d => d < 0 || d >= request.ActionDim))
+                    errors["binary_action_dims"] = ["each of binary_action_dims must be an action dimension (0 to action_dim - 1)."];
+                else if (binary.Distinct().Count() != binary.Length) errors["binary_action_dims"] = ["binary_action_dims must not repeat a dimension."];
+            }
+            if (request.Simulator is { } simulator)
+            {
+                // Claiming an environment is what turns on closed-loop evaluation: it must exist and be able to drive this body.
+                if (SimEnvironments.Find(simulator) is not { } robot)
+                    errors["simulator"] = [$"simulator must be one of the built-in environments ({string.Join(", ", SimEnvironments.All.Keys)}), or omitted for a real robot."];
+                else if (cameras is { Count: > 0 } && cameras.All(c => c is not null)
+                         && SimEnvironments.LayoutMismatch(robot, request.ActionDim, request.StateDim, cameras.Select(c => (c.Name, c.Width, c.Height))) is { } mismatch)
+                    errors["simulator"] = [$"the {simulator} environment cannot drive this embodiment: {mismatch}."];
+            }
             return errors;
         }
+
+        /// <summary>
+        /// The binary action dimensions to store: as given, or, when the request names none, those whose action name
+        /// contains <c>gripper</c> (a creation-time default the response shows; the stored list is what training reads).
+        /// </summary>
+        internal int[] BinaryActionDimsOrDefault() =>
+            request.BinaryActionDims is { } given
+                ? [.. given.Order()]
+                : [.. (request.ActionNames ?? []).Select((name, i) => (name, i))
+                    .Where(x => x.name is not null && x.name.Contains("gripper", StringComparison.OrdinalIgnoreCase)).Select(x => x.i)];
     }
 
     /// <summary>
@@ -149,6 +177,7 @@ internal static class EmbodimentContractExtensions
     {
         internal static EmbodimentResponse From(Embodiment e) => new(
             e.Id, e.Name, e.TenantId is null, e.Description, e.ActionDim, e.StateDim, e.ActionSpace, e.ActionNames, e.StateNames,
-            e.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height)).ToList(), e.ControlHz, e.ChunkLength, e.CreatedAt);
+            e.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height)).ToList(), e.ControlHz, e.ChunkLength, e.Simulator, e.BinaryActionDims,
+            e.CreatedAt);
     }
 }

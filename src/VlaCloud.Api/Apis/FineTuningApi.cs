@@ -18,6 +18,7 @@ using VlaCloud.Registry.Entities;
 using VlaCloud.Api.Limits;
 using VlaCloud.Training;
 using VlaCloud.Training.Jobs;
+using VlaCloud.Sim;
 // Two records of one JSON shape: the contract (shared with the SDK) and the training side's, which validates and
 // fills in defaults; VlaCloud.Training does not reference the SDK, so the API maps between them.
 
@@ -113,8 +114,8 @@ public static class FineTuningApi
             return ApiResults.Invalid("base",
                 $"base {baseCheckpoint.ModelName}@v{baseCheckpoint.Version} was trained for embodiment '{baseEmbodiment.Name}', whose layout differs from the dataset's '{embodiment.Name}' ({difference}); "
                 + "set new_head: true to train a new action head for it, or pick a base of this layout.");
-        if (request.Evaluate && !FineTuneJob.IsSim(embodiment))
-            return ApiResults.Invalid("evaluate", $"evaluation runs in the built-in simulator; embodiment '{embodiment.Name}' is not a simulator embodiment.");
+        if (request.Evaluate && SimEnvironments.Find(embodiment.Simulator) is null)
+            return ApiResults.Invalid("evaluate", $"evaluation runs in a built-in simulator; embodiment '{embodiment.Name}' names none (its simulator is null).");
         // A point-guided base's action expert reads System 2's points, and training teacher-forces them from the
         // dataset's labels: what the trainer would refuse after the queue wait is refused here, before anything is stored.
         if (IsPointGuided(baseCheckpoint))

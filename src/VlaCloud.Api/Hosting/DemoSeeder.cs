@@ -5,6 +5,7 @@ using VlaCloud.Registry.Artifacts;
 using VlaCloud.Registry.Checkpoints;
 using VlaCloud.Registry.Entities;
 using VlaCloud.Sim;
+using VlaCloud.Training;
 
 namespace VlaCloud.Api.Hosting;
 
@@ -81,6 +82,8 @@ internal sealed class DemoSeeder(RegistryDbContext db, IArtifactStore artifacts,
             Cameras = sim.Cameras.Select(c => new EmbodimentCamera { Name = c.Name, Width = c.Width, Height = c.Height }).ToList(),
             ControlHz = sim.ControlHz,
             ChunkLength = sim.ChunkLength,
+            Simulator = SimEnvironments.Tabletop,
+            BinaryActionDims = [.. SimTrainingSets.DataOptions.BinaryActionDims ?? []],
         };
         db.Embodiments.Add(embodiment);
         await db.SaveChangesAsync(cancellationToken);

@@ -44,6 +44,8 @@ internal sealed class WireSchemaFilter : ISchemaFilter
         [(typeof(CheckpointImportResponse), "status")] = ["queued", "running", "succeeded", "failed"],
         [(typeof(CreateApiKeyRequest), "scopes")] = TenantScopes,
         [(typeof(ApiKeyResponse), "scopes")] = [.. TenantScopes, ApiScopes.Admin],
+        [(typeof(CreateEmbodimentRequest), "simulator")] = [.. VlaCloud.Sim.SimEnvironments.All.Keys],
+        [(typeof(EmbodimentResponse), "simulator")] = [.. VlaCloud.Sim.SimEnvironments.All.Keys],
     };
 
     /// <summary>Examples of the main request bodies, as a client would send them.</summary>
@@ -90,12 +92,12 @@ internal sealed class WireSchemaFilter : ISchemaFilter
              "limits":{"requests_per_second":20,"burst":40,"max_concurrent_streams":4,
                        "monthly_compute_ms_quota":36000000,"storage_quota_bytes":107374182400}}
             """,
-        [typeof(UpdateTenantRequest)] = """{"display_name":"ACME Robotics GmbH","limits":{"max_concurrent_streams":8}}""",
+        [typeof(UpdateTenantRequest)] = """{"display_name":"ACME Robotics GmbH","limits":{"max_concurrent_streams":8,"inference_weight":2}}""",
         [typeof(CreateApiKeyRequest)] = """{"name":"lab-arm-1","scopes":["inference","registry:read"],"expires_at":"2027-06-30T00:00:00Z"}""",
         [typeof(CreateAdminKeyRequest)] = """{"name":"ops on-call","expires_at":null}""",
         [typeof(CreateEmbodimentRequest)] = """
             {"name":"widowx","action_dim":7,"state_dim":7,"action_space":"delta_eef+gripper",
-             "cameras":[{"name":"front","width":224,"height":224}],"control_hz":5,"chunk_length":16}
+             "cameras":[{"name":"front","width":224,"height":224}],"control_hz":5,"chunk_length":16,"binary_action_dims":[6]}
             """,
     };
 

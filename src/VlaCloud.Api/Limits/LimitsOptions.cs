@@ -49,7 +49,8 @@ public sealed class LimitsOptions
         Math.Min(KeyBurst, overrides.Burst ?? int.MaxValue),
         overrides.MaxConcurrentStreams ?? MaxConcurrentStreams,
         overrides.MonthlyComputeMsQuota ?? MonthlyComputeMsQuota,
-        overrides.StorageQuotaBytes ?? StorageQuotaBytes);
+        overrides.StorageQuotaBytes ?? StorageQuotaBytes,
+        overrides.InferenceWeight);
 }
 
 /// <summary>The limits in force for one tenant.</summary>
@@ -60,9 +61,10 @@ public sealed class LimitsOptions
 /// <param name="MaxConcurrentStreams">Streams at once.</param>
 /// <param name="MonthlyComputeMsQuota">Compute milliseconds per UTC month.</param>
 /// <param name="StorageQuotaBytes">Bytes of artifacts, datasets and pending uploads.</param>
+/// <param name="InferenceWeight">The tenant's weight in the inference engine's fair sharing (the tenant's own, no deployment default).</param>
 public sealed record TenantLimits(
     double RequestsPerSecond, int Burst, double KeyRequestsPerSecond, int KeyBurst, int MaxConcurrentStreams, long MonthlyComputeMsQuota,
-    long StorageQuotaBytes);
+    long StorageQuotaBytes, double InferenceWeight = VlaCloud.Registry.Entities.Tenant.DefaultInferenceWeight);
 
 /// <summary>The outcome of a limit check, with what the <c>RateLimit-*</c> headers report.</summary>
 /// <param name="Allowed">Whether the request may proceed.</param>

@@ -39,7 +39,7 @@ internal static class EmbodimentsCommands
     private static Command CreateOne()
     {
         var name = new Argument<string>("name") { Description = "Embodiment name (a-z, 0-9, '.', '_', '-')" };
-        var sim = new Option<bool>("--sim") { Description = "Describe the built-in simulator's robot (sim-tabletop layout: 3 actions, 3 states, main and wrist cameras, 10 Hz, chunks of 8)" };
+        var sim = new Option<bool>("--sim") { Description = "Describe the built-in simulator's robot (sim-tabletop layout: 3 actions, 3 states, main and wrist cameras, 10 Hz, chunks of 8) and name the sim-tabletop environment as its simulator, so fine-tuning jobs can evaluate closed-loop" };
         var actionDim = new Option<int?>("--action-dim") { Description = "Values per action" };
         var stateDim = new Option<int?>("--state-dim") { Description = "Values of the proprioceptive state (0 for none)" };
         var actionSpace = new Option<string?>("--action-space") { Description = "What an action means, e.g. delta_eef+gripper" };
@@ -83,7 +83,8 @@ internal static class EmbodimentsCommands
         var robot = SimEmbodiment.Tabletop;
         return new CreateEmbodimentRequest(name, robot.ActionDim, robot.StateDim, "delta_xy+gripper",
             [.. robot.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height))], robot.ControlHz, robot.ChunkLength,
-            [.. robot.ActionNames], [.. robot.StateNames], "The built-in tabletop simulator's robot: " + robot.ActionSemantics);
+            [.. robot.ActionNames], [.. robot.StateNames], "The built-in tabletop simulator's robot: " + robot.ActionSemantics,
+            Simulator: SimEnvironments.Tabletop);
     }
 
     private static CameraDto ParseCamera(string text)

@@ -8,12 +8,18 @@ namespace VlaCloud.Contracts;
 /// <param name="MaxConcurrentStreams">Open WebSocket sessions at once; 0 means the tenant may not open streams (REST only).</param>
 /// <param name="MonthlyComputeMsQuota">Inference compute milliseconds per month.</param>
 /// <param name="StorageQuotaBytes">Bytes of artifacts, datasets and pending uploads.</param>
+/// <param name="InferenceWeight">
+/// The tenant's weight in the inference engine's fair sharing of the queue and of each batch, 0.1 to 100 (2: twice the
+/// share of a tenant of weight 1). Null on create means 1; a tenant's read always shows its weight. Replicas apply a change
+/// at once (the tenant's cached keys are invalidated everywhere).
+/// </param>
 public sealed record TenantLimitsDto(
     [property: JsonPropertyName("requests_per_second")] double? RequestsPerSecond = null,
     int? Burst = null,
     [property: JsonPropertyName("max_concurrent_streams")] int? MaxConcurrentStreams = null,
     [property: JsonPropertyName("monthly_compute_ms_quota")] long? MonthlyComputeMsQuota = null,
-    [property: JsonPropertyName("storage_quota_bytes")] long? StorageQuotaBytes = null);
+    [property: JsonPropertyName("storage_quota_bytes")] long? StorageQuotaBytes = null,
+    [property: JsonPropertyName("inference_weight")] double? InferenceWeight = null);
 
 /// <summary>Body of <c>POST /v1/admin/tenants</c>.</summary>
 /// <param name="Name">Unique name (a slug).</param>

@@ -19,6 +19,17 @@ public sealed record CameraDto(string Name, int Width, int Height);
 /// <param name="ActionNames">One name per action dimension, or none.</param>
 /// <param name="StateNames">One name per state dimension, or none.</param>
 /// <param name="Description">Free text.</param>
+/// <param name="Simulator">
+/// The built-in environment that can run this body closed-loop, so fine-tuning jobs can evaluate (and promote) by
+/// simulator episodes: <c>sim-tabletop</c>, the only one, whose robot has 3 actions, 3 state values and cameras
+/// <c>main</c> and <c>wrist</c> of 64×64. An unknown name, or a layout the environment's robot does not have, is refused
+/// (400). Omit it (null) for a real robot.
+/// </param>
+/// <param name="BinaryActionDims">
+/// Action dimensions (0-based, each below <c>action_dim</c>, no repeats) that are binary, such as a gripper's open/close:
+/// training keeps them 0/1 instead of normalising them. Omitted (null): the dimensions whose <c>action_names</c> contain
+/// <c>gripper</c>; <c>[]</c> for none. Stored and shown as given; nothing is inferred from names later.
+/// </param>
 public sealed record CreateEmbodimentRequest(
     string Name,
     [property: JsonPropertyName("action_dim")] int ActionDim,
@@ -29,7 +40,9 @@ public sealed record CreateEmbodimentRequest(
     [property: JsonPropertyName("chunk_length")] int ChunkLength,
     [property: JsonPropertyName("action_names")] string[]? ActionNames = null,
     [property: JsonPropertyName("state_names")] string[]? StateNames = null,
-    string? Description = null);
+    string? Description = null,
+    string? Simulator = null,
+    [property: JsonPropertyName("binary_action_dims")] int[]? BinaryActionDims = null);
 
 /// <summary>An embodiment.</summary>
 /// <param name="Id">Embodiment id.</param>
@@ -44,6 +57,11 @@ public sealed record CreateEmbodimentRequest(
 /// <param name="Cameras">The cameras.</param>
 /// <param name="ControlHz">Control rate.</param>
 /// <param name="ChunkLength">Actions per chunk.</param>
+/// <param name="Simulator">
+/// The built-in environment that runs this body closed-loop (<c>sim-tabletop</c>), or null for a real robot. A
+/// fine-tuning job with <c>evaluate: true</c> needs one; promotion compares closed-loop success only with one.
+/// </param>
+/// <param name="BinaryActionDims">Action dimensions kept binary (0 or 1) in training, ascending; empty when all are continuous.</param>
 /// <param name="CreatedAt">When it was created.</param>
 public sealed record EmbodimentResponse(
     Guid Id,
@@ -58,4 +76,6 @@ public sealed record EmbodimentResponse(
     IReadOnlyList<CameraDto> Cameras,
     [property: JsonPropertyName("control_hz")] double ControlHz,
     [property: JsonPropertyName("chunk_length")] int ChunkLength,
+    string? Simulator,
+    [property: JsonPropertyName("binary_action_dims")] IReadOnlyList<int> BinaryActionDims,
     [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt);

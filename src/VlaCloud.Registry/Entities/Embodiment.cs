@@ -42,6 +42,19 @@ public sealed class Embodiment : ITenantOwned
     /// <summary>Actions per predicted chunk.</summary>
     public int ChunkLength { get; set; }
 
+    /// <summary>
+    /// The built-in environment that can run this body closed-loop (so fine-tuning can evaluate by episodes), e.g.
+    /// <c>sim-tabletop</c>; null for a real robot. Set when the embodiment is created, and only to a known environment
+    /// whose robot has this layout: whether closed-loop evaluation applies is read here, never guessed from the name or shape.
+    /// </summary>
+    public string? Simulator { get; set; }
+
+    /// <summary>
+    /// Action dimensions that are binary (a gripper's open/close, 0 or 1), in ascending order: training keeps them
+    /// unnormalised and serving rounds them. Empty when every dimension is continuous.
+    /// </summary>
+    public int[] BinaryActionDims { get; set; } = [];
+
     /// <summary>When it was created (UTC).</summary>
     public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
 }

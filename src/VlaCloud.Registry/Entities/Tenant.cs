@@ -30,6 +30,22 @@ public sealed class Tenant
     /// <summary>Bytes its artifacts, datasets and pending uploads may take together; null takes the default.</summary>
     public long? StorageQuotaBytes { get; set; }
 
+    /// <summary>
+    /// The tenant's weight in the inference engine's fair sharing of the queue and of each batch (2: twice the share of a
+    /// tenant of weight 1), between <see cref="MinInferenceWeight"/> and <see cref="MaxInferenceWeight"/>. Only the
+    /// platform administrator sets it.
+    /// </summary>
+    public double InferenceWeight { get; set; } = DefaultInferenceWeight;
+
+    /// <summary>The weight of a tenant nobody gave one.</summary>
+    public const double DefaultInferenceWeight = 1;
+
+    /// <summary>Smallest weight: a tenant still gets a tenth of an ordinary share, never none.</summary>
+    public const double MinInferenceWeight = 0.1;
+
+    /// <summary>Largest weight, so one tenant's share stays bounded against the others'.</summary>
+    public const double MaxInferenceWeight = 100;
+
     /// <summary>Postgres <c>xmin</c>, so concurrent admin edits do not silently overwrite each other.</summary>
     public uint RowVersion { get; set; }
 

@@ -220,7 +220,7 @@ public sealed class FineTuneJob(
         if (job.Evaluate || job.PromoteTo is not null)
         {
             // A promotion is decided by closed-loop success wherever the simulator can run the embodiment, asked for or not.
-            var inSimulator = IsSim(embodiment);
+            var inSimulator = SimEnvironments.Find(embodiment.Simulator) is not null;
             var episodes = Settings.EvaluationEpisodesOf(job);
             sink.Message(inSimulator
                     ? $"Evaluating the result on {episodes} simulator episodes ({SimSplits.Seen.Name} split, seeds {SimSplits.Seen.SeedOf(0)}–{SimSplits.Seen.SeedOf(episodes - 1)})."
@@ -341,12 +341,6 @@ public sealed class FineTuneJob(
         logger.LogInformation("Fine-tuning job {JobId} {Status}", job.Id, status);
     }
 
-    /// <summary>Whether <paramref name="embodiment"/> is the built-in simulator's robot (so closed-loop evaluation applies).</summary>
-    public static bool IsSim(Embodiment embodiment) =>
-        embodiment.Name == SimEmbodiment.Tabletop.Name && embodiment.ActionDim == SimEmbodiment.Tabletop.ActionDim
-        && embodiment.StateDim == SimEmbodiment.Tabletop.StateDim
-        && SimEmbodiment.Tabletop.Cameras.All(c => embodiment.Cameras.Any(e => e.Name == c.Name && e.Width == c.Width && e.Height == c.Height));
-
     /// <summary>How two embodiments' layouts differ (action size, state size, cameras by name and size), or null when they match.</summary>
     public static string? LayoutDifference(Embodiment from, Embodiment to)
     {
@@ -361,14 +355,10 @@ public sealed class FineTuneJob(
     /// <summary>What <paramref name="embodiment"/> fixes of a policy's shapes.</summary>
     public static EmbodimentLayout LayoutOf(Embodiment embodiment) => new(embodiment.ActionDim, embodiment.StateDim, embodiment.Cameras.Count);
 
-    /// <summary>How a dataset of <paramref name="embodiment"/> becomes training data: its cameras in order, a <c>gripper</c> action kept binary.</summary>
-    public static TrainingDataOptions DataOptionsFor(Embodiment embodiment)
-    {
-        var gripper = embodiment.ActionNames.Select((name, i) => (name, i)).Where(x => x.name.Contains("gripper", StringComparison.OrdinalIgnoreCase)).Select(x => x.i).ToArray();
-        if (IsSim(embodiment)) gripper = [.. SimTrainingSets.DataOptions.BinaryActionDims ?? []];
-        return new TrainingDataOptions(embodiment.Name, gripper.Length > 0 ? gripper : null,
+    /// <summary>How a dataset of <paramref name="embodiment"/> becomes training data: its cameras in order, its binary action dimensions kept 0/1.</summary>
+    public static TrainingDataOptions DataOptionsFor(Embodiment embodiment) =>
+        new(embodiment.Name, embodiment.BinaryActionDims.Length > 0 ? [.. embodiment.BinaryActionDims] : null,
             [.. embodiment.Cameras.Select(c => VlaCloud.Datasets.LeRobotFeatures.Camera(c.Name))]);
-    }
 
     private static string Truncate(string text) => text.Length > 2000 ? text[..2000] : text;
 

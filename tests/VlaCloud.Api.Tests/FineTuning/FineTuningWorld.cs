@@ -54,7 +54,7 @@ public sealed record FineTuningWorld(string Key, HttpClient Client, string Model
         var client = app.CreateClient(key);
         var created = await client.PostAsJsonAsync("/v1/embodiments", new CreateEmbodimentRequest(
             Sim.Name, Sim.ActionDim, Sim.StateDim, "delta_eef+gripper", [.. Sim.Cameras.Select(c => new CameraDto(c.Name, c.Width, c.Height))],
-            Sim.ControlHz, config.ChunkLength, [.. Sim.ActionNames], [.. Sim.StateNames]));
+            Sim.ControlHz, config.ChunkLength, [.. Sim.ActionNames], [.. Sim.StateNames], Simulator: SimEnvironments.Tabletop));
         Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
 
         var stats = new Dictionary<string, NormalizationStats> { [Sim.Name] = TestPolicies.IdentityStats(Sim.ActionDim, Sim.StateDim, binaryActionDims: [2]) };

@@ -5,6 +5,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using VlaCloud.Api.Apis;
+using VlaCloud.Api.Keys;
 using VlaCloud.Testing;
 using Xunit.Abstractions;
 
@@ -63,22 +64,33 @@ public sealed class FairnessTests(ServicesFixture services, ITestOutputHelper ou
     }
 
     [Fact]
-    public async Task A_tenants_configured_weight_enlarges_its_share_of_a_full_queue()
+    public async Task A_weight_the_administrator_sets_on_one_replica_enlarges_the_tenants_share_of_a_full_queue_on_another()
     {
         // A queue of 4 that a long batching window keeps full: each tenant holds 2. The tenant of weight 3 is below its
-        // share (3 of 4) and gets 503; the other, of weight 1, holds twice its share (1) and gets the 429.
+        // share (3 of 4) and gets 503; the other, of weight 1, holds twice its share (1) and gets the 429. With the weight
+        // not applied both would hold exactly their share (2) and both get the 429.
         var settings = new Dictionary<string, string?>
         {
             ["VlaCloud:Inference:QueueCapacity"] = "4", ["VlaCloud:Inference:MaxBatchSize"] = "64", ["VlaCloud:Inference:MaxQueueDelay"] = "00:00:05", ["VlaCloud:Inference:IdleDispatch"] = "false",
         };
-        await using var setup = new VlaCloudAppFactory(services, settings);
-        using var heavy = await InferenceWorld.CreateAsync(setup);
-        using var light = await InferenceWorld.CreateAsync(setup);
-        var heavyTenant = (await VlaCloud.Api.Tests.Hardening.SessionClient.KeyOfAsync(setup, heavy.Key)).TenantId!.Value;
-        settings[$"VlaCloud:Inference:TenantWeights:{heavyTenant}"] = "3";
+        await using var admin = new VlaCloudAppFactory(services, settings);
         await using var app = new VlaCloudAppFactory(services, settings);
+        using var heavy = await InferenceWorld.CreateAsync(admin);
+        using var light = await InferenceWorld.CreateAsync(admin);
         var heavyClient = app.CreateClient(heavy.Key);
         var lightClient = app.CreateClient(light.Key);
+        // The serving replica has the tenant's key cached (weight 1) before the change: the change must reach it.
+        Assert.Equal(HttpStatusCode.OK, (await heavyClient.GetAsync("/v1/embodiments")).StatusCode);
+        var keys = app.Services.GetRequiredService<ApiKeyCache>();
+        var heard = keys.InvalidationsReceived;
+
+        var heavyTenant = (await VlaCloud.Api.Tests.Hardening.SessionClient.KeyOfAsync(admin, heavy.Key)).TenantId!.Value;
+        var operatorClient = admin.CreateClient(await admin.CreateAdminKeyAsync());
+        var patched = await operatorClient.PatchAsJsonAsync($"/v1/admin/tenants/{heavyTenant}", new UpdateTenantRequest(Limits: new TenantLimitsDto(InferenceWeight: 3)));
+        Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
+        Assert.Equal(3, (await patched.Content.ReadFromJsonAsync<TenantResponse>())!.Limits.InferenceWeight);
+        // The invalidation travels over Redis pub/sub; the serving replica has heard it once its counter moved.
+        while (keys.InvalidationsReceived == heard) await Task.Delay(10);
 
         var options = new ActOptions(Steps: 4, TimeoutMs: 120_000);
         var waiting = new[] { heavyClient, heavyClient, lightClient, lightClient }

@@ -52,6 +52,44 @@ public sealed class LimitsTests(ServicesFixture services)
     }
 
     [Fact]
+    public async Task A_tenants_inference_weight_is_1_until_the_administrator_sets_it_between_a_tenth_and_100_and_its_keys_carry_it()
+    {
+        await using var app = new VlaCloudAppFactory(services);
+        var admin = app.CreateClient(await app.CreateAdminKeyAsync());
+        var created = await admin.PostAsJsonAsync("/v1/admin/tenants", new CreateTenantRequest($"w-{Guid.NewGuid():N}"[..16]));
+        var tenant = (await created.Content.ReadFromJsonAsync<TenantResponse>())!;
+        Assert.Equal(1, tenant.Limits.InferenceWeight);
+        var key = (await (await admin.PostAsJsonAsync($"/v1/admin/tenants/{tenant.Id}/api-keys", new CreateApiKeyRequest("k", [ApiScopes.Inference])))
+            .Content.ReadFromJsonAsync<CreatedApiKeyResponse>())!.PlainKey;
+        var keys = app.Services.GetRequiredService<VlaCloud.Api.Keys.ApiKeyCache>();
+        Assert.Equal(1, (await keys.FindActiveAsync(key, CancellationToken.None))!.Limits.InferenceWeight);
+
+        foreach (var outside in new[] { 0.05, 0, -1, 100.5, double.MaxValue })
+        {
+            var refused = await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(InferenceWeight: outside)));
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Contains("limits.inference_weight", await refused.Content.ReadAsStringAsync());
+        }
+        var tooHeavy = await admin.PostAsJsonAsync("/v1/admin/tenants", new CreateTenantRequest($"w-{Guid.NewGuid():N}"[..16], Limits: new TenantLimitsDto(InferenceWeight: 1000)));
+        Assert.Equal(HttpStatusCode.BadRequest, tooHeavy.StatusCode);
+        // The tenant's own key may not weigh itself up: the admin routes are the platform administrator's.
+        var own = await app.CreateClient(key).PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(InferenceWeight: 100)));
+        Assert.Equal(HttpStatusCode.Forbidden, own.StatusCode);
+
+        var patched = await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(InferenceWeight: 2.5)));
+        Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
+        Assert.Equal(2.5, (await admin.GetFromJsonAsync<TenantResponse>($"/v1/admin/tenants/{tenant.Id}"))!.Limits.InferenceWeight);
+        // Another limit changed later leaves the weight as it is.
+        await admin.PatchAsJsonAsync($"/v1/admin/tenants/{tenant.Id}", new UpdateTenantRequest(Limits: new TenantLimitsDto(Burst: 50)));
+        Assert.Equal(2.5, (await admin.GetFromJsonAsync<TenantResponse>($"/v1/admin/tenants/{tenant.Id}"))!.Limits.InferenceWeight);
+        // The change dropped the cached key: the next authentication reads the new weight, which the hot path then serves from memory.
+        var lookups = keys.DatabaseLookups;
+        Assert.Equal(2.5, (await keys.FindActiveAsync(key, CancellationToken.None))!.Limits.InferenceWeight);
+        Assert.Equal(2.5, (await keys.FindActiveAsync(key, CancellationToken.None))!.Limits.InferenceWeight);
+        Assert.Equal(lookups + 1, keys.DatabaseLookups);
+    }
+
+    [Fact]
     public async Task Stream_slots_stop_at_the_tenant_limit_and_come_back_when_released()
     {
         await using var app = new VlaCloudAppFactory(services);
