@@ -106,7 +106,11 @@ public sealed class SimTrainCliTests : IDisposable
     {
         await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
         await OkAsync("sim", "generate", "-o", In("stills"), "-n", "4", "--split", "grounding", "--frames-per-episode", "1");
-        await OkLabAsync("sim", "train", "--config", "m1-tiny", "--mode", mode, "--steps", "2", "--batch-size", "2", "--data", In("train"), "--grounding", In("stills"), "-o", In("m1"));
+        var trained = await OkLabAsync("sim", "train", "--config", "m1-tiny", "--mode", mode, "--steps", "2", "--batch-size", "2", "--data", In("train"), "--grounding", In("stills"), "-o", In("m1"));
+        // Every run says whether its action head reads the observation, on screen and in summary.json.
+        Assert.Contains("with another frame's", trained.Out);
+        var check = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("m1/summary.json"))).RootElement.GetProperty("condition_check");
+        Assert.True(check.GetProperty("own_observation").GetDouble() > 0 && check.GetProperty("other_observation").GetDouble() > 0, check.ToString());
 
         var run = await OkLabAsync("sim", "evaluate", "--checkpoint", In("m1"), "-n", "1", "--seed-base", "7000", "--splits", "seen", "unseen", "--json", In("eval.json"));
         Assert.StartsWith("success_unseen: ", run.Out.TrimEnd().Split('\n')[^1]);

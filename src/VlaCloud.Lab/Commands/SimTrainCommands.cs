@@ -137,6 +137,10 @@ internal static class SimTrainCommands
                     result = await Task.Run(() => CoTrainer.Train(initial, trainingData, options, checkpoints, progress, cancellationToken), cancellationToken);
                 });
             using var policy = result!.Policy;
+            // A low action loss alone does not say the policy acts on what it sees; this does (see ConditionCheck).
+            var condition = ConditionCheck.Measure(policy, trainingData, seed: options.Seed);
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                $"action loss with each chunk's own observation {condition.OwnObservation:F4}, with another frame's {condition.OtherObservation:F4}: the observation explains {condition.Gap:P1} of it{(condition.Gap < 0.05 ? " [yellow](the action head barely reads the observation)[/]" : "")}"));
             policy.Save(Path.Combine(run, "policy"));
             await using (var tar = File.Create(Path.Combine(run, "policy.tar"))) policy.SaveTar(tar);
             var table = new Table().AddColumns("mode", "seed", "steps", "final loss", "action", "spatial", "train time", "steps/s", "policy");
@@ -147,7 +151,7 @@ internal static class SimTrainCommands
             await File.WriteAllTextAsync(Path.Combine(run, "summary.json"), JsonSerializer.Serialize(new
             {
                 mode = options.Mode.ToString().ToLowerInvariant(), seed = options.Seed, steps = options.Steps, start_step = result.StartStep,
-                train_seconds = result.Elapsed.TotalSeconds, final = result.Final, options, frames = trainingData.Frames, spatial_records = trainingData.Spatial.Count,
+                train_seconds = result.Elapsed.TotalSeconds, final = result.Final, condition_check = condition, options, frames = trainingData.Frames, spatial_records = trainingData.Spatial.Count,
             }, MetricsJson), cancellationToken);
             return 0;
         });
