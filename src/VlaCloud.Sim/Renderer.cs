@@ -155,27 +155,9 @@ public sealed class Renderer : IDisposable
     }
 }
 
-/// <summary>PNG encoding of RGB uint8 HWC images (the dataset writer stores frames as PNG).</summary>
+/// <summary>PNG decoding of the simulator's frames (encoding is <see cref="VlaCloud.Datasets.RgbImage.EncodePng"/>, which the dataset writer uses).</summary>
 public static class ImageCodec
 {
-    /// <summary>Encodes an RGB HWC image as PNG.</summary>
-    public static byte[] EncodePng(byte[] rgb, int width, int height)
-    {
-        if (rgb.Length != width * height * 3) throw new ArgumentException("expected width × height × 3 bytes", nameof(rgb));
-        using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        var rgba = new byte[width * height * 4];
-        for (int i = 0, j = 0; j < rgb.Length; i += 4, j += 3)
-        {
-            rgba[i] = rgb[j];
-            rgba[i + 1] = rgb[j + 1];
-            rgba[i + 2] = rgb[j + 2];
-            rgba[i + 3] = 255;
-        }
-        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
-        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-        return data.ToArray();
-    }
-
     /// <summary>Decodes a PNG into RGB HWC bytes with its size.</summary>
     public static (byte[] Rgb, int Width, int Height) DecodePng(byte[] png)
     {

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Parquet;
 using Parquet.Schema;
+using VlaCloud.Datasets;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Sim.Tests;
