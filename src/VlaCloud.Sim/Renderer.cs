@@ -154,23 +154,3 @@ public sealed class Renderer : IDisposable
         _bitmap.Dispose();
     }
 }
-
-/// <summary>PNG decoding of the simulator's frames (encoding is <see cref="VlaCloud.Datasets.RgbImage.EncodePng"/>, which the dataset writer uses).</summary>
-public static class ImageCodec
-{
-    /// <summary>Decodes a PNG into RGB HWC bytes with its size.</summary>
-    public static (byte[] Rgb, int Width, int Height) DecodePng(byte[] png)
-    {
-        using var decoded = SKBitmap.Decode(png) ?? throw new InvalidDataException("not a decodable image");
-        using var bitmap = decoded.Copy(SKColorType.Rgba8888);
-        var rgba = bitmap.GetPixelSpan();
-        var rgb = new byte[bitmap.Width * bitmap.Height * 3];
-        for (int i = 0, j = 0; j < rgb.Length; i += 4, j += 3)
-        {
-            rgb[j] = rgba[i];
-            rgb[j + 1] = rgba[i + 1];
-            rgb[j + 2] = rgba[i + 2];
-        }
-        return (rgb, bitmap.Width, bitmap.Height);
-    }
-}
