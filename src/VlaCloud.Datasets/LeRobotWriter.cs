@@ -145,6 +145,8 @@ public sealed class LeRobotWriter
                 row[camera.Feature] = new Dictionary<string, object?>
                 {
                     ["bytes"] = new ReadOnlyMemory<byte>(RgbImage.EncodePng(rgb, camera.Width, camera.Height)),
+                    // A nominal name readers ignore. "06d" is Python's spelling, which .NET reads as a custom format
+                    // ("frame_96d.png"); it is kept so datasets stay byte-identical to those already generated.
                     ["path"] = $"frame_{t:06d}.png",
                 };
             }
