@@ -91,6 +91,24 @@ public sealed record RgbImage(int Width, int Height, byte[] Pixels)
         return new ImageDecoding(ImageDecodeStatus.Decoded, header, new RgbImage(header.Width, header.Height, pixels));
     }
 
+    /// <summary>Encodes RGB HWC pixels of <paramref name="width"/> × <paramref name="height"/> as PNG (how datasets store frames).</summary>
+    public static byte[] EncodePng(byte[] rgb, int width, int height)
+    {
+        if (rgb.Length != width * height * 3) throw new ArgumentException("expected width × height × 3 bytes", nameof(rgb));
+        using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var rgba = new byte[width * height * 4];
+        for (int i = 0, j = 0; j < rgb.Length; i += 4, j += 3)
+        {
+            rgba[i] = rgb[j];
+            rgba[i + 1] = rgb[j + 1];
+            rgba[i + 2] = rgb[j + 2];
+            rgba[i + 3] = 255;
+        }
+        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        return data.ToArray();
+    }
+
     // Skia also reads GIF, WebP, BMP, ICO and more; only the two formats the API and LeRobot use are let through.
     private static ImageHeader? HeaderOf(SKCodec codec) => codec.EncodedFormat switch
     {

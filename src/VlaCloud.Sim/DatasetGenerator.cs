@@ -37,7 +37,7 @@ public static class DatasetGenerator
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Episodes, 1);
         if (options.FramesPerEpisode is { } kept) ArgumentOutOfRangeException.ThrowIfLessThan(kept, 1, nameof(options.FramesPerEpisode));
         var embodiment = SimEmbodiment.Create(options.ImageSize);
-        var writer = new LeRobotWriter(root, embodiment);
+        var writer = new SimDatasetWriter(root, embodiment);
         var batch = Math.Max(1, Environment.ProcessorCount);
         var next = 0;
         using var renderers = new ThreadLocal<Renderer>(() => new Renderer(options.ImageSize), trackAllValues: true);
@@ -68,7 +68,6 @@ public static class DatasetGenerator
         {
             foreach (var r in renderers.Values) r.Dispose();
         }
-        var tasks = File.ReadLines(Path.Combine(root, "meta", "tasks.jsonl")).Count();
-        return new DatasetSummary(writer.Episodes, writer.Frames, tasks, next);
+        return new DatasetSummary(writer.Episodes, writer.Frames, writer.Tasks, next);
     }
 }

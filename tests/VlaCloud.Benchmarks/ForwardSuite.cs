@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using VlaCloud.Parity;
 using VlaCloud.Policy;
+using VlaCloud.Testing;
 using static TorchSharp.torch;
 
 namespace VlaCloud.Benchmarks;
@@ -33,7 +34,7 @@ internal sealed class ForwardSuite : IBenchmarkSuite
         using var st4vla = St4Vla();
         using var m1 = VlaPolicy.Create(TinyInternVlaM1.PolicyConfig(), new Dictionary<string, NormalizationStats>
         {
-            ["arm"] = new(new FeatureStats(new float[7], Ones(7), Ones(7, -1), Ones(7)), BinaryActionDims: [6]),
+            ["arm"] = new(TestPolicies.IdentityFeature(7), BinaryActionDims: [6]),
         }, seed: 1, tokenizerJson: TinyInternVlaM1.TokenizerJson());
         var families = new (string Name, VlaPolicy Policy, Observation Observation)[]
         {
@@ -144,7 +145,7 @@ internal sealed class ForwardSuite : IBenchmarkSuite
     {
         var stats = new Dictionary<string, NormalizationStats>
         {
-            ["arm"] = new(new FeatureStats(new float[7], Ones(7), Ones(7, -1), Ones(7)), new FeatureStats(new float[8], Ones(8), Ones(8, -1), Ones(8)), BinaryActionDims: [6]),
+            ["arm"] = TestPolicies.IdentityStats(7, 8, binaryActionDims: [6]),
         };
         return VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: 1);
     }
@@ -182,5 +183,4 @@ internal sealed class ForwardSuite : IBenchmarkSuite
 
     private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 
-    private static float[] Ones(int n, float value = 1) => Enumerable.Repeat(value, n).ToArray();
 }

@@ -4,6 +4,7 @@ using VlaCloud.Parity;
 using VlaCloud.Policy;
 using VlaCloud.Policy.InternVla;
 using VlaCloud.Policy.InternVla.Text;
+using VlaCloud.Testing;
 using static TorchSharp.torch;
 
 namespace VlaCloud.Benchmarks;
@@ -95,7 +96,7 @@ internal static class InternVlaM1ModelBenchmark
     {
         var stats = new Dictionary<string, NormalizationStats>
         {
-            ["arm"] = new(new FeatureStats(new float[7], Ones(7), Ones(7, -1), Ones(7)), BinaryActionDims: [6]),
+            ["arm"] = new(TestPolicies.IdentityFeature(7), BinaryActionDims: [6]),
         };
         using var policy = VlaPolicy.Create(TinyInternVlaM1.PolicyConfig(), stats, seed: 1, tokenizerJson: TinyInternVlaM1.TokenizerJson());
         report.Add("tiny_parameters", policy.ParameterCount);
@@ -114,5 +115,4 @@ internal static class InternVlaM1ModelBenchmark
         }
     }
 
-    private static float[] Ones(int n, float value = 1) => Enumerable.Repeat(value, n).ToArray();
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using VlaCloud.Policy;
+using VlaCloud.Testing;
 using static TorchSharp.torch;
 using VlaCloud.Actions;
 
@@ -32,7 +33,7 @@ internal sealed class ModelSuite : IBenchmarkSuite
         var config = PolicyConfig.Tiny;
         var stats = new Dictionary<string, NormalizationStats>
         {
-            ["arm"] = new(new FeatureStats(new float[7], Ones(7), Ones(7, -1), Ones(7)), new FeatureStats(new float[8], Ones(8), Ones(8, -1), Ones(8)), BinaryActionDims: [6]),
+            ["arm"] = TestPolicies.IdentityStats(7, 8, binaryActionDims: [6]),
         };
         using var policy = VlaPolicy.Create(config, stats, seed: 1);
         report.Add("config", config.Name);
@@ -121,5 +122,4 @@ internal sealed class ModelSuite : IBenchmarkSuite
         return Task.CompletedTask;
     }
 
-    private static float[] Ones(int n, float value = 1) => Enumerable.Repeat(value, n).ToArray();
 }

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using VlaCloud.Contracts;
 using VlaCloud.Contracts.Wire;
 using VlaCloud.Policy;
+using VlaCloud.Testing;
 
 namespace VlaCloud.Benchmarks;
 
@@ -380,11 +381,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
         return pixels;
     }
 
-    internal static NormalizationStats Stats()
-    {
-        static FeatureStats Feature() => new([0, 0, 0], [1, 1, 1], [-1, -1, -1], [1, 1, 1]);
-        return new NormalizationStats(Feature(), Feature(), BinaryActionDims: [2]);
-    }
+    internal static NormalizationStats Stats() => TestPolicies.IdentityStats(3, 3, binaryActionDims: [2]);
 
     private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 }

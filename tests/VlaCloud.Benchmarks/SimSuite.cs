@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using VlaCloud.Actions;
+using VlaCloud.Datasets;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Benchmarks;
@@ -49,7 +50,7 @@ internal sealed class SimSuite : IBenchmarkSuite
         using var pngRenderer = new Renderer(64);
         var rgb = pngRenderer.RenderMain(states[0]);
         watch.Restart();
-        for (var i = 0; i < 2000; i++) ImageCodec.EncodePng(rgb, 64, 64);
+        for (var i = 0; i < 2000; i++) RgbImage.EncodePng(rgb, 64, 64);
         report.Add("png_encode_64px_per_s", 2000 / watch.Elapsed.TotalSeconds);
 
         // Closed loop with images, as a model would be evaluated (the expert ignores them, the cost is the same).

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using VlaCloud.Datasets;
 using VlaCloud.Sim;
 using VlaCloud.Testing;
 
@@ -88,7 +89,7 @@ public sealed class CliTests(LiveHost host)
         foreach (var (camera, rgb) in frames)
         {
             var file = Path.Combine(host.Folder, $"{camera}.png");
-            await File.WriteAllBytesAsync(file, ImageCodec.EncodePng(rgb, 64, 64));
+            await File.WriteAllBytesAsync(file, RgbImage.EncodePng(rgb, 64, 64));
             images.AddRange(["--image", $"{camera}={file}"]);
         }
         string[] act = ["act", "--checkpoint", $"{model}@production", .. images, "--state", "0.5,0.5,1", "--instruction", "pick the red cube and place it in the blue bowl", "--seed", "3", "--steps", "4"];

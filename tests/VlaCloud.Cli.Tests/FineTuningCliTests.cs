@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using VlaCloud.Datasets;
 using VlaCloud.Sim;
 using VlaCloud.Testing;
 
@@ -97,7 +98,7 @@ public sealed class FineTuningCliTests(LiveHost host)
         foreach (var (camera, rgb) in SimPolicy.Frames())
         {
             var file = Path.Combine(host.Folder, $"{model}-{camera}.png");
-            await File.WriteAllBytesAsync(file, ImageCodec.EncodePng(rgb, 64, 64));
+            await File.WriteAllBytesAsync(file, RgbImage.EncodePng(rgb, 64, 64));
             images.AddRange(["--image", $"{camera}={file}"]);
         }
         var acted = Json(await OkAsync(env, ["act", "--checkpoint", $"{model}@production", .. images, "--state", "0.5,0.5,1",

@@ -1,4 +1,5 @@
 using VlaCloud.Policy;
+using VlaCloud.Testing;
 using VlaCloud.Training;
 
 namespace VlaCloud.Cli.Tests;

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Parquet;
 using Parquet.Schema;
+using VlaCloud.Datasets;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Sim.Tests;
@@ -85,8 +86,9 @@ public sealed class DatasetWriterTests : IAsyncLifetime
                 Assert.Equal(3, ((System.Collections.IEnumerable)row["action"]).Cast<object>().Count());
             }
             var cell = (IDictionary<string, object>)rows[0]["observation.images.main"];
-            var (rgb, w, h) = ImageCodec.DecodePng((byte[])cell["bytes"]);
-            Assert.Equal((64, 64, 64 * 64 * 3), (w, h, rgb.Length));
+            var decoded = RgbImage.Decode((byte[])cell["bytes"]);
+            Assert.NotNull(decoded);
+            Assert.Equal((64, 64, 64 * 64 * 3), (decoded.Width, decoded.Height, decoded.Pixels.Length));
             expectedIndex += length;
         }
     }

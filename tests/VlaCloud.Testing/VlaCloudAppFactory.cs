@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using VlaCloud.Client;
 using VlaCloud.Registry;
 using VlaCloud.Registry.Entities;
 
@@ -65,6 +66,26 @@ public class VlaCloudAppFactory(
         client.DefaultRequestHeaders.Authorization = new("Bearer", key);
         return client;
     }
+
+    /// <summary>
+    /// An SDK client on this in-memory host sending <paramref name="key"/> (none when null): HTTP through the test
+    /// server's handler, WebSockets through its WebSocket client, so the SDK and the server meet on the real pipeline.
+    /// </summary>
+    public VlaCloudClient CreateSdkClient(string? key) => new(new VlaCloudClientOptions
+    {
+        BaseUrl = new Uri("http://localhost"),
+        ApiKey = key,
+        Handler = Server.CreateHandler(),
+        WebSocketConnector = (uri, headers, cancellationToken) =>
+        {
+            var sockets = Server.CreateWebSocketClient();
+            sockets.ConfigureRequest = request =>
+            {
+                foreach (var (name, value) in headers) request.Headers[name] = value;
+            };
+            return sockets.ConnectAsync(uri, cancellationToken);
+        },
+    });
 
     /// <summary>Runs <paramref name="work"/> with a fresh registry context.</summary>
     public async Task<T> WithDbAsync<T>(Func<RegistryDbContext, Task<T>> work)

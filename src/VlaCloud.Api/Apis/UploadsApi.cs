@@ -270,7 +270,7 @@ public static class UploadsApi
     private static ProblemHttpResult Conflict(string detail) => TypedResults.Problem(statusCode: 409, title: "Conflict", detail: detail);
 
     /// <summary>The parts of an upload read one after another, as one stream.</summary>
-    private sealed class ConcatenatedParts(UploadPartStore store, Guid uploadId, IReadOnlyList<int> numbers, CancellationToken openCancellation) : Stream
+    private sealed class ConcatenatedParts(UploadPartStore store, Guid uploadId, IReadOnlyList<int> numbers, CancellationToken openCancellation) : ReadOnlyForwardStream
     {
         private int next;
         private Stream? current;
@@ -308,16 +308,6 @@ public static class UploadsApi
             if (disposing) current?.Dispose();
             base.Dispose(disposing);
         }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 

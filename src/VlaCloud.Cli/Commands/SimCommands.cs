@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
+using VlaCloud.Datasets;
 using VlaCloud.Sim;
 
 namespace VlaCloud.Cli.Commands;
@@ -107,7 +108,7 @@ internal static class SimCommands
                 {
                     foreach (var camera in embodiment.Cameras)
                         await File.WriteAllBytesAsync(Path.Combine(folder.FullName, $"{camera.Name}_{t:000}.png"),
-                            ImageCodec.EncodePng(recorded.Frames[t].Images[camera.Name], camera.Width, camera.Height), cancellationToken);
+                            RgbImage.EncodePng(recorded.Frames[t].Images[camera.Name], camera.Width, camera.Height), cancellationToken);
                     // What the frame shows, to act on it: the robot's state then and the episode's instruction.
                     await File.WriteAllTextAsync(Path.Combine(folder.FullName, $"observation_{t:000}.json"),
                         System.Text.Json.JsonSerializer.Serialize(new { state = recorded.Frames[t].State, instruction = scene.Task.Instruction, step = t }), cancellationToken);

@@ -186,20 +186,11 @@ public sealed class S3UploadPartStore(IAmazonS3 s3, string bucket, string prefix
     private string KeyOf(Guid uploadId, int partNumber) => $"{Root}{uploadId:N}/{PartName(partNumber)}";
 
     /// <summary>A response stream that disposes its response with it.</summary>
-    private sealed class OwningStream(Stream inner, IDisposable owner) : Stream
+    private sealed class OwningStream(Stream inner, IDisposable owner) : ReadOnlyForwardStream
     {
         public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

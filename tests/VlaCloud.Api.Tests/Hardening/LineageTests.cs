@@ -58,7 +58,7 @@ public sealed class LineageTests(ServicesFixture services)
             ["embodiment"] = world.Embodiment.Name,
             ["artifact_sha256"] = world.Artifact.Sha256,
             ["config"] = new { preset = "tiny" },
-            ["normalization_stats"] = new { action = new { q01 = new[] { -1.0 }, q99 = new[] { 1.0 } } },
+            ["normalization_stats"] = RegistryClient.MicroStatsJson,
             [field] = id,
         });
 

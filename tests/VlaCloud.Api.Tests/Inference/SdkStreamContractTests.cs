@@ -16,22 +16,6 @@ namespace VlaCloud.Api.Tests.Inference;
 [Collection(InferenceCollection.Name)]
 public sealed class SdkStreamContractTests(ServicesFixture services)
 {
-    private static VlaCloudClient Sdk(VlaCloudAppFactory app, string key) => new(new VlaCloudClientOptions
-    {
-        BaseUrl = new Uri("http://localhost"),
-        ApiKey = key,
-        Handler = app.Server.CreateHandler(),
-        WebSocketConnector = (uri, headers, cancellationToken) =>
-        {
-            var sockets = app.Server.CreateWebSocketClient();
-            sockets.ConfigureRequest = request =>
-            {
-                foreach (var (name, value) in headers) request.Headers[name] = value;
-            };
-            return sockets.ConnectAsync(uri, cancellationToken);
-        },
-    });
-
     [Trait("Category", "Slow")]
     [Theory]
     [InlineData("json")]
@@ -40,7 +24,7 @@ public sealed class SdkStreamContractTests(ServicesFixture services)
     {
         await using var app = new VlaCloudAppFactory(services);
         using var world = await InferenceWorld.CreateAsync(app, PolicyConfig.Tiny with { PointGuidance = true });
-        using var sdk = Sdk(app, world.Key);
+        using var sdk = app.CreateSdkClient(world.Key);
 
         await using var session = await sdk.ConnectStreamAsync(new StreamOptions($"{world.Model}@v1", Encoding: encoding));
         Assert.Equal(world.Checkpoint.Id, session.Info.Checkpoint.Id);
@@ -63,7 +47,7 @@ public sealed class SdkStreamContractTests(ServicesFixture services)
     {
         await using var app = new VlaCloudAppFactory(services);
         using var world = await InferenceWorld.CreateAsync(app);
-        using var sdk = Sdk(app, world.Key);
+        using var sdk = app.CreateSdkClient(world.Key);
         var (keyId, tenantId) = await SessionClient.KeyOfAsync(app, world.Key);
 
         await using var session = await sdk.ConnectStreamAsync(new StreamOptions($"{world.Model}@v1", Encoding: "msgpack"));
@@ -83,7 +67,7 @@ public sealed class SdkStreamContractTests(ServicesFixture services)
     {
         await using var app = new VlaCloudAppFactory(services);
         using var world = await InferenceWorld.CreateAsync(app);
-        using var sdk = Sdk(app, world.Key);
+        using var sdk = app.CreateSdkClient(world.Key);
 
         await using var session = await sdk.ConnectStreamAsync(new StreamOptions($"{world.Model}@v1"));
         var refused = await Assert.ThrowsAsync<VlaCloudApiException>(() =>

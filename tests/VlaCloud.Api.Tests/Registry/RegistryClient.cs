@@ -40,7 +40,7 @@ internal static class RegistryClient
             embodiment,
             artifact_sha256 = sha256,
             config = new { preset = "tiny", action_horizon = 16 },
-            normalization_stats = new { action = new { q01 = new[] { -1.0 }, q99 = new[] { 1.0 } } },
+            normalization_stats = MicroStatsJson,
             metrics = new { success_rate = 0.5 },
             parent_checkpoint_id = parent,
         });
@@ -84,11 +84,16 @@ internal static class RegistryClient
         LmMlpWidth = 32, LatentQueries = 2, BridgeWidth = 16, BridgeLayers = 1, BridgeHeads = 2, ExpertWidth = 16, ExpertLayers = 1, ExpertHeads = 2,
     };
 
+    /// <summary>The micro policy's statistics: identity for a 7-action arm without state (the shared test-policy helper).</summary>
+    private static Dictionary<string, NormalizationStats> MicroStats => new() { ["registry-arm"] = new(TestPolicies.IdentityFeature(7)) };
+
+    /// <summary>The registration body's <c>normalization_stats</c>: the micro policy's, as its normalization.json holds them.</summary>
+    public static JsonElement MicroStatsJson => JsonDocument.Parse(NormalizationStats.ToJson(MicroStats)).RootElement;
+
     private static readonly Lazy<string> MicroCheckpoint = new(() =>
     {
-        static FeatureStats Feature(int dim) => new(new float[dim], Enumerable.Repeat(1f, dim).ToArray(), Enumerable.Repeat(-1f, dim).ToArray(), Enumerable.Repeat(1f, dim).ToArray());
         var directory = Directory.CreateTempSubdirectory("vlacloud-registry-micro-").FullName;
-        using var policy = VlaPolicy.Create(Micro, new Dictionary<string, NormalizationStats> { ["registry-arm"] = new(Feature(7)) });
+        using var policy = VlaPolicy.Create(Micro, MicroStats);
         policy.Save(directory);
         return directory;
     });

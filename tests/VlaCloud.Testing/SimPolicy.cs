@@ -2,10 +2,9 @@ using System.Text.Json;
 using VlaCloud.Contracts;
 using VlaCloud.Policy;
 using VlaCloud.Sim;
-using VlaCloud.Testing;
 using VlaCloud.Actions;
 
-namespace VlaCloud.Cli.Tests;
+namespace VlaCloud.Testing;
 
 /// <summary>
 /// A real tiny policy for an embodiment shaped like the simulator's robot (3 actions, 3 state values, main and

@@ -4,7 +4,7 @@ using VlaCloud.Client;
 using VlaCloud.Contracts;
 using VlaCloud.Testing;
 
-namespace VlaCloud.Cli.Tests;
+namespace VlaCloud.Client.Tests;
 
 /// <summary>The SDK's uploads, datasets and fine-tuning jobs against an in-memory host that is also a trainer.</summary>
 [Collection(SdkCollection.Name)]

@@ -4,7 +4,7 @@ using VlaCloud.Contracts;
 using VlaCloud.Testing;
 using VlaCloud.Actions;
 
-namespace VlaCloud.Cli.Tests;
+namespace VlaCloud.Client.Tests;
 
 /// <summary>Tests of the SDK, each against a fresh in-memory host.</summary>
 [CollectionDefinition(Name)]
@@ -16,27 +16,10 @@ public sealed class SdkCollection : ICollectionFixture<ServicesFixture>
 [Collection(SdkCollection.Name)]
 public sealed class SdkTests(ServicesFixture services)
 {
-    /// <summary>An SDK client on the in-memory host: HTTP through its handler, WebSockets through its WebSocket client.</summary>
-    private static VlaCloudClient Client(VlaCloudAppFactory app, string? key) => new(new VlaCloudClientOptions
-    {
-        BaseUrl = new Uri("http://localhost"),
-        ApiKey = key,
-        Handler = app.Server.CreateHandler(),
-        WebSocketConnector = (uri, headers, cancellationToken) =>
-        {
-            var sockets = app.Server.CreateWebSocketClient();
-            sockets.ConfigureRequest = request =>
-            {
-                foreach (var (name, value) in headers) request.Headers[name] = value;
-            };
-            return sockets.ConnectAsync(uri, cancellationToken);
-        },
-    });
-
     private static async Task<(VlaCloudClient Client, string Embodiment)> TenantWithEmbodimentAsync(VlaCloudAppFactory app)
     {
         var (_, key) = await app.CreateTenantAsync();
-        var client = Client(app, key);
+        var client = app.CreateSdkClient(key);
         var embodiment = $"sim-{Guid.NewGuid():N}"[..12];
         await client.CreateEmbodimentAsync(SimPolicy.Embodiment(embodiment));
         return (client, embodiment);
@@ -124,7 +107,7 @@ public sealed class SdkTests(ServicesFixture services)
         Assert.Equal(HttpStatusCode.Conflict, conflict.StatusCode);
         Assert.Contains(embodiment, conflict.Problem.Detail);
 
-        using var stranger = Client(app, "vlc_000000000000_00000000000000000000000000000000");
+        using var stranger = app.CreateSdkClient("vlc_000000000000_00000000000000000000000000000000");
         var unauthorized = await Assert.ThrowsAsync<VlaCloudApiException>(() => stranger.ListEmbodimentsAsync());
         Assert.Equal(HttpStatusCode.Unauthorized, unauthorized.StatusCode);
 
@@ -215,7 +198,7 @@ public sealed class SdkTests(ServicesFixture services)
     {
         await using var app = new VlaCloudAppFactory(services);
         var adminKey = await app.CreateAdminKeyAsync();
-        using var admin = Client(app, adminKey);
+        using var admin = app.CreateSdkClient(adminKey);
 
         var tenant = await admin.CreateTenantAsync(new CreateTenantRequest($"acme-{Guid.NewGuid():N}"[..16], "ACME robots", new TenantLimitsDto(Burst: 50)));
         Assert.Equal(50, tenant.Limits.Burst);
@@ -224,7 +207,7 @@ public sealed class SdkTests(ServicesFixture services)
         Assert.Contains(await ToListAsync(PagesOf(admin)), t => t.Id == tenant.Id);
         Assert.Equal("ACME", (await admin.UpdateTenantAsync(tenant.Id, new UpdateTenantRequest("ACME"))).DisplayName);
 
-        using var acme = Client(app, created.PlainKey);
+        using var acme = app.CreateSdkClient(created.PlainKey);
         Assert.DoesNotContain((await acme.ListEmbodimentsAsync()).Data, e => !e.IsPublic);
         Assert.Single((await admin.ListApiKeysAsync(tenant.Id)).Data);
 

@@ -2,7 +2,7 @@ using System.Formats.Tar;
 using VlaCloud.Contracts;
 using VlaCloud.Sim;
 
-namespace VlaCloud.Cli.Tests;
+namespace VlaCloud.Testing;
 
 /// <summary>Training data for fine-tuning tests: a small simulator dataset as the tar a user uploads, and a broken one.</summary>
 public static class SimDataset
