@@ -145,9 +145,9 @@ public sealed class LeRobotWriter
                 row[camera.Feature] = new Dictionary<string, object?>
                 {
                     ["bytes"] = new ReadOnlyMemory<byte>(RgbImage.EncodePng(rgb, camera.Width, camera.Height)),
-                    // A nominal name readers ignore. "06d" is Python's spelling, which .NET reads as a custom format
-                    // ("frame_96d.png"); it is kept so datasets stay byte-identical to those already generated.
-                    ["path"] = $"frame_{t:06d}.png",
+                    // LeRobot's name for an inline image (readers use the bytes). Datasets written before 2026-12-06 say
+                    // "frame_96d.png" here: the format string was Python's spelling, which .NET reads as a custom format.
+                    ["path"] = $"frame_{t:D6}.png",
                 };
             }
             row[LeRobotFeatures.State] = frame.State;

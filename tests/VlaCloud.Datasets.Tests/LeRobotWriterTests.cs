@@ -95,7 +95,9 @@ public sealed class LeRobotWriterTests : IDisposable
         var stats = JsonNode.Parse(File.ReadAllLines(Path.Combine(_root, "meta", "episodes_stats.jsonl"))[1])!["stats"]!;
         Assert.Equal(1.0, stats["action"]!["max"]![0]!.GetValue<double>());
         Assert.Equal(3, stats["observation.images.side"]!["mean"]!.AsArray().Count);
-        Assert.True(File.Exists(Path.Combine(_root, "data", "chunk-000", "episode_000001.parquet")));
+        await using var data = File.OpenRead(Path.Combine(_root, "data", "chunk-000", "episode_000001.parquet"));
+        var frames = (await ParquetSerializer.DeserializeUntypedAsync(data)).Data;
+        Assert.Equal("frame_000002.png", ((IDictionary<string, object>)frames[2]["observation.images.front"]!)["path"]);
     }
 
     [Fact]
