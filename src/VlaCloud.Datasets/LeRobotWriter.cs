@@ -17,7 +17,8 @@ public enum LeRobotLayout
 
     /// <summary>
     /// v3.0: many episodes per data file (<c>data/chunk-XXX/file-XXX.parquet</c>, one row group an episode), episode
-    /// metadata in <c>meta/episodes/chunk-XXX/file-XXX.parquet</c> and tasks in <c>meta/tasks.parquet</c>.
+    /// metadata in <c>meta/episodes/chunk-XXX/file-XXX.parquet</c>, tasks in <c>meta/tasks.parquet</c> and the
+    /// dataset's statistics in <c>meta/stats.json</c> (which LeRobot's v3.0 loader reads for normalisation).
     /// </summary>
     V30,
 }
@@ -85,6 +86,7 @@ public sealed class LeRobotWriter
     private readonly Dictionary<string, int> _tasks = new(StringComparer.Ordinal);
     private readonly List<string> _episodeLines = [];
     private readonly List<string> _statsLines = [];
+    private readonly List<JsonObject> _episodeStats = [];
     private readonly List<IDictionary<string, object?>> _episodeRows = [];
     private StreamWriter? _annotations;
     private int _dataFile;
@@ -188,6 +190,7 @@ public sealed class LeRobotWriter
         }
         else
         {
+            _episodeStats.Add(EpisodeStats(episode, rows));
             var row = new Dictionary<string, object?>(StringComparer.Ordinal)
             {
                 [LeRobotFeatures.EpisodeIndex] = (long)episodeIndex,
@@ -225,6 +228,8 @@ public sealed class LeRobotWriter
             await WriteParquetAsync("meta/tasks.parquet", new ParquetSchema(new DataField<long>(LeRobotFeatures.TaskIndex), new DataField<string>("task")), tasks, append: false, cancellationToken);
             if (_episodeRows.Count > 0)
                 await WriteParquetAsync("meta/episodes/chunk-000/file-000.parquet", EpisodesSchema(_episodeRows[0]), _episodeRows, append: false, cancellationToken);
+            if (_episodeStats.Count > 0)
+                await File.WriteAllTextAsync(Path.Combine(meta, "stats.json"), AggregateStats(_episodeStats).ToJsonString(Indented), cancellationToken);
         }
         await File.WriteAllTextAsync(Path.Combine(meta, "info.json"), Info().ToJsonString(Indented), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(meta, "modality.json"), Modality().ToJsonString(Indented), cancellationToken);
@@ -351,6 +356,56 @@ public sealed class LeRobotWriter
         foreach (var column in LeRobotFeatures.IndexColumns)
             stats[column] = VectorStats(rows.Select(r => new[] { r[column] is float f ? f : (double)(long)r[column]! }));
         return stats;
+    }
+
+    /// <summary>
+    /// The whole dataset's statistics from its episodes', as LeRobot's <c>aggregate_stats</c> combines them: elementwise
+    /// min and max, the count-weighted mean, and the pooled standard deviation
+    /// <c>sqrt(Σ nᵢ (σᵢ² + (μᵢ − μ)²) / Σ nᵢ)</c>; each keeps its episode shape (images' (3, 1, 1)).
+    /// </summary>
+    private static JsonObject AggregateStats(IReadOnlyList<JsonObject> episodes)
+    {
+        var total = new JsonObject();
+        foreach (var (feature, _) in episodes[0])
+        {
+            var parts = episodes.Select(e => e[feature]!.AsObject()).ToArray();
+            var counts = parts.Select(p => Leaves(p["count"]!)[0]).ToArray();
+            var n = counts.Sum();
+            double[] Stat(string name, int i) => Leaves(parts[i][name]!);
+            var dim = Stat("mean", 0).Length;
+            var min = new double[dim];
+            var max = new double[dim];
+            var mean = new double[dim];
+            var variance = new double[dim];
+            for (var d = 0; d < dim; d++)
+            {
+                min[d] = parts.Select((_, i) => Stat("min", i)[d]).Min();
+                max[d] = parts.Select((_, i) => Stat("max", i)[d]).Max();
+                mean[d] = parts.Select((_, i) => counts[i] * Stat("mean", i)[d]).Sum() / n;
+                variance[d] = parts.Select((_, i) => counts[i] * (Math.Pow(Stat("std", i)[d], 2) + Math.Pow(Stat("mean", i)[d] - mean[d], 2))).Sum() / n;
+            }
+            var shape = parts[0]["mean"]!;
+            total[feature] = new JsonObject
+            {
+                ["min"] = Shaped(shape, min),
+                ["max"] = Shaped(shape, max),
+                ["mean"] = Shaped(shape, mean),
+                ["std"] = Shaped(shape, variance.Select(Math.Sqrt).ToArray()),
+                ["count"] = new JsonArray((long)n),
+            };
+        }
+        return total;
+
+        static double[] Leaves(JsonNode node) => node is JsonArray array
+            ? [.. array.SelectMany(item => Leaves(item!))]
+            : [double.Parse(node.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture)];
+
+        static JsonNode Shaped(JsonNode template, double[] values)
+        {
+            var next = 0;
+            return Fill(template);
+            JsonNode Fill(JsonNode node) => node is JsonArray array ? new JsonArray([.. array.Select(item => Fill(item!))]) : JsonValue.Create(values[next++]);
+        }
     }
 
     private static JsonObject VectorStats(IEnumerable<double[]> values)

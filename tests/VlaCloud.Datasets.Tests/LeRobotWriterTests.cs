@@ -112,6 +112,16 @@ public sealed class LeRobotWriterTests : IDisposable
         Assert.Equal((1L, 3L, 2L, 5L), ((long)rows[1]["episode_index"]!, (long)rows[1]["length"]!, (long)rows[1]["dataset_from_index"]!, (long)rows[1]["dataset_to_index"]!));
         Assert.Equal((101L, "test", false), ((long)rows[1]["seed"]!, (string)rows[1]["source"]!, (bool)rows[1]["success"]!));
         Assert.False(File.Exists(Path.Combine(_root, "meta", "episodes.jsonl")));
+
+        // The dataset's statistics over all five frames: actions (0,0) (0.5,0) | (0,1) (0.5,1) (1,1).
+        var stats = JsonNode.Parse(File.ReadAllText(Path.Combine(_root, "meta", "stats.json")))!;
+        var action = stats["action"]!;
+        Assert.Equal(5, action["count"]![0]!.GetValue<long>());
+        Assert.Equal([0.0, 0.0], action["min"]!.AsArray().Select(v => v!.GetValue<double>()));
+        Assert.Equal([1.0, 1.0], action["max"]!.AsArray().Select(v => v!.GetValue<double>()));
+        Assert.Equal([0.4, 0.6], action["mean"]!.AsArray().Select(v => Math.Round(v!.GetValue<double>(), 12)));
+        Assert.Equal([Math.Round(Math.Sqrt(0.14), 12), Math.Round(Math.Sqrt(0.24), 12)], action["std"]!.AsArray().Select(v => Math.Round(v!.GetValue<double>(), 12)));
+        Assert.Equal(3, stats["observation.images.front"]!["mean"]!.AsArray().Count);
     }
 
     [Fact]
