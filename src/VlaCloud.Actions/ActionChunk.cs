@@ -14,8 +14,11 @@ namespace VlaCloud.Actions;
 /// (<c>float[][]</c> in JSON, a numpy array in openpi's msgpack) are not the domain's and which the simulator does not
 /// reference; <c>VlaCloud.Datasets</c> is the LeRobot format. Policy and Sim reference this project; Inference, Training
 /// and the API see it through them.
+/// <para>Two chunks are equal when they have the same shape and the same values bit for bit, as the arrays it replaced
+/// compared in tests of determinism (the same seed, the same chunk).</para>
 /// </remarks>
-public sealed class ActionChunk
+[System.Diagnostics.DebuggerDisplay("{ToString(),nq}")]
+public sealed class ActionChunk : IEquatable<ActionChunk>
 {
     private readonly float[] values;
 
@@ -93,6 +96,28 @@ public sealed class ActionChunk
         for (var t = 0; t < rows.Length; t++) rows[t] = this[t].ToArray();
         return rows;
     }
+
+    /// <summary>Same shape and bit-identical values (so NaN equals NaN and 0 differs from −0).</summary>
+    public bool Equals(ActionChunk? other) =>
+        other is not null && (ReferenceEquals(this, other) || (Horizon == other.Horizon && ActionDim == other.ActionDim
+            && System.Runtime.InteropServices.MemoryMarshal.AsBytes(Values).SequenceEqual(System.Runtime.InteropServices.MemoryMarshal.AsBytes(other.Values))));
+
+    /// <inheritdoc />
+    public override bool Equals(object? obj) => Equals(obj as ActionChunk);
+
+    /// <inheritdoc />
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        hash.Add(Horizon);
+        hash.Add(ActionDim);
+        hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Values));
+        return hash.ToHashCode();
+    }
+
+    /// <summary>The shape and the actions, e.g. <c>2×3 [[0.1, 0, 1], [0.2, 0, 1]]</c>, for test failures and logs.</summary>
+    public override string ToString() =>
+        $"{Horizon}×{ActionDim} [{string.Join(", ", Enumerable.Range(0, Horizon).Select(t => "[" + string.Join(", ", this[t].ToArray().Select(v => v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture))) + "]"))}]";
 
     private int RowStart(int step) =>
         (uint)step < (uint)Horizon ? step * ActionDim : throw new ArgumentOutOfRangeException(nameof(step), $"step {step} of a {Horizon}-step chunk");

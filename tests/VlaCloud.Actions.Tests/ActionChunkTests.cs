@@ -78,4 +78,17 @@ public sealed class ActionChunkTests
         });
         Assert.Equal(TwoByThree, chunk.Values.ToArray());
     }
+
+    [Fact]
+    public void Chunks_are_equal_when_shape_and_values_match_bit_for_bit()
+    {
+        var chunk = new ActionChunk(2, 2, [0.1f, 0, 1, float.NaN]);
+
+        Assert.Equal(new ActionChunk(2, 2, [0.1f, 0, 1, float.NaN]), chunk);
+        Assert.Equal(new ActionChunk(2, 2, [0.1f, 0, 1, float.NaN]).GetHashCode(), chunk.GetHashCode());
+        Assert.NotEqual(new ActionChunk(1, 4, [0.1f, 0, 1, float.NaN]), chunk);
+        Assert.NotEqual(new ActionChunk(2, 2, [0.1f, -0f, 1, float.NaN]), chunk);
+        Assert.NotEqual(new ActionChunk(2, 2, [0.1f, 0, 1, 1]), chunk);
+        Assert.Equal("2×2 [[0.1, 0], [1, NaN]]", chunk.ToString());
+    }
 }
