@@ -79,15 +79,13 @@ public sealed partial class VlaPolicy
         using var file = File.OpenRead(weightsPath);
         var (entries, dataStart) = Safetensors.ReadHeader(file, PolicyCheckpoint.WeightsFile);
         PolicyCheckpoint.CheckWeights(entries, config);
-        St4VlaModel? model = null;
-        InternVlaM1? m1 = null;
+        nn.Module module;
         if (qwenTokenizer is not null)
         {
-            try { m1 = new InternVlaM1(config.ToInternVlaM1(), qwenTokenizer); }
+            try { module = new InternVlaM1(config.ToInternVlaM1(), qwenTokenizer); }
             catch (ArgumentException e) { throw new CheckpointException($"{PolicyCheckpoint.TokenizerFile}: {e.Message}"); }
         }
-        else model = new St4VlaModel(config);
-        nn.Module module = (nn.Module?)model ?? m1!;
+        else module = new St4VlaModel(config);
         try
         {
             var parameters = module.named_parameters().ToList();
@@ -104,7 +102,7 @@ public sealed partial class VlaPolicy
             if (extra is not null) throw new CheckpointException($"{PolicyCheckpoint.WeightsFile}: tensor '{extra}' is not part of the model");
             var (dev, type) = (ParseDevice(device), ParseDtype(dtype));
             module.to(dev, type);
-            try { return new VlaPolicy(config, tokenizer, tokenizerJson, stats, model, m1, dev, type); }
+            try { return new VlaPolicy(config, tokenizer, tokenizerJson, stats, module, dev, type); }
             catch (ArgumentException e) { throw new CheckpointException($"{PolicyCheckpoint.NormalizationFile}: {e.Message}"); }
         }
         catch

@@ -54,18 +54,7 @@ public sealed partial class VlaPolicy
     /// <summary>Checkpoint names of the parameters whose shapes follow the action size and/or the state size, for either family.</summary>
     internal IReadOnlySet<string> LayoutParameterNames(bool action, bool state)
     {
-        var modules = new List<nn.Module>();
-        if (m1 is not null)
-        {
-            if (action) modules.AddRange(m1.Heads.ActionModel.Net.ActionLayoutModules);
-            if (state && m1.StateProjector is { } projector) modules.Add(projector);
-        }
-        else
-        {
-            if (action) modules.AddRange(Model.Expert.ActionLayoutModules);
-            if (state) modules.AddRange(Model.Expert.StateLayoutModules);
-        }
-        var wanted = new HashSet<object>(modules, ReferenceEqualityComparer.Instance);
+        var wanted = new HashSet<object>(family.LayoutModules(action, state), ReferenceEqualityComparer.Instance);
         return Module.named_modules().Where(m => wanted.Contains(m.module))
             .SelectMany(m => m.module.named_parameters().Select(p => $"{m.name}.{p.name}"))
             .ToHashSet(StringComparer.Ordinal);

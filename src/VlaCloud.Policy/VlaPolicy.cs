@@ -23,23 +23,21 @@ public sealed record PolicyParameterGroups(IReadOnlyList<Parameter> Vlm, IReadOn
 /// </summary>
 public sealed partial class VlaPolicy : IDisposable
 {
-    // Exactly one of the two is set: the family's model. The public verbs branch on it, so the inference engine,
-    // the trainer and the CLI serve either family through the same surface.
-    private readonly St4VlaModel? model;
-    private readonly InternVlaM1? m1;
+    // The family's model and composition. Every verb hands over to it once, so the inference engine, the trainer and
+    // the CLI serve either family through the same surface.
+    private readonly PolicyModel family;
     private readonly PolicyTokenizer? tokenizer;
     private readonly Dictionary<string, NormalizationStats> normalization;
 
     private VlaPolicy(PolicyConfig config, PolicyTokenizer? tokenizer, string tokenizerJson, IReadOnlyDictionary<string, NormalizationStats> stats,
-        St4VlaModel? model, InternVlaM1? m1, Device device, ScalarType dtype)
+        nn.Module module, Device device, ScalarType dtype)
     {
         Config = config;
         this.tokenizer = tokenizer;
         TokenizerJson = tokenizerJson;
-        this.model = model;
-        this.m1 = m1;
         Device = device;
         DType = dtype;
+        family = PolicyModel.For(this, module);
         normalization = new Dictionary<string, NormalizationStats>(stats);
         foreach (var (name, s) in normalization) s.Validate(config, name);
     }
@@ -59,9 +57,10 @@ public sealed partial class VlaPolicy : IDisposable
     public IReadOnlyDictionary<string, NormalizationStats> Normalization => normalization;
     /// <summary>Number of parameters.</summary>
     public long ParameterCount => Module.parameters().Sum(p => p.numel());
-    internal St4VlaModel Model => model ?? throw new InvalidOperationException($"an {Config.Family} policy has no ST4VLA model");
-    internal InternVlaM1? InternVlaM1Model => m1;
-    private nn.Module Module => (nn.Module?)model ?? m1!;
+    /// <summary>The ST4VLA family's composition, for tests and benchmarks that reach into its forward passes.</summary>
+    internal St4VlaPolicyModel St4Vla => family as St4VlaPolicyModel ?? throw new InvalidOperationException($"an {Config.Family} policy has no ST4VLA model");
+    internal St4VlaModel Model => St4Vla.Model;
+    private nn.Module Module => family.Module;
 
     /// <summary>
     /// A freshly initialised policy. <paramref name="seed"/> fixes the initial weights;
@@ -83,7 +82,7 @@ public sealed partial class VlaPolicy : IDisposable
                 built = new InternVlaM1(config.ToInternVlaM1(), qwenTokenizer);
             }
             built.to(dev, type);
-            return new VlaPolicy(config, null, tokenizerJson, normalization, null, built, dev, type);
+            return new VlaPolicy(config, null, tokenizerJson, normalization, built, dev, type);
         }
         var tokenizer = PolicyTokenizer.ForConfig(config, tokenizerJson);
         St4VlaModel model;
@@ -94,7 +93,7 @@ public sealed partial class VlaPolicy : IDisposable
             model = new St4VlaModel(config);
         }
         model.to(dev, type);
-        return new VlaPolicy(config, tokenizer, tokenizer.Json, normalization, model, null, dev, type);
+        return new VlaPolicy(config, tokenizer, tokenizer.Json, normalization, model, dev, type);
     }
 
     /// <summary>Qwen's tokenizer from a Hugging Face <c>tokenizer.json</c>.</summary>
@@ -115,10 +114,7 @@ public sealed partial class VlaPolicy : IDisposable
     /// Parameters split into the VLM (ViT + decoder; InternVLA-M1: Qwen2.5-VL), the action expert (the DiT) and the rest
     /// (latent queries + bridge; InternVLA-M1: Q-Former, DINO and its projection, the state projection).
     /// </summary>
-    public PolicyParameterGroups ParameterGroups() => m1 is not null ? InternVlaM1Groups() : new(
-        Model.Vision.parameters().Concat(Model.Lm.parameters()).ToList(),
-        Model.Expert.parameters().ToList(),
-        Model.Bridge.parameters().Prepend(Model.Queries).ToList());
+    public PolicyParameterGroups ParameterGroups() => family.ParameterGroups();
 
     /// <summary>All trainable parameters.</summary>
     public IEnumerable<Parameter> Parameters() => Module.parameters();
@@ -142,7 +138,7 @@ public sealed partial class VlaPolicy : IDisposable
     }
 
     /// <summary>Frees the weights.</summary>
-    public void Dispose() => Module.Dispose();
+    public void Dispose() => family.Dispose();
 
     private static readonly object InitLock = new();
 

@@ -81,7 +81,7 @@ internal sealed class ForwardSuite : IBenchmarkSuite
             st4vla.Model.eval();
             var k = st4vla.Config.InferenceSteps;
             var observation = St4VlaObservation();
-            var cond = st4vla.Condition([observation], 1.0);
+            var cond = st4vla.St4Vla.Condition([observation], 1.0);
             var state = st4vla.States([observation]);
             var noise = VlaPolicy.Noise(1, st4vla.Config.ChunkLength, st4vla.Config.MaxActionDim).unsqueeze(0);
             void PerStep()

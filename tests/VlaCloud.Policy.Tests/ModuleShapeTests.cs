@@ -106,10 +106,10 @@ public sealed class ModuleShapeTests
         using var policy = TestData.Tiny();
         using var scope = NewDisposeScope();
         var observations = new[] { TestData.Observation(0), TestData.Observation(1) };
-        var images = policy.Images(observations.Select(o => o.Images).ToList(), out var cameras);
+        var images = policy.St4Vla.Images(observations.Select(o => o.Images).ToList(), out var cameras);
         Assert.Equal(new long[] { 2, 2, 3, C.ImageSize, C.ImageSize }, images.shape);
         var text = new[] { new[] { 5, 6, 7 }, new[] { 8 } };
-        var seq = policy.Sequence(images, [2, 1], text, withQueries: true);
+        var seq = policy.St4Vla.Sequence(images, [2, 1], text, withQueries: true);
         var total = 2 * C.PatchesPerImage + 3 + C.LatentQueries;
         Assert.Equal(new long[] { 2, total, C.LmWidth }, seq.Embeds.shape);
         Assert.Equal(new long[] { 2, 1, total, total }, seq.Mask.shape);

@@ -149,7 +149,7 @@ public sealed class SampleActionsTests : IDisposable
         // The second view is not dropped everywhere: the action expert's conditioning changes with it.
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
-        var conditions = policy.Condition([withBlueWrist, withGreenWrist], gradientDecay: 1);
+        var conditions = policy.St4Vla.Condition([withBlueWrist, withGreenWrist], gradientDecay: 1);
         Assert.True((conditions[0] - conditions[1]).abs().max().item<float>() > 1e-4f);
     }
 

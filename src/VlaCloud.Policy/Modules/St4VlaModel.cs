@@ -36,7 +36,7 @@ internal sealed class St4VlaModel : nn.Module<VlmSequence, double, Tensor>
 
     /// <summary>
     /// The decoder over a VLM sequence built with the latent queries (images and text embedded, see
-    /// <c>VlaPolicy.Sequence</c>), the queries' hidden states through the bridge, which also attends to every valid token.
+    /// <c>St4VlaPolicyModel.Sequence</c>), the queries' hidden states through the bridge, which also attends to every valid token.
     /// </summary>
     /// <param name="sequence">(B, T, D) embeddings of <c>[image tokens; padding; text; latent queries]</c> and their masks.</param>
     /// <param name="gradientScale">Factor on the gradient into the VLM: 1 at inference, <see cref="PolicyConfig.GradientDecay"/> in training.</param>

@@ -49,7 +49,7 @@ public sealed class InternVlaM1SpatialTests
             new Observation([square], "open the drawer", null, Embodiment),
         };
         var untrained = policy.GenerateSpatial(observations, SpatialKind.Box);
-        Assert.All(untrained, p => Assert.True(p.Tokens.Length <= policy.InternVlaM1AnswerTokens(SpatialKind.Box)));
+        Assert.All(untrained, p => Assert.True(p.Tokens.Length <= InternVlaM1PolicyModel.AnswerTokens(SpatialKind.Box, policy.Config.MaxTrajectoryPoints)));
         Assert.All(untrained, p => Assert.NotNull(p.Text));
 
         var loss = TinyInternVlaM1.TeachSpatial(policy, samples);
@@ -84,7 +84,7 @@ public sealed class InternVlaM1SpatialTests
     public void Text_holding_no_answer_of_the_kind_gives_no_coordinates_and_keeps_the_text(string text)
     {
         var map = new ImageCoordinateMap(80, 60, 84, 56);
-        var prediction = VlaPolicy.ParseInternVlaM1Answer(SpatialKind.Box, text, [1, 2, 3], map, maxTrajectoryPoints: 8);
+        var prediction = InternVlaM1PolicyModel.ParseAnswer(SpatialKind.Box, text, [1, 2, 3], map, maxTrajectoryPoints: 8);
         Assert.False(prediction.Answered);
         Assert.Empty(prediction.Coordinates);
         Assert.Empty(prediction.Points());
@@ -96,12 +96,12 @@ public sealed class InternVlaM1SpatialTests
     public void A_parsed_answer_is_the_first_item_in_the_cameras_pixels_clamped_to_its_image_and_a_trajectory_is_cut_to_the_config()
     {
         var map = new ImageCoordinateMap(80, 60, 84, 56);
-        var box = VlaPolicy.ParseInternVlaM1Answer(SpatialKind.Box, "```json\n[{\"bbox_2d\": [84, 56, 42, 0], \"label\": \"cube\"}, {\"bbox_2d\": [1, 1, 2, 2]}]\n```", [], map, 8);
+        var box = InternVlaM1PolicyModel.ParseAnswer(SpatialKind.Box, "```json\n[{\"bbox_2d\": [84, 56, 42, 0], \"label\": \"cube\"}, {\"bbox_2d\": [1, 1, 2, 2]}]\n```", [], map, 8);
         Assert.Equal([40f, 0f, 80f, 60f], box.Coordinates);
-        var outside = VlaPolicy.ParseInternVlaM1Answer(SpatialKind.Point, "[{\"point_2d\": [500, -7]}]", [], map, 8);
+        var outside = InternVlaM1PolicyModel.ParseAnswer(SpatialKind.Point, "[{\"point_2d\": [500, -7]}]", [], map, 8);
         Assert.Equal([80f, 0f], outside.Coordinates);
         var path = string.Join(", ", Enumerable.Range(0, 12).Select(i => $"[{7 * i}, 28]"));
-        var trajectory = VlaPolicy.ParseInternVlaM1Answer(SpatialKind.Trajectory, $"[{path}", [], map, 8);
+        var trajectory = InternVlaM1PolicyModel.ParseAnswer(SpatialKind.Trajectory, $"[{path}", [], map, 8);
         Assert.Equal(8, trajectory.Points().Count());
         Assert.Equal((20f, 30f), trajectory.Points().ElementAt(3));
     }

@@ -6,13 +6,18 @@ using static TorchSharp.torch;
 
 namespace VlaCloud.Policy;
 
-/// <summary>The InternVLA-M1 family's side of the policy verbs (<see cref="PolicyConfig.InternVlaM1Family"/>).</summary>
-public sealed partial class VlaPolicy
+/// <summary>
+/// The InternVLA-M1 family (<see cref="PolicyConfig.InternVlaM1Family"/>): its model and the composition of its forward
+/// passes, the DDPM and VLM losses, DDIM sampling with guidance and Qwen's text answers.
+/// </summary>
+internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) : PolicyModel(policy)
 {
-    private InternVlaM1 M1 => m1 ?? throw new InvalidOperationException("not an internvla-m1 policy");
+    /// <summary>Qwen2.5-VL, the Q-Former, DINO and its projection, the state projection and the DiT.</summary>
+    public InternVlaM1 M1 { get; } = m1;
+    public override nn.Module Module => M1;
 
     /// <summary>Qwen2.5-VL; the DiT; the Q-Former, DINO, its projection and the state projection.</summary>
-    private PolicyParameterGroups InternVlaM1Groups()
+    public override PolicyParameterGroups ParameterGroups()
     {
         var vlm = M1.named_parameters().Where(p => p.name.StartsWith("qwen_vl_interface.", StringComparison.Ordinal)).Select(p => p.parameter).ToList();
         var expert = M1.named_parameters().Where(p => p.name.StartsWith("action_model.", StringComparison.Ordinal)).Select(p => p.parameter).ToList();
@@ -21,14 +26,24 @@ public sealed partial class VlaPolicy
         return new PolicyParameterGroups(vlm, expert, rest);
     }
 
+    public override IEnumerable<nn.Module> LayoutModules(bool action, bool state)
+    {
+        var modules = new List<nn.Module>();
+        if (action) modules.AddRange(M1.Heads.ActionModel.Net.ActionLayoutModules);
+        if (state && M1.StateProjector is { } projector) modules.Add(projector);
+        return modules;
+    }
+
     /// <summary>
     /// <c>predict_action</c> for a batch, ready to step: each observation's cameras resized, the lower-cased instruction in
     /// the prompt, the condition, then DDIM (<paramref name="steps"/>, default the config's 10) with guidance
     /// (<paramref name="cfgScale"/>, default 1.5) from each sample's own seeded noise. Observations with different camera
     /// counts run as separate groups (DINO stacks a sample's views), each a chain stepped together.
     /// </summary>
-    private ActionSampling StartInternVlaM1(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps, double? cfgScale)
+    public override ActionSampling StartSampling(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps,
+        IReadOnlyList<PointGuide?>? guides, double? cfgScale)
     {
+        if (guides is not null) throw new ArgumentException("this policy has no point guidance to read the guides with");
         var action = M1.Config.Heads.ActionModel;
         var k = steps ?? Config.InferenceSteps;
         if (k < 1 || k > action.DiffusionSteps) throw new ArgumentOutOfRangeException(nameof(steps), $"DDIM steps must be between 1 and {action.DiffusionSteps}");
@@ -64,28 +79,10 @@ public sealed partial class VlaPolicy
     }
 
     /// <summary>
-    /// M1's co-training losses: the DDPM loss of the action samples (actions normalised, padded with zeros to the DiT's
-    /// dimension, steps past an episode's end holding the last real action) and, unless vanilla, the cross-entropy of the
-    /// spatial answers written as Qwen JSON in the processor's pixels, weighted by <see cref="PolicyConfig.SpatialLossWeight"/>.
+    /// The DDPM loss of the action samples: actions normalised, padded with zeros to the DiT's dimension, steps past an
+    /// episode's end holding the last real action.
     /// </summary>
-    private PolicyLoss InternVlaM1Loss(TrainingBatch batch)
-    {
-        M1.train();
-        var action = batch.Actions.Count > 0 ? InternVlaM1ActionLoss(batch.Actions) : null;
-        var spatial = batch.Spatial.Count > 0 && !Config.Vanilla ? InternVlaM1SpatialLoss(batch.Spatial) : null;
-        if (action is null && spatial is null) throw new ArgumentException(Config.Vanilla && batch.Spatial.Count > 0
-            ? "a vanilla policy trains on action samples only and this batch has none"
-            : "the batch is empty");
-        var total = (action, spatial) switch
-        {
-            ({ } x, { } s) => x + s * Config.SpatialLossWeight,
-            ({ } x, null) => x.alias(),
-            _ => spatial! * Config.SpatialLossWeight,
-        };
-        return new PolicyLoss(total, action, spatial);
-    }
-
-    private Tensor InternVlaM1ActionLoss(IReadOnlyList<ActionSample> samples)
+    protected override Tensor ActionLoss(IReadOnlyList<ActionSample> samples)
     {
         using var scope = NewDisposeScope();
         var (b, h, a) = (samples.Count, M1.Config.ChunkLength, M1.Config.ActionDim);
@@ -127,11 +124,11 @@ public sealed partial class VlaPolicy
 
     /// <summary>
     /// M1's spatial answers: each observation's first image and the question of <paramref name="kind"/> about its
-    /// instruction, as in training; greedy decoding with the KV cache bounded by <see cref="InternVlaM1AnswerTokens"/>;
+    /// instruction, as in training; greedy decoding with the KV cache bounded by <see cref="AnswerTokens"/>;
     /// the text parsed as Qwen's JSON (<see cref="QwenSpatialAnswer.Parse(string?, SpatialKind, ImageCoordinateMap)"/>)
     /// into the first image's pixels.
     /// </summary>
-    private SpatialPrediction[] GenerateSpatialInternVlaM1(IReadOnlyList<Observation> observations, SpatialKind kind)
+    public override SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind)
     {
         var images = observations.Select((o, i) => o.Images.Count > 0 ? o.Images[0] : throw new ArgumentException($"observation {i} has no image to ask about")).ToList();
         foreach (var image in images) image.Validate();
@@ -140,19 +137,19 @@ public sealed partial class VlaPolicy
         M1.eval();
         var answers = M1.GenerateAnswers([.. images.Select(i => (IReadOnlyList<CameraImage>)[i])],
             [.. observations.Select(o => (IReadOnlyList<ChatMessage>)[SpatialQuestion(SpatialPrompts.Question(kind, o.Instruction))])],
-            InternVlaM1AnswerTokens(kind));
-        return [.. answers.Select((a, i) => ParseInternVlaM1Answer(kind, a.Text, a.Ids, M1.CoordinateMap(images[i]), Config.MaxTrajectoryPoints))];
+            AnswerTokens(kind, Config.MaxTrajectoryPoints));
+        return [.. answers.Select((a, i) => ParseAnswer(kind, a.Text, a.Ids, M1.CoordinateMap(images[i]), Config.MaxTrajectoryPoints))];
     }
 
     /// <summary>
     /// The most tokens an M1 answer of <paramref name="kind"/> may take: the characters of the longest answer training
-    /// could write (one item with 4-digit coordinates, a trajectory of <see cref="PolicyConfig.MaxTrajectoryPoints"/>
+    /// could write (one item with 4-digit coordinates, a trajectory of <paramref name="maxTrajectoryPoints"/>
     /// points) plus a 32-character label Qwen may add to a point or box, as if every character were a token (a
     /// byte-level vocabulary; Qwen's own takes fewer), and the end token.
     /// </summary>
-    internal int InternVlaM1AnswerTokens(SpatialKind kind)
+    internal static int AnswerTokens(SpatialKind kind, int maxTrajectoryPoints)
     {
-        var points = kind switch { SpatialKind.Trajectory => Config.MaxTrajectoryPoints, SpatialKind.Box => 2, _ => 1 };
+        var points = kind switch { SpatialKind.Trajectory => maxTrajectoryPoints, SpatialKind.Box => 2, _ => 1 };
         var label = kind == SpatialKind.Trajectory ? null : new string('x', 32);
         return QwenSpatialAnswer.Format([new SpatialItem(kind, [.. Enumerable.Repeat(9999f, 2 * points)], label)]).Length + 1;
     }
@@ -163,7 +160,7 @@ public sealed partial class VlaPolicy
     /// <paramref name="maxTrajectoryPoints"/> points). Text without such an item gives empty coordinates
     /// (<see cref="SpatialPrediction.Answered"/> false); the text is kept either way.
     /// </summary>
-    internal static SpatialPrediction ParseInternVlaM1Answer(SpatialKind kind, string text, int[] ids, ImageCoordinateMap map, int maxTrajectoryPoints)
+    internal static SpatialPrediction ParseAnswer(SpatialKind kind, string text, int[] ids, ImageCoordinateMap map, int maxTrajectoryPoints)
     {
         var coordinates = QwenSpatialAnswer.Parse(text, kind, map).FirstOrDefault()?.Coordinates ?? [];
         if (kind == SpatialKind.Trajectory && coordinates.Length > 2 * maxTrajectoryPoints) coordinates = coordinates[..(2 * maxTrajectoryPoints)];
@@ -171,7 +168,8 @@ public sealed partial class VlaPolicy
         return new SpatialPrediction(kind, coordinates, ids, text);
     }
 
-    private Tensor InternVlaM1SpatialLoss(IReadOnlyList<SpatialSample> samples)
+    /// <summary>The cross-entropy of the spatial answers, written as Qwen JSON in the processor's pixels.</summary>
+    protected override Tensor SpatialLoss(IReadOnlyList<SpatialSample> samples)
     {
         var images = new List<IReadOnlyList<CameraImage>>();
         var chats = new List<IReadOnlyList<ChatMessage>>();
