@@ -23,6 +23,20 @@ internal abstract class PolicyModel(VlaPolicy policy) : IDisposable
     protected void CheckCameras(IReadOnlyList<IReadOnlyList<CameraImage>> perSample) => Policy.CheckCameras(perSample);
     protected static Tensor Noise(long seed, long h, long a) => VlaPolicy.Noise(seed, h, a);
 
+    /// <summary>
+    /// The statistics of training sample <paramref name="index"/>'s embodiment, after checking that its chunk has the
+    /// model's <paramref name="horizon"/> steps of the embodiment's action size and a validity flag per step.
+    /// </summary>
+    protected NormalizationStats CheckedStats(int index, ActionSample sample, int horizon)
+    {
+        var stats = StatsFor(sample.Observation.Embodiment);
+        if (sample.Actions.Horizon != horizon || sample.Actions.ActionDim != stats.ActionDim)
+            throw new ArgumentException($"sample {index}: actions are [{sample.Actions.Horizon}, {sample.Actions.ActionDim}], expected [{horizon}, {stats.ActionDim}]");
+        if (sample.Valid is { } valid && valid.Length != horizon)
+            throw new ArgumentException($"sample {index}: Valid has {valid.Length} entries, expected {horizon}");
+        return stats;
+    }
+
     /// <summary>The family's model: the weights, named as in <c>model.safetensors</c>.</summary>
     public abstract nn.Module Module { get; }
 

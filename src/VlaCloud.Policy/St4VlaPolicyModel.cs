@@ -162,10 +162,7 @@ internal sealed partial class St4VlaPolicyModel(VlaPolicy policy, St4VlaModel mo
         for (var i = 0; i < b; i++)
         {
             var s = samples[i];
-            var stats = StatsFor(s.Observation.Embodiment);
-            if (s.Actions.Horizon != h || s.Actions.ActionDim != stats.ActionDim)
-                throw new ArgumentException($"sample {i}: actions are [{s.Actions.Horizon}, {s.Actions.ActionDim}], expected [{h}, {stats.ActionDim}]");
-            if (s.Valid is { } v && v.Length != h) throw new ArgumentException($"sample {i}: Valid has {v.Length} entries, expected {h}");
+            var stats = CheckedStats(i, s, h);
             for (var step = 0; step < h; step++)
             {
                 if (s.Valid is { } valid && !valid[step]) continue;

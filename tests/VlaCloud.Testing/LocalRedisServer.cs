@@ -48,20 +48,7 @@ public sealed class LocalRedisServer : IAsyncDisposable
         // Drain its output so it never blocks on a full pipe.
         process.OutputDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (DateTime.UtcNow < deadline)
-        {
-            try
-            {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync(IPAddress.Loopback, Port);
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(50);
-            }
-        }
+        if (await AcceptsConnectionsAsync(Port, TimeSpan.FromSeconds(10), process)) return;
         await StopAsync();
         throw new InvalidOperationException($"redis-server did not listen on port {Port} within 10 s.");
     }
@@ -78,6 +65,29 @@ public sealed class LocalRedisServer : IAsyncDisposable
 
     /// <summary>Kills the server.</summary>
     public async ValueTask DisposeAsync() => await StopAsync();
+
+    /// <summary>
+    /// Whether a loopback connection to <paramref name="port"/> succeeds within <paramref name="timeout"/>; false as
+    /// soon as <paramref name="server"/> exits (it will never listen then).
+    /// </summary>
+    internal static async Task<bool> AcceptsConnectionsAsync(int port, TimeSpan timeout, Process server)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline && !server.HasExited)
+        {
+            try
+            {
+                using var probe = new TcpClient();
+                await probe.ConnectAsync(IPAddress.Loopback, port);
+                return true;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(50);
+            }
+        }
+        return false;
+    }
 
     internal static int FreePort()
     {

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 
 namespace VlaCloud.Testing;
 
@@ -74,20 +72,7 @@ public sealed class LocalS3Server : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var server = new LocalS3Server(process, directory, port, bucket);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline && !process.HasExited)
-        {
-            try
-            {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync(IPAddress.Loopback, port);
-                return server;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(100);
-            }
-        }
+        if (await LocalRedisServer.AcceptsConnectionsAsync(port, TimeSpan.FromSeconds(30), process)) return server;
         await server.DisposeAsync();
         throw new InvalidOperationException($"s3rver did not listen on port {port} within 30 s.");
     }
