@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TorchSharp;
 using VlaCloud.Telemetry;
+using VlaCloud.Policy;
 
 namespace VlaCloud.Inference;
 
@@ -28,6 +29,8 @@ public sealed class InferenceEngine : IDisposable
         this.options = options.Value;
         var logger = loggers.CreateLogger<InferenceEngine>();
         var devices = this.options.Devices is { Length: > 0 } configured ? configured : DiscoverDevices();
+        // A dtype the devices cannot run fails the start, not every request's model load.
+        foreach (var device in devices) VlaPolicy.CheckDtypeFor(device, this.options.DType);
         workers = devices
             .Select(device => new DeviceWorker(device, this.options,
                 new ModelCache(device, this.options.DType, this.options.ModelMemoryBudgetBytes, source, logger, this.options),

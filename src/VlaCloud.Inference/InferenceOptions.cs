@@ -9,7 +9,7 @@ public sealed class InferenceOptions
     /// <summary>Devices with one worker thread each: <c>cpu</c>, <c>cuda:0</c>, <c>cuda:1</c>… Empty: every CUDA device, else the CPU.</summary>
     public string[] Devices { get; set; } = [];
 
-    /// <summary>Weights dtype on the devices: <c>fp32</c> or <c>bf16</c>.</summary>
+    /// <summary>Weights dtype on the devices: <c>fp32</c>, <c>bf16</c> or <c>fp16</c> (CUDA devices only; checked at start).</summary>
     public string DType { get; set; } = "fp32";
 
     /// <summary>

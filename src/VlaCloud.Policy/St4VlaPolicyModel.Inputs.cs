@@ -34,7 +34,7 @@ internal sealed partial class St4VlaPolicyModel
                 all[b, c] = x[0] * 2 - 1;
             }
         }
-        return all.to(DType, Device).MoveToOuterDisposeScope();
+        return HostUpload.ToDevice(all, Device, DType).MoveToOuterDisposeScope();
     }
 
     /// <summary>

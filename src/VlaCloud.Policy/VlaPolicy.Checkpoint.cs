@@ -100,7 +100,7 @@ public sealed partial class VlaPolicy
             }
             var extra = entries.Keys.Except(parameters.Select(p => p.name)).FirstOrDefault();
             if (extra is not null) throw new CheckpointException($"{PolicyCheckpoint.WeightsFile}: tensor '{extra}' is not part of the model");
-            var (dev, type) = (ParseDevice(device), ParseDtype(dtype));
+            var (dev, type) = ParseDeviceAndDtype(device, dtype);
             module.to(dev, type);
             try { return new VlaPolicy(config, tokenizer, tokenizerJson, stats, module, dev, type); }
             catch (ArgumentException e) { throw new CheckpointException($"{PolicyCheckpoint.NormalizationFile}: {e.Message}"); }

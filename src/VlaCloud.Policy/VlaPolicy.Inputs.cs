@@ -44,6 +44,6 @@ public sealed partial class VlaPolicy
                 data[i, s + d] = 1f;
             }
         }
-        return tensor(data, device: Device).to(DType);
+        return HostUpload.ToDevice(tensor(data), Device, DType);
     }
 }

@@ -23,7 +23,7 @@ public sealed partial class VlaPolicy
     {
         var config = Config.ForLayout(to);
         var fresh = Create(config, new Dictionary<string, NormalizationStats>(), seed,
-            Device.type == DeviceType.CPU ? "cpu" : Device.ToString(), DType == ScalarType.BFloat16 ? "bf16" : "fp32", TokenizerJson);
+            DeviceName, DTypeName, TokenizerJson);
         try
         {
             var retrained = fresh.LayoutParameterNames(action: from.ActionDim != to.ActionDim, state: from.StateDim != to.StateDim);

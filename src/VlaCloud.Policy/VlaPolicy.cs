@@ -51,8 +51,17 @@ public sealed partial class VlaPolicy : IDisposable
     public string TokenizerJson { get; }
     /// <summary>Where the weights live.</summary>
     public Device Device { get; }
-    /// <summary>float32 or bfloat16.</summary>
+    /// <summary><see cref="Device"/> as the settings spell it: <c>cpu</c> or <c>cuda:N</c>.</summary>
+    public string DeviceName => Device.type == DeviceType.CPU ? "cpu" : Device.ToString();
+    /// <summary>float32, bfloat16 or float16.</summary>
     public ScalarType DType { get; }
+    /// <summary><see cref="DType"/> as the settings spell it: <c>fp32</c>, <c>bf16</c> or <c>fp16</c>.</summary>
+    public string DTypeName => DType switch
+    {
+        ScalarType.BFloat16 => "bf16",
+        ScalarType.Float16 => "fp16",
+        _ => "fp32",
+    };
     /// <summary>Normalisation statistics per embodiment name.</summary>
     public IReadOnlyDictionary<string, NormalizationStats> Normalization => normalization;
     /// <summary>Number of parameters.</summary>
@@ -71,7 +80,7 @@ public sealed partial class VlaPolicy : IDisposable
         long seed = 0, string device = "cpu", string dtype = "fp32", string? tokenizerJson = null)
     {
         config.Validate();
-        var (dev, type) = (ParseDevice(device), ParseDtype(dtype));
+        var (dev, type) = ParseDeviceAndDtype(device, dtype);
         if (config.ModelFamily == PolicyFamily.InternVlaM1)
         {
             var qwenTokenizer = ReadQwenTokenizer(tokenizerJson ?? throw new ArgumentException("an internvla-m1 policy needs Qwen's tokenizer.json"));
@@ -149,13 +158,32 @@ public sealed partial class VlaPolicy : IDisposable
         _ => throw new ArgumentException($"device '{device}' is not cpu or cuda[:n]"),
     };
 
-    /// <summary>Bytes per weight once loaded in <paramref name="dtype"/> (<c>fp32</c>: 4, <c>bf16</c>: 2).</summary>
-    public static int BytesPerWeight(string dtype) => ParseDtype(dtype) == ScalarType.BFloat16 ? 2 : 4;
+    /// <summary>Bytes per weight once loaded in <paramref name="dtype"/> (<c>fp32</c>: 4, <c>bf16</c>/<c>fp16</c>: 2).</summary>
+    public static int BytesPerWeight(string dtype) => ParseDtype(dtype) == ScalarType.Float32 ? 4 : 2;
 
     internal static ScalarType ParseDtype(string dtype) => dtype.ToLowerInvariant() switch
     {
         "fp32" or "float32" => ScalarType.Float32,
         "bf16" or "bfloat16" => ScalarType.BFloat16,
-        _ => throw new ArgumentException($"dtype '{dtype}' is not fp32 or bf16"),
+        "fp16" or "float16" => ScalarType.Float16,
+        _ => throw new ArgumentException($"dtype '{dtype}' is not fp32, bf16 or fp16"),
     };
+
+    /// <summary>
+    /// Throws when <paramref name="dtype"/> is unknown or cannot run on <paramref name="device"/>. float16 is for CUDA
+    /// devices only: its range (±65504) relies on the GPU kernels' float32 accumulation, and libtorch's CPU half kernels
+    /// are slow reference paths; bf16 is the half type for CPUs.
+    /// </summary>
+    /// <exception cref="ArgumentException">An unknown dtype, or fp16 on a device that is not <c>cuda[:n]</c>.</exception>
+    public static void CheckDtypeFor(string device, string dtype)
+    {
+        if (ParseDtype(dtype) == ScalarType.Float16 && !device.StartsWith("cuda", StringComparison.Ordinal))
+            throw new ArgumentException($"dtype 'fp16' needs a CUDA device (device is '{device}'); use bf16 for half precision on the CPU");
+    }
+
+    private static (Device Device, ScalarType DType) ParseDeviceAndDtype(string device, string dtype)
+    {
+        CheckDtypeFor(device, dtype);
+        return (ParseDevice(device), ParseDtype(dtype));
+    }
 }

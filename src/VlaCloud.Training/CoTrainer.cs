@@ -95,7 +95,7 @@ public static class CoTrainer
             var saved = CoTrainingOptions.FromJson(File.ReadAllText(Path.Combine(resume.Directory, OptionsFile)));
             if (saved.ToJson() != options.ToJson())
                 throw new ArgumentException($"{resume.Directory} was saved with other training options; resume with the same options");
-            policy = VlaPolicy.Load(resume.PolicyDirectory, initial.Device.type == DeviceType.CPU ? "cpu" : initial.Device.ToString(), DTypeName(initial));
+            policy = VlaPolicy.Load(resume.PolicyDirectory, initial.DeviceName, initial.DTypeName);
         }
         else
         {
@@ -202,7 +202,7 @@ public static class CoTrainer
         var config = ConfigFor(initial.Config, options);
         if (words) config = config with { TextVocabSize = (grown ?? initial.Tokenizer).TextVocabSize };
         if (config == initial.Config) return initial;
-        var copy = VlaPolicy.Create(config, initial.Normalization, options.Seed, initial.Device.type == DeviceType.CPU ? "cpu" : initial.Device.ToString(), DTypeName(initial),
+        var copy = VlaPolicy.Create(config, initial.Normalization, options.Seed, initial.DeviceName, initial.DTypeName,
             grown?.Json ?? initial.TokenizerJson);
         using var rows = grown is null ? null : tensor(initial.Tokenizer.IdsIn(grown).Select(i => (long)i).ToArray(), device: copy.Device);
         var weights = initial.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
@@ -218,8 +218,6 @@ public static class CoTrainer
         }
         return copy;
     }
-
-    private static string DTypeName(VlaPolicy policy) => policy.DType == ScalarType.BFloat16 ? "bf16" : "fp32";
 
     private static TrainingCheckpoint Save(string root, int step, VlaPolicy policy, OptimizerHelper optimizer, CoTrainingOptions options, TrainingProgress metrics)
     {

@@ -27,6 +27,13 @@ public sealed class LoadFailureTests(TinyCheckpoints checkpoints) : IClassFixtur
         engine.RunAsync(new InferenceRequest(checkpoint, TinyCheckpoints.Observation(0), 1, 2, null, DateTimeOffset.UtcNow.AddMinutes(1)), CancellationToken.None);
 
     [Fact]
+    public void A_dtype_the_device_cannot_run_fails_the_start_rather_than_every_load()
+    {
+        var error = Assert.Throws<ArgumentException>(() => Engine(new DirectoryCheckpointSource(checkpoints.Root), o => o.DType = "fp16"));
+        Assert.Contains("needs a CUDA device", error.Message);
+    }
+
+    [Fact]
     public async Task A_checkpoint_that_cannot_be_served_is_refused_from_memory_without_another_load()
     {
         // A consistent checkpoint whose config.json asks for 100000 decoder layers.

@@ -123,7 +123,7 @@ public sealed class InternVlaM1 : nn.Module<IReadOnlyList<IReadOnlyList<CameraIm
         var states = new Tensor[q.EndLayer];
         foreach (var (index, hidden) in output.HiddenStates) states[index] = hidden;
         var pixels = dino.Prepare(views).ToTensor();                                                   // (B·V, 3, H, W)
-        var dinoViews = pixels.view(views.Count, views[0].Count, 3, pixels.shape[2], pixels.shape[3]).to(DType, Device);
+        var dinoViews = HostUpload.ToDevice(pixels.view(views.Count, views[0].Count, 3, pixels.shape[2], pixels.shape[3]), Device, DType);
         var dinoTokens = heads.DinoTokens(dinoViews);                                                    // (B, V·N, D_vlm)
         var condition = heads.call(states, dinoTokens.to(states[q.StartLayer].dtype));                   // (B, Q, D)
         if (stateProjector is not null)
@@ -246,9 +246,9 @@ public sealed class InternVlaM1 : nn.Module<IReadOnlyList<IReadOnlyList<CameraIm
             }
         }
         return new QwenInputs(
-            tensor(ids, [chats.Count, length], device: Device),
-            tensor(mask, [chats.Count, length], device: Device),
-            batch.PixelValues.ToTensor().to(DType, Device),
+            HostUpload.ToDevice(tensor(ids, [chats.Count, length]), Device),
+            HostUpload.ToDevice(tensor(mask, [chats.Count, length]), Device),
+            HostUpload.ToDevice(batch.PixelValues.ToTensor(), Device, DType),
             batch.GridThwTensor());
     }
 }

@@ -178,7 +178,7 @@ public sealed class Qwen25Vl : nn.Module<QwenInputs, QwenForwardOptions?, QwenOu
     {
         using var scope = NewDisposeScope();
         var grids = ReadGrids(pixelValues, imageGridThw);
-        return backbone.Visual.call(pixelValues.to(Device), grids).MoveToOuterDisposeScope();
+        return backbone.Visual.call(HostUpload.ToDevice(pixelValues, Device), grids).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -301,7 +301,8 @@ public sealed class Qwen25Vl : nn.Module<QwenInputs, QwenForwardOptions?, QwenOu
         }
         else if (inputs.ImageGridThw is not null || imageTokens > 0)
             throw new ArgumentException("input_ids hold image tokens (or an image grid is given) but there are no pixel_values");
-        return new Prompt(ids.to(int64).to(device), mask.to(device), inputs.PixelValues?.to(device), grids, inputs.AttentionMask is not null);
+        return new Prompt(HostUpload.ToDevice(ids, device, int64), HostUpload.ToDevice(mask, device),
+            inputs.PixelValues is { } hostPixels ? HostUpload.ToDevice(hostPixels, device) : null, grids, inputs.AttentionMask is not null);
     }
 
     private ImageGrid[] ReadGrids(Tensor pixels, Tensor imageGridThw)
