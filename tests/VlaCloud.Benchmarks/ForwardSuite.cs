@@ -123,7 +123,7 @@ internal sealed class ForwardSuite : IBenchmarkSuite
     }
 
     /// <summary>CPU and wall milliseconds per call of <paramref name="step"/>, repeated for about <paramref name="duration"/>.</summary>
-    private static (double CpuMs, double WallMs) Measure(Action step, TimeSpan duration)
+    internal static (double CpuMs, double WallMs) Measure(Action step, TimeSpan duration)
     {
         var cpu = CpuNow();
         var watch = Stopwatch.StartNew();
@@ -141,16 +141,16 @@ internal sealed class ForwardSuite : IBenchmarkSuite
 
     private static long[] Seeds(int batch) => [.. Enumerable.Range(0, batch).Select(i => (long)i)];
 
-    private static VlaPolicy St4Vla()
+    internal static VlaPolicy St4Vla(string device = "cpu", string dtype = "fp32")
     {
         var stats = new Dictionary<string, NormalizationStats>
         {
             ["arm"] = TestPolicies.IdentityStats(7, 8, binaryActionDims: [6]),
         };
-        return VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: 1);
+        return VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: 1, device: device, dtype: dtype);
     }
 
-    private static Observation St4VlaObservation()
+    internal static Observation St4VlaObservation()
     {
         var size = PolicyConfig.Tiny.ImageSize;
         var rgb = new byte[size * size * 3];
@@ -159,7 +159,7 @@ internal sealed class ForwardSuite : IBenchmarkSuite
             [.. Enumerable.Range(0, 8).Select(d => (float)Math.Sin(d))], "arm");
     }
 
-    private static Observation M1Observation()
+    internal static Observation M1Observation()
     {
         var side = TinyInternVlaM1.ImageSize;
         var rgb = new byte[side * side * 3];
@@ -175,12 +175,12 @@ internal sealed class ForwardSuite : IBenchmarkSuite
 
     internal static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 
-    private static void Add(Dictionary<(string, int), List<double>> figures, (string, int) key, double value)
+    internal static void Add(Dictionary<(string, int), List<double>> figures, (string, int) key, double value)
     {
         if (!figures.TryGetValue(key, out var list)) figures[key] = list = [];
         list.Add(value);
     }
 
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+    internal static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 
 }
