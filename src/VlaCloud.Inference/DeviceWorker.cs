@@ -87,6 +87,11 @@ internal sealed class DeviceWorker : IDisposable
 
     private long liveTensors;
 
+    /// <summary>The worker thread's Linux thread id once it has started; 0 before, or where the platform does not say.</summary>
+    public int OsThreadId => Volatile.Read(ref osThreadId);
+
+    private int osThreadId;
+
     public int Pending
     {
         get { lock (gate) return pending.Count; }
@@ -103,6 +108,7 @@ internal sealed class DeviceWorker : IDisposable
 
     private void Run()
     {
+        Volatile.Write(ref osThreadId, CurrentOsThreadId());
         // The thread's first parallel operation adopts the process's thread count (TorchThreads) and, doing so, resets
         // oneDNN's cache; asking for the count here does that before the first batch instead of inside it.
         logger.LogInformation("Inference worker on {Device} runs libtorch on {Threads} threads", Device, TorchSharp.torch.get_num_threads());
@@ -177,6 +183,28 @@ internal sealed class DeviceWorker : IDisposable
             item.Lease.Dispose();
         }
         return batch;
+    }
+
+    /// <summary>
+    /// The calling thread's Linux thread id, read from <c>/proc/thread-self</c> (a link to <c>&lt;pid&gt;/task/&lt;tid&gt;</c>),
+    /// so no native call is needed; 0 elsewhere.
+    /// </summary>
+    private static int CurrentOsThreadId()
+    {
+        if (!OperatingSystem.IsLinux()) return 0;
+        try
+        {
+            var link = new FileInfo("/proc/thread-self").LinkTarget;
+            return link is not null && int.TryParse(Path.GetFileName(link), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var tid) ? tid : 0;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return 0;
+        }
     }
 
     /// <summary>Starts a batch: its point guides if the model asks for them, its prefix and its noise; it joins the batches in flight.</summary>

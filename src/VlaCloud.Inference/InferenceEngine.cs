@@ -52,6 +52,13 @@ public sealed class InferenceEngine : IDisposable
     /// <summary>Tensors alive on the worker threads after their last batch; flat over time unless something leaks.</summary>
     public long LiveTensors => workers.Sum(w => w.LiveTensors);
 
+    /// <summary>
+    /// The operating system's thread ids (Linux <c>tid</c>s) of the device workers' threads, for a benchmark or profiler
+    /// to tell the forward's CPU time from the rest of the process (<c>/proc/self/task/&lt;tid&gt;/stat</c>). Empty where
+    /// the platform does not say (not Linux) or before the threads have started.
+    /// </summary>
+    public IReadOnlyList<int> WorkerOsThreadIds => workers.Select(w => w.OsThreadId).Where(id => id > 0).ToList();
+
     /// <summary>Each device's model cache.</summary>
     public IReadOnlyList<ModelCacheStats> CacheStats => workers.Select(w => w.Cache.Stats).ToList();
 

@@ -85,7 +85,11 @@ internal sealed class BenchmarkEnvironment : IAsyncDisposable
     /// </summary>
     public async Task<BenchmarkHost> StartHostAsync(IReadOnlyDictionary<string, string?>? overrides, CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Benchmark" });
+        // An empty content root of its own: by default it is the working directory (the repository), which the host
+        // watches for appsettings changes, and every write under it (Postgres' files in .local/, a profiler's output)
+        // then woke the file watcher, ~0.3 ms of CPU per request. Production's content root is the image's /app.
+        var contentRoot = Directory.CreateDirectory(Path.Combine(Root, "content-root")).FullName;
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Benchmark", ContentRootPath = contentRoot });
         builder.Configuration.AddInMemoryCollection(settings);
         if (overrides is not null) builder.Configuration.AddInMemoryCollection(overrides);
         builder.WebHost.UseUrls("http://127.0.0.1:0");

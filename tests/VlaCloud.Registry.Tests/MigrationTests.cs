@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Migrations;
 using Npgsql;
@@ -35,6 +36,26 @@ public sealed class MigrationTests(ServicesFixture services)
         Assert.Superset(new HashSet<string>(["tenants", "api_keys", "embodiments", "checkpoints", "aliases", "alias_moves", "artifacts", "model_version_counters", "usage_days"]),
             tables.ToHashSet());
     }
+
+    [Fact]
+    public async Task Migrating_a_fresh_database_logs_no_failed_command()
+    {
+        // EF's migrator used to read the history table before creating it: one failed SELECT, logged at error level, on every fresh install.
+        var connectionString = await services.CreateDatabaseAsync();
+        var failed = new List<string>();
+        var options = new DbContextOptionsBuilder<RegistryDbContext>();
+        RegistryServiceCollectionExtensions.ConfigureNpgsql(options, connectionString)
+            .LogTo(message => { lock (failed) failed.Add(message); }, [RelationalEventId.CommandError, RelationalEventId.ConnectionError]);
+        await using var db = new RegistryDbContext(options.Options);
+
+        await RegistryMigrations.MigrateAsync(db);
+
+        Assert.Empty(failed);
+        Assert.Empty(await db.Database.GetPendingMigrationsAsync());
+        await RegistryMigrations.MigrateAsync(db); // and again, on a migrated database
+        Assert.Empty(failed);
+    }
+
     [Fact]
     public async Task Private_embodiments_that_shadow_a_public_name_are_renamed_by_their_migration_and_keep_their_checkpoints()
     {

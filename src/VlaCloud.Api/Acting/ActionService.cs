@@ -85,7 +85,7 @@ public abstract record ActOutcome
 /// through the batching engine, meter it.
 /// </summary>
 public sealed class ActionService(
-    CheckpointRegistry registry,
+    IServiceProvider services,
     InferenceEngine engine,
     IUsageMeter usage,
     UsageBuffer buffer,
@@ -134,6 +134,9 @@ public sealed class ActionService(
 
     private async Task<BoundCheckpoint> ResolveFromRegistryAsync(string reference, string? embodiment, CancellationToken cancellationToken)
     {
+        // Taken from the request's scope only here: the resolution cache answers most requests, and a registry (with
+        // its DbContext) made for every request that never queries cost a measurable share of a request's CPU.
+        var registry = services.GetRequiredService<CheckpointRegistry>();
         var checkpoint = await registry.ResolveAsync(reference, embodiment, cancellationToken);
         var target = checkpoint.Embodiment ?? await registry.FindEmbodimentAsync(checkpoint.EmbodimentId.ToString(), cancellationToken)
                      ?? throw new InvalidOperationException($"Checkpoint {checkpoint.Id} has no embodiment.");

@@ -23,7 +23,7 @@ internal sealed class DatabaseInitializer(
         var db = scope.ServiceProvider.GetRequiredService<RegistryDbContext>();
         if (options.Value.MigrateOnStart)
         {
-            await db.Database.MigrateAsync(cancellationToken);
+            await RegistryMigrations.MigrateAsync(db, cancellationToken);
             logger.LogInformation("Registry database is at migration {Migration}",
                 (await db.Database.GetAppliedMigrationsAsync(cancellationToken)).LastOrDefault());
         }

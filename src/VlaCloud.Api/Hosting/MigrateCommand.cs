@@ -35,9 +35,11 @@ public static class MigrateCommand
         {
             await using var scope = host.Services.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<RegistryDbContext>();
+            // Before the pending migrations are listed: on a fresh database that read would fail (and log the failure).
+            await RegistryMigrations.EnsureHistoryTableAsync(db, cancellationToken);
             var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
             logger.LogInformation("Applying {Count} pending registry migration(s): {Migrations}", pending.Count, string.Join(", ", pending));
-            await db.Database.MigrateAsync(cancellationToken);
+            await RegistryMigrations.MigrateAsync(db, cancellationToken);
 
             await using (var connection = new NpgsqlConnection(RegistryServiceCollectionExtensions.RequireConnectionString(builder.Configuration)))
             {

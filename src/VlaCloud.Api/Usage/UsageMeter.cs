@@ -56,8 +56,14 @@ public sealed record ComputeCounterRead(ComputeCounterProbe Probe, RedisValue Va
 /// the quota check. A record is billed exactly once: it is one Postgres transaction, and the Redis copy is then set
 /// to the month's total from Postgres, which a retry or a Redis outage cannot count twice.
 /// </summary>
-public sealed class UsageMeter(RegistryDbContext db, IConnectionMultiplexer redis, RedisKeyspace keyspace, TimeProvider clock, ILogger<UsageMeter> logger) : IUsageMeter
+public sealed class UsageMeter(IServiceProvider services, IConnectionMultiplexer redis, RedisKeyspace keyspace, TimeProvider clock, ILogger<UsageMeter> logger) : IUsageMeter
 {
+    // The scope's context, taken when Postgres is first asked: the quota check of a request reads Redis and, but for a
+    // missing counter, never queries, so a DbContext made for every request was waste.
+    private RegistryDbContext? context;
+
+    private RegistryDbContext Db => context ??= services.GetRequiredService<RegistryDbContext>();
+
     // KEYS: the month counter. ARGV: the month total from Postgres, expiry in seconds. Only ever raises the counter:
     // two replicas' totals may arrive out of order, and the later-read (larger) one is the right one.
     private const string RaiseScript = """
@@ -105,9 +111,9 @@ public sealed class UsageMeter(RegistryDbContext db, IConnectionMultiplexer redi
         var now = clock.GetUtcNow();
         var day = DateOnly.FromDateTime(now.UtcDateTime);
         long total;
-        await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
+        await using (var transaction = await Db.Database.BeginTransactionAsync(cancellationToken))
         {
-            await db.Database.ExecuteSqlAsync($"""
+            await Db.Database.ExecuteSqlAsync($"""
                 INSERT INTO usage_days (tenant_id, day, checkpoint_id, requests, actions, compute_ms)
                 VALUES ({usage.TenantId}, {day}, {usage.CheckpointId}, {usage.Requests}, {usage.Actions}, {usage.ComputeMs})
                 ON CONFLICT (tenant_id, day, checkpoint_id) DO UPDATE SET
@@ -133,7 +139,7 @@ public sealed class UsageMeter(RegistryDbContext db, IConnectionMultiplexer redi
     private Task<long> UsedThisMonthFromDatabaseAsync(Guid tenantId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var first = new DateOnly(now.UtcDateTime.Year, now.UtcDateTime.Month, 1);
-        return db.UsageDays.IgnoreQueryFilters()
+        return Db.UsageDays.IgnoreQueryFilters()
             .Where(u => u.TenantId == tenantId && u.Day >= first)
             .SumAsync(u => u.ComputeMs, cancellationToken);
     }
