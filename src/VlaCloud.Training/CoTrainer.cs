@@ -74,6 +74,10 @@ public static class CoTrainer
     /// (<see cref="OperationCanceledException"/>). The returned policy is a new instance unless
     /// <paramref name="initial"/> already had the options' switches and an up-to-date vocabulary (see
     /// <see cref="PolicyTokenizer.GrownToBuiltInWords"/>) and the run did not resume.
+    /// <paramref name="atCheckpoint"/>, when given, is called on the training thread with the step and the policy at
+    /// every checkpoint step (each <see cref="CoTrainingOptions.CheckpointInterval"/> and the last step), whether or not
+    /// a checkpoint directory is given, after the checkpoint is saved; it must not change the weights. It is for
+    /// measurements along the run, such as <see cref="ConditionCheck.Measure"/>.
     /// </summary>
     public static CoTrainingResult Train(
         VlaPolicy initial,
@@ -81,7 +85,8 @@ public static class CoTrainer
         CoTrainingOptions options,
         string? checkpointDirectory = null,
         IProgress<TrainingProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        Action<int, VlaPolicy>? atCheckpoint = null)
     {
         options.Validate();
         if (options.SpatialPretrainSteps > 0 && data.Spatial.Count == 0)
@@ -155,6 +160,9 @@ public static class CoTrainer
                 var due = options.CheckpointInterval > 0 && done % options.CheckpointInterval == 0;
                 if (checkpointDirectory is not null && (due || done == options.Steps))
                     checkpoints.Add(Save(checkpointDirectory, done, policy, helper, options, last));
+                // After the save, so a measurement that fails does not lose the checkpoint. Measurements reseed the
+                // global generator, which the next step reseeds anyway: the run's result does not change.
+                if (due || done == options.Steps) atCheckpoint?.Invoke(done, policy);
             }
         }
         catch

@@ -107,11 +107,24 @@ public sealed class SimTrainCliTests : IDisposable
     {
         await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
         await OkAsync("sim", "generate", "-o", In("stills"), "-n", "4", "--split", "grounding", "--frames-per-episode", "1");
-        var trained = await OkLabAsync("sim", "train", "--config", "m1-tiny", "--mode", mode, "--steps", "2", "--batch-size", "2", "--data", In("train"), "--grounding", In("stills"), "-o", In("m1"));
+        var trained = await OkLabAsync("sim", "train", "--config", "m1-tiny", "--mode", mode, "--steps", "2", "--batch-size", "2", "--checkpoint-interval", "1",
+            "--vlm-lr", "0.001", "--expert-lr", "0.002", "--rest-lr", "0.0015", "--data", In("train"), "--grounding", In("stills"), "-o", In("m1"));
         // Every run says whether its action head reads the observation, on screen and in summary.json.
         Assert.Contains("with another frame's", trained.Out);
         var check = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("m1/summary.json"))).RootElement.GetProperty("condition_check");
         Assert.True(check.GetProperty("own_observation").GetDouble() > 0 && check.GetProperty("other_observation").GetDouble() > 0, check.ToString());
+        // ... and at every checkpoint in condition.jsonl, the last line being the final policy's check.
+        var lines = (await File.ReadAllLinesAsync(In("m1/condition.jsonl"))).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal([1, 2], lines.Select(l => l.GetProperty("step").GetInt32()));
+        Assert.Equal(check.GetProperty("own_observation").GetDouble(), lines[^1].GetProperty("own_observation").GetDouble());
+        Assert.Equal(1 - lines[0].GetProperty("own_observation").GetDouble() / lines[0].GetProperty("other_observation").GetDouble(), lines[0].GetProperty("gap").GetDouble(), 1e-12);
+        // The three learning rates given are the run's peaks.
+        var options = CoTrainingOptions.FromJson(File.ReadAllText(Path.Combine(In("m1"), "checkpoints", "step-00000002", "options.json")));
+        Assert.Equal((0.001, 0.002, 0.0015), (options.VlmLearningRate, options.ExpertLearningRate, options.RestLearningRate));
+        var badRate = await Vlacloud.RunLabAsync(env, "sim", "train", "--steps", "1", "--expert-lr", "0", "--data", In("train"), "-o", In("refused"));
+        Assert.Equal(2, badRate.ExitCode);
+        Assert.Contains("--expert-lr must be in (0, 1)", badRate.Error);
+        Assert.False(Directory.Exists(In("refused")));
 
         var run = await OkLabAsync("sim", "evaluate", "--checkpoint", In("m1"), "-n", "1", "--seed-base", "7000", "--splits", "seen", "unseen", "--json", In("eval.json"));
         Assert.StartsWith("success_unseen: ", run.Out.TrimEnd().Split('\n')[^1]);
@@ -136,18 +149,21 @@ public sealed class SimTrainCliTests : IDisposable
         var dry = await OkLabAsync("sim", "recipe", "--scale", "full", "--dry-run", "-o", In("plan"));
         Assert.Contains("total: ", dry.Out);
         Assert.Contains("--seed-base 100000", dry.Out);
+        // Every action run of the plan gets the recipe's fine-tuning rates; the base keeps the defaults.
+        Assert.Contains("--vlm-lr 0.001 --expert-lr 0.002 --rest-lr 0.002", dry.Out);
+        Assert.DoesNotContain("--vlm-lr", dry.Out.Split('\n').Single(l => l.StartsWith("base ", StringComparison.Ordinal)));
         Assert.False(Directory.Exists(In("plan/base")));
 
         var run = await OkLabAsync("sim", "recipe", "--scale", "smoke", "-o", In("recipe"));
         var recipe = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("recipe/recipe.json"))).RootElement;
         var record = recipe.GetProperty("recipe");
-        Assert.Equal("sim-m1-recipe-v1-smoke", record.GetProperty("name").GetString());
+        Assert.Equal("sim-m1-recipe-v2-smoke", record.GetProperty("name").GetString());
         Assert.Equal([0L, 1L, 2L], record.GetProperty("seeds").EnumerateArray().Select(s => s.GetInt64()));
         Assert.NotEqual(record.GetProperty("dev_seed_base").GetInt64(), record.GetProperty("report_seed_base").GetInt64());
         Assert.Contains("{instruction}", recipe.GetProperty("questions").GetProperty("point").GetString());
 
         var metrics = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("recipe/demo/metrics.json"))).RootElement;
-        Assert.Equal("sim-m1-recipe-v1-smoke", metrics.GetProperty("recipe").GetString());
+        Assert.Equal("sim-m1-recipe-v2-smoke", metrics.GetProperty("recipe").GetString());
         Assert.Matches("^([0-9a-f]{40}(-dirty)?|unknown)$", metrics.GetProperty("commit").GetString());
         Assert.Equal(1, metrics.GetProperty("reporting").GetProperty("unseen").GetProperty("episodes").GetInt32());
 

@@ -122,6 +122,26 @@ public sealed class CoTrainerTests(SimDataFixture fixture)
     }
 
     [Fact]
+    public void The_checkpoint_callback_sees_every_checkpoint_step_and_a_condition_check_in_it_leaves_the_run_unchanged()
+    {
+        var options = SimDataFixture.Options(6) with { CheckpointInterval = 4 };
+        float[] Weights(VlaPolicy p) => [.. p.Parameters().SelectMany(x => x.detach().cpu().data<float>().ToArray())];
+        float[] plain;
+        using (var initial = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options))
+        using (var result = CoTrainer.Train(initial, fixture.Data, options).Policy)
+            plain = Weights(result);
+
+        var seen = new List<(int Step, double Gap)>();
+        using var again = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options);
+        using var measured = CoTrainer.Train(again, fixture.Data, options,
+            atCheckpoint: (step, policy) => seen.Add((step, ConditionCheck.Measure(policy, fixture.Data, batches: 1, batchSize: 2).Gap))).Policy;
+        // Every interval and the last step, with or without a checkpoint folder.
+        Assert.Equal([4, 6], seen.Select(s => s.Step));
+        // The measurement reseeds the global generator, which each step reseeds anyway: the same weights to the bit.
+        Assert.Equal(plain, Weights(measured));
+    }
+
+    [Fact]
     public void A_run_resumed_from_its_mid_run_checkpoint_ends_where_the_uninterrupted_run_ends()
     {
         var options = SimDataFixture.Options(8) with { CheckpointInterval = 4 };

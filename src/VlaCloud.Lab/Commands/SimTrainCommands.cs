@@ -27,7 +27,7 @@ internal static class SimTrainCommands
         config.AcceptOnlyFromAmong(["tiny", "small", .. InternVlaM1Sizes.BuiltIn.Keys]);
         var steps = new Option<int>("--steps") { Description = "Optimizer steps", DefaultValueFactory = _ => 1000 };
         var seed = new Option<long>("--seed") { Description = "Seed of weights, data order and noise", DefaultValueFactory = _ => 0 };
-        var output = new Option<DirectoryInfo>("--out", "-o") { Description = "Run folder: checkpoints/ (resumable), policy/ and policy.tar, metrics.jsonl", Required = true };
+        var output = new Option<DirectoryInfo>("--out", "-o") { Description = "Run folder: checkpoints/ (resumable), policy/ and policy.tar, metrics.jsonl, condition.jsonl (own- vs other-observation action loss at each checkpoint)", Required = true };
         var data = new Option<DirectoryInfo>("--data") { Description = "Demonstrations (LeRobot); generated from the train split when missing", DefaultValueFactory = _ => new DirectoryInfo("data/sim-train") };
         var episodes = new Option<int>("--episodes") { Description = "Episodes to generate when --data is missing", DefaultValueFactory = _ => 200 };
         var grounding = new Option<DirectoryInfo>("--grounding") { Description = "Spatial grounding data (st4vla); generated from the grounding split when missing", DefaultValueFactory = _ => new DirectoryInfo("data/sim-grounding") };
@@ -44,7 +44,11 @@ internal static class SimTrainCommands
         kinds.AcceptOnlyFromAmong([.. SpatialPrompts.WireNames]);
         var decay = new Option<double>("--gradient-decay") { Description = "Scale of the action gradient into the VLM", DefaultValueFactory = _ => new CoTrainingOptions().GradientDecay };
         var spatialWeight = new Option<double>("--spatial-loss-weight") { Description = "Weight of the spatial cross-entropy", DefaultValueFactory = _ => new CoTrainingOptions().SpatialLossWeight };
-        var lr = new Option<double>("--lr-scale") { Description = "Multiplies every default learning rate", DefaultValueFactory = _ => 1.0 };
+        var lr = new Option<double>("--lr-scale") { Description = "Multiplies every default learning rate (not the ones given with --vlm-lr, --expert-lr, --rest-lr)", DefaultValueFactory = _ => 1.0 };
+        var defaultRates = new CoTrainingOptions();
+        var vlmLr = new Option<double?>("--vlm-lr") { Description = $"Peak learning rate of System 2 (the VLM); default {defaultRates.VlmLearningRate:G3} × --lr-scale" };
+        var expertLr = new Option<double?>("--expert-lr") { Description = $"Peak learning rate of the action expert; default {defaultRates.ExpertLearningRate:G3} × --lr-scale" };
+        var restLr = new Option<double?>("--rest-lr") { Description = $"Peak learning rate of the rest (queries, bridge); default {defaultRates.RestLearningRate:G3} × --lr-scale" };
         var warmup = new Option<int>("--warmup") { Description = "Warm-up steps", DefaultValueFactory = _ => new CoTrainingOptions().WarmupSteps };
         var patch = new Option<int?>("--patch-size") { Description = "ViT patch side (default: the config's); 16 on 64×64 images makes steps ~3× cheaper" };
         var stem = new Option<string?>("--vision-stem") { Description = "How the ViT turns pixels into patch tokens: patch (linear) or conv (convolutional stem); default: the config's" };
@@ -60,7 +64,8 @@ internal static class SimTrainCommands
         var interval = new Option<int>("--checkpoint-interval") { Description = "Steps between resumable checkpoints", DefaultValueFactory = _ => new CoTrainingOptions().CheckpointInterval };
         var command = new Command("train", "Train a policy on simulator demonstrations (st4vla co-training or the vanilla baseline); re-running resumes")
         {
-            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, kinds, decay, spatialWeight, lr, warmup, interval, patch, stem, init, guidance,
+            mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, kinds, decay, spatialWeight, lr, vlmLr, expertLr, restLr, warmup, interval,
+            patch, stem, init, guidance,
         };
         command.SetLocalAction(async (parse, cancellationToken) =>
         {
@@ -83,13 +88,19 @@ internal static class SimTrainCommands
             }
             var defaults = new CoTrainingOptions();
             var scale = parse.GetValue(lr);
+            foreach (var rate in new[] { vlmLr, expertLr, restLr })
+                if (parse.GetValue(rate) is { } given && !(given > 0 && given < 1))
+                {
+                    ApiCommand.Error($"{rate.Name} must be in (0, 1)");
+                    return ApiCommand.LocalError;
+                }
             var options = new CoTrainingOptions
             {
                 Steps = parse.GetValue(steps), Seed = parse.GetValue(seed), BatchSize = parse.GetValue(batch),
                 SpatialRatio = parse.GetValue(ratio), SpatialPretrainSteps = parse.GetValue(pretrain),
                 SpatialKinds = [.. parse.GetValue(kinds)!.Select(k => Enum.Parse<SpatialKind>(k, ignoreCase: true))], GradientDecay = parse.GetValue(decay), SpatialLossWeight = parse.GetValue(spatialWeight),
-                VlmLearningRate = defaults.VlmLearningRate * scale, ExpertLearningRate = defaults.ExpertLearningRate * scale,
-                RestLearningRate = defaults.RestLearningRate * scale, WarmupSteps = parse.GetValue(warmup),
+                VlmLearningRate = parse.GetValue(vlmLr) ?? defaults.VlmLearningRate * scale, ExpertLearningRate = parse.GetValue(expertLr) ?? defaults.ExpertLearningRate * scale,
+                RestLearningRate = parse.GetValue(restLr) ?? defaults.RestLearningRate * scale, WarmupSteps = parse.GetValue(warmup),
                 CheckpointInterval = parse.GetValue(interval), PointGuidance = parse.GetValue(guidance),
             };
             if (isVanilla) options = options.AsVanilla();
@@ -121,6 +132,20 @@ internal static class SimTrainCommands
             var checkpoints = Path.Combine(run, "checkpoints");
             if (CoTrainer.Latest(checkpoints) is { } latest) AnsiConsole.MarkupLine($"resuming from step {latest.Step}");
             await using var metrics = new StreamWriter(Path.Combine(run, "metrics.jsonl"), append: true);
+            // Whether the action head reads its observation, along the run: a low loss alone does not say it (see ConditionCheck).
+            // The same held batches, noise and shuffle at every checkpoint (the run's seed), so the lines compare.
+            await using var conditionLog = new StreamWriter(Path.Combine(run, "condition.jsonl"), append: true);
+            (int Step, ConditionUse Use)? lastCondition = null;
+            void MeasureCondition(int step, VlaPolicy trained)
+            {
+                var use = ConditionCheck.Measure(trained, trainingData, seed: options.Seed);
+                lastCondition = (step, use);
+                conditionLog.WriteLine(JsonSerializer.Serialize(new
+                {
+                    step, own_observation = use.OwnObservation, other_observation = use.OtherObservation, gap = use.Gap, batches = use.Batches,
+                }, MetricsJson));
+                conditionLog.Flush();
+            }
             CoTrainingResult? result = null;
             await AnsiConsole.Progress().Columns(
                 [new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn()])
@@ -134,11 +159,11 @@ internal static class SimTrainCommands
                             $"step {p.Step} loss {p.Loss:F3} (act {p.ActionLoss:F3}{(p.SpatialLoss is { } s ? $", sp {s:F3}" : "")}) lr {p.ExpertLearningRate:E1} {p.StepsPerSecond:F2} steps/s");
                         if (p.Step % 10 == 0 || p.Step == p.TotalSteps) metrics.WriteLine(JsonSerializer.Serialize(p, MetricsJson));
                     });
-                    result = await Task.Run(() => CoTrainer.Train(initial, trainingData, options, checkpoints, progress, cancellationToken), cancellationToken);
+                    result = await Task.Run(() => CoTrainer.Train(initial, trainingData, options, checkpoints, progress, cancellationToken, MeasureCondition), cancellationToken);
                 });
             using var policy = result!.Policy;
-            // A low action loss alone does not say the policy acts on what it sees; this does (see ConditionCheck).
-            var condition = ConditionCheck.Measure(policy, trainingData, seed: options.Seed);
+            // The last checkpoint's measurement is the final policy's; a run that resumed at its end measures afresh.
+            var condition = lastCondition is { } measured && measured.Step == options.Steps ? measured.Use : ConditionCheck.Measure(policy, trainingData, seed: options.Seed);
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                 $"action loss with each chunk's own observation {condition.OwnObservation:F4}, with another frame's {condition.OtherObservation:F4}: the observation explains {condition.Gap:P1} of it{(condition.Gap < 0.05 ? " [yellow](the action head barely reads the observation)[/]" : "")}"));
             policy.Save(Path.Combine(run, "policy"));
