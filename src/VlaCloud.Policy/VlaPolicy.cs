@@ -17,7 +17,7 @@ public sealed record PolicyLoss(Tensor Total, Tensor? Action, Tensor? Spatial);
 public sealed record PolicyParameterGroups(IReadOnlyList<Parameter> Vlm, IReadOnlyList<Parameter> ActionExpert, IReadOnlyList<Parameter> Rest);
 
 /// <summary>
-/// The ST4VLA policy: two verbs, <see cref="ComputeLoss"/> and <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?)"/>,
+/// The ST4VLA policy: two verbs, <see cref="ComputeLoss"/> and <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?, IReadOnlyList{string?})"/>,
 /// plus <see cref="GenerateSpatial"/>, saving and loading. Inputs and outputs are plain data.
 /// Not thread-safe: one thread (an inference worker or a training loop) uses an instance at a time.
 /// </summary>
@@ -108,6 +108,8 @@ public sealed partial class VlaPolicy : IDisposable
     {
         stats.Validate(Config, embodiment);
         normalization[embodiment] = stats;
+        // The state is normalised with them before it joins the prefix (M1), so cached prefixes may be stale.
+        Prefixes.Clear();
     }
 
     /// <summary>
@@ -138,7 +140,11 @@ public sealed partial class VlaPolicy : IDisposable
     }
 
     /// <summary>Frees the weights.</summary>
-    public void Dispose() => family.Dispose();
+    public void Dispose()
+    {
+        Prefixes.Dispose();
+        family.Dispose();
+    }
 
     private static readonly object InitLock = new();
 
