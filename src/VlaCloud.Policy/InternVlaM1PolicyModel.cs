@@ -79,7 +79,7 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
     /// The action condition of <c>predict_action</c> for observations with the same camera count: the cameras resized,
     /// the lower-cased instruction in the prompt, the state.
     /// </summary>
-    private Tensor Condition(IReadOnlyList<Observation> batch)
+    internal Tensor Condition(IReadOnlyList<Observation> batch)
     {
         var views = M1.ResizeViews(batch.Select(o => o.Images));
         // predict_action lower-cases the instructions.

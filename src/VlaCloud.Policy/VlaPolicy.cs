@@ -60,6 +60,9 @@ public sealed partial class VlaPolicy : IDisposable
     /// <summary>The ST4VLA family's composition, for tests and benchmarks that reach into its forward passes.</summary>
     internal St4VlaPolicyModel St4Vla => family as St4VlaPolicyModel ?? throw new InvalidOperationException($"an {Config.Family} policy has no ST4VLA model");
     internal St4VlaModel Model => St4Vla.Model;
+
+    /// <summary>The InternVLA-M1 family's composition, for tests and benchmarks that reach into its forward passes.</summary>
+    internal InternVlaM1PolicyModel InternVlaM1 => family as InternVlaM1PolicyModel ?? throw new InvalidOperationException($"an {Config.Family} policy has no InternVLA-M1 model");
     private nn.Module Module => family.Module;
 
     /// <summary>
