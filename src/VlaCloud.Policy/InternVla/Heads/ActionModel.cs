@@ -128,13 +128,14 @@ public sealed class ActionModel : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Di
     /// </remarks>
     public DdimSampling StartSampling(Tensor condition, Tensor? initialNoise = null, double? cfgScale = null, int? ddimSteps = null)
     {
-        if (initialNoise is not null && initialNoise.dtype != ScalarType.Float32) return StartSamplingUnprepared(condition, initialNoise, cfgScale, ddimSteps);
+        // The state's dtype is the noise's, or the condition's when the noise is drawn (as before); only float32 is prepared.
+        if ((initialNoise?.dtype ?? condition.dtype) != ScalarType.Float32) return StartSamplingUnprepared(condition, initialNoise, cfgScale, ddimSteps);
         var scale = cfgScale ?? config.CfgScale;
         var process = Ddim(ddimSteps ?? config.DdimSteps);
         var b = condition.shape[0];
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var x = initialNoise ?? randn([b, config.ChunkLength, config.ActionDim], float32, condition.device);
+        var x = initialNoise ?? randn([b, config.ChunkLength, config.ActionDim], condition.dtype, condition.device);
         if (!x.shape.SequenceEqual(new[] { b, config.ChunkLength, config.ActionDim }))
             throw new ArgumentException($"the initial noise must be [{b}, {config.ChunkLength}, {config.ActionDim}]");
         var weights = condition.dtype;
