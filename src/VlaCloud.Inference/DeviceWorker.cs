@@ -218,7 +218,8 @@ internal sealed class DeviceWorker : IDisposable
             var observations = batch.Select(i => i.Request.Observation).ToList();
             // Asked here rather than inside the sampling so each response can say where its actions were aimed.
             var guides = policy.Config.PointGuidance ? policy.GeneratePointGuides(observations) : null;
-            var sampling = policy.StartSampling(observations, batch.Select(i => i.Request.Seed).ToList(), batch[0].Request.Steps, guides, batch[0].Request.CfgScale);
+            var sessions = batch.Any(i => i.Request.Session is not null) ? batch.Select(i => i.Request.Session).ToList() : null;
+            var sampling = policy.StartSampling(observations, batch.Select(i => i.Request.Seed).ToList(), batch[0].Request.Steps, guides, batch[0].Request.CfgScale, sessions);
             // It joins level with the batch furthest behind, its prefix counted as one step, so it neither waits for the
             // others' passes nor overtakes them for long; a tenant starting batch after batch pays for each prefix.
             var cohort = new Cohort(batch, sampling, guides, started, inFlight.Count == 0 ? 0 : inFlight.Min(c => c.Pass));

@@ -75,6 +75,14 @@ public sealed class InferenceOptions
     /// </summary>
     public int MaxInFlightBatchesPerTenant { get; set; } = 2;
 
+    /// <summary>
+    /// Sessions per loaded checkpoint whose last prefix (the VLM's condition for their last observation) is kept, so a
+    /// streaming client (<see cref="InferenceRequest.Session"/>: the openpi WebSocket route, <c>/v1/stream</c>) that sends
+    /// the same observation again skips the VLM; least recently used sessions are evicted past it, 0 turns the cache off.
+    /// Each entry is one observation's condition (Q × D floats: a few kB for the tiny models, ~200 kB for a released M1 in fp32).
+    /// </summary>
+    public int SessionPrefixes { get; set; } = VlaCloud.Policy.VlaPolicy.DefaultSessionPrefixes;
+
     /// <summary>Deadline of a request that names none.</summary>
     public TimeSpan DefaultTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

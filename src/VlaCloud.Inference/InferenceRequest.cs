@@ -13,9 +13,14 @@ namespace VlaCloud.Inference;
 /// <param name="CfgScale">Classifier-free guidance scale (InternVLA-M1 checkpoints), or null for the checkpoint's default.</param>
 /// <param name="Tenant">Who pays for it: the queue and each batch are shared fairly between tenants (null: one shared anonymous tenant).</param>
 /// <param name="Weight">The tenant's weight in that sharing (2 gets twice the share of 1).</param>
+/// <param name="Session">
+/// The connection or stream the request belongs to, or null (REST): a session's last prefix is kept per checkpoint and
+/// reused while its observation is unchanged (<see cref="InferenceOptions.SessionPrefixes"/>). It must not be shared
+/// between tenants; the routes that fill it make it unique per connection.
+/// </param>
 public sealed record InferenceRequest(
     string Checkpoint, Observation Observation, long Seed, int? Steps, SpatialKind? Spatial, DateTimeOffset Deadline,
-    double? CfgScale = null, string? Tenant = null, double Weight = 1);
+    double? CfgScale = null, string? Tenant = null, double Weight = 1, string? Session = null);
 
 /// <summary>The answer to an <see cref="InferenceRequest"/>, with no tensors in it.</summary>
 /// <param name="Actions">The action chunk <c>[H, action_dim]</c> in the embodiment's units.</param>

@@ -15,7 +15,12 @@ namespace VlaCloud.Inference;
 /// <param name="Evictions">Models evicted for the memory budget.</param>
 /// <param name="FailedLoads">Loads that failed.</param>
 /// <param name="Refused">Look-ups refused from a remembered failure, without a load.</param>
-public sealed record ModelCacheStats(string Device, int Models, long Bytes, long Hits, long Misses, long Loads, long Evictions, long FailedLoads = 0, long Refused = 0);
+/// <param name="PrefixHits">
+/// Observations whose prefix came from their session's cache (<see cref="InferenceOptions.SessionPrefixes"/>), over the
+/// models loaded now and those evicted before.
+/// </param>
+public sealed record ModelCacheStats(string Device, int Models, long Bytes, long Hits, long Misses, long Loads, long Evictions, long FailedLoads = 0, long Refused = 0,
+    long PrefixHits = 0);
 
 /// <summary>
 /// The models of one device. Loads on demand, once per checkpoint however many requests ask at the same
@@ -31,6 +36,8 @@ internal sealed class ModelCache(string device, string dtype, long budgetBytes, 
     private readonly Dictionary<string, Failure> failures = new(StringComparer.Ordinal);
     private readonly InferenceOptions settings = options ?? new InferenceOptions();
     private long hits, misses, loads, evictions, failedLoads, refused, clock;
+    // Prefix hits of the models evicted so far (a loaded model counts its own).
+    private long evictedPrefixHits;
 
     public string Device => device;
 
@@ -47,7 +54,8 @@ internal sealed class ModelCache(string device, string dtype, long budgetBytes, 
             lock (gate)
             {
                 var loaded = entries.Values.Where(e => e.Policy is not null).ToList();
-                return new(device, loaded.Count, loaded.Sum(e => e.Bytes), hits, misses, loads, evictions, failedLoads, refused);
+                return new(device, loaded.Count, loaded.Sum(e => e.Bytes), hits, misses, loads, evictions, failedLoads, refused,
+                    evictedPrefixHits + loaded.Sum(e => e.Policy!.PrefixHits));
             }
         }
     }
@@ -115,6 +123,7 @@ internal sealed class ModelCache(string device, string dtype, long budgetBytes, 
                 var loaded = VlaPolicy.Load(directory, device, dtype, maxWeightBytes: budgetBytes);
                 try
                 {
+                    loaded.SessionPrefixes = settings.SessionPrefixes;
                     WarmUp(loaded);
                 }
                 catch
@@ -191,6 +200,7 @@ internal sealed class ModelCache(string device, string dtype, long budgetBytes, 
             victim.Evicted = true;
             total -= victim.Bytes;
             evictions++;
+            evictedPrefixHits += victim.Policy!.PrefixHits;
             VlaCloudTelemetry.ModelCacheEvictions.Add(1);
             logger.LogInformation("Evicted checkpoint {Checkpoint} from {Device} to stay within {Budget} bytes", victim.Checkpoint, device, budgetBytes);
             if (victim.Leases == 0) victim.Policy!.Dispose();

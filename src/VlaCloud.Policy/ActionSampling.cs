@@ -8,7 +8,7 @@ namespace VlaCloud.Policy;
 /// A batch of action chunks being denoised, one step at a time (<see cref="VlaPolicy.StartSampling"/>). The observations'
 /// prefix (vision, language, condition) has been computed; each <see cref="Step"/> is one denoising step of the whole
 /// batch, so a caller (the inference worker) can run other batches' steps in between. The steps are the same arithmetic as
-/// <see cref="VlaPolicy.SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?)"/>,
+/// <see cref="VlaPolicy.SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?, IReadOnlyList{string?})"/>,
 /// which runs them back to back, so the result does not depend on what ran in between. Its tensors belong to no dispose
 /// scope; use it on one thread and dispose it.
 /// </summary>

@@ -41,7 +41,7 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
     /// counts run as separate groups (DINO stacks a sample's views), each a chain stepped together.
     /// </summary>
     public override ActionSampling StartSampling(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps,
-        IReadOnlyList<PointGuide?>? guides, double? cfgScale)
+        IReadOnlyList<PointGuide?>? guides, double? cfgScale, IReadOnlyList<string?>? sessions = null)
     {
         if (guides is not null) throw new ArgumentException("this policy has no point guidance to read the guides with");
         var action = M1.Config.Heads.ActionModel;
@@ -62,10 +62,7 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
             {
                 var members = group.ToArray();
                 var batch = members.Select(i => observations[i]).ToList();
-                var views = M1.ResizeViews(batch.Select(o => o.Images));
-                // predict_action lower-cases the instructions.
-                var prompts = batch.Select(o => M1.ActionPrompt(o.Instruction.ToLowerInvariant())).ToList();
-                var condition = M1.Condition(views, prompts, States(batch));                        // (B, Q, D)
+                var condition = CachedPrefix(batch, sessions is null ? null : [.. members.Select(i => sessions[i])], Condition); // (B, Q, D)
                 var noise = stack(members.Select(i => Noise(seeds[i], h, a)).ToArray());            // (B, H, A)
                 chains.Add((members, new DdimDenoising(M1.StartSampling(condition, noise, cfgScale, k))));
             }
@@ -76,6 +73,18 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
             throw;
         }
         return new ActionSampling(chains, stats, h, a, k);
+    }
+
+    /// <summary>
+    /// The action condition of <c>predict_action</c> for observations with the same camera count: the cameras resized,
+    /// the lower-cased instruction in the prompt, the state.
+    /// </summary>
+    internal Tensor Condition(IReadOnlyList<Observation> batch)
+    {
+        var views = M1.ResizeViews(batch.Select(o => o.Images));
+        // predict_action lower-cases the instructions.
+        var prompts = batch.Select(o => M1.ActionPrompt(o.Instruction.ToLowerInvariant())).ToList();
+        return M1.Condition(views, prompts, States(batch));                                         // (B, Q, D)
     }
 
     /// <summary>

@@ -75,9 +75,40 @@ internal abstract class PolicyModel(VlaPolicy policy) : IDisposable
     /// <summary>The spatial answers' cross-entropy of a non-empty list of samples, a float32 scalar in the caller's dispose scope.</summary>
     protected abstract Tensor SpatialLoss(IReadOnlyList<SpatialSample> samples);
 
-    /// <summary><see cref="VlaPolicy.StartSampling"/> for a non-empty batch with one seed per observation.</summary>
+    /// <summary>
+    /// <see cref="VlaPolicy.StartSampling"/> for a non-empty batch with one seed per observation and, when given, one
+    /// session id (or null) per observation whose prefix may come from and goes to the policy's session cache.
+    /// </summary>
     public abstract ActionSampling StartSampling(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps,
-        IReadOnlyList<PointGuide?>? guides, double? cfgScale);
+        IReadOnlyList<PointGuide?>? guides, double? cfgScale, IReadOnlyList<string?>? sessions = null);
+
+    /// <summary>
+    /// The batch's prefix (B, …), one row per observation: a row whose session holds the prefix of the same observation
+    /// comes from the cache (<see cref="SessionPrefixCache"/>); <paramref name="compute"/> runs once on the rest (or on the
+    /// whole batch when nothing hit, the same call as without the cache) and their rows of a session are kept for next time.
+    /// </summary>
+    protected Tensor CachedPrefix(IReadOnlyList<Observation> observations, IReadOnlyList<string?>? sessions, Func<IReadOnlyList<Observation>, Tensor> compute)
+    {
+        var cache = Policy.Prefixes;
+        if (sessions is null || cache.Capacity == 0 || sessions.All(s => s is null)) return compute(observations);
+        var n = observations.Count;
+        var keys = new byte[]?[n];
+        var hits = new Tensor?[n];
+        for (var i = 0; i < n; i++)
+        {
+            if (sessions[i] is not { } session) continue;
+            keys[i] = SessionPrefixCache.Key(observations[i]);
+            if (cache.TryGet(session, keys[i]!, out var prefix)) hits[i] = prefix;
+        }
+        var missing = Enumerable.Range(0, n).Where(i => hits[i] is null).ToArray();
+        var computed = missing.Length == 0 ? null : compute(missing.Length == n ? observations : [.. missing.Select(i => observations[i])]);
+        for (var j = 0; j < missing.Length; j++)
+            if (sessions[missing[j]] is { } session) cache.Put(session, keys[missing[j]]!, computed![j..(j + 1)]);
+        if (missing.Length == n) return computed!;
+        var rows = new Tensor[n];
+        for (int i = 0, j = 0; i < n; i++) rows[i] = hits[i] ?? computed![(j++)..j];
+        return cat(rows, 0);
+    }
 
     /// <summary><see cref="VlaPolicy.GenerateSpatial"/> for a non-empty batch.</summary>
     public abstract SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind);

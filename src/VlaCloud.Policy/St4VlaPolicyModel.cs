@@ -32,7 +32,7 @@ internal sealed partial class St4VlaPolicyModel(VlaPolicy policy, St4VlaModel mo
 
     /// <summary>Euler steps of the flow from each sample's seeded noise, the DiT conditioned on the VLM's latent queries.</summary>
     public override ActionSampling StartSampling(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps,
-        IReadOnlyList<PointGuide?>? guides, double? cfgScale)
+        IReadOnlyList<PointGuide?>? guides, double? cfgScale, IReadOnlyList<string?>? sessions = null)
     {
         var k = steps ?? Config.InferenceSteps;
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(steps), "at least one Euler step");
@@ -44,7 +44,7 @@ internal sealed partial class St4VlaPolicyModel(VlaPolicy policy, St4VlaModel mo
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         Model.eval();
-        var cond = Condition(observations, 1.0);                                                   // (B, Q, De)
+        var cond = CachedPrefix(observations, sessions, o => Condition(o, 1.0));                   // (B, Q, De)
         var state = States(observations);                                                          // (B, 2S) or null
         var points = guides is null ? null : PointFeatures(observations, guides);                  // (B, 6) or null
         var x = stack(seeds.Select(s => Noise(s, h, a)).ToArray()).to(DType, Device).DetachFromDisposeScope(); // (B, H, A)

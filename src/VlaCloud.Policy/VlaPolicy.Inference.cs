@@ -19,27 +19,50 @@ public sealed partial class VlaPolicy
     /// guidance off). The ST4VLA family has no guidance and ignores the scale.
     /// </remarks>
     public ActionChunk[] SampleActions(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null, IReadOnlyList<PointGuide?>? guides = null,
-        double? cfgScale = null)
+        double? cfgScale = null, IReadOnlyList<string?>? sessions = null)
     {
         if (observations.Count == 0) return [];
-        using var sampling = StartSampling(observations, seeds, steps, guides, cfgScale);
+        using var sampling = StartSampling(observations, seeds, steps, guides, cfgScale, sessions);
         while (!sampling.Done) sampling.Step();
         return sampling.Finish();
     }
 
     /// <summary>
-    /// <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?)"/>
+    /// <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?, IReadOnlyList{string?})"/>
     /// one denoising step at a time: computes the batch's prefix (vision, language, condition, the point guides if asked)
     /// and its seeded noise now, and returns the sampling for the caller to step (<see cref="ActionSampling.Step"/>) and
     /// finish, with other work in between if it likes. The result is the same as running the steps back to back.
+    /// <c>sessions</c>, when given, holds one session id (or null) per observation: an observation of a session whose last
+    /// prefix was computed for the same observation (images, instruction, state, embodiment) reuses it instead of running
+    /// the VLM again (<see cref="SessionPrefixes"/>); the rest are computed together and remembered for their sessions.
     /// </summary>
     public ActionSampling StartSampling(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps = null, IReadOnlyList<PointGuide?>? guides = null,
-        double? cfgScale = null)
+        double? cfgScale = null, IReadOnlyList<string?>? sessions = null)
     {
         if (observations.Count == 0) throw new ArgumentException("no observations to sample for");
         if (seeds.Count != observations.Count) throw new ArgumentException($"{observations.Count} observations but {seeds.Count} seeds");
-        return family.StartSampling(observations, seeds, steps, guides, cfgScale);
+        if (sessions is not null && sessions.Count != observations.Count) throw new ArgumentException($"{observations.Count} observations but {sessions.Count} sessions");
+        return family.StartSampling(observations, seeds, steps, guides, cfgScale, sessions);
     }
+
+    /// <summary>The default of <see cref="SessionPrefixes"/>.</summary>
+    public const int DefaultSessionPrefixes = 64;
+
+    /// <summary>Each session's last prefix, cleared when the statistics or the weights may change.</summary>
+    internal SessionPrefixCache Prefixes { get; } = new(DefaultSessionPrefixes);
+
+    /// <summary>
+    /// Sessions whose last prefix (the VLM's condition for their last observation) is kept for sampling with a session id
+    /// (least recently used evicted past it); 0 turns the cache off. Default <see cref="DefaultSessionPrefixes"/>.
+    /// </summary>
+    public int SessionPrefixes
+    {
+        get => Prefixes.Capacity;
+        set => Prefixes.Capacity = value;
+    }
+
+    /// <summary>Observations whose prefix came from the session cache.</summary>
+    public long PrefixHits => Prefixes.Hits;
 
     /// <summary>One observation's action chunk <c>[H, action_dim]</c>.</summary>
     public ActionChunk SampleActions(Observation observation, long seed, int? steps = null) => SampleActions([observation], [seed], steps)[0];

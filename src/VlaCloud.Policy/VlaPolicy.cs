@@ -17,7 +17,7 @@ public sealed record PolicyLoss(Tensor Total, Tensor? Action, Tensor? Spatial);
 public sealed record PolicyParameterGroups(IReadOnlyList<Parameter> Vlm, IReadOnlyList<Parameter> ActionExpert, IReadOnlyList<Parameter> Rest);
 
 /// <summary>
-/// The ST4VLA policy: two verbs, <see cref="ComputeLoss"/> and <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?)"/>,
+/// The ST4VLA policy: two verbs, <see cref="ComputeLoss"/> and <see cref="SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?, IReadOnlyList{string?})"/>,
 /// plus <see cref="GenerateSpatial"/>, saving and loading. Inputs and outputs are plain data.
 /// Not thread-safe: one thread (an inference worker or a training loop) uses an instance at a time.
 /// </summary>
@@ -69,6 +69,9 @@ public sealed partial class VlaPolicy : IDisposable
     /// <summary>The ST4VLA family's composition, for tests and benchmarks that reach into its forward passes.</summary>
     internal St4VlaPolicyModel St4Vla => family as St4VlaPolicyModel ?? throw new InvalidOperationException($"an {Config.Family} policy has no ST4VLA model");
     internal St4VlaModel Model => St4Vla.Model;
+
+    /// <summary>The InternVLA-M1 family's composition, for tests and benchmarks that reach into its forward passes.</summary>
+    internal InternVlaM1PolicyModel InternVlaM1 => family as InternVlaM1PolicyModel ?? throw new InvalidOperationException($"an {Config.Family} policy has no InternVLA-M1 model");
     private nn.Module Module => family.Module;
 
     /// <summary>
@@ -117,6 +120,8 @@ public sealed partial class VlaPolicy : IDisposable
     {
         stats.Validate(Config, embodiment);
         normalization[embodiment] = stats;
+        // The state is normalised with them before it joins the prefix (M1), so cached prefixes may be stale.
+        Prefixes.Clear();
     }
 
     /// <summary>
@@ -147,7 +152,11 @@ public sealed partial class VlaPolicy : IDisposable
     }
 
     /// <summary>Frees the weights.</summary>
-    public void Dispose() => family.Dispose();
+    public void Dispose()
+    {
+        Prefixes.Dispose();
+        family.Dispose();
+    }
 
     private static readonly object InitLock = new();
 

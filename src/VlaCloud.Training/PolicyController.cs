@@ -6,7 +6,7 @@ namespace VlaCloud.Training;
 
 /// <summary>
 /// Drives the simulator with a <see cref="VlaPolicy"/>: every environment that needs actions is
-/// served by one batched <see cref="VlaPolicy.SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?)"/>
+/// served by one batched <see cref="VlaPolicy.SampleActions(IReadOnlyList{Observation}, IReadOnlyList{long}, int?, IReadOnlyList{PointGuide?}, double?, IReadOnlyList{string?})"/>
 /// call. The evaluator executes the first <see cref="EvaluationOptions.ExecuteSteps"/> actions of each chunk.
 /// It lives here rather than in VlaCloud.Sim so the simulator (used by the CLI's dataset commands and the
 /// API's sim embodiment) needs no TorchSharp, while training and evaluation of checkpoints sit together.

@@ -36,6 +36,31 @@ public sealed class InferenceEngineTests(TinyCheckpoints checkpoints) : IClassFi
     }
 
     [Fact]
+    public async Task A_sessions_unchanged_observation_reuses_its_prefix_and_gives_the_same_actions()
+    {
+        using var engine = Engine(o => o.IdleDispatch = true);
+        var request = Request("a", 3) with { Session = "tenant/connection-1" };
+        var miss = await engine.RunAsync(request, CancellationToken.None);
+        Assert.Equal(0, Assert.Single(engine.CacheStats).PrefixHits);
+        var hit = await engine.RunAsync(request, CancellationToken.None);
+        Assert.Equal(1, Assert.Single(engine.CacheStats).PrefixHits);
+        Assert.Equal(miss.Actions, hit.Actions);
+        // Another observation in the same session misses; a request without a session never hits.
+        await engine.RunAsync(Request("a", 4) with { Session = "tenant/connection-1" }, CancellationToken.None);
+        await engine.RunAsync(Request("a", 4), CancellationToken.None);
+        Assert.Equal(1, Assert.Single(engine.CacheStats).PrefixHits);
+    }
+
+    [Fact]
+    public async Task Zero_session_prefixes_turns_the_cache_off()
+    {
+        using var engine = Engine(o => { o.IdleDispatch = true; o.SessionPrefixes = 0; });
+        var request = Request("a", 3) with { Session = "tenant/connection-1" };
+        for (var i = 0; i < 3; i++) await engine.RunAsync(request, CancellationToken.None);
+        Assert.Equal(0, Assert.Single(engine.CacheStats).PrefixHits);
+    }
+
+    [Fact]
     public async Task Requests_for_different_checkpoints_are_never_mixed_in_one_batch()
     {
         using var engine = Engine(o => o.MaxQueueDelay = TimeSpan.FromMilliseconds(100));

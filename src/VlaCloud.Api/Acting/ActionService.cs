@@ -146,8 +146,12 @@ public sealed class ActionService(
         return new BoundCheckpoint(checkpoint, target, key);
     }
 
-    /// <summary>Computes one action chunk.</summary>
-    public async Task<ActOutcome> ActAsync(BoundCheckpoint bound, ObservationInput? input, ActOptions? actOptions, CancellationToken cancellationToken)
+    /// <summary>
+    /// Computes one action chunk. <paramref name="session"/> names the connection a streaming route serves (null for REST):
+    /// its last prefix is reused while the observation is unchanged (<see cref="InferenceOptions.SessionPrefixes"/>). It is
+    /// scoped to the caller's tenant here, so two tenants' sessions never share an entry.
+    /// </summary>
+    public async Task<ActOutcome> ActAsync(BoundCheckpoint bound, ObservationInput? input, ActOptions? actOptions, CancellationToken cancellationToken, string? session = null)
     {
         var started = Stopwatch.GetTimestamp();
         // Taken first, so a value read for this computation never serves a later one.
@@ -177,7 +181,7 @@ public sealed class ActionService(
         var timeout = actOptions?.TimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Value.DefaultTimeout;
         var request = new InferenceRequest(bound.Checkpoint.Id.ToString(), observation, seed, actOptions?.Steps, spatial, DateTimeOffset.UtcNow + timeout,
             actOptions?.CfgScale,
-            Tenant: tenantId.ToString("N"), Weight: tenant.Limits.InferenceWeight);
+            Tenant: tenantId.ToString("N"), Weight: tenant.Limits.InferenceWeight, Session: session is null ? null : $"{tenantId:N}/{session}");
         InferenceResult result;
         try
         {

@@ -17,6 +17,9 @@ namespace VlaCloud.Api.Apis;
 /// </summary>
 internal sealed class OpenPiSession(WebSocket socket, ActionService actions, BoundCheckpoint bound, ILogger logger, TimeSpan deadline)
 {
+    // The connection's session: an unchanged observation reuses its last prefix (InferenceOptions.SessionPrefixes).
+    private readonly string sessionId = Guid.NewGuid().ToString("N");
+
     public async Task RunAsync(CancellationToken aborted)
     {
         var embodiment = bound.Embodiment;
@@ -67,7 +70,7 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
 
                 var errors = new Dictionary<string, string[]>();
                 var input = OpenPiObservationMapper.Map(observation, embodiment, errors);
-                var outcome = input is null ? new ActOutcome.Invalid(errors) : await actions.TakeStreamTokenAsync() ?? await actions.ActAsync(bound, input, null, aborted);
+                var outcome = input is null ? new ActOutcome.Invalid(errors) : await actions.TakeStreamTokenAsync() ?? await actions.ActAsync(bound, input, null, aborted, sessionId);
                 // openpi's client raises on any error reply, so refusing on a full queue would end the robot's loop (/v1/stream
                 // can answer "busy" instead; openpi has no such message). The observation waits for a place in the queue,
                 // trying again when the queue says, until its deadline (a request's default one); only then 1013.
@@ -76,7 +79,7 @@ internal sealed class OpenPiSession(WebSocket socket, ActionService actions, Bou
                     var left = deadline - Stopwatch.GetElapsedTime(started);
                     var wait = busy.RetryAfter < TimeSpan.FromMilliseconds(20) ? TimeSpan.FromMilliseconds(20) : busy.RetryAfter;
                     await Task.Delay(wait < left ? wait : left, aborted);
-                    outcome = await actions.ActAsync(bound, input, null, aborted);
+                    outcome = await actions.ActAsync(bound, input, null, aborted, sessionId);
                 }
                 if (outcome is not ActOutcome.Success response)
                 {

@@ -96,7 +96,7 @@ internal sealed class StreamSession(WebSocket socket, ActionService actions, Bou
             return true;
         }
 
-        var outcome = await actions.TakeStreamTokenAsync() ?? await actions.ActAsync(bound, observation, options, aborted);
+        var outcome = await actions.TakeStreamTokenAsync() ?? await actions.ActAsync(bound, observation, options, aborted, sessionId);
         switch (outcome)
         {
             case ActOutcome.Success response:

@@ -150,6 +150,21 @@ public sealed class InternVlaM1PolicyTests
     }
 
     [Fact]
+    public void A_session_hit_skips_the_condition_and_gives_exactly_the_actions_of_the_miss()
+    {
+        using var policy = Create();
+        Observation[] batch = [Observation(0), Observation(1, cameras: 2), Observation(2)];
+        var miss = policy.SampleActions(batch, [1, 2, 3], sessions: ["a", "b", null]);
+        Assert.Equal(0, policy.PrefixHits);
+        var hit = policy.SampleActions(batch, [1, 2, 3], sessions: ["a", "b", null]);
+        Assert.Equal(2, policy.PrefixHits);
+        for (var i = 0; i < batch.Length; i++) Assert.Equal(miss[i], hit[i]);
+        // A changed instruction misses.
+        policy.SampleActions([batch[0] with { Instruction = batch[0].Instruction + " now" }], [1], sessions: ["a"]);
+        Assert.Equal(2, policy.PrefixHits);
+    }
+
+    [Fact]
     public void A_batch_sampled_a_ddim_step_at_a_time_with_another_batchs_steps_in_between_gives_exactly_the_actions_of_running_it_alone()
     {
         using var policy = Create();

@@ -119,7 +119,52 @@ public sealed class ActionModel : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Di
     /// work between steps; the steps are the same arithmetic as the whole loop. The sampling keeps its own references to
     /// what it needs (the caller may dispose <paramref name="condition"/> afterwards) and must be disposed.
     /// </summary>
+    /// <remarks>
+    /// The DiT passes are prepared (<see cref="Dit.PrepareConditionTokens"/>): the condition's embedding and every step's
+    /// timestep embedding are computed here, once, and each step embeds only the actions and reads the final layer on the
+    /// action tokens. Under guidance one DDIM state of B rows is kept and the DiT runs on it twice, batched with the
+    /// condition and the uncondition. A float32 state gives bit-identical results to the per-step passes
+    /// (<see cref="StartSamplingUnprepared"/>); another dtype takes those.
+    /// </remarks>
     public DdimSampling StartSampling(Tensor condition, Tensor? initialNoise = null, double? cfgScale = null, int? ddimSteps = null)
+    {
+        // The state's dtype is the noise's, or the condition's when the noise is drawn (as before); only float32 is prepared.
+        if ((initialNoise?.dtype ?? condition.dtype) != ScalarType.Float32) return StartSamplingUnprepared(condition, initialNoise, cfgScale, ddimSteps);
+        var scale = cfgScale ?? config.CfgScale;
+        var process = Ddim(ddimSteps ?? config.DdimSteps);
+        var b = condition.shape[0];
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var x = initialNoise ?? randn([b, config.ChunkLength, config.ActionDim], condition.dtype, condition.device);
+        if (!x.shape.SequenceEqual(new[] { b, config.ChunkLength, config.ActionDim }))
+            throw new ArgumentException($"the initial noise must be [{b}, {config.ChunkLength}, {config.ActionDim}]");
+        var weights = condition.dtype;
+        var guided = scale > 1.0;
+        // Step i of the process (counting down) reads the base timestep map[i]; the steps are taken from the last.
+        var timesteps = Enumerable.Range(0, process.NumTimesteps).Select(k => process.TimestepMap[process.NumTimesteps - 1 - k]).ToArray();
+        var z = guided ? cat([condition, net.Uncondition.unsqueeze(0).expand(b, -1, -1).to(weights)], 0) : condition; // (B or 2B, Q, D)
+        var tokens = net.PrepareConditionTokens(z, timesteps).Select(t => t.DetachFromDisposeScope()).ToArray();
+        Func<Tensor, int, Tensor> model = guided
+            ? (xt, k) =>
+            {
+                using var step = NewDisposeScope();
+                var xw = xt.to(weights);
+                var eps = net.ForwardPrepared(cat([xw, xw], 0), tokens[k]);              // (2B, T, A)
+                var (c, u) = (eps[..(int)b], eps[(int)b..]);
+                // Guided in the weights' dtype, then to the state's, as forward_with_cfg's result was.
+                return (u + scale * (c - u)).to(float32).MoveToOuterDisposeScope();       // (B, T, A)
+            }
+            : (xt, k) => net.ForwardPrepared(xt.to(weights), tokens[k]).to(float32);
+        return DdimSampling.Prepared(process, model, x.alias().DetachFromDisposeScope(), b, tokens);
+    }
+
+    /// <summary>
+    /// <see cref="StartSampling"/> as it was before the DiT passes were prepared: every step runs the whole DiT forward
+    /// (timestep and condition embedders, the final layer on every token) and guidance keeps a doubled state of 2B rows
+    /// (upstream's <c>forward_with_cfg</c>). Kept as the reference the prepared sampling is checked and measured against,
+    /// and for a state that is not float32.
+    /// </summary>
+    internal DdimSampling StartSamplingUnprepared(Tensor condition, Tensor? initialNoise = null, double? cfgScale = null, int? ddimSteps = null)
     {
         var scale = cfgScale ?? config.CfgScale;
         var process = Ddim(ddimSteps ?? config.DdimSteps);
@@ -152,7 +197,8 @@ public sealed class ActionModel : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Di
 public sealed class DdimSampling : IDisposable
 {
     private readonly GaussianDiffusion process;
-    private readonly Func<Tensor, Tensor, Tensor> model;
+    private readonly Func<Tensor, Tensor, Tensor>? model;
+    private readonly Func<Tensor, int, Tensor>? prepared;
     private readonly long rows;
     private readonly Tensor[] owned;
     private Tensor x;
@@ -161,6 +207,19 @@ public sealed class DdimSampling : IDisposable
     {
         this.process = process;
         this.model = model;
+        this.x = x;
+        this.rows = rows;
+        this.owned = owned;
+    }
+
+    /// <summary>A sampling whose model takes the step's index (0 first) and gives ε̂ for x's rows; x is float32.</summary>
+    internal static DdimSampling Prepared(GaussianDiffusion process, Func<Tensor, int, Tensor> model, Tensor x, long rows, Tensor[] owned) =>
+        new(process, model, x, rows, owned, true);
+
+    private DdimSampling(GaussianDiffusion process, Func<Tensor, int, Tensor> prepared, Tensor x, long rows, Tensor[] owned, bool _)
+    {
+        this.process = process;
+        this.prepared = prepared;
         this.x = x;
         this.rows = rows;
         this.owned = owned;
@@ -180,7 +239,13 @@ public sealed class DdimSampling : IDisposable
     {
         if (Done) throw new InvalidOperationException("every DDIM step has been taken");
         using var _ = no_grad();
-        var next = process.DdimStep(model, x, Steps - 1 - Completed).DetachFromDisposeScope();
+        Tensor next;
+        using (NewDisposeScope())
+        {
+            next = (prepared is not null
+                ? process.DdimUpdate(x, prepared(x, Completed), Steps - 1 - Completed)
+                : process.DdimStep(model!, x, Steps - 1 - Completed)).DetachFromDisposeScope();
+        }
         x.Dispose();
         x = next;
         Completed++;

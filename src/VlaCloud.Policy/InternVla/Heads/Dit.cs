@@ -206,6 +206,49 @@ public sealed class Dit : nn.Module<Tensor, Tensor, Tensor, Tensor>
     }
 
     /// <summary>
+    /// What a DDIM sampling's DiT passes share, computed once per request instead of once per step: the embedded condition
+    /// <c>z_embedder(z)</c> and, for each step's timestep, the condition tokens' part of the sequence
+    /// <c>t_emb + z_embedder(z) + positions[:Q]</c>. The arithmetic is the forward's (the same ops on the same shapes, the
+    /// sum split by token range, which is elementwise), so <see cref="ForwardPrepared"/> is bit-identical to
+    /// <see cref="forward"/>. Runs without autograd; the module must be in eval mode (training drops conditions at random).
+    /// </summary>
+    /// <param name="z">(N, Q, D) condition tokens.</param>
+    /// <param name="timesteps">The base process's timestep of each step, in the order the steps are taken.</param>
+    /// <returns>One (N, Q, D) tensor per step, in the caller's dispose scope.</returns>
+    internal Tensor[] PrepareConditionTokens(Tensor z, IReadOnlyList<long> timesteps)
+    {
+        using var scope = NewDisposeScope();
+        var n = z.shape[0];
+        var embedded = zEmbedder.call(z);                                                     // (N, Q, D)
+        var positions = positionalEmbedding[..config.ConditionTokens];                         // (Q, D)
+        var prepared = new Tensor[timesteps.Count];
+        for (var i = 0; i < timesteps.Count; i++)
+        {
+            // The embedder runs on (N) copies of the step's timestep, as the per-step forward did, so its rows round alike.
+            var time = tEmbedder.call(full(n, timesteps[i], ScalarType.Int64, z.device));        // (N, D)
+            prepared[i] = ((time.unsqueeze(1) + embedded) + positions).MoveToOuterDisposeScope(); // (N, Q, D)
+        }
+        return prepared;
+    }
+
+    /// <summary>
+    /// <see cref="forward"/> given a step's prepared condition tokens (<see cref="PrepareConditionTokens"/>): only the
+    /// action tokens are embedded, and the final layer (per-token LN and Linear) runs on the action tokens alone.
+    /// </summary>
+    /// <param name="x">(N, T, A) noisy actions.</param>
+    /// <param name="conditionTokens">(N, Q, D) the step's prepared tokens.</param>
+    /// <returns>(N, T, A) predicted noise.</returns>
+    internal Tensor ForwardPrepared(Tensor x, Tensor conditionTokens)
+    {
+        using var scope = NewDisposeScope();
+        var q = config.ConditionTokens;
+        var actions = xEmbedder.call(x) + positionalEmbedding[q..];                            // (N, T, D)
+        var h = cat([conditionTokens, actions], 1);                                            // (N, Q+T, D)
+        foreach (var block in blocks) h = block.call(h);
+        return finalLayer.call(h[.., q..]).MoveToOuterDisposeScope();                           // (N, T, A)
+    }
+
+    /// <summary>
     /// Upstream's <c>forward_with_cfg</c>: the first half of <paramref name="x"/> runs twice, with the first and the
     /// second half of <paramref name="z"/> (condition, then uncondition); the guided noise
     /// <c>ε_u + scale·(ε_c − ε_u)</c> is returned for both halves.

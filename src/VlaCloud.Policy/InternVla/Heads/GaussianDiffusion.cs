@@ -169,17 +169,7 @@ public sealed class GaussianDiffusion
         if (i < 0 || i >= NumTimesteps) throw new ArgumentOutOfRangeException(nameof(i), $"step {i} of a process of {NumTimesteps}");
         using var step = NewDisposeScope();
         if (x.dtype == ScalarType.Float32)
-        {
-            var epsF = model(x, full(x.shape[0], (long)timestepMap[i], ScalarType.Int64, x.device)); // (N, …)
-            var recipF = (float)sqrtRecipAlphasCumprod[i];
-            var recipm1F = (float)sqrtRecipm1AlphasCumprod[i];
-            var alphaBarPrevF = (float)AlphasCumprodPrev[i];
-            var scaled = x * recipF;
-            var predXStartF = scaled - epsF * recipm1F;
-            // Upstream re-derives ε from x₀ (the model might predict x₀); kept for the same rounding.
-            var epsAgainF = (scaled - predXStartF) / recipm1F;
-            return (predXStartF * MathF.Sqrt(alphaBarPrevF) + epsAgainF * MathF.Sqrt(1f - alphaBarPrevF)).MoveToOuterDisposeScope();
-        }
+            return DdimUpdate(x, model(x, full(x.shape[0], (long)timestepMap[i], ScalarType.Int64, x.device)), i).MoveToOuterDisposeScope();
         using var map = tensor(timestepMap, device: x.device);
         var t = full(x.shape[0], i, ScalarType.Int64, x.device);                     // (N)
         var eps = model(x, map.index_select(0, t));                                 // (N, …)
@@ -190,6 +180,26 @@ public sealed class GaussianDiffusion
         var epsAgain = (recip * x - predXStart) / recipm1;
         var alphaBarPrev = Extract(AlphasCumprodPrev, t, x);
         return (predXStart * alphaBarPrev.sqrt() + (1 - alphaBarPrev).sqrt() * epsAgain).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The float32 DDIM step from x at step <paramref name="i"/> given the model's ε̂ for it (see <see cref="DdimStep"/>):
+    /// the arithmetic alone, for a caller that ran the model itself (prepared DiT passes, guidance on one state).
+    /// </summary>
+    /// <returns>The next x, in the caller's dispose scope.</returns>
+    public Tensor DdimUpdate(Tensor x, Tensor epsF, int i)
+    {
+        if (i < 0 || i >= NumTimesteps) throw new ArgumentOutOfRangeException(nameof(i), $"step {i} of a process of {NumTimesteps}");
+        if (x.dtype != ScalarType.Float32) throw new ArgumentException("the prepared DDIM update takes a float32 state");
+        using var step = NewDisposeScope();
+        var recipF = (float)sqrtRecipAlphasCumprod[i];
+        var recipm1F = (float)sqrtRecipm1AlphasCumprod[i];
+        var alphaBarPrevF = (float)AlphasCumprodPrev[i];
+        var scaled = x * recipF;
+        var predXStartF = scaled - epsF * recipm1F;
+        // Upstream re-derives ε from x₀ (the model might predict x₀); kept for the same rounding.
+        var epsAgainF = (scaled - predXStartF) / recipm1F;
+        return (predXStartF * MathF.Sqrt(alphaBarPrevF) + epsAgainF * MathF.Sqrt(1f - alphaBarPrevF)).MoveToOuterDisposeScope();
     }
 
     /// <summary><c>_extract_into_tensor</c>: float64 values at steps t, as float32, shaped (N, 1, …) to broadcast over <paramref name="like"/>.</summary>
