@@ -121,11 +121,13 @@ public sealed class CoTrainerTests(SimDataFixture fixture)
         });
     }
 
+    /// <summary>Every weight of the policy, flattened, to compare two runs bit for bit.</summary>
+    private static float[] Weights(VlaPolicy p) => [.. p.Parameters().SelectMany(x => x.detach().cpu().data<float>().ToArray())];
+
     [Fact]
     public void The_checkpoint_callback_sees_every_checkpoint_step_and_a_condition_check_in_it_leaves_the_run_unchanged()
     {
         var options = SimDataFixture.Options(6) with { CheckpointInterval = 4 };
-        float[] Weights(VlaPolicy p) => [.. p.Parameters().SelectMany(x => x.detach().cpu().data<float>().ToArray())];
         float[] plain;
         using (var initial = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options))
         using (var result = CoTrainer.Train(initial, fixture.Data, options).Policy)
@@ -145,7 +147,6 @@ public sealed class CoTrainerTests(SimDataFixture fixture)
     public void A_run_resumed_from_its_mid_run_checkpoint_ends_where_the_uninterrupted_run_ends()
     {
         var options = SimDataFixture.Options(8) with { CheckpointInterval = 4 };
-        float[] Weights(VlaPolicy p) => [.. p.Parameters().SelectMany(x => x.detach().cpu().data<float>().ToArray())];
 
         float[] straight;
         using (var initial = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options))

@@ -130,14 +130,9 @@ public sealed class ActionModel : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Di
     {
         // The state's dtype is the noise's, or the condition's when the noise is drawn (as before); only float32 is prepared.
         if ((initialNoise?.dtype ?? condition.dtype) != ScalarType.Float32) return StartSamplingUnprepared(condition, initialNoise, cfgScale, ddimSteps);
-        var scale = cfgScale ?? config.CfgScale;
-        var process = Ddim(ddimSteps ?? config.DdimSteps);
-        var b = condition.shape[0];
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var x = initialNoise ?? randn([b, config.ChunkLength, config.ActionDim], condition.dtype, condition.device);
-        if (!x.shape.SequenceEqual(new[] { b, config.ChunkLength, config.ActionDim }))
-            throw new ArgumentException($"the initial noise must be [{b}, {config.ChunkLength}, {config.ActionDim}]");
+        var (scale, process, b, x) = SamplingInputs(condition, initialNoise, cfgScale, ddimSteps);
         var weights = condition.dtype;
         var guided = scale > 1.0;
         // Step i of the process (counting down) reads the base timestep map[i]; the steps are taken from the last.
@@ -158,6 +153,16 @@ public sealed class ActionModel : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Di
         return DdimSampling.Prepared(process, model, x.alias().DetachFromDisposeScope(), b, tokens);
     }
 
+    /// <summary>The guidance scale, the DDIM process, the batch size and x_T (drawn in the caller's dispose scope when not given).</summary>
+    private (double Scale, GaussianDiffusion Process, long Batch, Tensor Noise) SamplingInputs(Tensor condition, Tensor? initialNoise, double? cfgScale, int? ddimSteps)
+    {
+        var b = condition.shape[0];
+        var x = initialNoise ?? randn([b, config.ChunkLength, config.ActionDim], condition.dtype, condition.device);
+        if (!x.shape.SequenceEqual(new[] { b, config.ChunkLength, config.ActionDim }))
+            throw new ArgumentException($"the initial noise must be [{b}, {config.ChunkLength}, {config.ActionDim}]");
+        return (cfgScale ?? config.CfgScale, Ddim(ddimSteps ?? config.DdimSteps), b, x);
+    }
+
     /// <summary>
     /// <see cref="StartSampling"/> as it was before the DiT passes were prepared: every step runs the whole DiT forward
     /// (timestep and condition embedders, the final layer on every token) and guidance keeps a doubled state of 2B rows
@@ -166,14 +171,9 @@ public sealed class ActionModel : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Di
     /// </summary>
     internal DdimSampling StartSamplingUnprepared(Tensor condition, Tensor? initialNoise = null, double? cfgScale = null, int? ddimSteps = null)
     {
-        var scale = cfgScale ?? config.CfgScale;
-        var process = Ddim(ddimSteps ?? config.DdimSteps);
-        var b = condition.shape[0];
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var x = initialNoise ?? randn([b, config.ChunkLength, config.ActionDim], condition.dtype, condition.device);
-        if (!x.shape.SequenceEqual(new[] { b, config.ChunkLength, config.ActionDim }))
-            throw new ArgumentException($"the initial noise must be [{b}, {config.ChunkLength}, {config.ActionDim}]");
+        var (scale, process, b, x) = SamplingInputs(condition, initialNoise, cfgScale, ddimSteps);
         // The DDIM state stays in x's dtype (float32 in the policy, as upstream samples under a float32 autocast); the DiT
         // runs in the weights' dtype, so a bf16 model samples without its arithmetic promoting the state away from it.
         var (state, weights) = (x.dtype, condition.dtype);
