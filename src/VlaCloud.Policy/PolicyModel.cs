@@ -91,6 +91,8 @@ internal abstract class PolicyModel(VlaPolicy policy) : IDisposable
     {
         var cache = Policy.Prefixes;
         if (sessions is null || cache.Capacity == 0 || sessions.All(s => s is null)) return compute(observations);
+        // Read before anything is computed: a prefix computed across an invalidation is not stored (SessionPrefixCache.Put).
+        var generation = cache.Generation;
         var n = observations.Count;
         var keys = new byte[]?[n];
         var hits = new Tensor?[n];
@@ -103,7 +105,7 @@ internal abstract class PolicyModel(VlaPolicy policy) : IDisposable
         var missing = Enumerable.Range(0, n).Where(i => hits[i] is null).ToArray();
         var computed = missing.Length == 0 ? null : compute(missing.Length == n ? observations : [.. missing.Select(i => observations[i])]);
         for (var j = 0; j < missing.Length; j++)
-            if (sessions[missing[j]] is { } session) cache.Put(session, keys[missing[j]]!, computed![j..(j + 1)]);
+            if (sessions[missing[j]] is { } session) cache.Put(session, keys[missing[j]]!, computed![j..(j + 1)], generation);
         if (missing.Length == n) return computed!;
         var rows = new Tensor[n];
         for (int i = 0, j = 0; i < n; i++) rows[i] = hits[i] ?? computed![(j++)..j];

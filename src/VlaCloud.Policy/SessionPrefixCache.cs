@@ -12,12 +12,19 @@ namespace VlaCloud.Policy;
 /// evicted past <see cref="Capacity"/>. The cached tensors belong to no dispose scope. Thread-safe, though a policy is
 /// sampled by one worker.
 /// </summary>
+/// <remarks>
+/// A prefix is only valid for the weights and statistics it was computed with. <see cref="Invalidate"/> (called by the
+/// policy whenever either may have changed, see <see cref="VlaPolicy.WeightsChanged"/>) empties the cache and starts a
+/// new <see cref="Generation"/>; a prefix is stored only with the generation read before it was computed, so one whose
+/// computation straddled a change is dropped instead of outliving it.
+/// </remarks>
 internal sealed class SessionPrefixCache : IDisposable
 {
     private readonly object gate = new();
     private readonly Dictionary<string, LinkedListNode<Entry>> entries = new(StringComparer.Ordinal);
     private readonly LinkedList<Entry> recency = new();   // most recently used first
     private int capacity;
+    private long generation;
 
     private sealed record Entry(string Session, byte[] Key, Tensor Prefix);
 
@@ -40,6 +47,9 @@ internal sealed class SessionPrefixCache : IDisposable
 
     /// <summary>Look-ups that found the session's prefix for the same observation.</summary>
     public long Hits { get; private set; }
+
+    /// <summary>Bumped by every <see cref="Invalidate"/>: read it before computing a prefix and hand it to <see cref="Put"/>.</summary>
+    public long Generation => Interlocked.Read(ref generation);
 
     /// <summary>Sessions held now.</summary>
     public int Count { get { lock (gate) return entries.Count; } }
@@ -88,12 +98,15 @@ internal sealed class SessionPrefixCache : IDisposable
         }
     }
 
-    /// <summary>Keeps a copy of <paramref name="prefix"/> as the session's, replacing its previous one.</summary>
-    public void Put(string session, byte[] key, Tensor prefix)
+    /// <summary>
+    /// Keeps a copy of <paramref name="prefix"/> as the session's, replacing its previous one, unless the cache was
+    /// invalidated since <paramref name="computedAt"/> (the <see cref="Generation"/> read before the prefix was computed).
+    /// </summary>
+    public void Put(string session, byte[] key, Tensor prefix, long computedAt)
     {
         lock (gate)
         {
-            if (capacity == 0) return;
+            if (capacity == 0 || computedAt != generation) return;
             if (entries.Remove(session, out var old))
             {
                 recency.Remove(old);
@@ -106,11 +119,12 @@ internal sealed class SessionPrefixCache : IDisposable
         }
     }
 
-    /// <summary>Forgets every prefix (the weights or statistics they were computed with changed).</summary>
-    public void Clear()
+    /// <summary>Forgets every prefix and starts a new generation (the weights or statistics they were computed with changed).</summary>
+    public void Invalidate()
     {
         lock (gate)
         {
+            generation++;
             foreach (var entry in recency) entry.Prefix.Dispose();
             recency.Clear();
             entries.Clear();
@@ -125,5 +139,5 @@ internal sealed class SessionPrefixCache : IDisposable
         last.Value.Prefix.Dispose();
     }
 
-    public void Dispose() => Clear();
+    public void Dispose() => Invalidate();
 }

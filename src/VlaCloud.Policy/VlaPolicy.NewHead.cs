@@ -42,6 +42,7 @@ public sealed partial class VlaPolicy
                     else reinitialised.Add(name);
                 }
             }
+            fresh.WeightsChanged(); // nothing can have sampled it yet; called so every write into weights is followed by it
             return new NewHead(fresh, reinitialised, copied);
         }
         catch

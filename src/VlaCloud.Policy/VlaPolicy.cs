@@ -121,7 +121,7 @@ public sealed partial class VlaPolicy : IDisposable
         stats.Validate(Config, embodiment);
         normalization[embodiment] = stats;
         // The state is normalised with them before it joins the prefix (M1), so cached prefixes may be stale.
-        Prefixes.Clear();
+        WeightsChanged();
     }
 
     /// <summary>
@@ -130,25 +130,30 @@ public sealed partial class VlaPolicy : IDisposable
     /// </summary>
     public PolicyParameterGroups ParameterGroups() => family.ParameterGroups();
 
-    /// <summary>All trainable parameters.</summary>
+    /// <summary>All trainable parameters. Whoever writes into them outside <see cref="CreateOptimizer"/>'s optimizer calls <see cref="WeightsChanged"/> after.</summary>
     public IEnumerable<Parameter> Parameters() => Module.parameters();
 
-    /// <summary>All trainable parameters with their checkpoint names (as in <c>model.safetensors</c>).</summary>
+    /// <summary>
+    /// All trainable parameters with their checkpoint names (as in <c>model.safetensors</c>). Whoever writes into them
+    /// outside <see cref="CreateOptimizer"/>'s optimizer calls <see cref="WeightsChanged"/> after.
+    /// </summary>
     public IEnumerable<(string Name, Parameter Parameter)> NamedParameters() => Module.named_parameters();
 
     /// <summary>
     /// AdamW with one group per part; the defaults are the paper's post-training values
-    /// (lr 1e-5 VLM, 1e-4 action expert, 5e-5 rest, β (0.9, 0.95), weight decay 1e-8).
+    /// (lr 1e-5 VLM, 1e-4 action expert, 5e-5 rest, β (0.9, 0.95), weight decay 1e-8). Its <c>step()</c> also calls
+    /// <see cref="WeightsChanged"/>, so no session prefix computed with the old weights is reused; train with it
+    /// rather than an optimizer built on <see cref="Parameters"/>.
     /// </summary>
     public optim.Optimizer CreateOptimizer(double vlmLr = 1e-5, double expertLr = 1e-4, double restLr = 5e-5, double weightDecay = 1e-8, double beta1 = 0.9, double beta2 = 0.95)
     {
         var groups = ParameterGroups();
-        return optim.AdamW(
+        return new PolicyAdamW(this,
         [
             new AdamW.ParamGroup(groups.Vlm, new AdamW.Options { LearningRate = vlmLr }),
             new AdamW.ParamGroup(groups.ActionExpert, new AdamW.Options { LearningRate = expertLr }),
             new AdamW.ParamGroup(groups.Rest, new AdamW.Options { LearningRate = restLr }),
-        ], lr: restLr, beta1: beta1, beta2: beta2, weight_decay: weightDecay);
+        ], restLr, beta1, beta2, weightDecay);
     }
 
     /// <summary>Frees the weights.</summary>

@@ -224,6 +224,7 @@ public static class CoTrainer
                 else to.copy_(from);
             }
         }
+        copy.WeightsChanged(); // nothing can have sampled the copy yet; called so every write into weights is followed by it
         return copy;
     }
 

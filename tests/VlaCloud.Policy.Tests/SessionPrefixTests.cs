@@ -99,4 +99,67 @@ public sealed class SessionPrefixTests : IDisposable
             policy.ComputeLoss(new TrainingBatch([new ActionSample(observation, policy.SampleActions(observation, 1, 1))], []));
         Assert.Equal(0, policy.Prefixes.Count);
     }
+
+    [Fact]
+    public void After_an_optimizer_step_a_session_gets_the_prefix_of_the_new_weights()
+    {
+        var observation = TestData.Observation(0);
+        var first = policy.SampleActions([observation], [7], steps: 4, sessions: ["s"]);
+        var batch = new TrainingBatch([new ActionSample(observation, policy.SampleActions(observation, 1, 1))],
+            // A spatial answer too: the action expert's zero-initialised output keeps the first step's action gradient out of the VLM.
+            [new SpatialSample([TestData.Image(10, 40, TestData.Red)], SpatialPrompts.Question(SpatialKind.Point, "pick the red cube"), SpatialKind.Point, [16, 46])]);
+        using (var optimizer = policy.CreateOptimizer(vlmLr: 1e-2, expertLr: 1e-2, restLr: 1e-2, weightDecay: 0))
+        using (TorchSharp.torch.NewDisposeScope())
+        {
+            optimizer.zero_grad();
+            policy.ComputeLoss(batch).Total.backward();
+            // Sampled between the loss and the step (a measurement, a request served by the same instance): this prefix
+            // is of the weights the step is about to change. Clearing the cache in ComputeLoss alone kept it past the step.
+            policy.SampleActions([observation], [7], steps: 4, sessions: ["s"]);
+            Assert.Equal(1, policy.Prefixes.Count);
+            var version = policy.WeightsVersion;
+            optimizer.step();
+            Assert.NotEqual(version, policy.WeightsVersion);
+        }
+        var hits = policy.PrefixHits;
+        var again = policy.SampleActions([observation], [7], steps: 4, sessions: ["s"]);
+        var fresh = policy.SampleActions([observation], [7], steps: 4);
+        Assert.Equal(fresh[0], again[0]);
+        Assert.NotEqual(first[0], again[0]);
+        Assert.Equal(hits, policy.PrefixHits); // a miss: the prefix was computed with the new weights
+        // And the new prefix is cached: the next sample of the session hits and gives the same actions.
+        Assert.Equal(fresh[0], policy.SampleActions([observation], [7], steps: 4, sessions: ["s"])[0]);
+        Assert.Equal(hits + 1, policy.PrefixHits);
+    }
+
+    [Fact]
+    public void Weights_written_through_the_parameters_are_used_once_the_policy_is_told()
+    {
+        var observation = TestData.Observation(0);
+        var first = policy.SampleActions([observation], [7], steps: 4, sessions: ["s"]);
+        // Added, not scaled: the action expert's output layer starts at zero, and would stay zero (and the actions blind
+        // to the prefix).
+        using (TorchSharp.torch.no_grad())
+            foreach (var parameter in policy.Parameters()) parameter.add_(0.01);
+        policy.WeightsChanged();
+        var again = policy.SampleActions([observation], [7], steps: 4, sessions: ["s"]);
+        Assert.Equal(0, policy.PrefixHits);
+        Assert.Equal(policy.SampleActions([observation], [7], steps: 4)[0], again[0]);
+        Assert.NotEqual(first[0], again[0]);
+    }
+
+    [Fact]
+    public void A_prefix_computed_before_an_invalidation_is_not_stored()
+    {
+        using var cache = new SessionPrefixCache(4);
+        var key = SessionPrefixCache.Key(TestData.Observation(0));
+        using var prefix = TorchSharp.torch.zeros(1, 3);
+        var before = cache.Generation;
+        cache.Invalidate();
+        cache.Put("s", key, prefix, before);
+        Assert.Equal(0, cache.Count);
+        Assert.False(cache.TryGet("s", key, out _));
+        cache.Put("s", key, prefix, cache.Generation);
+        Assert.True(cache.TryGet("s", key, out _));
+    }
 }
