@@ -123,17 +123,33 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
         report.Add("job_end_to_end_over_raw", job.EndToEndStepsPerSecond / raw.StepsPerSecond);
 
         report.Note($"CPU time of this process (host and trainer) from a loop's first step to its last, raw and job interleaved over {CpuRounds} rounds, medians");
-        List<double> rawCpu = [], jobCpu = [];
+        List<CpuSplit> rawCpu = [], jobCpu = [];
         for (var round = 0; round < CpuRounds && !cancellationToken.IsCancellationRequested; round++)
         {
             rawCpu.Add(RawCpuMsPerStep(baseTar, data, options, environment.Root, cancellationToken));
             jobCpu.Add(await JobCpuMsPerStepAsync(http, model, dataset.Id, options, cancellationToken));
         }
-        report.Add("raw_cpu_ms_per_step", Median(rawCpu));
-        report.Add("job_cpu_ms_per_step", Median(jobCpu));
+        if (ThreadCpu.Available)
+        {
+            // Where the CPU went, per step (medians of the rounds): the training thread itself, the threads that carry its
+            // name (its OpenMP workers; Linux names a thread after its creator), and every other thread of the process
+            // (the host: the job's event writer and uploader, Hangfire, Kestrel, the runtime; idle during the raw loop).
+            report.Note("per-thread split of the CPU per step (medians): training thread, its same-named (OpenMP) threads, the rest of the process");
+            foreach (var (side, splits) in new[] { ("raw", rawCpu), ("job", jobCpu) })
+            {
+                report.Add($"{side}_training_thread_cpu_ms_per_step", Median([.. splits.Select(c => c.TrainingThread)]));
+                report.Add($"{side}_openmp_threads_cpu_ms_per_step", Median([.. splits.Select(c => c.SameName)]));
+                report.Add($"{side}_other_threads_cpu_ms_per_step", Median([.. splits.Select(c => c.Other)]));
+            }
+        }
+        report.Add("raw_cpu_ms_per_step", Median([.. rawCpu.Select(c => c.Process)]));
+        report.Add("job_cpu_ms_per_step", Median([.. jobCpu.Select(c => c.Process)]));
         // Raw CPU per step over the job's: 1 is the raw loop's cost, below 1 what the job machinery adds.
-        report.Add("job_over_raw_cpu", Median(rawCpu) / Median(jobCpu));
+        report.Add("job_over_raw_cpu", Median([.. rawCpu.Select(c => c.Process)]) / Median([.. jobCpu.Select(c => c.Process)]));
     }
+
+    /// <summary>CPU milliseconds per step of one loop: the whole process, and split by thread (0 where /proc is not there).</summary>
+    private sealed record CpuSplit(double Process, double TrainingThread, double SameName, double Other);
 
     private const int CpuRounds = 5;
 
@@ -150,7 +166,7 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
     }
 
     /// <summary>This process's CPU milliseconds per step of the raw loop, from its first step's report to its last one's.</summary>
-    private static double RawCpuMsPerStep(string baseTar, TrainingData data, CoTrainingOptions options, string root, CancellationToken cancellationToken)
+    private static CpuSplit RawCpuMsPerStep(string baseTar, TrainingData data, CoTrainingOptions options, string root, CancellationToken cancellationToken)
     {
         var states = Path.Combine(root, "raw_cpu_states");
         var steps = new CpuAtSteps(options.Steps);
@@ -158,14 +174,14 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
         thread.Start();
         thread.Join();
         Directory.Delete(states, recursive: true);
-        return steps.MsPerStep;
+        return steps.Split;
     }
 
     /// <summary>
     /// This process's CPU milliseconds per step of a fine-tuning job's loop, from its first step to its last, as the job's
     /// per-step <c>vlacloud.training.steps</c> counter reports them on the training thread. Nothing polls the job meanwhile.
     /// </summary>
-    private static async Task<double> JobCpuMsPerStepAsync(HttpClient http, string model, Guid dataset, CoTrainingOptions options, CancellationToken cancellationToken)
+    private static async Task<CpuSplit> JobCpuMsPerStepAsync(HttpClient http, string model, Guid dataset, CoTrainingOptions options, CancellationToken cancellationToken)
     {
         var steps = new CpuAtSteps(options.Steps);
         using var listener = new System.Diagnostics.Metrics.MeterListener();
@@ -190,31 +206,68 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
             return job!.IsFinished;
         }, $"job {id}", cancellationToken);
         if (job!.Status != "succeeded") throw new InvalidOperationException($"job {id} {job.Status}: {job.Error}");
-        return steps.MsPerStep;
+        return steps.Split;
     }
 
-    /// <summary>Records this process's CPU time at the first and the last of <c>total</c> steps, on the thread that reports them.</summary>
+    /// <summary>
+    /// Records this process's CPU time at the first and the last of <c>total</c> steps, on the thread that reports them (the
+    /// training thread), and every thread's, so the span's CPU can be split by thread.
+    /// </summary>
     private sealed class CpuAtSteps(int total) : IProgress<TrainingProgress>
     {
         private int seen;
         private TimeSpan first;
         private TimeSpan last;
+        private int trainingTid;
+        private string trainingName = "";
+        private List<ThreadCpu.Sample>? threadsAtFirst;
+        private TimeSpan trainingThread, sameName, other;
         private readonly TaskCompletionSource done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public Task Done => done.Task;
 
-        public double MsPerStep => (last - first).TotalMilliseconds / (total - 1);
+        private double PerStep(TimeSpan cpu) => cpu.TotalMilliseconds / (total - 1);
+
+        public CpuSplit Split => new(PerStep(last - first), PerStep(trainingThread), PerStep(sameName), PerStep(other));
 
         public void Report(TrainingProgress value) => Step();
 
         public void Step()
         {
             var n = Interlocked.Increment(ref seen);
-            if (n == 1) first = CpuNow();
+            if (n == 1)
+            {
+                if (ThreadCpu.Available && CurrentTid() is var tid and > 0 && ThreadCpu.Read(tid) is { } self)
+                {
+                    (trainingTid, trainingName) = (tid, self.Name);
+                    threadsAtFirst = ThreadCpu.ReadAll();
+                }
+                first = CpuNow();
+            }
             if (n == total)
             {
                 last = CpuNow();
+                if (threadsAtFirst is { } before)
+                {
+                    trainingThread = ThreadCpu.Since(before, t => t.Tid == trainingTid);
+                    sameName = ThreadCpu.Since(before, t => t.Tid != trainingTid && t.Name == trainingName);
+                    other = ThreadCpu.Since(before, t => t.Tid != trainingTid && t.Name != trainingName);
+                }
                 done.TrySetResult();
+            }
+        }
+
+        /// <summary>The calling thread's Linux thread id (from <c>/proc/thread-self</c>), 0 when it cannot be read.</summary>
+        private static int CurrentTid()
+        {
+            try
+            {
+                var link = new FileInfo("/proc/thread-self").LinkTarget;
+                return link is not null && int.TryParse(Path.GetFileName(link), out var tid) ? tid : 0;
+            }
+            catch (IOException)
+            {
+                return 0;
             }
         }
     }
