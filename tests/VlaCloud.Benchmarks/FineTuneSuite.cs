@@ -140,6 +140,14 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
                 report.Add($"{side}_training_thread_cpu_ms_per_step", Median([.. splits.Select(c => c.TrainingThread)]));
                 report.Add($"{side}_openmp_threads_cpu_ms_per_step", Median([.. splits.Select(c => c.SameName)]));
                 report.Add($"{side}_other_threads_cpu_ms_per_step", Median([.. splits.Select(c => c.Other)]));
+                report.Add($"{side}_gc_pause_ms_per_step", Median([.. splits.Select(c => c.GcPause)]));
+                report.Add($"{side}_gc_count_per_100_steps", Median([.. splits.Select(c => c.Collections)]));
+                report.Add($"{side}_allocated_kb_per_step", Median([.. splits.Select(c => c.AllocatedKb)]));
+                // The rest by thread name (Linux's 15-character comm), the largest first.
+                var names = splits.SelectMany(c => c.OtherByName.Keys).Distinct()
+                    .Select(n => (Name: n, Ms: Median([.. splits.Select(c => c.OtherByName.GetValueOrDefault(n))])))
+                    .Where(n => n.Ms > 0).OrderByDescending(n => n.Ms).Take(8);
+                report.Note($"{side} other threads, ms per step: " + string.Join(", ", names.Select(n => $"'{n.Name}' {n.Ms:F2}")));
             }
         }
         report.Add("raw_cpu_ms_per_step", Median([.. rawCpu.Select(c => c.Process)]));
@@ -149,7 +157,8 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
     }
 
     /// <summary>CPU milliseconds per step of one loop: the whole process, and split by thread (0 where /proc is not there).</summary>
-    private sealed record CpuSplit(double Process, double TrainingThread, double SameName, double Other);
+    private sealed record CpuSplit(double Process, double TrainingThread, double SameName, double Other,
+        double GcPause, double Collections, double AllocatedKb, IReadOnlyDictionary<string, double> OtherByName);
 
     private const int CpuRounds = 5;
 
@@ -222,13 +231,20 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
         private string trainingName = "";
         private List<ThreadCpu.Sample>? threadsAtFirst;
         private TimeSpan trainingThread, sameName, other;
+        private Dictionary<string, double> otherByName = [];
+        private (TimeSpan Pause, int Collections, long Allocated) gcAtFirst, gcAtLast;
+
+        private static (TimeSpan Pause, int Collections, long Allocated) Gc() =>
+            (GC.GetTotalPauseDuration(), GC.CollectionCount(0), GC.GetTotalAllocatedBytes());
         private readonly TaskCompletionSource done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public Task Done => done.Task;
 
         private double PerStep(TimeSpan cpu) => cpu.TotalMilliseconds / (total - 1);
 
-        public CpuSplit Split => new(PerStep(last - first), PerStep(trainingThread), PerStep(sameName), PerStep(other));
+        public CpuSplit Split => new(PerStep(last - first), PerStep(trainingThread), PerStep(sameName), PerStep(other),
+            PerStep(gcAtLast.Pause - gcAtFirst.Pause), 100.0 * (gcAtLast.Collections - gcAtFirst.Collections) / (total - 1),
+            (gcAtLast.Allocated - gcAtFirst.Allocated) / 1024.0 / (total - 1), otherByName);
 
         public void Report(TrainingProgress value) => Step();
 
@@ -242,13 +258,19 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
                     (trainingTid, trainingName) = (tid, self.Name);
                     threadsAtFirst = ThreadCpu.ReadAll();
                 }
+                gcAtFirst = Gc();
                 first = CpuNow();
             }
             if (n == total)
             {
                 last = CpuNow();
+                gcAtLast = Gc();
                 if (threadsAtFirst is { } before)
                 {
+                    var then = before.ToDictionary(t => t.Tid, t => t.Cpu);
+                    otherByName = ThreadCpu.ReadAll().Where(t => t.Tid != trainingTid && t.Name != trainingName)
+                        .GroupBy(t => t.Name)
+                        .ToDictionary(g => g.Key, g => PerStep(g.Aggregate(TimeSpan.Zero, (sum, t) => sum + (t.Cpu - then.GetValueOrDefault(t.Tid)))));
                     trainingThread = ThreadCpu.Since(before, t => t.Tid == trainingTid);
                     sameName = ThreadCpu.Since(before, t => t.Tid != trainingTid && t.Name == trainingName);
                     other = ThreadCpu.Since(before, t => t.Tid != trainingTid && t.Name != trainingName);
