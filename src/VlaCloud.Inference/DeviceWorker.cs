@@ -69,6 +69,7 @@ internal sealed class DeviceWorker : IDisposable
         this.options = options;
         this.onDequeued = onDequeued;
         this.logger = logger;
+        batchesBySize = new long[Math.Max(1, options.MaxBatchSize) + 1];
         thread = new Thread(Run) { IsBackground = true, Name = $"vlacloud-inference-{device}" };
         thread.Start();
     }
@@ -91,6 +92,23 @@ internal sealed class DeviceWorker : IDisposable
     public int OsThreadId => Volatile.Read(ref osThreadId);
 
     private int osThreadId;
+
+    /// <summary>
+    /// Batches started on this device by size: element n counts the batches of n requests (element 0 stays 0). Read
+    /// without a lock, element by element, so a snapshot taken while the worker runs may be one batch behind.
+    /// </summary>
+    public long[] BatchesBySize
+    {
+        get
+        {
+            var copy = new long[batchesBySize.Length];
+            for (var i = 0; i < copy.Length; i++) copy[i] = Interlocked.Read(ref batchesBySize[i]);
+            return copy;
+        }
+    }
+
+    // Index = batch size; sized for MaxBatchSize, larger batches (none are formed) would count in the last element.
+    private readonly long[] batchesBySize;
 
     public int Pending
     {
@@ -215,6 +233,7 @@ internal sealed class DeviceWorker : IDisposable
         try
         {
             Interlocked.Add(ref computed, batch.Count);
+            Interlocked.Increment(ref batchesBySize[Math.Min(batch.Count, batchesBySize.Length - 1)]);
             var observations = batch.Select(i => i.Request.Observation).ToList();
             // Asked here rather than inside the sampling so each response can say where its actions were aimed.
             var guides = policy.Config.PointGuidance ? policy.GeneratePointGuides(observations) : null;

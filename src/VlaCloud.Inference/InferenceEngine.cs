@@ -59,6 +59,26 @@ public sealed class InferenceEngine : IDisposable
     /// </summary>
     public IReadOnlyList<int> WorkerOsThreadIds => workers.Select(w => w.OsThreadId).Where(id => id > 0).ToList();
 
+    /// <summary>
+    /// Batches started so far by size, over all devices: element n counts the batches of n requests (element 0 is always
+    /// 0; the list has <see cref="InferenceOptions.MaxBatchSize"/> + 1 elements). The difference of two snapshots is the
+    /// batch-size distribution the workers formed in between, e.g. for a benchmark to run the raw model at the same
+    /// batch sizes, or to see what batching a load actually gets.
+    /// </summary>
+    public IReadOnlyList<long> BatchesBySize
+    {
+        get
+        {
+            var total = new long[Math.Max(1, options.MaxBatchSize) + 1];
+            foreach (var worker in workers)
+            {
+                var counts = worker.BatchesBySize;
+                for (var i = 0; i < counts.Length && i < total.Length; i++) total[i] += counts[i];
+            }
+            return total;
+        }
+    }
+
     /// <summary>Each device's model cache.</summary>
     public IReadOnlyList<ModelCacheStats> CacheStats => workers.Select(w => w.Cache.Stats).ToList();
 

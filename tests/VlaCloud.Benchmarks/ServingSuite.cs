@@ -28,7 +28,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
 
     public string Name => "serving";
 
-    public string Description => "host over HTTP/WebSocket at 1/8/32 clients vs raw batched SampleActions (served_over_raw, overhead), the openpi route against a WebSocket echo of the same payload (openpi_over_echo); `serving profile [SECONDS] [CLIENTS]` only serves, for a profiler";
+    public string Description => "host over HTTP/WebSocket at 1/8/32 clients vs raw batched SampleActions (served_over_raw, overhead), the openpi route against a WebSocket echo of the same payload (openpi_over_echo); `serving cpu` only the CPU-time figures; `serving profile [SECONDS] [CLIENTS]` only serves, for a profiler";
 
     public async Task RunAsync(Report report, string[] args, CancellationToken cancellationToken)
     {
@@ -40,10 +40,19 @@ internal sealed class ServingSuite : IBenchmarkSuite
         }
         // The host applies VlaCloud:Inference:TorchThreads at its start; the raw loop runs in this process too, so the
         // setting (from the environment, VlaCloud__Inference__TorchThreads) is applied first and both sides share it.
+        // Unset, the suite runs libtorch on 1 thread: on these 2 shared cores a second intra-op thread made the batch-1
+        // forward's CPU per sample larger and far less steady (Session 35: 15.4 against 8.1–10.0 ms per served request,
+        // the control loops' CPU per step about twice), and the product's default (one per core) is for a machine of its own.
         var threads = Environment.GetEnvironmentVariable("VlaCloud__Inference__TorchThreads");
-        report.Add("torch_threads", VlaCloud.Inference.TorchThreads.Apply(string.IsNullOrEmpty(threads) ? null : int.Parse(threads, System.Globalization.CultureInfo.InvariantCulture)));
+        report.Add("torch_threads", VlaCloud.Inference.TorchThreads.Apply(string.IsNullOrEmpty(threads) ? 1 : int.Parse(threads, System.Globalization.CultureInfo.InvariantCulture)));
         var stats = new Dictionary<string, NormalizationStats> { [Embodiment] = Stats() };
         using var policy = VlaPolicy.Create(PolicyConfig.Tiny, stats, seed: 3);
+        if (args.Length > 0 && args[0] == "cpu")
+        {
+            // Only the CPU-time section (a few minutes shorter), for trying runtime settings one at a time.
+            await MeasureCpuAsync(environment, policy, report, cancellationToken);
+            return;
+        }
 
         // The raw model is measured before and after the host runs, and the two averaged, so a machine
         // whose load drifts during the run biases neither side of the ratios.
@@ -83,6 +92,12 @@ internal sealed class ServingSuite : IBenchmarkSuite
         var body = JsonSerializer.SerializeToUtf8Bytes(new ActRequest($"{model}@v1", Input(0), new ActOptions(Seed: 1)));
         await File.WriteAllBytesAsync(bodyFile, body, cancellationToken);
         (await PostAsync(http, body)).Dispose();
+        var streamFile = Path.Combine(environment.Root, "stream.json");
+        await File.WriteAllBytesAsync(streamFile, StreamObservation(), cancellationToken);
+        var openpiFile = Path.Combine(environment.Root, "openpi.msgpack");
+        await File.WriteAllBytesAsync(openpiFile, OpenPiObservation(), cancellationToken);
+        var streamRoute = new Uri($"ws://{host.Address.Authority}/v1/stream?checkpoint={model}@v1");
+        var openpiRoute = new Uri($"ws://{host.Address.Authority}/v1/openpi/{model}@v1");
 
         var one = new[] { Observation(0) };
         var many = Enumerable.Range(0, 32).Select(Observation).ToArray();
@@ -96,35 +111,115 @@ internal sealed class ServingSuite : IBenchmarkSuite
         if (workerIds.Count == 0 || workerNames.Count == 0)
             throw new InvalidOperationException("the inference worker's thread ids are not known (not Linux?): the CPU outside the forward cannot be measured");
 
-        List<double> raw32 = [], served32 = [], raw1 = [], served1 = [], outside1 = [], outside32 = [], forward1 = [];
+        var engine = host.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
+        List<double> rawSame = [], raw32 = [], served32 = [], raw1 = [], served1 = [], outside1 = [], outside32 = [], forward1 = [];
+        // Warm-up, not measured: a fresh host tiers its code up over its first seconds of load (the JIT was most of the CPU
+        // outside the forward in the first ~10 s of a profile), and `serving cpu` has no earlier hosts to do it. Repeated
+        // until one pass of every load compiles less than 20 ms (the JIT's own clock, System.Runtime.JitInfo).
+        var warmup = Stopwatch.StartNew();
+        for (var pass = 0; pass < 8; pass++)
+        {
+            var jitBefore = System.Runtime.JitInfo.GetCompilationTime();
+            await LoadGeneratorSuite.RunChildAsync(host.Address, key, 32, TimeSpan.FromSeconds(3), bodyFile, cancellationToken);
+            await LoadGeneratorSuite.RunChildAsync(host.Address, key, 1, TimeSpan.FromSeconds(2), bodyFile, cancellationToken);
+            await StreamLoadGeneratorSuite.RunChildAsync(streamRoute, $"Bearer {key}", TimeSpan.FromSeconds(1), streamFile, binary: false, cancellationToken);
+            await StreamLoadGeneratorSuite.RunChildAsync(openpiRoute, $"Api-Key {key}", TimeSpan.FromSeconds(1), openpiFile, binary: true, cancellationToken);
+            if (System.Runtime.JitInfo.GetCompilationTime() - jitBefore < TimeSpan.FromMilliseconds(20)) break;
+        }
+        report.Add("cpu_warmup_seconds", warmup.Elapsed.TotalSeconds);
+        var jitAtStart = System.Runtime.JitInfo.GetCompilationTime();
+
+        List<LoopCpu> stream = [], openpi = [];
+        var formedTotal = new long[engine.BatchesBySize.Count];
         double rps32 = 0;
         for (var round = 0; round < CpuRounds && !cancellationToken.IsCancellationRequested; round++)
         {
-            raw32.Add(RawCpuMsPerSample(() => policy.SampleActions(many, seeds), many.Length, TimeSpan.FromSeconds(2)));
+            var batchesBefore = engine.BatchesBySize;
             var (cpu32, outsideMs32, load32) = await ServedCpuMsPerRequestAsync(host.Address, key, 32, bodyFile, Inference, cancellationToken);
+            var formed = engine.BatchesBySize.Select((count, size) => count - batchesBefore[size]).ToArray();
+            for (var size = 0; size < formed.Length; size++) formedTotal[size] += formed[size];
             served32.Add(cpu32);
             outside32.Add(outsideMs32);
             rps32 += load32.Requests / load32.Seconds / CpuRounds;
+            // The raw loop at the batch sizes the worker has just formed, so the ratio compares the host's overhead and
+            // not the batching policy (a 32-client load does not always form batches of 32).
+            rawSame.Add(RawCpuMsPerSampleAtSizes(policy, formed));
+            raw32.Add(RawCpuMsPerSample(() => policy.SampleActions(many, seeds), many.Length, TimeSpan.FromSeconds(2)));
             raw1.Add(RawCpuMsPerSample(() => policy.SampleActions(one, [1]), 1, TimeSpan.FromSeconds(1.5)));
             var (cpu1, outsideMs1, _) = await ServedCpuMsPerRequestAsync(host.Address, key, 1, bodyFile, Inference, cancellationToken);
             served1.Add(cpu1);
             outside1.Add(outsideMs1);
             forward1.Add(cpu1 - outsideMs1);
+            stream.Add(await ControlLoopCpuAsync(host, streamRoute, $"Bearer {key}", streamFile, binary: false, Inference, cancellationToken));
+            openpi.Add(await ControlLoopCpuAsync(host, openpiRoute, $"Api-Key {key}", openpiFile, binary: true, Inference, cancellationToken));
         }
+        // JIT time inside the measured rounds (host and raw loop alike); large, it would land in the host's overhead.
+        report.Add("jit_ms_during_cpu_rounds", (System.Runtime.JitInfo.GetCompilationTime() - jitAtStart).TotalMilliseconds);
+        var batches = formedTotal.Sum();
+        var samples = formedTotal.Select((count, size) => count * size).Sum();
+        report.Note("batch sizes formed at 32 clients (size×batches): " + string.Join(", ",
+            formedTotal.Select((count, size) => (count, size)).Where(p => p.count > 0).OrderByDescending(p => p.count).Take(8).Select(p => $"{p.size}×{p.count}")));
         report.Add("inference_threads", ThreadCpu.ReadAll().Count(Inference));
         report.Add("loadgen_32_clients_rps", rps32);
+        report.Add("served_mean_batch_size_32_clients", batches == 0 ? double.NaN : (double)samples / batches);
         report.Add("raw_cpu_ms_per_sample_batch32", Median(raw32));
+        report.Add("raw_cpu_ms_per_sample_served_batch_sizes", Median(rawSame));
         report.Add("served_cpu_ms_per_sample_32_clients", Median(served32));
         report.Add("overhead_cpu_ms_per_request_32_clients", Median(outside32));
         report.Add("raw_cpu_ms_per_sample_batch1", Median(raw1));
         report.Add("served_cpu_ms_per_request_1_client", Median(served1));
         report.Add("served_inference_threads_cpu_ms_per_request_1_client", Median(forward1));
+        // The control loops (one WebSocket client in the child process, the same observation every step): the host's CPU
+        // per step, forward included, and the rate one core could sustain at that cost, next to the wall-clock rate.
+        foreach (var (name, loops) in new[] { ("websocket", stream), ("openpi", openpi) })
+        {
+            report.Add($"{name}_control_loop_prefix_hit_rate", Median(loops.Select(l => l.PrefixHitRate).ToList()));
+            report.Add($"{name}_control_loop_hz_wall_child", Median(loops.Select(l => l.Hz).ToList()));
+            report.Add($"{name}_control_loop_cpu_ms_per_step", Median(loops.Select(l => l.CpuMsPerStep).ToList()));
+            report.Add($"{name}_control_loop_overhead_cpu_ms_per_step", Median(loops.Select(l => l.OutsideCpuMsPerStep).ToList()));
+            report.Add($"{name}_control_loop_hz_cpu_bound", 1000 / Median(loops.Select(l => l.CpuMsPerStep).ToList()));
+        }
         // The old figure: served CPU minus the raw loop's, two measurements taken at different moments, so the machine's
         // drift between them lands in it (it went negative on a loaded machine).
         report.Add("overhead_vs_raw_cpu_ms_per_request", Median(served1) - Median(raw1));
-        report.Add("served_over_raw_cpu", Median(raw32) / Median(served32));
+        // Against the raw loop at batch 32 whatever batches the served load formed (the figure printed before Session 35).
+        report.Add("served_over_raw_batch32_cpu", Median(raw32) / Median(served32));
+        // Against the raw loop at the batch sizes the served load formed, round by round: the definition.
+        report.Add("served_over_raw_cpu", Median(rawSame) / Median(served32));
         // The host's CPU outside the inference worker's threads, per request, at 1 client: what VlaCloud adds to the forward.
         report.Add("overhead_cpu_ms_per_request", Median(outside1));
+    }
+
+    /// <summary>
+    /// CPU ms per sample of <c>SampleActions</c> run once at every batch in <paramref name="batchesBySize"/> (element n:
+    /// how many batches of n), the sizes interleaved; each size is warmed up first, outside the measurement, as the
+    /// served side's have been.
+    /// </summary>
+    private static double RawCpuMsPerSampleAtSizes(VlaPolicy policy, long[] batchesBySize)
+    {
+        var inputs = new Dictionary<int, (Observation[] Observations, long[] Seeds)>();
+        foreach (var size in Enumerable.Range(1, batchesBySize.Length - 1).Where(size => batchesBySize[size] > 0))
+        {
+            inputs[size] = (Enumerable.Range(0, size).Select(Observation).ToArray(), Enumerable.Range(0, size).Select(i => (long)i).ToArray());
+            policy.SampleActions(inputs[size].Observations, inputs[size].Seeds);
+        }
+        // Round robin over the sizes so a drift during the loop touches every size alike.
+        var left = (long[])batchesBySize.Clone();
+        var cpu = CpuNow();
+        long samples = 0;
+        for (var any = true; any;)
+        {
+            any = false;
+            foreach (var (size, input) in inputs)
+            {
+                if (left[size] == 0) continue;
+                policy.SampleActions(input.Observations, input.Seeds);
+                left[size]--;
+                samples += size;
+                any = true;
+            }
+        }
+        return samples == 0 ? double.NaN : (CpuNow() - cpu).TotalMilliseconds / samples;
     }
 
     /// <summary>
@@ -194,11 +289,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
         return (total.TotalMilliseconds / load.Requests, (total - forward).TotalMilliseconds / load.Requests, load);
     }
 
-    private static TimeSpan CpuNow()
-    {
-        using var self = Process.GetCurrentProcess();
-        return self.TotalProcessorTime;
-    }
+    private static TimeSpan CpuNow() => ThreadCpu.ProcessNow();
 
     private static (double Batch1Median, double Batch32Throughput) MeasureRaw(VlaPolicy policy, Report report, string prefix, CancellationToken cancellationToken)
     {
@@ -272,13 +363,9 @@ internal sealed class ServingSuite : IBenchmarkSuite
             await socket.ConnectAsync(new Uri($"ws://{address.Authority}/v1/stream?checkpoint={model}@v1"), cancellationToken);
             var buffer = new byte[1 << 20];
             await socket.ReceiveAsync(buffer, cancellationToken);
-            var message = JsonSerializer.SerializeToUtf8Bytes(new
-            {
-                type = "observation",
-                images = new { main = new { format = "raw", shape = new[] { 64, 64, 3 }, data = Convert.ToBase64String(Pixels(1)) } },
-                state = new[] { 0.1f, 0.2f, 1f },
-                instruction = "pick the red cube and place it in the blue bowl",
-            });
+            var message = StreamObservation();
+            var engine = host.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
+            var hitsBefore = engine.CacheStats.Sum(c => c.PrefixHits);
             var watch = Stopwatch.StartNew();
             var messages = 0;
             while (watch.Elapsed < Window && !cancellationToken.IsCancellationRequested)
@@ -289,6 +376,8 @@ internal sealed class ServingSuite : IBenchmarkSuite
                 messages++;
             }
             report.Add("websocket_control_loop_hz", messages / watch.Elapsed.TotalSeconds);
+            // The loop resends one observation, so after its first step every step should reuse the session's prefix.
+            report.Add("websocket_control_loop_prefix_hit_rate", (engine.CacheStats.Sum(c => c.PrefixHits) - hitsBefore) / (double)messages);
             await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cancellationToken);
             await MeasureOpenPiAgainstEchoAsync(address, key, model, report, cancellationToken);
         }
@@ -304,12 +393,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
     /// </summary>
     private static async Task MeasureOpenPiAgainstEchoAsync(Uri address, string key, string model, Report report, CancellationToken cancellationToken)
     {
-        var observation = MsgPack.Serialize(NumpyArray.ToWireTree(new Dictionary<string, object?>
-        {
-            ["observation/main"] = NumpyArray.FromBytes(Pixels(1), 64, 64, 3),
-            ["observation/state"] = NumpyArray.FromFloats([0.1f, 0.2f, 1f], 3),
-            ["prompt"] = "pick the red cube and place it in the blue bowl",
-        }));
+        var observation = OpenPiObservation();
         var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
@@ -373,6 +457,45 @@ internal sealed class ServingSuite : IBenchmarkSuite
         await openpi.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cancellationToken);
         await floor.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cancellationToken);
         await echo.StopAsync(cancellationToken);
+    }
+
+    /// <summary>The <c>/v1/stream</c> observation message of the control loops.</summary>
+    private static byte[] StreamObservation() => JsonSerializer.SerializeToUtf8Bytes(new
+    {
+        type = "observation",
+        images = new { main = new { format = "raw", shape = new[] { 64, 64, 3 }, data = Convert.ToBase64String(Pixels(1)) } },
+        state = new[] { 0.1f, 0.2f, 1f },
+        instruction = "pick the red cube and place it in the blue bowl",
+    });
+
+    /// <summary>The openpi route's msgpack-numpy observation of the control loops.</summary>
+    private static byte[] OpenPiObservation() => MsgPack.Serialize(NumpyArray.ToWireTree(new Dictionary<string, object?>
+    {
+        ["observation/main"] = NumpyArray.FromBytes(Pixels(1), 64, 64, 3),
+        ["observation/state"] = NumpyArray.FromFloats([0.1f, 0.2f, 1f], 3),
+        ["prompt"] = "pick the red cube and place it in the blue bowl",
+    }));
+
+    private sealed record LoopCpu(double CpuMsPerStep, double OutsideCpuMsPerStep, double Hz, double PrefixHitRate);
+
+    /// <summary>
+    /// One control loop from the child <c>loadgen-ws</c> for 2 s against <paramref name="route"/>: this process's CPU per
+    /// step (all of it, and outside the inference threads), the loop's rate, and the share of steps that reused the
+    /// session's prefix (the engine's <see cref="VlaCloud.Inference.ModelCacheStats.PrefixHits"/> over the span).
+    /// </summary>
+    private static async Task<LoopCpu> ControlLoopCpuAsync(BenchmarkHost host, Uri route, string authorization, string bodyFile, bool binary,
+        Func<ThreadCpu.Sample, bool> inference, CancellationToken cancellationToken)
+    {
+        var engine = host.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
+        var hits = engine.CacheStats.Sum(c => c.PrefixHits);
+        var threads = ThreadCpu.ReadAll();
+        var cpu = CpuNow();
+        var loop = await StreamLoadGeneratorSuite.RunChildAsync(route, authorization, TimeSpan.FromSeconds(2), bodyFile, binary, cancellationToken);
+        var total = CpuNow() - cpu;
+        var forward = ThreadCpu.Since(threads, inference);
+        if (loop.Errors > 0 || loop.Requests == 0) throw new InvalidOperationException($"control loop {route}: {loop.Errors} errors, {loop.Requests} answers");
+        return new LoopCpu(total.TotalMilliseconds / loop.Requests, (total - forward).TotalMilliseconds / loop.Requests, loop.Requests / loop.Seconds,
+            (engine.CacheStats.Sum(c => c.PrefixHits) - hits) / (double)loop.Requests);
     }
 
     private static async Task<WebSocketMessageType> ReceiveWholeAsync(ClientWebSocket socket, byte[] buffer, CancellationToken cancellationToken)

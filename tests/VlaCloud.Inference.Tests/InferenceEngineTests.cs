@@ -95,6 +95,20 @@ public sealed class InferenceEngineTests(TinyCheckpoints checkpoints) : IClassFi
     }
 
     [Fact]
+    public async Task Batches_by_size_counts_the_batches_the_worker_formed()
+    {
+        using var engine = Engine(o => { o.MaxBatchSize = 4; o.MaxQueueDelay = TimeSpan.FromSeconds(3); });
+        Assert.Equal(new long[5], engine.BatchesBySize);
+        // Four requests fill a batch at once (no waiting for the window); then a lone one waits out the window alone.
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(v => engine.RunAsync(Request("a", v), CancellationToken.None)));
+        var counts = engine.BatchesBySize;
+        Assert.Equal(4, counts.Select((count, size) => count * size).Sum());
+        using var shortWindow = Engine(o => { o.MaxBatchSize = 4; o.MaxQueueDelay = TimeSpan.FromMilliseconds(1); });
+        await shortWindow.RunAsync(Request("a", 0), CancellationToken.None);
+        Assert.Equal(new long[] { 0, 1, 0, 0, 0 }, shortWindow.BatchesBySize);
+    }
+
+    [Fact]
     public async Task A_request_whose_deadline_passes_in_the_queue_is_never_computed()
     {
         using var engine = Engine(o => { o.MaxBatchSize = 64; o.MaxQueueDelay = TimeSpan.FromMilliseconds(800); });
