@@ -143,6 +143,10 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
                 report.Add($"{side}_gc_pause_ms_per_step", Median([.. splits.Select(c => c.GcPause)]));
                 report.Add($"{side}_gc_count_per_100_steps", Median([.. splits.Select(c => c.Collections)]));
                 report.Add($"{side}_allocated_kb_per_step", Median([.. splits.Select(c => c.AllocatedKb)]));
+                // Methods the JIT compiled (any tier, any thread) during the loop, and its compile time, per round.
+                report.Add($"{side}_jit_methods_per_round", Median([.. splits.Select(c => c.JitMethods)]));
+                report.Add($"{side}_jit_ms_per_round", Median([.. splits.Select(c => c.JitMs)]));
+                report.Note($"{side} jit methods by round: {string.Join(", ", splits.Select(c => c.JitMethods))}");
                 // The rest by thread name (Linux's 15-character comm), the largest first.
                 var names = splits.SelectMany(c => c.OtherByName.Keys).Distinct()
                     .Select(n => (Name: n, Ms: Median([.. splits.Select(c => c.OtherByName.GetValueOrDefault(n))])))
@@ -158,7 +162,7 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
 
     /// <summary>CPU milliseconds per step of one loop: the whole process, and split by thread (0 where /proc is not there).</summary>
     private sealed record CpuSplit(double Process, double TrainingThread, double SameName, double Other,
-        double GcPause, double Collections, double AllocatedKb, IReadOnlyDictionary<string, double> OtherByName);
+        double GcPause, double Collections, double AllocatedKb, IReadOnlyDictionary<string, double> OtherByName, double JitMethods, double JitMs);
 
     private const int CpuRounds = 5;
 
@@ -234,8 +238,13 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
         private Dictionary<string, double> otherByName = [];
         private (TimeSpan Pause, int Collections, long Allocated) gcAtFirst, gcAtLast;
 
+        private (long Methods, TimeSpan Time) jitAtFirst, jitAtLast;
+
         private static (TimeSpan Pause, int Collections, long Allocated) Gc() =>
             (GC.GetTotalPauseDuration(), GC.CollectionCount(0), GC.GetTotalAllocatedBytes());
+
+        private static (long Methods, TimeSpan Time) Jit() =>
+            (System.Runtime.JitInfo.GetCompiledMethodCount(), System.Runtime.JitInfo.GetCompilationTime());
         private readonly TaskCompletionSource done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public Task Done => done.Task;
@@ -244,7 +253,8 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
 
         public CpuSplit Split => new(PerStep(last - first), PerStep(trainingThread), PerStep(sameName), PerStep(other),
             PerStep(gcAtLast.Pause - gcAtFirst.Pause), 100.0 * (gcAtLast.Collections - gcAtFirst.Collections) / (total - 1),
-            (gcAtLast.Allocated - gcAtFirst.Allocated) / 1024.0 / (total - 1), otherByName);
+            (gcAtLast.Allocated - gcAtFirst.Allocated) / 1024.0 / (total - 1), otherByName,
+            jitAtLast.Methods - jitAtFirst.Methods, (jitAtLast.Time - jitAtFirst.Time).TotalMilliseconds);
 
         public void Report(TrainingProgress value) => Step();
 
@@ -259,12 +269,14 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
                     threadsAtFirst = ThreadCpu.ReadAll();
                 }
                 gcAtFirst = Gc();
+                jitAtFirst = Jit();
                 first = CpuNow();
             }
             if (n == total)
             {
                 last = CpuNow();
                 gcAtLast = Gc();
+                jitAtLast = Jit();
                 if (threadsAtFirst is { } before)
                 {
                     var then = before.ToDictionary(t => t.Tid, t => t.Cpu);
