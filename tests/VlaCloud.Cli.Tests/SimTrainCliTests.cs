@@ -144,6 +144,28 @@ public sealed class SimTrainCliTests : IDisposable
 
     [Trait("Category", "Slow")]
     [Fact]
+    public async Task Sim_train_state_gives_an_m1_policy_that_reads_the_state_and_acts_and_is_refused_with_init()
+    {
+        await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
+        await OkLabAsync("sim", "train", "--config", "m1-tiny", "--mode", "vanilla", "--state", "--steps", "1", "--batch-size", "2", "--checkpoint-interval", "1",
+            "--data", In("train"), "-o", In("m1s"));
+        using (var policy = VlaPolicy.Load(In("m1s/policy")))
+        {
+            Assert.True(policy.Config.UseState);
+            Assert.Contains(policy.NamedParameters(), p => p.Name.StartsWith("state_projector.", StringComparison.Ordinal));
+        }
+        var run = await OkLabAsync("sim", "evaluate", "--checkpoint", In("m1s"), "-n", "1", "--envs", "1", "--seed-base", "7000", "--splits", "seen");
+        var lines = run.Out.TrimEnd().Split('\n');
+        Assert.StartsWith("success_unseen: ", lines[^1]);
+        Assert.Contains(lines, l => l.StartsWith("success_seen: ", StringComparison.Ordinal) && !l.EndsWith("n/a", StringComparison.Ordinal));
+        // The state projection is part of the architecture, which a run started from a checkpoint keeps.
+        var refused = await Vlacloud.RunLabAsync(env, "sim", "train", "--steps", "1", "--data", In("train"), "--init", In("m1s"), "--state", "-o", In("refused"));
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--init keeps the base checkpoint's architecture", refused.Error);
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
     public async Task Sim_recipe_at_smoke_scale_rebuilds_base_arms_and_demo_and_names_the_recipe_and_commit()
     {
         var dry = await OkLabAsync("sim", "recipe", "--scale", "full", "--dry-run", "-o", In("plan"));

@@ -61,17 +61,21 @@ internal static class SimTrainCommands
         {
             Description = "st4vla: System 1 also reads the target's and destination's points (labels in training, System 2's point and placement answers when acting); train the base on point and placement questions",
         };
+        var useState = new Option<bool>("--state")
+        {
+            Description = "The action head also reads the robot state (InternVLA-M1: its state projection added to every condition token). The m1 configs leave it off, as released; tiny and small always read it",
+        };
         var interval = new Option<int>("--checkpoint-interval") { Description = "Steps between resumable checkpoints", DefaultValueFactory = _ => new CoTrainingOptions().CheckpointInterval };
         var command = new Command("train", "Train a policy on simulator demonstrations (st4vla co-training or the vanilla baseline); re-running resumes")
         {
             mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, kinds, decay, spatialWeight, lr, vlmLr, expertLr, restLr, warmup, interval,
-            patch, stem, init, guidance,
+            patch, stem, init, guidance, useState,
         };
         command.SetLocalAction(async (parse, cancellationToken) =>
         {
-            if (parse.GetValue(init) is not null && (parse.GetResult(patch) is not null || parse.GetResult(stem) is not null || parse.GetResult(config) is { Implicit: false }))
+            if (parse.GetValue(init) is not null && (parse.GetResult(patch) is not null || parse.GetResult(stem) is not null || parse.GetResult(config) is { Implicit: false } || parse.GetValue(useState)))
             {
-                ApiCommand.Error("--init keeps the base checkpoint's architecture; leave out --config, --patch-size and --vision-stem");
+                ApiCommand.Error("--init keeps the base checkpoint's architecture; leave out --config, --patch-size, --vision-stem and --state");
                 return ApiCommand.LocalError;
             }
             var m1Sizes = InternVlaM1Sizes.BuiltIn.GetValueOrDefault(parse.GetValue(config)!);
@@ -107,6 +111,7 @@ internal static class SimTrainCommands
             var policyConfig = m1Sizes?.ToPolicyConfig() ?? (parse.GetValue(config) == "small" ? PolicyConfig.Small : PolicyConfig.Tiny);
             if (parse.GetValue(patch) is { } patchSize) policyConfig = policyConfig with { PatchSize = patchSize };
             if (parse.GetValue(stem) is { } visionStem) policyConfig = policyConfig with { VisionStem = visionStem };
+            if (parse.GetValue(useState)) policyConfig = policyConfig with { UseState = true };
             var run = parse.GetValue(output)!.FullName;
             Directory.CreateDirectory(run);
 
