@@ -115,9 +115,10 @@ internal sealed class ServingSuite : IBenchmarkSuite
         List<double> rawSame = [], raw32 = [], served32 = [], raw1 = [], served1 = [], outside1 = [], outside32 = [], forward1 = [];
         // Warm-up, not measured: a fresh host tiers its code up over its first seconds of load (the JIT was most of the CPU
         // outside the forward in the first ~10 s of a profile), and `serving cpu` has no earlier hosts to do it. Repeated
-        // until one pass of every load compiles less than 20 ms (the JIT's own clock, System.Runtime.JitInfo).
+        // until one pass of every load compiles less than 20 ms (the JIT's own clock, System.Runtime.JitInfo), at most 4
+        // passes: on the loaded 2-core machine it never got that quiet within 8 (still ~0.7 s of JIT over the rounds).
         var warmup = Stopwatch.StartNew();
-        for (var pass = 0; pass < 8; pass++)
+        for (var pass = 0; pass < 4; pass++)
         {
             var jitBefore = System.Runtime.JitInfo.GetCompilationTime();
             await LoadGeneratorSuite.RunChildAsync(host.Address, key, 32, TimeSpan.FromSeconds(3), bodyFile, cancellationToken);

@@ -48,8 +48,6 @@ public static class VlaCloudHosting
         services.AddExceptionHandler<DatabaseRefusalHandler>();
         // Requests Kestrel rejects before the application runs get problem bodies too.
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.UseKestrelProblemBodies()));
-        if (builder.Configuration.GetValue<bool>($"{VlaCloudOptions.Section}:{nameof(VlaCloudOptions.InlineScheduling)}"))
-            builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
         services.AddHttpContextAccessor();
         builder.AddVlaCloudObservability();
 

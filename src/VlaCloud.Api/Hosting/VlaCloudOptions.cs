@@ -27,12 +27,6 @@ public sealed class VlaCloudOptions
     /// </summary>
     public string Roles { get; set; } = "api,trainer";
 
-    /// <summary>
-    /// Kestrel runs a connection's request code on the socket's I/O thread instead of handing it to the thread pool
-    /// (<c>SocketTransportOptions.UnsafePreferInlineScheduling</c>; pair it with <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>).
-    /// </summary>
-    public bool InlineScheduling { get; set; }
-
     /// <summary>Prefix of every Redis key and channel this deployment uses, so deployments can share a Redis.</summary>
     public string RedisPrefix { get; set; } = "vlacloud:";
 
