@@ -172,11 +172,7 @@ internal sealed class FineTuneSuite : IBenchmarkSuite
         return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
-    private static TimeSpan CpuNow()
-    {
-        using var self = Process.GetCurrentProcess();
-        return self.TotalProcessorTime;
-    }
+    private static TimeSpan CpuNow() => ThreadCpu.ProcessNow();
 
     /// <summary>This process's CPU milliseconds per step of the raw loop, from its first step's report to its last one's.</summary>
     private static CpuSplit RawCpuMsPerStep(string baseTar, TrainingData data, CoTrainingOptions options, string root, CancellationToken cancellationToken)

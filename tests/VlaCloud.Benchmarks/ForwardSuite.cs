@@ -207,31 +207,17 @@ internal sealed class ForwardSuite : IBenchmarkSuite
         var calls = 0;
         while (watch.Elapsed < duration || calls < 3)
         {
-            var t0 = ProcessCpuMs();
+            var t0 = ThreadCpu.ProcessNow().TotalMilliseconds;
             using var sampling = policy.StartSampling(observations, seeds, sessions: sessions);
-            var t1 = ProcessCpuMs();
+            var t1 = ThreadCpu.ProcessNow().TotalMilliseconds;
             while (!sampling.Done) sampling.Step();
-            var t2 = ProcessCpuMs();
+            var t2 = ThreadCpu.ProcessNow().TotalMilliseconds;
             sampling.Finish();
-            var t3 = ProcessCpuMs();
+            var t3 = ThreadCpu.ProcessNow().TotalMilliseconds;
             (prefix, denoise, finish) = (prefix + t1 - t0, denoise + t2 - t1, finish + t3 - t2);
             calls++;
         }
         return [("prefix", prefix / calls), ("denoise", denoise / calls), ("finish", finish / calls)];
-    }
-
-    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
-    private struct TimeSpec { public long Seconds; public long Nanoseconds; }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
-    private static extern int ClockGetTime(int clock, out TimeSpec time);
-
-    /// <summary>This process's CPU time in milliseconds, at nanosecond resolution (Linux), else from TotalProcessorTime.</summary>
-    private static double ProcessCpuMs()
-    {
-        const int ProcessCpuTimeId = 2;
-        if (OperatingSystem.IsLinux() && ClockGetTime(ProcessCpuTimeId, out var time) == 0) return time.Seconds * 1e3 + time.Nanoseconds / 1e6;
-        return CpuNow().TotalMilliseconds;
     }
 
     private static string?[] Sessions(int batch) => [.. Enumerable.Range(0, batch).Select(i => $"bench-{i}")];
@@ -266,11 +252,7 @@ internal sealed class ForwardSuite : IBenchmarkSuite
         return new Observation([new CameraImage(rgb, side, side)], "pick the red cube", null, "arm");
     }
 
-    private static TimeSpan CpuNow()
-    {
-        using var self = Process.GetCurrentProcess();
-        return self.TotalProcessorTime;
-    }
+    private static TimeSpan CpuNow() => ThreadCpu.ProcessNow();
 
     internal static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 
