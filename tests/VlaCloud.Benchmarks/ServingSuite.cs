@@ -499,7 +499,8 @@ internal sealed class ServingSuite : IBenchmarkSuite
             (engine.CacheStats.Sum(c => c.PrefixHits) - hits) / (double)loop.Requests);
     }
 
-    private static async Task<WebSocketMessageType> ReceiveWholeAsync(ClientWebSocket socket, byte[] buffer, CancellationToken cancellationToken)
+    /// <summary>Reads one whole WebSocket message into <paramref name="buffer"/> and says its type.</summary>
+    internal static async Task<WebSocketMessageType> ReceiveWholeAsync(ClientWebSocket socket, byte[] buffer, CancellationToken cancellationToken)
     {
         var total = 0;
         WebSocketReceiveResult result;

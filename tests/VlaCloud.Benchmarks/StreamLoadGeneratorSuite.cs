@@ -26,7 +26,7 @@ internal sealed class StreamLoadGeneratorSuite : IBenchmarkSuite
         socket.Options.SetRequestHeader("Authorization", args[1]);
         await socket.ConnectAsync(new Uri(args[0]), cancellationToken);
         var buffer = new byte[1 << 20];
-        await ReceiveWholeAsync(socket, buffer, cancellationToken);
+        await ServingSuite.ReceiveWholeAsync(socket, buffer, cancellationToken);
         var latencies = new List<double>();
         var errors = 0;
         var watch = Stopwatch.StartNew();
@@ -34,7 +34,7 @@ internal sealed class StreamLoadGeneratorSuite : IBenchmarkSuite
         {
             var started = Stopwatch.GetTimestamp();
             await socket.SendAsync(body, type, true, cancellationToken);
-            var answer = await ReceiveWholeAsync(socket, buffer, cancellationToken);
+            var answer = await ServingSuite.ReceiveWholeAsync(socket, buffer, cancellationToken);
             if (answer == WebSocketMessageType.Close || type == WebSocketMessageType.Binary && answer != WebSocketMessageType.Binary) errors++;
             else latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             if (answer == WebSocketMessageType.Close) break;
@@ -47,18 +47,6 @@ internal sealed class StreamLoadGeneratorSuite : IBenchmarkSuite
         report.Add("seconds", seconds);
         report.Add("p50_ms", latencies.Count == 0 ? double.NaN : latencies[latencies.Count / 2]);
         report.Add("p99_ms", latencies.Count == 0 ? double.NaN : latencies[Math.Min(latencies.Count - 1, (int)(latencies.Count * 0.99))]);
-    }
-
-    private static async Task<WebSocketMessageType> ReceiveWholeAsync(ClientWebSocket socket, byte[] buffer, CancellationToken cancellationToken)
-    {
-        var total = 0;
-        WebSocketReceiveResult result;
-        do
-        {
-            result = await socket.ReceiveAsync(new ArraySegment<byte>(buffer, total, buffer.Length - total), cancellationToken);
-            total += result.Count;
-        } while (!result.EndOfMessage);
-        return result.MessageType;
     }
 
     /// <summary>Runs this program's <c>loadgen-ws</c> suite as a child process and reads its figures.</summary>
