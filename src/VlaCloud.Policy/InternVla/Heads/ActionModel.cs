@@ -150,7 +150,9 @@ public sealed class ActionModel : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Di
                 return (u + scale * (c - u)).to(float32).MoveToOuterDisposeScope();       // (B, T, A)
             }
             : (xt, k) => net.ForwardPrepared(xt.to(weights), tokens[k]).to(float32);
-        return DdimSampling.Prepared(process, model, x.alias().DetachFromDisposeScope(), b, tokens);
+        // Step i of the process is the sampling's step NumTimesteps - 1 - i, whose prepared tokens are tokens[that].
+        return new DdimSampling(process, (xt, i) => process.DdimUpdate(xt, model(xt, process.NumTimesteps - 1 - i), i),
+            x.alias().DetachFromDisposeScope(), b, tokens);
     }
 
     /// <summary>The guidance scale, the DDIM process, the batch size and x_T (drawn in the caller's dispose scope when not given).</summary>
@@ -181,11 +183,12 @@ public sealed class ActionModel : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Di
         if (!(scale > 1.0))
         {
             var cond = condition.alias().DetachFromDisposeScope();
-            return new DdimSampling(process, (xt, t) => net.call(xt.to(weights), t, cond).to(state), x.alias().DetachFromDisposeScope(), b, [cond]);
+            return new DdimSampling(process, (xt, i) => process.DdimStep((xi, t) => net.call(xi.to(weights), t, cond).to(state), xt, i),
+                x.alias().DetachFromDisposeScope(), b, [cond]);
         }
         var unconditional = net.Uncondition.unsqueeze(0).expand(b, -1, -1).to(weights);         // (B, Q, D)
         var z = cat([condition, unconditional], 0).DetachFromDisposeScope();                      // (2B, Q, D)
-        return new DdimSampling(process, (xt, t) => net.ForwardWithCfg(xt.to(weights), t, z, scale).to(state),
+        return new DdimSampling(process, (xt, i) => process.DdimStep((xi, t) => net.ForwardWithCfg(xi.to(weights), t, z, scale).to(state), xt, i),
             cat([x, x], 0).DetachFromDisposeScope(), b, [z]);                                     // (2B, T, A)
     }
 }
@@ -197,29 +200,20 @@ public sealed class ActionModel : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Di
 public sealed class DdimSampling : IDisposable
 {
     private readonly GaussianDiffusion process;
-    private readonly Func<Tensor, Tensor, Tensor>? model;
-    private readonly Func<Tensor, int, Tensor>? prepared;
+    private readonly Func<Tensor, int, Tensor> step;
     private readonly long rows;
     private readonly Tensor[] owned;
     private Tensor x;
 
-    internal DdimSampling(GaussianDiffusion process, Func<Tensor, Tensor, Tensor> model, Tensor x, long rows, Tensor[] owned)
+    /// <param name="process">The DDIM process whose steps are taken.</param>
+    /// <param name="step">The next x from x and the process's step index i (counting down), in the caller's dispose scope.</param>
+    /// <param name="x">x_T, owned by the sampling from now on.</param>
+    /// <param name="rows">The batch's rows (x may hold more: a doubled state under guidance).</param>
+    /// <param name="owned">Tensors the step reads (the condition, prepared tokens), disposed with the sampling.</param>
+    internal DdimSampling(GaussianDiffusion process, Func<Tensor, int, Tensor> step, Tensor x, long rows, Tensor[] owned)
     {
         this.process = process;
-        this.model = model;
-        this.x = x;
-        this.rows = rows;
-        this.owned = owned;
-    }
-
-    /// <summary>A sampling whose model takes the step's index (0 first) and gives ε̂ for x's rows; x is float32.</summary>
-    internal static DdimSampling Prepared(GaussianDiffusion process, Func<Tensor, int, Tensor> model, Tensor x, long rows, Tensor[] owned) =>
-        new(process, model, x, rows, owned, true);
-
-    private DdimSampling(GaussianDiffusion process, Func<Tensor, int, Tensor> prepared, Tensor x, long rows, Tensor[] owned, bool _)
-    {
-        this.process = process;
-        this.prepared = prepared;
+        this.step = step;
         this.x = x;
         this.rows = rows;
         this.owned = owned;
@@ -242,9 +236,7 @@ public sealed class DdimSampling : IDisposable
         Tensor next;
         using (NewDisposeScope())
         {
-            next = (prepared is not null
-                ? process.DdimUpdate(x, prepared(x, Completed), Steps - 1 - Completed)
-                : process.DdimStep(model!, x, Steps - 1 - Completed)).DetachFromDisposeScope();
+            next = step(x, Steps - 1 - Completed).DetachFromDisposeScope();
         }
         x.Dispose();
         x = next;
