@@ -17,6 +17,8 @@ internal static class SimTrainCommands
     /// <summary><c>sim train</c>: train a policy on generated simulator data, resumably, with a progress bar.</summary>
     public static Command Train()
     {
+        // The trainer's defaults: the options' defaults and help, and the rates --lr-scale multiplies.
+        var defaults = new CoTrainingOptions();
         var mode = new Option<string>("--mode") { Description = "st4vla (spatial co-training + prompt) or vanilla (action loss only)", DefaultValueFactory = _ => "st4vla" };
         mode.AcceptOnlyFromAmong("st4vla", "vanilla");
         var config = new Option<string>("--config")
@@ -32,8 +34,8 @@ internal static class SimTrainCommands
         var episodes = new Option<int>("--episodes") { Description = "Episodes to generate when --data is missing", DefaultValueFactory = _ => 200 };
         var grounding = new Option<DirectoryInfo>("--grounding") { Description = "Spatial grounding data (st4vla); generated from the grounding split when missing", DefaultValueFactory = _ => new DirectoryInfo("data/sim-grounding") };
         var groundingEpisodes = new Option<int>("--grounding-episodes") { Description = "Episodes to generate when --grounding is missing", DefaultValueFactory = _ => 200 };
-        var batch = new Option<int>("--batch-size") { Description = "Action samples per step", DefaultValueFactory = _ => new CoTrainingOptions().BatchSize };
-        var ratio = new Option<double>("--spatial-ratio") { Description = "Spatial samples per action sample (st4vla)", DefaultValueFactory = _ => new CoTrainingOptions().SpatialRatio };
+        var batch = new Option<int>("--batch-size") { Description = "Action samples per step", DefaultValueFactory = _ => defaults.BatchSize };
+        var ratio = new Option<double>("--spatial-ratio") { Description = "Spatial samples per action sample (st4vla)", DefaultValueFactory = _ => defaults.SpatialRatio };
         var pretrain = new Option<int>("--spatial-pretrain-steps") { Description = "Steps of spatial grounding alone at the start (st4vla; the paper's stage 1), counted in --steps", DefaultValueFactory = _ => 0 };
         var kinds = new Option<string[]>("--spatial-kinds")
         {
@@ -42,14 +44,13 @@ internal static class SimTrainCommands
             DefaultValueFactory = _ => ["point", "box", "trajectory"],
         };
         kinds.AcceptOnlyFromAmong([.. SpatialPrompts.WireNames]);
-        var decay = new Option<double>("--gradient-decay") { Description = "Scale of the action gradient into the VLM", DefaultValueFactory = _ => new CoTrainingOptions().GradientDecay };
-        var spatialWeight = new Option<double>("--spatial-loss-weight") { Description = "Weight of the spatial cross-entropy", DefaultValueFactory = _ => new CoTrainingOptions().SpatialLossWeight };
+        var decay = new Option<double>("--gradient-decay") { Description = "Scale of the action gradient into the VLM", DefaultValueFactory = _ => defaults.GradientDecay };
+        var spatialWeight = new Option<double>("--spatial-loss-weight") { Description = "Weight of the spatial cross-entropy", DefaultValueFactory = _ => defaults.SpatialLossWeight };
         var lr = new Option<double>("--lr-scale") { Description = "Multiplies every default learning rate (not the ones given with --vlm-lr, --expert-lr, --rest-lr)", DefaultValueFactory = _ => 1.0 };
-        var defaultRates = new CoTrainingOptions();
-        var vlmLr = new Option<double?>("--vlm-lr") { Description = $"Peak learning rate of System 2 (the VLM); default {defaultRates.VlmLearningRate:G3} × --lr-scale" };
-        var expertLr = new Option<double?>("--expert-lr") { Description = $"Peak learning rate of the action expert; default {defaultRates.ExpertLearningRate:G3} × --lr-scale" };
-        var restLr = new Option<double?>("--rest-lr") { Description = $"Peak learning rate of the rest (queries, bridge); default {defaultRates.RestLearningRate:G3} × --lr-scale" };
-        var warmup = new Option<int>("--warmup") { Description = "Warm-up steps", DefaultValueFactory = _ => new CoTrainingOptions().WarmupSteps };
+        var vlmLr = new Option<double?>("--vlm-lr") { Description = $"Peak learning rate of System 2 (the VLM); default {defaults.VlmLearningRate:G3} × --lr-scale" };
+        var expertLr = new Option<double?>("--expert-lr") { Description = $"Peak learning rate of the action expert; default {defaults.ExpertLearningRate:G3} × --lr-scale" };
+        var restLr = new Option<double?>("--rest-lr") { Description = $"Peak learning rate of the rest (queries, bridge); default {defaults.RestLearningRate:G3} × --lr-scale" };
+        var warmup = new Option<int>("--warmup") { Description = "Warm-up steps", DefaultValueFactory = _ => defaults.WarmupSteps };
         var patch = new Option<int?>("--patch-size") { Description = "ViT patch side (default: the config's); 16 on 64×64 images makes steps ~3× cheaper" };
         var stem = new Option<string?>("--vision-stem") { Description = "How the ViT turns pixels into patch tokens: patch (linear) or conv (convolutional stem); default: the config's" };
         stem.AcceptOnlyFromAmong("patch", "conv");
@@ -65,7 +66,7 @@ internal static class SimTrainCommands
         {
             Description = "The action head also reads the robot state (InternVLA-M1: its state projection added to every condition token). The m1 configs leave it off, as released; tiny and small always read it",
         };
-        var interval = new Option<int>("--checkpoint-interval") { Description = "Steps between resumable checkpoints", DefaultValueFactory = _ => new CoTrainingOptions().CheckpointInterval };
+        var interval = new Option<int>("--checkpoint-interval") { Description = "Steps between resumable checkpoints", DefaultValueFactory = _ => defaults.CheckpointInterval };
         var command = new Command("train", "Train a policy on simulator demonstrations (st4vla co-training or the vanilla baseline); re-running resumes")
         {
             mode, config, steps, seed, output, data, episodes, grounding, groundingEpisodes, batch, ratio, pretrain, kinds, decay, spatialWeight, lr, vlmLr, expertLr, restLr, warmup, interval,
@@ -90,7 +91,6 @@ internal static class SimTrainCommands
                 ApiCommand.Error("--point-guidance reads System 2's spatial answers, which --mode vanilla does not train");
                 return ApiCommand.LocalError;
             }
-            var defaults = new CoTrainingOptions();
             var scale = parse.GetValue(lr);
             foreach (var rate in new[] { vlmLr, expertLr, restLr })
                 if (parse.GetValue(rate) is { } given && !(given > 0 && given < 1))
