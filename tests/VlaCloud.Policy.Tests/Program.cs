@@ -8,16 +8,20 @@ namespace VlaCloud.Policy.Tests;
 /// </summary>
 public static class Program
 {
-    /// <summary><c>scalar-stress ITERATIONS [ELEMENTS]</c>: <see cref="ScalarLifetimeStress"/>, figures on stdout.</summary>
+    /// <summary>
+    /// <c>scalar-stress ITERATIONS [ELEMENTS] [no-collector]</c>: <see cref="ScalarLifetimeStress"/>, figures on stdout
+    /// (<c>no-collector</c> times the loop without the collecting thread).
+    /// </summary>
     public static int Main(string[] args)
     {
         if (args is not ["scalar-stress", var count, .. var rest])
         {
-            Console.Error.WriteLine("usage: scalar-stress ITERATIONS [ELEMENTS]");
+            Console.Error.WriteLine("usage: scalar-stress ITERATIONS [ELEMENTS] [no-collector]");
             return 2;
         }
         var elements = rest is [var e, ..] ? int.Parse(e, CultureInfo.InvariantCulture) : 64;
-        var outcome = ScalarLifetimeStress.Run(int.Parse(count, CultureInfo.InvariantCulture), elements);
+        var collect = !rest.Contains("no-collector");
+        var outcome = ScalarLifetimeStress.Run(int.Parse(count, CultureInfo.InvariantCulture), elements, collect);
         Console.WriteLine($"iterations: {outcome.Iterations}");
         Console.WriteLine($"errors: {outcome.Errors}");
         Console.WriteLine($"wrong_results: {outcome.WrongResults}");

@@ -18,8 +18,11 @@ public static class ScalarLifetimeStress
     /// <summary>The figures of one run (printed as <c>key: value</c> lines).</summary>
     public sealed record Outcome(int Iterations, int Errors, int WrongResults, int Collections, TimeSpan Elapsed, string? FirstError);
 
-    /// <summary>Runs <paramref name="iterations"/> rounds of the loop with a collecting thread beside it.</summary>
-    public static Outcome Run(int iterations, int elements)
+    /// <summary>
+    /// Runs <paramref name="iterations"/> rounds of the loop with a collecting thread beside it (or without one, to
+    /// time the loop alone).
+    /// </summary>
+    public static Outcome Run(int iterations, int elements, bool collect = true)
     {
         var x = ones(elements, dtype: float32);
         var stop = false;
@@ -37,7 +40,7 @@ public static class ScalarLifetimeStress
         var wrong = 0;
         string? first = null;
         var watch = Stopwatch.StartNew();
-        collector.Start();
+        if (collect) collector.Start();
         for (var i = 0; i < iterations; i++)
         {
             try
@@ -60,7 +63,7 @@ public static class ScalarLifetimeStress
             }
         }
         Volatile.Write(ref stop, true);
-        collector.Join();
+        if (collect) collector.Join();
         return new Outcome(iterations, errors, wrong, collections, watch.Elapsed, first);
     }
 }
