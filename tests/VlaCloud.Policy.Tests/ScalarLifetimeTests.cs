@@ -7,7 +7,7 @@ namespace VlaCloud.Policy.Tests;
 
 /// <summary>
 /// TorchSharp 0.107 lets a collection finalise a <see cref="Scalar"/> (or a temporary tensor) while libtorch still
-/// reads it; the build copies a TorchSharp.dll rewritten to keep such objects alive (build/TorchSharpKeepAlive.targets,
+/// reads it; the build copies a TorchSharp.dll rewritten to keep such objects alive (src/Build/TorchSharpKeepAlive.targets,
 /// docs/scalar-lifetime.md). These tests pin that the rewritten assembly is the one loaded, that it compiles, and that
 /// the stress loop which failed about 17 rounds in 20000 on the package's assembly now fails none.
 /// </summary>

@@ -1,4 +1,4 @@
-// The MSBuild task of build/TorchSharpKeepAlive.targets (compiled by RoslynCodeTaskFactory; that file says why).
+// The MSBuild task of src/Build/TorchSharpKeepAlive.targets (compiled by RoslynCodeTaskFactory; that file says why).
 using System;
 using System.Collections.Generic;
 using System.IO;
