@@ -77,7 +77,9 @@ public static class CoTrainer
     /// <paramref name="atCheckpoint"/>, when given, is called on the training thread with the step and the policy at
     /// every checkpoint step (each <see cref="CoTrainingOptions.CheckpointInterval"/> and the last step), whether or not
     /// a checkpoint directory is given, after the checkpoint is saved; it must not change the weights. It is for
-    /// measurements along the run, such as <see cref="ConditionCheck.Measure"/>.
+    /// measurements along the run, such as <see cref="ConditionCheck.Measure"/>. A resumed run also calls it once, before
+    /// its first step, with the step and policy it resumed from: a process that died between saving a checkpoint and the
+    /// callback would otherwise leave that step unmeasured for good, so a caller that logs should skip steps it has.
     /// </summary>
     public static CoTrainingResult Train(
         VlaPolicy initial,
@@ -126,6 +128,9 @@ public static class CoTrainer
             var peaks = new[] { options.VlmLearningRate, options.ExpertLearningRate, options.RestLearningRate };
             var parameters = policy.Parameters().ToArray();
             var sampler = new BatchSampler(data, options, policy.Config.ChunkLength);
+            // The checkpoint resumed from may never have been measured (a crash right after its save); the measurement
+            // reseeds the global generator, which the first step reseeds anyway.
+            if (resume is not null) atCheckpoint?.Invoke(startStep, policy);
 
             for (var step = startStep; step < options.Steps; step++)
             {

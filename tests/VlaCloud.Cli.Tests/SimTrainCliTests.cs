@@ -107,8 +107,9 @@ public sealed class SimTrainCliTests : IDisposable
     {
         await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
         await OkAsync("sim", "generate", "-o", In("stills"), "-n", "4", "--split", "grounding", "--frames-per-episode", "1");
-        var trained = await OkLabAsync("sim", "train", "--config", "m1-tiny", "--mode", mode, "--steps", "2", "--batch-size", "2", "--checkpoint-interval", "1",
-            "--vlm-lr", "0.001", "--expert-lr", "0.002", "--rest-lr", "0.0015", "--data", In("train"), "--grounding", In("stills"), "-o", In("m1"));
+        string[] train = ["sim", "train", "--config", "m1-tiny", "--mode", mode, "--steps", "2", "--batch-size", "2", "--checkpoint-interval", "1",
+            "--vlm-lr", "0.001", "--expert-lr", "0.002", "--rest-lr", "0.0015", "--data", In("train"), "--grounding", In("stills"), "-o", In("m1")];
+        var trained = await OkLabAsync(train);
         // Every run says whether its action head reads the observation, on screen and in summary.json.
         Assert.Contains("with another frame's", trained.Out);
         var check = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("m1/summary.json"))).RootElement.GetProperty("condition_check");
@@ -118,6 +119,13 @@ public sealed class SimTrainCliTests : IDisposable
         Assert.Equal([1, 2], lines.Select(l => l.GetProperty("step").GetInt32()));
         Assert.Equal(check.GetProperty("own_observation").GetDouble(), lines[^1].GetProperty("own_observation").GetDouble());
         Assert.Equal(1 - lines[0].GetProperty("own_observation").GetDouble() / lines[0].GetProperty("other_observation").GetDouble(), lines[0].GetProperty("gap").GetDouble(), 1e-12);
+        // A process that died after saving step 2's checkpoint but before writing its line: the rerun resumes at step 2
+        // and writes that line, once, with the same figures (the measurement's draws come from the run's seed).
+        await File.WriteAllLinesAsync(In("m1/condition.jsonl"), (await File.ReadAllLinesAsync(In("m1/condition.jsonl")))[..1]);
+        await OkLabAsync(train);
+        var rerun = (await File.ReadAllLinesAsync(In("m1/condition.jsonl"))).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal([1, 2], rerun.Select(l => l.GetProperty("step").GetInt32()));
+        Assert.Equal(lines[1].GetProperty("own_observation").GetDouble(), rerun[1].GetProperty("own_observation").GetDouble());
         // The three learning rates given are the run's peaks.
         var options = CoTrainingOptions.FromJson(File.ReadAllText(Path.Combine(In("m1"), "checkpoints", "step-00000002", "options.json")));
         Assert.Equal((0.001, 0.002, 0.0015), (options.VlmLearningRate, options.ExpertLearningRate, options.RestLearningRate));

@@ -168,10 +168,18 @@ public sealed class CoTrainerTests(SimDataFixture fixture)
         // The restarted run gets a fresh initial policy, as a new process would; the checkpoint wins.
         using var fresh = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, options with { });
         var steps = new List<TrainingProgress>();
-        var resumed = CoTrainer.Train(fresh, fixture.Data, options, dir, new Collect(steps));
+        var measured = new List<int>();
+        var resumed = CoTrainer.Train(fresh, fixture.Data, options, dir, new Collect(steps), atCheckpoint: (step, policy) =>
+        {
+            measured.Add(step);
+            ConditionCheck.Measure(policy, fixture.Data, batches: 1, batchSize: 2);
+        });
         using var resumedPolicy = resumed.Policy;
         Assert.Equal(4, resumed.StartStep);
         Assert.Equal([5, 6, 7, 8], steps.Select(s => s.Step));
+        // The checkpoint it resumed from is offered to the callback too (the interrupted run never called back for it),
+        // and measuring it does not change where the run ends (checked below).
+        Assert.Equal([4, 8], measured);
         Assert.Equal(8, CoTrainer.Latest(dir)!.Step);
         var after = Weights(resumed.Policy);
         Assert.Equal(straight.Length, after.Length);

@@ -139,10 +139,16 @@ internal static class SimTrainCommands
             await using var metrics = new StreamWriter(Path.Combine(run, "metrics.jsonl"), append: true);
             // Whether the action head reads its observation, along the run: a low loss alone does not say it (see ConditionCheck).
             // The same held batches, noise and shuffle at every checkpoint (the run's seed), so the lines compare.
-            await using var conditionLog = new StreamWriter(Path.Combine(run, "condition.jsonl"), append: true);
+            var conditionPath = Path.Combine(run, "condition.jsonl");
+            // A resumed run offers the checkpoint it resumed from again (a crash may have come before its line): one line per step.
+            var logged = File.Exists(conditionPath)
+                ? File.ReadLines(conditionPath).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt32()).ToHashSet()
+                : [];
+            await using var conditionLog = new StreamWriter(conditionPath, append: true);
             (int Step, ConditionUse Use)? lastCondition = null;
             void MeasureCondition(int step, VlaPolicy trained)
             {
+                if (!logged.Add(step)) return;
                 var use = ConditionCheck.Measure(trained, trainingData, seed: options.Seed);
                 lastCondition = (step, use);
                 conditionLog.WriteLine(JsonSerializer.Serialize(new
