@@ -13,8 +13,11 @@ internal static class ThreadCpu
     // USER_HZ: the unit of utime/stime in /proc; 100 on every Linux the benchmarks run on (it is fixed by the ABI).
     private const double TicksPerSecond = 100;
 
-    /// <summary>One thread's name (<c>comm</c>, at most 15 characters) and CPU time so far.</summary>
-    internal readonly record struct Sample(int Tid, string Name, TimeSpan Cpu);
+    /// <summary>
+    /// One thread's name (<c>comm</c>, at most 15 characters), CPU time so far, and how many times the scheduler has put
+    /// it on a CPU (schedstat's third field; each wake-up of a waiting thread is one; 0 where schedstat is absent).
+    /// </summary>
+    internal readonly record struct Sample(int Tid, string Name, TimeSpan Cpu, long Runs = 0);
 
     /// <summary>Whether per-thread CPU can be read here (Linux with /proc).</summary>
     public static bool Available => OperatingSystem.IsLinux() && Directory.Exists("/proc/self/task");
@@ -49,21 +52,24 @@ internal static class ThreadCpu
         var name = stat[(open + 1)..close];
         // The scheduler's own count of the thread's run time, in nanoseconds: utime+stime come in 10 ms ticks, which over
         // a 3 s span of ~60 requests is ±0.2 ms per request for each thread read, as large as the overhead being measured.
-        if (ReadSchedstatNanoseconds(tid) is { } nanoseconds) return new Sample(tid, name, TimeSpan.FromTicks(nanoseconds / 100));
+        if (ReadSchedstat(tid) is { } schedstat) return new Sample(tid, name, TimeSpan.FromTicks(schedstat.Nanoseconds / 100), schedstat.Runs);
         var fields = stat[(close + 2)..].Split(' ');
         // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
         var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
         return new Sample(tid, name, TimeSpan.FromSeconds(ticks / TicksPerSecond));
     }
 
-    private static long? ReadSchedstatNanoseconds(int tid)
+    private static (long Nanoseconds, long Runs)? ReadSchedstat(int tid)
     {
         try
         {
             // "run_ns wait_ns timeslices"; absent without CONFIG_SCHED_INFO.
-            var text = File.ReadAllText($"/proc/self/task/{tid}/schedstat");
-            var end = text.IndexOf(' ');
-            return end > 0 && long.TryParse(text.AsSpan(0, end), NumberStyles.None, CultureInfo.InvariantCulture, out var ns) ? ns : null;
+            var fields = File.ReadAllText($"/proc/self/task/{tid}/schedstat").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return fields.Length >= 3 &&
+                   long.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ns) &&
+                   long.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var runs)
+                ? (ns, runs)
+                : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -103,5 +109,15 @@ internal static class ThreadCpu
         foreach (var now in ReadAll().Where(belongs))
             total += now.Cpu - then.GetValueOrDefault(now.Tid);
         return total;
+    }
+
+    /// <summary>
+    /// How many times the scheduler put this process's threads on a CPU since <paramref name="before"/>, all threads (a
+    /// thread started since counts from zero, one that ended takes its count with it): the wake-ups a request costs.
+    /// </summary>
+    public static long RunsSince(List<Sample> before)
+    {
+        var then = before.ToDictionary(s => s.Tid, s => s.Runs);
+        return ReadAll().Sum(now => now.Runs - then.GetValueOrDefault(now.Tid));
     }
 }
