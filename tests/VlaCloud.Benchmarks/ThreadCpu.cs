@@ -64,7 +64,7 @@ internal static class ThreadCpu
         try
         {
             // "run_ns wait_ns timeslices"; absent without CONFIG_SCHED_INFO.
-            var fields = File.ReadAllText($"/proc/self/task/{tid}/schedstat").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var fields = File.ReadAllText($"/proc/self/task/{tid}/schedstat").Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             return fields.Length >= 3 &&
                    long.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ns) &&
                    long.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var runs)
