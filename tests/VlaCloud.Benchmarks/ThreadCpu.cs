@@ -14,10 +14,11 @@ internal static class ThreadCpu
     private const double TicksPerSecond = 100;
 
     /// <summary>
-    /// One thread's name (<c>comm</c>, at most 15 characters), CPU time so far, and how many times the scheduler has put
-    /// it on a CPU (schedstat's third field; each wake-up of a waiting thread is one; 0 where schedstat is absent).
+    /// One thread's name (<c>comm</c>, at most 15 characters), CPU time so far, and how many times it has blocked and been
+    /// woken up since it started (<c>voluntary_ctxt_switches</c> of its <c>status</c>; 0 where absent). A preemption
+    /// does not count: on a loaded machine those say more about the neighbours than about the thread.
     /// </summary>
-    internal readonly record struct Sample(int Tid, string Name, TimeSpan Cpu, long Runs = 0);
+    internal readonly record struct Sample(int Tid, string Name, TimeSpan Cpu, long Wakeups = 0);
 
     /// <summary>Whether per-thread CPU can be read here (Linux with /proc).</summary>
     public static bool Available => OperatingSystem.IsLinux() && Directory.Exists("/proc/self/task");
@@ -52,28 +53,42 @@ internal static class ThreadCpu
         var name = stat[(open + 1)..close];
         // The scheduler's own count of the thread's run time, in nanoseconds: utime+stime come in 10 ms ticks, which over
         // a 3 s span of ~60 requests is ±0.2 ms per request for each thread read, as large as the overhead being measured.
-        if (ReadSchedstat(tid) is { } schedstat) return new Sample(tid, name, TimeSpan.FromTicks(schedstat.Nanoseconds / 100), schedstat.Runs);
+        var wakeups = ReadVoluntarySwitches(tid);
+        if (ReadSchedstatNanoseconds(tid) is { } nanoseconds) return new Sample(tid, name, TimeSpan.FromTicks(nanoseconds / 100), wakeups);
         var fields = stat[(close + 2)..].Split(' ');
         // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
         var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
         return new Sample(tid, name, TimeSpan.FromSeconds(ticks / TicksPerSecond));
     }
 
-    private static (long Nanoseconds, long Runs)? ReadSchedstat(int tid)
+    private static long? ReadSchedstatNanoseconds(int tid)
     {
         try
         {
-            // "run_ns wait_ns timeslices"; absent without CONFIG_SCHED_INFO.
-            var fields = File.ReadAllText($"/proc/self/task/{tid}/schedstat").Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            return fields.Length >= 3 &&
-                   long.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ns) &&
-                   long.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var runs)
-                ? (ns, runs)
-                : null;
+            // "run_ns wait_ns timeslices\n"; absent without CONFIG_SCHED_INFO.
+            var text = File.ReadAllText($"/proc/self/task/{tid}/schedstat");
+            var end = text.IndexOf(' ');
+            return end > 0 && long.TryParse(text.AsSpan(0, end), NumberStyles.None, CultureInfo.InvariantCulture, out var ns) ? ns : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
+        }
+    }
+
+    private static long ReadVoluntarySwitches(int tid)
+    {
+        const string Field = "voluntary_ctxt_switches:";
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/self/task/{tid}/status"))
+                if (line.StartsWith(Field, StringComparison.Ordinal))
+                    return long.Parse(line.AsSpan(Field.Length).Trim(), NumberStyles.None, CultureInfo.InvariantCulture);
+            return 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
         }
     }
 
@@ -112,12 +127,12 @@ internal static class ThreadCpu
     }
 
     /// <summary>
-    /// How many times the scheduler put this process's threads on a CPU since <paramref name="before"/>, all threads (a
-    /// thread started since counts from zero, one that ended takes its count with it): the wake-ups a request costs.
+    /// The wake-ups (see <see cref="Sample.Wakeups"/>) of the threads <paramref name="belongs"/> picks since
+    /// <paramref name="before"/>, counted like <see cref="Since"/>.
     /// </summary>
-    public static long RunsSince(List<Sample> before)
+    public static long WakeupsSince(List<Sample> before, Func<Sample, bool> belongs)
     {
-        var then = before.ToDictionary(s => s.Tid, s => s.Runs);
-        return ReadAll().Sum(now => now.Runs - then.GetValueOrDefault(now.Tid));
+        var then = before.ToDictionary(s => s.Tid, s => s.Wakeups);
+        return ReadAll().Where(belongs).Sum(now => now.Wakeups - then.GetValueOrDefault(now.Tid));
     }
 }
