@@ -112,7 +112,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
             throw new InvalidOperationException("the inference worker's thread ids are not known (not Linux?): the CPU outside the forward cannot be measured");
 
         var engine = host.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
-        List<double> rawSame = [], raw32 = [], served32 = [], raw1 = [], served1 = [], outside1 = [], outside32 = [], forward1 = [];
+        List<double> rawSame = [], raw32 = [], served32 = [], raw1 = [], served1 = [], outside1 = [], outside32 = [], forward1 = [], wakeups1 = [], inferenceWakeups1 = [];
         // Warm-up, not measured: a fresh host tiers its code up over its first seconds of load (the JIT was most of the CPU
         // outside the forward in the first ~10 s of a profile), and `serving cpu` has no earlier hosts to do it. Repeated
         // until one pass of every load compiles less than 20 ms (the JIT's own clock, System.Runtime.JitInfo), at most 4
@@ -136,7 +136,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
         for (var round = 0; round < CpuRounds && !cancellationToken.IsCancellationRequested; round++)
         {
             var batchesBefore = engine.BatchesBySize;
-            var (cpu32, outsideMs32, load32) = await ServedCpuMsPerRequestAsync(host.Address, key, 32, bodyFile, Inference, cancellationToken);
+            var (cpu32, outsideMs32, load32, _, _) = await ServedCpuMsPerRequestAsync(host.Address, key, 32, bodyFile, Inference, cancellationToken);
             var formed = engine.BatchesBySize.Select((count, size) => count - batchesBefore[size]).ToArray();
             for (var size = 0; size < formed.Length; size++) formedTotal[size] += formed[size];
             served32.Add(cpu32);
@@ -147,7 +147,9 @@ internal sealed class ServingSuite : IBenchmarkSuite
             rawSame.Add(RawCpuMsPerSampleAtSizes(policy, formed));
             raw32.Add(RawCpuMsPerSample(() => policy.SampleActions(many, seeds), many.Length, TimeSpan.FromSeconds(2)));
             raw1.Add(RawCpuMsPerSample(() => policy.SampleActions(one, [1]), 1, TimeSpan.FromSeconds(1.5)));
-            var (cpu1, outsideMs1, _) = await ServedCpuMsPerRequestAsync(host.Address, key, 1, bodyFile, Inference, cancellationToken);
+            var (cpu1, outsideMs1, _, outsideWakeups1, forwardWakeups1) = await ServedCpuMsPerRequestAsync(host.Address, key, 1, bodyFile, Inference, cancellationToken);
+            wakeups1.Add(outsideWakeups1);
+            inferenceWakeups1.Add(forwardWakeups1);
             served1.Add(cpu1);
             outside1.Add(outsideMs1);
             forward1.Add(cpu1 - outsideMs1);
@@ -170,6 +172,11 @@ internal sealed class ServingSuite : IBenchmarkSuite
         report.Add("raw_cpu_ms_per_sample_batch1", Median(raw1));
         report.Add("served_cpu_ms_per_request_1_client", Median(served1));
         report.Add("served_inference_threads_cpu_ms_per_request_1_client", Median(forward1));
+        // Wake-ups per request at 1 client (a thread that blocked and was woken: voluntary context switches), outside the
+        // inference worker's threads and on them. Each hop of a request from one thread to another costs one, and the
+        // hops are most of what is left of the overhead (Session 35's profile): this counts the cause, the CPU its cost.
+        report.Add("host_wakeups_per_request_1_client", Median(wakeups1));
+        report.Add("inference_wakeups_per_request_1_client", Median(inferenceWakeups1));
         // The control loops (one WebSocket client in the child process, the same observation every step): the host's CPU
         // per step, forward included, and the rate one core could sustain at that cost, next to the wall-clock rate.
         foreach (var (name, loops) in new[] { ("websocket", stream), ("openpi", openpi) })
@@ -276,9 +283,9 @@ internal sealed class ServingSuite : IBenchmarkSuite
 
     /// <summary>
     /// As above, and also the CPU of the threads <paramref name="inference"/> does not pick (the host outside the
-    /// forward) per request, from the same span.
+    /// forward) per request, and the wake-ups per request outside those threads and on them, from the same span.
     /// </summary>
-    private static async Task<(double CpuMs, double OutsideCpuMs, LoadGeneratorSuite.Result Load)> ServedCpuMsPerRequestAsync(
+    private static async Task<(double CpuMs, double OutsideCpuMs, LoadGeneratorSuite.Result Load, double OutsideWakeups, double InferenceWakeups)> ServedCpuMsPerRequestAsync(
         Uri address, string key, int clients, string bodyFile, Func<ThreadCpu.Sample, bool> inference, CancellationToken cancellationToken)
     {
         var threads = ThreadCpu.ReadAll();
@@ -286,8 +293,11 @@ internal sealed class ServingSuite : IBenchmarkSuite
         var load = await LoadGeneratorSuite.RunChildAsync(address, key, clients, TimeSpan.FromSeconds(3), bodyFile, cancellationToken);
         var total = CpuNow() - cpu;
         var forward = ThreadCpu.Since(threads, inference);
+        var outsideWakeups = ThreadCpu.WakeupsSince(threads, t => !inference(t));
+        var inferenceWakeups = ThreadCpu.WakeupsSince(threads, inference);
         if (load.Errors > 0 || load.Requests == 0) throw new InvalidOperationException($"load generator: {load.Errors} errors, {load.Requests} answers");
-        return (total.TotalMilliseconds / load.Requests, (total - forward).TotalMilliseconds / load.Requests, load);
+        return (total.TotalMilliseconds / load.Requests, (total - forward).TotalMilliseconds / load.Requests, load,
+            (double)outsideWakeups / load.Requests, (double)inferenceWakeups / load.Requests);
     }
 
     private static TimeSpan CpuNow() => ThreadCpu.ProcessNow();

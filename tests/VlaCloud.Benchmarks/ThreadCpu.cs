@@ -13,8 +13,12 @@ internal static class ThreadCpu
     // USER_HZ: the unit of utime/stime in /proc; 100 on every Linux the benchmarks run on (it is fixed by the ABI).
     private const double TicksPerSecond = 100;
 
-    /// <summary>One thread's name (<c>comm</c>, at most 15 characters) and CPU time so far.</summary>
-    internal readonly record struct Sample(int Tid, string Name, TimeSpan Cpu);
+    /// <summary>
+    /// One thread's name (<c>comm</c>, at most 15 characters), CPU time so far, and how many times it has blocked and been
+    /// woken up since it started (<c>voluntary_ctxt_switches</c> of its <c>status</c>; 0 where absent). A preemption
+    /// does not count: on a loaded machine those say more about the neighbours than about the thread.
+    /// </summary>
+    internal readonly record struct Sample(int Tid, string Name, TimeSpan Cpu, long Wakeups = 0);
 
     /// <summary>Whether per-thread CPU can be read here (Linux with /proc).</summary>
     public static bool Available => OperatingSystem.IsLinux() && Directory.Exists("/proc/self/task");
@@ -49,7 +53,8 @@ internal static class ThreadCpu
         var name = stat[(open + 1)..close];
         // The scheduler's own count of the thread's run time, in nanoseconds: utime+stime come in 10 ms ticks, which over
         // a 3 s span of ~60 requests is ±0.2 ms per request for each thread read, as large as the overhead being measured.
-        if (ReadSchedstatNanoseconds(tid) is { } nanoseconds) return new Sample(tid, name, TimeSpan.FromTicks(nanoseconds / 100));
+        var wakeups = ReadVoluntarySwitches(tid);
+        if (ReadSchedstatNanoseconds(tid) is { } nanoseconds) return new Sample(tid, name, TimeSpan.FromTicks(nanoseconds / 100), wakeups);
         var fields = stat[(close + 2)..].Split(' ');
         // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
         var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
@@ -60,7 +65,7 @@ internal static class ThreadCpu
     {
         try
         {
-            // "run_ns wait_ns timeslices"; absent without CONFIG_SCHED_INFO.
+            // "run_ns wait_ns timeslices\n"; absent without CONFIG_SCHED_INFO.
             var text = File.ReadAllText($"/proc/self/task/{tid}/schedstat");
             var end = text.IndexOf(' ');
             return end > 0 && long.TryParse(text.AsSpan(0, end), NumberStyles.None, CultureInfo.InvariantCulture, out var ns) ? ns : null;
@@ -68,6 +73,22 @@ internal static class ThreadCpu
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
+        }
+    }
+
+    private static long ReadVoluntarySwitches(int tid)
+    {
+        const string Field = "voluntary_ctxt_switches:";
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/self/task/{tid}/status"))
+                if (line.StartsWith(Field, StringComparison.Ordinal))
+                    return long.Parse(line.AsSpan(Field.Length).Trim(), NumberStyles.None, CultureInfo.InvariantCulture);
+            return 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
         }
     }
 
@@ -103,5 +124,15 @@ internal static class ThreadCpu
         foreach (var now in ReadAll().Where(belongs))
             total += now.Cpu - then.GetValueOrDefault(now.Tid);
         return total;
+    }
+
+    /// <summary>
+    /// The wake-ups (see <see cref="Sample.Wakeups"/>) of the threads <paramref name="belongs"/> picks since
+    /// <paramref name="before"/>, counted like <see cref="Since"/>.
+    /// </summary>
+    public static long WakeupsSince(List<Sample> before, Func<Sample, bool> belongs)
+    {
+        var then = before.ToDictionary(s => s.Tid, s => s.Wakeups);
+        return ReadAll().Where(belongs).Sum(now => now.Wakeups - then.GetValueOrDefault(now.Tid));
     }
 }

@@ -37,7 +37,14 @@ internal static class FineTuningSetup
 /// <summary>Registers the recurring jobs once the database is ready (it starts after the database initializer).</summary>
 internal sealed class RecurringJobsRegistrar(IServiceProvider services, ILogger<RecurringJobsRegistrar> logger) : IHostedService
 {
-    public Task StartAsync(CancellationToken cancellationToken)
+    // Hangfire's API is synchronous (blocking Npgsql reads), and the host calls StartAsync on whatever thread finished
+    // the previous hosted service: after the database initializer's last await that can be a socket event thread
+    // (with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 Npgsql's async reads complete there). A blocking read on a
+    // pooled, already non-blocking socket waits for that same event thread to signal it, so blocking there hangs the
+    // host for good. On the thread pool the calls block a worker for a moment, as anywhere else.
+    public Task StartAsync(CancellationToken cancellationToken) => Task.Run(Register, cancellationToken);
+
+    private void Register()
     {
         try
         {
@@ -50,7 +57,6 @@ internal sealed class RecurringJobsRegistrar(IServiceProvider services, ILogger<
             // Postgres may be down at start: readiness says so, and the next start registers the job.
             logger.LogWarning(e, "Could not register the recurring cleanup jobs");
         }
-        return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
