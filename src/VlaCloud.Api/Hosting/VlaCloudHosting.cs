@@ -169,6 +169,9 @@ public static class VlaCloudHosting
                                          ?? new VlaCloudOptions().RedisTimeout).TotalMilliseconds);
         options.AsyncTimeout = timeout;
         options.SyncTimeout = timeout;
+        // VlaCloudOptions.RedisOnThreadPool says why the pool is the default.
+        if (configuration.GetValue<bool?>($"{VlaCloudOptions.Section}:{nameof(VlaCloudOptions.RedisOnThreadPool)}") ?? new VlaCloudOptions().RedisOnThreadPool)
+            options.SocketManager = SocketManager.ThreadPool;
         return ConnectionMultiplexer.Connect(options);
     }
 }

@@ -46,6 +46,16 @@ public sealed class VlaCloudOptions
     /// </summary>
     public TimeSpan RedisTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Whether the Redis client reads and writes its sockets on the .NET thread pool (the default) rather than on its own
+    /// ten dedicated threads. Every request makes one pipelined Redis round trip (rate limit and quota), and on the
+    /// dedicated threads that round trip wakes threads that then hand the answer to the pool anyway: interleaved
+    /// <c>serving cpu</c> runs measured 13–20 wake-ups per request on the pool against 20–24 with the dedicated threads, and
+    /// 0.95–1.54 ms against 1.30–1.55 ms of host CPU per request outside the forward (docs/perf-issue-23-notes.md,
+    /// Session 36). Set it to false if request code ever blocks pool threads for long enough to delay Redis answers.
+    /// </summary>
+    public bool RedisOnThreadPool { get; set; } = true;
+
     /// <summary>The <c>Retry-After</c> of a 503 that says Postgres or Redis does not answer.</summary>
     public TimeSpan DependencyRetryAfter { get; set; } = TimeSpan.FromSeconds(5);
 
