@@ -37,30 +37,41 @@ internal sealed class LoadGeneratorSuite : IBenchmarkSuite
                 else Interlocked.Increment(ref errors);
             }
         }));
-        var all = latencies.SelectMany(l => l).Order().ToList();
-        report.Add("requests", all.Count);
+        AddFigures(report, latencies.SelectMany(l => l).ToList(), errors, watch.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Prints the figures a load generator child reports (<see cref="RunSuiteChildAsync"/> reads them back).</summary>
+    internal static void AddFigures(Report report, List<double> latencies, int errors, double seconds)
+    {
+        latencies.Sort();
+        report.Add("requests", latencies.Count);
         report.Add("errors", errors);
-        report.Add("seconds", watch.Elapsed.TotalSeconds);
-        report.Add("p50_ms", all.Count == 0 ? double.NaN : all[all.Count / 2]);
-        report.Add("p99_ms", all.Count == 0 ? double.NaN : all[Math.Min(all.Count - 1, (int)(all.Count * 0.99))]);
+        report.Add("seconds", seconds);
+        report.Add("p50_ms", latencies.Count == 0 ? double.NaN : latencies[latencies.Count / 2]);
+        report.Add("p99_ms", latencies.Count == 0 ? double.NaN : latencies[Math.Min(latencies.Count - 1, (int)(latencies.Count * 0.99))]);
     }
 
     /// <summary>What one run of the load generator reported.</summary>
     public sealed record Result(int Requests, int Errors, double Seconds, double P50, double P99);
 
     /// <summary>Runs this program's <c>loadgen</c> suite as a child process and reads its figures.</summary>
-    public static async Task<Result> RunChildAsync(Uri address, string key, int clients, TimeSpan duration, string bodyFile, CancellationToken cancellationToken)
+    public static Task<Result> RunChildAsync(Uri address, string key, int clients, TimeSpan duration, string bodyFile, CancellationToken cancellationToken) =>
+        RunSuiteChildAsync("load generator",
+            ["loadgen", address.ToString(), key, clients.ToString(), duration.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), bodyFile],
+            cancellationToken);
+
+    /// <summary>Runs one of this program's load generator suites (its name first in <paramref name="arguments"/>) as a child process and reads its <see cref="AddFigures"/>.</summary>
+    internal static async Task<Result> RunSuiteChildAsync(string what, IEnumerable<string> arguments, CancellationToken cancellationToken)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
         // Under `dotnet VlaCloud.Benchmarks.dll` the process is the dotnet host; under the apphost it is the program.
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(typeof(LoadGeneratorSuite).Assembly.Location);
-        foreach (var argument in new[] { "loadgen", address.ToString(), key, clients.ToString(), duration.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), bodyFile })
-            start.ArgumentList.Add(argument);
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var errors = process.StandardError.ReadToEndAsync(cancellationToken);
         await process.WaitForExitAsync(cancellationToken);
-        if (process.ExitCode != 0) throw new InvalidOperationException($"load generator exited {process.ExitCode}: {await errors}");
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{what} exited {process.ExitCode}: {await errors}");
         var figures = (await output).Split('\n').Select(l => l.Split(": ", 2)).Where(p => p.Length == 2 && !p[0].StartsWith('#'))
             .ToDictionary(p => p[0], p => double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
         return new Result((int)figures["requests"], (int)figures["errors"], figures["seconds"], figures["p50_ms"], figures["p99_ms"]);

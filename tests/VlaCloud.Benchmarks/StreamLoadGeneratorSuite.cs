@@ -41,28 +41,12 @@ internal sealed class StreamLoadGeneratorSuite : IBenchmarkSuite
         }
         var seconds = watch.Elapsed.TotalSeconds;
         if (socket.State == WebSocketState.Open) await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cancellationToken);
-        latencies.Sort();
-        report.Add("requests", latencies.Count);
-        report.Add("errors", errors);
-        report.Add("seconds", seconds);
-        report.Add("p50_ms", latencies.Count == 0 ? double.NaN : latencies[latencies.Count / 2]);
-        report.Add("p99_ms", latencies.Count == 0 ? double.NaN : latencies[Math.Min(latencies.Count - 1, (int)(latencies.Count * 0.99))]);
+        LoadGeneratorSuite.AddFigures(report, latencies, errors, seconds);
     }
 
     /// <summary>Runs this program's <c>loadgen-ws</c> suite as a child process and reads its figures.</summary>
-    public static async Task<LoadGeneratorSuite.Result> RunChildAsync(Uri socketAddress, string authorization, TimeSpan duration, string bodyFile, bool binary, CancellationToken cancellationToken)
-    {
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(typeof(StreamLoadGeneratorSuite).Assembly.Location);
-        foreach (var argument in new[] { "loadgen-ws", socketAddress.ToString(), authorization, duration.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), bodyFile, binary ? "binary" : "text" })
-            start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        var errors = process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
-        if (process.ExitCode != 0) throw new InvalidOperationException($"WebSocket load generator exited {process.ExitCode}: {await errors}");
-        var figures = (await output).Split('\n').Select(l => l.Split(": ", 2)).Where(p => p.Length == 2 && !p[0].StartsWith('#'))
-            .ToDictionary(p => p[0], p => double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
-        return new LoadGeneratorSuite.Result((int)figures["requests"], (int)figures["errors"], figures["seconds"], figures["p50_ms"], figures["p99_ms"]);
-    }
+    public static Task<LoadGeneratorSuite.Result> RunChildAsync(Uri socketAddress, string authorization, TimeSpan duration, string bodyFile, bool binary, CancellationToken cancellationToken) =>
+        LoadGeneratorSuite.RunSuiteChildAsync("WebSocket load generator",
+            ["loadgen-ws", socketAddress.ToString(), authorization, duration.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), bodyFile, binary ? "binary" : "text"],
+            cancellationToken);
 }
