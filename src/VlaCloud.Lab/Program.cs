@@ -7,6 +7,7 @@ var sim = SimCommands.Create();
 sim.Description = "Built-in tabletop simulator: generate datasets, roll out, train and evaluate policies locally";
 sim.Subcommands.Add(SimTrainCommands.Train());
 sim.Subcommands.Add(SimEvaluateCommand.Create());
+sim.Subcommands.Add(SimProbeCommand.Create());
 sim.Subcommands.Add(SimRecipeCommand.Create());
 var root = new RootCommand("vlacloud-lab: train, evaluate and convert policies on this machine (CPU, or CUDA where built for it)")
 {

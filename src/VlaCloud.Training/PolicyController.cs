@@ -36,7 +36,21 @@ public sealed class PolicyController : IActionController
     public IReadOnlyList<ActionChunk> Act(IReadOnlyList<SimObservation> batch)
     {
         var observations = batch.Select(ToObservation).ToArray();
-        var seeds = batch.Select(o => (long)BatchSampler.StepSeed(seed, o.EpisodeId, o.Step)).ToArray();
+        return Sample(observations, [.. batch.Select(o => (o.EpisodeId, o.Step))]);
+    }
+
+    /// <summary>Actions per chunk the policy predicts (its config's chunk length).</summary>
+    public int ChunkLength => policy.Config.ChunkLength;
+
+    /// <summary>
+    /// The chunks the policy samples for observations already in the model's form, each with the noise of its episode
+    /// and step as in closed loop: what <see cref="Act"/> does after <see cref="ToObservation"/>, for callers that hold
+    /// recorded frames (the open-loop direction probe). Counts as one call.
+    /// </summary>
+    public IReadOnlyList<ActionChunk> Sample(IReadOnlyList<Observation> observations, IReadOnlyList<(long EpisodeId, int Step)> keys)
+    {
+        if (keys.Count != observations.Count) throw new ArgumentException($"{observations.Count} observations but {keys.Count} episode and step keys");
+        var seeds = keys.Select(k => (long)BatchSampler.StepSeed(seed, k.EpisodeId, k.Step)).ToArray();
         // The policy's chunks are the simulator's: no conversion between them.
         var chunks = policy.SampleActions(observations, seeds, inferenceSteps);
         Calls++;

@@ -1,0 +1,165 @@
+using VlaCloud.Actions;
+using VlaCloud.Policy;
+using VlaCloud.Sim;
+
+namespace VlaCloud.Training;
+
+/// <summary>
+/// How a policy's open-loop chunks compare with the expert's on one set of frames. The moves (dx, dy) are scored in
+/// the simulator's units over every step of each chunk that lies inside its episode (the training loss's mask).
+/// </summary>
+/// <param name="Frames">Frames scored (one chunk each).</param>
+/// <param name="Steps">Chunk steps scored (each has a dx, a dy and a gripper value).</param>
+/// <param name="MseX">Mean squared error of dx.</param>
+/// <param name="MseY">Mean squared error of dy.</param>
+/// <param name="ZeroMseX">Mean squared dx of the expert: the error of predicting no move.</param>
+/// <param name="ZeroMseY">Mean squared dy of the expert.</param>
+/// <param name="SignedX">dx components whose expert value is above the threshold in size (the ones whose sign is scored).</param>
+/// <param name="SignRightX">Share of <paramref name="SignedX"/> whose predicted sign is the expert's (0 when there are none).</param>
+/// <param name="SignedY">dy components scored for sign.</param>
+/// <param name="SignRightY">Share of <paramref name="SignedY"/> with the expert's sign.</param>
+/// <param name="SignedFirst">Components of the first step of each chunk scored for sign (dx and dy together).</param>
+/// <param name="SignRightFirst">Share of them with the expert's sign: the step a closed loop that asks every step executes most.</param>
+/// <param name="GripperRight">Share of steps whose gripper command (thresholded at 0.5) is the expert's.</param>
+public sealed record DirectionScore(
+    int Frames, int Steps, double MseX, double MseY, double ZeroMseX, double ZeroMseY,
+    int SignedX, double SignRightX, int SignedY, double SignRightY, int SignedFirst, double SignRightFirst, double GripperRight)
+{
+    /// <summary>Share of all sign-scored dx and dy components with the expert's sign (0 when there are none).</summary>
+    public double SignRight => SignedX + SignedY == 0 ? 0 : (SignRightX * SignedX + SignRightY * SignedY) / (SignedX + SignedY);
+
+    /// <summary>Mean squared error of dx and dy together.</summary>
+    public double Mse => (MseX + MseY) / 2;
+
+    /// <summary>The predict-no-move baseline of <see cref="Mse"/>.</summary>
+    public double ZeroMse => (ZeroMseX + ZeroMseY) / 2;
+}
+
+/// <summary>
+/// The open-loop direction probe: does a policy's chunk at a frame move the way the expert's does? It asks the policy
+/// for a chunk at each frame of a set of demonstrations exactly as closed-loop evaluation does
+/// (<see cref="PolicyController.Sample"/>, the observation from <see cref="PolicyController.ToObservation"/>) and
+/// scores it against the expert's chunk at that frame as training sees it (<see cref="BatchSampler.ActionAt"/>).
+/// Closed-loop success stays at 0 long before a policy is useless; the sign of its moves on new scenes says whether
+/// its chunks point toward the target at all, at a fraction of an evaluation's cost.
+/// </summary>
+public static class DirectionProbe
+{
+    /// <summary>Default size below which an expert's dx or dy is not scored for sign: a tenth of the largest move.</summary>
+    public const double DefaultSignThreshold = Physics.MaxStep / 10;
+
+    /// <summary>
+    /// Expert demonstrations of <paramref name="episodes"/> scenes of <paramref name="split"/>, episode i from the
+    /// split's seed <c>seedBase + i</c> and task kind as in <see cref="Evaluator"/>, each run to the end by the scripted
+    /// expert with every frame turned into the model's observation by <paramref name="controller"/>. An episode's
+    /// <see cref="DemonstrationEpisode.Index"/> is its scene's seed, the episode id closed loop samples its noise with.
+    /// The rare episode the expert fails is kept: its actions are still the expert's.
+    /// </summary>
+    public static TrainingData Demonstrations(PolicyController controller, SimSplit split, int episodes, int seedBase,
+        IReadOnlyList<TaskKind> tasks, SimEmbodiment embodiment, NormalizationStats normalization, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(episodes, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(seedBase);
+        if ((long)seedBase + episodes > SimSplits.SeedStride)
+            throw new ArgumentOutOfRangeException(nameof(episodes), $"seed base {seedBase} + {episodes} episodes run past the split's {SimSplits.SeedStride} seeds");
+        if (tasks.Count == 0) throw new ArgumentException("at least one task kind", nameof(tasks));
+        var recorded = new DemonstrationEpisode[episodes];
+        using var renderers = new ThreadLocal<Renderer>(() => new Renderer(embodiment.Cameras[0].Width), trackAllValues: true);
+        try
+        {
+            Parallel.For(0, episodes, new ParallelOptions { CancellationToken = cancellationToken }, i =>
+            {
+                var scene = SceneGenerator.ForEpisode(split, i, SceneGenerator.KindOf(i, tasks), seedBase);
+                var episode = EpisodeRecorder.RecordExpert(scene, embodiment, renderers.Value!);
+                var observations = episode.Frames.Select((f, t) => controller.ToObservation(
+                    new SimObservation(scene.Seed, t, scene.Task.Instruction, f.State, f.Images, f.World))).ToArray();
+                recorded[i] = new DemonstrationEpisode(scene.Seed, observations, [.. episode.Frames.Select(f => f.Action)]);
+            });
+        }
+        finally
+        {
+            foreach (var r in renderers.Values) r.Dispose();
+        }
+        return new TrainingData(embodiment.Name, normalization, recorded, []);
+    }
+
+    /// <summary>
+    /// Global frame indices of <paramref name="data"/> to probe: all of them when there are at most
+    /// <paramref name="maxFrames"/>, else that many spread evenly over the whole set (first frame included).
+    /// </summary>
+    public static IReadOnlyList<int> Frames(TrainingData data, int maxFrames)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxFrames, 1);
+        if (data.Frames <= maxFrames) return [.. Enumerable.Range(0, data.Frames)];
+        return [.. Enumerable.Range(0, maxFrames).Select(i => (int)((long)i * data.Frames / maxFrames))];
+    }
+
+    /// <summary>
+    /// Probes <paramref name="frames"/> of <paramref name="data"/>: the policy's chunks in batches of
+    /// <paramref name="batchSize"/> frames, each sampled with its episode's <see cref="DemonstrationEpisode.Index"/>
+    /// and frame as the noise key, scored against the expert's chunks by <see cref="Score"/>.
+    /// </summary>
+    public static DirectionScore Run(PolicyController controller, TrainingData data, IReadOnlyList<int> frames, int batchSize = 16,
+        double signThreshold = DefaultSignThreshold, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        var sampler = new BatchSampler(data, new CoTrainingOptions().AsVanilla(), controller.ChunkLength);
+        var keys = FrameKeys(data);
+        var expert = new List<ActionSample>(frames.Count);
+        var predicted = new List<ActionChunk>(frames.Count);
+        foreach (var batch in frames.Chunk(batchSize))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var samples = batch.Select(sampler.ActionAt).ToArray();
+            predicted.AddRange(controller.Sample([.. samples.Select(s => s.Observation)], [.. batch.Select(f => keys[f])]));
+            expert.AddRange(samples);
+        }
+        return Score(predicted, expert, signThreshold);
+    }
+
+    /// <summary>
+    /// Scores <paramref name="predicted"/> chunks against the expert's <paramref name="expert"/> samples (same order):
+    /// every step inside the expert's episode (its <see cref="ActionSample.Valid"/> mask, all steps without one) up to
+    /// the shorter of the two horizons. Action dimensions 0 and 1 are dx and dy, 2 the gripper (the simulator's layout).
+    /// Signs are scored only where the expert's |value| exceeds <paramref name="signThreshold"/>; a predicted 0 is wrong.
+    /// </summary>
+    public static DirectionScore Score(IReadOnlyList<ActionChunk> predicted, IReadOnlyList<ActionSample> expert, double signThreshold = DefaultSignThreshold)
+    {
+        if (predicted.Count != expert.Count) throw new ArgumentException($"{predicted.Count} predicted chunks for {expert.Count} expert chunks");
+        ArgumentOutOfRangeException.ThrowIfNegative(signThreshold);
+        var steps = 0;
+        double sqX = 0, sqY = 0, zeroX = 0, zeroY = 0;
+        int signedX = 0, rightX = 0, signedY = 0, rightY = 0, signedFirst = 0, rightFirst = 0, gripperRight = 0;
+        for (var i = 0; i < expert.Count; i++)
+        {
+            var (p, e) = (predicted[i], expert[i].Actions);
+            if (p.ActionDim < 3 || e.ActionDim < 3) throw new ArgumentException("the probe scores dx, dy and a gripper: chunks need 3 action dimensions");
+            var valid = expert[i].Valid;
+            for (var t = 0; t < Math.Min(p.Horizon, e.Horizon); t++)
+            {
+                if (valid is not null && (t >= valid.Length || !valid[t])) continue;
+                steps++;
+                for (var d = 0; d < 2; d++)
+                {
+                    double want = e[t, d], got = p[t, d];
+                    var error = (got - want) * (got - want);
+                    if (d == 0) { sqX += error; zeroX += want * want; } else { sqY += error; zeroY += want * want; }
+                    if (Math.Abs(want) <= signThreshold) continue;
+                    var right = Math.Sign(got) == Math.Sign(want);
+                    if (d == 0) { signedX++; if (right) rightX++; } else { signedY++; if (right) rightY++; }
+                    if (t == 0) { signedFirst++; if (right) rightFirst++; }
+                }
+                if (p[t, 2] > 0.5f == e[t, 2] > 0.5f) gripperRight++;
+            }
+        }
+        var n = Math.Max(steps, 1);
+        return new DirectionScore(expert.Count, steps, sqX / n, sqY / n, zeroX / n, zeroY / n,
+            signedX, Share(rightX, signedX), signedY, Share(rightY, signedY), signedFirst, Share(rightFirst, signedFirst), Share(gripperRight, steps));
+
+        static double Share(int right, int of) => of == 0 ? 0 : (double)right / of;
+    }
+
+    /// <summary>The (episode id, step) noise key of every global frame.</summary>
+    private static (long EpisodeId, int Step)[] FrameKeys(TrainingData data) =>
+        [.. data.Episodes.SelectMany(e => Enumerable.Range(0, e.Length).Select(t => ((long)e.Index, t)))];
+}
