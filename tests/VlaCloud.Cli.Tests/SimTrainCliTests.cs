@@ -46,6 +46,38 @@ public sealed class SimTrainCliTests : IDisposable
         Assert.Contains("--seed-base", refused.Error);
     }
 
+    [Trait("Category", "Slow")]
+    [Fact]
+    public async Task Sim_probe_scores_a_fresh_policys_chunks_on_dataset_frames_and_on_fresh_demonstrations_and_ends_with_the_sign_shares()
+    {
+        await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
+        await OkLabAsync("sim", "train", "--mode", "vanilla", "--steps", "1", "--batch-size", "2", "--patch-size", "16", "--data", In("train"), "-o", In("fresh"));
+
+        var onData = await OkLabAsync("sim", "probe", "--checkpoint", In("fresh"), "--data", In("train"), "--max-frames", "6", "--batch-size", "4", "--json", In("probe.json"));
+        var lines = onData.Out.TrimEnd().Split('\n');
+        Assert.StartsWith("sign_right_data: ", lines[^1]);
+        Assert.InRange(double.Parse(lines[^1]["sign_right_data: ".Length..], System.Globalization.CultureInfo.InvariantCulture), 0, 1);
+        Assert.Contains("frames_data: 6", onData.Out);
+        var scores = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("probe.json"))).RootElement.EnumerateArray().Single();
+        Assert.Equal(("data", 6), (scores.GetProperty("split").GetString(), scores.GetProperty("frames").GetInt32()));
+        Assert.True(scores.GetProperty("mse").GetDouble() >= 0 && scores.GetProperty("zero_mse").GetDouble() > 0, scores.ToString());
+        Assert.InRange(scores.GetProperty("gripper_right").GetDouble(), 0, 1);
+
+        var fresh = await OkLabAsync("sim", "probe", "--checkpoint", In("fresh/policy"), "--seed-base", "7000", "-n", "1", "--splits", "seen", "unseen", "--max-frames", "5");
+        var last = fresh.Out.TrimEnd().Split('\n')[^2..];
+        Assert.StartsWith("sign_right_seen: ", last[0]);
+        Assert.StartsWith("sign_right_unseen: ", last[1]);
+        Assert.All(last, l => Assert.InRange(double.Parse(l[(l.IndexOf(':') + 2)..], System.Globalization.CultureInfo.InvariantCulture), 0, 1));
+        Assert.Contains("mse_zero_unseen: ", fresh.Out);
+
+        var mixed = await Vlacloud.RunLabAsync(env, "sim", "probe", "--checkpoint", In("fresh"), "--data", In("train"), "--splits", "seen");
+        Assert.Equal(2, mixed.ExitCode);
+        Assert.Contains("--data probes that dataset's frames", mixed.Error);
+        var unbounded = await Vlacloud.RunLabAsync(env, "sim", "probe", "--checkpoint", In("fresh"), "--max-frames", "0");
+        Assert.Equal(2, unbounded.ExitCode);
+        Assert.Contains("--max-frames", unbounded.Error);
+    }
+
     [Fact]
     public async Task Sim_rollout_frames_come_with_each_frames_state_and_instruction_to_act_on()
     {
