@@ -21,9 +21,13 @@ namespace VlaCloud.Training;
 /// <param name="SignedFirst">Components of the first step of each chunk scored for sign (dx and dy together).</param>
 /// <param name="SignRightFirst">Share of them with the expert's sign: the step a closed loop that asks every step executes most.</param>
 /// <param name="GripperRight">Share of steps whose gripper command (thresholded at 0.5) is the expert's.</param>
+/// <param name="MajoritySign">
+/// The blind baseline of <see cref="SignRight"/>: the share of sign-scored components that have their axis's more common
+/// sign in these frames, what a policy that always moved the same diagonal way (the better of the four) would score.
+/// </param>
 public sealed record DirectionScore(
     int Frames, int Steps, double MseX, double MseY, double ZeroMseX, double ZeroMseY,
-    int SignedX, double SignRightX, int SignedY, double SignRightY, int SignedFirst, double SignRightFirst, double GripperRight)
+    int SignedX, double SignRightX, int SignedY, double SignRightY, int SignedFirst, double SignRightFirst, double GripperRight, double MajoritySign)
 {
     /// <summary>Share of all sign-scored dx and dy components with the expert's sign (0 when there are none).</summary>
     public double SignRight => SignedX + SignedY == 0 ? 0 : (SignRightX * SignedX + SignRightY * SignedY) / (SignedX + SignedY);
@@ -130,6 +134,7 @@ public static class DirectionProbe
         var steps = 0;
         double sqX = 0, sqY = 0, zeroX = 0, zeroY = 0;
         int signedX = 0, rightX = 0, signedY = 0, rightY = 0, signedFirst = 0, rightFirst = 0, gripperRight = 0;
+        var positive = new int[2];
         for (var i = 0; i < expert.Count; i++)
         {
             var (p, e) = (predicted[i], expert[i].Actions);
@@ -146,6 +151,7 @@ public static class DirectionProbe
                     if (d == 0) { sqX += error; zeroX += want * want; } else { sqY += error; zeroY += want * want; }
                     if (Math.Abs(want) <= signThreshold) continue;
                     var right = Math.Sign(got) == Math.Sign(want);
+                    if (want > 0) positive[d]++;
                     if (d == 0) { signedX++; if (right) rightX++; } else { signedY++; if (right) rightY++; }
                     if (t == 0) { signedFirst++; if (right) rightFirst++; }
                 }
@@ -154,7 +160,8 @@ public static class DirectionProbe
         }
         var n = Math.Max(steps, 1);
         return new DirectionScore(expert.Count, steps, sqX / n, sqY / n, zeroX / n, zeroY / n,
-            signedX, Share(rightX, signedX), signedY, Share(rightY, signedY), signedFirst, Share(rightFirst, signedFirst), Share(gripperRight, steps));
+            signedX, Share(rightX, signedX), signedY, Share(rightY, signedY), signedFirst, Share(rightFirst, signedFirst), Share(gripperRight, steps),
+            Share(Math.Max(positive[0], signedX - positive[0]) + Math.Max(positive[1], signedY - positive[1]), signedX + signedY));
 
         static double Share(int right, int of) => of == 0 ? 0 : (double)right / of;
     }

@@ -23,6 +23,8 @@ public sealed class DirectionProbeTests(SimDataFixture fixture)
         Assert.True(score.SignedX > 0 && score.SignedY > 0 && score.SignedFirst > 0);
         Assert.Equal((1.0, 1.0, 1.0, 1.0, 1.0), (score.SignRightX, score.SignRightY, score.SignRight, score.SignRightFirst, score.GripperRight));
         Assert.True(score.ZeroMse > 0);
+        // Both tasks move every way across the table: no one diagonal is right everywhere.
+        Assert.InRange(score.MajoritySign, 0.5, 0.9);
     }
 
     [Fact]
@@ -36,6 +38,7 @@ public sealed class DirectionProbeTests(SimDataFixture fixture)
 
         var opposite = DirectionProbe.Score([.. expert.Select(s => ActionChunk.FromRows([.. s.Actions.ToRows().Select(r => new[] { -r[0], -r[1], r[2] })]))], expert);
         Assert.Equal((0.0, 0.0, 1.0), (opposite.SignRight, opposite.SignRightFirst, opposite.GripperRight));
+        Assert.Equal(still.MajoritySign, opposite.MajoritySign);
         Assert.Equal(4 * still.ZeroMse, opposite.Mse, 9);
     }
 
@@ -49,7 +52,7 @@ public sealed class DirectionProbeTests(SimDataFixture fixture)
 
         // Step 2 is past the episode's end; of the rest only the two dx moves are large enough, and the first is right.
         Assert.Equal((1, 2, 2, 0, 1), (score.Frames, score.Steps, score.SignedX, score.SignedY, score.SignedFirst));
-        Assert.Equal((0.5, 1.0, 0.5), (score.SignRightX, score.SignRightFirst, score.GripperRight));
+        Assert.Equal((0.5, 1.0, 0.5, 0.5), (score.SignRightX, score.SignRightFirst, score.GripperRight, score.MajoritySign));
         Assert.Equal((0.03 * 0.03 + 0.04 * 0.04) / 2, score.MseX, 6);
     }
 
