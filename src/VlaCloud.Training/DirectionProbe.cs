@@ -25,9 +25,10 @@ namespace VlaCloud.Training;
 /// The blind baseline of <see cref="SignRight"/>: the share of sign-scored components that have their axis's more common
 /// sign in these frames, what a policy that always moved the same diagonal way (the better of the four) would score.
 /// </param>
+/// <param name="MajorityGripper">The blind baseline of <paramref name="GripperRight"/>: the share of steps with the more common gripper command.</param>
 public sealed record DirectionScore(
     int Frames, int Steps, double MseX, double MseY, double ZeroMseX, double ZeroMseY,
-    int SignedX, double SignRightX, int SignedY, double SignRightY, int SignedFirst, double SignRightFirst, double GripperRight, double MajoritySign)
+    int SignedX, double SignRightX, int SignedY, double SignRightY, int SignedFirst, double SignRightFirst, double GripperRight, double MajoritySign, double MajorityGripper)
 {
     /// <summary>Share of all sign-scored dx and dy components with the expert's sign (0 when there are none).</summary>
     public double SignRight => SignedX + SignedY == 0 ? 0 : (SignRightX * SignedX + SignRightY * SignedY) / (SignedX + SignedY);
@@ -135,6 +136,7 @@ public static class DirectionProbe
         double sqX = 0, sqY = 0, zeroX = 0, zeroY = 0;
         int signedX = 0, rightX = 0, signedY = 0, rightY = 0, signedFirst = 0, rightFirst = 0, gripperRight = 0;
         var positive = new int[2];
+        var closed = 0;
         for (var i = 0; i < expert.Count; i++)
         {
             var (p, e) = (predicted[i], expert[i].Actions);
@@ -156,12 +158,14 @@ public static class DirectionProbe
                     if (t == 0) { signedFirst++; if (right) rightFirst++; }
                 }
                 if (p[t, 2] > 0.5f == e[t, 2] > 0.5f) gripperRight++;
+                if (e[t, 2] > 0.5f) closed++;
             }
         }
         var n = Math.Max(steps, 1);
         return new DirectionScore(expert.Count, steps, sqX / n, sqY / n, zeroX / n, zeroY / n,
             signedX, Share(rightX, signedX), signedY, Share(rightY, signedY), signedFirst, Share(rightFirst, signedFirst), Share(gripperRight, steps),
-            Share(Math.Max(positive[0], signedX - positive[0]) + Math.Max(positive[1], signedY - positive[1]), signedX + signedY));
+            Share(Math.Max(positive[0], signedX - positive[0]) + Math.Max(positive[1], signedY - positive[1]), signedX + signedY),
+            Share(Math.Max(closed, steps - closed), steps));
 
         static double Share(int right, int of) => of == 0 ? 0 : (double)right / of;
     }

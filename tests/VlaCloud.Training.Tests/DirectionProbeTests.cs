@@ -25,6 +25,7 @@ public sealed class DirectionProbeTests(SimDataFixture fixture)
         Assert.True(score.ZeroMse > 0);
         // Both tasks move every way across the table: no one diagonal is right everywhere.
         Assert.InRange(score.MajoritySign, 0.5, 0.9);
+        Assert.InRange(score.MajorityGripper, 0.5, 1);
     }
 
     [Fact]
@@ -53,6 +54,7 @@ public sealed class DirectionProbeTests(SimDataFixture fixture)
         // Step 2 is past the episode's end; of the rest only the two dx moves are large enough, and the first is right.
         Assert.Equal((1, 2, 2, 0, 1), (score.Frames, score.Steps, score.SignedX, score.SignedY, score.SignedFirst));
         Assert.Equal((0.5, 1.0, 0.5, 0.5), (score.SignRightX, score.SignRightFirst, score.GripperRight, score.MajoritySign));
+        Assert.Equal(1.0, score.MajorityGripper);
         Assert.Equal((0.03 * 0.03 + 0.04 * 0.04) / 2, score.MseX, 6);
     }
 
