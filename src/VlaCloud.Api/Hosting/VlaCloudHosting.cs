@@ -48,6 +48,9 @@ public static class VlaCloudHosting
         services.AddExceptionHandler<DatabaseRefusalHandler>();
         // Requests Kestrel rejects before the application runs get problem bodies too.
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.UseKestrelProblemBodies()));
+        // VlaCloudOptions.InlineSocketScheduling says what it saves and why it is safe here.
+        if (builder.Configuration.GetValue<bool?>($"{VlaCloudOptions.Section}:{nameof(VlaCloudOptions.InlineSocketScheduling)}") ?? new VlaCloudOptions().InlineSocketScheduling)
+            builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
         services.AddHttpContextAccessor();
         builder.AddVlaCloudObservability();
 
