@@ -155,7 +155,10 @@ public static class VlaCloudHosting
         return app;
     }
 
-    private static ConnectionMultiplexer ConnectRedis(IConfiguration configuration)
+    private static ConnectionMultiplexer ConnectRedis(IConfiguration configuration) => ConnectionMultiplexer.Connect(RedisOptions(configuration));
+
+    /// <summary>The Redis client's options as <paramref name="configuration"/> sets them (a seam for tests of the socket manager choice).</summary>
+    internal static ConfigurationOptions RedisOptions(IConfiguration configuration)
     {
         var connectionString = configuration.GetConnectionString(RedisConnectionStringName) is { Length: > 0 } value
             ? value
@@ -175,6 +178,6 @@ public static class VlaCloudHosting
         // VlaCloudOptions.RedisOnThreadPool says why the pool is the default.
         if (configuration.GetValue<bool?>($"{VlaCloudOptions.Section}:{nameof(VlaCloudOptions.RedisOnThreadPool)}") ?? new VlaCloudOptions().RedisOnThreadPool)
             options.SocketManager = SocketManager.ThreadPool;
-        return ConnectionMultiplexer.Connect(options);
+        return options;
     }
 }
