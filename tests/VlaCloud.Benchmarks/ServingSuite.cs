@@ -113,6 +113,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
 
         var engine = host.Services.GetRequiredService<VlaCloud.Inference.InferenceEngine>();
         List<double> rawSame = [], raw32 = [], served32 = [], raw1 = [], served1 = [], outside1 = [], outside32 = [], forward1 = [], wakeups1 = [], inferenceWakeups1 = [];
+        List<SpanBreakdown> breakdowns1 = [];
         // Warm-up, not measured: a fresh host tiers its code up over its first seconds of load (the JIT was most of the CPU
         // outside the forward in the first ~10 s of a profile), and `serving cpu` has no earlier hosts to do it. Repeated
         // until one pass of every load compiles less than 20 ms (the JIT's own clock, System.Runtime.JitInfo), at most 4
@@ -136,7 +137,7 @@ internal sealed class ServingSuite : IBenchmarkSuite
         for (var round = 0; round < CpuRounds && !cancellationToken.IsCancellationRequested; round++)
         {
             var batchesBefore = engine.BatchesBySize;
-            var (cpu32, outsideMs32, load32, _, _) = await ServedCpuMsPerRequestAsync(host.Address, key, 32, bodyFile, Inference, cancellationToken);
+            var (cpu32, outsideMs32, load32, _, _, _) = await ServedCpuMsPerRequestAsync(host.Address, key, 32, bodyFile, Inference, cancellationToken);
             var formed = engine.BatchesBySize.Select((count, size) => count - batchesBefore[size]).ToArray();
             for (var size = 0; size < formed.Length; size++) formedTotal[size] += formed[size];
             served32.Add(cpu32);
@@ -147,7 +148,8 @@ internal sealed class ServingSuite : IBenchmarkSuite
             rawSame.Add(RawCpuMsPerSampleAtSizes(policy, formed));
             raw32.Add(RawCpuMsPerSample(() => policy.SampleActions(many, seeds), many.Length, TimeSpan.FromSeconds(2)));
             raw1.Add(RawCpuMsPerSample(() => policy.SampleActions(one, [1]), 1, TimeSpan.FromSeconds(1.5)));
-            var (cpu1, outsideMs1, _, outsideWakeups1, forwardWakeups1) = await ServedCpuMsPerRequestAsync(host.Address, key, 1, bodyFile, Inference, cancellationToken);
+            var (cpu1, outsideMs1, _, outsideWakeups1, forwardWakeups1, breakdown1) = await ServedCpuMsPerRequestAsync(host.Address, key, 1, bodyFile, Inference, cancellationToken);
+            breakdowns1.Add(breakdown1);
             wakeups1.Add(outsideWakeups1);
             inferenceWakeups1.Add(forwardWakeups1);
             served1.Add(cpu1);
@@ -177,6 +179,17 @@ internal sealed class ServingSuite : IBenchmarkSuite
         // hops are most of what is left of the overhead (Session 35's profile): this counts the cause, the CPU its cost.
         report.Add("host_wakeups_per_request_1_client", Median(wakeups1));
         report.Add("inference_wakeups_per_request_1_client", Median(inferenceWakeups1));
+        // Which threads those wake-ups and that CPU are (medians over the rounds, per request at 1 client), and how many
+        // work items the thread pool ran per request: each is a hop that can wake a pool thread.
+        report.Add("threadpool_work_items_per_request_1_client", Median(breakdowns1.Select(b => b.PoolWorkItems).ToList()));
+        foreach (var name in breakdowns1.SelectMany(b => b.Groups.Keys).Distinct()
+                     .OrderByDescending(n => Median(breakdowns1.Select(b => b.Groups.GetValueOrDefault(n).Wakeups).ToList())))
+        {
+            var wakeups = Median(breakdowns1.Select(b => b.Groups.GetValueOrDefault(name).Wakeups).ToList());
+            var cpuMs = Median(breakdowns1.Select(b => b.Groups.GetValueOrDefault(name).CpuMs).ToList());
+            if (wakeups < 0.05 && cpuMs < 0.005) continue;
+            report.Note($"1 client, per request, {name} ({breakdowns1.Max(b => b.Groups.GetValueOrDefault(name).Threads)} threads): {wakeups:F2} wake-ups, {cpuMs:F3} ms CPU");
+        }
         // The control loops (one WebSocket client in the child process, the same observation every step): the host's CPU
         // per step, forward included, and the rate one core could sustain at that cost, next to the wall-clock rate.
         foreach (var (name, loops) in new[] { ("websocket", stream), ("openpi", openpi) })
@@ -285,20 +298,36 @@ internal sealed class ServingSuite : IBenchmarkSuite
     /// As above, and also the CPU of the threads <paramref name="inference"/> does not pick (the host outside the
     /// forward) per request, and the wake-ups per request outside those threads and on them, from the same span.
     /// </summary>
-    private static async Task<(double CpuMs, double OutsideCpuMs, LoadGeneratorSuite.Result Load, double OutsideWakeups, double InferenceWakeups)> ServedCpuMsPerRequestAsync(
+    private static async Task<(double CpuMs, double OutsideCpuMs, LoadGeneratorSuite.Result Load, double OutsideWakeups, double InferenceWakeups, SpanBreakdown Breakdown)> ServedCpuMsPerRequestAsync(
         Uri address, string key, int clients, string bodyFile, Func<ThreadCpu.Sample, bool> inference, CancellationToken cancellationToken)
     {
         var threads = ThreadCpu.ReadAll();
+        var workItems = ThreadPool.CompletedWorkItemCount;
         var cpu = CpuNow();
         var load = await LoadGeneratorSuite.RunChildAsync(address, key, clients, TimeSpan.FromSeconds(3), bodyFile, cancellationToken);
         var total = CpuNow() - cpu;
-        var forward = ThreadCpu.Since(threads, inference);
-        var outsideWakeups = ThreadCpu.WakeupsSince(threads, t => !inference(t));
-        var inferenceWakeups = ThreadCpu.WakeupsSince(threads, inference);
+        var completed = ThreadPool.CompletedWorkItemCount - workItems;
+        // One read of every thread after the span serves all the figures below (and the per-group breakdown).
+        var after = ThreadCpu.ReadAll();
+        var inferenceIds = after.Where(inference).Select(t => t.Tid).ToHashSet();
+        var groups = ThreadCpu.ByGroup(threads, after);
+        var perThread = ThreadCpu.ByGroup(threads, after.Where(t => inferenceIds.Contains(t.Tid)).ToList());
+        var forward = perThread.Values.Aggregate(TimeSpan.Zero, (sum, g) => sum + g.Cpu);
+        var inferenceWakeups = perThread.Values.Sum(g => g.Wakeups);
+        var outsideWakeups = groups.Values.Sum(g => g.Wakeups) - inferenceWakeups;
         if (load.Errors > 0 || load.Requests == 0) throw new InvalidOperationException($"load generator: {load.Errors} errors, {load.Requests} answers");
+        var breakdown = new SpanBreakdown((double)completed / load.Requests,
+            groups.ToDictionary(g => g.Key, g => (g.Value.Cpu.TotalMilliseconds / load.Requests, (double)g.Value.Wakeups / load.Requests, g.Value.Threads)));
         return (total.TotalMilliseconds / load.Requests, (total - forward).TotalMilliseconds / load.Requests, load,
-            (double)outsideWakeups / load.Requests, (double)inferenceWakeups / load.Requests);
+            (double)outsideWakeups / load.Requests, (double)inferenceWakeups / load.Requests, breakdown);
     }
+
+    /// <summary>
+    /// Where one served span went, per request: the thread pool's completed work items (hops through the pool, the
+    /// benchmark's own few included), and per thread group (see <see cref="ThreadCpu.ByGroup"/>) CPU ms, wake-ups and
+    /// thread count.
+    /// </summary>
+    private sealed record SpanBreakdown(double PoolWorkItems, Dictionary<string, (double CpuMs, double Wakeups, int Threads)> Groups);
 
     private static TimeSpan CpuNow() => ThreadCpu.ProcessNow();
 

@@ -127,6 +127,27 @@ internal static class ThreadCpu
     }
 
     /// <summary>
+    /// CPU and wake-ups since <paramref name="before"/> per thread group (the thread's name without digits and trailing
+    /// spaces, so the pool's workers or the Redis client's socket threads add up): which threads a request wakes and what
+    /// they spend. Read from <paramref name="after"/>, a <see cref="ReadAll"/> taken when the span ended.
+    /// </summary>
+    public static Dictionary<string, (TimeSpan Cpu, long Wakeups, int Threads)> ByGroup(List<Sample> before, List<Sample> after)
+    {
+        var then = before.ToDictionary(s => s.Tid);
+        var groups = new Dictionary<string, (TimeSpan Cpu, long Wakeups, int Threads)>();
+        foreach (var now in after)
+        {
+            var old = then.GetValueOrDefault(now.Tid);
+            var name = Group(now.Name);
+            var sum = groups.GetValueOrDefault(name);
+            groups[name] = (sum.Cpu + now.Cpu - old.Cpu, sum.Wakeups + now.Wakeups - old.Wakeups, sum.Threads + 1);
+        }
+        return groups;
+    }
+
+    private static string Group(string name) => new string(name.Where(c => !char.IsAsciiDigit(c)).ToArray()).TrimEnd(' ', '-', '#', '_');
+
+    /// <summary>
     /// The wake-ups (see <see cref="Sample.Wakeups"/>) of the threads <paramref name="belongs"/> picks since
     /// <paramref name="before"/>, counted like <see cref="Since"/>.
     /// </summary>

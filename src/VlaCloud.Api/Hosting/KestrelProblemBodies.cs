@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
@@ -22,7 +23,7 @@ public static class KestrelProblemBodies
         listen.Use(next => async connection =>
         {
             var transport = connection.Transport;
-            var watched = new RejectionWatcher(transport.Output.AsStream(leaveOpen: true));
+            var watched = new RejectionWatcher(transport.Output);
             var output = PipeWriter.Create(watched, new StreamPipeWriterOptions(leaveOpen: true));
             connection.Transport = new DuplexPipe(transport.Input, output);
             try
@@ -64,26 +65,38 @@ public static class KestrelProblemBodies
     /// Holds the bytes of each flush while they may still be a rejection (they start with <c>HTTP/1.1 4</c> and are
     /// short); at the flush, a rejection is rewritten, anything else is written as it came.
     /// </summary>
-    private sealed class RejectionWatcher(Stream inner) : Stream
+    /// <remarks>
+    /// Writes go into the transport's pipe without flushing it, and only <see cref="FlushAsync"/> flushes: each flush of
+    /// the transport's pipe hands its bytes to the socket's sender, a thread-pool work item of its own (Kestrel's I/O
+    /// queue) and a <c>send</c>. Through a stream over the pipe every write flushed, so a response whose head and body
+    /// came in two segments cost two hand-offs and two sends (1.35 per <c>/v1/act</c> request, counted with
+    /// dotnet-trace; docs/perf-issue-23-notes.md, Session 37), and the flush Kestrel makes at the end of each response,
+    /// mostly with no bytes, woke the sender once more.
+    /// </remarks>
+    private sealed class RejectionWatcher(PipeWriter inner) : Stream
     {
         private const int MaxHeld = 4096;
         private static readonly byte[] Start = "HTTP/1.1 4"u8.ToArray();
+        // Bytes written to the transport's pipe since its last flush, and how many may wait for the next one.
+        private const int MaxUnflushed = 64 * 1024;
         private readonly MemoryStream held = new();
+        private long unflushed;
         private bool passing;
 
-        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (!passing)
             {
                 held.Write(buffer.Span);
-                if (held.Length <= MaxHeld && MayBeRejection(held.GetBuffer().AsSpan(0, (int)held.Length))) return;
+                if (held.Length <= MaxHeld && MayBeRejection(held.GetBuffer().AsSpan(0, (int)held.Length))) return ValueTask.CompletedTask;
                 passing = true;
                 buffer = held.GetBuffer().AsMemory(0, (int)held.Length);
-                await inner.WriteAsync(buffer, cancellationToken);
                 held.SetLength(0);
-                return;
             }
-            await inner.WriteAsync(buffer, cancellationToken);
+            inner.Write(buffer.Span);
+            unflushed += buffer.Length;
+            // A large body still flushes as it goes, so the pipe's back-pressure holds and memory stays bounded.
+            return unflushed >= MaxUnflushed ? FlushInnerAsync(cancellationToken) : ValueTask.CompletedTask;
         }
 
         public override async Task FlushAsync(CancellationToken cancellationToken)
@@ -92,9 +105,19 @@ public static class KestrelProblemBodies
             {
                 var bytes = held.ToArray();
                 held.SetLength(0);
-                await inner.WriteAsync(Rewrite(bytes) ?? bytes, cancellationToken);
+                var response = Rewrite(bytes) ?? bytes;
+                inner.Write(response);
+                unflushed += response.Length;
             }
             passing = false;
+            // Kestrel flushes again at the end of a response, mostly with nothing new; an empty flush of the pipe would
+            // still wake its reader (the socket's sender) for nothing.
+            if (unflushed > 0) await FlushInnerAsync(cancellationToken);
+        }
+
+        private async ValueTask FlushInnerAsync(CancellationToken cancellationToken)
+        {
+            unflushed = 0;
             await inner.FlushAsync(cancellationToken);
         }
 

@@ -48,6 +48,9 @@ public static class VlaCloudHosting
         services.AddExceptionHandler<DatabaseRefusalHandler>();
         // Requests Kestrel rejects before the application runs get problem bodies too.
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.UseKestrelProblemBodies()));
+        // VlaCloudOptions.InlineSocketScheduling says what it saves and why it is safe here.
+        if (builder.Configuration.GetValue<bool?>($"{VlaCloudOptions.Section}:{nameof(VlaCloudOptions.InlineSocketScheduling)}") ?? new VlaCloudOptions().InlineSocketScheduling)
+            builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
         services.AddHttpContextAccessor();
         builder.AddVlaCloudObservability();
 
@@ -152,7 +155,10 @@ public static class VlaCloudHosting
         return app;
     }
 
-    private static ConnectionMultiplexer ConnectRedis(IConfiguration configuration)
+    private static ConnectionMultiplexer ConnectRedis(IConfiguration configuration) => ConnectionMultiplexer.Connect(RedisOptions(configuration));
+
+    /// <summary>The Redis client's options as <paramref name="configuration"/> sets them (a seam for tests of the socket manager choice).</summary>
+    internal static ConfigurationOptions RedisOptions(IConfiguration configuration)
     {
         var connectionString = configuration.GetConnectionString(RedisConnectionStringName) is { Length: > 0 } value
             ? value
@@ -172,6 +178,6 @@ public static class VlaCloudHosting
         // VlaCloudOptions.RedisOnThreadPool says why the pool is the default.
         if (configuration.GetValue<bool?>($"{VlaCloudOptions.Section}:{nameof(VlaCloudOptions.RedisOnThreadPool)}") ?? new VlaCloudOptions().RedisOnThreadPool)
             options.SocketManager = SocketManager.ThreadPool;
-        return ConnectionMultiplexer.Connect(options);
+        return options;
     }
 }

@@ -56,6 +56,17 @@ public sealed class VlaCloudOptions
     /// </summary>
     public bool RedisOnThreadPool { get; set; } = true;
 
+    /// <summary>
+    /// Whether Kestrel runs a connection's request processing and its socket sends on the thread that received the bytes
+    /// (<c>SocketTransportOptions.UnsafePreferInlineScheduling</c>) instead of handing each to the thread pool. Each
+    /// hand-off is a pool work item, and at low load each work item wakes a sleeping pool thread: a <c>/v1/act</c> request
+    /// made ~10 of them, 2.65 of them these two (docs/perf-issue-23-notes.md, Session 37). It is safe in this host because
+    /// socket completions themselves run on the pool (unless <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> is set,
+    /// which this host must not run with: Session 36), so "inline" means on a pool thread that already holds the
+    /// connection, never on the socket engine's own thread.
+    /// </summary>
+    public bool InlineSocketScheduling { get; set; }
+
     /// <summary>The <c>Retry-After</c> of a 503 that says Postgres or Redis does not answer.</summary>
     public TimeSpan DependencyRetryAfter { get; set; } = TimeSpan.FromSeconds(5);
 

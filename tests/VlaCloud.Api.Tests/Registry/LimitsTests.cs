@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using VlaCloud.Api.Apis;
 using VlaCloud.Registry;
@@ -136,5 +137,37 @@ public sealed class LimitsTests(ServicesFixture services)
         var day = Assert.Single(usage!.Data);
         Assert.Equal((checkpoint, 2L, 32L, 1100L), (day.CheckpointId!.Value, day.Requests, day.Actions, day.ComputeMs));
         Assert.Equal(1100, usage.ComputeQuota.UsedMs);
+    }
+
+    [Fact]
+    public async Task With_the_redis_client_on_its_own_threads_an_authenticated_request_is_rate_limited_through_redis()
+    {
+        // VlaCloud:RedisOnThreadPool=false leaves the socket manager unset: the client's shared manager with its own
+        // dedicated threads (the default, true, puts the client on the thread pool).
+        IReadOnlyDictionary<string, string?> Configured(string onPool) => new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:Redis"] = services.RedisConnectionString, ["VlaCloud:RedisOnThreadPool"] = onPool,
+        };
+        Assert.Null(VlaCloud.Api.Hosting.VlaCloudHosting.RedisOptions(new ConfigurationBuilder().AddInMemoryCollection(Configured("false")).Build()).SocketManager);
+        Assert.Same(StackExchange.Redis.SocketManager.ThreadPool,
+            VlaCloud.Api.Hosting.VlaCloudHosting.RedisOptions(new ConfigurationBuilder().AddInMemoryCollection(Configured("true")).Build()).SocketManager);
+
+        await using var app = new VlaCloudAppFactory(services, new Dictionary<string, string?> { ["VlaCloud:RedisOnThreadPool"] = "false" });
+        var admin = app.CreateClient(await app.CreateAdminKeyAsync());
+        var tenant = await (await admin.PostAsJsonAsync("/v1/admin/tenants",
+            new CreateTenantRequest($"own-{Guid.NewGuid():N}"[..16], Limits: new TenantLimitsDto(RequestsPerSecond: 0.2, Burst: 2)))).Content.ReadFromJsonAsync<TenantResponse>();
+        var key = await (await admin.PostAsJsonAsync($"/v1/admin/tenants/{tenant!.Id}/api-keys", new CreateApiKeyRequest("k", [ApiScopes.RegistryRead])))
+            .Content.ReadFromJsonAsync<CreatedApiKeyResponse>();
+        var client = app.CreateClient(key!.PlainKey);
+        var answers = new List<HttpResponseMessage>();
+        for (var i = 0; i < 3; i++) answers.Add(await client.GetAsync("/v1/embodiments"));
+
+        // Each request took a token from the tenant's bucket in Redis: two answered, the third refused.
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], answers.Select(a => a.StatusCode));
+        Assert.Equal(["r=1", "r=0", "r=0"], answers.Select(a => a.Headers.GetValues("RateLimit").Single().Split(';')[1]));
+        Assert.True(app.Services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>().IsConnected);
+        // The round trips ran on the shared manager's dedicated threads (Linux names an OS thread by its first 15 characters).
+        if (OperatingSystem.IsLinux())
+            Assert.Contains(Directory.EnumerateDirectories("/proc/self/task"), task => File.ReadAllText(Path.Combine(task, "comm")).StartsWith("DefaultSocketMa", StringComparison.Ordinal));
     }
 }
