@@ -26,9 +26,16 @@ namespace VlaCloud.Training;
 /// sign in these frames, what a policy that always moved the same diagonal way (the better of the four) would score.
 /// </param>
 /// <param name="MajorityGripper">The blind baseline of <paramref name="GripperRight"/>: the share of steps with the more common gripper command.</param>
+/// <param name="SignRightStdError">
+/// Standard error of <see cref="SignRight"/> over episodes (scenes), or null when the frames' episodes were not given
+/// or fewer than two episodes have sign-scored components. A chunk's steps and an episode's frames are strongly
+/// correlated, so the error over components would be far too small; this one treats each episode as one draw (the
+/// cluster-robust error of a ratio: <c>sqrt(E / (E − 1) · Σ (right_e − p · scored_e)²) / Σ scored_e</c>).
+/// </param>
 public sealed record DirectionScore(
     int Frames, int Steps, double MseX, double MseY, double ZeroMseX, double ZeroMseY,
-    int SignedX, double SignRightX, int SignedY, double SignRightY, int SignedFirst, double SignRightFirst, double GripperRight, double MajoritySign, double MajorityGripper)
+    int SignedX, double SignRightX, int SignedY, double SignRightY, int SignedFirst, double SignRightFirst, double GripperRight, double MajoritySign, double MajorityGripper,
+    double? SignRightStdError = null)
 {
     /// <summary>Share of all sign-scored dx and dy components with the expert's sign (0 when there are none).</summary>
     public double SignRight => SignedX + SignedY == 0 ? 0 : (SignRightX * SignedX + SignRightY * SignedY) / (SignedX + SignedY);
@@ -119,7 +126,7 @@ public static class DirectionProbe
             predicted.AddRange(controller.Sample([.. samples.Select(s => s.Observation)], [.. batch.Select(f => keys[f])]));
             expert.AddRange(samples);
         }
-        return Score(predicted, expert, signThreshold);
+        return Score(predicted, expert, signThreshold, [.. frames.Select(f => keys[f].EpisodeId)]);
     }
 
     /// <summary>
@@ -128,9 +135,13 @@ public static class DirectionProbe
     /// the shorter of the two horizons. Action dimensions 0 and 1 are dx and dy, 2 the gripper (the simulator's layout).
     /// Signs are scored only where the expert's |value| exceeds <paramref name="signThreshold"/>; a predicted 0 is wrong.
     /// </summary>
-    public static DirectionScore Score(IReadOnlyList<ActionChunk> predicted, IReadOnlyList<ActionSample> expert, double signThreshold = DefaultSignThreshold)
+    public static DirectionScore Score(IReadOnlyList<ActionChunk> predicted, IReadOnlyList<ActionSample> expert, double signThreshold = DefaultSignThreshold,
+        IReadOnlyList<long>? episodes = null)
     {
         if (predicted.Count != expert.Count) throw new ArgumentException($"{predicted.Count} predicted chunks for {expert.Count} expert chunks");
+        if (episodes is not null && episodes.Count != expert.Count) throw new ArgumentException($"{episodes.Count} episode ids for {expert.Count} expert chunks");
+        // Per episode: sign-scored components and how many were right, for the error over scenes.
+        var byEpisode = new Dictionary<long, (int Scored, int Right)>();
         ArgumentOutOfRangeException.ThrowIfNegative(signThreshold);
         var steps = 0;
         double sqX = 0, sqY = 0, zeroX = 0, zeroY = 0;
@@ -155,6 +166,11 @@ public static class DirectionProbe
                     var right = Math.Sign(got) == Math.Sign(want);
                     if (want > 0) positive[d]++;
                     if (d == 0) { signedX++; if (right) rightX++; } else { signedY++; if (right) rightY++; }
+                    if (episodes is not null)
+                    {
+                        var (scored, rightSoFar) = byEpisode.GetValueOrDefault(episodes[i]);
+                        byEpisode[episodes[i]] = (scored + 1, rightSoFar + (right ? 1 : 0));
+                    }
                     if (t == 0) { signedFirst++; if (right) rightFirst++; }
                 }
                 if (p[t, 2] > 0.5f == e[t, 2] > 0.5f) gripperRight++;
@@ -165,9 +181,19 @@ public static class DirectionProbe
         return new DirectionScore(expert.Count, steps, sqX / n, sqY / n, zeroX / n, zeroY / n,
             signedX, Share(rightX, signedX), signedY, Share(rightY, signedY), signedFirst, Share(rightFirst, signedFirst), Share(gripperRight, steps),
             Share(Math.Max(positive[0], signedX - positive[0]) + Math.Max(positive[1], signedY - positive[1]), signedX + signedY),
-            Share(Math.Max(closed, steps - closed), steps));
+            Share(Math.Max(closed, steps - closed), steps), StandardError(byEpisode.Values));
 
         static double Share(int right, int of) => of == 0 ? 0 : (double)right / of;
+    }
+
+    /// <summary>The cluster-robust standard error of a pooled share over episodes (null with fewer than two that count).</summary>
+    private static double? StandardError(IEnumerable<(int Scored, int Right)> episodes)
+    {
+        var counted = episodes.Where(e => e.Scored > 0).ToArray();
+        if (counted.Length < 2) return null;
+        double scored = counted.Sum(e => e.Scored), share = counted.Sum(e => e.Right) / scored;
+        var spread = counted.Sum(e => (e.Right - share * e.Scored) * (e.Right - share * e.Scored));
+        return Math.Sqrt(counted.Length / (counted.Length - 1.0) * spread) / scored;
     }
 
     /// <summary>The (episode id, step) noise key of every global frame.</summary>

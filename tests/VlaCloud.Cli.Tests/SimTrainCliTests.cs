@@ -71,6 +71,7 @@ public sealed class SimTrainCliTests : IDisposable
         Assert.Contains("mse_zero_unseen: ", fresh.Out);
         Assert.Contains("sign_majority_seen: ", fresh.Out);
         Assert.Contains("gripper_majority_seen: ", fresh.Out);
+        Assert.Contains("sign_right_se_seen: ", fresh.Out);
 
         var mixed = await Vlacloud.RunLabAsync(env, "sim", "probe", "--checkpoint", In("fresh"), "--data", In("train"), "--splits", "seen");
         Assert.Equal(2, mixed.ExitCode);

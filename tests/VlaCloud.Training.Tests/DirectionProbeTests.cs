@@ -59,6 +59,24 @@ public sealed class DirectionProbeTests(SimDataFixture fixture)
     }
 
     [Fact]
+    public void The_sign_shares_error_is_taken_over_episodes_not_over_components()
+    {
+        var expert = new ActionSample(null!, ActionChunk.FromRows([[0.04f, 0.04f, 0f]]));
+        var right = ActionChunk.FromRows([[0.01f, 0.01f, 0f]]);
+        var wrong = ActionChunk.FromRows([[-0.01f, -0.01f, 0f]]);
+
+        // Episode 1 gets all four of its components right, episode 2 none: half right, and with two scenes that can
+        // hardly be told from 0 or 1 (error 0.5), however many components each scene has.
+        var score = DirectionProbe.Score([right, right, wrong, wrong], [expert, expert, expert, expert], episodes: [1, 1, 2, 2]);
+        Assert.Equal(0.5, score.SignRight);
+        Assert.Equal(0.5, score.SignRightStdError!.Value, 12);
+        // Mixed within each episode: the episodes agree, so the error over them is 0.
+        Assert.Equal(0.0, DirectionProbe.Score([right, wrong, right, wrong], [expert, expert, expert, expert], episodes: [1, 1, 2, 2]).SignRightStdError!.Value, 12);
+        Assert.Null(DirectionProbe.Score([right, wrong], [expert, expert]).SignRightStdError);
+        Assert.Null(DirectionProbe.Score([right, wrong], [expert, expert], episodes: [1, 1]).SignRightStdError);
+    }
+
+    [Fact]
     public void A_fresh_policy_is_probed_on_fresh_expert_demonstrations_with_scores_in_range()
     {
         using var policy = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, SimDataFixture.Options(1));
@@ -77,6 +95,7 @@ public sealed class DirectionProbeTests(SimDataFixture fixture)
         Assert.Equal(10, score.Frames);
         Assert.All(new[] { score.SignRight, score.SignRightFirst, score.GripperRight }, x => Assert.InRange(x, 0, 1));
         Assert.True(score.Mse >= 0 && score.ZeroMse > 0, $"{score}");
+        Assert.InRange(score.SignRightStdError!.Value, 0, 0.5);
         // The same frames and noise keys give the same chunks: the probe is deterministic.
         Assert.Equal(score, DirectionProbe.Run(controller, data, frames, batchSize: 3));
     }

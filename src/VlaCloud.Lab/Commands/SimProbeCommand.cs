@@ -131,7 +131,7 @@ internal static class SimProbeCommand
                 await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results.Select(r => new
                 {
                     split = r.Split, r.Score.Frames, r.Score.Steps, r.Score.MseX, r.Score.MseY, r.Score.ZeroMseX, r.Score.ZeroMseY, r.Score.Mse, r.Score.ZeroMse,
-                    r.Score.SignedX, r.Score.SignRightX, r.Score.SignedY, r.Score.SignRightY, r.Score.SignRight, r.Score.SignedFirst, r.Score.SignRightFirst, r.Score.GripperRight, r.Score.MajoritySign, r.Score.MajorityGripper,
+                    r.Score.SignedX, r.Score.SignRightX, r.Score.SignedY, r.Score.SignRightY, r.Score.SignRight, r.Score.SignedFirst, r.Score.SignRightFirst, r.Score.GripperRight, r.Score.MajoritySign, r.Score.MajorityGripper, r.Score.SignRightStdError,
                     sign_threshold = parse.GetValue(threshold),
                 }), new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }), cancellationToken);
             // Plain lines last, the sign_right_<split> ones at the very end, for scripts that read the end of the output.
@@ -143,7 +143,7 @@ internal static class SimProbeCommand
 
     /// <summary>
     /// <c>key: value</c> lines per split: <c>frames_</c>, <c>mse_</c>, <c>mse_zero_</c>, <c>gripper_right_</c> and
-    /// <c>sign_right_first_</c>, <c>sign_majority_</c>, <c>gripper_majority_</c> (the blind baselines), then every split's <c>sign_right_&lt;split&gt;</c> as the last lines.
+    /// <c>sign_right_first_</c>, <c>sign_majority_</c>, <c>gripper_majority_</c> (the blind baselines), <c>sign_right_se_</c> (its standard error over episodes), then every split's <c>sign_right_&lt;split&gt;</c> as the last lines.
     /// </summary>
     internal static string SummaryText(IReadOnlyList<(string Split, DirectionScore Score)> results)
     {
@@ -157,6 +157,7 @@ internal static class SimProbeCommand
             lines.Add($"sign_right_first_{split}: {G(score.SignRightFirst)}");
             lines.Add($"sign_majority_{split}: {G(score.MajoritySign)}");
             lines.Add($"gripper_majority_{split}: {G(score.MajorityGripper)}");
+            lines.Add($"sign_right_se_{split}: {(score.SignRightStdError is { } se ? G(se) : "n/a")}");
         }
         lines.AddRange(results.Select(r => $"sign_right_{r.Split}: {G(r.Score.SignRight)}"));
         return string.Join('\n', lines);
@@ -167,11 +168,11 @@ internal static class SimProbeCommand
     private static Table ResultTable(IReadOnlyList<(string Split, DirectionScore Score)> results)
     {
         var table = new Table().AddColumns("split", "frames", "steps", "MSE dx", "MSE dy", "zero MSE dx", "zero MSE dy", "sign dx right", "sign dy right", "sign right",
-            "majority sign", "first step sign right", "gripper right", "majority gripper");
+            "± (over episodes)", "majority sign", "first step sign right", "gripper right", "majority gripper");
         foreach (var (split, s) in results)
             table.AddRow(split, SimCommands.Num(s.Frames), SimCommands.Num(s.Steps), E(s.MseX), E(s.MseY), E(s.ZeroMseX), E(s.ZeroMseY),
                 $"{SimCommands.Pct(s.SignRightX)} ({SimCommands.Num(s.SignedX)})", $"{SimCommands.Pct(s.SignRightY)} ({SimCommands.Num(s.SignedY)})",
-                SimCommands.Pct(s.SignRight), SimCommands.Pct(s.MajoritySign), $"{SimCommands.Pct(s.SignRightFirst)} ({SimCommands.Num(s.SignedFirst)})", SimCommands.Pct(s.GripperRight), SimCommands.Pct(s.MajorityGripper));
+                SimCommands.Pct(s.SignRight), s.SignRightStdError is { } se ? SimCommands.Pct(se) : "-", SimCommands.Pct(s.MajoritySign), $"{SimCommands.Pct(s.SignRightFirst)} ({SimCommands.Num(s.SignedFirst)})", SimCommands.Pct(s.GripperRight), SimCommands.Pct(s.MajorityGripper));
         return table;
 
         static string E(double x) => x.ToString("0.00000", CultureInfo.InvariantCulture);
