@@ -48,7 +48,7 @@ public static class VlaCloudHosting
         services.AddExceptionHandler<DatabaseRefusalHandler>();
         // Requests Kestrel rejects before the application runs get problem bodies too.
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.UseKestrelProblemBodies()));
-        // VlaCloudOptions.InlineSocketScheduling says what it saves and why it is safe here.
+        // VlaCloudOptions.InlineSocketScheduling says what it saves, what it risks and why it is off by default.
         if (builder.Configuration.GetValue<bool?>($"{VlaCloudOptions.Section}:{nameof(VlaCloudOptions.InlineSocketScheduling)}") ?? new VlaCloudOptions().InlineSocketScheduling)
             builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
         services.AddHttpContextAccessor();

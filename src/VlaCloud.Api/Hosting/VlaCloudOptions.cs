@@ -58,12 +58,13 @@ public sealed class VlaCloudOptions
 
     /// <summary>
     /// Whether Kestrel runs a connection's request processing and its socket sends on the thread that received the bytes
-    /// (<c>SocketTransportOptions.UnsafePreferInlineScheduling</c>) instead of handing each to the thread pool. Each
-    /// hand-off is a pool work item, and at low load each work item wakes a sleeping pool thread: a <c>/v1/act</c> request
-    /// made ~10 of them, 2.65 of them these two (docs/perf-issue-23-notes.md, Session 37). It is safe in this host because
-    /// socket completions themselves run on the pool (unless <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> is set,
-    /// which this host must not run with: Session 36), so "inline" means on a pool thread that already holds the
-    /// connection, never on the socket engine's own thread.
+    /// (<c>SocketTransportOptions.UnsafePreferInlineScheduling</c>) instead of handing each to the thread pool. Off by
+    /// default. Each hand-off is a pool work item that can wake a sleeping pool thread: it takes a <c>/v1/act</c> request
+    /// from ~10 work items to ~7.4, but in interleaved <c>serving cpu</c> runs the host's CPU per request outside the
+    /// forward did not drop by more than the runs' spread (docs/perf-issue-23-notes.md, Sessions 35 and 37). The cost of
+    /// turning it on: a request's code runs inside its connection's receive loop until its first asynchronous wait, so code
+    /// that blocks there stalls that connection's reads. Socket completions themselves stay on the pool (never set
+    /// <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> with it: Session 36).
     /// </summary>
     public bool InlineSocketScheduling { get; set; }
 
