@@ -40,34 +40,21 @@ public static class DatasetGenerator
         var writer = new SimDatasetWriter(root, embodiment);
         var batch = Math.Max(1, Environment.ProcessorCount);
         var next = 0;
-        using var renderers = new ThreadLocal<Renderer>(() => new Renderer(options.ImageSize), trackAllValues: true);
-        try
+        using var recorder = new ParallelExpertRecorder(embodiment);
+        while (writer.Episodes < options.Episodes)
         {
-            while (writer.Episodes < options.Episodes)
+            var scenes = Enumerable.Range(next, batch).Select(i => SceneGenerator.ForEpisode(options.Split, i, SceneGenerator.KindOf(i, options.Tasks))).ToArray();
+            next += batch;
+            var recorded = recorder.Record(scenes, episode => options.FramesPerEpisode is { } frames ? episode.FirstFrames(frames) : episode,
+                options.Noise, cancellationToken);
+            foreach (var episode in recorded.Where(e => e.Success))
             {
-                var indices = Enumerable.Range(next, batch).ToArray();
-                next += batch;
-                var recorded = new RecordedEpisode[indices.Length];
-                Parallel.For(0, indices.Length, new ParallelOptions { CancellationToken = cancellationToken }, j =>
-                {
-                    var i = indices[j];
-                    var scene = SceneGenerator.ForEpisode(options.Split, i, SceneGenerator.KindOf(i, options.Tasks));
-                    var episode = EpisodeRecorder.RecordExpert(scene, embodiment, renderers.Value!, options.Noise);
-                    recorded[j] = options.FramesPerEpisode is { } frames ? episode.FirstFrames(frames) : episode;
-                });
-                foreach (var episode in recorded.Where(e => e.Success))
-                {
-                    if (writer.Episodes == options.Episodes) break;
-                    await writer.AddEpisodeAsync(episode, cancellationToken);
-                    progress?.Report(writer.Episodes);
-                }
+                if (writer.Episodes == options.Episodes) break;
+                await writer.AddEpisodeAsync(episode, cancellationToken);
+                progress?.Report(writer.Episodes);
             }
-            await writer.CompleteAsync(cancellationToken);
         }
-        finally
-        {
-            foreach (var r in renderers.Values) r.Dispose();
-        }
+        await writer.CompleteAsync(cancellationToken);
         return new DatasetSummary(writer.Episodes, writer.Frames, writer.Tasks, next);
     }
 }

@@ -51,6 +51,41 @@ public static class EpisodeRecorder
 }
 
 /// <summary>
+/// Records the scripted expert on many scenes at once (<see cref="EpisodeRecorder.RecordExpert"/> in parallel), each
+/// worker thread with a renderer of its own that it keeps from one call to the next.
+/// </summary>
+/// <param name="embodiment">The cameras every episode is rendered with.</param>
+public sealed class ParallelExpertRecorder(SimEmbodiment embodiment) : IDisposable
+{
+    private readonly ThreadLocal<Renderer> renderers = new(() => new Renderer(embodiment.Cameras[0].Width), trackAllValues: true);
+
+    /// <summary>
+    /// Records <paramref name="scenes"/> in parallel and returns what <paramref name="keep"/> makes of each episode, in
+    /// the scenes' order. <paramref name="keep"/> runs on the recording thread as soon as its episode ends, so the
+    /// episode's rendered frames need not outlive it.
+    /// </summary>
+    public T[] Record<T>(IReadOnlyList<SceneSpec> scenes, Func<RecordedEpisode, T> keep, ExpertNoise? noise = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var kept = new T[scenes.Count];
+        Parallel.For(0, scenes.Count, new ParallelOptions { CancellationToken = cancellationToken },
+            i => kept[i] = keep(EpisodeRecorder.RecordExpert(scenes[i], embodiment, renderers.Value!, noise)));
+        return kept;
+    }
+
+    private bool disposed;
+
+    /// <summary>Disposes every worker's renderer.</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        foreach (var renderer in renderers.Values) renderer.Dispose();
+        renderers.Dispose();
+    }
+}
+
+/// <summary>
 /// Noise injected into the actions the expert <em>executes</em> while its clean actions are recorded (DART, Laskey
 /// et al. 2017): the demonstrations then visit the states a learned policy drifts into (off course, the gripper
 /// closed on nothing) and show the way back. Without it a policy that closed the gripper early never saw it reopen.

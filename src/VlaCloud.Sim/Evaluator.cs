@@ -171,9 +171,7 @@ public static class Evaluator
         ArgumentOutOfRangeException.ThrowIfLessThan(options.EpisodesPerSplit, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ParallelEnvs, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ExecuteSteps, 1);
-        ArgumentOutOfRangeException.ThrowIfNegative(options.SeedBase);
-        if ((long)options.SeedBase + options.EpisodesPerSplit > SimSplits.SeedStride)
-            throw new ArgumentOutOfRangeException(nameof(options), $"seed base {options.SeedBase} + {options.EpisodesPerSplit} episodes run past the split's {SimSplits.SeedStride} seeds");
+        SimSplits.ThrowIfSeedRangeOutside(options.SeedBase, options.EpisodesPerSplit, nameof(options));
         var robot = options.Robot;
         var total = options.EpisodesPerSplit;
         var slots = new Slot?[Math.Min(options.ParallelEnvs, total)];

@@ -54,6 +54,20 @@ public static class SimSplits
     public const int SeedStride = 1_000_000;
 
     /// <summary>
+    /// Whether <paramref name="episodes"/> episodes counted from <paramref name="seedBase"/> stay inside a split's
+    /// <see cref="SeedStride"/> seeds (what <see cref="SimSplit.SeedOf(int, int)"/> demands of each of them).
+    /// </summary>
+    public static bool SeedRangeFits(int seedBase, int episodes) => seedBase >= 0 && (long)seedBase + episodes <= SeedStride;
+
+    /// <summary>Throws unless <see cref="SeedRangeFits"/>: checked once before a run, not at its n-th episode.</summary>
+    public static void ThrowIfSeedRangeOutside(int seedBase, int episodes, string paramName)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(seedBase, paramName);
+        if (!SeedRangeFits(seedBase, episodes))
+            throw new ArgumentOutOfRangeException(paramName, $"seed base {seedBase} + {episodes} episodes run past the split's {SeedStride} seeds");
+    }
+
+    /// <summary>
     /// The seed base of development: evaluations that do not name one run a split's first seeds, which every earlier
     /// evaluation (and all tuning) used. Results meant for reporting take another base, on scenes never looked at before.
     /// </summary>

@@ -71,27 +71,14 @@ public static class DirectionProbe
         IReadOnlyList<TaskKind> tasks, SimEmbodiment embodiment, NormalizationStats normalization, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(episodes, 1);
-        ArgumentOutOfRangeException.ThrowIfNegative(seedBase);
-        if ((long)seedBase + episodes > SimSplits.SeedStride)
-            throw new ArgumentOutOfRangeException(nameof(episodes), $"seed base {seedBase} + {episodes} episodes run past the split's {SimSplits.SeedStride} seeds");
+        SimSplits.ThrowIfSeedRangeOutside(seedBase, episodes, nameof(seedBase));
         if (tasks.Count == 0) throw new ArgumentException("at least one task kind", nameof(tasks));
-        var recorded = new DemonstrationEpisode[episodes];
-        using var renderers = new ThreadLocal<Renderer>(() => new Renderer(embodiment.Cameras[0].Width), trackAllValues: true);
-        try
-        {
-            Parallel.For(0, episodes, new ParallelOptions { CancellationToken = cancellationToken }, i =>
-            {
-                var scene = SceneGenerator.ForEpisode(split, i, SceneGenerator.KindOf(i, tasks), seedBase);
-                var episode = EpisodeRecorder.RecordExpert(scene, embodiment, renderers.Value!);
-                var observations = episode.Frames.Select((f, t) => controller.ToObservation(
-                    new SimObservation(scene.Seed, t, scene.Task.Instruction, f.State, f.Images, f.World))).ToArray();
-                recorded[i] = new DemonstrationEpisode(scene.Seed, observations, [.. episode.Frames.Select(f => f.Action)]);
-            });
-        }
-        finally
-        {
-            foreach (var r in renderers.Values) r.Dispose();
-        }
+        var scenes = Enumerable.Range(0, episodes).Select(i => SceneGenerator.ForEpisode(split, i, SceneGenerator.KindOf(i, tasks), seedBase)).ToArray();
+        using var recorder = new ParallelExpertRecorder(embodiment);
+        // Each episode becomes the model's observations on its recording thread, so its rendered frames go at once.
+        var recorded = recorder.Record(scenes, episode => new DemonstrationEpisode(episode.Scene.Seed,
+            [.. episode.Frames.Select((f, t) => controller.ToObservation(new SimObservation(episode.Scene.Seed, t, episode.Scene.Task.Instruction, f.State, f.Images, f.World)))],
+            [.. episode.Frames.Select(f => f.Action)]), cancellationToken: cancellationToken);
         return new TrainingData(embodiment.Name, normalization, recorded, []);
     }
 

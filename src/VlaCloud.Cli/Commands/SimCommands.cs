@@ -120,6 +120,17 @@ internal static class SimCommands
         return command;
     }
 
+    /// <summary>
+    /// Refuses (prints the error, returns true) a <c>--seed-base</c> and <c>--episodes</c> pair that would run past a
+    /// split's seeds (<see cref="SimSplits.SeedRangeFits"/>), before any scene is made.
+    /// </summary>
+    internal static bool SeedRangeRefused(int seedBase, int episodes)
+    {
+        if (SimSplits.SeedRangeFits(seedBase, episodes)) return false;
+        ApiCommand.Error($"--seed-base must be at least 0 and --seed-base + --episodes at most {SimSplits.SeedStride}");
+        return true;
+    }
+
     internal static IReadOnlyList<TaskKind> ParseTasks(string value) => value switch
     {
         "both" => [TaskKind.PickPlace, TaskKind.Push],

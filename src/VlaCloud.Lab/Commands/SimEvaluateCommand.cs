@@ -47,11 +47,7 @@ internal static class SimEvaluateCommand
         command.SetLocalAction(async (parse, cancellationToken) =>
         {
             var chosen = parse.GetValue(splits)!.Select(SimSplits.Named).ToArray();
-            if (parse.GetValue(seedBase) is var first && (first < 0 || (long)first + parse.GetValue(episodes) > SimSplits.SeedStride))
-            {
-                ApiCommand.Error($"--seed-base must be at least 0 and --seed-base + --episodes at most {SimSplits.SeedStride}");
-                return ApiCommand.LocalError;
-            }
+            if (SimCommands.SeedRangeRefused(parse.GetValue(seedBase), parse.GetValue(episodes))) return ApiCommand.LocalError;
             var options = new EvaluationOptions(parse.GetValue(episodes), parse.GetValue(envs), parse.GetValue(execute),
                 SimCommands.ParseTasks(parse.GetValue(SimCommands.TasksOption)!), SimEmbodiment.Create(parse.GetValue(SimCommands.ImageSizeOption)),
                 SeedBase: parse.GetValue(seedBase));

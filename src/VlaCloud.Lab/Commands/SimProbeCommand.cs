@@ -72,11 +72,7 @@ internal static class SimProbeCommand
                 ApiCommand.Error($"--episodes must be within [1, {MaxEpisodes}]");
                 return ApiCommand.LocalError;
             }
-            if (parse.GetValue(seedBase) is var first && (first < 0 || (long)first + parse.GetValue(episodes) > SimSplits.SeedStride))
-            {
-                ApiCommand.Error($"--seed-base must be at least 0 and --seed-base + --episodes at most {SimSplits.SeedStride}");
-                return ApiCommand.LocalError;
-            }
+            if (SimCommands.SeedRangeRefused(parse.GetValue(seedBase), parse.GetValue(episodes))) return ApiCommand.LocalError;
             if (parse.GetValue(maxFrames) is < 1 or > MaxFramesLimit)
             {
                 ApiCommand.Error($"--max-frames must be within [1, {MaxFramesLimit}]");
