@@ -142,8 +142,14 @@ internal static class SimTrainCommands
             var conditionPath = Path.Combine(run, "condition.jsonl");
             // A resumed run offers the checkpoint it resumed from again (a crash may have come before its line): one line per step.
             var logged = File.Exists(conditionPath)
-                ? File.ReadLines(conditionPath).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt32()).ToHashSet()
+                ? File.ReadLines(conditionPath).Where(l => l.Length > 0).Select(LoggedStep).ToHashSet()
                 : [];
+            // A JsonDocument rents its buffers from the shared pool: disposed, they go back to it.
+            static int LoggedStep(string line)
+            {
+                using var document = JsonDocument.Parse(line);
+                return document.RootElement.GetProperty("step").GetInt32();
+            }
             await using var conditionLog = new StreamWriter(conditionPath, append: true);
             (int Step, ConditionUse Use)? lastCondition = null;
             void MeasureCondition(int step, VlaPolicy trained)
