@@ -309,11 +309,10 @@ internal sealed class ServingSuite : IBenchmarkSuite
         var completed = ThreadPool.CompletedWorkItemCount - workItems;
         // One read of every thread after the span serves all the figures below (and the per-group breakdown).
         var after = ThreadCpu.ReadAll();
-        var inferenceIds = after.Where(inference).Select(t => t.Tid).ToHashSet();
         var groups = ThreadCpu.ByGroup(threads, after);
-        var perThread = ThreadCpu.ByGroup(threads, after.Where(t => inferenceIds.Contains(t.Tid)).ToList());
-        var forward = perThread.Values.Aggregate(TimeSpan.Zero, (sum, g) => sum + g.Cpu);
-        var inferenceWakeups = perThread.Values.Sum(g => g.Wakeups);
+        var onInference = ThreadCpu.ByGroup(threads, [.. after.Where(inference)]);
+        var forward = onInference.Values.Aggregate(TimeSpan.Zero, (sum, g) => sum + g.Cpu);
+        var inferenceWakeups = onInference.Values.Sum(g => g.Wakeups);
         var outsideWakeups = groups.Values.Sum(g => g.Wakeups) - inferenceWakeups;
         if (load.Errors > 0 || load.Requests == 0) throw new InvalidOperationException($"load generator: {load.Errors} errors, {load.Requests} answers");
         var breakdown = new SpanBreakdown((double)completed / load.Requests,

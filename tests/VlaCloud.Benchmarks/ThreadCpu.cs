@@ -146,14 +146,4 @@ internal static class ThreadCpu
     }
 
     private static string Group(string name) => new string(name.Where(c => !char.IsAsciiDigit(c)).ToArray()).TrimEnd(' ', '-', '#', '_');
-
-    /// <summary>
-    /// The wake-ups (see <see cref="Sample.Wakeups"/>) of the threads <paramref name="belongs"/> picks since
-    /// <paramref name="before"/>, counted like <see cref="Since"/>.
-    /// </summary>
-    public static long WakeupsSince(List<Sample> before, Func<Sample, bool> belongs)
-    {
-        var then = before.ToDictionary(s => s.Tid, s => s.Wakeups);
-        return ReadAll().Where(belongs).Sum(now => now.Wakeups - then.GetValueOrDefault(now.Tid));
-    }
 }
