@@ -16,7 +16,7 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
     public InternVlaM1 M1 { get; } = m1;
     public override nn.Module Module => M1;
 
-    /// <summary>Qwen2.5-VL; the DiT; the Q-Former, DINO, its projection and the state projection.</summary>
+    /// <summary>Qwen2.5-VL; the DiT; the Q-Former, DINO, its projection and the state and point projections.</summary>
     public override PolicyParameterGroups ParameterGroups()
     {
         var vlm = M1.named_parameters().Where(p => p.name.StartsWith("qwen_vl_interface.", StringComparison.Ordinal)).Select(p => p.parameter).ToList();
@@ -38,12 +38,15 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
     /// <c>predict_action</c> for a batch, ready to step: each observation's cameras resized, the lower-cased instruction in
     /// the prompt, the condition, then DDIM (<paramref name="steps"/>, default the config's 10) with guidance
     /// (<paramref name="cfgScale"/>, default 1.5) from each sample's own seeded noise. Observations with different camera
-    /// counts run as separate groups (DINO stacks a sample's views), each a chain stepped together.
+    /// counts run as separate groups (DINO stacks a sample's views), each a chain stepped together. Under point guidance
+    /// the guides (System 2's own when none are given, <see cref="GeneratePointGuides"/>) are one more condition token,
+    /// appended after the prefix (the cached part), so a session hit still reads this call's guides.
     /// </summary>
     public override ActionSampling StartSampling(IReadOnlyList<Observation> observations, IReadOnlyList<long> seeds, int? steps,
         IReadOnlyList<PointGuide?>? guides, double? cfgScale, IReadOnlyList<string?>? sessions = null)
     {
-        if (guides is not null) throw new ArgumentException("this policy has no point guidance to read the guides with");
+        if (guides is not null && !Config.PointGuidance) throw new ArgumentException("this policy has no point guidance to read the guides with");
+        if (guides is not null && guides.Count != observations.Count) throw new ArgumentException($"{observations.Count} observations but {guides.Count} point guides");
         var action = M1.Config.Heads.ActionModel;
         var k = steps ?? Config.InferenceSteps;
         if (k < 1 || k > action.DiffusionSteps) throw new ArgumentOutOfRangeException(nameof(steps), $"DDIM steps must be between 1 and {action.DiffusionSteps}");
@@ -51,6 +54,7 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
         CheckCameras([.. observations.Select(o => o.Images)]);
         var stats = observations.Select(o => StatsFor(o.Embodiment)).ToArray();
         var (h, a) = (M1.Config.ChunkLength, M1.Config.ActionDim);
+        if (Config.PointGuidance) guides ??= GeneratePointGuides(observations);
 
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
@@ -62,7 +66,8 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
             {
                 var members = group.ToArray();
                 var batch = members.Select(i => observations[i]).ToList();
-                var condition = CachedPrefix(batch, sessions is null ? null : [.. members.Select(i => sessions[i])], Condition); // (B, Q, D)
+                var prefix = CachedPrefix(batch, sessions is null ? null : [.. members.Select(i => sessions[i])], Condition); // (B, Q, D)
+                var condition = M1.WithPointToken(prefix, guides is null ? null : PointFeatures(batch, [.. members.Select(i => guides[i])])); // (B, Q [+ 1], D)
                 var noise = stack(members.Select(i => Noise(seeds[i], h, a)).ToArray());            // (B, H, A)
                 chains.Add((members, new DdimDenoising(M1.StartSampling(condition, noise, cfgScale, k))));
             }
@@ -115,6 +120,8 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
             var members = group.ToList();
             var batch = members.Select(i => observations[i]).ToList();
             var condition = M1.Condition(M1.ResizeViews(batch.Select(o => o.Images)), [.. batch.Select(o => M1.ActionPrompt(o.Instruction))], States(batch));
+            // Point guidance is teacher-forced: the samples' labelled guides, not System 2's answers.
+            condition = M1.WithPointToken(condition, PointFeatures(batch, [.. members.Select(i => samples[i].Guide)]));
             var actions = tensor(target, device: Device).to(DType).index_select(0, tensor(members.Select(i => (long)i).ToArray(), device: Device));
             // Each group's mean weighted by its share of the batch: the mean over the whole batch.
             losses.Add(M1.ActionLoss(actions, condition).to(float32) * ((double)members.Count / b));
@@ -134,7 +141,25 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
     /// the text parsed as Qwen's JSON (<see cref="QwenSpatialAnswer.Parse(string?, SpatialKind, ImageCoordinateMap)"/>)
     /// into the first image's pixels.
     /// </summary>
-    public override SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind)
+    public override SpatialPrediction[] GenerateSpatial(IReadOnlyList<Observation> observations, SpatialKind kind) =>
+        Generate(observations, [.. observations.Select(_ => kind)]);
+
+    /// <summary>
+    /// System 2's answers to the point question (the target) and the placement question (the destination) about each
+    /// observation, in pixels of its first camera, as the guide the point token reads (<see cref="PolicyConfig.PointGuidance"/>);
+    /// an answer without a point leaves that point unknown. Both questions of every observation go through one batched decode.
+    /// </summary>
+    public override PointGuide[] GeneratePointGuides(IReadOnlyList<Observation> observations)
+    {
+        if (observations.Count == 0) return [];
+        var answers = Generate([.. observations, .. observations],
+            [.. observations.Select(_ => SpatialKind.Point), .. observations.Select(_ => SpatialKind.Placement)]);
+        static float[]? Point(SpatialPrediction p) => p.Coordinates.Length == 2 ? p.Coordinates : null;
+        return [.. observations.Select((_, i) => new PointGuide(Point(answers[i]), Point(answers[observations.Count + i])))];
+    }
+
+    /// <summary><see cref="GenerateSpatial"/> with a question kind per observation, decoded in one batch (as many tokens as the longest kind may take).</summary>
+    private SpatialPrediction[] Generate(IReadOnlyList<Observation> observations, IReadOnlyList<SpatialKind> kinds)
     {
         var images = observations.Select((o, i) => o.Images.Count > 0 ? o.Images[0] : throw new ArgumentException($"observation {i} has no image to ask about")).ToList();
         foreach (var image in images) image.Validate();
@@ -142,9 +167,9 @@ internal sealed class InternVlaM1PolicyModel(VlaPolicy policy, InternVlaM1 m1) :
         using var inference = inference_mode();
         M1.eval();
         var answers = M1.GenerateAnswers([.. images.Select(i => (IReadOnlyList<CameraImage>)[i])],
-            [.. observations.Select(o => (IReadOnlyList<ChatMessage>)[SpatialQuestion(SpatialPrompts.Question(kind, o.Instruction))])],
-            AnswerTokens(kind, Config.MaxTrajectoryPoints));
-        return [.. answers.Select((a, i) => ParseAnswer(kind, a.Text, a.Ids, M1.CoordinateMap(images[i]), Config.MaxTrajectoryPoints))];
+            [.. observations.Select((o, i) => (IReadOnlyList<ChatMessage>)[SpatialQuestion(SpatialPrompts.Question(kinds[i], o.Instruction))])],
+            kinds.Distinct().Max(k => AnswerTokens(k, Config.MaxTrajectoryPoints)));
+        return [.. answers.Select((a, i) => ParseAnswer(kinds[i], a.Text, a.Ids, M1.CoordinateMap(images[i]), Config.MaxTrajectoryPoints))];
     }
 
     /// <summary>

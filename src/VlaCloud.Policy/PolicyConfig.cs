@@ -160,6 +160,8 @@ public sealed record PolicyConfig
     /// training, System 2's own answers to the point and placement questions in inference. Not in the paper, whose System 1
     /// reads the VLM only through the latent queries: on the tiny config the queries did not carry the object's position
     /// (README, experiment, sixth and seventh rounds), while System 2 could answer it. Needs spatial training (not vanilla).
+    /// The st4vla family reads it in its action expert; the InternVLA-M1 family as one more token after the Q-Former's
+    /// queries in the DiT's condition (<c>point_projector</c>, <c>action_model.net.point_position</c>, <c>point_uncondition</c>).
     /// </summary>
     public bool PointGuidance { get; init; }
     /// <summary>Default number of Euler steps of <c>SampleActions</c>.</summary>
@@ -328,6 +330,8 @@ public sealed record PolicyConfig
         try { qwen = Qwen25VlConfig.FromJson(qwenJson.ToJsonString(), "qwen"); }
         catch (Exception e) when (e is InvalidDataException or CheckpointException) { throw new ArgumentException(e.Message, e); }
         var heads = InternVlaM1Config.HeadsFromFramework(framework, qwen.Text.HiddenSize);
+        // Point guidance is VlaCloud's switch, not upstream's, so it comes from this config, not the framework section.
+        if (PointGuidance) heads = heads with { ActionModel = heads.ActionModel with { PointToken = true } };
         var dinoResize = framework["dino"] is JsonObject d ? UpstreamJson.Int(d, "resize", 224) : 224;
         var config = new InternVlaM1Config
         {
@@ -360,7 +364,6 @@ public sealed record PolicyConfig
         if (MaxStateDim is < 1 or > 1024) throw new ArgumentException($"max_state_dim must be between 1 and 1024, not {MaxStateDim}");
         if (InferenceSteps < 1 || InferenceSteps > m1.Heads.ActionModel.DiffusionSteps)
             throw new ArgumentException($"inference_steps must be between 1 and the {m1.Heads.ActionModel.DiffusionSteps} diffusion steps, not {InferenceSteps}");
-        if (PointGuidance) throw new ArgumentException("point_guidance belongs to the st4vla family");
     }
 
     /// <summary>Parameter counts of an InternVLA-M1 config from shapes alone (Qwen built on the meta device).</summary>
@@ -373,10 +376,11 @@ public sealed record PolicyConfig
         var language = qwen.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b)) - visual;
         var h = m1.Heads;
         var state = m1.UseState ? (2L * m1.StateDim + 1) * h.ActionModel.TokenSize : 0;
+        var point = m1.PointGuidance ? (PointGuideFeatures + 1L) * h.ActionModel.TokenSize : 0;
         return new ParameterCounts(
             visual + Sum(h.Dino.ExpectedParameters()) + Sum(ParameterShape.Linear("dino_pro", h.Dino.EmbedDim, h.VlmHiddenSize)),
             language,
-            Sum(h.QFormer.ExpectedParameters()) + state,
+            Sum(h.QFormer.ExpectedParameters()) + state + point,
             Sum(h.ActionModel.ExpectedParameters()));
     }
 

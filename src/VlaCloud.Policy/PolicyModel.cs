@@ -37,6 +37,31 @@ internal abstract class PolicyModel(VlaPolicy policy) : IDisposable
         return stats;
     }
 
+    /// <summary>
+    /// (B, 6) point-token features, the same for every family: each guide's target and destination scaled from pixels of the observation's first
+    /// image to [−1, 1], then a mask per point (1 known, 0 unknown); null when the config has no point guidance.
+    /// </summary>
+    protected Tensor? PointFeatures(IReadOnlyList<Observation> observations, IReadOnlyList<PointGuide?> guides)
+    {
+        if (!Config.PointGuidance) return null;
+        if (guides.Count != observations.Count) throw new ArgumentException($"{observations.Count} observations but {guides.Count} point guides");
+        var data = new float[observations.Count, PolicyConfig.PointGuideFeatures];
+        for (var i = 0; i < observations.Count; i++)
+        {
+            if (guides[i] is not { } guide) continue;
+            guide.Validate();
+            var first = observations[i].Images[0];
+            foreach (var (point, slot) in new[] { (guide.Target, 0), (guide.Destination, 1) })
+            {
+                if (point is null) continue;
+                data[i, 2 * slot] = point[0] / first.Width * 2 - 1;
+                data[i, 2 * slot + 1] = point[1] / first.Height * 2 - 1;
+                data[i, 4 + slot] = 1f;
+            }
+        }
+        return tensor(data, device: Device).to(DType);
+    }
+
     /// <summary>The family's model: the weights, named as in <c>model.safetensors</c>.</summary>
     public abstract nn.Module Module { get; }
 

@@ -117,31 +117,6 @@ internal sealed partial class St4VlaPolicyModel
     internal Tensor Additive(Tensor allowed) =>
         where(allowed, zeros(1, DType, Device), full(1, float.NegativeInfinity, DType, Device));
 
-    /// <summary>
-    /// (B, 6) point-token features: each guide's target and destination scaled from pixels of the observation's first
-    /// image to [−1, 1], then a mask per point (1 known, 0 unknown); null when the config has no point guidance.
-    /// </summary>
-    internal Tensor? PointFeatures(IReadOnlyList<Observation> observations, IReadOnlyList<PointGuide?> guides)
-    {
-        if (!Config.PointGuidance) return null;
-        if (guides.Count != observations.Count) throw new ArgumentException($"{observations.Count} observations but {guides.Count} point guides");
-        var data = new float[observations.Count, PolicyConfig.PointGuideFeatures];
-        for (var i = 0; i < observations.Count; i++)
-        {
-            if (guides[i] is not { } guide) continue;
-            guide.Validate();
-            var first = observations[i].Images[0];
-            foreach (var (point, slot) in new[] { (guide.Target, 0), (guide.Destination, 1) })
-            {
-                if (point is null) continue;
-                data[i, 2 * slot] = point[0] / first.Width * 2 - 1;
-                data[i, 2 * slot + 1] = point[1] / first.Height * 2 - 1;
-                data[i, 4 + slot] = 1f;
-            }
-        }
-        return tensor(data, device: Device).to(DType);
-    }
-
     /// <summary>The VLM pass of action samples → (B, Q, D_expert) conditioning tokens.</summary>
     internal Tensor Condition(IReadOnlyList<Observation> observations, double gradientDecay)
     {

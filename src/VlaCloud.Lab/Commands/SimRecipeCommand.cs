@@ -45,7 +45,8 @@ public sealed record SimRecipe(
     long DevSeedBase, int DevEpisodes, long ReportSeedBase, int ReportEpisodes, int ExecuteSteps)
 {
     /// <summary>The recipe's version: its name's prefix in every scale.</summary>
-    public const string Version = "sim-m1-recipe-v2";
+    // v3: arm 3 (point guidance) runs on the M1 family.
+    public const string Version = "sim-m1-recipe-v3";
 
     /// <summary>
     /// The fine-tunes' rates: run B of 2026-12-06 (20 demonstrations, 2,000 steps), the first setting under which the
@@ -75,6 +76,12 @@ public sealed record SimRecipe(
         _ => throw new ArgumentException($"unknown scale '{scale}'"),
     };
 
+    /// <summary>
+    /// Question forms co-trained in arm 3: <see cref="FineTuneKinds"/> and the point and placement questions, whose answers
+    /// are the guide System 1 reads when acting (the base was not trained on placement). Everything else is arm 2's.
+    /// </summary>
+    public IReadOnlyList<string> PointGuidanceKinds => [.. FineTuneKinds.Union(["point", "placement"])];
+
     /// <summary>The scales <see cref="For"/> knows.</summary>
     public static IReadOnlyList<string> Scales { get; } = ["smoke", "reduced", "full"];
 }
@@ -100,8 +107,7 @@ internal static class SimRecipeCommand
     [
         new("arm1-vanilla-from-base", "vanilla fine-tune from the grounding base (the paper's comparison)", true),
         new("arm2-st4vla-latent", "st4vla: co-training + latent spatial prompt from the grounding base (the paper's mechanism)", true),
-        new("arm3-st4vla-point-guidance", "st4vla + point guidance (VlaCloud's extension, not the paper)", false,
-            "point guidance exists only in the older st4vla family's code; the InternVLA-M1 family has no point token"),
+        new("arm3-st4vla-point-guidance", "st4vla + point guidance from the grounding base (VlaCloud's extension, not the paper): System 2's target and destination points as one more DiT condition token", true),
         new("arm4-vanilla-equal-compute", "vanilla from fresh weights with base + fine-tune steps", true),
     ];
 
@@ -125,7 +131,7 @@ internal static class SimRecipeCommand
             await File.WriteAllTextAsync(Path.Combine(root, "recipe.json"), JsonSerializer.Serialize(new
             {
                 recipe, commit, arms = Arms,
-                questions = recipe.BaseKinds.Union(recipe.FineTuneKinds).ToDictionary(k => k, k => SpatialPrompts.Question(Enum.Parse<SpatialKind>(k, ignoreCase: true), "{instruction}")),
+                questions = recipe.BaseKinds.Union(recipe.FineTuneKinds).Union(recipe.PointGuidanceKinds).ToDictionary(k => k, k => SpatialPrompts.Question(Enum.Parse<SpatialKind>(k, ignoreCase: true), "{instruction}")),
                 action_prompt = SpatialPrompts.ForAction("{instruction}"),
                 steps = plan.Select(p => new { p.Name, args = p.Args, p.TrainSteps, p.EvalEpisodes, estimated_cpu_seconds = p.Estimate }),
             }, Json), cancellationToken);
@@ -188,6 +194,9 @@ internal static class SimRecipeCommand
             Evaluate($"arm1-vanilla-from-base/seed-{seed}");
             Train($"arm2-st4vla-latent/seed-{seed}", r.FineTuneSteps, ["--init", In("base"), "--mode", "st4vla", "--seed", L(seed), .. rates, "--spatial-kinds", .. r.FineTuneKinds]);
             Evaluate($"arm2-st4vla-latent/seed-{seed}");
+            Train($"arm3-st4vla-point-guidance/seed-{seed}", r.FineTuneSteps,
+                ["--init", In("base"), "--mode", "st4vla", "--point-guidance", "--seed", L(seed), .. rates, "--spatial-kinds", .. r.PointGuidanceKinds]);
+            Evaluate($"arm3-st4vla-point-guidance/seed-{seed}");
             Train($"arm4-vanilla-equal-compute/seed-{seed}", r.BaseSteps + r.FineTuneSteps, ["--config", r.Config, "--mode", "vanilla", "--seed", L(seed), .. rates]);
             Evaluate($"arm4-vanilla-equal-compute/seed-{seed}");
         }

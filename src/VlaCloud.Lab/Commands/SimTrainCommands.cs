@@ -60,7 +60,7 @@ internal static class SimTrainCommands
         };
         var guidance = new Option<bool>("--point-guidance")
         {
-            Description = "st4vla: System 1 also reads the target's and destination's points (labels in training, System 2's point and placement answers when acting); train the base on point and placement questions",
+            Description = "st4vla: System 1 also reads the target's and destination's points as one more condition token (labels in training, System 2's point and placement answers when acting); give --spatial-kinds point and placement so System 2 learns both questions",
         };
         var useState = new Option<bool>("--state")
         {
@@ -80,9 +80,9 @@ internal static class SimTrainCommands
                 return ApiCommand.LocalError;
             }
             var m1Sizes = InternVlaM1Sizes.BuiltIn.GetValueOrDefault(parse.GetValue(config)!);
-            if (m1Sizes is not null && (parse.GetResult(patch) is not null || parse.GetResult(stem) is not null || parse.GetValue(guidance)))
+            if (m1Sizes is not null && (parse.GetResult(patch) is not null || parse.GetResult(stem) is not null))
             {
-                ApiCommand.Error($"{m1Sizes.Name} reads its patch sizes from its config and has no point guidance; leave out --patch-size, --vision-stem and --point-guidance");
+                ApiCommand.Error($"{m1Sizes.Name} reads its patch sizes from its config; leave out --patch-size and --vision-stem");
                 return ApiCommand.LocalError;
             }
             var isVanilla = parse.GetValue(mode) == "vanilla";

@@ -23,6 +23,7 @@ public sealed class InternVlaM1 : nn.Module<IReadOnlyList<IReadOnlyList<CameraIm
     private readonly QwenVlInterface qwenVlInterface;
     private readonly InternVlaHeads heads;
     private readonly Linear? stateProjector;
+    private readonly Linear? pointProjector;
     private readonly QwenChatTemplate chat;
     private readonly QwenImageProcessor processor;
     private readonly DinoTransform dino;
@@ -48,6 +49,8 @@ public sealed class InternVlaM1 : nn.Module<IReadOnlyList<IReadOnlyList<CameraIm
         foreach (var (name, child) in heads.named_children()) register_module(name, child);
         if (config.UseState)
             register_module("state_projector", stateProjector = nn.Linear(2L * config.StateDim, config.Heads.ActionModel.TokenSize));
+        if (config.PointGuidance)
+            register_module("point_projector", pointProjector = nn.Linear(PolicyConfig.PointGuideFeatures, config.Heads.ActionModel.TokenSize));
         if (dtype is { } type) this.to(type);
     }
 
@@ -65,6 +68,31 @@ public sealed class InternVlaM1 : nn.Module<IReadOnlyList<IReadOnlyList<CameraIm
 
     /// <summary>The optional state projection (null unless <see cref="InternVlaM1Config.UseState"/>).</summary>
     public Linear? StateProjector => stateProjector;
+
+    /// <summary>
+    /// The optional point-token projection (null unless <see cref="InternVlaM1Config.PointGuidance"/>): VlaCloud's
+    /// extension, at the root as <c>state_projector</c> is, so no released name is taken.
+    /// </summary>
+    public Linear? PointProjector => pointProjector;
+
+    /// <summary>
+    /// The condition the DiT reads: <paramref name="condition"/> (the Q-Former's queries) with, under point guidance, the
+    /// projected point features appended as one more token. Without point guidance the condition itself.
+    /// </summary>
+    /// <param name="condition">(B, Q, D) from <see cref="Condition"/>.</param>
+    /// <param name="points">(B, <see cref="PolicyConfig.PointGuideFeatures"/>) point features under point guidance, else null.</param>
+    /// <returns>(B, Q [+ 1], D), in the caller's dispose scope.</returns>
+    public Tensor WithPointToken(Tensor condition, Tensor? points)
+    {
+        if (pointProjector is null)
+            return points is null ? condition.alias() : throw new ArgumentException("this model has no point token to read the points with");
+        if (points is null) throw new ArgumentException("this model reads a point token; pass the point features");
+        if (points.dim() != 2 || points.shape[0] != condition.shape[0] || points.shape[1] != PolicyConfig.PointGuideFeatures)
+            throw new ArgumentException($"the point features must be ({condition.shape[0]}, {PolicyConfig.PointGuideFeatures}), not [{string.Join(", ", points.shape)}]");
+        using var scope = NewDisposeScope();
+        var token = pointProjector.call(points.to(condition.dtype, condition.device)).unsqueeze(1);     // (B, 1, D)
+        return cat([condition, token], 1).MoveToOuterDisposeScope();                                  // (B, Q + 1, D)
+    }
 
     /// <summary>Refuses a tokenizer whose vision tokens or vocabulary do not fit the Qwen config.</summary>
     public static void CheckTokenizer(InternVlaM1Config config, Qwen2Tokenizer tokenizer)

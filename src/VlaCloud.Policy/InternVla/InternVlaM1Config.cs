@@ -55,6 +55,12 @@ public sealed record InternVlaM1Config
     /// <summary>Vanilla VLA: no VLM loss and no spatial prompt.</summary>
     public bool Vanilla { get; init; }
 
+    /// <summary>
+    /// VlaCloud's point guidance (<see cref="PolicyConfig.PointGuidance"/>): a <c>point_projector</c> at the root and the
+    /// DiT's point token (<see cref="ActionModelConfig.PointToken"/>, where it is set).
+    /// </summary>
+    public bool PointGuidance => Heads.ActionModel.PointToken;
+
     /// <summary>Action chunk length (future window + 1).</summary>
     public int ChunkLength => Heads.ActionModel.ChunkLength;
 
@@ -74,6 +80,7 @@ public sealed record InternVlaM1Config
         if (DinoShortSide is < 14 or > 4096) throw new ArgumentException($"dino_short_side must be between 14 and 4096, not {DinoShortSide}");
         if (StateDim is < 1 or > 1024) throw new ArgumentException($"state_dim must be between 1 and 1024, not {StateDim}");
         if (!double.IsFinite(VlmLossWeight) || VlmLossWeight < 0) throw new ArgumentException("vlm_loss_weight must be a finite number ≥ 0");
+        if (PointGuidance && Vanilla) throw new ArgumentException("point guidance reads System 2's spatial answers, which a vanilla policy is not trained to give");
         if (!CotPrompt.Contains("{instruction}", StringComparison.Ordinal)) throw new ArgumentException("cot_prompt must contain {instruction}");
     }
 

@@ -166,6 +166,7 @@ public static class InternVlaM1Import
         var list = Qwen25VlCheckpoint.ExpectedTensors(config.Qwen).Select(t => new ParameterShape($"qwen_vl_interface.model.{t.Name}", t.Shape)).ToList();
         list.AddRange(config.Heads.ExpectedParameters());
         if (config.UseState) list.AddRange(ParameterShape.Linear("state_projector", 2L * config.StateDim, config.Heads.ActionModel.TokenSize));
+        if (config.PointGuidance) list.AddRange(ParameterShape.Linear("point_projector", PolicyConfig.PointGuideFeatures, config.Heads.ActionModel.TokenSize));
         return list;
     }
 

@@ -56,14 +56,17 @@ internal sealed class TimestepEmbedder : nn.Module<Tensor, Tensor>
 internal sealed class ConditionEmbedder : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter? uncondition;
+    // VlaCloud's point token's null (ActionModelConfig.PointToken): dropped with the rest of the condition.
+    [ComponentName(Name = "point_uncondition")] private readonly Parameter? pointUncondition;
     private readonly Linear linear;
     private readonly double dropoutProb;
 
-    public ConditionEmbedder(string name, long tokens, long dim, double dropoutProb) : base(name)
+    public ConditionEmbedder(string name, long tokens, long dim, double dropoutProb, bool pointToken = false) : base(name)
     {
         linear = nn.Linear(dim, dim);
         // Upstream registers uncondition only when conditions can be dropped.
         if (dropoutProb > 0) uncondition = nn.Parameter(empty(tokens, dim));
+        if (dropoutProb > 0 && pointToken) pointUncondition = nn.Parameter(empty(1, dim));
         this.dropoutProb = dropoutProb;
         RegisterComponents();
     }
@@ -73,6 +76,15 @@ internal sealed class ConditionEmbedder : nn.Module<Tensor, Tensor>
     /// <summary>(Q, D) learned null condition; throws when the config has no condition dropout.</summary>
     public Parameter Uncondition => uncondition ?? throw new InvalidOperationException("this DiT has class_dropout_prob 0, so no uncondition and no guidance");
 
+    /// <summary>(1, D) learned null of the point token, or null without one (or without condition dropout).</summary>
+    public Parameter? PointUncondition => pointUncondition;
+
+    /// <summary>
+    /// (Q [+ 1], D) the null of the whole condition the DiT reads: <see cref="Uncondition"/>, then the point token's null
+    /// when there is one, so guidance and dropout drop the point with the queries. A new tensor unless there is no point token.
+    /// </summary>
+    public Tensor FullUncondition => pointUncondition is null ? Uncondition : cat([Uncondition, pointUncondition], 0);
+
     /// <param name="conditions">(N, Q, D) condition tokens.</param>
     /// <returns>(N, Q, D) embedded tokens; in training mode each sample's tokens are first replaced, all together, by
     /// <c>uncondition</c> with probability <c>class_dropout_prob</c> (one uniform draw per sample).</returns>
@@ -81,7 +93,7 @@ internal sealed class ConditionEmbedder : nn.Module<Tensor, Tensor>
         if (!training || uncondition is null) return linear.call(conditions);
         using var scope = NewDisposeScope();
         var drop = rand(conditions.shape[0], device: conditions.device) < dropoutProb;      // (N)
-        var dropped = where(drop.view(-1, 1, 1), uncondition.to(conditions.dtype), conditions); // (N, Q, D)
+        var dropped = where(drop.view(-1, 1, 1), FullUncondition.to(conditions.dtype), conditions); // (N, Q [+ 1], D)
         return linear.call(dropped).MoveToOuterDisposeScope();
     }
 }
@@ -141,6 +153,8 @@ public sealed class Dit : nn.Module<Tensor, Tensor, Tensor, Tensor>
     internal const double NormEps = 1e-6;
 
     [ComponentName(Name = "positional_embedding")] private readonly Parameter positionalEmbedding;
+    // VlaCloud's point token's position (ActionModelConfig.PointToken), apart so positional_embedding keeps the released shape.
+    [ComponentName(Name = "point_position")] private readonly Parameter? pointPosition;
     // Upstream: "Action history is not used now"; kept so the weights load with every tensor accounted for.
     [ComponentName(Name = "history_embedder")] private readonly LinearEmbedder historyEmbedder;
     [ComponentName(Name = "x_embedder")] private readonly LinearEmbedder xEmbedder;
@@ -159,8 +173,9 @@ public sealed class Dit : nn.Module<Tensor, Tensor, Tensor, Tensor>
         historyEmbedder = new LinearEmbedder("history_embedder", config.ActionDim, d);
         xEmbedder = new LinearEmbedder("x_embedder", config.ActionDim, d);
         tEmbedder = new TimestepEmbedder("t_embedder", d);
-        zEmbedder = new ConditionEmbedder("z_embedder", config.ConditionTokens, d, config.ClassDropoutProb);
+        zEmbedder = new ConditionEmbedder("z_embedder", config.ConditionTokens, d, config.ClassDropoutProb, config.PointToken);
         positionalEmbedding = nn.Parameter(Math.Pow(d, -0.5) * randn(config.ConditionTokens + config.ChunkLength, d));
+        if (config.PointToken) pointPosition = nn.Parameter(Math.Pow(d, -0.5) * randn(1, d));
         blocks = nn.ModuleList(Enumerable.Range(0, config.Depth).Select(i => new DitSelfAttentionBlock($"{i}", config)).ToArray());
         finalLayer = new DitFinalLayer("final_layer", d, config.ActionDim);
         RegisterComponents();
@@ -170,6 +185,7 @@ public sealed class Dit : nn.Module<Tensor, Tensor, Tensor, Tensor>
         nn.init.normal_(xEmbedder.Linear.weight!, std: 0.02);
         nn.init.normal_(historyEmbedder.Linear.weight!, std: 0.02);
         if (config.ClassDropoutProb > 0) nn.init.normal_(zEmbedder.Uncondition, std: 0.02);
+        if (zEmbedder.PointUncondition is { } pointNull) nn.init.normal_(pointNull, std: 0.02);
         nn.init.normal_(zEmbedder.Linear.weight!, std: 0.02);
         nn.init.normal_(((Linear)tEmbedder.Mlp[0]).weight!, std: 0.02);
         nn.init.normal_(((Linear)tEmbedder.Mlp[2]).weight!, std: 0.02);
@@ -183,26 +199,44 @@ public sealed class Dit : nn.Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>The layers whose shapes follow <see cref="ActionModelConfig.ActionDim"/>: the action and history embedders and the output projection.</summary>
     internal IEnumerable<nn.Module> ActionLayoutModules => [xEmbedder.Linear, historyEmbedder.Linear, finalLayer.Linear];
 
-    /// <summary>(Q, D) learned null condition used for guidance and condition dropout.</summary>
-    public Tensor Uncondition => zEmbedder.Uncondition;
+    /// <summary>
+    /// (Q, D) learned null condition used for guidance and condition dropout; with the point token (Q + 1, D), its null
+    /// last (a new tensor each call then).
+    /// </summary>
+    public Tensor Uncondition => zEmbedder.FullUncondition;
+
+    /// <summary>
+    /// (Q [+ 1] + T, D) the positions of the whole sequence: the queries', the point token's when there is one, the actions'.
+    /// A new tensor with the point token, else the parameter.
+    /// </summary>
+    private Tensor Positions => pointPosition is null ? positionalEmbedding
+        : cat([positionalEmbedding[..config.ConditionTokens], pointPosition, positionalEmbedding[config.ConditionTokens..]], 0);
 
     internal ConditionEmbedder ConditionEmbedder => zEmbedder;
 
     /// <param name="x">(N, T, A) noisy actions, T = the chunk length.</param>
     /// <param name="t">(N) diffusion timesteps of the base (un-respaced) process.</param>
-    /// <param name="z">(N, Q, D) condition tokens; in training mode dropped to <c>uncondition</c> per sample with
-    /// probability <c>class_dropout_prob</c>.</param>
+    /// <param name="z">(N, Q, D) condition tokens (Q + 1 with the point token last); in training mode dropped to
+    /// <c>uncondition</c> per sample with probability <c>class_dropout_prob</c>.</param>
     /// <returns>(N, T, A) predicted noise.</returns>
     public override Tensor forward(Tensor x, Tensor t, Tensor z)
     {
+        CheckCondition(z);
         using var scope = NewDisposeScope();
         var actions = xEmbedder.call(x);                                  // (N, T, D)
         var time = tEmbedder.call(t);                                     // (N, D)
         var cond = time.unsqueeze(1) + zEmbedder.call(z);                 // (N, Q, D)
-        var h = cat([cond, actions], 1) + positionalEmbedding;            // (N, Q+T, D)
+        var h = cat([cond, actions], 1) + Positions;                      // (N, Q+T, D)
         foreach (var block in blocks) h = block.call(h);
         h = finalLayer.call(h);                                           // (N, Q+T, A)
-        return h[.., config.ConditionTokens..].MoveToOuterDisposeScope(); // (N, T, A)
+        return h[.., config.ConditionSequence..].MoveToOuterDisposeScope(); // (N, T, A)
+    }
+
+    /// <summary>Refuses a condition without exactly the tokens the DiT reads (the point token is easy to leave out).</summary>
+    private void CheckCondition(Tensor z)
+    {
+        if (z.dim() != 3 || z.shape[1] != config.ConditionSequence)
+            throw new ArgumentException($"the DiT reads (N, {config.ConditionSequence}, D) condition tokens{(config.PointToken ? " (the queries, then the point token)" : "")}, not [{string.Join(", ", z.shape)}]");
     }
 
     /// <summary>
@@ -217,10 +251,11 @@ public sealed class Dit : nn.Module<Tensor, Tensor, Tensor, Tensor>
     /// <returns>One (N, Q, D) tensor per step, in the caller's dispose scope.</returns>
     internal Tensor[] PrepareConditionTokens(Tensor z, IReadOnlyList<long> timesteps)
     {
+        CheckCondition(z);
         using var scope = NewDisposeScope();
         var n = z.shape[0];
         var embedded = zEmbedder.call(z);                                                     // (N, Q, D)
-        var positions = positionalEmbedding[..config.ConditionTokens];                         // (Q, D)
+        var positions = Positions[..config.ConditionSequence];                                 // (Q, D)
         var prepared = new Tensor[timesteps.Count];
         for (var i = 0; i < timesteps.Count; i++)
         {
@@ -241,8 +276,9 @@ public sealed class Dit : nn.Module<Tensor, Tensor, Tensor, Tensor>
     internal Tensor ForwardPrepared(Tensor x, Tensor conditionTokens)
     {
         using var scope = NewDisposeScope();
-        var q = config.ConditionTokens;
-        var actions = xEmbedder.call(x) + positionalEmbedding[q..];                            // (N, T, D)
+        var q = config.ConditionSequence;
+        // The actions' positions are the released tensor's last T rows whether or not a point token precedes them.
+        var actions = xEmbedder.call(x) + positionalEmbedding[config.ConditionTokens..];       // (N, T, D)
         var h = cat([conditionTokens, actions], 1);                                            // (N, Q+T, D)
         foreach (var block in blocks) h = block.call(h);
         return finalLayer.call(h[.., q..]).MoveToOuterDisposeScope();                           // (N, T, A)

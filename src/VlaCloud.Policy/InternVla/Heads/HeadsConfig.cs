@@ -217,6 +217,16 @@ public sealed record ActionModelConfig
     public int DdimSteps { get; init; } = 10;
     /// <summary>Classifier-free guidance scale at inference (guidance is used above 1, as upstream).</summary>
     public double CfgScale { get; init; } = 1.5;
+    /// <summary>
+    /// VlaCloud's point guidance, not upstream's: one more condition token after the <see cref="ConditionTokens"/> queries,
+    /// the projected <see cref="PointGuide"/> (<see cref="PolicyConfig.PointGuidance"/>). It adds <c>net.point_position</c>
+    /// and, with condition dropout, <c>net.z_embedder.point_uncondition</c>, names no released checkpoint has; the released
+    /// tensors keep their shapes, so a released DiT loads into a point-guided one with only those new.
+    /// </summary>
+    public bool PointToken { get; init; }
+
+    /// <summary>Tokens of the condition the DiT reads: the queries, and the point token with <see cref="PointToken"/>.</summary>
+    public int ConditionSequence => ConditionTokens + (PointToken ? 1 : 0);
 
     /// <summary>Actions per chunk: <see cref="FutureActionWindowSize"/> + 1 (no past window: upstream asserts it is 0).</summary>
     public int ChunkLength => FutureActionWindowSize + 1;
@@ -251,11 +261,13 @@ public sealed record ActionModelConfig
         long d = TokenSize, hidden = MlpHidden;
         var net = $"{prefix}net.";
         yield return new(net + "positional_embedding", [ConditionTokens + (long)ChunkLength, d]);
+        if (PointToken) yield return new(net + "point_position", [1, d]);
         foreach (var p in ParameterShape.Linear(net + "history_embedder.linear", ActionDim, d)) yield return p;
         foreach (var p in ParameterShape.Linear(net + "x_embedder.linear", ActionDim, d)) yield return p;
         foreach (var p in ParameterShape.Linear(net + "t_embedder.mlp.0", TimestepEmbedder.FrequencyEmbeddingSize, d)) yield return p;
         foreach (var p in ParameterShape.Linear(net + "t_embedder.mlp.2", d, d)) yield return p;
         if (ClassDropoutProb > 0) yield return new(net + "z_embedder.uncondition", [ConditionTokens, d]);
+        if (ClassDropoutProb > 0 && PointToken) yield return new(net + "z_embedder.point_uncondition", [1, d]);
         foreach (var p in ParameterShape.Linear(net + "z_embedder.linear", d, d)) yield return p;
         for (var i = 0; i < Depth; i++)
         {
