@@ -222,26 +222,70 @@ public sealed class SimTrainCliTests : IDisposable
         var run = await OkLabAsync("sim", "recipe", "--scale", "smoke", "-o", In("recipe"));
         var recipe = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("recipe/recipe.json"))).RootElement;
         var record = recipe.GetProperty("recipe");
-        Assert.Equal("sim-m1-recipe-v2-smoke", record.GetProperty("name").GetString());
+        Assert.Equal("sim-m1-recipe-v3-smoke", record.GetProperty("name").GetString());
         Assert.Equal([0L, 1L, 2L], record.GetProperty("seeds").EnumerateArray().Select(s => s.GetInt64()));
         Assert.NotEqual(record.GetProperty("dev_seed_base").GetInt64(), record.GetProperty("report_seed_base").GetInt64());
         Assert.Contains("{instruction}", recipe.GetProperty("questions").GetProperty("point").GetString());
 
         var metrics = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("recipe/demo/metrics.json"))).RootElement;
-        Assert.Equal("sim-m1-recipe-v2-smoke", metrics.GetProperty("recipe").GetString());
+        Assert.Equal("sim-m1-recipe-v3-smoke", metrics.GetProperty("recipe").GetString());
         Assert.Matches("^([0-9a-f]{40}(-dirty)?|unknown)$", metrics.GetProperty("commit").GetString());
         Assert.Equal(1, metrics.GetProperty("reporting").GetProperty("unseen").GetProperty("episodes").GetInt32());
 
         var results = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("recipe/results.json"))).RootElement.GetProperty("arms");
-        foreach (var arm in new[] { "arm1-vanilla-from-base", "arm2-st4vla-latent", "arm4-vanilla-equal-compute" })
+        foreach (var arm in new[] { "arm1-vanilla-from-base", "arm2-st4vla-latent", "arm3-st4vla-point-guidance", "arm4-vanilla-equal-compute" })
         {
             var reporting = results.GetProperty(arm).GetProperty("reporting");
             Assert.Equal(3, reporting.GetProperty("seen").GetProperty("episodes").GetInt32());
             Assert.Equal(3, reporting.GetProperty("unseen").GetProperty("per_seed").GetArrayLength());
             foreach (var seed in new[] { 0, 1, 2 }) Assert.True(File.Exists(In($"recipe/{arm}/seed-{seed}/policy.tar")));
         }
-        Assert.False(results.TryGetProperty("arm3-st4vla-point-guidance", out _));
-        Assert.Contains("arm3-st4vla-point-guidance", run.Out);
+        Assert.DoesNotContain("not run", run.Out);
+        using (var guided = VlaPolicy.Load(In("recipe/arm3-st4vla-point-guidance/seed-0/policy")))
+            Assert.Equal((PolicyConfig.InternVlaM1Family, true), (guided.Config.Family, guided.Config.PointGuidance));
+    }
+
+    [Fact]
+    public async Task The_recipe_plan_runs_arm_3_point_guidance_from_the_grounding_base_with_arm_2s_steps_and_the_placement_question()
+    {
+        var dry = await OkLabAsync("sim", "recipe", "--scale", "full", "--dry-run", "-o", In("plan"));
+        Assert.DoesNotContain("not run", dry.Out);
+        var lines = dry.Out.Split('\n');
+        foreach (var seed in new[] { 0, 1, 2 })
+        {
+            var arm3 = lines.Single(l => l.StartsWith($"arm3-st4vla-point-guidance/seed-{seed} ", StringComparison.Ordinal));
+            var arm2 = lines.Single(l => l.StartsWith($"arm2-st4vla-latent/seed-{seed} ", StringComparison.Ordinal));
+            Assert.Contains("--mode st4vla --point-guidance", arm3);
+            Assert.Contains($"--init {In("plan/base")}", arm3);
+            Assert.Contains("--spatial-kinds point box trajectory placement", arm3);
+            // Same steps, data and rates as arm 2.
+            foreach (var part in new[] { "--steps 3000 ", "--episodes 200 ", "--vlm-lr 0.001 --expert-lr 0.002 --rest-lr 0.002" })
+                Assert.Equal(arm2.Contains(part, StringComparison.Ordinal), arm3.Contains(part, StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith($"arm3-st4vla-point-guidance/seed-{seed}/eval-report ", StringComparison.Ordinal));
+        }
+        var recipe = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("plan/recipe.json"))).RootElement;
+        var arm = recipe.GetProperty("arms").EnumerateArray().Single(a => a.GetProperty("id").GetString() == "arm3-st4vla-point-guidance");
+        Assert.True(arm.GetProperty("runnable").GetBoolean());
+        Assert.Contains("{instruction}", recipe.GetProperty("questions").GetProperty("placement").GetString());
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
+    public async Task Sim_train_point_guidance_gives_an_m1_policy_with_the_point_token_and_is_refused_with_vanilla()
+    {
+        await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
+        await OkAsync("sim", "generate", "-o", In("stills"), "-n", "4", "--split", "grounding", "--frames-per-episode", "1");
+        await OkLabAsync("sim", "train", "--config", "m1-tiny", "--mode", "st4vla", "--point-guidance", "--spatial-kinds", "point", "placement", "--steps", "2",
+            "--batch-size", "2", "--data", In("train"), "--grounding", In("stills"), "-o", In("m1p"));
+        using (var policy = VlaPolicy.Load(In("m1p/policy")))
+        {
+            Assert.Equal((PolicyConfig.InternVlaM1Family, true), (policy.Config.Family, policy.Config.PointGuidance));
+            Assert.Contains(policy.NamedParameters(), p => p.Name == "point_projector.weight");
+        }
+        await OkLabAsync("sim", "evaluate", "--checkpoint", In("m1p"), "-n", "1", "--envs", "1", "--seed-base", "7000", "--splits", "seen");
+        var refused = await Vlacloud.RunLabAsync(env, "sim", "train", "--config", "m1-tiny", "--mode", "vanilla", "--point-guidance", "--steps", "1", "--data", In("train"), "-o", In("refused"));
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--point-guidance reads System 2's spatial answers", refused.Error);
     }
 
     [Theory]

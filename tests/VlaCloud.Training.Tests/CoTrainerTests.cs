@@ -212,6 +212,34 @@ public sealed class CoTrainerTests(SimDataFixture fixture)
     }
 
     [Fact]
+    public void Point_guidance_gives_an_m1_base_a_fresh_point_token_keeps_its_weights_and_trains_on_the_labels()
+    {
+        var zero = SimDataFixture.Options(1) with { PointGuidance = true, VlmLearningRate = 0, ExpertLearningRate = 0, RestLearningRate = 0, MinLearningRate = 0 };
+        using var unguided = CoTrainer.CreatePolicy(VlaCloud.Policy.InternVla.InternVlaM1Sizes.Tiny.ToPolicyConfig(), fixture.Data, zero with { PointGuidance = false },
+            tokenizerJson: VlaCloud.Policy.InternVla.QwenByteTokenizer.Json());
+        Assert.False(unguided.Config.PointGuidance);
+        using var guided = CoTrainer.Train(unguided, fixture.Data, zero).Policy;
+        Assert.True(guided.Config.PointGuidance);
+        var weights = guided.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
+        Assert.Equal(["action_model.net.point_position", "action_model.net.z_embedder.point_uncondition", "point_projector.bias", "point_projector.weight"],
+            weights.Keys.Except(unguided.NamedParameters().Select(p => p.Name)).Order(StringComparer.Ordinal));
+        foreach (var (name, weight) in unguided.NamedParameters())
+            Assert.True(weight.allclose(weights[name], rtol: 0, atol: 0), $"{name} changed");
+
+        // A short run with the labels teacher-forced: the point projection trains, and the policy acts on System 2's answers.
+        var reports = new List<TrainingProgress>();
+        using var trained = CoTrainer.Train(guided, fixture.Data, SimDataFixture.Options(3) with { PointGuidance = true }, progress: new Collect(reports)).Policy;
+        Assert.NotEmpty(reports);
+        Assert.All(reports, r => Assert.True(double.IsFinite(r.ActionLoss ?? double.NaN), "action loss"));
+        var projector = trained.NamedParameters().Single(p => p.Name == "point_projector.weight").Parameter;
+        Assert.False(projector.allclose(weights["point_projector.weight"], rtol: 0, atol: 0), "the point projection did not train");
+        var observation = fixture.Data.Episodes[0].Observations[0];
+        var chunk = trained.SampleActions([observation], [1])[0];
+        Assert.All(chunk.Values.ToArray(), v => Assert.True(float.IsFinite(v)));
+        Assert.Throws<ArgumentException>(() => CoTrainer.Train(trained, fixture.Data, zero.AsVanilla()));
+    }
+
+    [Fact]
     public void A_base_with_an_older_word_list_gets_the_words_added_since_and_keeps_every_weight_it_had()
     {
         var options = SimDataFixture.Options(1) with { VlmLearningRate = 0, ExpertLearningRate = 0, RestLearningRate = 0, MinLearningRate = 0 };

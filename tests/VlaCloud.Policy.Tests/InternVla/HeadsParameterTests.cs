@@ -12,19 +12,33 @@ public sealed class HeadsParameterTests
     private static List<string> Listing(torch.nn.Module module) =>
         [.. module.named_parameters().Select(p => new ParameterShape(p.name, p.parameter.shape).ToString())];
 
-    public static TheoryData<string> SmallConfigs() => ["fixtures", "without LayerScale or condition dropout"];
+    private const string Plain = "without LayerScale or condition dropout";
+    private const string Point = "with the point token";
+    private const string PlainPoint = "with the point token, without condition dropout";
+
+    public static TheoryData<string> SmallConfigs() => ["fixtures", Plain, Point, PlainPoint];
 
     [Theory]
     [MemberData(nameof(SmallConfigs))]
     public void The_expected_parameter_listing_of_a_config_equals_the_built_heads_named_parameters_in_order(string variant)
     {
         var config = TinyHeads.Config;
-        if (variant != "fixtures")
+        if (variant is Plain or PlainPoint)
             config = config with { Dino = config.Dino with { InitValues = null }, ActionModel = config.ActionModel with { ClassDropoutProb = 0 } };
+        if (variant is Point or PlainPoint) config = config with { ActionModel = config.ActionModel with { PointToken = true } };
         using var heads = new InternVlaHeads(config);
         Assert.Equal(Listing(config.ExpectedParameters()), Listing(heads));
-        Assert.Equal(variant == "fixtures", Listing(heads).Any(n => n.Contains(".ls1.gamma")));
-        Assert.Equal(variant == "fixtures", Listing(heads).Any(n => n.Contains("z_embedder.uncondition")));
+        var dropout = variant is "fixtures" or Point;
+        Assert.Equal(dropout, Listing(heads).Any(n => n.Contains(".ls1.gamma")));
+        Assert.Equal(dropout, Listing(heads).Any(n => n.Contains("z_embedder.uncondition")));
+        // The point token's tensors are new names beside the released ones, whose shapes it leaves alone.
+        Assert.Equal(variant is Point or PlainPoint, Listing(heads).Any(n => n.Contains("net.point_position [1, ")));
+        Assert.Equal(variant is Point, Listing(heads).Any(n => n.Contains("z_embedder.point_uncondition [1, ")));
+        if (variant is Point)
+        {
+            using var released = new InternVlaHeads(TinyHeads.Config);
+            Assert.Empty(Listing(released).Except(Listing(heads)));
+        }
     }
 
     [Fact]

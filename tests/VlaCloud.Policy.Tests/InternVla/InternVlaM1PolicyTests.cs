@@ -190,6 +190,98 @@ public sealed class InternVlaM1PolicyTests
         for (var i = 0; i < 2; i++) Assert.Equal(longAlone[i].Values.ToArray(), longSliced[i].Values.ToArray());
     }
 
+    [Fact]
+    public void Point_guidance_is_accepted_round_trips_and_counts_its_parameters_and_is_refused_with_vanilla()
+    {
+        var config = TinyInternVlaM1.PolicyConfig() with { PointGuidance = true };
+        config.Validate();
+        var read = PolicyConfig.FromJson(config.ToJson());
+        Assert.True(read.PointGuidance);
+        Assert.Equal(config.ToJson(), read.ToJson());
+        Assert.True(read.ToInternVlaM1().PointGuidance);
+        // The switch is VlaCloud's: the upstream framework section is the same as without it.
+        Assert.Equal(TinyInternVlaM1.PolicyConfig().Framework!.ToJsonString(), read.Framework!.ToJsonString());
+        using (var policy = Create(read)) Assert.Equal(policy.ParameterCount, read.EstimateParameters().Total);
+        Assert.Contains("vanilla", Assert.Throws<ArgumentException>(() => (config with { Vanilla = true }).Validate()).Message);
+    }
+
+    [Fact]
+    public void A_point_guided_checkpoint_adds_only_unreleased_names_and_loads_to_the_same_actions()
+    {
+        using var policy = Create(TinyInternVlaM1.PolicyConfig() with { PointGuidance = true });
+        using var plain = Create();
+        var shapes = plain.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.shape);
+        var added = policy.NamedParameters().Select(p => p.Name).Except(shapes.Keys).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["action_model.net.point_position", "action_model.net.z_embedder.point_uncondition", "point_projector.bias", "point_projector.weight"], added);
+        // Every name the unguided model has keeps its shape, and no added name is one of the released checkpoint's.
+        Assert.All(policy.NamedParameters().Where(p => shapes.ContainsKey(p.Name)), p => Assert.Equal(shapes[p.Name], p.Parameter.shape));
+        var released = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(TinyInternVlaM1.FixtureFolder, "keys.json")))!["internvla_m1_state_dict"]!.AsObject();
+        Assert.NotEmpty(released);
+        Assert.All(added, name => Assert.False(released.ContainsKey(name), name));
+        // Guidance and dropout replace the point token too: the DiT's null condition has a row for it.
+        var q = TinyInternVlaM1.PolicyConfig().LatentQueries;
+        Assert.Equal(q + 1, policy.InternVlaM1.M1.Heads.ActionModel.Net.Uncondition.shape[0]);
+
+        var dir = Directory.CreateTempSubdirectory("vlacloud-m1-point-").FullName;
+        try
+        {
+            policy.Save(dir);
+            using var loaded = VlaPolicy.Load(dir);
+            Assert.True(loaded.Config.PointGuidance);
+            var observation = Observation(4, cameras: 2);
+            PointGuide[] guide = [new([12, 20], [40, 33])];
+            Assert.True(MaxDiff(policy.SampleActions([observation], [9], guides: guide)[0], loaded.SampleActions([observation], [9], guides: guide)[0]) < 1e-5);
+            // Without guides both ask their own System 2, which is the same weights.
+            Assert.True(MaxDiff(policy.SampleActions([observation], [9])[0], loaded.SampleActions([observation], [9])[0]) < 1e-5);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void The_guides_change_the_actions_and_without_them_system_2s_own_answers_are_the_guides()
+    {
+        using var policy = Create(TinyInternVlaM1.PolicyConfig() with { PointGuidance = true });
+        using (no_grad())
+            foreach (var (_, p) in policy.NamedParameters().Where(p => p.Name.StartsWith("point_projector.", StringComparison.Ordinal)))
+                p.normal_(0, 1);
+        policy.WeightsChanged();
+        Observation[] batch = [Observation(0), Observation(1, cameras: 2)];
+        var near = policy.SampleActions(batch, [1, 2], guides: [new PointGuide([10, 12], [50, 40]), new PointGuide([10, 12], [50, 40])]);
+        var far = policy.SampleActions(batch, [1, 2], guides: [new PointGuide([60, 3], null), new PointGuide(null, null)]);
+        for (var i = 0; i < batch.Length; i++) Assert.True(MaxDiff(near[i], far[i]) > 1e-4, $"sample {i}: the guide did not change the actions");
+        // A guide for one sample does not reach another's actions (each group's features are its members').
+        var mixed = policy.SampleActions(batch, [1, 2], guides: [new PointGuide([10, 12], [50, 40]), new PointGuide(null, null)]);
+        Assert.Equal(near[0], mixed[0]);
+        Assert.Equal(far[1], mixed[1]);
+
+        var own = policy.GeneratePointGuides(batch);
+        Assert.Equal(batch.Length, own.Length);
+        Assert.All(own, g => g.Validate());
+        var generated = policy.SampleActions(batch, [1, 2]);
+        var given = policy.SampleActions(batch, [1, 2], guides: own);
+        for (var i = 0; i < batch.Length; i++) Assert.Equal(given[i], generated[i]);
+
+        // A policy without point guidance still refuses guides.
+        using var plain = Create();
+        Assert.Throws<ArgumentException>(() => plain.SampleActions([batch[0]], [1], guides: [new PointGuide([1, 2], null)]));
+    }
+
+    [Fact]
+    public void A_point_guided_training_loss_reads_the_samples_guides()
+    {
+        using var policy = Create(TinyInternVlaM1.PolicyConfig() with { PointGuidance = true });
+        var actions = ActionChunk.Create(TinyInternVlaM1.ChunkLength, ActionDim, 0, static (values, _) =>
+        {
+            for (var i = 0; i < values.Length; i++) values[i] = MathF.Cos(i);
+        });
+        var batch = new TrainingBatch([new ActionSample(Observation(0), actions, Guide: new PointGuide([10, 12], [50, 40])), new ActionSample(Observation(2), actions)], []);
+        using var scope = NewDisposeScope();
+        var loss = policy.ComputeLoss(batch);
+        loss.Total.backward();
+        var projector = policy.NamedParameters().Single(p => p.Name == "point_projector.weight").Parameter;
+        Assert.True(projector.grad is { } g && g.abs().sum().item<float>() > 0, "no gradient reaches the point projection");
+    }
+
     private static float MaxDiff(ActionChunk a, ActionChunk b) =>
         a.Values.ToArray().Zip(b.Values.ToArray(), (x, y) => MathF.Abs(x - y)).Max();
 }
