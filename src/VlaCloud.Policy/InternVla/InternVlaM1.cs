@@ -17,6 +17,8 @@ namespace VlaCloud.Policy.InternVla;
 /// DiT: DDPM ε-loss in training, DDIM with classifier-free guidance at inference. The module's forward is the action
 /// condition (<see cref="Condition"/>); <see cref="ActionLoss"/> and <see cref="SampleActions"/> take it from there, and
 /// <see cref="VlmLoss"/> and <see cref="GenerateAnswers"/> are the VLM's own entry points. Used by one thread at a time.
+/// VlaCloud's two extensions sit at the root under names no released checkpoint has: <c>state_projector</c> (state off
+/// as released) and <c>point_projector</c> with the DiT's point token (<see cref="WithPointToken"/>).
 /// </summary>
 public sealed class InternVlaM1 : nn.Module<IReadOnlyList<IReadOnlyList<CameraImage>>, IReadOnlyList<string>, Tensor?, Tensor>
 {
