@@ -168,6 +168,37 @@ public sealed class ActApiTests(ServicesFixture services)
             for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], result.Actions[step][d], 3);
     }
 
+    [Fact]
+    public async Task A_point_guided_internvla_m1_checkpoint_acts_on_its_own_system_2s_points_and_returns_them()
+    {
+        await using var app = App();
+        float[] target = [20, 30], destination = [44, 40];
+        // System 2 taught the point and placement answers about variant 2, so the guide holds real points.
+        using var world = await InferenceWorld.CreateAsync(app, VlaCloud.Parity.TinyInternVlaM1.PolicyConfig() with { PointGuidance = true }, policy =>
+        {
+            var input = InferenceWorld.Observation(2);
+            var front = new VlaCloud.Policy.CameraImage(input.Images[InferenceWorld.Cameras[0]].Data, 64, 64);
+            VlaCloud.Parity.TinyInternVlaM1.TeachSpatial(policy,
+            [
+                new VlaCloud.Policy.SpatialSample([front], VlaCloud.Policy.SpatialPrompts.Question(VlaCloud.Policy.SpatialKind.Point, input.Instruction), VlaCloud.Policy.SpatialKind.Point, target),
+                new VlaCloud.Policy.SpatialSample([front], VlaCloud.Policy.SpatialPrompts.Question(VlaCloud.Policy.SpatialKind.Placement, input.Instruction), VlaCloud.Policy.SpatialKind.Placement, destination),
+            ]);
+        });
+
+        var response = await world.Client.PostAsJsonAsync("/v1/act", world.Request(2, seed: 9));
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var result = (await response.Content.ReadFromJsonAsync<ActResponse>())!;
+
+        var guide = world.Reference.GeneratePointGuides([world.PolicyObservation(2)])[0];
+        Assert.Equal(guide.Target, result.Guide!.Target);
+        Assert.Equal(guide.Destination, result.Guide.Destination);
+        Assert.All(result.Guide.Target!.Zip(target), c => Assert.InRange(c.First, c.Second - 1.5f, c.Second + 1.5f));
+        Assert.All(result.Guide.Destination!.Zip(destination), c => Assert.InRange(c.First, c.Second - 1.5f, c.Second + 1.5f));
+        var expected = world.Expected(2, 9);
+        for (var step = 0; step < expected.Horizon; step++)
+            for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], result.Actions[step][d], 3);
+    }
+
     public static TheoryData<string, Func<InferenceWorld, ActRequest>> InvalidRequests => new()
     {
         { "observation.state", w => w.Request(0) with { Observation = InferenceWorld.Observation(0) with { State = [1, 2] } } },
