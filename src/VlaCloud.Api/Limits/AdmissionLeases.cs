@@ -96,10 +96,14 @@ internal sealed class AdmissionLeases
     public bool ShouldRefill(Lease lease, TenantLimits limits) =>
         lease.Refill is null && lease.Pending == 0 && lease.Tokens <= lease.LastGranted / 4 && Size(lease, limits) > 1;
 
-    /// <summary>Takes out (under the lock) an expired lease's unused tokens, to go back to Redis with the next call.</summary>
-    public int TakeExpired(Lease lease, long now)
+    /// <summary>
+    /// Takes out (under the lock) the unused tokens of a lease that may no longer serve requests, to go back to Redis with
+    /// the next call: it expired, or (with <paramref name="limits"/>) the tenant's limits changed since it was taken, so a
+    /// lowered limit is not exceeded by tokens taken under the old one.
+    /// </summary>
+    public int TakeExpired(Lease lease, long now, TenantLimits? limits = null)
     {
-        if (lease.Tokens <= 0 || now < lease.ExpiresAt) return 0;
+        if (lease.Tokens <= 0 || (now < lease.ExpiresAt && (limits is null || Equals(lease.Limits, limits)))) return 0;
         var back = lease.Tokens;
         lease.Tokens = 0;
         return back;

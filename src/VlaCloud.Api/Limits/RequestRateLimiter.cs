@@ -17,7 +17,7 @@ namespace VlaCloud.Api.Limits;
 /// so replicas together never admit more than the buckets allow; unused tokens go back when the lease expires or the
 /// process stops. A key at a low rate takes one token per request, exactly as with leases off.
 /// </remarks>
-public sealed class RequestRateLimiter : IAsyncDisposable
+public sealed class RequestRateLimiter : IAsyncDisposable, IDisposable
 {
     // KEYS: tenant bucket, key bucket[, counter]. ARGV: tenant rate, tenant burst, key rate, key burst, tokens asked,
     // tokens given back. A bucket is a hash {tokens, ts_us}; missing means full. Given-back tokens are added first (capped
@@ -159,7 +159,7 @@ public sealed class RequestRateLimiter : IAsyncDisposable
                 else
                 {
                     lease.Pending++;
-                    back = leases.TakeExpired(lease, now);
+                    back = leases.TakeExpired(lease, now, limits);
                 }
             }
             if (fromLease is not null)
@@ -267,6 +267,20 @@ public sealed class RequestRateLimiter : IAsyncDisposable
             await SweepAsync(all: true).WaitAsync(TimeSpan.FromSeconds(1));
         }
         catch (TimeoutException)
+        {
+        }
+    }
+
+    /// <summary>As <see cref="DisposeAsync"/>, for a container disposed synchronously (blocks for at most a second).</summary>
+    public void Dispose()
+    {
+        if (sweeper is null) return;
+        sweeper.Dispose();
+        try
+        {
+            SweepAsync(all: true).Wait(TimeSpan.FromSeconds(1));
+        }
+        catch (AggregateException)
         {
         }
     }
