@@ -50,7 +50,9 @@ public sealed class LimitsOptions
     /// admitted than the buckets allow, across all replicas; tokens a replica holds unspent (at most about two leases per
     /// key) are unavailable to the others until they are spent or go back to Redis, at most one window (plus one sweep
     /// period) after the lease's last refill. The <c>RateLimit</c> header's remaining count and the compute quota's counter are read
-    /// with the lease, so up to one window older than without leases.
+    /// with the lease, so up to one window older than without leases. The default, 250 ms, was chosen on the serving
+    /// benchmark (docs/perf-issue-23-notes.md, Session 38): at 1 client ~6 thread-pool work items per request instead of
+    /// ~10 and a little less CPU outside the forward, with a Redis call every ~20–30 requests of a busy key.
     /// </summary>
     public TimeSpan LeaseWindow { get; set; } = TimeSpan.FromMilliseconds(250);
 

@@ -11,7 +11,7 @@ using VlaCloud.Testing;
 namespace VlaCloud.Api.Tests.Registry;
 
 [Collection(LimitsCollection.Name)]
-public sealed class LimitsTests(ServicesFixture services)
+public sealed class LimitsTests(ServicesFixture services, Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public async Task Requests_beyond_the_tenant_burst_get_429_with_retry_after_and_ratelimit_headers()
@@ -250,6 +250,7 @@ public sealed class LimitsTests(ServicesFixture services)
         // Allowed by the buckets over the span: the burst plus what refilled (the tenant and key buckets are the same
         // size here); the +1 is the fractional token a refill may have completed at the very end.
         var allowed = limits.Burst + limits.RequestsPerSecond * elapsed;
+        output.WriteLine($"admitted {admitted} of {allowed:F1} allowed ({admitted / allowed:P1}) in {elapsed:F3} s; {calls} requests, {a.RedisCalls + b.RedisCalls} Redis calls");
         Assert.True(admitted <= allowed + 1, $"admitted {admitted} of {allowed:F1} allowed in {elapsed:F3} s ({calls} calls)");
         // Under-admission: at most the tokens the two replicas hold unspent at the end (≤ 2 leases of 12 each, plus
         // a refill under way) and the refused calls' rounding; 85 % leaves room for a slow machine's last round trips.
@@ -291,6 +292,7 @@ public sealed class LimitsTests(ServicesFixture services)
         Assert.Equal(0, lease.Tokens);
         var after = await KeyBucketLevelAsync(redis, key, limits);
         var refilled = System.Diagnostics.Stopwatch.GetElapsedTime(beforeAt).TotalSeconds * limits.KeyRequestsPerSecond;
+        output.WriteLine($"held {held} (last grant {granted}); key bucket {before:F2} → {after:F2}, {refilled:F2} of it refilled");
         Assert.InRange(after - before - refilled, held - 1.0, held + 0.5);
         Assert.True(before < limits.KeyBurst - held - 1, $"the bucket ({before:F1}) was too full to see the return");
     }
