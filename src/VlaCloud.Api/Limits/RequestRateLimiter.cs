@@ -127,6 +127,10 @@ public sealed class RequestRateLimiter : IAsyncDisposable, IDisposable
         {
             var lease = leases.Get(tenantId, keyId);
             var now = Stopwatch.GetTimestamp();
+            // With the connection known to be down, no request is served from a lease: its own call fails at once and the
+            // caller answers 503 (or lets it through, fail-open) exactly as without leases. A Redis that stops answering
+            // with its connection still up is noticed by the next call's timeout; until then a lease may still serve.
+            var connected = redis.IsConnected;
             LimitDecision? fromLease = null;
             RedisValue leasedCounter = RedisValue.Null;
             Task? refillUnderWay = null;
@@ -144,7 +148,7 @@ public sealed class RequestRateLimiter : IAsyncDisposable, IDisposable
                 // request served from a lease checks its quota against a value up to ~1 s + one lease window old (plus
                 // the refill's round trip when the lease was refilled ahead).
                 ask = counter ?? lease.WantedCounter;
-                if (leases.TryTake(lease, now, limits, counter))
+                if (connected && leases.TryTake(lease, now, limits, counter))
                 {
                     fromLease = AdmissionLeases.Decision(lease);
                     if (counter is not null) leasedCounter = lease.Counter;
@@ -154,7 +158,7 @@ public sealed class RequestRateLimiter : IAsyncDisposable, IDisposable
                         refill = true;
                     }
                 }
-                else if (lease.Refill is { } underWay && !waited)
+                else if (connected && lease.Refill is { } underWay && !waited)
                     refillUnderWay = underWay.Task;
                 else
                 {
