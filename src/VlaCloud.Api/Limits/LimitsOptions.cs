@@ -41,6 +41,21 @@ public sealed class LimitsOptions
     /// </summary>
     public bool RateLimitFailOpen { get; set; }
 
+    /// <summary>
+    /// How long a replica may hold request-rate tokens taken from Redis ahead of its requests (admission leases, see
+    /// <see cref="RequestRateLimiter"/>); <c>00:00:00</c> turns leases off: one Redis call per request. With leases on, a key
+    /// this replica sees at a sustained rate takes several tokens per Redis call (about its rate × this window, at most an
+    /// eighth of the smaller burst and one window of the smaller rate) and admits the next requests from memory; a key at a
+    /// low rate (under 2 requests per window) takes one token per request as with leases off. Exactness: never more
+    /// admitted than the buckets allow, across all replicas; tokens a replica holds unspent (at most about two leases per
+    /// key) are unavailable to the others until they are spent or go back to Redis, at most one window (plus one sweep
+    /// period) after the lease's last refill. The <c>RateLimit</c> header's remaining count and the compute quota's counter are read
+    /// with the lease, so up to one window older than without leases. The default, 250 ms, was chosen on the serving
+    /// benchmark (docs/perf-issue-23-notes.md, Session 38): at 1 client ~6 thread-pool work items per request instead of
+    /// ~10 and a little less CPU outside the forward, with a Redis call every ~20–30 requests of a busy key.
+    /// </summary>
+    public TimeSpan LeaseWindow { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>The limits in force for a tenant with these overrides.</summary>
     public TenantLimits For(TenantLimitOverrides overrides) => new(
         overrides.RequestsPerSecond ?? TenantRequestsPerSecond,
