@@ -62,7 +62,7 @@ public sealed record DirectionScore(
 public sealed record PointAnswerScore(int Questions, int Answered, double? MeanErrorPx, double Within4, double Within8, double? BlindErrorPx, double BlindWithin4, double BlindWithin8)
 {
     /// <summary>Share of the questions whose answer held no point (0 when there were none).</summary>
-    public double Unanswered => Questions == 0 ? 0 : 1 - (double)Answered / Questions;
+    public double Unanswered => Questions == 0 ? 0 : (double)(Questions - Answered) / Questions;
 }
 
 /// <summary>System 2's spatial answers on a set of probed frames: the point question (<see cref="Target"/>) and the placement question (<see cref="Destination"/>).</summary>
