@@ -33,6 +33,16 @@ public sealed class SimTrainCliTests : IDisposable
 
     private string In(string name) => Path.Combine(folder, name);
 
+    private static void CopyFolder(string from, string to)
+    {
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
     [Fact]
     public async Task Sim_evaluate_takes_a_seed_base_and_ends_with_the_success_fractions()
     {
@@ -114,6 +124,13 @@ public sealed class SimTrainCliTests : IDisposable
         // A generated dataset's spatial annotations are its labels.
         var onData = await OkLabAsync("sim", "probe", "--checkpoint", In("spatial"), "--data", In("train"), "--max-frames", "4", "--spatial");
         Assert.Contains("point_within_8px_data: ", onData.Out);
+        // Without them there is nothing to score against: refused, pointing at fresh demonstrations.
+        CopyFolder(In("train"), In("bare"));
+        File.Delete(Path.Combine(In("bare"), "meta", "spatial_annotations.jsonl"));
+        var bare = await Vlacloud.RunLabAsync(env, "sim", "probe", "--checkpoint", In("spatial"), "--data", In("bare"), "--max-frames", "4", "--spatial");
+        Assert.Equal(2, bare.ExitCode);
+        // The message is long enough to wrap on the console.
+        Assert.Contains("hasnospatialannotations", System.Text.RegularExpressions.Regex.Replace(bare.Error, @"\s+", ""));
 
         await OkLabAsync("sim", "train", "--mode", "vanilla", "--steps", "1", "--batch-size", "2", "--patch-size", "16", "--data", In("train"), "-o", In("vanilla"));
         var refused = await Vlacloud.RunLabAsync(env, "sim", "probe", "--checkpoint", In("vanilla"), "--seed-base", "7000", "-n", "1", "--spatial");
