@@ -162,15 +162,16 @@ internal static class SimProbeCommand
 
             AnsiConsole.Write(ResultTable(results));
             if (askSpatial) AnsiConsole.Write(SpatialTable([.. results.Select((r, i) => (r.Split, spatialResults[i]!))]));
+            var decoded = askSpatial ? $" and {spatialResults.Sum(s => s?.Frames ?? 0)} frames' point and placement answers decoded" : "";
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
-                $"{controller.Calls} forward passes in {clock.Elapsed.TotalSeconds:F1} s; signs scored where the expert's |dx| or |dy| > {parse.GetValue(threshold):G3}"));
+                $"{controller.Calls} forward passes{decoded} in {clock.Elapsed.TotalSeconds:F1} s; signs scored where the expert's |dx| or |dy| > {parse.GetValue(threshold):G3}"));
             if (parse.GetValue(json) is { } file)
-                await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results.Select(r => new
+                await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results.Select((r, i) => new
                 {
                     split = r.Split, r.Score.Frames, r.Score.Steps, r.Score.MseX, r.Score.MseY, r.Score.ZeroMseX, r.Score.ZeroMseY, r.Score.Mse, r.Score.ZeroMse,
                     r.Score.SignedX, r.Score.SignRightX, r.Score.SignedY, r.Score.SignRightY, r.Score.SignRight, r.Score.SignedFirst, r.Score.SignRightFirst, r.Score.GripperRight, r.Score.MajoritySign, r.Score.MajorityGripper, r.Score.SignRightStdError,
                     sign_threshold = parse.GetValue(threshold),
-                    spatial = spatialResults[results.IndexOf(r)] is { } sp ? new
+                    spatial = spatialResults[i] is { } sp ? new
                     {
                         sp.Frames,
                         target = PointJson(sp.Target),
