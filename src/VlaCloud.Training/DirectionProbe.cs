@@ -202,7 +202,7 @@ public static class DirectionProbe
     }
 
     /// <summary>Pixel distances within which an answer counts as close: <see cref="PointAnswerScore.Within4"/> and <see cref="PointAnswerScore.Within8"/>.</summary>
-    public static readonly double[] WithinPx = [4, 8];
+    public static IReadOnlyList<double> WithinPx { get; } = [4, 8];
 
     /// <summary>
     /// Asks System 2 of <paramref name="policy"/> the point and placement questions (<see cref="VlaPolicy.GeneratePointGuides"/>,
