@@ -48,6 +48,30 @@ public sealed record DirectionScore(
 }
 
 /// <summary>
+/// How close System 2's answers to one spatial question (the target's point, or the destination's) are to the labels on
+/// a set of frames, in pixels of the first camera, with the blind baseline of always answering the frames' mean label.
+/// </summary>
+/// <param name="Questions">Frames asked (those with a label for this question).</param>
+/// <param name="Answered">Answers that held a point (an <c>[x, y]</c> pair of finite numbers).</param>
+/// <param name="MeanErrorPx">Mean distance in pixels from answer to label over the answered questions; null when none was.</param>
+/// <param name="Within4">Share of all questions answered within 4 px of the label (an unanswered question counts as a miss).</param>
+/// <param name="Within8">Share of all questions answered within 8 px.</param>
+/// <param name="BlindErrorPx">Mean distance from the labels' mean point (one constant guess for every frame) to each label; null with no questions.</param>
+/// <param name="BlindWithin4">Share of the labels within 4 px of that constant guess.</param>
+/// <param name="BlindWithin8">Share within 8 px of it.</param>
+public sealed record PointAnswerScore(int Questions, int Answered, double? MeanErrorPx, double Within4, double Within8, double? BlindErrorPx, double BlindWithin4, double BlindWithin8)
+{
+    /// <summary>Share of the questions whose answer held no point (0 when there were none).</summary>
+    public double Unanswered => Questions == 0 ? 0 : (double)(Questions - Answered) / Questions;
+}
+
+/// <summary>System 2's spatial answers on a set of probed frames: the point question (<see cref="Target"/>) and the placement question (<see cref="Destination"/>).</summary>
+/// <param name="Frames">Labelled frames asked.</param>
+/// <param name="Target">The target's point against the labelled target centre.</param>
+/// <param name="Destination">The placement point against the labelled destination centre.</param>
+public sealed record SpatialAnswerScore(int Frames, PointAnswerScore Target, PointAnswerScore Destination);
+
+/// <summary>
 /// The open-loop direction probe: does a policy's chunk at a frame move the way the expert's does? It asks the policy
 /// for a chunk at each frame of a set of demonstrations exactly as closed-loop evaluation does
 /// (<see cref="PolicyController.Sample"/>, the observation from <see cref="PolicyController.ToObservation"/>) and
@@ -63,7 +87,8 @@ public static class DirectionProbe
     /// <summary>
     /// Expert demonstrations of <paramref name="episodes"/> scenes of <paramref name="split"/>, episode i from the
     /// split's seed <c>seedBase + i</c> and task kind as in <see cref="Evaluator"/>, each run to the end by the scripted
-    /// expert with every frame turned into the model's observation by <paramref name="controller"/>. An episode's
+    /// expert with every frame turned into the model's observation by <paramref name="controller"/>, and labelled with the
+    /// simulator's target and destination centres (<see cref="DemonstrationEpisode.Guides"/>, for <see cref="RunSpatial"/>). An episode's
     /// <see cref="DemonstrationEpisode.Index"/> is its scene's seed, the episode id closed loop samples its noise with.
     /// The rare episode the expert fails is kept: its actions are still the expert's.
     /// </summary>
@@ -78,7 +103,10 @@ public static class DirectionProbe
         // Each episode becomes the model's observations on its recording thread, so its rendered frames go at once.
         var recorded = recorder.Record(scenes, episode => new DemonstrationEpisode(episode.Scene.Seed,
             [.. episode.Frames.Select((f, t) => controller.ToObservation(new SimObservation(episode.Scene.Seed, t, episode.Scene.Task.Instruction, f.State, f.Images, f.World)))],
-            [.. episode.Frames.Select(f => f.Action)]), cancellationToken: cancellationToken);
+            [.. episode.Frames.Select(f => f.Action)],
+            // The simulator's labels (first camera's pixels, as the frames' first image): what --spatial scores System 2 against.
+            [.. episode.Labels.Select(l => new PointGuide([l.Target.Point[0], l.Target.Point[1]], [l.Destination.Point[0], l.Destination.Point[1]]))]),
+            cancellationToken: cancellationToken);
         return new TrainingData(embodiment.Name, normalization, recorded, []);
     }
 
@@ -171,6 +199,66 @@ public static class DirectionProbe
             Share(Math.Max(closed, steps - closed), steps), StandardError(byEpisode.Values));
 
         static double Share(int right, int of) => of == 0 ? 0 : (double)right / of;
+    }
+
+    /// <summary>Pixel distances within which an answer counts as close: <see cref="PointAnswerScore.Within4"/> and <see cref="PointAnswerScore.Within8"/>.</summary>
+    public static IReadOnlyList<double> WithinPx { get; } = [4, 8];
+
+    /// <summary>
+    /// Asks System 2 of <paramref name="policy"/> the point and placement questions (<see cref="VlaPolicy.GeneratePointGuides"/>,
+    /// one batched call per <paramref name="batchSize"/> frames) about those of <paramref name="frames"/> that carry a label
+    /// (<see cref="DemonstrationEpisode.Guides"/>), and scores the answers by <see cref="ScoreSpatial"/>. Throws when
+    /// none of the frames is labelled: there is nothing to score against.
+    /// </summary>
+    public static SpatialAnswerScore RunSpatial(VlaPolicy policy, TrainingData data, IReadOnlyList<int> frames, int batchSize = 16, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        var (observations, labels) = (new List<Observation>(), new List<PointGuide>());
+        foreach (var episode in data.Episodes)
+            for (var t = 0; t < episode.Length; t++)
+            {
+                observations.Add(episode.Observations[t]);
+                labels.Add(episode.Guides?[t] ?? new PointGuide(null, null));
+            }
+        var asked = frames.Where(f => labels[f].Target is not null || labels[f].Destination is not null).ToArray();
+        if (asked.Length == 0) throw new InvalidOperationException("none of the probed frames has spatial labels to score System 2's answers against");
+        var answers = new List<PointGuide?>(asked.Length);
+        foreach (var batch in asked.Chunk(batchSize))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            answers.AddRange(policy.GeneratePointGuides([.. batch.Select(f => observations[f])]));
+        }
+        return ScoreSpatial(answers, [.. asked.Select(f => labels[f])]);
+    }
+
+    /// <summary>
+    /// Scores <paramref name="answers"/> (null: no answer) against <paramref name="labels"/> (same order), the target and
+    /// the destination separately: a frame counts for a question only where its label has that point, and an answer
+    /// without an <c>[x, y]</c> pair of finite numbers counts as unanswered (a miss in the within-k shares, out of the mean
+    /// error). The blind baseline guesses the mean of the labels scored for that question on every frame.
+    /// </summary>
+    public static SpatialAnswerScore ScoreSpatial(IReadOnlyList<PointGuide?> answers, IReadOnlyList<PointGuide?> labels)
+    {
+        if (answers.Count != labels.Count) throw new ArgumentException($"{answers.Count} answers for {labels.Count} labels");
+        return new SpatialAnswerScore(labels.Count(l => l?.Target is not null || l?.Destination is not null),
+            ScorePoints([.. answers.Select(a => a?.Target)], [.. labels.Select(l => l?.Target)]),
+            ScorePoints([.. answers.Select(a => a?.Destination)], [.. labels.Select(l => l?.Destination)]));
+    }
+
+    /// <summary>One question's answers against its labels (<see cref="ScoreSpatial"/>).</summary>
+    internal static PointAnswerScore ScorePoints(IReadOnlyList<float[]?> answers, IReadOnlyList<float[]?> labels)
+    {
+        var pairs = answers.Zip(labels).Where(p => p.Second is not null).Select(p => (Answer: IsPoint(p.First) ? p.First : null, Label: p.Second!)).ToArray();
+        if (pairs.Length == 0) return new PointAnswerScore(0, 0, null, 0, 0, null, 0, 0);
+        var answered = pairs.Where(p => p.Answer is not null).Select(p => Distance(p.Answer!, p.Label[0], p.Label[1])).ToArray();
+        double meanX = pairs.Average(p => (double)p.Label[0]), meanY = pairs.Average(p => (double)p.Label[1]);
+        var blind = pairs.Select(p => Distance(p.Label, meanX, meanY)).ToArray();
+        return new PointAnswerScore(pairs.Length, answered.Length, answered.Length == 0 ? null : answered.Average(),
+            Within(answered, WithinPx[0]), Within(answered, WithinPx[1]), blind.Average(), Within(blind, WithinPx[0]), Within(blind, WithinPx[1]));
+
+        double Within(double[] distances, double px) => (double)distances.Count(d => d <= px) / pairs.Length;
+        static bool IsPoint(float[]? p) => p is { Length: 2 } && float.IsFinite(p[0]) && float.IsFinite(p[1]);
+        static double Distance(float[] p, double x, double y) => Math.Sqrt((p[0] - x) * (p[0] - x) + (p[1] - y) * (p[1] - y));
     }
 
     /// <summary>The cluster-robust standard error of a pooled share over episodes (null with fewer than two that count).</summary>

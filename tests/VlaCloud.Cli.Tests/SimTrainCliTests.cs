@@ -33,6 +33,16 @@ public sealed class SimTrainCliTests : IDisposable
 
     private string In(string name) => Path.Combine(folder, name);
 
+    private static void CopyFolder(string from, string to)
+    {
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
     [Fact]
     public async Task Sim_evaluate_takes_a_seed_base_and_ends_with_the_success_fractions()
     {
@@ -79,6 +89,53 @@ public sealed class SimTrainCliTests : IDisposable
         var unbounded = await Vlacloud.RunLabAsync(env, "sim", "probe", "--checkpoint", In("fresh"), "--max-frames", "0");
         Assert.Equal(2, unbounded.ExitCode);
         Assert.Contains("--max-frames", unbounded.Error);
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
+    public async Task Sim_probe_spatial_scores_a_spatial_policys_answers_against_the_simulators_labels_and_refuses_a_vanilla_policy()
+    {
+        await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
+        await OkLabAsync("sim", "train", "--mode", "st4vla", "--steps", "1", "--batch-size", "2", "--patch-size", "16", "--data", In("train"),
+            "--grounding", In("grounding"), "--grounding-episodes", "2", "-o", In("spatial"));
+
+        var run = await OkLabAsync("sim", "probe", "--checkpoint", In("spatial"), "--seed-base", "7000", "-n", "1", "--splits", "seen", "unseen",
+            "--max-frames", "6", "--spatial", "--spatial-frames", "4", "--json", In("probe.json"));
+        foreach (var split in new[] { "seen", "unseen" })
+        {
+            Assert.Contains($"spatial_frames_{split}: 4", run.Out);
+            foreach (var name in new[] { "point", "placement" })
+            {
+                Assert.Contains($"{name}_error_px_{split}: ", run.Out);
+                Assert.Contains($"{name}_blind_error_px_{split}: ", run.Out);
+                foreach (var key in new[] { "within_4px", "within_8px", "unanswered", "blind_within_4px", "blind_within_8px" })
+                {
+                    var line = run.Out.Split('\n').Single(l => l.StartsWith($"{name}_{key}_{split}: ", StringComparison.Ordinal));
+                    Assert.InRange(double.Parse(line[(line.IndexOf(':') + 2)..], System.Globalization.CultureInfo.InvariantCulture), 0, 1);
+                }
+            }
+        }
+        // The sign shares stay the last lines for scripts that read the end.
+        Assert.StartsWith("sign_right_unseen: ", run.Out.TrimEnd().Split('\n')[^1]);
+        var spatial = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("probe.json"))).RootElement.EnumerateArray().First().GetProperty("spatial");
+        Assert.Equal(4, spatial.GetProperty("target").GetProperty("questions").GetInt32());
+        Assert.True(spatial.GetProperty("destination").GetProperty("blind_error_px").GetDouble() >= 0);
+
+        // A generated dataset's spatial annotations are its labels.
+        var onData = await OkLabAsync("sim", "probe", "--checkpoint", In("spatial"), "--data", In("train"), "--max-frames", "4", "--spatial");
+        Assert.Contains("point_within_8px_data: ", onData.Out);
+        // Without them there is nothing to score against: refused, pointing at fresh demonstrations.
+        CopyFolder(In("train"), In("bare"));
+        File.Delete(Path.Combine(In("bare"), "meta", "spatial_annotations.jsonl"));
+        var bare = await Vlacloud.RunLabAsync(env, "sim", "probe", "--checkpoint", In("spatial"), "--data", In("bare"), "--max-frames", "4", "--spatial");
+        Assert.Equal(2, bare.ExitCode);
+        // The message is long enough to wrap on the console.
+        Assert.Contains("hasnospatialannotations", System.Text.RegularExpressions.Regex.Replace(bare.Error, @"\s+", ""));
+
+        await OkLabAsync("sim", "train", "--mode", "vanilla", "--steps", "1", "--batch-size", "2", "--patch-size", "16", "--data", In("train"), "-o", In("vanilla"));
+        var refused = await Vlacloud.RunLabAsync(env, "sim", "probe", "--checkpoint", In("vanilla"), "--seed-base", "7000", "-n", "1", "--spatial");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("trained vanilla", refused.Error);
     }
 
     [Fact]

@@ -99,4 +99,81 @@ public sealed class DirectionProbeTests(SimDataFixture fixture)
         // The same frames and noise keys give the same chunks: the probe is deterministic.
         Assert.Equal(score, DirectionProbe.Run(controller, data, frames, batchSize: 3));
     }
+    [Fact]
+    public void Spatial_answers_are_scored_in_pixels_per_question_with_missing_answers_counted_as_misses()
+    {
+        PointGuide Guide(float[]? target, float[]? destination) => new(target, destination);
+        PointGuide?[] labels = [Guide([10, 10], [20, 20]), Guide([30, 10], null), Guide([10, 40], [20, 20])];
+        // Exact target, destination 5 px off (3, 4); target 3 px off, no destination asked; no answer at all.
+        PointGuide?[] answers = [Guide([10, 10], [23, 24]), Guide([33, 10], [0, 0]), null];
+
+        var score = DirectionProbe.ScoreSpatial(answers, labels);
+
+        Assert.Equal(3, score.Frames);
+        var target = score.Target;
+        Assert.Equal((3, 2), (target.Questions, target.Answered));
+        Assert.Equal(1.5, target.MeanErrorPx!.Value, 9);
+        Assert.Equal((2 / 3.0, 2 / 3.0, 1 / 3.0), (target.Within4, target.Within8, target.Unanswered));
+        var destination = score.Destination;
+        // Frame 1 has no destination label: its answer is not scored.
+        Assert.Equal((2, 1), (destination.Questions, destination.Answered));
+        Assert.Equal(5, destination.MeanErrorPx!.Value, 9);
+        Assert.Equal((0.0, 0.5, 0.5), (destination.Within4, destination.Within8, destination.Unanswered));
+        // Both destinations are the same pixel: the blind guess is exact there.
+        Assert.Equal((0.0, 1.0, 1.0), (destination.BlindErrorPx!.Value, destination.BlindWithin4, destination.BlindWithin8));
+    }
+
+    [Fact]
+    public void An_answer_that_is_not_a_finite_point_is_unanswered_and_no_answers_give_no_error()
+    {
+        PointGuide?[] labels = [new([5, 5], null), new([6, 6], null)];
+        var score = DirectionProbe.ScoreSpatial([new PointGuide([float.NaN, 5], null), new PointGuide([6], null)], labels);
+
+        Assert.Equal((2, 0, 1.0), (score.Target.Questions, score.Target.Answered, score.Target.Unanswered));
+        Assert.Null(score.Target.MeanErrorPx);
+        Assert.Equal((0.0, 0.0), (score.Target.Within4, score.Target.Within8));
+        Assert.Equal(0, score.Destination.Questions);
+        Assert.Null(score.Destination.BlindErrorPx);
+        Assert.Throws<ArgumentException>(() => DirectionProbe.ScoreSpatial([null], labels));
+    }
+
+    [Fact]
+    public void The_blind_baseline_guesses_the_labels_mean_point_on_every_frame()
+    {
+        // Mean (4, 0): every label 4 px away; (4, 12) and (4, -12) add two 12 px misses around the same mean.
+        PointGuide?[] labels = [new([0, 0], null), new([8, 0], null), new([4, 12], null), new([4, -12], null)];
+        var exact = DirectionProbe.ScoreSpatial(labels, labels).Target;
+
+        Assert.Equal((0.0, 1.0, 1.0, 0.0), (exact.MeanErrorPx!.Value, exact.Within4, exact.Within8, exact.Unanswered));
+        Assert.Equal((4 + 4 + 12 + 12) / 4.0, exact.BlindErrorPx!.Value, 9);
+        Assert.Equal((0.5, 0.5), (exact.BlindWithin4, exact.BlindWithin8));
+    }
+
+    [Fact]
+    public void Fresh_demonstrations_carry_the_simulators_labels_and_a_fresh_spatial_policys_answers_are_scored_on_them()
+    {
+        using var policy = CoTrainer.CreatePolicy(SimDataFixture.Micro, fixture.Data, SimDataFixture.Options(1));
+        Assert.False(policy.Config.Vanilla);
+        var controller = new PolicyController(policy, SimEmbodiment.Tabletop);
+        var data = DirectionProbe.Demonstrations(controller, SimSplits.Unseen, 2, 7000, [TaskKind.PickPlace, TaskKind.Push], SimEmbodiment.Tabletop,
+            policy.Normalization[SimEmbodiment.Tabletop.Name]);
+
+        var size = SimEmbodiment.Tabletop.Cameras[0].Width;
+        Assert.All(data.Episodes, e => Assert.All(e.Guides!, g => Assert.All(new[] { g!.Target!, g.Destination! },
+            p => Assert.True(p.Length == 2 && p.All(v => v >= 0 && v < size)))));
+
+        var frames = DirectionProbe.Frames(data, 6);
+        var score = DirectionProbe.RunSpatial(policy, data, frames, batchSize: 4);
+        Assert.Equal(6, score.Frames);
+        foreach (var s in new[] { score.Target, score.Destination })
+        {
+            Assert.Equal(6, s.Questions);
+            Assert.All(new[] { s.Within4, s.Within8, s.Unanswered, s.BlindWithin4, s.BlindWithin8 }, x => Assert.InRange(x, 0, 1));
+            Assert.True(s.Within4 <= s.Within8 && s.BlindWithin4 <= s.BlindWithin8, $"{s}");
+            Assert.True(s.BlindErrorPx >= 0 && (s.MeanErrorPx is null || s.MeanErrorPx >= 0), $"{s}");
+        }
+        // Unlabelled frames (a dataset without annotations) leave nothing to score.
+        var unlabelled = new TrainingData(data.Embodiment, data.Normalization, [.. data.Episodes.Select(e => e with { Guides = null })], []);
+        Assert.Throws<InvalidOperationException>(() => DirectionProbe.RunSpatial(policy, unlabelled, frames));
+    }
 }
