@@ -158,12 +158,19 @@ public sealed class ActApiTests(ServicesFixture services)
         Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
         var result = (await response.Content.ReadFromJsonAsync<ActResponse>())!;
 
-        // The same points and actions as the policy gives outside the service: System 2's answers, then System 1 on them.
-        var guide = world.Reference.GeneratePointGuides([world.PolicyObservation(2)])[0];
+        AssertServedAsThePolicyOutsideTheService(world, result, variant: 2, seed: 9);
+        Assert.All(result.Guide!.Target!.Concat(result.Guide.Destination!), c => Assert.InRange(c, 0, 64));
+    }
+
+    /// <summary>
+    /// The same points and actions as the policy gives outside the service: System 2's answers, then System 1 on them.
+    /// </summary>
+    private static void AssertServedAsThePolicyOutsideTheService(InferenceWorld world, ActResponse result, int variant, long seed)
+    {
+        var guide = world.Reference.GeneratePointGuides([world.PolicyObservation(variant)])[0];
         Assert.Equal(guide.Target, result.Guide!.Target);
         Assert.Equal(guide.Destination, result.Guide.Destination);
-        Assert.All(result.Guide.Target!.Concat(result.Guide.Destination!), c => Assert.InRange(c, 0, 64));
-        var expected = world.Expected(2, 9);
+        var expected = world.Expected(variant, seed);
         for (var step = 0; step < expected.Horizon; step++)
             for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], result.Actions[step][d], 3);
     }
@@ -189,14 +196,9 @@ public sealed class ActApiTests(ServicesFixture services)
         Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
         var result = (await response.Content.ReadFromJsonAsync<ActResponse>())!;
 
-        var guide = world.Reference.GeneratePointGuides([world.PolicyObservation(2)])[0];
-        Assert.Equal(guide.Target, result.Guide!.Target);
-        Assert.Equal(guide.Destination, result.Guide.Destination);
-        Assert.All(result.Guide.Target!.Zip(target), c => Assert.InRange(c.First, c.Second - 1.5f, c.Second + 1.5f));
+        AssertServedAsThePolicyOutsideTheService(world, result, variant: 2, seed: 9);
+        Assert.All(result.Guide!.Target!.Zip(target), c => Assert.InRange(c.First, c.Second - 1.5f, c.Second + 1.5f));
         Assert.All(result.Guide.Destination!.Zip(destination), c => Assert.InRange(c.First, c.Second - 1.5f, c.Second + 1.5f));
-        var expected = world.Expected(2, 9);
-        for (var step = 0; step < expected.Horizon; step++)
-            for (var d = 0; d < InferenceWorld.ActionDim; d++) Assert.Equal(expected[step, d], result.Actions[step][d], 3);
     }
 
     public static TheoryData<string, Func<InferenceWorld, ActRequest>> InvalidRequests => new()
