@@ -43,13 +43,22 @@ public static class SpatialLabels
     /// </summary>
     public static FrameLabels ForFrame(WorldState state, IReadOnlyList<Vec2> effectorPath, int frame, int size)
     {
+        var (target, destination) = Objects(state, size);
+        return new FrameLabels(target, destination, Trajectory(effectorPath, frame, size));
+    }
+
+    /// <summary>
+    /// The target and destination labels of a frame in state <paramref name="state"/> (<see cref="FrameLabels.Target"/>
+    /// and <see cref="FrameLabels.Destination"/>, which need no trajectory): what closed loop can label a live world with,
+    /// in exactly the pixels a dataset's labels use.
+    /// </summary>
+    public static (SpatialTarget Target, SpatialTarget Destination) Objects(WorldState state, int size)
+    {
         var scene = state.Scene;
         var target = state.ObjectPositions[scene.Task.TargetObject];
         var destination = scene.TargetDestination;
-        return new FrameLabels(
-            new SpatialTarget(scene.TargetKind.Phrase, Point(target, size), Box(target, Physics.ObjectRadius, size)),
-            new SpatialTarget(destination.Phrase, Point(destination.Center, size), Box(destination.Center, destination.HalfSize, size)),
-            Trajectory(effectorPath, frame, size));
+        return (new SpatialTarget(scene.TargetKind.Phrase, Point(target, size), Box(target, Physics.ObjectRadius, size)),
+            new SpatialTarget(destination.Phrase, Point(destination.Center, size), Box(destination.Center, destination.HalfSize, size)));
     }
 
     /// <summary>Future path from <paramref name="frame"/>, subsampled evenly to at most <see cref="TrajectoryPoints"/> points.</summary>

@@ -105,7 +105,7 @@ public static class DirectionProbe
             [.. episode.Frames.Select((f, t) => controller.ToObservation(new SimObservation(episode.Scene.Seed, t, episode.Scene.Task.Instruction, f.State, f.Images, f.World)))],
             [.. episode.Frames.Select(f => f.Action)],
             // The simulator's labels (first camera's pixels, as the frames' first image): what --spatial scores System 2 against.
-            [.. episode.Labels.Select(l => new PointGuide([l.Target.Point[0], l.Target.Point[1]], [l.Destination.Point[0], l.Destination.Point[1]]))]),
+            [.. episode.Labels.Select(l => PolicyController.Guide(l.Target, l.Destination))]),
             cancellationToken: cancellationToken);
         return new TrainingData(embodiment.Name, normalization, recorded, []);
     }
@@ -124,7 +124,9 @@ public static class DirectionProbe
     /// <summary>
     /// Probes <paramref name="frames"/> of <paramref name="data"/>: the policy's chunks in batches of
     /// <paramref name="batchSize"/> frames, each sampled with its episode's <see cref="DemonstrationEpisode.Index"/>
-    /// and frame as the noise key, scored against the expert's chunks by <see cref="Score"/>.
+    /// and frame as the noise key, scored against the expert's chunks by <see cref="Score"/>. When the controller acts on
+    /// oracle guides (<see cref="PolicyController.OracleGuides"/>) each frame's chunk reads that frame's label
+    /// (<see cref="DemonstrationEpisode.Guides"/>) instead of System 2's points; a probed frame without one throws.
     /// </summary>
     public static DirectionScore Run(PolicyController controller, TrainingData data, IReadOnlyList<int> frames, int batchSize = 16,
         double signThreshold = DefaultSignThreshold, CancellationToken cancellationToken = default)
@@ -138,7 +140,15 @@ public static class DirectionProbe
         {
             cancellationToken.ThrowIfCancellationRequested();
             var samples = batch.Select(sampler.ActionAt).ToArray();
-            predicted.AddRange(controller.Sample([.. samples.Select(s => s.Observation)], [.. batch.Select(f => keys[f])]));
+            PointGuide?[]? guides = null;
+            if (controller.OracleGuides)
+            {
+                // A frame without a target label would silently fall back to System 2 for its whole batch: refuse instead.
+                if (samples.Select((s, i) => (s, i)).FirstOrDefault(p => p.s.Guide?.Target is null) is { s: not null } unlabelled)
+                    throw new InvalidOperationException($"oracle guides need every probed frame labelled, and frame {batch[unlabelled.i]} has no target label");
+                guides = [.. samples.Select(s => s.Guide)];
+            }
+            predicted.AddRange(controller.Sample([.. samples.Select(s => s.Observation)], [.. batch.Select(f => keys[f])], guides));
             expert.AddRange(samples);
         }
         return Score(predicted, expert, signThreshold, [.. frames.Select(f => keys[f].EpisodeId)]);
