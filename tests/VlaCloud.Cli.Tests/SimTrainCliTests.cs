@@ -138,6 +138,52 @@ public sealed class SimTrainCliTests : IDisposable
         Assert.Contains("trained vanilla", refused.Error);
     }
 
+    [Trait("Category", "Slow")]
+    [Fact]
+    public async Task Sim_probe_and_evaluate_oracle_guides_act_a_point_guided_policy_on_the_simulators_labels_and_refuse_any_other()
+    {
+        await OkAsync("sim", "generate", "-o", In("train"), "-n", "2");
+        await OkLabAsync("sim", "train", "--mode", "st4vla", "--point-guidance", "--spatial-kinds", "point", "placement", "--steps", "1", "--batch-size", "2",
+            "--patch-size", "16", "--data", In("train"), "--grounding", In("grounding"), "--grounding-episodes", "2", "-o", In("guided"));
+
+        var probe = await OkLabAsync("sim", "probe", "--checkpoint", In("guided"), "--seed-base", "7000", "-n", "1", "--splits", "seen",
+            "--max-frames", "4", "--oracle-guides", "--json", In("probe.json"));
+        Assert.Contains("guides: oracle\n", probe.Out);
+        Assert.StartsWith("sign_right_seen: ", probe.Out.TrimEnd().Split('\n')[^1]);
+        var scores = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("probe.json"))).RootElement.EnumerateArray().Single();
+        Assert.Equal("oracle", scores.GetProperty("guides").GetString());
+        // The same frames on System 2's points, and on a dataset's annotations.
+        Assert.Contains("guides: system2\n", (await OkLabAsync("sim", "probe", "--checkpoint", In("guided"), "--seed-base", "7000", "-n", "1", "--splits", "seen", "--max-frames", "4")).Out);
+        Assert.Contains("guides: oracle\n", (await OkLabAsync("sim", "probe", "--checkpoint", In("guided"), "--data", In("train"), "--max-frames", "4", "--oracle-guides")).Out);
+
+        var evaluate = await OkLabAsync("sim", "evaluate", "--checkpoint", In("guided"), "-n", "1", "--envs", "1", "--seed-base", "7000", "--splits", "seen", "unseen",
+            "--oracle-guides", "--json", In("eval.json"));
+        var lines = evaluate.Out.TrimEnd().Split('\n');
+        Assert.StartsWith("success_seen: ", lines[^2]);
+        Assert.StartsWith("success_unseen: ", lines[^1]);
+        Assert.Contains("guides: oracle", lines);
+        Assert.All(System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(In("eval.json"))).RootElement.EnumerateArray(),
+            r => Assert.Equal("oracle", r.GetProperty("guides").GetString()));
+
+        // Without labels, or without the point token to read them with, refused.
+        CopyFolder(In("train"), In("bare"));
+        File.Delete(Path.Combine(In("bare"), "meta", "spatial_annotations.jsonl"));
+        var bare = await Vlacloud.RunLabAsync(env, "sim", "probe", "--checkpoint", In("guided"), "--data", In("bare"), "--max-frames", "4", "--oracle-guides");
+        Assert.Equal(2, bare.ExitCode);
+        Assert.Contains("hasnospatialannotations", System.Text.RegularExpressions.Regex.Replace(bare.Error, @"\s+", ""));
+        await OkLabAsync("sim", "train", "--mode", "vanilla", "--steps", "1", "--batch-size", "2", "--patch-size", "16", "--data", In("train"), "-o", In("vanilla"));
+        foreach (var command in new[] { "probe", "evaluate" })
+        {
+            var refused = await Vlacloud.RunLabAsync(env, "sim", command, "--checkpoint", In("vanilla"), "--seed-base", "7000", "-n", "1", "--splits", "seen", "--oracle-guides");
+            Assert.Equal(2, refused.ExitCode);
+            Assert.Contains("nopointguidance", System.Text.RegularExpressions.Regex.Replace(refused.Error, @"\s+", ""));
+            Assert.DoesNotContain("   at ", refused.Error);
+        }
+        var expert = await Vlacloud.RunLabAsync(env, "sim", "evaluate", "-n", "1", "--splits", "seen", "--oracle-guides");
+        Assert.Equal(2, expert.ExitCode);
+        Assert.Contains("--oracle-guides", expert.Error);
+    }
+
     [Fact]
     public async Task Sim_rollout_frames_come_with_each_frames_state_and_instruction_to_act_on()
     {

@@ -40,9 +40,14 @@ internal static class SimEvaluateCommand
             Description = "Episode i of each split uses that split's seed base + this + i; 0 gives the development scenes, report on a base nobody tuned on",
             DefaultValueFactory = _ => SimSplits.DevelopmentSeedBase,
         };
+        var oracle = new Option<bool>("--oracle-guides")
+        {
+            Description = "A point-guided policy acts on the simulator's labelled target and destination centres of the current world instead of System 2's points "
+                + "(a diagnostic of what System 2's pointing costs, never for reported results)",
+        };
         var command = new Command("evaluate", "Closed-loop evaluation: success rate per split with a 95% Wilson interval")
         {
-            episodes, splits, envs, execute, ensemble, controller, checkpoint, inferenceSteps, json, seedBase, SimCommands.TasksOption, SimCommands.ImageSizeOption,
+            episodes, splits, envs, execute, ensemble, controller, checkpoint, inferenceSteps, json, seedBase, oracle, SimCommands.TasksOption, SimCommands.ImageSizeOption,
         };
         command.SetLocalAction(async (parse, cancellationToken) =>
         {
@@ -53,7 +58,15 @@ internal static class SimEvaluateCommand
                 SeedBase: parse.GetValue(seedBase));
             using var model = parse.GetValue(checkpoint) is { } path ? SimTrainCommands.LoadCheckpoint(path)
                 : parse.GetValue(controller) == "policy" ? throw new ArgumentException("--controller policy needs --checkpoint") : null;
-            IActionController policy = model is null ? new ScriptedExpert() : new PolicyController(model, options.Robot(), parse.GetValue(inferenceSteps));
+            var oracleGuides = parse.GetValue(oracle);
+            if (oracleGuides && model?.Config.PointGuidance != true)
+            {
+                ApiCommand.Error(model is null ? "--oracle-guides is for a point-guided policy (--checkpoint); the expert needs no guides"
+                    : "--oracle-guides replaces System 2's points in a point-guided policy, and this policy has no point guidance (it was not trained with --point-guidance)");
+                return ApiCommand.LocalError;
+            }
+            var guides = SimProbeCommand.GuidesName(model?.Config.PointGuidance == true, oracleGuides);
+            IActionController policy = model is null ? new ScriptedExpert() : new PolicyController(model, options.Robot(), parse.GetValue(inferenceSteps), oracleGuides: oracleGuides);
             if (parse.GetValue(ensemble) is > 0 and var horizon) policy = new TemporalEnsemble(policy, horizon);
             var results = new List<SplitResult>();
             await AnsiConsole.Progress().Columns(SimCommands.ProgressColumns()).StartAsync(async ctx =>
@@ -75,11 +88,12 @@ internal static class SimEvaluateCommand
             if (parse.GetValue(json) is { } file)
                 await File.WriteAllTextAsync(file.FullName, System.Text.Json.JsonSerializer.Serialize(results.Select(r => new
                 {
-                    split = r.Split, successes = r.Overall.Successes, episodes = r.Overall.Episodes, rate = r.Overall.Rate, low = r.Overall.Low, high = r.Overall.High,
+                    split = r.Split, guides, successes = r.Overall.Successes, episodes = r.Overall.Episodes, rate = r.Overall.Rate, low = r.Overall.Low, high = r.Overall.High,
                     by_task = r.ByTask.ToDictionary(kv => SimCommands.TaskName(kv.Key), kv => new { kv.Value.Successes, kv.Value.Episodes }), mean_steps = r.MeanSteps,
                     target_first = r.TargetFirst.Successes, other_first = r.OtherFirst.Successes, mean_progress = r.MeanProgress,
                 }), new System.Text.Json.JsonSerializerOptions { WriteIndented = true }), cancellationToken);
             // Plain lines last (success_seen, then success_unseen), for scripts that read the final two lines.
+            Console.Out.WriteLine($"guides: {guides}");
             Console.Out.WriteLine(EvaluationSummary.Of(results, options).ToText());
             return 0;
         });

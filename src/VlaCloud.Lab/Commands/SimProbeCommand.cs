@@ -64,10 +64,15 @@ internal static class SimProbeCommand
             Description = $"Most frames per split asked the spatial questions (decoding costs more than a chunk): the probed frames thinned evenly to this many (at most {MaxFramesLimit})",
             DefaultValueFactory = _ => 200,
         };
+        var oracle = new Option<bool>("--oracle-guides")
+        {
+            Description = "A point-guided policy acts on each frame's labelled target and destination centres instead of System 2's points "
+                + "(a diagnostic of what System 2's pointing costs, never for reported results)",
+        };
         var command = new Command("probe",
             "Open-loop direction probe: the policy's chunk at each frame of expert demonstrations against the expert's (MSE of dx / dy, share of signs right, gripper right)")
         {
-            checkpoint, data, splits, episodes, seedBase, maxFrames, batch, threshold, inferenceSteps, json, spatial, spatialFrames, SimCommands.TasksOption, SimCommands.ImageSizeOption,
+            checkpoint, data, splits, episodes, seedBase, maxFrames, batch, threshold, inferenceSteps, json, spatial, spatialFrames, oracle, SimCommands.TasksOption, SimCommands.ImageSizeOption,
         };
         command.SetLocalAction(async (parse, cancellationToken) =>
         {
@@ -118,7 +123,14 @@ internal static class SimProbeCommand
                 ApiCommand.Error("--spatial scores System 2's answers to spatial questions, and this policy was trained vanilla (no spatial loss): it was never taught to answer them");
                 return ApiCommand.LocalError;
             }
-            var controller = new PolicyController(policy, embodiment, parse.GetValue(inferenceSteps));
+            var oracleGuides = parse.GetValue(oracle);
+            if (oracleGuides && !policy.Config.PointGuidance)
+            {
+                ApiCommand.Error("--oracle-guides replaces System 2's points in a point-guided policy, and this policy has no point guidance (it was not trained with --point-guidance)");
+                return ApiCommand.LocalError;
+            }
+            var controller = new PolicyController(policy, embodiment, parse.GetValue(inferenceSteps), oracleGuides: oracleGuides);
+            var guides = GuidesName(policy.Config.PointGuidance, oracleGuides);
             var clock = System.Diagnostics.Stopwatch.StartNew();
 
             var results = new List<(string Split, DirectionScore Score)>();
@@ -126,10 +138,10 @@ internal static class SimProbeCommand
             if (dataFolder is not null)
             {
                 var frames = await SimTrainingSets.LoadAsync(dataFolder.FullName, null, TrainingMode.Vanilla, cancellationToken);
-                // A dataset's labels are its spatial annotations, read into the episodes' guides; without them there is nothing to score.
-                if (askSpatial && !frames.Episodes.Any(e => e.Guides?.Any(g => g is not null) == true))
+                // A dataset's labels are its spatial annotations, read into the episodes' guides; without them there is nothing to score or act on.
+                if ((askSpatial || oracleGuides) && !frames.Episodes.Any(e => e.Guides?.Any(g => g is not null) == true))
                 {
-                    ApiCommand.Error($"--spatial needs labelled frames and {dataFolder.FullName} has no spatial annotations (meta/spatial_annotations.jsonl); "
+                    ApiCommand.Error($"{(askSpatial ? "--spatial" : "--oracle-guides")} needs labelled frames and {dataFolder.FullName} has no spatial annotations (meta/spatial_annotations.jsonl); "
                         + "probe fresh expert demonstrations instead (leave out --data), which the simulator labels");
                     return ApiCommand.LocalError;
                 }
@@ -168,7 +180,7 @@ internal static class SimProbeCommand
             if (parse.GetValue(json) is { } file)
                 await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results.Select((r, i) => new
                 {
-                    split = r.Split, r.Score.Frames, r.Score.Steps, r.Score.MseX, r.Score.MseY, r.Score.ZeroMseX, r.Score.ZeroMseY, r.Score.Mse, r.Score.ZeroMse,
+                    split = r.Split, guides, r.Score.Frames, r.Score.Steps, r.Score.MseX, r.Score.MseY, r.Score.ZeroMseX, r.Score.ZeroMseY, r.Score.Mse, r.Score.ZeroMse,
                     r.Score.SignedX, r.Score.SignRightX, r.Score.SignedY, r.Score.SignRightY, r.Score.SignRight, r.Score.SignedFirst, r.Score.SignRightFirst, r.Score.GripperRight, r.Score.MajoritySign, r.Score.MajorityGripper, r.Score.SignRightStdError,
                     sign_threshold = parse.GetValue(threshold),
                     spatial = spatialResults[i] is { } sp ? new
@@ -179,11 +191,18 @@ internal static class SimProbeCommand
                     } : null,
                 }), new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }), cancellationToken);
             // Plain lines last, the sign_right_<split> ones at the very end, for scripts that read the end of the output.
+            Console.Out.WriteLine($"guides: {guides}");
             Console.Out.WriteLine(SummaryText(results, askSpatial ? spatialResults : null));
             return 0;
         });
         return command;
     }
+
+    /// <summary>
+    /// What a policy's point token read, for the <c>guides:</c> line and the JSON of <c>sim probe</c> and <c>sim evaluate</c>:
+    /// <c>oracle</c> (the simulator's labels, <c>--oracle-guides</c>), <c>system2</c> (its own points) or <c>none</c> (no point guidance).
+    /// </summary>
+    internal static string GuidesName(bool pointGuidance, bool oracleGuides) => !pointGuidance ? "none" : oracleGuides ? "oracle" : "system2";
 
     /// <summary>
     /// <c>key: value</c> lines per split: <c>frames_</c>, <c>mse_</c>, <c>mse_zero_</c>, <c>gripper_right_</c> and
