@@ -127,6 +127,25 @@ public sealed class OracleGuideTests(SimDataFixture fixture)
         }
     }
 
+    [Fact]
+    public void An_m1_policy_with_oracle_guides_acts_on_the_live_worlds_labels()
+    {
+        using var policy = CoTrainer.CreatePolicy(VlaCloud.Policy.InternVla.InternVlaM1Sizes.Tiny.ToPolicyConfig(), fixture.Data,
+            SimDataFixture.Options(1) with { PointGuidance = true }, tokenizerJson: VlaCloud.Policy.InternVla.QwenByteTokenizer.Json());
+        Assert.Equal((PolicyConfig.InternVlaM1Family, true), (policy.Config.Family, policy.Config.PointGuidance));
+        var oracle = new PolicyController(policy, SimEmbodiment.Tabletop, oracleGuides: true);
+        using var renderer = new Renderer(SimEmbodiment.Tabletop.Cameras[0].Width);
+        var world = new TabletopWorld(SceneGenerator.ForEpisode(SimSplits.Seen, 0, TaskKind.PickPlace));
+        var state = world.Snapshot();
+        var live = new SimObservation(5, 0, world.Scene.Task.Instruction, world.State(), renderer.RenderAll(state, SimEmbodiment.Tabletop), state);
+
+        var chunk = oracle.Act([live])[0];
+
+        var labels = EpisodeRecorder.RecordExpert(world.Scene, SimEmbodiment.Tabletop, renderer).Labels[0];
+        var given = oracle.Sample([oracle.ToObservation(live)], [(5, 0)], [new PointGuide([labels.Target.Point[0], labels.Target.Point[1]], [labels.Destination.Point[0], labels.Destination.Point[1]])])[0];
+        Assert.Equal(given.Values.ToArray(), chunk.Values.ToArray());
+    }
+
     /// <summary>Passes every call to <paramref name="inner"/> and keeps the first call's observations and chunks.</summary>
     private sealed class FirstCall(IActionController inner) : IActionController
     {
