@@ -10,7 +10,8 @@ namespace VlaCloud.Sim;
 /// <param name="Images">RGB uint8 HWC images by camera name (<see cref="CameraSpec.Name"/>); empty when the controller asked for none.</param>
 /// <param name="Privileged">
 /// Ground-truth world state. Only scripted controllers may read it; a learned policy must act from
-/// <see cref="Images"/>, <see cref="State"/> and <see cref="Instruction"/> alone.
+/// <see cref="Images"/>, <see cref="State"/> and <see cref="Instruction"/> alone (the one exception is a diagnostic:
+/// oracle guides, the labelled target and destination handed to a point-guided policy in place of its own points).
 /// </param>
 public sealed record SimObservation(
     long EpisodeId,
